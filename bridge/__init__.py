@@ -1,0 +1,1 @@
+"""The bridge: follows Snort's alert output, parses it and decides what to block."""

@@ -1,0 +1,85 @@
+"""The events that travel along the bridge: alert line -> Alert -> Decision.
+
+Both are small frozen dataclasses. Addresses are always ``ipaddress`` objects (never text
+taken from a line), so whatever later reaches a router has been accepted by ``ipaddress``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Optional, Union
+
+IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+
+PORTSCAN_GID = 122  # Snort 2 sfportscan and Snort 3 port_scan both raise gid 122
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where an alert line was read: file (or "-" / "udp:host:port"), byte offset, 1-based line number."""
+
+    source: str
+    offset: int = 0
+    line: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line}" if self.line else f"{self.source}@{self.offset}"
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert as the engine wrote it, whatever the output format."""
+
+    gid: int
+    sid: int
+    rev: int
+    msg: str
+    format: str  # fast | syslog | json | csv | eve | routeros-log | scan-detector
+    origin: Origin
+    priority: Optional[int] = None
+    classification: Optional[str] = None
+    proto: Optional[str] = None  # "TCP", "UDP", "ICMP", "PROTO:255", ...
+    src: Optional[IPAddress] = None
+    sport: Optional[int] = None
+    dst: Optional[IPAddress] = None
+    dport: Optional[int] = None
+    time: Optional[datetime] = None
+    engine: Optional[str] = None  # "snort2" | "snort3" | "suricata" | "tzsp-ips" when known
+    # Evidence for attribution; only some formats carry it (Snort 3 alert_json, Suricata eve).
+    direction: Optional[str] = None  # "C2S" | "S2C" | ...
+    tcp_flags: Optional[str] = None  # Snort's "***A*R**" form
+    icmp_type: Optional[int] = None
+
+    @property
+    def gid_sid(self) -> str:
+        return f"{self.gid}:{self.sid}"
+
+    @property
+    def is_portscan(self) -> bool:
+        return self.gid == PORTSCAN_GID
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the policy made of one alert. ``target`` is set only when ``action == "block"``."""
+
+    action: Literal["block", "ignore"]
+    why: str
+    alert: Alert
+    target: Optional[IPAddress] = None
+    block_for: float = 0.0  # seconds; the address-list timeout
+    attribution: str = ""  # how the attacker end was chosen, e.g. "src (default)", "dst: reply packet (S2C)"
+
+    def __post_init__(self) -> None:
+        if self.action == "block":
+            if not isinstance(self.target, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
+                raise TypeError("a block decision needs an ipaddress target")
+        elif self.target is not None:
+            raise ValueError("an ignore decision has no target")
+
+    @property
+    def comment(self) -> str:
+        """The short text that goes into the router entry's comment."""
+        return f"tzsp-ips {self.alert.gid_sid} {self.alert.msg}"[:200]
