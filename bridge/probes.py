@@ -1,0 +1,91 @@
+"""Connection attempts (scan probes) out of raw frames and out of RouterOS firewall events.
+
+Pure functions over bytes: a frame is decoded by hand (Ethernet with VLAN tags, or raw IP;
+IPv4/IPv6; TCP/UDP/ICMP) because only a few header fields are needed and this runs per packet.
+A truncated or odd frame gives None, never an exception.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from typing import Optional
+
+from bridge.routeros_log import FirewallEvent
+from bridge.scan import Probe
+
+LINKTYPE_ETHERNET = 1
+LINKTYPE_RAW = 101
+LINKTYPE_IPV4 = 228
+LINKTYPE_IPV6 = 229
+
+_ETHERTYPE_IPV4 = 0x0800
+_ETHERTYPE_IPV6 = 0x86DD
+_VLAN_TAGS = (0x8100, 0x88A8, 0x9100)
+_IPV6_EXTENSIONS = (0, 43, 60)  # hop-by-hop, routing, destination options: skipped to reach TCP/UDP
+_TCP_SYN, _TCP_ACK = 0x02, 0x10
+
+
+def probe_from_frame(linktype: int, frame: bytes, time: float) -> Optional[Probe]:
+    """The probe this frame is, if it is one: TCP SYN without ACK, a UDP datagram, an ICMP echo request."""
+    if linktype == LINKTYPE_ETHERNET:
+        if len(frame) < 14:
+            return None
+        offset = 12
+        (ethertype,) = struct.unpack_from("!H", frame, offset)
+        while ethertype in _VLAN_TAGS and len(frame) >= offset + 6:
+            offset += 4
+            (ethertype,) = struct.unpack_from("!H", frame, offset)
+        return _probe_from_ip(frame, offset + 2, time, ethertype)
+    if linktype in (LINKTYPE_RAW, LINKTYPE_IPV4, LINKTYPE_IPV6) and frame:
+        version = frame[0] >> 4
+        return _probe_from_ip(frame, 0, time, _ETHERTYPE_IPV4 if version == 4 else _ETHERTYPE_IPV6)
+    return None
+
+
+def _probe_from_ip(frame: bytes, offset: int, time: float, ethertype: int) -> Optional[Probe]:
+    if ethertype == _ETHERTYPE_IPV4:
+        if len(frame) < offset + 20 or frame[offset] >> 4 != 4:
+            return None
+        header_len = (frame[offset] & 0x0F) * 4
+        (fragment,) = struct.unpack_from("!H", frame, offset + 6)
+        if fragment & 0x1FFF:  # a later fragment carries no transport header
+            return None
+        proto = frame[offset + 9]
+        src = ipaddress.IPv4Address(frame[offset + 12 : offset + 16])
+        dst = ipaddress.IPv4Address(frame[offset + 16 : offset + 20])
+        transport = offset + header_len
+        icmp_proto, echo_request = 1, 8
+    elif ethertype == _ETHERTYPE_IPV6:
+        if len(frame) < offset + 40 or frame[offset] >> 4 != 6:
+            return None
+        proto = frame[offset + 6]
+        src = ipaddress.IPv6Address(frame[offset + 8 : offset + 24])
+        dst = ipaddress.IPv6Address(frame[offset + 24 : offset + 40])
+        transport = offset + 40
+        while proto in _IPV6_EXTENSIONS and len(frame) >= transport + 2:
+            proto, length = frame[transport], (frame[transport + 1] + 1) * 8
+            transport += length
+        icmp_proto, echo_request = 58, 128
+    else:
+        return None
+    if proto == 6 and len(frame) >= transport + 14:
+        (dport,) = struct.unpack_from("!H", frame, transport + 2)
+        flags = frame[transport + 13]
+        if flags & _TCP_SYN and not flags & _TCP_ACK:
+            return Probe(src, dst, "TCP", dport, time)
+        return None
+    if proto == 17 and len(frame) >= transport + 4:
+        (dport,) = struct.unpack_from("!H", frame, transport + 2)
+        return Probe(src, dst, "UDP", dport, time)
+    if proto == icmp_proto and len(frame) > transport and frame[transport] == echo_request:
+        return Probe(src, dst, "ICMP" if icmp_proto == 1 else "ICMPV6", None, time)
+    return None
+
+
+def probe_from_firewall_event(event: FirewallEvent, time: float) -> Optional[Probe]:
+    """A logged connection attempt becomes a probe; other logged packets (replies, ACKs) do not."""
+    if not event.is_connection_attempt:
+        return None
+    proto = "ICMP" if event.proto in ("ICMP", "ICMPV6") else event.proto
+    return Probe(event.src, event.dst, proto, event.dport if proto != "ICMP" else None, time)

@@ -1,0 +1,128 @@
+"""Port-scan detection without Snort: distinct destination ports per source in a sliding window.
+
+Fed by probes (a TCP SYN, a UDP datagram, an ICMP echo request) from RouterOS firewall log lines
+or from the packet stream itself. When the weighted count of distinct destination ports one
+source touched within ``window`` seconds reaches ``ports``, it yields an Alert with gid 122 (the
+port-scan generator of both Snort engines), so detections go through the same policy and responder
+as Snort's alerts. Like RouterOS's ``psd``, ports below 1024 may weigh more (``low_port_weight``).
+
+Pure: time is passed in; memory is bounded by ``max_sources`` (least recently active evicted).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Dict, Optional
+
+from bridge.events import Alert, IPAddress, Origin, PORTSCAN_GID
+
+ENGINE = "tzsp-ips"
+# sids follow Snort's port_scan numbering so reports read alike: 1 TCP, 17 UDP, 26 ICMP sweep
+SID_BY_PROTO = {"TCP": 1, "UDP": 17, "ICMP": 26, "ICMPV6": 26}
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One connection attempt seen from ``src`` towards ``dst``:``dport`` (dport None for ICMP)."""
+
+    src: IPAddress
+    dst: IPAddress
+    proto: str
+    dport: Optional[int]
+    time: float
+
+
+class _SourceState:
+    __slots__ = ("ports", "score", "alerted_until")
+
+    def __init__(self) -> None:
+        self.ports: "OrderedDict[tuple, float]" = OrderedDict()  # (proto, port or dst) -> last seen
+        self.score = 0  # sum of the weights of the keys in ports
+        self.alerted_until = 0.0
+
+
+class ScanDetector:
+    def __init__(
+        self,
+        ports: int = 15,
+        window: float = 10.0,
+        low_port_weight: int = 1,
+        max_sources: int = 65536,
+        source_name: str = "scan-detector",
+    ) -> None:
+        if ports < 2:
+            raise ValueError("scan.ports must be at least 2")
+        if window <= 0:
+            raise ValueError("scan.window must be positive")
+        self.threshold = ports
+        self.window = window
+        self.low_port_weight = max(1, low_port_weight)
+        self.max_sources = max_sources
+        self.source_name = source_name
+        self._sources: "OrderedDict[IPAddress, _SourceState]" = OrderedDict()
+        self.detections = 0
+
+    def feed(self, probe: Probe) -> Optional[Alert]:
+        """Count one probe; returns an Alert the moment its source crosses the threshold."""
+        state = self._sources.get(probe.src)
+        if state is None:
+            state = _SourceState()
+            self._sources[probe.src] = state
+            if len(self._sources) > self.max_sources:
+                self._sources.popitem(last=False)
+        else:
+            self._sources.move_to_end(probe.src)
+        # An ICMP sweep touches many hosts rather than many ports: count destinations then.
+        key = (probe.proto, probe.dport) if probe.dport is not None else (probe.proto, probe.dst)
+        if key in state.ports:
+            state.ports.move_to_end(key)
+        else:
+            state.score += self._weight(key)
+        state.ports[key] = probe.time
+        horizon = probe.time - self.window
+        while state.ports:
+            oldest_key, seen = next(iter(state.ports.items()))
+            if seen >= horizon:
+                break
+            del state.ports[oldest_key]
+            state.score -= self._weight(oldest_key)
+        if probe.time < state.alerted_until or state.score < self.threshold:
+            return None  # below threshold, or already reported within this window
+        state.alerted_until = probe.time + self.window
+        self.detections += 1
+        return self._alert(probe, len(state.ports), state.score)
+
+    def _weight(self, key: tuple) -> int:
+        port = key[1]
+        return self.low_port_weight if isinstance(port, int) and port < 1024 else 1
+
+    def _alert(self, probe: Probe, distinct: int, score: int) -> Alert:
+        proto = probe.proto.upper()
+        what = "hosts" if probe.dport is None else "ports"
+        msg = f"(tzsp-ips scan) {proto} {distinct} distinct {what} in {self.window:g}s (score {score})"
+        return Alert(
+            gid=PORTSCAN_GID,
+            sid=SID_BY_PROTO.get(proto, 1),
+            rev=1,
+            msg=msg,
+            format="scan-detector",
+            origin=Origin(self.source_name),
+            priority=2,
+            classification="Attempted Information Leak",
+            proto=proto,
+            src=probe.src,
+            dst=probe.dst,
+            dport=probe.dport,
+            time=datetime.fromtimestamp(probe.time, tz=timezone.utc),
+            engine=ENGINE,
+            # The detector counts only the source's own probes: the source is the scanner.
+            direction="C2S",
+        )
+
+    def tracked_sources(self) -> int:
+        return len(self._sources)
+
+    def snapshot(self) -> Dict[str, int]:
+        return {"tracked_sources": len(self._sources), "detections": self.detections}
