@@ -1,0 +1,214 @@
+"""Read what RouterOS prints back (pure; no I/O).
+
+RouterOS prints errors on stdout and usually exits 0, so a reply is classified by its text.
+Prefixes are matched, never whole strings: v7 appends ``(line 1 column N)`` or
+``(<path>; line N)`` to many messages.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from typing import Optional, Union
+
+from responder.errors import RouterCommandError
+from responder.routeros.duration import DurationError, parse_duration
+
+ListAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address, ipaddress.IPv4Network, ipaddress.IPv6Network, str]
+
+
+class ReplyParseError(ValueError):
+    """Router output that does not have the shape we asked for."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    ok: bool
+    kind: str  # ok | duplicate | permission | bad-command | syntax | expected-end | out-of-range | no-such-item | other
+    text: str  # the error line, or the whole (stripped) output when ok
+
+
+@dataclass(frozen=True)
+class ListEntry:
+    id: Optional[str]  # "*1A" from as-value, the item number from terse, None if the router showed none
+    list: str
+    address: ListAddress  # normalised: a host as an ipaddress address, a prefix as a network, else the text
+    timeout_s: Optional[float]  # remaining seconds; None for a static entry
+    dynamic: bool
+    disabled: bool
+    comment: str = ""
+
+
+# (prefix, kind, what to fix). Order matters: the specific "failure:" before the generic one.
+_ERRORS = (
+    ("failure: already have such entry", "duplicate", "the entry is already there"),
+    ("not enough permissions", "permission",
+     "the user needs a group with ssh,read,write (see `snort-bridge provision`)"),
+    ("bad command name", "bad-command",
+     "the router does not know this command; check its RouterOS version, and in script mode the script name"),
+    ("expected end of command", "expected-end",
+     "the router did not accept an argument; check its RouterOS version"),
+    ("syntax error", "syntax", "the router could not parse the command; please report it with the command"),
+    ("no such item", "no-such-item",
+     "the item is gone; in script mode check that /system script has the configured script"),
+    ("value of timeout is out of range", "out-of-range",
+     "the timeout is longer than the router accepts (at most 35w3d13h13m56s)"),
+    ("script error:", "other", "the router script failed; check it with /system script run on the router"),
+    ("failure:", "other", "the router refused the command"),
+    ("invalid value", "other", "the router refused a value"),
+    ("input does not match", "other", "the router refused a value"),
+    ("value of ", "other", "the router refused a value"),
+)
+_FIXES = {kind: fix for _, kind, fix in _ERRORS if kind != "other"}
+
+
+def _error_line(line: str) -> Optional[tuple]:
+    lowered = line.strip().lower()
+    for prefix, kind, _ in _ERRORS:
+        if lowered.startswith(prefix):
+            if prefix == "script error:":
+                # `/system script run` reports the script's own failure behind this prefix
+                inner = _error_line(line.strip()[len(prefix):])
+                if inner and inner[0] != "other":
+                    return inner[0], line.strip()
+            return kind, line.strip()
+    return None
+
+
+def classify(output: str) -> Reply:
+    """Empty or data output is ok; the first line that starts like a RouterOS error decides the kind."""
+    for line in output.splitlines():
+        found = _error_line(line)
+        if found:
+            return Reply(False, found[0], found[1])
+    return Reply(True, "ok", output.strip())
+
+
+def command_error(router: str, reply: Reply, command: str = "") -> RouterCommandError:
+    """The exception for an error reply: names the router, quotes the router, says what to fix."""
+    fix = _FIXES.get(reply.kind, "unexpected reply from the router")
+    message = f"{reply.text} -- {fix}"
+    if command:
+        message += f" (command: {command})"
+    return RouterCommandError(router, message, kind=reply.kind, output=reply.text)
+
+
+def normalise_address(text: str) -> ListAddress:
+    """The router's spelling as a value comparable with ipaddress objects.
+
+    ``1.2.3.4`` and ``1.2.3.4/32`` -> IPv4Address; ``2001:db8::1/128`` -> IPv6Address; a prefix ->
+    the network with host bits cleared (the router clears them too); ranges and DNS names stay text.
+    """
+    text = text.strip()
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        pass
+    try:
+        network = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return text
+    return network.network_address if network.prefixlen == network.max_prefixlen else network
+
+
+_KEYS = ("list", "address", "creation-time", "timeout", "dynamic", "disabled", "comment", ".id")
+_KEY_ALT = "|".join(re.escape(k) for k in _KEYS)
+_TERSE_KEY_RE = re.compile(rf"(?:^|(?<=\s))({_KEY_ALT})=")
+_AS_VALUE_KEY_RE = re.compile(rf"(?:^|;)({_KEY_ALT})=")
+_TERSE_PREFIX_RE = re.compile(r"^\s*(?P<index>\d+)?\s*(?P<flags>[A-Z]*)\s*$")
+
+
+def _pairs(text: str, key_re: "re.Pattern[str]", separator: str) -> list:
+    """key=value pairs; a value runs to the next known key (values may hold spaces)."""
+    matches = list(key_re.finditer(text))
+    pairs = []
+    for i, match in enumerate(matches):
+        end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
+        value = text[match.end() : end]
+        if separator == " ":
+            value = value.strip()
+        pairs.append((match.group(1), value))
+    return pairs
+
+
+def _flag(value: Optional[str]) -> bool:
+    return (value or "").strip().lower() in ("yes", "true")
+
+
+def _entry(fields: dict, entry_id: Optional[str], flags: str) -> Optional[ListEntry]:
+    if "address" not in fields or "list" not in fields:
+        return None
+    timeout = None
+    if fields.get("timeout"):
+        try:
+            timeout = parse_duration(fields["timeout"])
+        except DurationError:
+            timeout = None
+    return ListEntry(
+        id=fields.get(".id", entry_id),
+        list=fields["list"].strip(),
+        address=normalise_address(fields["address"]),
+        timeout_s=timeout,
+        dynamic="D" in flags or _flag(fields.get("dynamic")),
+        disabled="X" in flags or _flag(fields.get("disabled")),
+        comment=fields.get("comment", "").strip(),
+    )
+
+
+def _parse_terse_line(line: str) -> Optional[ListEntry]:
+    first = _TERSE_KEY_RE.search(line)
+    if not first:
+        return None
+    prefix = _TERSE_PREFIX_RE.match(line[: first.start()])
+    if not prefix:
+        return None
+    return _entry(dict(_pairs(line[first.start():], _TERSE_KEY_RE, " ")), prefix["index"], prefix["flags"] or "")
+
+
+def _parse_as_value(text: str) -> list:
+    entries, fields = [], {}
+    for key, value in _pairs(text.strip(), _AS_VALUE_KEY_RE, ";"):
+        if key == ".id" and fields:
+            entries.append(fields)
+            fields = {}
+        fields[key] = value
+    if fields:
+        entries.append(fields)
+    return [e for e in (_entry(f, None, "") for f in entries) if e is not None]
+
+
+def parse_address_list(output: str, flavour_hint: Optional[str] = None) -> list:
+    """Entries from ``print terse`` (v6 with index and flags, v7) or ``:put [print as-value]`` output.
+
+    Header lines and lines that are not entries are skipped; an error reply raises ReplyParseError.
+    ``flavour_hint`` ("v6"/"v7") is accepted for symmetry; the format is recognised from the text.
+    """
+    reply = classify(output)
+    if not reply.ok:
+        raise ReplyParseError(f"expected address-list entries, got: {reply.text}")
+    entries = []
+    for line in output.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith(("Flags:", "Columns:", "#")):
+            continue
+        if stripped.startswith(".id=") or (";" in stripped and _AS_VALUE_KEY_RE.match(stripped)):
+            entries.extend(_parse_as_value(stripped))
+            continue
+        entry = _parse_terse_line(line.rstrip("\r"))
+        if entry is not None:
+            entries.append(entry)
+    return entries
+
+
+_UPTIME_RE = re.compile(r"^\s*uptime:\s*(\S+)\s*$", re.MULTILINE)
+
+
+def parse_uptime(output: str) -> float:
+    """Seconds of uptime from ``/system resource print`` (v7 ``1w2d3h4m5s``, v6 ``1w2d03:04:05``)."""
+    match = _UPTIME_RE.search(output)
+    candidate = match.group(1) if match else output.strip()
+    try:
+        return parse_duration(candidate)
+    except DurationError:
+        raise ReplyParseError(f"no uptime in the router's reply: {output.strip()[:200]!r}") from None
