@@ -1,0 +1,421 @@
+"""The responder's memory: every block and its state on each router, in SQLite (WAL).
+
+The ledger is the persistent queue: a block for a router that is down stays ``pending`` here
+until that router's worker applies it, across restarts of our process. Several processes may
+share the file (``snort-bridge run`` and a ``snort-bridge block`` from a shell); each holds one
+connection guarded by a lock, and SQLite's busy timeout serialises writers between processes.
+
+Per-router status of one address:
+  pending   wanted on the router, not yet confirmed there
+  applied   the router accepted it; it expires there at ``expires_at`` by RouterOS's own timeout
+  failed    the router refused it (permission, bad command...); retried at each reconcile
+  removing  unblocked here; the entry must be removed from the router
+  removed   removed (or found absent) after an unblock
+  expired   its time ran out before or after it was applied; nothing left to do
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import sqlite3
+import threading
+from dataclasses import dataclass
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+from responder.events import BlockRequest, IPAddress
+
+SCHEMA_VERSION = 1
+LEDGER_FILE = "responder.sqlite3"
+
+STATUSES = ("pending", "applied", "failed", "removing", "removed", "expired")
+OPEN_STATUSES = ("pending", "applied", "failed", "removing")  # the worker still has something to check
+FINAL_STATUSES = ("removed", "expired")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS blocks (
+    address    TEXT PRIMARY KEY,               -- ipaddress-normalised text
+    reason     TEXT NOT NULL,
+    sid        TEXT NOT NULL,
+    first_seen REAL NOT NULL,
+    last_seen  REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    state      TEXT NOT NULL CHECK (state IN ('active', 'unblocked'))
+);
+CREATE TABLE IF NOT EXISTS router_blocks (
+    router     TEXT NOT NULL,
+    address    TEXT NOT NULL REFERENCES blocks(address) ON DELETE CASCADE,
+    status     TEXT NOT NULL CHECK (status IN ('pending','applied','failed','removing','removed','expired')),
+    applied_at REAL,
+    expires_at REAL,                           -- when the router's entry runs out, as last sent
+    last_error TEXT,
+    attempts   INTEGER NOT NULL DEFAULT 0,
+    updated_at REAL NOT NULL,
+    generation INTEGER NOT NULL DEFAULT 0,     -- bumped by every block/unblock: stale results lose
+    PRIMARY KEY (router, address)
+);
+CREATE INDEX IF NOT EXISTS router_blocks_open ON router_blocks (router, status);
+CREATE TABLE IF NOT EXISTS router_meta (
+    router      TEXT PRIMARY KEY,
+    reachable   INTEGER NOT NULL DEFAULT 0,
+    last_uptime REAL,
+    last_seen   REAL,                          -- last successful exchange
+    last_error  TEXT,
+    error_at    REAL,
+    reboots     INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+
+class LedgerError(RuntimeError):
+    """The ledger file cannot be used (unknown schema version, not a database...)."""
+
+
+@dataclass(frozen=True)
+class RouterBlock:
+    """One address as one router's worker sees it: the block joined with its state there."""
+
+    router: str
+    address: IPAddress
+    reason: str
+    sid: str
+    block_state: str  # active | unblocked
+    block_expires_at: float
+    status: str
+    expires_at: Optional[float]  # the router entry's end as last sent
+    last_error: Optional[str]
+    attempts: int
+    generation: int = 0
+
+
+@dataclass(frozen=True)
+class RouterState:
+    status: str
+    expires_at: Optional[float]
+    last_error: Optional[str]
+    attempts: int
+
+
+@dataclass(frozen=True)
+class BlockRecord:
+    address: IPAddress
+    reason: str
+    sid: str
+    first_seen: float
+    last_seen: float
+    expires_at: float
+    state: str
+    routers: Dict[str, RouterState]
+
+
+@dataclass(frozen=True)
+class RouterMeta:
+    router: str
+    reachable: bool
+    last_uptime: Optional[float]
+    last_seen: Optional[float]
+    last_error: Optional[str]
+    error_at: Optional[float]
+    reboots: int
+
+
+@dataclass(frozen=True)
+class BlockOutcome:
+    """What record_block did: ``new``, ``extended`` (routers re-armed) or ``unchanged``."""
+
+    kind: str
+    expires_at: float
+
+
+def address_key(address: IPAddress) -> str:
+    if not isinstance(address, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
+        raise TypeError(f"the ledger stores ipaddress addresses only, got {type(address).__name__}")
+    return str(address)
+
+
+def refresh_threshold(duration: float) -> float:
+    """A repeated block re-arms the routers only if it moves the expiry by more than this.
+
+    Without it, an attacker whose every packet raises an alert would cost one command per
+    alert per router; with it, at most about twenty refreshes per block duration.
+    """
+    return max(1.0, 0.05 * duration)
+
+
+class Ledger:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, mode=0o750, exist_ok=True)
+        self._lock = threading.RLock()
+        try:
+            self._conn = sqlite3.connect(path, timeout=10.0, check_same_thread=False, isolation_level=None)
+            self._conn.execute("PRAGMA busy_timeout = 10000")
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise LedgerError(f"{path}: cannot use the ledger: {exc}") from exc
+
+    @classmethod
+    def in_state_dir(cls, state_dir: str) -> "Ledger":
+        return cls(os.path.join(state_dir, LEDGER_FILE))
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        with self._transaction() as cur:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    cur.execute(statement)
+            row = cur.execute("SELECT version FROM schema_version").fetchone()
+            if row is None:
+                cur.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+            elif row[0] != SCHEMA_VERSION:
+                raise LedgerError(
+                    f"{self.path}: ledger schema version {row[0]}, this program knows {SCHEMA_VERSION}; "
+                    "move the file aside to start a fresh ledger"
+                )
+
+    def _transaction(self):
+        return _Transaction(self._conn, self._lock)
+
+    def _read(self, sql: str, params: Sequence = ()) -> List[tuple]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    # -- blocks ---------------------------------------------------------------------------
+
+    def record_block(self, request: BlockRequest, routers: Iterable[str], now: float) -> BlockOutcome:
+        """Remember ``request`` and mark it pending on ``routers`` where it needs sending."""
+        key = address_key(request.address)
+        start = request.requested_at or now
+        expires_at = start + request.duration
+        routers = list(routers)
+        with self._transaction() as cur:
+            row = cur.execute("SELECT expires_at, state FROM blocks WHERE address = ?", (key,)).fetchone()
+            if row is None:
+                kind = "new"
+                cur.execute(
+                    "INSERT INTO blocks (address, reason, sid, first_seen, last_seen, expires_at, state) "
+                    "VALUES (?, ?, ?, ?, ?, ?, 'active')",
+                    (key, request.reason, request.sid, start, start, expires_at),
+                )
+            else:
+                old_expires, state = row
+                live = state == "active" and old_expires > now
+                if live and expires_at - old_expires <= refresh_threshold(request.duration):
+                    cur.execute("UPDATE blocks SET last_seen = ? WHERE address = ?", (start, key))
+                    return BlockOutcome("unchanged", old_expires)
+                kind = "extended" if live else "new"
+                cur.execute(
+                    "UPDATE blocks SET reason = ?, sid = ?, last_seen = ?, expires_at = ?, state = 'active' "
+                    "WHERE address = ?",
+                    (request.reason, request.sid, start, max(expires_at, old_expires if live else 0.0), key),
+                )
+            for router in routers:
+                self._upsert_status(cur, router, key, "pending", now, reset_attempts=True)
+            return BlockOutcome(kind, expires_at)
+
+    def record_unblock(self, address: IPAddress, routers: Iterable[str], now: float) -> bool:
+        """Mark ``address`` for removal on ``routers``; True if it was actively blocked."""
+        key = address_key(address)
+        with self._transaction() as cur:
+            row = cur.execute("SELECT expires_at, state FROM blocks WHERE address = ?", (key,)).fetchone()
+            if row is None:
+                # Unknown here (added by hand or by an older ledger): remove it from the routers anyway.
+                cur.execute(
+                    "INSERT INTO blocks (address, reason, sid, first_seen, last_seen, expires_at, state) "
+                    "VALUES (?, 'unblock', '', ?, ?, ?, 'unblocked')",
+                    (key, now, now, now),
+                )
+                was_active = False
+            else:
+                was_active = row[1] == "active" and row[0] > now
+                cur.execute("UPDATE blocks SET state = 'unblocked', last_seen = ? WHERE address = ?", (now, key))
+            for router in routers:
+                self._upsert_status(cur, router, key, "removing", now, reset_attempts=True)
+            return was_active
+
+    def ensure_router(self, router: str, now: float) -> int:
+        """Give a router that has no row yet for a live block (newly configured) a pending one."""
+        with self._transaction() as cur:
+            cur.execute(
+                "INSERT INTO router_blocks (router, address, status, attempts, updated_at) "
+                "SELECT ?, address, 'pending', 0, ? FROM blocks "
+                "WHERE state = 'active' AND expires_at > ? "
+                "AND address NOT IN (SELECT address FROM router_blocks WHERE router = ?)",
+                (router, now, now, router),
+            )
+            return cur.rowcount
+
+    @staticmethod
+    def _upsert_status(cur, router: str, key: str, status: str, now: float, reset_attempts: bool) -> None:
+        cur.execute(
+            "INSERT INTO router_blocks (router, address, status, attempts, updated_at) VALUES (?, ?, ?, 0, ?) "
+            "ON CONFLICT (router, address) DO UPDATE SET status = excluded.status, last_error = NULL, "
+            "updated_at = excluded.updated_at, generation = generation + 1" + (", attempts = 0" if reset_attempts else ""),
+            (router, key, status, now),
+        )
+
+    def set_status(
+        self,
+        router: str,
+        address: IPAddress,
+        status: str,
+        now: float,
+        *,
+        expires_at: Optional[float] = None,
+        error: Optional[str] = None,
+        attempted: bool = False,
+        generation: Optional[int] = None,
+    ) -> bool:
+        """Record a result; with ``generation``, only if no block/unblock changed the row meanwhile."""
+        if status not in STATUSES:
+            raise ValueError(f"unknown router status {status!r}")
+        key = address_key(address)
+        with self._transaction() as cur:
+            cur.execute(
+                "UPDATE router_blocks SET status = ?, last_error = ?, updated_at = ?, "
+                "attempts = attempts + ?, "
+                "applied_at = CASE WHEN ? = 'applied' THEN ? ELSE applied_at END, "
+                "expires_at = COALESCE(?, expires_at) "
+                "WHERE router = ? AND address = ? AND (? IS NULL OR generation = ?)",
+                (status, error, now, 1 if attempted else 0, status, now, expires_at, router, key,
+                 generation, generation),
+            )
+            return cur.rowcount == 1
+
+    def requeue_applied(self, router: str, now: float) -> int:
+        """After a router reboot: its timed entries are gone, so every applied block is pending again."""
+        with self._transaction() as cur:
+            cur.execute(
+                "UPDATE router_blocks SET status = 'pending', updated_at = ? WHERE router = ? AND status = 'applied'",
+                (now, router),
+            )
+            return cur.rowcount
+
+    def router_blocks(self, router: str, statuses: Sequence[str] = OPEN_STATUSES) -> List[RouterBlock]:
+        """The rows of ``router`` whose status is one of ``statuses``, oldest change first."""
+        marks = ",".join("?" for _ in statuses)
+        rows = self._read(
+            "SELECT rb.router, rb.address, b.reason, b.sid, b.state, b.expires_at, rb.status, rb.expires_at, "
+            "rb.last_error, rb.attempts, rb.generation FROM router_blocks rb JOIN blocks b ON b.address = rb.address "
+            f"WHERE rb.router = ? AND rb.status IN ({marks}) ORDER BY rb.updated_at, rb.address",
+            (router, *statuses),
+        )
+        return [
+            RouterBlock(r[0], ipaddress.ip_address(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10])
+            for r in rows
+        ]
+
+    def pending_count(self, router: str, now: float) -> int:
+        """Blocks still to be sent to (or removed from) ``router``."""
+        row = self._read(
+            "SELECT COUNT(*) FROM router_blocks rb JOIN blocks b ON b.address = rb.address WHERE rb.router = ? "
+            "AND ((rb.status IN ('pending', 'failed') AND b.state = 'active' AND b.expires_at > ?) "
+            "OR rb.status = 'removing')",
+            (router, now),
+        )
+        return int(row[0][0])
+
+    def router_state(self, router: str, address: IPAddress) -> Optional[RouterState]:
+        rows = self._read(
+            "SELECT status, expires_at, last_error, attempts FROM router_blocks WHERE router = ? AND address = ?",
+            (router, address_key(address)),
+        )
+        return RouterState(*rows[0]) if rows else None
+
+    def blocks(self, now: float, include_inactive: bool = False) -> List[BlockRecord]:
+        """Blocks in force (and, with ``include_inactive``, expired and unblocked ones), each with per-router state."""
+        where = "" if include_inactive else "WHERE (state = 'active' AND expires_at > ?) OR address IN " \
+            "(SELECT address FROM router_blocks WHERE status = 'removing')"
+        params: Tuple = () if include_inactive else (now,)
+        rows = self._read(
+            f"SELECT address, reason, sid, first_seen, last_seen, expires_at, state FROM blocks {where} "
+            "ORDER BY first_seen, address",
+            params,
+        )
+        per_router: Dict[str, Dict[str, RouterState]] = {}
+        for router, address, status, expires_at, error, attempts in self._read(
+            "SELECT router, address, status, expires_at, last_error, attempts FROM router_blocks ORDER BY router"
+        ):
+            per_router.setdefault(address, {})[router] = RouterState(status, expires_at, error, attempts)
+        return [
+            BlockRecord(ipaddress.ip_address(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], per_router.get(r[0], {}))
+            for r in rows
+        ]
+
+    def prune(self, now: float, keep_for: float = 7 * 86400.0) -> int:
+        """Forget blocks that ended more than ``keep_for`` ago and have nothing left to do anywhere."""
+        with self._transaction() as cur:
+            cur.execute(
+                "DELETE FROM blocks WHERE last_seen < ? AND expires_at < ? AND address NOT IN "
+                "(SELECT address FROM router_blocks WHERE status = 'removing')",
+                (now - keep_for, now - keep_for),
+            )
+            return cur.rowcount
+
+    # -- routers --------------------------------------------------------------------------
+
+    def record_contact(self, router: str, uptime: Optional[float], now: float) -> bool:
+        """Note a successful exchange; True if ``uptime`` went down since last time (the router rebooted)."""
+        with self._transaction() as cur:
+            row = cur.execute("SELECT last_uptime FROM router_meta WHERE router = ?", (router,)).fetchone()
+            rebooted = uptime is not None and row is not None and row[0] is not None and uptime < row[0]
+            cur.execute(
+                "INSERT INTO router_meta (router, reachable, last_uptime, last_seen, reboots) VALUES (?, 1, ?, ?, ?) "
+                "ON CONFLICT (router) DO UPDATE SET reachable = 1, last_seen = excluded.last_seen, "
+                "last_uptime = COALESCE(excluded.last_uptime, last_uptime), reboots = reboots + excluded.reboots",
+                (router, uptime, now, 1 if rebooted else 0),
+            )
+            return rebooted
+
+    def record_router_error(self, router: str, error: str, now: float, *, reachable: bool) -> None:
+        with self._transaction() as cur:
+            cur.execute(
+                "INSERT INTO router_meta (router, reachable, last_error, error_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (router) DO UPDATE SET reachable = excluded.reachable, "
+                "last_error = excluded.last_error, error_at = excluded.error_at",
+                (router, 1 if reachable else 0, error, now),
+            )
+
+    def router_meta(self, router: str) -> RouterMeta:
+        rows = self._read(
+            "SELECT router, reachable, last_uptime, last_seen, last_error, error_at, reboots FROM router_meta "
+            "WHERE router = ?",
+            (router,),
+        )
+        if not rows:
+            return RouterMeta(router, False, None, None, None, None, 0)
+        r = rows[0]
+        return RouterMeta(r[0], bool(r[1]), r[2], r[3], r[4], r[5], r[6])
+
+
+class _Transaction:
+    """``with`` block holding the ledger lock around one IMMEDIATE transaction."""
+
+    def __init__(self, conn: sqlite3.Connection, lock: threading.RLock) -> None:
+        self._conn = conn
+        self._lock = lock
+
+    def __enter__(self) -> sqlite3.Cursor:
+        self._lock.acquire()
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._lock.release()
+            raise
+        return self._conn.cursor()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self._conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self._lock.release()
