@@ -27,6 +27,7 @@ from responder.events import BlockRequest, IPAddress
 
 SCHEMA_VERSION = 1
 LEDGER_FILE = "responder.sqlite3"
+REBOOT_SLACK = 5.0  # seconds of disagreement between our clock and a router's uptime we ignore
 
 STATUSES = ("pending", "applied", "failed", "removing", "removed", "expired")
 OPEN_STATUSES = ("pending", "applied", "failed", "removing")  # the worker still has something to check
@@ -364,15 +365,22 @@ class Ledger:
 
     # -- routers --------------------------------------------------------------------------
 
-    def record_contact(self, router: str, uptime: Optional[float], now: float) -> bool:
-        """Note a successful exchange; True if ``uptime`` went down since last time (the router rebooted)."""
+    def record_contact(self, router: str, uptime: float, now: float) -> bool:
+        """Note a successful exchange; True if the router booted since we last read its uptime.
+
+        It did if the uptime went down, or if its boot time (now - uptime) moved later than clock
+        jitter explains. A false alarm only costs a listing: entries found in place are not re-sent.
+        """
         with self._transaction() as cur:
-            row = cur.execute("SELECT last_uptime FROM router_meta WHERE router = ?", (router,)).fetchone()
-            rebooted = uptime is not None and row is not None and row[0] is not None and uptime < row[0]
+            row = cur.execute("SELECT last_uptime, last_seen FROM router_meta WHERE router = ?", (router,)).fetchone()
+            rebooted = False
+            if row is not None and row[0] is not None and row[1] is not None:
+                booted_later_by = (now - uptime) - (row[1] - row[0])
+                rebooted = uptime < row[0] or booted_later_by > REBOOT_SLACK
             cur.execute(
                 "INSERT INTO router_meta (router, reachable, last_uptime, last_seen, reboots) VALUES (?, 1, ?, ?, ?) "
                 "ON CONFLICT (router) DO UPDATE SET reachable = 1, last_seen = excluded.last_seen, "
-                "last_uptime = COALESCE(excluded.last_uptime, last_uptime), reboots = reboots + excluded.reboots",
+                "last_uptime = excluded.last_uptime, reboots = reboots + excluded.reboots",
                 (router, uptime, now, 1 if rebooted else 0),
             )
             return rebooted

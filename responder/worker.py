@@ -1,0 +1,308 @@
+"""One worker thread per router: bring the router's address list to what the ledger wants.
+
+The decision of what to send is a pure function, ``plan_steps``, of the ledger rows for the
+router, the router's listing (when we have one) and the time; the thread around it only
+connects, runs the steps and records results. A router that is down or hangs only ever holds
+up its own thread: every other router has its own.
+
+When a full sync runs (on every (re)connect and every ``reconcile_interval``), the worker reads
+the router's uptime (lower than last time = it rebooted and lost its timed entries) and lists
+the address list, so entries already in place are confirmed, never re-sent, and lost ones come
+back with their remaining time. Between syncs it only sends what is pending.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Union
+
+from responder.config import RouterConfig
+from responder.errors import RouterCommandError, RouterError
+from responder.events import IPAddress
+from responder.ledger import OPEN_STATUSES, Ledger, RouterBlock
+from responder.routeros.commands import make_comment
+
+log = logging.getLogger(__name__)
+
+# A listed entry whose timeout is within this of what the ledger wants counts as in place.
+# RouterOS shows whole seconds and our own clock moved while listing.
+COVER_SLACK = 5.0
+MIN_TIMEOUT = 1.0  # less remaining than this: let the block lapse rather than send it
+POLL_INTERVAL = 2.0  # seconds between looks at the ledger for work queued by another process
+
+
+@dataclass(frozen=True)
+class Send:
+    """Add ``address`` for ``timeout_s`` (the time remaining), so it ends at ``expires_at``."""
+
+    address: IPAddress
+    expires_at: float
+    comment: str
+    generation: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class Remove:
+    address: IPAddress
+    generation: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A ledger-only transition: nothing to send."""
+
+    address: IPAddress
+    status: str
+    expires_at: Optional[float] = None
+    generation: Optional[int] = None
+
+
+Step = Union[Send, Remove, Mark]
+
+
+def plan_steps(
+    rows: Sequence[RouterBlock], actual: Optional[Mapping[IPAddress, object]], now: float, *, retry_failed: bool
+) -> List[Step]:
+    """What to do on one router.
+
+    ``rows`` are its ledger rows; ``actual`` maps each address in its list to the entry (with a
+    ``timeout_s`` attribute, None for a static entry), or is None when we did not list (then the
+    ledger is trusted). ``retry_failed`` also re-sends blocks the router refused before.
+    """
+    steps: List[Step] = []
+    for row in rows:
+        present = actual is not None and row.address in actual
+        gen = row.generation
+        if row.block_state == "unblocked" or row.status == "removing":
+            if actual is not None and not present:
+                steps.append(Mark(row.address, "removed", generation=gen))
+            else:
+                steps.append(Remove(row.address, gen))
+            continue
+        remaining = row.block_expires_at - now
+        if remaining < MIN_TIMEOUT:
+            steps.append(Mark(row.address, "expired", generation=gen))
+            continue
+        send = Send(row.address, row.block_expires_at, make_comment(row.sid, row.reason), gen)
+        if row.status == "applied":
+            if actual is not None and not present:
+                steps.append(send)  # lost: rebooted, or removed by hand
+            continue
+        if row.status == "failed" and not retry_failed:
+            continue
+        if present and _covers(actual[row.address], remaining):
+            steps.append(Mark(row.address, "applied", row.block_expires_at, gen))
+        elif row.status in ("pending", "failed"):
+            steps.append(send)
+    return steps
+
+
+def _covers(entry: object, remaining: float) -> bool:
+    timeout = getattr(entry, "timeout_s", None)
+    return timeout is None or timeout >= remaining - COVER_SLACK
+
+
+def normalise_listing(listing: Mapping[object, object]) -> Dict[IPAddress, object]:
+    """Listing keyed by host address: ``1.2.3.4``, ``2001:db8::1/128`` and their text forms alike."""
+    result: Dict[IPAddress, object] = {}
+    for key, entry in listing.items():
+        try:
+            if isinstance(key, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
+                address = key
+            else:
+                network = ipaddress.ip_network(str(key), strict=False)
+                if network.prefixlen != network.max_prefixlen:
+                    continue  # a network entry is not one of our host blocks
+                address = network.network_address
+        except ValueError:
+            continue  # a DNS-name entry someone else added
+        result[address] = entry
+    return result
+
+
+class RouterWorker:
+    """Owns one router's session; wake() it when the ledger has new work for it."""
+
+    def __init__(
+        self,
+        cfg: RouterConfig,
+        ledger: Ledger,
+        session_factory: Callable[[RouterConfig], object],
+        backoff,
+        *,
+        clock: Callable[[], float] = time.time,
+        on_change: Callable[[], None] = lambda: None,
+        poll_interval: float = POLL_INTERVAL,
+    ) -> None:
+        self.cfg = cfg
+        self.name = cfg.name
+        self._ledger = ledger
+        self._factory = session_factory
+        self._backoff = backoff
+        self._clock = clock
+        self._on_change = on_change
+        self._poll = poll_interval
+        self._session = None
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self._retry_at = 0.0
+        self._next_reconcile = 0.0
+        self.last_error: Optional[str] = None
+
+    # -- control (any thread) ---------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        session = self._session
+        return bool(session is not None and session.connected)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"router-{self.name}", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def reconcile_soon(self) -> None:
+        self._next_reconcile = 0.0
+        self._wake.set()
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Stop the thread; False if it was stuck (in a connect or command) past ``timeout``."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            alive = self._thread.is_alive()
+        else:
+            alive = False
+        if not alive:
+            self._drop_session()
+        return not alive
+
+    # -- the thread -----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.clear()
+            try:
+                delay = self._step()
+            except Exception:  # a bug must not kill the router's worker silently and forever
+                log.exception("router %s: unexpected error in worker", self.name)
+                self._drop_session()
+                delay = self._schedule_retry("internal error (see log)")
+            if self._stopping.is_set():
+                break
+            self._wake.wait(max(0.0, delay))
+        self._drop_session()
+
+    def _step(self) -> float:
+        now = self._clock()
+        if not self.connected:
+            if now < self._retry_at:
+                return self._retry_at - now
+            try:
+                session = self._factory(self.cfg)
+                session.connect()
+            except RouterError as exc:
+                return self._schedule_retry(str(exc))
+            self._session = session
+            self._next_reconcile = 0.0
+        try:
+            full = self._clock() >= self._next_reconcile
+            self._sync(full)
+        except RouterCommandError as exc:
+            # The router answered, but a listing/uptime command failed: keep the session, try later.
+            self._record_error(str(exc), reachable=True)
+            self._next_reconcile = self._clock() + min(self.cfg.reconcile_interval, 30.0)
+        except RouterError as exc:
+            self._drop_session()
+            return self._schedule_retry(str(exc))
+        self._backoff.reset()
+        now = self._clock()
+        return min(self._poll, max(0.0, self._next_reconcile - now))
+
+    def _sync(self, full: bool) -> None:
+        session = self._session
+        now = self._clock()
+        if full:
+            rebooted = self._ledger.record_contact(self.name, session.uptime(), now)
+            if rebooted:
+                count = self._ledger.requeue_applied(self.name, now)
+                log.warning("router %s rebooted (uptime went down): re-applying %d unexpired blocks", self.name, count)
+            actual: Optional[Dict[IPAddress, object]] = normalise_listing(session.list_blocks())
+            rows = self._ledger.router_blocks(self.name, OPEN_STATUSES)
+            self.last_error = None
+        else:
+            actual = None
+            rows = self._ledger.router_blocks(self.name, ("pending", "removing"))
+        steps = plan_steps(rows, actual, self._clock(), retry_failed=full)
+        for step in steps:
+            if self._stopping.is_set():
+                return
+            self._execute(step)
+        if full:
+            self._next_reconcile = self._clock() + self.cfg.reconcile_interval
+
+    def _execute(self, step: Step) -> None:
+        now = self._clock()
+        if isinstance(step, Mark):
+            self._ledger.set_status(
+                self.name, step.address, step.status, now, expires_at=step.expires_at, generation=step.generation
+            )
+        elif isinstance(step, Remove):
+            try:
+                self._session.remove_block(step.address)
+            except RouterCommandError as exc:
+                self._refused(step, "removing", exc)
+                return
+            self._ledger.set_status(self.name, step.address, "removed", self._clock(), generation=step.generation)
+        else:
+            remaining = step.expires_at - now
+            if remaining < MIN_TIMEOUT:
+                self._ledger.set_status(self.name, step.address, "expired", now, generation=step.generation)
+            else:
+                try:
+                    self._session.add_block(step.address, remaining, step.comment)
+                except RouterCommandError as exc:
+                    self._refused(step, "failed", exc)
+                    return
+                self._ledger.set_status(
+                    self.name, step.address, "applied", self._clock(), expires_at=step.expires_at, attempted=True,
+                    generation=step.generation,
+                )
+        self._on_change()
+
+    def _refused(self, step: Union[Send, Remove], status: str, exc: RouterCommandError) -> None:
+        log.error("%s (while handling %s)", exc, step.address)
+        self._ledger.set_status(
+            self.name, step.address, status, self._clock(), error=str(exc), attempted=True, generation=step.generation
+        )
+        self._record_error(str(exc), reachable=True)
+        self._on_change()
+
+    def _schedule_retry(self, error: str) -> float:
+        delay = self._backoff.next_delay()
+        self._retry_at = self._clock() + delay
+        if error != self.last_error:
+            log.warning("%s; retrying in %.1fs", error, delay)
+        self._record_error(error, reachable=False)
+        self._on_change()
+        return delay
+
+    def _record_error(self, error: str, *, reachable: bool) -> None:
+        self.last_error = error
+        self._ledger.record_router_error(self.name, error, self._clock(), reachable=reachable)
+
+    def _drop_session(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            try:
+                session.close()
+            except Exception:  # closing a broken connection may fail; it is gone either way
+                pass
