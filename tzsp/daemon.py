@@ -1,0 +1,342 @@
+"""tzspd: receive TZSP from a MikroTik router and write a libpcap stream for Snort or tcpdump.
+
+    tzspd --allow 192.0.2.1/32 | snort -c snort.lua -r /dev/stdin --daq-batch-size 1
+    tzspd --allow 192.0.2.1/32 --exec 'snort -c snort.lua -r /dev/stdin --daq-batch-size 1'
+
+This module is the command line and the event loop (signals, timers, shutdown); the
+receive path is tzsp.receiver, the outputs tzsp.output, the counters tzsp.stats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import select
+import shlex
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+from .linktypes import linktype_name, parse_linktype
+from .output import (
+    Consumer,
+    ExecSink,
+    OutputError,
+    ReaderGone,
+    RotatingFileSink,
+    StreamSink,
+    enlarge_pipe,
+)
+from .pcap import global_header
+from .receiver import (
+    DEFAULT_PORT,
+    DEFAULT_RCVBUF,
+    DEFAULT_SNAPLEN,
+    AllowList,
+    Policy,
+    Receiver,
+    open_socket,
+)
+from .stats import Counters, format_json, format_text
+
+log = logging.getLogger("tzspd")
+
+EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
+DEFAULT_EXEC_BUFFER = 16 * 1024 * 1024
+SHUTDOWN_DRAIN_FLUSHES = 64  # on SIGTERM, take at most this many full buffers from the socket
+
+
+def version() -> str:
+    try:
+        from importlib.metadata import version as package_version
+
+        return package_version("tzsp-ips")
+    except Exception:  # not installed (running from a source tree)
+        return "0.1.0"
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?)(?:i?b)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def parse_size(text: str) -> int:
+    """Bytes from ``33554432``, ``32M``, ``32MiB``, ``512k`` (binary multiples)."""
+    match = _SIZE.match(text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (examples: 33554432, 32M, 512k)")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+
+
+def _positive(kind):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r} must be above 0")
+        return value
+
+    return parse
+
+
+def _linktype(text: str) -> int:
+    try:
+        return parse_linktype(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tzspd",
+        description="Receive TZSP (MikroTik /tool sniffer streaming, sniff-tzsp) and write a "
+        "classic pcap stream that snort -r /dev/stdin or tcpdump -r - can read live.",
+        epilog="Counters go to stderr on SIGUSR1, every --stats-interval and at exit. "
+        "Exit status: 0 stopped by SIGINT/SIGTERM, 1 output failed (e.g. the reader went away), "
+        "2 bad usage or cannot start.",
+    )
+    add = parser.add_argument
+    add("--listen", default="::", metavar="ADDR",
+        help="address to listen on (default ::, which also takes IPv4 senders)")
+    add("--port", type=int, default=DEFAULT_PORT, metavar="N", help=f"UDP port (default {DEFAULT_PORT})")
+    add("--allow", action="append", default=[], metavar="CIDR",
+        help="accept datagrams only from this sender network (repeatable, IPv4 or IPv6); "
+        "TZSP has no authentication, so set this")
+    add("--linktype", type=_linktype, default=1, metavar="NAME",
+        help="link type of the stream: ethernet (default), raw, ppp, ieee802_11, prism, radiotap, "
+        "avs, token_ring, fddi or a LINKTYPE number; frames of other encapsulations are dropped and counted")
+    add("-o", "--output", default="-", metavar="FILE", help="write the pcap stream here (default - = stdout)")
+    add("-C", "--rotate-size", type=_positive(float), metavar="MB",
+        help="start a new file once the current one holds this many million bytes (needs -o FILE)")
+    add("-G", "--rotate-interval", type=_positive(float), metavar="SECS",
+        help="start a new file once the current one is this old (needs -o FILE); with rotation the "
+        "name goes through strftime and gets an index ({index} or -NNN before the extension)")
+    add("--nanosecond", action="store_true", help="nanosecond timestamps (pcap magic a1b23c4d; readers need libpcap >= 1.5)")
+    add("--snaplen", type=_positive(int), default=DEFAULT_SNAPLEN, metavar="N",
+        help=f"cut frames to N bytes (default {DEFAULT_SNAPLEN})")
+    add("--rcvbuf", type=parse_size, default=DEFAULT_RCVBUF, metavar="BYTES",
+        help="socket receive buffer (default 32M); a warning says when the kernel grants less")
+    add("--exec", metavar="CMD", dest="exec_command",
+        help="run CMD (split like a shell would, but no shell) with its stdin on the stream, and "
+        "restart it when it ends")
+    add("--exec-buffer", type=parse_size, default=DEFAULT_EXEC_BUFFER, metavar="BYTES",
+        help="with --exec: hold up to this much while the consumer restarts (default 16M); the rest is dropped and counted")
+    add("--exec-backoff", type=_positive(float), default=0.5, metavar="SECS",
+        help="with --exec: first restart delay, doubling up to 30 s while the consumer keeps failing (default 0.5)")
+    add("--fanout", type=_positive(int), default=1, metavar="N",
+        help="with --exec: number of consumers (only 1 is supported in this version)")
+    add("--stats-interval", type=_positive(float), metavar="S", help="also print the counters every S seconds")
+    add("--stats-json", action="store_true", help="print counters as one JSON object per line")
+    add("-q", "--quiet", action="store_true", help="only errors (and counters asked for by SIGUSR1 or --stats-interval)")
+    add("-v", "--verbose", action="store_true", help="more detail on stderr")
+    add("--version", action="version", version=f"%(prog)s {version()}")
+    return parser
+
+
+def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    rotating = args.rotate_size is not None or args.rotate_interval is not None
+    if args.exec_command is not None:
+        if not shlex.split(args.exec_command):
+            parser.error("--exec: empty command")
+        if args.output != "-":
+            parser.error("--exec and -o are alternatives: the stream goes to the command")
+    if rotating and (args.output == "-" or args.exec_command is not None):
+        parser.error("-C/-G rotate files: give -o FILE")
+    if args.fanout != 1:
+        parser.error("--fanout above 1 is not supported in this version")
+    if not 0 <= args.port <= 65535:
+        parser.error(f"--port {args.port}: not a UDP port")
+    if args.snaplen > DEFAULT_SNAPLEN:
+        parser.error(f"--snaplen above {DEFAULT_SNAPLEN} is not read by libpcap")
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = "tzspd: "
+        if record.levelno >= logging.ERROR:
+            prefix += "error: "
+        elif record.levelno >= logging.WARNING:
+            prefix += "warning: "
+        return prefix + record.getMessage()
+
+
+def setup_logging(quiet: bool, verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    log.handlers[:] = [handler]
+    log.propagate = False
+    log.setLevel(logging.ERROR if quiet else logging.DEBUG if verbose else logging.INFO)
+
+
+@dataclass
+class Control:
+    """What signal handlers ask the loop to do (they only set flags; the loop acts)."""
+
+    stop: bool = False
+    report: bool = False
+
+
+def install_signals(control: Control) -> int:
+    """Handlers for SIGINT/SIGTERM (stop) and SIGUSR1 (report); returns a file descriptor that
+    becomes readable when a signal arrives, so the loop's poll wakes up at once."""
+    read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+
+    def stop(_signum, _frame):
+        control.stop = True
+
+    def report(_signum, _frame):
+        control.report = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGUSR1, report)
+    signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    return read_fd
+
+
+def _empty_pipe(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def make_sink(args: argparse.Namespace, header: bytes, stats: Counters):
+    if args.exec_command is not None:
+        consumer = Consumer(shlex.split(args.exec_command), header, stats, args.exec_buffer, backoff=args.exec_backoff)
+        return ExecSink([consumer])
+    if args.rotate_size is not None or args.rotate_interval is not None:
+        size = None if args.rotate_size is None else max(1, int(args.rotate_size * 1_000_000))
+        return RotatingFileSink(args.output, header, stats, size, args.rotate_interval)
+    if args.output == "-":
+        if os.isatty(1):
+            raise OutputError("refusing to write pcap to a terminal: pipe it (| tcpdump -n -r -) or use -o FILE")
+        enlarge_pipe(1)
+        return StreamSink(1, header, stats)
+    try:
+        return StreamSink.open_file(args.output, header, stats)
+    except OSError as error:
+        raise OutputError(f"cannot open {args.output}: {error.strerror or error}") from None
+
+
+class Reporter:
+    def __init__(self, stats: Counters, as_json: bool):
+        self.stats = stats
+        self.as_json = as_json
+
+    def __call__(self) -> None:
+        snapshot = self.stats.snapshot()
+        line = format_json(snapshot) if self.as_json else "tzspd: stats: " + format_text(snapshot)
+        try:
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+        except OSError:
+            pass
+
+
+def serve(receiver: Receiver, sink, control: Control, wakeup_fd: int, report, interval: Optional[float]) -> None:
+    """The event loop: wait for datagrams, signals and timers; drain; report; stop."""
+    poller = select.poll()
+    sock_fd = receiver.sock.fileno()
+    poller.register(sock_fd, select.POLLIN)
+    poller.register(wakeup_fd, select.POLLIN)
+    next_report = time.monotonic() + interval if interval else None
+    while not control.stop:
+        now = time.monotonic()
+        timeout = sink.tick(now)
+        if next_report is not None:
+            if now >= next_report:
+                report()
+                next_report = max(next_report + interval, now + interval / 2)
+            wait = next_report - now
+            timeout = wait if timeout is None else min(timeout, wait)
+        events = poller.poll(None if timeout is None else max(1, int(timeout * 1000)))
+        for fd, _mask in events:
+            if fd == sock_fd:
+                receiver.drain(sink)
+            elif fd == wakeup_fd:
+                _empty_pipe(wakeup_fd)
+        if control.report:
+            control.report = False
+            report()
+    receiver.drain(sink, max_flushes=SHUTDOWN_DRAIN_FLUSHES)
+
+
+def main(argv: Optional[list] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_arguments(parser, args)
+    setup_logging(args.quiet, args.verbose)
+    try:
+        allow = AllowList.parse(args.allow) if args.allow else None
+    except ValueError as error:
+        parser.error(str(error))
+    stats = Counters()
+    report = Reporter(stats, args.stats_json)
+    policy = Policy(linktype=args.linktype, nanosecond=args.nanosecond, snaplen=args.snaplen)
+    header = global_header(policy.linktype, policy.nanosecond, policy.snaplen)
+
+    try:
+        sock, info = open_socket(args.listen, args.port, args.rcvbuf)
+    except OSError as error:
+        log.error("cannot listen on [%s]:%d: %s", args.listen, args.port, error.strerror or error)
+        return EXIT_USAGE
+    try:
+        sink = make_sink(args, header, stats)
+    except OutputError as error:
+        log.error("%s", error)
+        sock.close()
+        return EXIT_USAGE
+
+    log.info(
+        "listening on [%s]:%d, link type %s (%d), writing to %s",
+        info.bound[0], info.bound[1], linktype_name(policy.linktype), policy.linktype,
+        args.exec_command or args.output,
+    )
+    if info.rcvbuf_granted < info.rcvbuf_requested:
+        log.warning(
+            "receive buffer is %d bytes, %d requested: raise net.core.rmem_max "
+            "(sysctl -w net.core.rmem_max=%d) or give tzspd CAP_NET_ADMIN, or bursts will be dropped",
+            info.rcvbuf_granted, info.rcvbuf_requested, info.rcvbuf_requested,
+        )
+    if allow is None:
+        log.warning("no --allow given: accepting TZSP from any sender; spoofed datagrams "
+                    "could make the IPS block whom the spoofer chooses")
+    if not info.kernel_timestamps:
+        log.info("kernel receive timestamps unavailable; using the time each batch is read")
+
+    control = Control()
+    wakeup_fd = install_signals(control)
+    receiver = Receiver(sock, policy, allow, stats, kernel_timestamps=info.kernel_timestamps)
+    status = EXIT_OK
+    try:
+        sink.start()
+        serve(receiver, sink, control, wakeup_fd, report, args.stats_interval)
+    except ReaderGone as error:
+        log.error("%s; stopping", error)
+        status = EXIT_RUNTIME
+    except OSError as error:  # e.g. the consumer command cannot be run
+        log.error("%s", error)
+        status = EXIT_USAGE if stats.received == 0 else EXIT_RUNTIME
+    except OutputError as error:
+        log.error("%s; stopping", error)
+        status = EXIT_RUNTIME
+    finally:
+        try:
+            sink.close()
+        except (OSError, OutputError) as error:
+            log.error("closing the output: %s", error)
+        sock.close()
+        if not args.quiet:
+            report()
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

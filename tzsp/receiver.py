@@ -1,0 +1,331 @@
+"""tzspd's receive path: the UDP socket, the per-datagram decisions, and the drain loop.
+
+The decisions are pure functions (``AllowList.allows``, ``sender_address``, ``classify``),
+tested without sockets. ``Receiver.drain`` is the thin, hot shell around them: it reads
+every datagram waiting on a non-blocking socket straight into a pre-allocated output
+buffer and hands the buffer to the sink in one write when the socket is empty (or the
+buffer is full), so a live reader sees each packet promptly without one write per packet.
+
+In-place layout: each datagram is received at ``pos + 11``. For the common RouterOS
+datagram (``01 00 00 01 01`` then an Ethernet frame) the 5 TZSP bytes then occupy the
+last 5 bytes of the 16-byte pcap record header slot, so packing the record header at
+``pos`` turns the datagram into a pcap record with no copy of the frame.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+import struct
+import time
+from dataclasses import dataclass, replace
+from typing import Iterable, Optional, Protocol, Union
+
+from .codec import FAST_HEADER, TzspError, decode, frame_from_datagram
+from .linktypes import linktype_for
+from .pcap import RECORD_HEADER, record
+
+log = logging.getLogger("tzspd")
+
+Address = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+
+LINKTYPE_ETHERNET = 1
+ENCAP_ETHERNET = 1
+DEFAULT_PORT = 37008
+DEFAULT_SNAPLEN = 262144
+DEFAULT_RCVBUF = 32 * 1024 * 1024
+
+# Linux socket option numbers (asm-generic; x86, arm, arm64, riscv). Python does not export them.
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40)
+TIMESPEC = struct.Struct("@ll")
+DROP_COUNTER = struct.Struct("@I")
+ANCILLARY_SPACE = socket.CMSG_SPACE(TIMESPEC.size) + socket.CMSG_SPACE(DROP_COUNTER.size)
+
+SLACK = RECORD_HEADER.size - len(FAST_HEADER)  # 11
+MAX_DATAGRAM = 65535
+RESERVE = SLACK + MAX_DATAGRAM + 1  # room one receive may need at the end of the buffer
+DEFAULT_BATCH_BYTES = 1 << 20
+SENDER_CACHE_LIMIT = 4096  # spoofed floods must not grow the cache without bound
+LOGGED_SENDERS_LIMIT = 16
+
+NANO = 1_000_000_000
+
+
+# ---------------------------------------------------------------- pure decisions
+
+
+def sender_address(host: str) -> Address:
+    """The sender as the user thinks of it: ``::ffff:192.0.2.1`` is 192.0.2.1; a link-local
+    ``fe80::1%eth0`` loses its zone. Raises ValueError for text that is no address."""
+    address = ipaddress.ip_address(host.split("%", 1)[0])
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+@dataclass(frozen=True)
+class AllowList:
+    """Senders whose datagrams are accepted. IPv4 networks match IPv4-mapped IPv6 senders."""
+
+    networks: tuple[Network, ...]
+
+    @classmethod
+    def parse(cls, cidrs: Iterable[str]) -> "AllowList":
+        networks = []
+        for text in cidrs:
+            try:
+                network = ipaddress.ip_network(text.strip(), strict=False)
+            except ValueError as error:
+                raise ValueError(f"--allow {text!r}: not an address or CIDR ({error})") from None
+            if isinstance(network, ipaddress.IPv6Network) and network.prefixlen >= 96:
+                mapped = network.network_address.ipv4_mapped
+                if mapped is not None:  # ::ffff:a.b.c.d/n is written as the IPv4 network
+                    network = ipaddress.ip_network(f"{mapped}/{network.prefixlen - 96}", strict=False)
+            networks.append(network)
+        return cls(tuple(networks))
+
+    def allows(self, address: Address) -> bool:
+        return any(address.version == n.version and address in n for n in self.networks)
+
+    def allows_host(self, host: str) -> bool:
+        try:
+            address = sender_address(host)
+        except ValueError:
+            return False
+        return self.allows(address)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What one output stream accepts: a single pcap link type, resolution and snap length."""
+
+    linktype: int = LINKTYPE_ETHERNET
+    nanosecond: bool = False
+    snaplen: int = DEFAULT_SNAPLEN
+
+
+WRITTEN = "written"
+MALFORMED = "malformed"
+OTHER_LINKTYPE = "other_linktype"
+NON_FRAME = "non_frame"
+
+
+@dataclass(frozen=True)
+class Classified:
+    """The verdict on one datagram: a pcap record to write, or the counter that explains why not."""
+
+    outcome: str
+    record: bytes = b""
+    reason: str = ""
+    packet_id: Optional[int] = None
+
+
+def classify(data: bytes, received_ns: int, policy: Policy) -> Classified:
+    """Decide what one UDP payload becomes. Never raises on any input bytes."""
+    try:
+        datagram = decode(data)
+    except TzspError as error:
+        return Classified(MALFORMED, reason=error.reason)
+    if not datagram.carries_frame:
+        return Classified(NON_FRAME)
+    packet_id = datagram.packet_id
+    if linktype_for(datagram.encapsulation, datagram.frame) != policy.linktype:
+        return Classified(OTHER_LINKTYPE, packet_id=packet_id)
+    frame = frame_from_datagram(datagram, received_ns)
+    if len(frame.data) > policy.snaplen:
+        frame = replace(frame, data=frame.data[: policy.snaplen])
+    return Classified(WRITTEN, record(frame, policy.nanosecond), packet_id=packet_id)
+
+
+# ---------------------------------------------------------------- socket
+
+
+@dataclass(frozen=True)
+class SocketInfo:
+    family: int
+    bound: tuple
+    rcvbuf_requested: int
+    rcvbuf_granted: int
+    kernel_timestamps: bool
+    drop_counter: bool
+
+
+def open_socket(listen: str, port: int, rcvbuf: int) -> tuple[socket.socket, SocketInfo]:
+    """A non-blocking UDP socket on listen:port. ``::`` is dual-stack (IPv4 senders arrive as
+    ``::ffff:a.b.c.d``). Asks for ``rcvbuf`` bytes of receive buffer, first with
+    SO_RCVBUFFORCE (ignores net.core.rmem_max; needs CAP_NET_ADMIN), then SO_RCVBUF."""
+    host = listen.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        if family == socket.AF_INET6:
+            try:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            except OSError:  # a v6-only host: IPv6 senders still work
+                log.warning("could not make the IPv6 socket dual-stack; IPv4 senders will not reach it")
+        granted = set_receive_buffer(sock, rcvbuf)
+        timestamps = _try_option(sock, SO_TIMESTAMPNS)
+        drops = _try_option(sock, SO_RXQ_OVFL)
+        sock.bind((host, port))
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    info = SocketInfo(family, sock.getsockname(), rcvbuf, granted, timestamps, drops)
+    return sock, info
+
+
+def set_receive_buffer(sock: socket.socket, size: int) -> int:
+    """Set the receive buffer; returns what the kernel granted (it reports double, for overhead)."""
+    if size > 0:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, size)
+        except OSError:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+            except OSError as error:
+                log.warning("could not set the receive buffer to %d bytes: %s", size, error)
+    return sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2
+
+
+def _try_option(sock: socket.socket, option: int) -> bool:
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, option, 1)
+        return True
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------- the drain loop
+
+
+class Sink(Protocol):
+    def write(self, records: memoryview, count: int) -> None:
+        """Deliver ``count`` whole pcap records (no global header)."""
+
+
+class Receiver:
+    """Reads datagrams into one pre-allocated buffer of pcap records and flushes it to a sink."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        policy: Policy,
+        allow: Optional[AllowList],
+        stats,
+        batch_bytes: int = DEFAULT_BATCH_BYTES,
+        kernel_timestamps: bool = True,
+    ):
+        self.sock = sock
+        self.policy = policy
+        self.allow = allow
+        self.stats = stats
+        self.kernel_timestamps = kernel_timestamps
+        self._buffer = bytearray(batch_bytes + RESERVE)
+        self._view = memoryview(self._buffer)
+        self._limit = batch_bytes  # flush once a record starts beyond this
+        self._senders: dict[str, bool] = {}
+        self._logged: set[str] = set()
+
+    def drain(self, sink: Sink, max_flushes: int = 4) -> int:
+        """Receive until the socket is empty, writing whenever the buffer fills and once at the
+        end. Stops after ``max_flushes`` full buffers so the caller can look at signals.
+        Returns the number of datagrams read."""
+        buffer = self._buffer
+        view = self._view
+        limit = self._limit
+        stats = self.stats
+        policy = self.policy
+        allow = self.allow
+        senders = self._senders
+        receive = self.sock.recvmsg_into
+        ancillary = ANCILLARY_SPACE if self.kernel_timestamps else 0
+        fast = policy.linktype == LINKTYPE_ETHERNET
+        snaplen = policy.snaplen
+        pack_into = RECORD_HEADER.pack_into
+        divisor = 1 if policy.nanosecond else 1000
+        batch_ns = time.time_ns()
+        received = 0
+        pos = 0
+        count = 0
+        flushes = 0
+        while True:
+            try:
+                size, cmsgs, _flags, address = receive([view[pos + SLACK :]], ancillary)
+            except (BlockingIOError, InterruptedError):
+                break
+            received += 1
+            stats.received += 1
+            if allow is not None:
+                host = address[0]
+                ok = senders.get(host)
+                if ok is None:
+                    ok = self._judge_sender(host)
+                if not ok:
+                    stats.not_allowed += 1
+                    continue
+            received_ns = batch_ns
+            for _level, kind, data in cmsgs:
+                if kind == SO_TIMESTAMPNS and len(data) >= TIMESPEC.size:
+                    seconds, nanoseconds = TIMESPEC.unpack_from(data)
+                    received_ns = seconds * NANO + nanoseconds
+                elif kind == SO_RXQ_OVFL and len(data) >= DROP_COUNTER.size:
+                    stats.note_kernel_drops(DROP_COUNTER.unpack_from(data)[0])
+            start = pos + SLACK
+            if fast and buffer.startswith(FAST_HEADER, start, start + size):
+                frame_len = size - len(FAST_HEADER)
+                incl = frame_len if frame_len <= snaplen else snaplen
+                seconds, rest = divmod(received_ns, NANO)
+                pack_into(buffer, pos, seconds, rest // divisor, incl, frame_len)
+                pos += RECORD_HEADER.size + incl
+            else:
+                verdict = classify(bytes(view[start : start + size]), received_ns, policy)
+                if verdict.packet_id is not None:
+                    stats.note_packet_id(verdict.packet_id)
+                if verdict.outcome != WRITTEN:
+                    _count_rejection(stats, verdict)
+                    continue
+                length = len(verdict.record)  # never more than SLACK + size: fits in place
+                buffer[pos : pos + length] = verdict.record
+                pos += length
+            count += 1
+            if pos > limit:
+                sink.write(view[:pos], count)
+                pos = count = 0
+                flushes += 1
+                if flushes >= max_flushes:
+                    break
+                batch_ns = time.time_ns()
+        if count:
+            sink.write(view[:pos], count)
+        return received
+
+    def _judge_sender(self, host: str) -> bool:
+        ok = self.allow.allows_host(host) if self.allow is not None else True
+        if len(self._senders) >= SENDER_CACHE_LIMIT:
+            self._senders.clear()
+        self._senders[host] = ok
+        if not ok and host not in self._logged and len(self._logged) < LOGGED_SENDERS_LIMIT:
+            self._logged.add(host)
+            shown = host
+            try:
+                shown = str(sender_address(host))
+            except ValueError:
+                pass
+            log.warning("dropping datagrams from %s: not in --allow", shown)
+            if len(self._logged) == LOGGED_SENDERS_LIMIT:
+                log.warning("further senders outside --allow are dropped without a message")
+        return ok
+
+
+def _count_rejection(stats, verdict: Classified) -> None:
+    if verdict.outcome == MALFORMED:
+        stats.count_malformed(verdict.reason)
+    elif verdict.outcome == OTHER_LINKTYPE:
+        stats.other_linktype += 1
+    elif verdict.outcome == NON_FRAME:
+        stats.non_frame += 1
