@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import fnmatch
 import hashlib
 import hmac
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from typing import Iterable, Optional
@@ -76,6 +76,12 @@ def _hashed_match(pattern: str, name: str) -> bool:
     return hmac.compare_digest(hmac.new(salt, name.encode("utf-8"), hashlib.sha1).digest(), wanted)
 
 
+def _glob(pattern: str, name: str) -> bool:
+    # OpenSSH wildcards are only * and ?; brackets are literal ([host]:port), unlike fnmatch.
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern.lower())
+    return re.fullmatch(regex, name.lower()) is not None
+
+
 def matches(entry: KnownHost, name: str) -> bool:
     """True if ``name`` (from host_name) matches a pattern of ``entry`` and no negated one."""
     hit = False
@@ -83,9 +89,9 @@ def matches(entry: KnownHost, name: str) -> bool:
         if pattern.startswith("|"):
             hit = hit or _hashed_match(pattern, name)
         elif pattern.startswith("!"):
-            if fnmatch.fnmatchcase(name.lower(), pattern[1:].lower()):
+            if _glob(pattern[1:], name):
                 return False
-        elif fnmatch.fnmatchcase(name.lower(), pattern.lower()):
+        elif _glob(pattern, name):
             hit = True
     return hit
 
