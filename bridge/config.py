@@ -6,11 +6,21 @@ checks the whole file at start and raises ConfigError naming each bad key and wh
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import os
+import re
+import stat
 from dataclasses import dataclass, field
-from typing import Dict, List, Literal, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Tuple, Union
 
 from responder.config import RouterConfig
+from responder.routeros.duration import MAX_TIMEOUT_SECONDS, DurationError, parse_duration
+
+try:  # Python 3.11+
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
 
 Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 
@@ -71,3 +81,516 @@ class Config:
     scan: Optional[ScanConfig] = None
     routers: Tuple[RouterConfig, ...] = ()
     path: str = ""  # the file it was read from
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading and checking
+# ---------------------------------------------------------------------------------------------
+
+DURATION_EXPECTED = 'expected a duration such as "30s", "5m", "1d2h" or "00:05:00"'
+_SID_RE = re.compile(r"^\d{1,10}:\d{1,10}$")
+# Names that end up inside RouterOS commands (list, script) or on our command line (router name):
+# a conservative alphabet, so nothing needs quoting and nothing can inject a second command.
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)(?!-)[A-Za-z0-9-]{1,63}(?<!-)(?:\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?$")
+_USER_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+_ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_FINGERPRINT_RE = re.compile(r"^(?:sha256:)?(?:[0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}$")
+
+_SECRET_HINT = (
+    "a password is not allowed in the configuration file; put it in a file of its own named by "
+    "password_file (mode 0600) or in an environment variable named by password_env"
+)
+
+
+def default_config_path() -> str:
+    """--config is absent: $TZSP_IPS_CONFIG, else /etc/tzsp-ips/config.toml."""
+    return os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH
+
+
+def load_config(path: Optional[str] = None) -> Config:
+    """Read and check the file at ``path`` (else $TZSP_IPS_CONFIG, else the default path)."""
+    path = path or default_config_path()
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+            mode = os.fstat(handle.fileno()).st_mode
+    except OSError as exc:
+        raise ConfigError([f"cannot read the configuration file: {exc.strerror or exc}"], path) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"not UTF-8 text (byte {exc.start}); TOML files are UTF-8"], path) from None
+    return _parse(text, path, file_mode=mode)
+
+
+def parse_config(text_or_dict: "str | Mapping[str, Any]", path: str = "") -> Config:
+    """Check a TOML text (or an already-parsed table) and build the Config; ConfigError lists every problem."""
+    return _parse(text_or_dict, path, file_mode=None)
+
+
+def _parse(text_or_dict: "str | Mapping[str, Any]", path: str, file_mode: Optional[int]) -> Config:
+    if isinstance(text_or_dict, str):
+        try:
+            data = tomllib.loads(text_or_dict)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError([f"not valid TOML: {exc}"], path) from None
+    elif isinstance(text_or_dict, Mapping):
+        data = dict(text_or_dict)
+    else:
+        raise ConfigError([f"expected TOML text or a table, got {type(text_or_dict).__name__}"], path)
+    checker = _Checker(base_dir=os.path.dirname(os.path.abspath(path)) if path else "", file_mode=file_mode)
+    config = checker.config(data, path)
+    if checker.problems:
+        raise ConfigError(checker.problems, path)
+    return config
+
+
+def _did_you_mean(key: str, known: "Tuple[str, ...] | List[str]") -> str:
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    if close:
+        return f"unknown key; did you mean {close[0]!r}?"
+    return "unknown key; expected one of " + ", ".join(sorted(known))
+
+
+class _Checker:
+    """Walks the parsed TOML once, collecting every problem instead of stopping at the first."""
+
+    def __init__(self, base_dir: str, file_mode: Optional[int]):
+        self.problems: List[str] = []
+        self.base_dir = base_dir
+        self.file_mode = file_mode
+
+    # -- small typed getters: each returns the default (and records a problem) when wrong ------
+
+    def problem(self, key: str, text: str) -> None:
+        self.problems.append(f"{key}: {text}")
+
+    def table(self, data: Mapping[str, Any], name: str, key: str) -> Optional[Mapping[str, Any]]:
+        value = data.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, Mapping):
+            self.problem(key, f"expected a table ([{name}]), got {_kind(value)}")
+            return None
+        return value
+
+    def unknown(self, table: Mapping[str, Any], known: Tuple[str, ...], prefix: str) -> None:
+        for name in table:
+            if name in known:
+                continue
+            if name == "password":
+                self.password_in_file(_join(prefix, name))
+                continue
+            self.problem(_join(prefix, name), _did_you_mean(name, known))
+
+    def get(self, table: Mapping[str, Any], name: str, prefix: str, default: Any, check: Callable[[str, Any], Any]) -> Any:
+        if name not in table:
+            return default
+        result = check(_join(prefix, name), table[name])
+        return default if result is _BAD else result
+
+    def integer(self, low: int, high: Optional[int] = None) -> Callable[[str, Any], Any]:
+        def check(key: str, value: Any) -> Any:
+            if isinstance(value, bool) or not isinstance(value, int):
+                self.problem(key, f"expected a whole number, got {_kind(value)}")
+                return _BAD
+            if value < low or (high is not None and value > high):
+                span = f"{low}..{high}" if high is not None else f">= {low}"
+                self.problem(key, f"{value} is out of range, expected {span}")
+                return _BAD
+            return value
+
+        return check
+
+    def boolean(self, key: str, value: Any) -> Any:
+        if not isinstance(value, bool):
+            self.problem(key, f"expected true or false, got {_kind(value)}")
+            return _BAD
+        return value
+
+    def text(self, key: str, value: Any) -> Any:
+        if not isinstance(value, str) or not value.strip():
+            self.problem(key, f"expected a non-empty string, got {_kind(value)}")
+            return _BAD
+        if any(ord(ch) < 32 for ch in value):
+            self.problem(key, "control characters are not allowed")
+            return _BAD
+        return value
+
+    def pattern(self, regex: "re.Pattern[str]", expected: str) -> Callable[[str, Any], Any]:
+        def check(key: str, value: Any) -> Any:
+            if not isinstance(value, str) or not regex.match(value):
+                self.problem(key, f"expected {expected}, got {value!r}")
+                return _BAD
+            return value
+
+        return check
+
+    def choice(self, options: Tuple[str, ...]) -> Callable[[str, Any], Any]:
+        def check(key: str, value: Any) -> Any:
+            if value not in options:
+                self.problem(key, f"expected one of {' | '.join(options)}, got {value!r}")
+                return _BAD
+            return value
+
+        return check
+
+    def duration(self, minimum: float = 0.0, maximum: Optional[float] = None) -> Callable[[str, Any], Any]:
+        def check(key: str, value: Any) -> Any:
+            try:
+                seconds = parse_duration(value)
+            except DurationError:
+                self.problem(key, f"{DURATION_EXPECTED}, got {value!r}")
+                return _BAD
+            if seconds <= minimum:
+                self.problem(key, f"expected a duration longer than {minimum:g}s, got {value!r}")
+                return _BAD
+            if maximum is not None and seconds > maximum:
+                self.problem(key, f"expected at most {maximum:g}s (RouterOS' longest timeout), got {value!r}")
+                return _BAD
+            return seconds
+
+        return check
+
+    def path(self, key: str, value: Any) -> Any:
+        value = self.text(key, value)
+        if value is _BAD:
+            return _BAD
+        value = os.path.expanduser(value)
+        if self.base_dir and not os.path.isabs(value):
+            value = os.path.join(self.base_dir, value)  # relative to the configuration file
+        return value
+
+    def string_list(self, each: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
+        def check(key: str, value: Any) -> Any:
+            if not isinstance(value, list):
+                self.problem(key, f"expected a list [...], got {_kind(value)}")
+                return _BAD
+            items = [each(f"{key}[{i}]", item) for i, item in enumerate(value)]
+            return tuple(item for item in items if item is not _BAD)
+
+        return check
+
+    def network(self, key: str, value: Any) -> Any:
+        if not isinstance(value, str):
+            self.problem(key, f"expected a network such as \"10.0.0.0/8\" or \"2001:db8::/32\", got {_kind(value)}")
+            return _BAD
+        try:
+            return ipaddress.ip_network(value.strip(), strict=True)
+        except ValueError:
+            try:
+                loose = ipaddress.ip_network(value.strip(), strict=False)
+            except ValueError:
+                self.problem(key, f"expected a network such as \"10.0.0.0/8\" or \"2001:db8::/32\", got {value!r}")
+                return _BAD
+            self.problem(key, f"{value!r} has host bits set; did you mean \"{loose}\"?")
+            return _BAD
+
+    # -- sections ----------------------------------------------------------------------------
+
+    def config(self, data: Mapping[str, Any], path: str) -> Config:
+        known = ("state_dir", "policy", "alerts", "scan", "routers")
+        self.unknown(data, known, "")
+        state_dir = self.get(data, "state_dir", "", Config.state_dir, self.path)
+        policy_table = self.table(data, "policy", "policy")
+        policy = self.policy(policy_table) if policy_table is not None else PolicyConfig()
+        scan_table = self.table(data, "scan", "scan")
+        scan = self.scan(scan_table) if scan_table is not None else None
+        alerts = self.array(data, "alerts", self.alert_source)
+        routers = self.array(data, "routers", self.router)
+        self.unique([(i, a.path) for i, a in alerts], "alerts", "path")
+        self.unique([(i, r.name) for i, r in routers], "routers", "name")
+        return Config(
+            state_dir=state_dir,
+            policy=policy,
+            alerts=tuple(a for _, a in alerts),
+            scan=scan,
+            routers=tuple(r for _, r in routers),
+            path=path,
+        )
+
+    def array(self, data: Mapping[str, Any], name: str, build: Callable[[Mapping[str, Any], str], Any]) -> List[Tuple[int, Any]]:
+        """The valid entries of an array of tables, each with its index (for error messages)."""
+        value = data.get(name)
+        if value is None:
+            return []
+        if isinstance(value, Mapping):
+            value = [value]  # a single inline table is taken as a one-element array
+        if not isinstance(value, list):
+            self.problem(name, f"expected an array of tables ([[{name}]]), got {_kind(value)}")
+            return []
+        built = []
+        for index, item in enumerate(value):
+            key = f"{name}[{index}]"
+            if not isinstance(item, Mapping):
+                self.problem(key, f"expected a table, got {_kind(item)}")
+                continue
+            result = build(item, key)
+            if result is not None:
+                built.append((index, result))
+        return built
+
+    def unique(self, values: List[Tuple[int, str]], array: str, name: str) -> None:
+        seen: Dict[str, int] = {}
+        for index, value in values:
+            if value in seen:
+                self.problem(f"{array}[{index}].{name}", f"{value!r} is used twice (also {array}[{seen[value]}]); expected unique values")
+            else:
+                seen[value] = index
+
+    def policy(self, table: Mapping[str, Any]) -> PolicyConfig:
+        p = "policy"
+        d = PolicyConfig()
+        known = tuple(PolicyConfig.__dataclass_fields__)
+        self.unknown(table, known, p)
+        sid = self.pattern(_SID_RE, 'a "gid:sid" string such as "1:1000101"')
+        return PolicyConfig(
+            min_priority=self.get(table, "min_priority", p, d.min_priority, self.integer(0, 255)),
+            portscan=self.get(table, "portscan", p, d.portscan, self.boolean),
+            block_for=self.get(table, "block_for", p, d.block_for, self.duration(0, MAX_TIMEOUT_SECONDS)),
+            protected=self.get(table, "protected", p, d.protected, self.string_list(self.network)),
+            threshold=self.get(table, "threshold", p, d.threshold, self.integer(1, 1_000_000)),
+            window=self.get(table, "window", p, d.window, self.duration(0)),
+            include_sids=self.get(table, "include_sids", p, d.include_sids, self.string_list(sid)),
+            exclude_sids=self.get(table, "exclude_sids", p, d.exclude_sids, self.string_list(sid)),
+            attacker=self.get(table, "attacker", p, {}, self.attacker_map),
+            max_new_blocks_per_minute=self.get(table, "max_new_blocks_per_minute", p, d.max_new_blocks_per_minute, self.integer(1)),
+            rollback=self.get(table, "rollback", p, d.rollback, self.integer(0, 100_000)),
+            portscan_attribution=self.get(table, "portscan_attribution", p, d.portscan_attribution, self.choice(("evidence", "src"))),
+        )
+
+    def attacker_map(self, key: str, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            self.problem(key, f'expected a table such as {{ "1:1000001" = "dst" }}, got {_kind(value)}')
+            return _BAD
+        result: Dict[str, str] = {}
+        for sid, end in value.items():
+            entry = f'{key}."{sid}"'
+            if not _SID_RE.match(sid):
+                self.problem(entry, 'expected a "gid:sid" key such as "1:1000101"')
+                continue
+            if end not in ("src", "dst"):
+                self.problem(entry, f'expected "src" or "dst", got {end!r}')
+                continue
+            result[sid] = end
+        return result
+
+    def alert_source(self, table: Mapping[str, Any], key: str) -> Optional[AlertSource]:
+        self.unknown(table, ("path", "format"), key)
+        if "path" not in table:
+            self.problem(f"{key}.path", "missing; expected the alert file to follow")
+            return None
+        path = self.get(table, "path", key, _BAD, self.path)
+        fmt = self.get(table, "format", key, "auto", self.choice(ALERT_FORMATS))
+        return None if path is _BAD else AlertSource(path=path, format=fmt)
+
+    def scan(self, table: Mapping[str, Any]) -> ScanConfig:
+        p = "scan"
+        d = ScanConfig()
+        self.unknown(table, tuple(ScanConfig.__dataclass_fields__), p)
+        return ScanConfig(
+            ports=self.get(table, "ports", p, d.ports, self.integer(2, 65535)),
+            window=self.get(table, "window", p, d.window, self.duration(0)),
+            syslog=self.get(table, "syslog", p, d.syslog, self.listen_address),
+            files=self.get(table, "files", p, d.files, self.string_list(self.path)),
+            low_port_weight=self.get(table, "low_port_weight", p, d.low_port_weight, self.integer(1, 100)),
+        )
+
+    def listen_address(self, key: str, value: Any) -> Any:
+        expected = 'expected "ADDRESS:PORT" such as "0.0.0.0:5514" or "[::]:5514"'
+        if not isinstance(value, str):
+            self.problem(key, f"{expected}, got {_kind(value)}")
+            return _BAD
+        match = re.match(r"^(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]]+)):(?P<port>\d{1,5})$", value.strip())
+        if not match or not 1 <= int(match["port"]) <= 65535:
+            self.problem(key, f"{expected}, got {value!r}")
+            return _BAD
+        host = match["v6"] or match["host"]
+        if not (_is_ip(host) or _HOSTNAME_RE.match(host)):
+            self.problem(key, f"{expected}; {host!r} is not an address or host name")
+            return _BAD
+        return value.strip()
+
+    def router(self, table: Mapping[str, Any], key: str) -> Optional[RouterConfig]:
+        d = RouterConfig(name="-", host="-")
+        known = tuple(RouterConfig.__dataclass_fields__)
+        self.unknown(table, known, key)
+        ok = True
+        for required in ("name", "host"):
+            if required not in table:
+                self.problem(f"{key}.{required}", "missing; every [[routers]] table needs name and host")
+                ok = False
+        name = self.get(table, "name", key, _BAD, self.pattern(_NAME_RE, "a name of letters, digits, '_', '.', '-' (up to 64)"))
+        host = self.get(table, "host", key, _BAD, self.host)
+        secrets = [s for s in ("key_file", "password_file", "password_env") if s in table]
+        if len(secrets) > 1:
+            self.problem(f"{key}.{secrets[1]}", f"cannot be combined with {secrets[0]}; expected one of key_file, password_file, password_env")
+        password_file = self.get(table, "password_file", key, None, self.path)
+        if password_file:
+            self.secret_file(f"{key}.password_file", password_file)
+        durations = {name: self.get(table, name, key, getattr(d, name), self.duration(0)) for name in ("connect_timeout", "command_timeout", "keepalive", "reconcile_interval")}
+        router = RouterConfig(
+            name=name if name is not _BAD else "-",
+            host=host if host is not _BAD else "-",
+            port=self.get(table, "port", key, d.port, self.integer(1, 65535)),
+            transport=self.get(table, "transport", key, d.transport, self.choice(("ssh", "api"))),
+            user=self.get(table, "user", key, d.user, self.pattern(_USER_RE, "a user name of letters, digits, '_', '.', '@', '-'")),
+            key_file=self.get(table, "key_file", key, None, self.path),
+            password_file=password_file,
+            password_env=self.get(table, "password_env", key, None, self.pattern(_ENV_RE, "the name of an environment variable")),
+            known_hosts=self.get(table, "known_hosts", key, d.known_hosts, self.path),
+            list=self.get(table, "list", key, d.list, self.pattern(_NAME_RE, "an address-list name of letters, digits, '_', '.', '-'")),
+            mode=self.get(table, "mode", key, d.mode, self.choice(("address-list", "script"))),
+            script=self.get(table, "script", key, d.script, self.pattern(_NAME_RE, "a script name of letters, digits, '_', '.', '-'")),
+            refresh_existing=self.get(table, "refresh_existing", key, d.refresh_existing, self.boolean),
+            tls=self.get(table, "tls", key, d.tls, self.boolean),
+            ca_file=self.get(table, "ca_file", key, None, self.path),
+            fingerprint=self.get(table, "fingerprint", key, None, self.pattern(_FINGERPRINT_RE, "a SHA-256 fingerprint (64 hex digits, colons allowed)")),
+            **durations,
+        )
+        if not ok or name is _BAD or host is _BAD:
+            return None
+        return router
+
+    def host(self, key: str, value: Any) -> Any:
+        if isinstance(value, str) and (_is_ip(value) or _HOSTNAME_RE.match(value)):
+            return value
+        self.problem(key, f"expected an IP address or a host name, got {value!r}")
+        return _BAD
+
+    def password_in_file(self, key: str) -> None:
+        text = _SECRET_HINT
+        if self.file_mode is not None and self.file_mode & (stat.S_IRGRP | stat.S_IROTH):
+            text += (
+                f"; this file is readable by others (mode {stat.S_IMODE(self.file_mode):04o}), "
+                "so consider that password seen and change it"
+            )
+        self.problem(key, text)
+
+    def secret_file(self, key: str, path: str) -> None:
+        try:
+            mode = os.stat(path).st_mode
+        except OSError as exc:
+            self.problem(key, f"cannot read {path}: {exc.strerror or exc}; expected a file holding the password (mode 0600)")
+            return
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            self.problem(
+                key,
+                f"{path} is readable by group/others (mode {stat.S_IMODE(mode):04o}); expected mode 0600 (chmod 600 {path})",
+            )
+
+
+class _Bad:
+    def __repr__(self) -> str:
+        return "<bad value>"
+
+
+_BAD: Any = _Bad()
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, (int, float)):
+        return f"a number ({value!r})"
+    if isinstance(value, str):
+        return f"a string ({value!r})"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "a table"
+    return type(value).__name__
+
+
+# ---------------------------------------------------------------------------------------------
+# The example (`snort-bridge config example`)
+# ---------------------------------------------------------------------------------------------
+
+_EXAMPLE = '''\
+# tzsp-ips configuration: snort-bridge reads this file at start (--config FILE, else
+# $TZSP_IPS_CONFIG, else /etc/tzsp-ips/config.toml) and refuses it, naming each bad key,
+# when anything is wrong. Durations are RouterOS-style: "30s", "5m", "1d2h" or "00:05:00".
+
+state_dir = "/var/lib/tzsp-ips"        # ledger, follower positions, pending queue
+
+[policy]
+min_priority = 1                       # block alerts with priority <= this (1 = "Priority 1")
+portscan = true                        # block port-scan events (gid 122 and the built-in detector)
+block_for = "5m"                       # address-list timeout on the routers
+protected = ["192.168.0.0/16"]         # never blocked, on either end; IPv4 and IPv6 networks
+                                       # (always protected besides: loopback, link-local, multicast,
+                                       # unspecified, broadcast, the routers below and this host)
+threshold = 1                          # alerts from one address ...
+window = "60s"                         # ... within this window before it is blocked
+include_sids = []                      # "gid:sid" acted on; empty = all
+exclude_sids = []                      # "gid:sid" never acted on, e.g. ["1:2100498"]
+attacker = { }                         # per "gid:sid": "src" (default) or "dst", e.g. { "1:1000200" = "dst" }
+max_new_blocks_per_minute = 100        # flood guard: above this, stop blocking and say so
+rollback = 0                           # when the guard trips, undo this many latest blocks
+portscan_attribution = "evidence"      # Snort 3 port scans without the packet's direction (alert_fast,
+                                       # syslog): "evidence" blocks only when the bridge can tell the
+                                       # scanner from its victim; "src" trusts the source as Snort 2 does
+
+[[alerts]]                             # one table per followed file
+path = "/var/log/snort/alert_json.txt" # Snort 3 alert_json carries dir/tcp_flags/icmp_type: best attribution
+format = "json"                        # auto | fast | syslog | json | csv | eve
+
+[[alerts]]
+path = "/var/log/snort/alert_fast.txt"
+format = "auto"
+
+[scan]                                 # built-in distinct-port detector (optional table)
+ports = 15                             # distinct destination ports from one source ...
+window = "10s"                         # ... within this window
+low_port_weight = 1                    # ports below 1024 count this many times (psd-style; 1 = off)
+syslog = "0.0.0.0:5514"                # optional: UDP listener for RouterOS firewall log lines
+files = []                             # optional: files of RouterOS firewall log lines
+
+[[routers]]                            # one table per router
+name = "core1"
+host = "192.0.2.1"
+port = 22
+transport = "ssh"                      # ssh | api
+user = "ips"
+key_file = "/etc/tzsp-ips/id_ed25519"  # or password_file = "/etc/tzsp-ips/core1.password" (mode 0600),
+                                       # or password_env = "CORE1_PASSWORD"; never a password here
+known_hosts = "/etc/tzsp-ips/known_hosts"   # OpenSSH format, [host]:port entries for non-22 ports
+list = "blacklist"                     # address list to add to
+mode = "address-list"                  # address-list | script
+script = "filter"                      # with mode = "script": `:global ip <addr>; /system script run filter`
+refresh_existing = true                # an address already listed gets its timeout re-armed
+connect_timeout = "5s"
+command_timeout = "5s"
+keepalive = "15s"                      # SSH keepalive interval
+reconcile_interval = "60s"             # how often the routers' lists are compared with the ledger
+tls = false                            # transport = "api" only: API over TLS (port 8729)
+# ca_file = "/etc/tzsp-ips/router-ca.pem"   # api + tls: CA that signed the router's certificate
+# fingerprint = "sha256:..."                # api + tls: or pin the certificate's SHA-256
+
+[[routers]]
+name = "edge2"
+host = "edge2.example.net"
+port = 2222
+user = "ips"
+password_env = "EDGE2_PASSWORD"
+known_hosts = "/etc/tzsp-ips/known_hosts"
+list = "blacklist"
+'''
+
+
+def example_config() -> str:
+    """The commented example TOML (what `snort-bridge config example` prints); parse_config accepts it."""
+    return _EXAMPLE
