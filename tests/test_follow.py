@@ -1,0 +1,342 @@
+"""The Follower end to end: a writer in the test does real file operations (append, rename,
+copytruncate, unlink, restart) while the follower runs with watchdog.
+
+Reading happens only inside lines()/read_ready(), so a file operation done between two calls
+is seen as a whole; ``read_ready() == []`` then proves nothing extra was delivered.
+In inotify tests the safety poll is set to 60 s, so only file events can wake the reader.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+
+import pytest
+
+from bridge.follow import Follower
+
+EVENTS_ONLY = 60.0  # safety poll so slow it never fires during a test
+
+
+def append(path, data) -> None:
+    with open(path, "ab") as f:
+        f.write(data.encode() if isinstance(data, str) else data)
+
+
+def take(follower, n, within=5.0, commit=True):
+    """The next ``n`` lines (or fewer once ``within`` seconds pass), committing each."""
+    got = []
+    deadline = time.monotonic() + within
+    while len(got) < n and time.monotonic() < deadline:
+        for line in follower.lines(timeout=0.2):
+            got.append(line)
+            if commit:
+                follower.commit(line)
+            if len(got) == n:
+                break
+    return got
+
+
+def texts(lines):
+    return [line.text for line in lines]
+
+
+@pytest.fixture
+def logdir(tmp_path):
+    d = tmp_path / "log"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def state(tmp_path):
+    return str(tmp_path / "state")
+
+
+def follower(paths, state, **kw):
+    kw.setdefault("poll_interval", EVENTS_ONLY)
+    return Follower([str(p) for p in paths], state, **kw)
+
+
+def test_appended_lines_arrive_in_order_with_numbers(logdir, state):
+    path = logdir / "alert_fast.txt"
+    path.write_text("")
+    with follower([path], state) as f:
+        append(path, "a1\na2\na3\n")
+        got = take(f, 3)
+        assert [(l.path, l.number, l.offset, l.text) for l in got] == [
+            (str(path), 1, 0, "a1"), (str(path), 2, 3, "a2"), (str(path), 3, 6, "a3")]
+        append(path, "a4\n")
+        append(path, "a5\n")
+        assert texts(take(f, 2)) == ["a4", "a5"]
+        assert f.read_ready() == []
+
+
+def test_a_partial_line_waits_for_its_newline(logdir, state):
+    path = logdir / "alert"
+    path.write_text("")
+    with follower([path], state) as f:
+        append(path, "complete\npart")
+        assert texts(take(f, 1)) == ["complete"]
+        assert list(f.lines(timeout=0.3)) == []  # "part" is not a line yet
+        append(path, "ial\n")
+        assert texts(take(f, 1)) == ["partial"]
+        assert f.read_ready() == []
+
+
+def test_logrotate_rename_and_create_finishes_the_old_file_first(logdir, state):
+    path = logdir / "alert"
+    path.write_text("")
+    with follower([path], state) as f:
+        with open(path, "ab", buffering=0) as writer:
+            writer.write(b"old1\nold2\n")
+            assert texts(take(f, 2)) == ["old1", "old2"]
+            writer.write(b"old3\n")  # not read yet
+            os.rename(path, str(path) + ".1")
+            path.write_text("")  # logrotate "create": new, empty
+            writer.write(b"old4\n")  # the writer has not reopened yet
+            assert texts(take(f, 2)) == ["old3", "old4"]
+            writer.write(b"old5\n")
+        with open(path, "ab", buffering=0) as writer:  # reopened after the signal
+            writer.write(b"new1\nnew2\n")
+        got = take(f, 3)
+        assert [(l.number, l.text) for l in got] == [(5, "old5"), (1, "new1"), (2, "new2")]
+        append(path, "new3\n")
+        assert texts(take(f, 1)) == ["new3"]
+        assert f.read_ready() == []
+
+
+def test_copytruncate_reads_the_unread_tail_from_the_copy_then_starts_over(logdir, state):
+    path = logdir / "alert"
+    path.write_text("")
+    with follower([path], state) as f:
+        append(path, "l1\nl2\n")
+        assert texts(take(f, 2)) == ["l1", "l2"]
+        append(path, "l3\n")  # written before the copy, not yet read
+        shutil.copyfile(path, str(path) + ".1")
+        os.truncate(path, 0)
+        append(path, "n1\n")
+        got = take(f, 2)
+        assert [(l.number, l.text) for l in got] == [(3, "l3"), (1, "n1")]
+        append(path, "n2\n")
+        assert texts(take(f, 1)) == ["n2"]
+        assert f.read_ready() == []
+
+
+def test_truncated_without_a_copy_starts_over(logdir, state):
+    path = logdir / "alert"
+    path.write_text("")
+    with follower([path], state) as f:
+        append(path, "a much longer first line\n")
+        assert texts(take(f, 1)) == ["a much longer first line"]
+        with open(path, "wb") as w:  # "> alert" then new content
+            w.write(b"x\n")
+        assert texts(take(f, 1)) == ["x"]
+        assert f.read_ready() == []
+
+
+def test_delete_and_recreate(logdir, state):
+    path = logdir / "alert"
+    path.write_text("")
+    with follower([path], state) as f:
+        with open(path, "ab", buffering=0) as old:
+            old.write(b"d1\n")
+            assert texts(take(f, 1)) == ["d1"]
+            os.unlink(path)
+            old.write(b"d2\n")  # still written through the open descriptor
+            assert texts(take(f, 1)) == ["d2"]
+            path.write_text("r1\n")
+        got = take(f, 1)
+        assert [(l.number, l.text) for l in got] == [(1, "r1")]
+        assert f.read_ready() == []
+
+
+def test_a_file_that_appears_after_start_is_read_from_its_beginning(logdir, state):
+    path = logdir / "later"
+    with follower([path], state, start_at_end_for_new_files=True) as f:
+        assert list(f.lines(timeout=0.2)) == []
+        path.write_text("p1\np2\n")
+        assert texts(take(f, 2)) == ["p1", "p2"]
+        assert f.read_ready() == []
+
+
+def test_a_missing_directory_is_an_error_message_then_followed_when_it_appears(tmp_path, state,
+                                                                               caplog):
+    path = tmp_path / "not" / "yet" / "alert"
+    with caplog.at_level(logging.ERROR, logger="bridge.follow"):
+        f = follower([path], state, poll_interval=0.1)
+        f.start()
+    try:
+        assert "does not exist" in caplog.text and str(path.parent) in caplog.text
+        assert list(f.lines(timeout=0.3)) == []
+        path.parent.mkdir(parents=True)
+        path.write_text("first\n")
+        assert texts(take(f, 1)) == ["first"]
+        deadline = time.monotonic() + 5  # once watched, inotify wakes the reader
+        while f._scheduled[str(path.parent)] is None and time.monotonic() < deadline:
+            list(f.lines(timeout=0.1))
+        append(path, "second\n")
+        assert texts(take(f, 1)) == ["second"]
+        assert f.read_ready() == []
+    finally:
+        f.stop()
+
+
+def test_two_files_at_once(logdir, state):
+    a, b = logdir / "a.log", logdir / "b.log"
+    a.write_text("")
+    with follower([a, b], state) as f:
+        for i in range(5):
+            append(a, f"a{i}\n")
+            if i == 2:
+                b.write_text("")
+            if i >= 2:
+                append(b, f"b{i}\n")
+        got = take(f, 8)
+        assert texts(l for l in got if l.path == str(a)) == [f"a{i}" for i in range(5)]
+        assert texts(l for l in got if l.path == str(b)) == ["b2", "b3", "b4"]
+        assert f.read_ready() == []
+    positions = json.loads(open(os.path.join(state, "follow-positions.json")).read())["positions"]
+    assert positions[str(a)]["line"] == 5 and positions[str(b)]["line"] == 3
+
+
+def test_restart_resumes_exactly_after_the_last_committed_line(logdir, state):
+    path = logdir / "alert"
+    path.write_text("")
+    with follower([path], state) as f:
+        append(path, "1\n2\n3\n")
+        got = take(f, 3, commit=False)
+        f.commit(got[0])
+        f.commit(got[1])  # "3" delivered but never handled
+    append(path, "4\n5\n")  # written while stopped
+    with follower([path], state) as f:
+        got = take(f, 3)
+        assert [(l.number, l.text) for l in got] == [(3, "3"), (4, "4"), (5, "5")]
+        assert f.read_ready() == []
+    with follower([path], state) as f:
+        assert list(f.lines(timeout=0.3)) == []
+
+
+def test_rotation_while_stopped_finishes_the_old_file_then_reads_the_new(logdir, state):
+    path = logdir / "alert"
+    path.write_text("")
+    with follower([path], state) as f:
+        append(path, "o1\no2\n")
+        assert texts(take(f, 2)) == ["o1", "o2"]
+    append(path, "o3\n")
+    os.rename(path, logdir / "alert-20240102")
+    path.write_text("n1\nn2\n")
+    with follower([path], state) as f:
+        got = take(f, 3)
+        assert [(l.number, l.text) for l in got] == [(3, "o3"), (1, "n1"), (2, "n2")]
+        assert f.read_ready() == []
+    with follower([path], state) as f:  # and again: nothing repeated
+        append(path, "n3\n")
+        assert [(l.number, l.text) for l in take(f, 1)] == [(3, "n3")]
+        assert f.read_ready() == []
+
+
+def test_copytruncate_while_stopped(logdir, state):
+    path = logdir / "alert"
+    path.write_text("")
+    with follower([path], state) as f:
+        append(path, "c1\n")
+        assert texts(take(f, 1)) == ["c1"]
+    append(path, "c2\n")
+    shutil.copyfile(path, str(path) + ".1")
+    os.truncate(path, 0)
+    append(path, "t1\n")
+    with follower([path], state) as f:
+        assert texts(take(f, 2)) == ["c2", "t1"]
+        assert f.read_ready() == []
+
+
+def test_a_reused_inode_with_other_content_is_read_from_the_start(logdir, state):
+    path = logdir / "alert"
+    path.write_text("")
+    with follower([path], state) as f:
+        append(path, "original line one\noriginal line two\n")
+        assert len(take(f, 2)) == 2
+    os.unlink(path)
+    path.write_text("replacement\n")  # may or may not get the same inode number; force it:
+    positions_file = os.path.join(state, "follow-positions.json")
+    doc = json.loads(open(positions_file).read())
+    entry = doc["positions"][str(path)]
+    st = os.stat(path)
+    entry["device"], entry["inode"] = st.st_dev, st.st_ino
+    with open(positions_file, "w") as w:
+        json.dump(doc, w)
+    with follower([path], state) as f:
+        got = take(f, 1)
+        assert [(l.number, l.text) for l in got] == [(1, "replacement")]
+        assert f.read_ready() == []
+
+
+def test_start_at_end_skips_old_content_but_never_what_is_written_while_stopped(logdir, state):
+    path = logdir / "alert"
+    path.write_text("history1\nhistory2\npart")
+    with follower([path], state, start_at_end_for_new_files=True) as f:
+        assert list(f.lines(timeout=0.2)) == []
+        append(path, "ial\n")
+    append(path, "while stopped\n")  # nothing was committed, yet the start is remembered
+    with follower([path], state, start_at_end_for_new_files=True) as f:
+        got = take(f, 2)
+        assert [(l.number, l.text) for l in got] == [(3, "partial"), (4, "while stopped")]
+
+
+def test_polling_fallback_without_inotify(logdir, state):
+    path = logdir / "alert"
+    path.write_text("")
+    with follower([path], state, use_inotify=False, poll_interval=0.05) as f:
+        assert all(type(o).__name__ == "PollingObserver" for o in f._observers)
+        append(path, "p1\np2\n")
+        assert texts(take(f, 2)) == ["p1", "p2"]
+        os.rename(path, str(path) + ".1")
+        append(str(path) + ".1", "p3\n")
+        path.write_text("q1\n")
+        assert texts(take(f, 2)) == ["p3", "q1"]
+        assert f.read_ready() == []
+
+
+def test_hostile_content(logdir, state, caplog):
+    path = logdir / "alert"
+    path.write_text("")
+    with follower([path], state) as f, caplog.at_level(logging.WARNING, logger="bridge.follow"):
+        huge = b"1.2.3.4 " + b"A" * (1 << 20) + b" 10.0.0.12\n"  # over the 1 MiB limit
+        big_ok = b"B" * 1_000_000 + b"\n"  # a 1 MB line still under it
+        append(path, b"before\n" + huge + big_ok + b"nul\x00byte\n" + b"bad \xff\xfe utf8\r\nafter\n")
+        got = take(f, 5)
+        assert [(l.number, l.text) for l in got] == [
+            (1, "before"), (3, "B" * 1_000_000), (4, "nul\x00byte"), (5, "bad \ufffd\ufffd utf8"),
+            (6, "after")]
+        assert f"skipped line 2 of {path} at offset 7" in caplog.text
+        assert f.read_ready() == []
+
+
+def test_lines_written_in_many_small_pieces(logdir, state):
+    path = logdir / "alert"
+    path.write_text("")
+    with follower([path], state) as f:
+        with open(path, "ab", buffering=0) as w:
+            for i in range(200):
+                w.write(b"line-%d" % i)
+                w.write(b"\n")
+        got = take(f, 200)
+        assert [(l.number, l.text) for l in got] == [(i + 1, f"line-{i}") for i in range(200)]
+
+
+def test_stop_from_another_thread_ends_lines(logdir, state):
+    import threading
+
+    path = logdir / "alert"
+    path.write_text("")
+    f = follower([path], state).start()
+    timer = threading.Timer(0.2, f.stop)
+    timer.start()
+    started = time.monotonic()
+    assert list(f.lines()) == []  # no timeout: only stop() ends it
+    assert time.monotonic() - started < 10
+    timer.join()
