@@ -380,7 +380,6 @@ class _Checker:
         self.unknown(table, ("path", "format"), key)
         if "path" not in table:
             self.problem(f"{key}.path", "missing; expected the alert file to follow")
-            return None
         path = self.get(table, "path", key, _BAD, self.path)
         fmt = self.get(table, "format", key, "auto", self.choice(ALERT_FORMATS))
         return None if path is _BAD else AlertSource(path=path, format=fmt)
