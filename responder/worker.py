@@ -152,6 +152,7 @@ class RouterWorker:
         self._thread: Optional[threading.Thread] = None
         self._retry_at = 0.0
         self._next_reconcile = 0.0
+        self._connect_failures = 0
         self.last_error: Optional[str] = None
 
     # -- control (any thread) ---------------------------------------------------------------
@@ -160,6 +161,11 @@ class RouterWorker:
     def connected(self) -> bool:
         session = self._session
         return bool(session is not None and session.connected)
+
+    @property
+    def connect_failed(self) -> bool:
+        """True while the latest connection attempt failed (the worker is backing off)."""
+        return self._session is None and self._connect_failures > 0
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=f"router-{self.name}", daemon=True)
@@ -211,6 +217,7 @@ class RouterWorker:
                 session.connect()
             except RouterError as exc:
                 return self._schedule_retry(str(exc))
+            self._connect_failures = 0
             self._session = session
             self._next_reconcile = 0.0
         try:
@@ -287,6 +294,7 @@ class RouterWorker:
         self._on_change()
 
     def _schedule_retry(self, error: str) -> float:
+        self._connect_failures += 1
         delay = self._backoff.next_delay()
         self._retry_at = self._clock() + delay
         if error != self.last_error:

@@ -1,0 +1,229 @@
+"""The responder: block an address on every configured router at once, remember it, catch up.
+
+``block`` records the request in the ledger and wakes one worker per router; it returns at
+once. Each worker (responder/worker.py) brings its router to what the ledger wants, so a
+router that is down receives its blocks when it is back, with the remaining time, and a
+restart of this process re-sends nothing that is already in place.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional, Tuple, Union
+
+from responder.backoff import Backoff
+from responder.config import RouterConfig
+from responder.events import BlockRequest, IPAddress
+from responder.ledger import BlockOutcome, Ledger, RouterState
+from responder.worker import POLL_INTERVAL, RouterWorker
+
+_LIMITED_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
+SETTLED_STATUSES = ("applied", "failed", "removed", "expired")
+
+
+class TargetRefused(ValueError):
+    """Not something the responder will ever send to a router."""
+
+
+def check_target(address: Union[IPAddress, str]) -> IPAddress:
+    """``address`` as an ipaddress address, or TargetRefused.
+
+    Text is parsed strictly by ``ipaddress`` (no networks, no names). As a last guard behind the
+    bridge's protected list, addresses whose blocking could only cut off the router itself or
+    everyone at once (loopback, unspecified, multicast, broadcast) are refused.
+    """
+    address = parse_address(address)
+    candidates = [address]
+    if address.version == 6 and address.ipv4_mapped is not None:
+        candidates.append(address.ipv4_mapped)
+    for candidate in candidates:
+        for flag, what in (("is_loopback", "loopback"), ("is_unspecified", "unspecified"),
+                           ("is_multicast", "multicast")):
+            if getattr(candidate, flag):
+                raise TargetRefused(f"{address} is a {what} address; it is never blocked")
+        if candidate == _LIMITED_BROADCAST:
+            raise TargetRefused(f"{address} is the broadcast address; it is never blocked")
+    return address
+
+
+@dataclass(frozen=True)
+class RouterStatus:
+    name: str
+    connected: bool
+    last_error: Optional[str]
+    pending: int  # blocks (or unblocks) not yet done on this router
+    last_seen: Optional[float]
+    reboots: int
+
+
+def default_session_factory(cfg: RouterConfig):
+    from responder.router import RouterSession  # paramiko is only imported when a router is used
+
+    return RouterSession(cfg)
+
+
+class Responder:
+    def __init__(
+        self,
+        config,
+        *,
+        session_factory: Callable[[RouterConfig], object] = default_session_factory,
+        clock: Callable[[], float] = time.time,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 60.0,
+        poll_interval: float = POLL_INTERVAL,
+        ledger: Optional[Ledger] = None,
+    ) -> None:
+        self.config = config
+        self._clock = clock
+        self._own_ledger = ledger is None
+        self.ledger = ledger if ledger is not None else Ledger.in_state_dir(config.state_dir)
+        self._changed = threading.Condition()
+        self._workers: Dict[str, RouterWorker] = {
+            cfg.name: RouterWorker(
+                cfg, self.ledger, session_factory, Backoff(base=backoff_base, cap=backoff_cap),
+                clock=clock, on_change=self._notify, poll_interval=poll_interval,
+            )
+            for cfg in config.routers
+        }
+        self._started = False
+
+    @property
+    def router_names(self) -> Tuple[str, ...]:
+        return tuple(self._workers)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        now = self._clock()
+        for name in self._workers:
+            self.ledger.ensure_router(name, now)
+        self.ledger.prune(now)
+        for worker in self._workers.values():
+            worker.start()
+        self._started = True
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Stop every worker, in parallel; False if one was stuck in a connect or command past ``timeout``."""
+        deadline = time.monotonic() + timeout
+        for worker in self._workers.values():
+            worker.stop(0)  # signal all first, so they wind down together
+        clean = all(worker.stop(max(0.0, deadline - time.monotonic())) for worker in self._workers.values())
+        if self._own_ledger and clean:
+            self.ledger.close()
+        self._started = False
+        return clean
+
+    def __enter__(self) -> "Responder":
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    # -- requests -------------------------------------------------------------------------
+
+    def block(self, request: BlockRequest) -> BlockOutcome:
+        """Block ``request.address`` on every router; returns as soon as it is recorded."""
+        check_target(request.address)
+        outcome = self.ledger.record_block(request, self._workers, self._clock())
+        if outcome.kind != "unchanged":
+            self._wake_all()
+        return outcome
+
+    def unblock(self, address: Union[IPAddress, str]) -> bool:
+        """Remove ``address`` from every router; True if it was actively blocked."""
+        address = parse_address(address)
+        was_active = self.ledger.record_unblock(address, self._workers, self._clock())
+        self._wake_all()
+        return was_active
+
+    def _wake_all(self) -> None:
+        for worker in self._workers.values():
+            worker.wake()
+
+    def reconcile_now(self) -> None:
+        for worker in self._workers.values():
+            worker.reconcile_soon()
+
+    # -- what happened ----------------------------------------------------------------------
+
+    def states(self, address: Union[IPAddress, str]) -> Dict[str, Optional[RouterState]]:
+        address = parse_address(address)
+        return {name: self.ledger.router_state(name, address) for name in self._workers}
+
+    def status(self) -> Tuple[RouterStatus, ...]:
+        now = self._clock()
+        result = []
+        for name, worker in self._workers.items():
+            meta = self.ledger.router_meta(name)
+            result.append(RouterStatus(
+                name=name,
+                connected=worker.connected,
+                last_error=worker.last_error if worker.last_error is not None else meta.last_error,
+                pending=self.ledger.pending_count(name, now),
+                last_seen=meta.last_seen,
+                reboots=meta.reboots,
+            ))
+        return tuple(result)
+
+    def wait_applied(self, address: Union[IPAddress, str], timeout: float) -> bool:
+        """True once every router has ``address`` applied; False at ``timeout``."""
+        address = parse_address(address)
+        return self._wait(lambda: all(
+            state is not None and state.status == "applied" for state in self.states(address).values()
+        ), timeout)
+
+    def wait_removed(self, address: Union[IPAddress, str], timeout: float) -> bool:
+        address = parse_address(address)
+        return self._wait(lambda: all(
+            state is None or state.status in ("removed", "expired") for state in self.states(address).values()
+        ), timeout)
+
+    def wait_settled(self, address: Union[IPAddress, str], timeout: float) -> Dict[str, Optional[RouterState]]:
+        """Wait until each router has either dealt with ``address`` or failed to connect since we started.
+
+        For the command line: it reports what happened where, instead of waiting out the backoff
+        of a router that is down (the block stays queued in the ledger for ``snort-bridge run``).
+        """
+        address = parse_address(address)
+
+        def settled() -> bool:
+            for name, state in self.states(address).items():
+                done = state is not None and state.status in SETTLED_STATUSES
+                if not done and not self._workers[name].connect_failed:
+                    return False
+            return True
+
+        self._wait(settled, timeout)
+        return self.states(address)
+
+    def _wait(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not predicate():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                # workers notify on every change; the short cap also covers changes by other processes
+                self._changed.wait(min(remaining, 0.25))
+        return True
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+
+def parse_address(address: Union[IPAddress, str]) -> IPAddress:
+    """An ipaddress address from one, or from text ``ipaddress`` accepts; else TargetRefused."""
+    if isinstance(address, str):
+        try:
+            return ipaddress.ip_address(address.strip())
+        except ValueError:
+            raise TargetRefused(f"{address!r} is not an IPv4 or IPv6 address") from None
+    if not isinstance(address, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
+        raise TargetRefused(f"expected an IP address, got {type(address).__name__}")
+    return address
