@@ -62,6 +62,8 @@ def _open_transport(name: str, host: str, port: int, deadline: float,
             transport.get_security_options().key_types = tuple(wanted)
     try:
         transport.start_client(timeout=budget)
+        if not (transport.is_active() and transport.initial_kex_done):  # start_client's timeout is silent
+            raise paramiko.SSHException("key exchange did not finish")
     except (paramiko.SSHException, EOFError, OSError) as exc:
         transport.close()
         late = _remaining(deadline) <= 0
@@ -183,7 +185,13 @@ class SshConnection:
         stdout, stderr = bytearray(), bytearray()
         try:
             channel.settimeout(max(0.01, _remaining(deadline)))
-            channel.exec_command(command)
+            try:
+                channel.exec_command(command)
+            except paramiko.SSHException:
+                # A fast server may answer and close before its "exec accepted" reaches us; the
+                # reply is buffered then. Only a channel closed without an exit status is a failure.
+                if not (channel.closed and channel.status_event.is_set() and self.active):
+                    raise
             while True:
                 remaining = _remaining(deadline)
                 if remaining <= 0:
