@@ -45,6 +45,8 @@ def detect_format(line: str) -> Optional[str]:
     if not isinstance(line, str):
         return None
     head = line[:64]
+    if head[2:3] == "/" and "[**] [" in head:  # the common case first: alert_fast
+        return "fast"
     first = head.lstrip()[:1]
     if first == "{":
         return "eve" if '"event_type"' in line[:4096] else "json"

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 from bridge.events import IPAddress
 
@@ -73,6 +73,7 @@ def parse_port(text: str) -> int:
 PORT_PROTOCOLS = frozenset({"TCP", "UDP"})  # Snort prints ports for these only
 
 
+@lru_cache(maxsize=8192)  # the same endpoints recur in alert streams; errors are not cached
 def split_endpoint(text: str, with_port: bool) -> Tuple[Optional[IPAddress], Optional[int]]:
     """One side of ``src -> dst`` as Snort prints it.
 
@@ -104,7 +105,7 @@ def split_endpoint(text: str, with_port: bool) -> Tuple[Optional[IPAddress], Opt
 # timestamps
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity hash: cheap as a cache key
 class Clock:
     """What a parser needs to place an engine's timestamp in time.
 
@@ -155,11 +156,31 @@ def _with_inferred_year(month: int, day: int, rest: Tuple[int, int, int, int], c
 
 def parse_snort_time(text: str, engine: Optional[str], clock: Clock = LOCAL) -> datetime:
     """Snort's timestamp as printed in alert_fast, alert_csv and alert_json."""
-    match = _SNORT_TIME.fullmatch(text.strip())
-    if match is None:
+    whole, dot, fraction = text.strip().partition(".")
+    key = (whole, engine, clock)
+    second = _SECONDS.get(key)
+    if second is None:
+        second = _snort_second(whole, engine, clock)
+        if len(_SECONDS) >= 1024:  # alerts come in time order: old seconds are not asked again
+            _SECONDS.clear()
+        _SECONDS[key] = second
+    if not dot:
+        return second
+    if fraction.isascii() and fraction.isdigit() and len(fraction) <= 6:
+        return second.replace(microsecond=int(fraction) * _FRACTION_SCALE[len(fraction)])
+    raise UnparsableLine(f"bad timestamp {shown(text)}")
+
+
+_SECONDS: Dict[Tuple[str, Optional[str], Clock], datetime] = {}
+_FRACTION_SCALE = (0, 100000, 10000, 1000, 100, 10, 1)
+
+
+def _snort_second(text: str, engine: Optional[str], clock: Clock) -> datetime:
+    match = _SNORT_TIME.fullmatch(text)
+    if match is None or match.group(7) is not None:
         raise UnparsableLine(f"bad timestamp {shown(text)}")
-    a, b, c, hh, mm, ss, frac = match.groups()
-    rest = (int(hh), int(mm), int(ss), int((frac or "0").ljust(6, "0")))
+    a, b, c, hh, mm, ss, _ = match.groups()
+    rest = (int(hh), int(mm), int(ss), 0)
     try:
         if c is None:
             return _with_inferred_year(int(a), int(b), rest, clock)

@@ -81,20 +81,21 @@ def alert_from_parts(
     match: "re.Match[str]", msg: str, engine: Optional[str], fmt: str, origin: Origin, time: Optional[datetime]
 ) -> Alert:
     """The Alert for a fast or syslog line, once its message and time are known."""
-    proto = match.group("proto")
+    gid, sid, rev, cls, prio, proto, src_text, dst_text = match.group(
+        "gid", "sid", "rev", "cls", "prio", "proto", "src", "dst"
+    )
     with_port = proto in PORT_PROTOCOLS
-    src, sport = split_endpoint(match.group("src"), with_port)
-    dst, dport = split_endpoint(match.group("dst") or "", with_port)
-    prio = match.group("prio")
+    src, sport = split_endpoint(src_text, with_port)
+    dst, dport = split_endpoint(dst_text or "", with_port)
     return Alert(
-        gid=int(match.group("gid")),
-        sid=int(match.group("sid")),
-        rev=int(match.group("rev")),
+        gid=int(gid),
+        sid=int(sid),
+        rev=int(rev),
         msg=msg[1:-1] if engine == "snort3" else msg,
         format=fmt,
         origin=origin,
         priority=int(prio) if prio is not None else None,
-        classification=match.group("cls"),
+        classification=cls,
         proto=proto or None,
         src=src,
         sport=sport,

@@ -40,7 +40,7 @@ _RFC5424 = re.compile(
     re.DOTALL,
 )
 _BODY = re.compile(
-    r"\[(?P<gid>\d{1,10}):(?P<sid>\d{1,10}):(?P<rev>\d{1,10})\] (?P<msg>.*) " + TAIL,
+    r"\[(?P<gid>\d{1,10}):(?P<sid>\d{1,10}):(?P<rev>\d{1,10})\] (?P<msg>.*?) " + TAIL,  # lazy: Priority is optional
     re.DOTALL,
 )
 _HEAD_TIME = re.compile(rf"(?P<iso>\d{{4}}-\d\d-\d\d[T ]\d\d:\d\d:\d\d\S*)|(?P<bsd>{BSD_TIME})")
