@@ -26,6 +26,7 @@ from responder.config import RouterConfig
 from responder.errors import (
     AuthenticationFailed, CommandTimeout, HostKeyRefused, RouterCommandError, RouterUnreachable, SecretRefused)
 from responder.router import RouterSession
+from responder.secrets import read_password
 from responder.ssh import fetch_host_key, key_fingerprint
 
 ADDR = ipaddress.ip_address("203.0.113.9")
@@ -71,6 +72,7 @@ class CannedServer(paramiko.ServerInterface):
         self.password, self.authorized = password, [k.asbytes() for k in authorized]
         self.commands: list = []
         self.auth_attempts: list = []
+        self.global_requests: list = []
         self._listener = socket.create_server(("127.0.0.1", port))
         self.port = self._listener.getsockname()[1]
         self._transports: list = []
@@ -91,6 +93,10 @@ class CannedServer(paramiko.ServerInterface):
         self.auth_attempts.append(("publickey", username))
         ok = username.split("+")[0] == "ips" and key.asbytes() in self.authorized
         return paramiko.AUTH_SUCCESSFUL if ok else paramiko.AUTH_FAILED
+
+    def check_global_request(self, kind, msg):
+        self.global_requests.append(kind)
+        return False
 
     def check_channel_request(self, kind, chanid):
         return paramiko.OPEN_SUCCEEDED if kind == "session" else paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
@@ -390,3 +396,31 @@ def test_script_mode_sends_one_exec(tmp_path, servers, rsa_host_key):
     with RouterSession(config(tmp_path, server.port, mode="script", script="filter"), password="pw") as session:
         assert session.add_block(ADDR, 300, "ignored") == "added"
     assert server.commands == [":global ip 203.0.113.9; /system script run filter"]
+
+
+def test_keepalive_is_sent_on_an_idle_connection(tmp_path, servers, rsa_host_key):
+    server = servers(rsa_host_key, answer_with({}), password="pw")
+    trusted(tmp_path, server.port, rsa_host_key)
+    with RouterSession(config(tmp_path, server.port, keepalive=1), password="pw") as session:
+        session.connect()
+        deadline = time.monotonic() + 15
+        while "keepalive@lag.net" not in server.global_requests:
+            assert time.monotonic() < deadline, "no keepalive within 15 s at a 1 s interval"
+            time.sleep(0.1)
+
+
+def test_read_password_sources(tmp_path):
+    base = RouterConfig(name="r9", host="192.0.2.9")
+    assert read_password(base, environ={}) is None
+    assert read_password(replace(base, password_file=password_file(tmp_path, "pw with spaces\r\n")), {}) == \
+        "pw with spaces"
+    assert read_password(replace(base, password_file=password_file(tmp_path, " two\nlines\n")), {}) == " two\nlines"
+    assert read_password(replace(base, password_env="PW"), {"PW": "x$y"}) == "x$y"
+    for bad in (replace(base, password_file=password_file(tmp_path, "")),
+                replace(base, password_file=password_file(tmp_path, "pw", 0o640)),
+                replace(base, password_file=str(tmp_path / "missing")),
+                replace(base, password_file=str(tmp_path)),
+                replace(base, password_env="UNSET_PW")):
+        with pytest.raises(SecretRefused) as caught:
+            read_password(bad, environ={})
+        assert str(caught.value).startswith("router r9: ")
