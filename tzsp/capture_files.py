@@ -86,16 +86,19 @@ def _open_pcap(stream: BinaryIO, name: str) -> tuple[int, Records]:
 
 
 def _pcap_records(stream: BinaryIO, name: str, record_header, ns_per_unit: int) -> Records:
-    size = record_header.__hdr_len__
+    # The four leading fields of dpkt's record header, unpacked with struct: dpkt.Packet
+    # construction per record would double the cost of a replay.
+    fields = struct.Struct(record_header.__hdr_fmt__[:5])
+    size, read = record_header.__hdr_len__, stream.read
     while True:
-        raw = stream.read(size)
+        raw = read(size)
         if not raw:
             return
         if len(raw) < size:
             raise CaptureError(f"{name}: truncated record header at offset {stream.tell() - len(raw)}")
-        header = record_header(raw)
-        data = _read_exact(stream, header.caplen, name, "packet data")
-        yield header.tv_sec * _NS_PER_S + header.tv_usec * ns_per_unit, data
+        seconds, fraction, caplen, _ = fields.unpack_from(raw)
+        data = _read_exact(stream, caplen, name, "packet data")
+        yield seconds * _NS_PER_S + fraction * ns_per_unit, data
 
 
 # ---- pcapng -----------------------------------------------------------------------------------

@@ -155,6 +155,8 @@ def _unsigned(tag: Optional[Tag], sizes: tuple[int, ...]) -> Optional[int]:
 def decode(data: bytes) -> Datagram:
     """Parse one UDP payload. Raises only TzspError subclasses, whatever the input."""
     data = bytes(data)
+    if data[:5] == FAST_HEADER:  # what RouterOS sends: no tags to walk
+        return Datagram(VERSION, RX_PACKET, 1, (), data[5:])
     if len(data) < HEADER.size:
         raise ShortDatagram(f"{len(data)} bytes is shorter than the 4-byte TZSP header")
     version, kind, encapsulation = HEADER.unpack_from(data)
@@ -198,6 +200,8 @@ def frame_from_datagram(datagram: Datagram, received_ns: int) -> Frame:
     original length from tag 41 when it is larger than what arrived (sender-side slicing)."""
     if not datagram.carries_frame:
         raise ValueError(f"a {TYPE_NAMES[datagram.type]} datagram carries no frame")
+    if not datagram.tags:
+        return Frame(datagram.encapsulation, datagram.frame, received_ns, len(datagram.frame))
     captured = datagram.capture_time_ns
     original = datagram.original_length or 0
     return Frame(

@@ -86,6 +86,10 @@ def tzsp_datagrams(
     first_sequence: int = 0,
 ) -> Iterator[Outgoing]:
     """Each captured frame wrapped in TZSP, as RouterOS does (5-byte header unless tags asked)."""
+    if not (packet_ids or time_tags):
+        for timestamp_ns, frame in records:
+            yield Outgoing(timestamp_ns, codec.encode_frame(frame, encapsulation))
+        return
     for sequence, (timestamp_ns, frame) in enumerate(records, first_sequence):
         tags = frame_tags(sequence, timestamp_ns, packet_ids, time_tags)
         yield Outgoing(timestamp_ns, codec.encode_frame(frame, encapsulation, tags))
