@@ -32,6 +32,7 @@ from .output import (
     enlarge_pipe,
 )
 from .pcap import global_header
+from .sdnotify import Notifier
 from .receiver import (
     DEFAULT_PORT,
     DEFAULT_RCVBUF,
@@ -240,22 +241,35 @@ class Reporter:
             pass
 
 
-def serve(receiver: Receiver, sink, control: Control, wakeup_fd: int, report, interval: Optional[float]) -> None:
+class Periodic:
+    """Run ``action`` every ``interval`` seconds of the loop's monotonic clock."""
+
+    def __init__(self, interval: float, action, now: float):
+        self.interval = interval
+        self.action = action
+        self.next = now + interval
+
+    def due(self, now: float) -> float:
+        """Run the action if its time has come; returns seconds until the next run."""
+        if now >= self.next:
+            self.action()
+            self.next = max(self.next + self.interval, now + self.interval / 2)
+        return self.next - now
+
+
+def serve(receiver: Receiver, sink, control: Control, wakeup_fd: int, report, timers=()) -> None:
     """The event loop: wait for datagrams, signals and timers; drain; report; stop."""
     poller = select.poll()
     sock_fd = receiver.sock.fileno()
     poller.register(sock_fd, select.POLLIN)
     poller.register(wakeup_fd, select.POLLIN)
-    next_report = time.monotonic() + interval if interval else None
     while not control.stop:
         now = time.monotonic()
-        timeout = sink.tick(now)
-        if next_report is not None:
-            if now >= next_report:
-                report()
-                next_report = max(next_report + interval, now + interval / 2)
-            wait = next_report - now
-            timeout = wait if timeout is None else min(timeout, wait)
+        waits = [timer.due(now) for timer in timers]
+        wanted = sink.tick(now)
+        if wanted is not None:
+            waits.append(wanted)
+        timeout = min(waits) if waits else None
         events = poller.poll(None if timeout is None else max(1, int(timeout * 1000)))
         for fd, _mask in events:
             if fd == sock_fd:
@@ -314,10 +328,20 @@ def main(argv: Optional[list] = None) -> int:
     control = Control()
     wakeup_fd = install_signals(control)
     receiver = Receiver(sock, policy, allow, stats, kernel_timestamps=info.kernel_timestamps)
+    notifier = Notifier()
+    now = time.monotonic()
+    timers = []
+    if args.stats_interval:
+        timers.append(Periodic(args.stats_interval, report, now))
+    if notifier.watchdog_interval:
+        timers.append(Periodic(notifier.watchdog_interval, lambda: notifier.notify(
+            "WATCHDOG=1", f"STATUS=received {stats.received}, written {stats.written}"), now))
     status = EXIT_OK
     try:
         sink.start()
-        serve(receiver, sink, control, wakeup_fd, report, args.stats_interval)
+        notifier.ready(f"listening on port {info.bound[1]}")
+        serve(receiver, sink, control, wakeup_fd, report, timers)
+        notifier.stopping()
     except ReaderGone as error:
         log.error("%s; stopping", error)
         status = EXIT_RUNTIME

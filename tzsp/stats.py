@@ -36,14 +36,24 @@ class Counters:
         self.malformed[reason] = self.malformed.get(reason, 0) + 1
 
     def note_packet_id(self, packet_id: int) -> None:
-        """Count ids skipped in the sender's tag-40 sequence (it wraps at 2**32)."""
+        """Follow the sender's tag-40 sequence (it wraps at 2**32): ids skipped are counted as
+        gaps; a late id within the window fills one back in; a far jump either way is a
+        sender restart and counts nothing."""
         last = self._last_packet_id
-        self._last_packet_id = packet_id
         if last is None:
+            self._last_packet_id = packet_id
             return
-        gap = (packet_id - last - 1) % PACKET_ID_MODULUS
-        if 0 < gap <= MAX_COUNTED_GAP:
-            self.tag40_gaps += gap
+        ahead = (packet_id - last) % PACKET_ID_MODULUS
+        behind = (last - packet_id) % PACKET_ID_MODULUS
+        if ahead == 0:
+            return
+        if ahead <= MAX_COUNTED_GAP:
+            self.tag40_gaps += ahead - 1
+        elif behind <= MAX_COUNTED_GAP:  # arrived late: it was counted missing
+            if self.tag40_gaps:
+                self.tag40_gaps -= 1
+            return
+        self._last_packet_id = packet_id
 
     def note_kernel_drops(self, total: int) -> None:
         """SO_RXQ_OVFL reports the socket's running total; keep the largest seen."""
