@@ -410,6 +410,8 @@ class _Tail:
         self.path = path
         self.max_line_bytes = max_line_bytes
         self.reader: Optional[FileReader] = None
+        self._draining: Optional[FileReader] = None
+        self.more = False
         self._saved = saved
         self._start_at_end = start_at_end
         self._first = True
@@ -451,7 +453,19 @@ class _Tail:
         self.reader = reader
 
     def poll(self) -> List[Line]:
+        """New lines, at most about READ_BUDGET bytes per file read; ``more`` tells whether
+        data was left unread."""
         out: List[Line] = []
+        self.more = False
+        if self._draining is not None:  # the copy of a truncated file: its unread tail first
+            draining = self._draining
+            out.extend(draining.read_available())
+            if not draining.at_eof:
+                self.more = True
+                return out
+            out.extend(draining.finish())
+            draining.close()
+            self._draining = None
         if self.reader is None:
             self._open()
             if self.reader is None:
@@ -459,9 +473,11 @@ class _Tail:
         reader = self.reader
         out.extend(reader.read_available())
         if not reader.at_eof:
-            return out  # more to read; rotation is looked at once this file is caught up
+            self.more = True
+            return out  # rotation is looked at once this file is caught up
         if reader.truncated() or reader.rewritten():
-            out.extend(self._recover_truncated(reader))
+            self._truncated(reader)
+            self.more = True
             return out
         st = _stat(self.path)
         # The followed path names another file: rotation or replacement. Switch once the new
@@ -473,36 +489,27 @@ class _Tail:
             reader.close()
             self.reader = None
             self._open()
-            if self.reader is not None:
-                out.extend(self.reader.read_available())
+            self.more = self.reader is not None
         return out
 
-    def _recover_truncated(self, reader: FileReader) -> List[Line]:
-        """copytruncate: read the unread tail from the copy if one is found, then start over."""
-        out: List[Line] = []
-        fp = reader.fingerprint()
-        copy = find_copy(self.path, fp, reader.offset, reader.identity)
+    def _truncated(self, reader: FileReader) -> None:
+        """copytruncate: the unread tail is in the copy, if one is found; then start over."""
+        copy = find_copy(self.path, reader.fingerprint(), reader.offset, reader.identity)
         if copy is not None:
             try:
-                tail = FileReader.open(self.path, copy, reader.offset, reader.line,
-                                       self.max_line_bytes)
-            except OSError:
-                tail = None
-            if tail is not None:
-                try:
-                    out.extend(tail.finish())
-                finally:
-                    tail.close()
-        log.warning("%s: truncated at offset %d%s; reading it again from the start",
-                    self.path, reader.offset, f" (finished its copy {copy})" if copy else "")
+                self._draining = FileReader.open(self.path, copy, reader.offset, reader.line,
+                                                 self.max_line_bytes)
+            except OSError as e:
+                log.warning("%s: cannot read its copy %s: %s", self.path, copy, e)
+        log.warning("%s: truncated at offset %d%s; reading it again from the start", self.path,
+                    reader.offset, f" (the rest is read from its copy {copy})" if copy else "")
         reader.restart()
-        out.extend(reader.read_available())
-        return out
 
     def close(self) -> None:
-        if self.reader is not None:
-            self.reader.close()
-            self.reader = None
+        for reader in (self._draining, self.reader):
+            if reader is not None:
+                reader.close()
+        self.reader = self._draining = None
 
 
 # --- the shell: watchdog wakes, the tails read ------------------------------------------------
@@ -700,11 +707,19 @@ class Follower:
             if thorough:
                 self._last_thorough = now
                 self._schedule_directories()
-            for tail in self._tails.values():
-                try:
-                    self._queue.extend(tail.poll())
-                except OSError as e:  # e.g. EIO from a failing disk: report, retry later
-                    tail._report(f"error reading {tail.path}: {e}")
+            while True:
+                more = False
+                for tail in self._tails.values():
+                    try:
+                        self._queue.extend(tail.poll())
+                    except OSError as e:  # e.g. EIO from a failing disk: report, retry later
+                        tail._report(f"error reading {tail.path}: {e}")
+                        continue
+                    more = more or tail.more
+                # A pass may deliver nothing yet leave data (an over-long line being skipped,
+                # a switch of files): go on rather than wait for an event that already came.
+                if self._queue or not more:
+                    return
 
     # watchdog
 

@@ -340,3 +340,13 @@ def test_stop_from_another_thread_ends_lines(logdir, state):
     assert list(f.lines()) == []  # no timeout: only stop() ends it
     assert time.monotonic() - started < 10
     timer.join()
+
+
+def test_a_line_after_a_skipped_over_long_line_needs_no_further_event(logdir, state):
+    """Skipping 3 MiB yields no line for several read passes; the reader must keep going."""
+    path = logdir / "alert"
+    path.write_text("")
+    with follower([path], state) as f:
+        append(path, b"Z" * (3 << 20) + b"\nafter\n")
+        got = f.read_ready()  # one call, no waiting: it reads on until it has a line
+        assert [(l.number, l.text) for l in got] == [(2, "after")]
