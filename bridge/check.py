@@ -1,0 +1,186 @@
+"""`snort-bridge check [--json] [FILE|-]`: how each alert line parses and what the policy decides.
+
+Like fail2ban-regex for filters: feed it alert lines (a file, or stdin), see per line the parsed
+fields, the decision (block whom, or ignore) and why, including how the attacker end was chosen.
+A line that is not an alert is reported with its number and the check goes on. ``check_lines``
+is the pure core; ``run_check`` is the shell around it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from typing import IO, Callable, Dict, Iterable, Iterator, Optional, Union
+
+from bridge.events import Alert, Decision, Origin
+from bridge.parsers import FORMATS, UnparsableLine, parse_line
+from bridge.policy import Policy
+
+JSON_KEYS = (
+    "format", "gid", "sid", "rev", "msg", "priority", "classification", "proto",
+    "src", "sport", "dst", "dport", "decision", "target", "why", "attribution", "line",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CheckedLine:
+    """One input line: its number, and either the alert with its decision or why it is no alert."""
+
+    number: int
+    decision: Optional[Decision] = None
+    error: Optional[str] = None
+    noise: bool = False
+
+    @property
+    def alert(self) -> Optional[Alert]:
+        return self.decision.alert if self.decision else None
+
+
+def check_lines(
+    lines: Iterable[Union[bytes, str]],
+    policy: Policy,
+    source: str = "-",
+    fmt: str = "auto",
+    clock: Callable[[], float] = time.time,
+) -> Iterator[CheckedLine]:
+    """Parse and decide each line in turn (the policy keeps its state across lines, as in `run`)."""
+    offset = 0
+    for number, raw in enumerate(lines, start=1):
+        size = len(raw)
+        text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+        text = text.rstrip("\r\n")
+        origin = Origin(source, offset, number)
+        offset += size
+        if not text.strip():
+            continue
+        try:
+            alert = parse_line(text, origin, fmt)
+        except UnparsableLine as exc:
+            yield CheckedLine(number, error=exc.reason, noise=exc.noise)
+            continue
+        yield CheckedLine(number, decision=policy.decide(alert, clock()))
+
+
+def as_json(item: CheckedLine) -> Dict[str, object]:
+    """The --json object of an alert line: exactly JSON_KEYS."""
+    decision = item.decision
+    assert decision is not None
+    alert = decision.alert
+    return {
+        "format": alert.format,
+        "gid": alert.gid,
+        "sid": alert.sid,
+        "rev": alert.rev,
+        "msg": alert.msg,
+        "priority": alert.priority,
+        "classification": alert.classification,
+        "proto": alert.proto,
+        "src": _address(alert.src),
+        "sport": alert.sport,
+        "dst": _address(alert.dst),
+        "dport": alert.dport,
+        "decision": decision.action,
+        "target": _address(decision.target),
+        "why": decision.why,
+        "attribution": decision.attribution,
+        "line": item.number,
+    }
+
+
+def as_text(item: CheckedLine) -> str:
+    """Two lines per alert (what parsed, what was decided), one per non-alert."""
+    if item.decision is None:
+        kind = "skipped" if item.noise else "NOT PARSED"
+        return f"line {item.number}: {kind}: {item.error}"
+    alert, decision = item.alert, item.decision
+    assert alert is not None
+    ends = f"{_endpoint(alert.src, alert.sport)} -> {_endpoint(alert.dst, alert.dport)}"
+    extra = f" [{alert.classification}]" if alert.classification else ""
+    parsed = (
+        f"line {item.number}: {alert.format} {alert.gid}:{alert.sid}:{alert.rev} {json.dumps(alert.msg, ensure_ascii=False)}"
+        f"{extra} priority {alert.priority if alert.priority is not None else '-'} {alert.proto or '-'} {ends}"
+    )
+    verdict = f"BLOCK {decision.target}" if decision.action == "block" else "ignore"
+    return f"{parsed}\n  => {verdict}: {decision.why}"
+
+
+class Tally:
+    """Counts for the closing summary line, without keeping every line."""
+
+    def __init__(self) -> None:
+        self.alerts = 0
+        self.unparsable = 0
+        self.blocked: Dict[str, None] = {}  # ordered set
+
+    def add(self, item: CheckedLine) -> None:
+        if item.decision is None:
+            self.unparsable += 0 if item.noise else 1
+            return
+        self.alerts += 1
+        if item.decision.action == "block":
+            self.blocked[str(item.decision.target)] = None
+
+    def __str__(self) -> str:
+        blocked = ", ".join(self.blocked) or "nobody"
+        return f"{self.alerts} alert(s), {self.unparsable} unparsable line(s); blocked: {blocked}"
+
+
+# -- the subcommand ---------------------------------------------------------------------------
+
+
+def register(subparsers: "argparse._SubParsersAction") -> None:
+    parser = subparsers.add_parser(
+        "check",
+        help="show how alert lines parse and what the policy decides",
+        description=(
+            "Read alert lines (FILE, or - for stdin) and print for each how it parsed and what the "
+            "policy decides and why. Without a configuration file the built-in defaults are used."
+        ),
+    )
+    parser.add_argument("file", nargs="?", default="-", metavar="FILE|-", help="alert lines to check (default: stdin)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per alert line")
+    parser.add_argument("--format", choices=FORMATS, default="auto", help="alert format (default: auto, per line)")
+    parser.set_defaults(func=run_check)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from bridge.cli import EXIT_FAILED, EXIT_OK, load_for
+    from bridge.hostaddrs import host_addresses, router_addresses
+
+    config, note = load_for(args, optional=True)
+    if note:
+        print(f"snort-bridge check: {note}", file=sys.stderr)
+    policy = Policy(config.policy, always_protected=[*router_addresses(config.routers, resolve=False), *host_addresses()])
+    try:
+        stream: IO[bytes] = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")
+    except OSError as exc:
+        print(f"snort-bridge check: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILED
+    tally = Tally()
+    with stream:
+        for item in check_lines(stream, policy, source=args.file, fmt=args.format):
+            tally.add(item)
+            if args.json:
+                if item.decision is not None:
+                    print(json.dumps(as_json(item), ensure_ascii=False))
+                else:
+                    print(as_text(item), file=sys.stderr)
+            else:
+                print(as_text(item))
+    print(tally, file=sys.stderr if args.json else sys.stdout)
+    sys.stdout.flush()
+    return EXIT_OK
+
+
+def _address(value: object) -> Optional[str]:
+    return None if value is None else str(value)
+
+
+def _endpoint(address: object, port: Optional[int]) -> str:
+    if address is None:
+        return "-"
+    text = f"[{address}]" if ":" in str(address) and port is not None else str(address)
+    return f"{text}:{port}" if port is not None else text
