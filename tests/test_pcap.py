@@ -158,29 +158,48 @@ def test_real_tzsp_pcapng_matches_tshark(tmp_path):
     assert len(expected) == 5
 
 
-def pcapng_bytes(interfaces, packets) -> bytes:
-    """A little-endian pcapng built block by block with dpkt: interfaces = [(linktype, tsresol
-    option byte or None)], packets = [(interface, timestamp units, data)]."""
-    blocks = [dpkt.pcapng.SectionHeaderBlockLE()]
-    for linktype, tsresol in interfaces:
-        opts = [dpkt.pcapng.PcapngOptionLE(code=dpkt.pcapng.PCAPNG_OPT_IF_TSRESOL, data=bytes([tsresol]))] if tsresol is not None else []
-        blocks.append(dpkt.pcapng.InterfaceDescriptionBlockLE(linktype=linktype, snaplen=65535, opts=opts + [dpkt.pcapng.PcapngOptionLE(code=0, data=b"")]))
-    for interface, units, data in packets:
-        blocks.append(dpkt.pcapng.EnhancedPacketBlockLE(iface_id=interface, ts_high=units >> 32, ts_low=units & 0xFFFFFFFF, pkt_data=data))
+def pcapng_bytes(interfaces, packets, little: bool = True) -> bytes:
+    """A pcapng built block by block with dpkt, in either byte order.
+
+    interfaces: [(linktype, if_tsresol byte or None, if_tsoffset seconds or None)];
+    packets: [(interface index, timestamp in the interface's units, data)].
+    """
+    ng = dpkt.pcapng
+    le = "LE" if little else ""
+    option = getattr(ng, "PcapngOption" + le)
+    blocks = [getattr(ng, "SectionHeaderBlock" + le)()]
+    for linktype, tsresol, tsoffset in interfaces:
+        opts = []
+        if tsresol is not None:
+            opts.append(option(code=dpkt.pcapng.PCAPNG_OPT_IF_TSRESOL, data=bytes([tsresol])))
+        if tsoffset is not None:
+            opts.append(option(code=dpkt.pcapng.PCAPNG_OPT_IF_TSOFFSET, data=struct.pack("<q" if little else ">q", tsoffset)))
+        opts.append(option(code=dpkt.pcapng.PCAPNG_OPT_ENDOFOPT, data=b""))
+        blocks.append(getattr(ng, "InterfaceDescriptionBlock" + le)(linktype=linktype, snaplen=65535, opts=opts))
+    for index, units, data in packets:
+        blocks.append(
+            getattr(ng, "EnhancedPacketBlock" + le)(iface_id=index, ts_high=units >> 32, ts_low=units & 0xFFFFFFFF, pkt_data=data)
+        )
     return b"".join(bytes(b) for b in blocks)
 
 
-def test_pcapng_timestamp_resolution_per_interface_is_exact(tmp_path):
+@pytest.mark.parametrize("little", [True, False])
+def test_pcapng_timestamp_resolution_per_interface_is_exact(tmp_path, little):
     path = tmp_path / "resol.pcapng"
-    path.write_bytes(pcapng_bytes([(1, None), (1, 9), (1, 0x80 | 10)], [(0, 1_700_000_000_123_456, b"a"), (1, T0, b"b"), (2, 1024 * 3 + 512, b"c")]))
+    interfaces = [(1, None, None), (1, 9, None), (1, 0x80 | 10, 1_700_000_000)]
+    packets = [(0, 1_700_000_000_123_456, b"a"), (1, T0, b"b"), (2, 1024 * 3 + 512, b"c")]
+    path.write_bytes(pcapng_bytes(interfaces, packets, little))
+    assert path.read_bytes()[8:12] == (b"\x4d\x3c\x2b\x1a" if little else b"\x1a\x2b\x3c\x4d")
     linktype, records = read_capture(path)
     assert linktype == 1
-    assert list(records) == [(1_700_000_000_123_456_000, b"a"), (T0, b"b"), (3_500_000_000, b"c")]
+    # µs default, ns (tsresol 9), 1/1024 s (tsresol 0x8a) plus a 1.7e9 s if_tsoffset
+    assert list(records) == [(1_700_000_000_123_456_000, b"a"), (T0, b"b"), (1_700_000_003_500_000_000, b"c")]
 
 
 def test_pcapng_with_two_link_types_is_refused_when_reached(tmp_path):
     path = tmp_path / "mixed.pcapng"
-    path.write_bytes(pcapng_bytes([(1, None), (101, None)], [(0, 5, bytes(PACKETS[0])), (1, 6, bytes(IP() / UDP()))]))
+    packets = [(0, 5, bytes(PACKETS[0])), (1, 6, bytes(IP() / UDP()))]
+    path.write_bytes(pcapng_bytes([(1, None, None), (101, None, None)], packets))
     with PcapReader(str(path)) as reader:  # scapy agrees on what the file holds
         assert [type(p).__name__ for p in reader] == ["Ether", "IP"]
     linktype, records = read_capture(path)
@@ -193,7 +212,7 @@ def test_pcapng_with_two_link_types_is_refused_when_reached(tmp_path):
 
 def test_pcapng_packet_on_an_undefined_interface(tmp_path):
     path = tmp_path / "bad.pcapng"
-    path.write_bytes(pcapng_bytes([(1, None)], [(3, 5, b"x")]))
+    path.write_bytes(pcapng_bytes([(1, None, None)], [(3, 5, b"x")]))
     _, records = read_capture(path)
     with pytest.raises(CaptureError, match="undefined interface 3"):
         list(records)

@@ -116,7 +116,8 @@ class _Interface:
                 exponent = opt.data[0] & 0x7F
                 self.units_per_s = (2 if opt.data[0] & 0x80 else 10) ** exponent
             elif opt.code == dpcapng.PCAPNG_OPT_IF_TSOFFSET and len(opt.data) == 8:
-                self.offset_ns = int.from_bytes(opt.data, "little" if idb.__byte_order__ == "<" else "big", signed=True) * _NS_PER_S
+                order = "little" if idb.__hdr_fmt__[0] == "<" else "big"
+                self.offset_ns = int.from_bytes(opt.data, order, signed=True) * _NS_PER_S
 
     def timestamp_ns(self, high: int, low: int) -> int:
         return self.offset_ns + ((high << 32) | low) * _NS_PER_S // self.units_per_s
@@ -156,7 +157,8 @@ class _PcapngReader:
         try:
             return (little_cls if self.little else big_cls)(raw)
         except (dpkt.UnpackError, struct.error) as exc:
-            raise CaptureError(f"{self.name}: corrupt pcapng block near offset {self.stream.tell() - len(raw)}: {exc}") from exc
+            offset = self.stream.tell() - len(raw)
+            raise CaptureError(f"{self.name}: corrupt pcapng block at offset {offset}: {exc}") from exc
 
     def interface(self, index: int) -> _Interface:
         if index >= len(self.interfaces):

@@ -257,7 +257,8 @@ def _open_socket(host: str, port: int) -> tuple[socket.socket, str]:
     except OSError as exc:
         sock.close()
         raise SystemExit(f"tzsp-replay: cannot send to {host}:{port}: {exc.strerror}") from exc
-    shown = f"[{address[0]}]:{address[1]}" if family == socket.AF_INET6 else f"{address[0]}:{address[1]}"
+    host_shown = f"[{address[0]}]" if family == socket.AF_INET6 else address[0]
+    shown = f"{host_shown}:{address[1]}"
     return sock, shown
 
 
@@ -267,18 +268,27 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Send the frames of a pcap/pcapng file as TZSP/UDP datagrams (like a MikroTik "
         "sniffer stream). Only to the destination given with --to.",
     )
-    parser.add_argument("capture", metavar="CAPTURE", help="pcap or pcapng file")
-    parser.add_argument("--to", required=True, metavar="HOST:PORT", help="destination, e.g. 127.0.0.1:37008 or [::1]:37008")
+    add = parser.add_argument
+    add("capture", metavar="CAPTURE", help="pcap or pcapng file")
+    add("--to", required=True, metavar="HOST:PORT",
+        help="destination, e.g. 127.0.0.1:37008 or [::1]:37008 (there is no default)")
     pace = parser.add_mutually_exclusive_group()
-    pace.add_argument("--rate", type=_positive_float, metavar="PPS", help="datagrams per second (default: as fast as possible)")
-    pace.add_argument("--realtime", action="store_true", help="keep the capture's original gaps between frames")
-    parser.add_argument("--loop", type=_non_negative_int, default=1, metavar="N", help="send the capture N times; 0 = until interrupted (default 1)")
-    parser.add_argument("--count", type=_positive_int, metavar="N", help="stop after N datagrams in total")
-    parser.add_argument("--raw-tzsp", action="store_true", help="the capture already holds TZSP: re-send its UDP payloads (any port) byte for byte")
-    parser.add_argument("--encapsulation", type=_encapsulation, metavar="NAME|N", help="TZSP encapsulation to claim, overriding the one derived from the file's link type (" + ", ".join(linktypes.ENCAPSULATION_BY_NAME) + ")")
-    parser.add_argument("--packet-id", action="store_true", help="add tag 40 with a running counter (lets the receiver spot loss)")
-    parser.add_argument("--time-tag", action="store_true", help="add tag 82 with the frame's original capture time")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no summary unless something went wrong")
+    pace.add_argument("--rate", type=_positive_float, metavar="PPS",
+                      help="datagrams per second (default: as fast as possible)")
+    pace.add_argument("--realtime", action="store_true",
+                      help="keep the capture's original gaps between frames")
+    add("--loop", type=_non_negative_int, default=1, metavar="N",
+        help="send the capture N times; 0 = until interrupted (default 1)")
+    add("--count", type=_positive_int, metavar="N", help="stop after N datagrams in total")
+    add("--raw-tzsp", action="store_true",
+        help="the capture already holds TZSP: re-send its UDP payloads (any port) byte for byte")
+    add("--encapsulation", type=_encapsulation, metavar="NAME|N",
+        help="TZSP encapsulation to claim instead of the one derived from the file's link type ("
+        + ", ".join(linktypes.ENCAPSULATION_BY_NAME) + ")")
+    add("--packet-id", action="store_true",
+        help="add tag 40 with a running counter (lets the receiver spot loss)")
+    add("--time-tag", action="store_true", help="add tag 82 with the frame's original capture time")
+    add("-q", "--quiet", action="store_true", help="no summary unless something went wrong")
     return parser
 
 
@@ -314,7 +324,8 @@ def main(argv: Optional[list] = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     if args.raw_tzsp and (args.encapsulation is not None or args.packet_id or args.time_tag):
-        parser.error("--raw-tzsp re-sends datagrams unchanged; it cannot be combined with --encapsulation, --packet-id or --time-tag")
+        parser.error("--raw-tzsp re-sends datagrams unchanged; it cannot be combined with "
+                     "--encapsulation, --packet-id or --time-tag")
     try:
         host, port = parse_destination(args.to)
     except ValueError as exc:
@@ -330,8 +341,9 @@ def main(argv: Optional[list] = None) -> int:
         encapsulation = linktypes.encapsulation_for_linktype(linktype)
         if encapsulation is None:
             print(
-                f"tzsp-replay: {args.capture}: link type {linktype} ({linktypes.linktype_name(linktype)}) "
-                "has no TZSP encapsulation; give --encapsulation, or --raw-tzsp if it holds TZSP",
+                f"tzsp-replay: {args.capture}: link type {linktype} "
+                f"({linktypes.linktype_name(linktype)}) has no TZSP encapsulation; "
+                "give --encapsulation, or --raw-tzsp if it holds TZSP",
                 file=sys.stderr,
             )
             return 1
@@ -343,7 +355,8 @@ def main(argv: Optional[list] = None) -> int:
     def one_pass(records, first_sequence: int) -> Iterator[Outgoing]:
         if args.raw_tzsp:
             return raw_tzsp_datagrams(linktype, records, summary.skipped)
-        return tzsp_datagrams(records, encapsulation, packet_ids=args.packet_id, time_tags=args.time_tag, first_sequence=first_sequence)
+        return tzsp_datagrams(records, encapsulation, packet_ids=args.packet_id,
+                              time_tags=args.time_tag, first_sequence=first_sequence)
 
     passes = itertools.count() if args.loop == 0 else range(args.loop)
     status = 0
@@ -354,7 +367,8 @@ def main(argv: Optional[list] = None) -> int:
                 before = pacer.count
                 pacer.new_pass()
                 outgoing = one_pass(records, pacer.count)
-                send_all(sock.send, outgoing, pacer, summary, max_payload=MAX_PAYLOAD[sock.family], count=args.count)
+                send_all(sock.send, outgoing, pacer, summary,
+                         max_payload=MAX_PAYLOAD[sock.family], count=args.count)
                 finished = args.count is not None and pacer.count >= args.count
                 if finished or pacer.count == before:  # done, or nothing to send (don't spin on --loop 0)
                     break
