@@ -3,7 +3,8 @@ copytruncate, unlink, restart) while the follower runs with watchdog.
 
 Reading happens only inside lines()/read_ready(), so a file operation done between two calls
 is seen as a whole; ``read_ready() == []`` then proves nothing extra was delivered.
-In inotify tests the safety poll is set to 60 s, so only file events can wake the reader.
+In most tests the safety poll is set to 60 s; the tests near the end check what wakes a
+reader that is blocked waiting (file events, the safety poll, the polling observer).
 """
 
 from __future__ import annotations
@@ -350,3 +351,71 @@ def test_a_line_after_a_skipped_over_long_line_needs_no_further_event(logdir, st
         append(path, b"Z" * (3 << 20) + b"\nafter\n")
         got = f.read_ready()  # one call, no waiting: it reads on until it has a line
         assert [(l.number, l.text) for l in got] == [(2, "after")]
+
+
+def test_inotify_watch_refused_falls_back_to_polling_that_directory(logdir, state, monkeypatch,
+                                                                      caplog):
+    import errno
+
+    from watchdog.observers import Observer
+
+    def refuse(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "inotify watch limit reached")
+
+    monkeypatch.setattr(Observer, "schedule", refuse)
+    path = logdir / "alert"
+    path.write_text("")
+    with caplog.at_level(logging.WARNING, logger="bridge.follow"):
+        f = follower([path], state, poll_interval=0.1).start()
+    try:
+        assert "polling it" in caplog.text
+        assert type(f._scheduled[str(logdir)][1]).__name__ == "PollingObserver"
+        append(path, "x1\n")
+        assert texts(take(f, 1)) == ["x1"]
+    finally:
+        f.stop()
+
+
+def first_line_while_waiting(f, action, idle_timeout=20.0):
+    """Run ``action`` from another thread while one lines() call is blocked waiting; return the
+    first line and how long it took. Without a wake-up it would only come after idle_timeout."""
+    import threading
+
+    timer = threading.Timer(0.1, action)
+    started = time.monotonic()
+    timer.start()
+    try:
+        line = next(iter(f.lines(timeout=idle_timeout)), None)
+    finally:
+        timer.join()
+    return line, time.monotonic() - started
+
+
+def test_file_events_wake_a_waiting_reader(logdir, state):
+    path = logdir / "alert"
+    path.write_text("")
+    with follower([path], state) as f:  # safety poll 60 s: only an event can wake it
+        line, took = first_line_while_waiting(f, lambda: append(path, "woken\n"))
+        assert line is not None and line.text == "woken"
+        assert took < 10  # not the 20 s idle timeout
+
+
+def test_the_safety_poll_catches_what_an_event_missed(logdir, state, monkeypatch):
+    from bridge import follow as follow_module
+
+    monkeypatch.setattr(follow_module._Waker, "dispatch", lambda self, event: None)
+    path = logdir / "alert"
+    path.write_text("")
+    with follower([path], state, poll_interval=0.2) as f:
+        line, took = first_line_while_waiting(f, lambda: append(path, "missed by events\n"))
+        assert line is not None and line.text == "missed by events"
+        assert took < 10
+
+
+def test_the_polling_observer_wakes_a_waiting_reader(logdir, state):
+    path = logdir / "alert"
+    path.write_text("")
+    with follower([path], state, use_inotify=False, poll_interval=0.2) as f:
+        line, took = first_line_while_waiting(f, lambda: append(path, "polled\n"))
+        assert line is not None and line.text == "polled"
+        assert took < 10
