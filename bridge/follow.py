@@ -209,6 +209,12 @@ class FileReader:
             os.close(self.fd)
             self.fd = -1
 
+    def __enter__(self) -> "FileReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def size(self) -> int:
         return os.fstat(self.fd).st_size
 

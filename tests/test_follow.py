@@ -53,6 +53,14 @@ def logdir(tmp_path):
 
 
 @pytest.fixture
+def alert(logdir):
+    """An empty alert file, as Snort leaves it at start."""
+    path = logdir / "alert"
+    path.write_text("")
+    return path
+
+
+@pytest.fixture
 def state(tmp_path):
     return str(tmp_path / "state")
 
@@ -76,80 +84,70 @@ def test_appended_lines_arrive_in_order_with_numbers(logdir, state):
         assert f.read_ready() == []
 
 
-def test_a_partial_line_waits_for_its_newline(logdir, state):
-    path = logdir / "alert"
-    path.write_text("")
-    with follower([path], state) as f:
-        append(path, "complete\npart")
+def test_a_partial_line_waits_for_its_newline(alert, state):
+    with follower([alert], state) as f:
+        append(alert, "complete\npart")
         assert texts(take(f, 1)) == ["complete"]
         assert list(f.lines(timeout=0.3)) == []  # "part" is not a line yet
-        append(path, "ial\n")
+        append(alert, "ial\n")
         assert texts(take(f, 1)) == ["partial"]
         assert f.read_ready() == []
 
 
-def test_logrotate_rename_and_create_finishes_the_old_file_first(logdir, state):
-    path = logdir / "alert"
-    path.write_text("")
-    with follower([path], state) as f:
-        with open(path, "ab", buffering=0) as writer:
+def test_logrotate_rename_and_create_finishes_the_old_file_first(alert, state):
+    with follower([alert], state) as f:
+        with open(alert, "ab", buffering=0) as writer:
             writer.write(b"old1\nold2\n")
             assert texts(take(f, 2)) == ["old1", "old2"]
             writer.write(b"old3\n")  # not read yet
-            os.rename(path, str(path) + ".1")
-            path.write_text("")  # logrotate "create": new, empty
+            os.rename(alert, str(alert) + ".1")
+            alert.write_text("")  # logrotate "create": new, empty
             writer.write(b"old4\n")  # the writer has not reopened yet
             assert texts(take(f, 2)) == ["old3", "old4"]
             writer.write(b"old5\n")
-        with open(path, "ab", buffering=0) as writer:  # reopened after the signal
+        with open(alert, "ab", buffering=0) as writer:  # reopened after the signal
             writer.write(b"new1\nnew2\n")
         got = take(f, 3)
         assert [(l.number, l.text) for l in got] == [(5, "old5"), (1, "new1"), (2, "new2")]
-        append(path, "new3\n")
+        append(alert, "new3\n")
         assert texts(take(f, 1)) == ["new3"]
         assert f.read_ready() == []
 
 
-def test_copytruncate_reads_the_unread_tail_from_the_copy_then_starts_over(logdir, state):
-    path = logdir / "alert"
-    path.write_text("")
-    with follower([path], state) as f:
-        append(path, "l1\nl2\n")
+def test_copytruncate_reads_the_unread_tail_from_the_copy_then_starts_over(alert, state):
+    with follower([alert], state) as f:
+        append(alert, "l1\nl2\n")
         assert texts(take(f, 2)) == ["l1", "l2"]
-        append(path, "l3\n")  # written before the copy, not yet read
-        shutil.copyfile(path, str(path) + ".1")
-        os.truncate(path, 0)
-        append(path, "n1\n")
+        append(alert, "l3\n")  # written before the copy, not yet read
+        shutil.copyfile(alert, str(alert) + ".1")
+        os.truncate(alert, 0)
+        append(alert, "n1\n")
         got = take(f, 2)
         assert [(l.number, l.text) for l in got] == [(3, "l3"), (1, "n1")]
-        append(path, "n2\n")
+        append(alert, "n2\n")
         assert texts(take(f, 1)) == ["n2"]
         assert f.read_ready() == []
 
 
-def test_truncated_without_a_copy_starts_over(logdir, state):
-    path = logdir / "alert"
-    path.write_text("")
-    with follower([path], state) as f:
-        append(path, "a much longer first line\n")
+def test_truncated_without_a_copy_starts_over(alert, state):
+    with follower([alert], state) as f:
+        append(alert, "a much longer first line\n")
         assert texts(take(f, 1)) == ["a much longer first line"]
-        with open(path, "wb") as w:  # "> alert" then new content
+        with open(alert, "wb") as w:  # "> alert" then new content
             w.write(b"x\n")
         assert texts(take(f, 1)) == ["x"]
         assert f.read_ready() == []
 
 
-def test_delete_and_recreate(logdir, state):
-    path = logdir / "alert"
-    path.write_text("")
-    with follower([path], state) as f:
-        with open(path, "ab", buffering=0) as old:
+def test_delete_and_recreate(alert, state):
+    with follower([alert], state) as f:
+        with open(alert, "ab", buffering=0) as old:
             old.write(b"d1\n")
             assert texts(take(f, 1)) == ["d1"]
-            os.unlink(path)
+            os.unlink(alert)
             old.write(b"d2\n")  # still written through the open descriptor
             assert texts(take(f, 1)) == ["d2"]
-            path.write_text("r1\n")
+            alert.write_text("r1\n")
         got = take(f, 1)
         assert [(l.number, l.text) for l in got] == [(1, "r1")]
         assert f.read_ready() == []
@@ -204,73 +202,65 @@ def test_two_files_at_once(logdir, state):
     assert positions[str(a)]["line"] == 5 and positions[str(b)]["line"] == 3
 
 
-def test_restart_resumes_exactly_after_the_last_committed_line(logdir, state):
-    path = logdir / "alert"
-    path.write_text("")
-    with follower([path], state) as f:
-        append(path, "1\n2\n3\n")
+def test_restart_resumes_exactly_after_the_last_committed_line(alert, state):
+    with follower([alert], state) as f:
+        append(alert, "1\n2\n3\n")
         got = take(f, 3, commit=False)
         f.commit(got[0])
         f.commit(got[1])  # "3" delivered but never handled
-    append(path, "4\n5\n")  # written while stopped
-    with follower([path], state) as f:
+    append(alert, "4\n5\n")  # written while stopped
+    with follower([alert], state) as f:
         got = take(f, 3)
         assert [(l.number, l.text) for l in got] == [(3, "3"), (4, "4"), (5, "5")]
         assert f.read_ready() == []
-    with follower([path], state) as f:
+    with follower([alert], state) as f:
         assert list(f.lines(timeout=0.3)) == []
 
 
-def test_rotation_while_stopped_finishes_the_old_file_then_reads_the_new(logdir, state):
-    path = logdir / "alert"
-    path.write_text("")
-    with follower([path], state) as f:
-        append(path, "o1\no2\n")
+def test_rotation_while_stopped_finishes_the_old_file_then_reads_the_new(logdir, alert, state):
+    with follower([alert], state) as f:
+        append(alert, "o1\no2\n")
         assert texts(take(f, 2)) == ["o1", "o2"]
-    append(path, "o3\n")
-    os.rename(path, logdir / "alert-20240102")
-    path.write_text("n1\nn2\n")
-    with follower([path], state) as f:
+    append(alert, "o3\n")
+    os.rename(alert, logdir / "alert-20240102")
+    alert.write_text("n1\nn2\n")
+    with follower([alert], state) as f:
         got = take(f, 3)
         assert [(l.number, l.text) for l in got] == [(3, "o3"), (1, "n1"), (2, "n2")]
         assert f.read_ready() == []
-    with follower([path], state) as f:  # and again: nothing repeated
-        append(path, "n3\n")
+    with follower([alert], state) as f:  # and again: nothing repeated
+        append(alert, "n3\n")
         assert [(l.number, l.text) for l in take(f, 1)] == [(3, "n3")]
         assert f.read_ready() == []
 
 
-def test_copytruncate_while_stopped(logdir, state):
-    path = logdir / "alert"
-    path.write_text("")
-    with follower([path], state) as f:
-        append(path, "c1\n")
+def test_copytruncate_while_stopped(alert, state):
+    with follower([alert], state) as f:
+        append(alert, "c1\n")
         assert texts(take(f, 1)) == ["c1"]
-    append(path, "c2\n")
-    shutil.copyfile(path, str(path) + ".1")
-    os.truncate(path, 0)
-    append(path, "t1\n")
-    with follower([path], state) as f:
+    append(alert, "c2\n")
+    shutil.copyfile(alert, str(alert) + ".1")
+    os.truncate(alert, 0)
+    append(alert, "t1\n")
+    with follower([alert], state) as f:
         assert texts(take(f, 2)) == ["c2", "t1"]
         assert f.read_ready() == []
 
 
-def test_a_reused_inode_with_other_content_is_read_from_the_start(logdir, state):
-    path = logdir / "alert"
-    path.write_text("")
-    with follower([path], state) as f:
-        append(path, "original line one\noriginal line two\n")
+def test_a_reused_inode_with_other_content_is_read_from_the_start(alert, state):
+    with follower([alert], state) as f:
+        append(alert, "original line one\noriginal line two\n")
         assert len(take(f, 2)) == 2
-    os.unlink(path)
-    path.write_text("replacement\n")  # may or may not get the same inode number; force it:
+    os.unlink(alert)
+    alert.write_text("replacement\n")  # may or may not get the same inode number; force it:
     positions_file = os.path.join(state, "follow-positions.json")
     doc = json.loads(open(positions_file).read())
-    entry = doc["positions"][str(path)]
-    st = os.stat(path)
+    entry = doc["positions"][str(alert)]
+    st = os.stat(alert)
     entry["device"], entry["inode"] = st.st_dev, st.st_ino
     with open(positions_file, "w") as w:
         json.dump(doc, w)
-    with follower([path], state) as f:
+    with follower([alert], state) as f:
         got = take(f, 1)
         assert [(l.number, l.text) for l in got] == [(1, "replacement")]
         assert f.read_ready() == []
@@ -288,40 +278,34 @@ def test_start_at_end_skips_old_content_but_never_what_is_written_while_stopped(
         assert [(l.number, l.text) for l in got] == [(3, "partial"), (4, "while stopped")]
 
 
-def test_polling_fallback_without_inotify(logdir, state):
-    path = logdir / "alert"
-    path.write_text("")
-    with follower([path], state, use_inotify=False, poll_interval=0.05) as f:
+def test_polling_fallback_without_inotify(alert, state):
+    with follower([alert], state, use_inotify=False, poll_interval=0.05) as f:
         assert all(type(o).__name__ == "PollingObserver" for o in f._observers)
-        append(path, "p1\np2\n")
+        append(alert, "p1\np2\n")
         assert texts(take(f, 2)) == ["p1", "p2"]
-        os.rename(path, str(path) + ".1")
-        append(str(path) + ".1", "p3\n")
-        path.write_text("q1\n")
+        os.rename(alert, str(alert) + ".1")
+        append(str(alert) + ".1", "p3\n")
+        alert.write_text("q1\n")
         assert texts(take(f, 2)) == ["p3", "q1"]
         assert f.read_ready() == []
 
 
-def test_hostile_content(logdir, state, caplog):
-    path = logdir / "alert"
-    path.write_text("")
-    with follower([path], state) as f, caplog.at_level(logging.WARNING, logger="bridge.follow"):
+def test_hostile_content(alert, state, caplog):
+    with follower([alert], state) as f, caplog.at_level(logging.WARNING, logger="bridge.follow"):
         huge = b"1.2.3.4 " + b"A" * (1 << 20) + b" 10.0.0.12\n"  # over the 1 MiB limit
         big_ok = b"B" * 1_000_000 + b"\n"  # a 1 MB line still under it
-        append(path, b"before\n" + huge + big_ok + b"nul\x00byte\n" + b"bad \xff\xfe utf8\r\nafter\n")
+        append(alert, b"before\n" + huge + big_ok + b"nul\x00byte\n" + b"bad \xff\xfe utf8\r\nafter\n")
         got = take(f, 5)
         assert [(l.number, l.text) for l in got] == [
             (1, "before"), (3, "B" * 1_000_000), (4, "nul\x00byte"), (5, "bad \ufffd\ufffd utf8"),
             (6, "after")]
-        assert f"skipped line 2 of {path} at offset 7" in caplog.text
+        assert f"skipped line 2 of {alert} at offset 7" in caplog.text
         assert f.read_ready() == []
 
 
-def test_lines_written_in_many_small_pieces(logdir, state):
-    path = logdir / "alert"
-    path.write_text("")
-    with follower([path], state) as f:
-        with open(path, "ab", buffering=0) as w:
+def test_lines_written_in_many_small_pieces(alert, state):
+    with follower([alert], state) as f:
+        with open(alert, "ab", buffering=0) as w:
             for i in range(200):
                 w.write(b"line-%d" % i)
                 w.write(b"\n")
@@ -329,12 +313,10 @@ def test_lines_written_in_many_small_pieces(logdir, state):
         assert [(l.number, l.text) for l in got] == [(i + 1, f"line-{i}") for i in range(200)]
 
 
-def test_stop_from_another_thread_ends_lines(logdir, state):
+def test_stop_from_another_thread_ends_lines(alert, state):
     import threading
 
-    path = logdir / "alert"
-    path.write_text("")
-    f = follower([path], state).start()
+    f = follower([alert], state).start()
     timer = threading.Timer(0.2, f.stop)
     timer.start()
     started = time.monotonic()
@@ -343,12 +325,10 @@ def test_stop_from_another_thread_ends_lines(logdir, state):
     timer.join()
 
 
-def test_a_line_after_a_skipped_over_long_line_needs_no_further_event(logdir, state):
+def test_a_line_after_a_skipped_over_long_line_needs_no_further_event(alert, state):
     """Skipping 3 MiB yields no line for several read passes; the reader must keep going."""
-    path = logdir / "alert"
-    path.write_text("")
-    with follower([path], state) as f:
-        append(path, b"Z" * (3 << 20) + b"\nafter\n")
+    with follower([alert], state) as f:
+        append(alert, b"Z" * (3 << 20) + b"\nafter\n")
         got = f.read_ready()  # one call, no waiting: it reads on until it has a line
         assert [(l.number, l.text) for l in got] == [(2, "after")]
 
@@ -391,31 +371,25 @@ def first_line_while_waiting(f, action, idle_timeout=20.0):
     return line, time.monotonic() - started
 
 
-def test_file_events_wake_a_waiting_reader(logdir, state):
-    path = logdir / "alert"
-    path.write_text("")
-    with follower([path], state) as f:  # safety poll 60 s: only an event can wake it
-        line, took = first_line_while_waiting(f, lambda: append(path, "woken\n"))
+def test_file_events_wake_a_waiting_reader(alert, state):
+    with follower([alert], state) as f:  # safety poll 60 s: only an event can wake it
+        line, took = first_line_while_waiting(f, lambda: append(alert, "woken\n"))
         assert line is not None and line.text == "woken"
         assert took < 10  # not the 20 s idle timeout
 
 
-def test_the_safety_poll_catches_what_an_event_missed(logdir, state, monkeypatch):
+def test_the_safety_poll_catches_what_an_event_missed(alert, state, monkeypatch):
     from bridge import follow as follow_module
 
     monkeypatch.setattr(follow_module._Waker, "dispatch", lambda self, event: None)
-    path = logdir / "alert"
-    path.write_text("")
-    with follower([path], state, poll_interval=0.2) as f:
-        line, took = first_line_while_waiting(f, lambda: append(path, "missed by events\n"))
+    with follower([alert], state, poll_interval=0.2) as f:
+        line, took = first_line_while_waiting(f, lambda: append(alert, "missed by events\n"))
         assert line is not None and line.text == "missed by events"
         assert took < 10
 
 
-def test_the_polling_observer_wakes_a_waiting_reader(logdir, state):
-    path = logdir / "alert"
-    path.write_text("")
-    with follower([path], state, use_inotify=False, poll_interval=0.2) as f:
-        line, took = first_line_while_waiting(f, lambda: append(path, "polled\n"))
+def test_the_polling_observer_wakes_a_waiting_reader(alert, state):
+    with follower([alert], state, use_inotify=False, poll_interval=0.2) as f:
+        line, took = first_line_while_waiting(f, lambda: append(alert, "polled\n"))
         assert line is not None and line.text == "polled"
         assert took < 10

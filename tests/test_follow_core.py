@@ -104,8 +104,7 @@ def write(path, data: bytes, mode="ab"):
 def test_reader_reads_new_complete_lines_with_numbers_and_positions(tmp_path):
     path = str(tmp_path / "alert")
     write(path, b"first\nsecond\nthi")
-    r = FileReader.open(path)
-    try:
+    with FileReader.open(path) as r:
         lines = r.read_available()
         assert [(l.number, l.offset, l.text) for l in lines] == [(1, 0, "first"), (2, 6, "second")]
         assert r.at_eof
@@ -117,39 +116,30 @@ def test_reader_reads_new_complete_lines_with_numbers_and_positions(tmp_path):
         [third] = r.read_available()
         assert (third.number, third.offset, third.text) == (3, 13, "third")
         assert third.position.offset == 19  # just after "third\n"
-    finally:
-        r.close()
 
 
 def test_reader_fingerprint_stops_growing_after_the_first_bytes(tmp_path):
     path = str(tmp_path / "alert")
     write(path, b"".join(b"line %03d with some padding text\n" % i for i in range(40)))
-    r = FileReader.open(path)
-    try:
+    with FileReader.open(path) as r:
         lines = r.read_available()
         with open(path, "rb") as f:
             head = f.read(256)
         assert lines[-1].position.fingerprint == fingerprint(head)
         assert lines[0].position.fingerprint == fingerprint(head[: lines[0].position.offset])
-    finally:
-        r.close()
 
 
 def test_reader_resumes_at_an_offset(tmp_path):
     path = str(tmp_path / "alert")
     write(path, b"a\nb\nc\n")
-    r = FileReader.open(path, offset=2, line=1)
-    try:
+    with FileReader.open(path, offset=2, line=1) as r:
         assert [(l.number, l.text) for l in r.read_available()] == [(2, "b"), (3, "c")]
-    finally:
-        r.close()
 
 
 def test_reader_notices_truncation_and_rewrite(tmp_path):
     path = str(tmp_path / "alert")
     write(path, b"one\ntwo\n")
-    r = FileReader.open(path)
-    try:
+    with FileReader.open(path) as r:
         r.read_available()
         assert not r.truncated() and not r.rewritten()
         os.truncate(path, 0)
@@ -158,15 +148,12 @@ def test_reader_notices_truncation_and_rewrite(tmp_path):
         assert not r.truncated() and r.rewritten()
         r.restart()
         assert [l.text for l in r.read_available()] == ["ONE", "two", "three"]
-    finally:
-        r.close()
 
 
 def test_reader_keeps_reading_a_renamed_then_deleted_file(tmp_path):
     path = str(tmp_path / "alert")
     write(path, b"a\n")
-    r = FileReader.open(path)
-    try:
+    with FileReader.open(path) as r:
         r.read_available()
         with open(path, "ab") as writer:
             os.rename(path, path + ".1")
@@ -177,23 +164,18 @@ def test_reader_keeps_reading_a_renamed_then_deleted_file(tmp_path):
             writer.flush()
             assert [l.text for l in r.read_available()] == ["b"]
         assert [l.text for l in r.finish()] == ["c"]  # the file is done: its last bytes too
-    finally:
-        r.close()
 
 
 def test_reader_skips_an_over_long_line_and_logs_file_and_offset(tmp_path, caplog):
     path = str(tmp_path / "alert")
     write(path, b"ok\n" + b"x" * 5000 + b"\nnext\n")
-    r = FileReader.open(path, max_line_bytes=1000)
-    try:
+    with FileReader.open(path, max_line_bytes=1000) as r:
         with caplog.at_level(logging.WARNING, logger="bridge.follow"):
             lines = r.read_available(budget=1024)  # a small budget: reads in several passes
             while not r.at_eof:
                 lines += r.read_available(budget=1024)
         assert [(l.number, l.text) for l in lines] == [(1, "ok"), (3, "next")]
         assert f"skipped line 2 of {path} at offset 3" in caplog.text
-    finally:
-        r.close()
 
 
 # --- plan_resume --------------------------------------------------------------------------------
@@ -201,11 +183,8 @@ def test_reader_skips_an_over_long_line_and_logs_file_and_offset(tmp_path, caplo
 
 def saved_after(path, lines_read: int) -> Position:
     """The position a reader reaches after ``lines_read`` lines of ``path``."""
-    r = FileReader.open(path)
-    try:
+    with FileReader.open(path) as r:
         return r.read_available()[lines_read - 1].position
-    finally:
-        r.close()
 
 
 def test_resume_new_file_from_start_or_end(tmp_path):
