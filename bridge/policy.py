@@ -72,6 +72,10 @@ class FloodGuard:
             self.tripped = None
             self._recent.clear()
             return None
+        return self.holding()
+
+    def holding(self) -> str:
+        assert self.tripped is not None
         since = _clock(self.tripped.at)
         return f"FLOOD GUARD: blocking stopped since {since} ({self.tripped.new_blocks} new blocks within a minute > {self.limit})"
 
@@ -189,7 +193,8 @@ class Policy:
                 for address in trip.rollback:
                     self.forget(address)
                 self._guard_event = trip
-            return _ignore(alert, f"{trip.describe()}; not blocking {target}: {why}", attribution)
+            text = trip.describe() if fresh else self.guard.holding()
+            return _ignore(alert, f"{text}; not blocking {target}: {why}", attribution)
         self.guard.record(now, target)
         self.note_blocked(target, now + config.block_for)
         self._folded.pop(target, None)

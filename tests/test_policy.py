@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import replace
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -179,7 +180,8 @@ def test_flood_guard_trips_rolls_back_and_resumes():
     assert policy.blocked_until(ipaddress.ip_address("203.0.113.1"), T0 + 7) is not None
     # while tripped: nothing is blocked, and every decision says so, also unrelated ignores
     during = [policy.decide(attack(src=a), T0 + 20 + i) for i, a in enumerate(addresses[6:10])]
-    assert all(d.action == "ignore" and d.why.startswith("FLOOD GUARD") for d in during)
+    assert all(d.action == "ignore" and d.why.startswith("FLOOD GUARD: blocking stopped since") for d in during)
+    assert all("rolling back" not in d.why for d in during)  # the rollback is announced once
     low = policy.decide(attack(src="203.0.113.99", priority=3), T0 + 30)
     assert low.why.startswith("FLOOD GUARD") and "priority 3 > min_priority 1" in low.why
     # a storm keeps it tripped: the quiet minute counts from the last wanted block
@@ -232,3 +234,21 @@ def test_hostile_alerts_only_ever_target_ipaddresses(src, dst, gid, priority, sp
         )
     else:
         assert decision.target is None
+
+
+def test_host_and_router_addresses_from_this_machine():
+    from bridge.hostaddrs import _fib_trie_addresses, host_addresses, router_addresses
+    from responder.config import RouterConfig
+
+    mine = host_addresses()
+    assert all(isinstance(a, (ipaddress.IPv4Address, ipaddress.IPv6Address)) for a in mine)
+    if Path("/proc/net/fib_trie").exists():
+        assert ipaddress.ip_address("127.0.0.1") in mine
+    sample = "  |-- 10.1.2.3\n     /32 host LOCAL\n  |-- 10.1.2.255\n     /32 link BROADCAST\n  |-- 10.1.2.0\n     /24 link UNICAST\n"
+    assert _fib_trie_addresses(sample) == {ipaddress.ip_address("10.1.2.3"), ipaddress.ip_address("10.1.2.255")}
+    routers = [RouterConfig(name="a", host="192.0.2.1"), RouterConfig(name="b", host="localhost"), RouterConfig(name="c", host="2001:db8::1")]
+    assert router_addresses(routers, resolve=False) == [ipaddress.ip_address("192.0.2.1"), ipaddress.ip_address("2001:db8::1")]
+    assert ipaddress.ip_address("127.0.0.1") in router_addresses(routers, resolve=True)
+    policy = Policy(OPEN, always_protected=mine)
+    for address in mine:
+        assert policy.decide(attack(src=str(address)), T0).action == "ignore"
