@@ -1,0 +1,150 @@
+"""``routeros-sim``: run a simulated RouterOS router to try a setup before touching a real one.
+
+Secrets stay off the command line: the password comes from a file (``--password-file``) or an
+environment variable (``--password-env``); ``--password PW`` is accepted for the documented
+contract but warns that every user of the machine can read it in ``ps``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import List, Optional
+
+import paramiko
+
+from responder.sim.server import SimRouter, fingerprint
+
+
+class UsageError(Exception):
+    """A bad option value; main() prints it and exits 2."""
+
+
+def default_host_key_path() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "routeros-sim" / "ssh_host_rsa_key"
+
+
+def load_or_create_host_key(path: Path) -> "tuple[paramiko.PKey, bool]":
+    """The key in ``path`` (RSA or Ed25519), or a new RSA 2048 key saved there (mode 0600)."""
+    if path.exists():
+        for cls in (paramiko.RSAKey, paramiko.Ed25519Key):
+            try:
+                return cls.from_private_key_file(str(path)), False
+            except (paramiko.SSHException, ValueError):
+                continue
+        raise UsageError(f"--host-key {path}: not an unencrypted RSA or Ed25519 private key")
+    key = paramiko.RSAKey.generate(2048)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        key.write_private_key(handle)
+    return key, True
+
+
+def read_password(args: argparse.Namespace) -> Optional[str]:
+    if args.password_file:
+        try:
+            text = Path(args.password_file).read_text()
+        except OSError as exc:
+            raise UsageError(f"--password-file {args.password_file}: {exc.strerror}") from None
+        return text.rstrip("\r\n")
+    if args.password_env:
+        value = os.environ.get(args.password_env)
+        if value is None:
+            raise UsageError(f"--password-env {args.password_env}: the variable is not set")
+        return value
+    if args.password is not None:
+        print("routeros-sim: warning: --password is visible to every user in `ps`; "
+              "prefer --password-file or --password-env", file=sys.stderr)
+        return args.password
+    return None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="routeros-sim", description=__doc__.splitlines()[0])
+    p.add_argument("--listen", default="127.0.0.1", metavar="ADDR", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=2222, metavar="N", help="SSH port (default 2222)")
+    p.add_argument("--api-port", type=int, metavar="N", help="RouterOS API port (not implemented yet)")
+    p.add_argument("--user", default="admin", metavar="NAME", help="login name (default admin)")
+    secret = p.add_mutually_exclusive_group()
+    secret.add_argument("--password-file", metavar="FILE", help="file whose first line is the password")
+    secret.add_argument("--password-env", metavar="VAR", help="environment variable holding the password")
+    secret.add_argument("--password", metavar="PW", help=argparse.SUPPRESS)
+    p.add_argument("--authorized-key", action="append", default=[], metavar="FILE",
+                   help="OpenSSH public key file the user may log in with (repeatable); disables password login")
+    p.add_argument("--policy", default="ssh,read,write", metavar="LIST",
+                   help="the user's group policies (default ssh,read,write)")
+    p.add_argument("--user-address", metavar="CIDR[,CIDR]", help="where the user may log in from (/user address=)")
+    p.add_argument("--host-key", metavar="FILE", type=Path,
+                   help=f"host private key; created if missing (default {default_host_key_path()})")
+    p.add_argument("--flavour", choices=("v6", "v7"), default="v7", help="RouterOS major version to imitate")
+    p.add_argument("--identity", default="MikroTik", metavar="NAME", help="/system identity name")
+    p.add_argument("--parse-error-exit", type=int, choices=(0, 1), default=0,
+                   help="exit status for lines the router cannot parse (real routers give 0 or 1)")
+    p.add_argument("--latency", type=float, default=0.0, metavar="SECONDS", help="delay before each command")
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.api_port is not None:
+        print("routeros-sim: --api-port: the RouterOS API server is not implemented yet", file=sys.stderr)
+        return 2
+    try:
+        password = read_password(args)
+        host_key, created = load_or_create_host_key(args.host_key or default_host_key_path())
+        keys = []
+        for path in args.authorized_key:
+            try:
+                keys.extend(line for line in Path(path).read_text().splitlines() if line.strip())
+            except OSError as exc:
+                raise UsageError(f"--authorized-key {path}: {exc.strerror}") from None
+        generated = password is None and not keys
+        if generated:
+            password = secrets.token_urlsafe(12)
+        sim = SimRouter(flavour=args.flavour, host_key=host_key, identity=args.identity,
+                        parse_error_exit=args.parse_error_exit, latency=args.latency)
+        try:
+            sim.add_user(args.user, password=password, authorized_keys=keys,
+                         policies=[p.strip() for p in args.policy.split(",") if p.strip()], address=args.user_address)
+        except Exception as exc:  # StateError from a bad policy/address/key, with RouterOS's text
+            raise UsageError(f"user {args.user}: {getattr(exc, 'text', exc)}") from None
+        port = sim.start(args.listen, args.port)
+    except UsageError as exc:
+        print(f"routeros-sim: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"routeros-sim: cannot listen on {args.listen}:{args.port}: {exc.strerror}", file=sys.stderr)
+        return 1
+
+    key_path = args.host_key or default_host_key_path()
+    host = f"[{args.listen}]" if ":" in args.listen else args.listen
+    print(f"routeros-sim {args.flavour} \"{args.identity}\" listening on {host}:{port} (SSH)")
+    print(f"host key: {host_key.get_name()} {host_key.get_bits()} {fingerprint(host_key)}"
+          f" ({'created in' if created else 'from'} {key_path})")
+    if generated:
+        print(f"user {args.user}: generated password {password} (give --password-file or --authorized-key to choose)")
+    print(f"try: ssh -p {port} {args.user}@{args.listen} '/ip firewall address-list print'")
+    print("Ctrl-C stops.", flush=True)
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    sim.stop()
+    print("routeros-sim: stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""SimRouter: one simulated RouterOS router (state + interpreter + SSH server) for tests and the CLI."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import threading
+import time
+from typing import Callable, Iterable, List, Mapping, Optional, Tuple, Union
+
+import paramiko
+
+from responder.sim.interpreter import ExecResult, Interpreter
+from responder.sim.ssh_server import SshServer
+from responder.sim.state import AddressEntryView, RouterProfile, RouterState, StateError
+from responder.sim.tables import parse_public_key
+
+KeyLike = Union[paramiko.PKey, str]
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    """OpenSSH's ``SHA256:...`` form of a public key."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+class SimRouter:
+    """A RouterOS stand-in. ``start()`` serves SSH on loopback; ``execute()`` runs a line without SSH."""
+
+    def __init__(self, *, flavour: str = "v7", users: Optional[Union[Mapping[str, str], Iterable[dict]]] = None,
+                 host_key: Optional[paramiko.PKey] = None, clock: Callable[[], float] = time.time,
+                 identity: str = "MikroTik", parse_error_exit: int = 0, latency: float = 0.0,
+                 extra_host_keys: Iterable[paramiko.PKey] = ()):
+        self.state = RouterState(profile=RouterProfile(flavour=flavour), clock=clock, identity=identity)
+        self.interpreter = Interpreter(self.state, parse_error_exit=parse_error_exit)
+        self.host_key = host_key if host_key is not None else paramiko.RSAKey.generate(2048)
+        self.extra_host_keys = list(extra_host_keys)
+        self.commands_log: List[Tuple[str, str]] = []
+        self.hang = False  # new TCP connections are accepted and never answered
+        self.hang_exec = False  # logins work, commands never answer
+        self.latency = latency  # seconds added before each command runs
+        self._server: Optional[SshServer] = None
+        self._log_lock = threading.Lock()
+        if isinstance(users, Mapping):
+            for name, password in users.items():
+                self.add_user(name, password=password)
+        else:
+            for spec in users or ():
+                self.add_user(**spec)
+
+    # -- setup ----------------------------------------------------------------------------------
+    @property
+    def flavour(self) -> str:
+        return self.state.profile.flavour
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.host_key)
+
+    def add_user(self, name: str, password: Optional[str] = None, authorized_keys: Iterable[KeyLike] = (),
+                 policies: Iterable[str] = ("ssh", "read", "write"), address: Optional[str] = None) -> None:
+        """A user in a group holding exactly ``policies`` (a built-in group when one matches)."""
+        wanted = frozenset(policies)
+        with self.state.lock:
+            group = next((g for g, p in self.state.groups.items() if p == wanted), None)
+            if group is None:
+                group = name if name not in self.state.groups else f"{name}-group"
+                self.state.add_group(group, sorted(wanted))
+            self.state.add_user(name, group=group, password=password, address=address or "")
+            for key in authorized_keys:
+                self.add_key(name, key)
+
+    def add_key(self, user: str, key: KeyLike) -> None:
+        if isinstance(key, paramiko.PKey):
+            key_type, blob, bits, comment = key.get_name(), key.asbytes(), key.get_bits(), ""
+        else:
+            key_type, blob, bits, comment = parse_public_key(key)
+        with self.state.lock:
+            self.state.add_ssh_key(user, key_type, blob, comment, bits)
+
+    def add_script(self, name: str, source: str, owner: str = "admin", policy: Optional[Iterable[str]] = None) -> None:
+        with self.state.lock:
+            self.state.add_script(name, source, owner, policy)
+
+    def put_file(self, name: str, text: str) -> None:
+        """A file on the router's disk (for ``/user ssh-keys import``)."""
+        with self.state.lock:
+            self.state.files[name] = text
+
+    # -- running ----------------------------------------------------------------------------------
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        if self._server is not None:
+            raise RuntimeError("this simulated router is already running")
+        self._server = SshServer(self, [self.host_key] + self.extra_host_keys)
+        return self._server.start(host, port)
+
+    @property
+    def port(self) -> int:
+        return self._server.address[1] if self._server else 0
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def reboot(self) -> None:
+        """Dynamic entries and globals are lost, uptime restarts, open SSH sessions drop."""
+        self.state.reboot()
+        if self._server is not None:
+            self._server.drop_connections()
+
+    def __enter__(self) -> "SimRouter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def execute(self, user: str, command: str) -> ExecResult:
+        """What an exec of ``command`` by ``user`` prints, without SSH."""
+        with self._log_lock:
+            self.commands_log.append((user, command))
+        return self.interpreter.run_line(user, command)
+
+    def address_list(self, name: str, family: int = 4) -> List[AddressEntryView]:
+        with self.state.lock:
+            return [self.state.view(e) for e in self.state.entries(family) if e.list == name]
+
+    # -- the SSH server's backend -----------------------------------------------------------------
+    def _login_user(self, login: str, peer: str):
+        name = self.state.login_name(login)
+        user = self.state.users.get(name) if name else None
+        if user is None or user.disabled or not user.allows_peer(peer):
+            return None
+        if "ssh" not in self.state.policies_of(user.name):
+            return None
+        return user
+
+    def user_has_keys(self, login: str) -> bool:
+        name = self.state.login_name(login)
+        with self.state.lock:
+            return bool(name and self.state.keys_of(name))
+
+    def authenticate_password(self, login: str, password: str, peer: str) -> Optional[str]:
+        with self.state.lock:
+            user = self._login_user(login, peer)
+            if user is None or self.state.keys_of(user.name):  # a user with keys may not use a password
+                return None
+            expected = user.password or ""
+            if not hmac.compare_digest(expected.encode(), password.encode()):
+                return None
+        return user.name
+
+    def authenticate_key(self, login: str, key: paramiko.PKey, peer: str) -> Optional[str]:
+        with self.state.lock:
+            user = self._login_user(login, peer)
+            if user is None:
+                return None
+            blob = key.asbytes()
+            if not any(k.key_blob == blob for k in self.state.keys_of(user.name)):
+                return None
+        return user.name
+
+    def run_exec(self, user: str, command: str) -> Tuple[bytes, int]:
+        result = self.execute(user, command)
+        return result.output.encode("utf-8"), result.exit_status
+
+
+__all__ = ["SimRouter", "StateError", "fingerprint"]
