@@ -251,3 +251,15 @@ def test_truncated_files_fail_with_the_offset(tmp_path):
     _, records = read_capture(cut_ng)
     with pytest.raises(CaptureError, match="truncated pcapng block"):
         list(records)
+
+
+def test_reads_kuznetzov_modified_pcap(tmp_path):
+    # Big-endian "modified pcap" (magic a1b2cd34): 24-byte record headers with ifindex/protocol.
+    path = tmp_path / "mod.pcap"
+    header = struct.pack(">IHHiIII", 0xA1B2CD34, 2, 4, 0, 0, 65535, 1)
+    record = struct.pack(">IIIIIHBB", 1_700_000_000, 250_000, 3, 60, 2, 0x0800, 0, 0) + b"abc"
+    path.write_bytes(header + record)
+    with path.open("rb") as f:  # dpkt agrees on the layout
+        assert [(float(ts), data) for ts, data in dpkt.pcap.Reader(f)] == [(1_700_000_000.25, b"abc")]
+    linktype, records = read_capture(path)
+    assert (linktype, list(records)) == (1, [(1_700_000_000_250_000_000, b"abc")])
