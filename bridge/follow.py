@@ -35,7 +35,17 @@ import time
 from dataclasses import dataclass
 from typing import Deque, Dict, Iterable, Iterator, List, Optional, Tuple
 
-from watchdog.events import FileSystemEventHandler
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEventHandler,
+)
 
 from bridge.positions import (
     FINGERPRINT_BYTES,
@@ -522,6 +532,9 @@ class _Tail:
 
 
 _WAKING_EVENTS = frozenset({"created", "modified", "moved", "deleted", "closed"})
+# Asked of the kernel too, so our own opens and reads raise no events at all.
+_EVENT_FILTER = [FileCreatedEvent, FileModifiedEvent, FileMovedEvent, FileDeletedEvent,
+                 FileClosedEvent, DirCreatedEvent, DirMovedEvent, DirDeletedEvent]
 
 
 class _Waker(FileSystemEventHandler):
@@ -775,7 +788,8 @@ class Follower:
                 continue
             observer = self._observers[0]
             try:
-                watch = observer.schedule(self._handler, directory, recursive=False)
+                watch = observer.schedule(self._handler, directory, recursive=False,
+                                         event_filter=_EVENT_FILTER)
             except OSError as e:
                 if e.errno in (errno.ENOENT, errno.ENOTDIR):
                     self._directory_problem(directory, f"cannot watch {directory}: {e}")
@@ -783,7 +797,8 @@ class Follower:
                 log.warning("cannot watch %s with file events (%s); polling it", directory, e)
                 observer = self._ensure_polling_observer()
                 try:
-                    watch = observer.schedule(self._handler, directory, recursive=False)
+                    watch = observer.schedule(self._handler, directory, recursive=False,
+                                              event_filter=_EVENT_FILTER)
                 except OSError as e2:
                     self._directory_problem(directory, f"cannot watch {directory}: {e2}")
                     continue
