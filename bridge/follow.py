@@ -565,14 +565,16 @@ class Follower:
     ``start_at_end_for_new_files``: a file with no saved position starts at its end rather
     than its beginning (files that appear later always start at their beginning).
     ``poll_interval``: the safety poll (and, without inotify, the polling) period in seconds.
-    ``save_interval``: 0 saves the position on every commit; more batches saves (pending ones
-    are also saved whenever the follower runs idle, and on stop).
+    ``save_interval``: during a burst, committed positions are saved (fsync) at most this
+    often; as soon as lines() runs out of lines, and on stop(), they are saved at once. So a
+    clean stop is always exact, and a crash can repeat at most this many seconds of a burst
+    (never lose a line). 0 saves on every commit (exact even on a crash, ~100-400 lines/s).
     """
 
     def __init__(self, paths: Iterable[str], state_dir: str, *,
                  start_at_end_for_new_files: bool = False, poll_interval: float = 1.0,
                  use_inotify: bool = True, max_line_bytes: int = MAX_LINE_BYTES,
-                 save_interval: float = 0.0):
+                 save_interval: float = 0.2):
         self.paths: List[str] = list(dict.fromkeys(os.path.abspath(p) for p in paths))
         if not self.paths:
             raise ValueError("no files to follow")
@@ -698,7 +700,8 @@ class Follower:
                 self._save()
 
     def flush(self) -> None:
-        """Save committed positions that ``save_interval`` has held back."""
+        """Save committed positions that ``save_interval`` has held back (lines() does this
+        whenever it runs out of lines; call it yourself when using read_ready())."""
         with self._lock:
             if self.store.dirty:
                 self._save()

@@ -393,3 +393,30 @@ def test_the_polling_observer_wakes_a_waiting_reader(alert, state):
         line, took = first_line_while_waiting(f, lambda: append(alert, "polled\n"))
         assert line is not None and line.text == "polled"
         assert took < 10
+
+
+def test_committed_positions_are_on_disk_once_the_reader_runs_idle(alert, state):
+    """As after a crash: a second follower, the first never stopped, resumes after the commit."""
+    first = follower([alert], state, save_interval=3600).start()
+    try:
+        append(alert, "k1\nk2\n")
+        assert texts(take(first, 2)) == ["k1", "k2"]
+        assert list(first.lines(timeout=0.1)) == []  # runs out of lines: saves
+        append(alert, "k3\n")
+        with follower([alert], state) as second:
+            assert [(l.number, l.text) for l in take(second, 1)] == [(3, "k3")]
+            assert second.read_ready() == []
+    finally:
+        first.stop()
+
+
+def test_save_interval_zero_saves_every_commit(alert, state):
+    f = follower([alert], state, save_interval=0).start()
+    try:
+        append(alert, "s1\ns2\n")
+        got = take(f, 2, commit=False)
+        f.commit(got[0])
+        doc = json.loads(open(os.path.join(state, "follow-positions.json")).read())
+        assert doc["positions"][str(alert)]["line"] == 1
+    finally:
+        f.stop()
