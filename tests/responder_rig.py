@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import time
 from pathlib import Path
@@ -10,6 +11,11 @@ from typing import Iterable, List, Sequence
 import paramiko
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from bridge.config import parse_config
+from responder import known_hosts
+from responder.responder import Responder
+from responder.sim import SimRouter
 
 
 def write_config(tmp_path: Path, routers: Sequence[dict], *, protected: Iterable[str] = ("192.168.0.0/16",),
@@ -55,3 +61,68 @@ def wait_until(predicate, timeout: float = 15.0, interval: float = 0.02) -> bool
 def commands_matching(log: List[tuple], word: str) -> List[str]:
     """Commands from a SimRouter's commands_log containing ``word``."""
     return [command for _, command in log if word in command]
+
+
+LIST = "blacklist"
+
+
+class Lab:
+    """Simulated routers with our key authorised, their host keys in known_hosts, and a config."""
+
+    def __init__(self, tmp_path):
+        self.tmp_path = tmp_path
+        self.key_path, self.key = client_key(tmp_path)
+        self.known_hosts = str(tmp_path / "known_hosts")
+        self.sims = {}
+        self.ports = {}
+        self.responders = []
+
+    def add(self, name, *, policies=("ssh", "read", "write"), start=True, port=None):
+        sim = SimRouter()
+        sim.add_user("ips", authorized_keys=(self.key,), policies=policies)
+        self.sims[name] = sim
+        if start:
+            self.ports[name] = sim.start("127.0.0.1", port or 0)
+        else:
+            self.ports[name] = port
+        known_hosts.record(self.known_hosts, known_hosts.host_name("127.0.0.1", self.ports[name]),
+                           sim.host_key.get_name(), sim.host_key.asbytes())
+        return sim
+
+    def router_table(self, name, port, **extra):
+        table = dict(name=name, host="127.0.0.1", port=port, user="ips", key_file=self.key_path,
+                     known_hosts=self.known_hosts, list=LIST, connect_timeout="3s", command_timeout="3s",
+                     reconcile_interval="60s")
+        table.update(extra)
+        return table
+
+    def config(self, extra_routers=(), **router_extra):
+        routers = [self.router_table(name, port, **router_extra) for name, port in self.ports.items()]
+        routers += list(extra_routers)
+        return parse_config({"state_dir": str(self.tmp_path / "state"), "routers": routers})
+
+    def responder(self, config=None, **kwargs):
+        kwargs.setdefault("backoff_base", 0.05)
+        kwargs.setdefault("backoff_cap", 0.3)
+        kwargs.setdefault("poll_interval", 0.1)
+        responder = Responder(config or self.config(), **kwargs)
+        self.responders.append(responder)
+        responder.start()
+        return responder
+
+    def entries(self, name, family=4):
+        """The router's list keyed by host address (v6 hosts are shown as /128)."""
+        return {str(ipaddress.ip_interface(e.address).ip): e for e in self.sims[name].address_list(LIST, family)}
+
+    def sent(self, name, word):
+        """Commands our responder (user ips) sent to router ``name`` containing ``word``."""
+        return [c for user, c in self.sims[name].commands_log if user == "ips" and word in c]
+
+    def adds(self, name):
+        return self.sent(name, " add ")
+
+    def close(self):
+        for responder in self.responders:
+            responder.stop(timeout=5.0)
+        for sim in self.sims.values():
+            sim.stop()
