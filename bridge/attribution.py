@@ -75,9 +75,10 @@ class FlowMemory:
         end, how = found
         initiator = alert.src if end == "src" else alert.dst
         pair = frozenset((alert.src, alert.dst))
-        _, seen = self._initiators.pop(pair, (now, {}))
-        seen = dict(seen)
-        seen[initiator] = f"{alert.gid_sid}: {how}"
+        entry = self._initiators.pop(pair, None)
+        seen = entry[1] if entry is not None else {}
+        if initiator not in seen:
+            seen[initiator] = f"{alert.gid_sid}: {how}"
         self._initiators[pair] = (now, seen)
         self._trim(self._initiators, now)
 

@@ -34,6 +34,8 @@ MAX_TRACKED = 100_000  # addresses kept for threshold counting / no-repeat, olde
 Protectable = Union[str, IPAddress, ipaddress.IPv4Network, ipaddress.IPv6Network]
 
 _THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
+_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
+_SHIELD_CACHE_SIZE = 65536  # ipaddress' is_* properties are slow; an address's answer never changes
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,7 @@ class Policy:
         self.config = config
         self.protected_networks = tuple(config.protected)
         self.always_protected: List[Union[ipaddress.IPv4Network, ipaddress.IPv6Network]] = []
+        self._shield_cache: Dict[IPAddress, Optional[str]] = {}
         for item in always_protected:
             self.protect(item)
         self.memory = memory if memory is not None else FlowMemory()
@@ -120,6 +123,7 @@ class Policy:
         """Add an address or network that is never blocked (routers, this host)."""
         network = ipaddress.ip_network(item, strict=False) if not isinstance(item, (ipaddress.IPv4Network, ipaddress.IPv6Network)) else item
         self.always_protected.append(network)
+        self._shield_cache = {}
 
     def note_blocked(self, address: IPAddress, until: float) -> None:
         """``address`` is blocked until ``until`` (e.g. from the ledger at start): don't send it again."""
@@ -229,7 +233,21 @@ class Policy:
         return False, f"{key} priority {alert.priority} > min_priority {config.min_priority}"
 
     def _protection(self, address: IPAddress) -> Optional[str]:
-        """Why ``address`` must never be blocked, or None."""
+        """Why ``address`` must never be blocked, or None (cached per address)."""
+        try:
+            return self._shield_cache[address]
+        except (KeyError, TypeError):
+            pass
+        shield = self._find_protection(address)
+        if len(self._shield_cache) >= _SHIELD_CACHE_SIZE:
+            self._shield_cache.clear()
+        try:
+            self._shield_cache[address] = shield
+        except TypeError:
+            pass  # unhashable garbage from a broken parser: just not cached
+        return shield
+
+    def _find_protection(self, address: IPAddress) -> Optional[str]:
         if not isinstance(address, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
             return "not an IP address"
         kinds = (
@@ -237,7 +255,7 @@ class Policy:
             ("unspecified", address.is_unspecified),
             ("multicast", address.is_multicast),
             ("link-local", address.is_link_local),
-            ("reserved/broadcast", address.is_reserved or address == ipaddress.IPv4Address("255.255.255.255")),
+            ("reserved/broadcast", address.is_reserved or address == _BROADCAST),
             ("'this network' 0.0.0.0/8", address.version == 4 and address in _THIS_NETWORK),
         )
         for name, hit in kinds:
