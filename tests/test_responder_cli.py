@@ -20,9 +20,11 @@ from responder.events import BlockRequest
 from responder.ledger import Ledger
 
 from conftest import console_script, free_port
-from responder_rig import client_key, write_config
+from responder.sim import SimRouter
+from responder_rig import Lab, client_key, write_config
 
 A = ipaddress.ip_address("203.0.113.7")
+B = ipaddress.ip_address("198.51.100.9")
 
 
 def closed_port() -> int:
@@ -154,3 +156,81 @@ def test_subcommands_are_registered_in_the_installed_command(tmp_path):
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["blocks"] == []
+
+
+# -- against simulated routers over real SSH ---------------------------------------------------
+
+
+@pytest.fixture
+def lab(tmp_path):
+    lab = Lab(tmp_path)
+    yield lab
+    lab.close()
+
+
+def lab_config_file(lab, tmp_path) -> str:
+    return write_config(tmp_path, [lab.router_table(name, port) for name, port in lab.ports.items()])
+
+
+def test_block_unblock_and_routers_on_live_routers(lab, tmp_path, capsys):
+    lab.add("r1")
+    lab.add("r2")
+    config = lab_config_file(lab, tmp_path)
+    assert snort_bridge(["block", str(A), "--for", "1h", "--reason", "seen on the console", "--config", config]) == 0
+    out = capsys.readouterr().out
+    assert "r1: applied" in out and "r2: applied" in out
+    for name in ("r1", "r2"):
+        entry = lab.entries(name)[str(A)]
+        assert 3590 < entry.timeout <= 3600 and entry.comment == "tzsp-ips seen on the console"
+
+    assert snort_bridge(["routers", "--config", config]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0].split()[:4] == ["ROUTER", "ADDRESS", "REACHABLE", "PENDING"]
+    assert all(row.split()[2:4] == ["yes", "0"] for row in rows[1:])
+
+    assert snort_bridge(["unblock", str(A), "--config", config]) == 0
+    out = capsys.readouterr().out
+    assert f"{A}: unblocked" in out and "r1: removed" in out and "r2: removed" in out
+    assert all(str(A) not in lab.entries(name) for name in ("r1", "r2"))
+
+
+def test_trust_asks_records_and_warns_about_a_changed_key(lab, tmp_path, capsys):
+    sim = lab.add("r1")
+    (tmp_path / "known_hosts").unlink()  # start with nothing trusted
+    config = lab_config_file(lab, tmp_path)
+    name = known_hosts.host_name("127.0.0.1", lab.ports["r1"])
+
+    assert snort_bridge(["block", str(A), "--config", config]) == 1
+    assert "snort-bridge trust r1" in capsys.readouterr().out  # the error says what to do
+    assert lab.sent("r1", "") == []
+
+    from responder.cli import cmd_trust
+    from bridge.cli import build_parser
+
+    args = build_parser().parse_args(["trust", "r1", "--config", config])
+    assert cmd_trust(args, ask=lambda prompt: "n") == 1
+    out = capsys.readouterr().out
+    assert sim.fingerprint in out and "not recorded" in out
+    assert known_hosts.load(lab.known_hosts) == []
+
+    assert snort_bridge(["trust", "r1", "--yes", "--config", config]) == 0
+    assert sim.fingerprint in capsys.readouterr().out
+    assert known_hosts.check(known_hosts.load(lab.known_hosts), name, sim.host_key.asbytes()) == known_hosts.OK
+    assert snort_bridge(["trust", "r1", "--config", config]) == 0  # no question when it is already trusted
+    assert "already trusted" in capsys.readouterr().out
+    assert snort_bridge(["block", str(A), "--config", config]) == 0
+    capsys.readouterr()
+
+    # the router comes back with another key: refused, and trust warns before replacing it
+    sim.stop()
+    port = lab.ports["r1"]
+    impostor = SimRouter()
+    impostor.add_user("ips", authorized_keys=(lab.key,))
+    lab.sims["impostor"] = impostor
+    impostor.start("127.0.0.1", port)
+    assert snort_bridge(["block", str(B), "--config", config]) == 1
+    assert "host key" in capsys.readouterr().out
+    assert [c for u, c in impostor.commands_log] == []
+    args = build_parser().parse_args(["trust", "r1", "--config", config])
+    assert cmd_trust(args, ask=lambda prompt: "") == 1
+    assert "DIFFERENT key" in capsys.readouterr().out
