@@ -433,7 +433,7 @@ class _Tail:
         self._first = True
         self._problem = ""
 
-    def _report(self, problem: str) -> None:
+    def report(self, problem: str) -> None:
         if problem and problem != self._problem:
             log.error("%s", problem)
         self._problem = problem
@@ -441,7 +441,7 @@ class _Tail:
     def initial_position(self) -> Optional[Position]:
         return self.reader.position() if self.reader is not None else None
 
-    def _open(self) -> None:
+    def ensure_open(self) -> None:
         if self._first:
             plan = plan_resume(self.path, self._saved, self._start_at_end)
             log.info("following %s: %s", self.path, plan.reason)
@@ -458,7 +458,7 @@ class _Tail:
             self._first = False
             return
         except OSError as e:
-            self._report(f"cannot read {file_path} (followed as {self.path}): {e}")
+            self.report(f"cannot read {file_path} (followed as {self.path}): {e}")
             return
         if offset < 0:  # start at the end: after the last complete line
             lines, end = count_lines(reader.fd, reader.size())
@@ -483,7 +483,7 @@ class _Tail:
             draining.close()
             self._draining = None
         if self.reader is None:
-            self._open()
+            self.ensure_open()
             if self.reader is None:
                 return out
         reader = self.reader
@@ -504,7 +504,7 @@ class _Tail:
                      "now reading the new one", self.path, reader.identity[1], reader.line)
             reader.close()
             self.reader = None
-            self._open()
+            self.ensure_open()
             self.more = self.reader is not None
         return out
 
@@ -611,7 +611,7 @@ class Follower:
             self._tails = {p: _Tail(p, saved.get(p), self.start_at_end_for_new_files,
                                     self.max_line_bytes) for p in self.paths}
             for tail in self._tails.values():
-                tail._open()
+                tail.ensure_open()
                 if saved.get(tail.path) is None and tail.initial_position() is not None:
                     # Remember where a new file starts, so lines written before the first
                     # commit are not skipped by a later start-at-end.
@@ -735,7 +735,7 @@ class Follower:
                     try:
                         self._queue.extend(tail.poll())
                     except OSError as e:  # e.g. EIO from a failing disk: report, retry later
-                        tail._report(f"error reading {tail.path}: {e}")
+                        tail.report(f"error reading {tail.path}: {e}")
                         continue
                     more = more or tail.more
                 # A pass may deliver nothing yet leave data (an over-long line being skipped,
