@@ -13,7 +13,7 @@ import time
 import paramiko
 import pytest
 
-from conftest import console_script, free_port
+from conftest import console_script, free_port, require_tool
 from responder.sim import SimRouter
 from responder.sim.ssh_server import CIPHERS, KEX, MACS
 
@@ -282,3 +282,24 @@ def test_routeros_sim_command_refuses_api_port_and_bad_password_file(tmp_path):
     missing = subprocess.run(console_script("routeros-sim") + ["--password-file", str(tmp_path / "nope")],
                              capture_output=True, text=True, timeout=30)
     assert missing.returncode == 2 and "--password-file" in missing.stderr
+
+
+def test_openssh_client_negotiates_curve25519_and_rsa_sha2_256(tmp_path, host_key):
+    ssh = require_tool("ssh")
+    keygen = require_tool("ssh-keygen")
+    key = tmp_path / "id_ed25519"
+    subprocess.run([keygen, "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True, timeout=30)
+    with SimRouter(host_key=host_key) as router:
+        router.add_user("ips", authorized_keys=[(tmp_path / "id_ed25519.pub").read_text().strip()])
+        port = router.start()
+        known = tmp_path / "known_hosts"
+        known.write_text(f"[127.0.0.1]:{port} ssh-rsa {host_key.get_base64()}\n")
+        done = subprocess.run(
+            [ssh, "-vv", "-F", "/dev/null", "-i", str(key), "-o", f"UserKnownHostsFile={known}",
+             "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-p", str(port), "ips+ct80w@127.0.0.1",
+             f"{AL} add list=blk address=192.0.2.1; :put [{AL} print count-only]"],
+            capture_output=True, timeout=30)
+    assert done.returncode == 0 and done.stdout == b"1\r\n"
+    log = done.stderr.decode()
+    assert "remote software version ROSSSH" in log
+    assert "kex: algorithm: curve25519-sha256" in log and "kex: host key algorithm: rsa-sha2-256" in log

@@ -177,7 +177,10 @@ class SshServer:
             self._stopping.wait()  # accept TCP, never say a word
             sock.close()
             return
+        # Small SSH packets (exec reply, exit-status, close) must not wait for delayed ACKs.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         transport = paramiko.Transport(sock)
+        transport.set_log_channel("responder.sim.ssh")
         configure_transport(transport, self.host_keys)
         connection = _Connection(self.backend, peer)
         with self._lock:
@@ -213,7 +216,10 @@ class SshServer:
         except (OSError, EOFError, paramiko.SSHException) as exc:
             log.debug("exec channel failed: %s", exc)
         finally:
-            channel.close()
+            try:
+                channel.close()
+            except (OSError, EOFError, paramiko.SSHException):
+                pass  # the client went away first
 
     def drop_connections(self) -> None:
         """Close every open client connection (what a reboot does); keep listening."""

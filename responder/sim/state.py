@@ -7,6 +7,7 @@ front ends can share one router. Rules follow ROUTEROS.md §2-§4.
 
 from __future__ import annotations
 
+import heapq
 import ipaddress
 import re
 import threading
@@ -233,6 +234,53 @@ class RouterProfile:
             object.__setattr__(self, "version", "7.16.2 (stable)" if self.flavour == "v7" else "6.49.17 (long-term)")
 
 
+class AddressTable:
+    """The entries of one family, indexed by number and by (list, address), expiring off a heap."""
+
+    def __init__(self) -> None:
+        self.by_number: Dict[int, AddressEntry] = {}  # insertion order = print order
+        self.by_key: Dict[Tuple[str, str], int] = {}
+        self._deadlines: List[Tuple[float, int]] = []  # (deadline, number); stale pairs are skipped
+        self.next_number = 1
+
+    def insert(self, entry: AddressEntry) -> None:
+        self.by_number[entry.number] = entry
+        self.by_key[(entry.list, entry.address)] = entry.number
+        self.next_number = max(self.next_number, entry.number + 1)
+        self.arm(entry)
+
+    def arm(self, entry: AddressEntry) -> None:
+        if entry.deadline is not None:
+            heapq.heappush(self._deadlines, (entry.deadline, entry.number))
+
+    def holds(self, list_name: str, address: str) -> bool:
+        return (list_name, address) in self.by_key
+
+    def discard(self, entry: AddressEntry) -> None:
+        self.by_number.pop(entry.number, None)
+        if self.by_key.get((entry.list, entry.address)) == entry.number:
+            del self.by_key[(entry.list, entry.address)]
+
+    def rekey(self, entry: AddressEntry, list_name: str, address: str) -> None:
+        """``set list=/address=``: same number, same place in print order."""
+        if self.by_key.get((entry.list, entry.address)) == entry.number:
+            del self.by_key[(entry.list, entry.address)]
+        entry.list, entry.address = list_name, address
+        self.by_key[(list_name, address)] = entry.number
+
+    def expire(self, now: float) -> None:
+        while self._deadlines and self._deadlines[0][0] <= now:
+            deadline, number = heapq.heappop(self._deadlines)
+            entry = self.by_number.get(number)
+            if entry is not None and entry.deadline == deadline:
+                self.discard(entry)
+
+    def drop_dynamic(self) -> None:
+        for entry in [e for e in self.by_number.values() if e.dynamic]:
+            self.discard(entry)
+        self._deadlines = []
+
+
 class RouterState:
     """All router memory. Hold ``lock`` around any sequence of calls that must be atomic."""
 
@@ -243,8 +291,7 @@ class RouterState:
         self.identity = identity
         self.lock = threading.RLock()
         self.boot_time = clock()
-        self.addresses: Dict[int, List[AddressEntry]] = {4: [], 6: []}
-        self._next_address_number = {4: 1, 6: 1}
+        self.addresses: Dict[int, AddressTable] = {4: AddressTable(), 6: AddressTable()}
         self.groups: Dict[str, frozenset] = dict(_BUILTIN_GROUPS)
         self.users: Dict[str, User] = {}
         self.ssh_keys: List[SshKey] = []
@@ -264,8 +311,8 @@ class RouterState:
     def reboot(self) -> None:
         """Dynamic entries and globals live in RAM: gone. Static config stays; uptime restarts."""
         with self.lock:
-            for family in (4, 6):
-                self.addresses[family] = [e for e in self.addresses[family] if not e.dynamic]
+            for table in self.addresses.values():
+                table.drop_dynamic()
             self.globals.clear()
             self.boot_time = self.clock()
 
@@ -278,14 +325,12 @@ class RouterState:
     def expire(self) -> None:
         """Drop dynamic entries whose countdown ended (done lazily before every look)."""
         now = self.clock()
-        for family in (4, 6):
-            entries = self.addresses[family]
-            if any(e.deadline is not None and e.deadline <= now for e in entries):
-                self.addresses[family] = [e for e in entries if e.deadline is None or e.deadline > now]
+        for table in self.addresses.values():
+            table.expire(now)
 
     def entries(self, family: int) -> List[AddressEntry]:
         self.expire()
-        return list(self.addresses[family])
+        return list(self.addresses[family].by_number.values())
 
     def view(self, entry: AddressEntry) -> AddressEntryView:
         remaining = None if entry.deadline is None else max(0.0, entry.deadline - self.clock())
@@ -293,10 +338,11 @@ class RouterState:
                                 entry.dynamic, remaining, entry.created)
 
     def find_entry(self, family: int, number: int) -> AddressEntry:
-        for entry in self.entries(family):
-            if entry.number == number:
-                return entry
-        raise NoSuchItem()
+        self.expire()
+        entry = self.addresses[family].by_number.get(number)
+        if entry is None:
+            raise NoSuchItem()
+        return entry
 
     def add_address(self, family: int, *, list_name: str, address: str, timeout: Optional[float] = None,
                     comment: str = "", disabled: bool = False, dynamic: bool = False) -> AddressEntry:
@@ -305,17 +351,17 @@ class RouterState:
         normalised = normalise_address(address, family)
         check_timeout(timeout)
         self.expire()
-        if any(e.list == list_name and e.address == normalised for e in self.addresses[family]):
+        table = self.addresses[family]
+        if table.holds(list_name, normalised):
             raise StateError("failure: already have such entry", kind="duplicate")
         now = self.clock()
         has_timeout = timeout is not None and timeout > 0
         entry = AddressEntry(
-            number=self._next_address_number[family], list=list_name, address=normalised, comment=comment,
+            number=table.next_number, list=list_name, address=normalised, comment=comment,
             disabled=disabled, dynamic=dynamic or has_timeout,
             deadline=now + timeout if has_timeout else None, created=now,
         )
-        self._next_address_number[family] += 1
-        self.addresses[family].append(entry)
+        table.insert(entry)
         return entry
 
     def update_address(self, family: int, number: int, *, list_name: Optional[str] = None,
@@ -325,12 +371,13 @@ class RouterState:
         entry = self.find_entry(family, number)
         new_list = entry.list if list_name is None else list_name
         new_address = entry.address if address is None else normalise_address(address, family)
-        if (new_list, new_address) != (entry.list, entry.address) and any(
-            e is not entry and e.list == new_list and e.address == new_address for e in self.addresses[family]
-        ):
+        table = self.addresses[family]
+        moved = (new_list, new_address) != (entry.list, entry.address)
+        if moved and table.holds(new_list, new_address):
             raise StateError("failure: already have such entry", kind="duplicate")
         check_timeout(timeout)
-        entry.list, entry.address = new_list, new_address
+        if moved:
+            table.rekey(entry, new_list, new_address)
         if comment is not None:
             entry.comment = comment
         if disabled is not None:
@@ -340,13 +387,13 @@ class RouterState:
             if timeout > 0:
                 entry.deadline = self.clock() + timeout
                 entry.dynamic = True
+                table.arm(entry)
             else:
                 entry.deadline = None
         return entry
 
     def remove_address(self, family: int, number: int) -> None:
-        entry = self.find_entry(family, number)
-        self.addresses[family].remove(entry)
+        self.addresses[family].discard(self.find_entry(family, number))
 
     # -- users ----------------------------------------------------------------------------
     def add_group(self, name: str, policy: "str | Iterable[str]", comment: str = "") -> None:
@@ -412,7 +459,7 @@ def check_timeout(timeout: Optional[float]) -> None:
 
 
 __all__ = [
-    "ALL_POLICIES", "SCRIPT_POLICIES", "AddressEntry", "AddressEntryView", "NoSuchItem", "RouterProfile",
+    "ALL_POLICIES", "SCRIPT_POLICIES", "AddressEntry", "AddressTable", "AddressEntryView", "NoSuchItem", "RouterProfile",
     "RouterState", "Script", "SshKey", "StateError", "User", "check_timeout", "format_id", "normalise_address",
     "parse_id", "parse_policy", "parse_user_address",
 ]
