@@ -424,3 +424,183 @@ def test_read_password_sources(tmp_path):
         with pytest.raises(SecretRefused) as caught:
             read_password(bad, environ={})
         assert str(caught.value).startswith("router r9: ")
+
+
+# --------------------------------------------------------------------------- against routeros-sim
+from responder.sim.server import SimRouter  # noqa: E402  (kept next to the tests that use it)
+
+V6_ADDR = ipaddress.ip_address("2001:db8::66")
+
+
+@pytest.fixture
+def sims(rsa_host_key):
+    started = []
+
+    def start(*, port: int = 0, **kwargs) -> SimRouter:
+        kwargs.setdefault("host_key", rsa_host_key)  # generating an RSA key per router is slow
+        sim = SimRouter(**kwargs)
+        sim.start("127.0.0.1", port)
+        started.append(sim)
+        return sim
+
+    yield start
+    for sim in started:
+        sim.stop()
+
+
+def sim_session(tmp_path: Path, sim: SimRouter, **overrides) -> RouterSession:
+    trusted(tmp_path, sim.port, sim.host_key)
+    password = overrides.pop("password", "pw")
+    return RouterSession(config(tmp_path, sim.port, **overrides), password=password)
+
+
+@pytest.mark.parametrize("flavour", ["v6", "v7"])
+def test_sim_add_duplicate_list_remove_round_trip(tmp_path, sims, flavour):
+    sim = sims(flavour=flavour, users={"ips": "pw"})
+    with sim_session(tmp_path, sim) as session:
+        comment = 'tzsp-ips [1:2000003:4] "$ip" ; [x]\nnext'
+        assert session.add_block(ADDR, 300, comment) == "added"
+        assert session.add_block(V6_ADDR, 600, "v6 entry") == "added"
+        [entry] = sim.address_list("blacklist", 4)
+        assert entry.address == "203.0.113.9" and entry.dynamic
+        assert entry.comment == 'tzsp-ips [1:2000003:4] "$ip" ; [x] next'  # stored verbatim, nothing interpolated
+        assert 200 < entry.timeout <= 300
+
+        assert session.add_block(ADDR, 900, "again") == "refreshed"
+        assert 800 < sim.address_list("blacklist", 4)[0].timeout <= 900
+        assert len(sim.address_list("blacklist", 4)) == 1
+
+        blocks = session.list_blocks()
+        assert set(blocks) == {ADDR, V6_ADDR}
+        assert blocks[ADDR].comment == 'tzsp-ips [1:2000003:4] "$ip" ; [x] next'
+        assert 800 < blocks[ADDR].timeout_s <= 900 and blocks[ADDR].dynamic
+        assert 500 < blocks[V6_ADDR].timeout_s <= 600
+
+        assert session.remove_block(V6_ADDR) is True
+        assert session.remove_block(V6_ADDR) is False
+        assert sim.address_list("blacklist", 6) == []
+        assert set(session.list_blocks()) == {ADDR}
+
+
+def test_sim_parses_as_value_too(tmp_path, sims):
+    sim = sims(users={"ips": "pw"})
+    with sim_session(tmp_path, sim) as session:
+        session.add_block(ADDR, 60, "a; b")
+        from responder.routeros.commands import render_print_as_value
+        from responder.routeros.replies import parse_address_list
+        [entry] = parse_address_list(session.run(render_print_as_value("blacklist", 4)))
+        assert entry.address == ADDR and entry.id.startswith("*") and entry.dynamic
+
+
+def test_sim_uptime_drops_after_reboot_and_entries_are_gone(tmp_path, sims):
+    now = [1_000_000.0]
+    sim = sims(users={"ips": "pw"}, clock=lambda: now[0])
+    session = sim_session(tmp_path, sim)
+    session.add_block(ADDR, 300, "")
+    now[0] += 3600
+    before = session.uptime()
+    assert before >= 3600
+    sim.reboot()
+    deadline = time.monotonic() + 20
+    while True:  # the reboot drops the connection; the next attempt reconnects
+        try:
+            after = session.uptime()
+            break
+        except RouterUnreachable:
+            assert time.monotonic() < deadline
+    assert after < before
+    assert session.list_blocks() == {}
+    session.close()
+
+
+def test_sim_permission_error(tmp_path, sims):
+    sim = sims(users=[{"name": "ips", "password": "pw", "policies": ("ssh", "read")}])
+    with sim_session(tmp_path, sim, name="core1") as session:
+        with pytest.raises(RouterCommandError) as caught:
+            session.add_block(ADDR, 60, "")
+    assert caught.value.kind == "permission"
+    assert str(caught.value).startswith("router core1: not enough permissions")
+    assert "ssh,read,write" in str(caught.value)
+
+
+def test_sim_script_mode_runs_the_wiki_script(tmp_path, sims):
+    sim = sims(users={"ips": "pw"})
+    sim.add_script("filter", ":global ip; /ip firewall address-list add list=blacklist address=$ip timeout=1d",
+                   owner="ips")
+    with sim_session(tmp_path, sim, mode="script", script="filter") as session:
+        assert session.add_block(ADDR, 300, "") == "added"
+        assert [e.address for e in sim.address_list("blacklist")] == ["203.0.113.9"]
+        assert session.add_block(ADDR, 300, "") == "refreshed"  # duplicate reported by the script
+
+
+def test_sim_unknown_and_changed_host_key(tmp_path, sims, other_host_key):
+    sim = sims(users={"ips": "pw"})
+    with pytest.raises(HostKeyRefused) as unknown:
+        RouterSession(config(tmp_path, sim.port), password="pw").connect()
+    assert unknown.value.reason == "unknown" and sim.fingerprint in str(unknown.value)
+    known_hosts.record(str(tmp_path / "known_hosts"), known_hosts.host_name("127.0.0.1", sim.port),
+                       other_host_key.get_name(), other_host_key.asbytes())
+    with pytest.raises(HostKeyRefused) as changed:
+        RouterSession(config(tmp_path, sim.port), password="pw").connect()
+    assert changed.value.reason == "changed" and sim.fingerprint in str(changed.value)
+    assert "snort-bridge trust r1" in str(changed.value)
+    assert sim.commands_log == []
+
+
+def test_sim_hanging_router_times_out_connect_and_command(tmp_path, sims):
+    sim = sims(users={"ips": "pw"})
+    session = sim_session(tmp_path, sim, connect_timeout=0.5, command_timeout=0.5)
+    sim.hang_exec = True
+    started = time.monotonic()
+    with pytest.raises(CommandTimeout):
+        session.run("/system resource print")
+    assert not session.connected
+    sim.hang_exec, sim.hang = False, True
+    with pytest.raises(RouterUnreachable):
+        session.connect()
+    assert time.monotonic() - started < 15
+    sim.hang = False
+    assert session.uptime() >= 0
+    session.close()
+
+
+def test_sim_reconnect_after_restart(tmp_path, sims):
+    sim = sims(users={"ips": "pw"})
+    port = sim.port
+    session = sim_session(tmp_path, sim)
+    session.add_block(ADDR, 300, "")
+    sim.stop()
+    with pytest.raises(RouterUnreachable):
+        for _ in range(50):  # the client notices the drop on its next command at the latest
+            session.run("/system resource print")
+            time.sleep(0.02)
+    sim.start("127.0.0.1", port)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            assert ADDR in session.list_blocks()  # the same simulated router: its state survived the restart
+            break
+        except RouterUnreachable:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    session.close()
+
+
+@pytest.mark.parametrize("source", ["file", "env", "ed25519", "rsa"])
+def test_sim_credentials(tmp_path, sims, monkeypatch, rsa_user_key, source):
+    overrides: dict = {"password": None}
+    if source == "file":
+        sim = sims(users={"ips": "file pw"})
+        overrides["password_file"] = password_file(tmp_path, "file pw\n")
+    elif source == "env":
+        sim = sims(users={"ips": "env pw"})
+        monkeypatch.setenv("SIM_PW", "env pw")
+        overrides["password_env"] = "SIM_PW"
+    else:
+        key_path = tmp_path / f"id_{source}"
+        key = write_ed25519(key_path) if source == "ed25519" else write_rsa(key_path, rsa_user_key)
+        sim = sims(users=[{"name": "ips", "authorized_keys": [key]}])
+        overrides["key_file"] = str(key_path)
+    with sim_session(tmp_path, sim, **overrides) as session:
+        assert session.add_block(ADDR, 60, source) == "added"
+    assert sim.commands_log[0][0] == "ips"
