@@ -281,3 +281,16 @@ def test_user_ssh_keys_add_and_import():
 def test_multiple_statements_and_menu_directory(router):
     out = router.out(f"{AL}; add list=a address=192.0.2.1; add list=a address=192.0.2.2; print count-only")
     assert out == "2\r\n"
+
+
+def test_user_and_script_set(router):
+    assert router.out("/user set ips address=192.0.2.10/32 comment=responder disabled=no", user="admin") == ""
+    user = router.state.users["ips"]
+    assert user.comment == "responder" and user.allows_peer("192.0.2.10") and not user.allows_peer("127.0.0.1")
+    assert router.out("/user set ips disabled=maybe", user="admin") == "invalid value for argument disabled\r\n"
+    router.run('/system script add name=s source=":put one"', user="admin")
+    assert router.out('/system script set s source=":put two" policy=read; /system script run s', user="ips") == (
+        "not enough permissions (9)" + (" (/system/script/set; line 1)" if router.state.profile.flavour == "v7" else "")
+        + "\r\n")
+    assert router.out('/system script set s source=":put two" policy=read; /system script run s', user="admin") == (
+        "two\r\n")

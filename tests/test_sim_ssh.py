@@ -303,3 +303,17 @@ def test_openssh_client_negotiates_curve25519_and_rsa_sha2_256(tmp_path, host_ke
     log = done.stderr.decode()
     assert "remote software version ROSSSH" in log
     assert "kex: algorithm: curve25519-sha256" in log and "kex: host key algorithm: rsa-sha2-256" in log
+
+
+def test_hang_exec_logs_in_but_never_answers_and_latency_delays(sim):
+    sim.hang_exec = True
+    with connect(sim, password="s3cret") as client:
+        _, stdout, _ = client.exec_command(":put x", timeout=0.5)
+        with pytest.raises(socket.timeout):
+            stdout.read()
+    sim.hang_exec = False
+    sim.latency = 0.3
+    with connect(sim, password="s3cret") as client:
+        start = time.monotonic()
+        assert run(client, ":put slow")[0] == b"slow\r\n"
+        assert time.monotonic() - start >= 0.3

@@ -8,7 +8,7 @@ are already evaluated to text.
 from __future__ import annotations
 
 import base64
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from responder.routeros.duration import DurationError, format_duration, parse_duration
 from responder.sim.printing import Field, format_clock, format_date
@@ -40,6 +40,13 @@ def parse_timeout(text: str) -> float:
         return parse_duration(text)
     except DurationError:
         raise ArgumentError("invalid value for argument timeout", kind="other") from None
+
+
+def _assign(item, args: Mapping[str, str], converters: Mapping[str, Callable[[str], object]]) -> None:
+    """``set``: each given property, converted, onto the item's attribute of the same name."""
+    for name, convert in converters.items():
+        if name in args:
+            setattr(item, name, convert(args[name]))
 
 
 def _yes(value: bool) -> str:
@@ -206,14 +213,7 @@ class ScriptTable(Table):
             del self.state.scripts[item.name]
             item.name = args["name"]
             self.state.scripts[item.name] = item
-        if "source" in args:
-            item.source = args["source"]
-        if "policy" in args:
-            item.policy = parse_policy(args["policy"])
-        if "comment" in args:
-            item.comment = args["comment"]
-        if "owner" in args:
-            item.owner = args["owner"]
+        _assign(item, args, {"source": str, "policy": parse_policy, "comment": str, "owner": str})
 
     def remove(self, item) -> None:
         del self.state.scripts[item.name]
@@ -245,14 +245,8 @@ class UserTable(Table):
             if args["group"] not in self.state.groups:
                 raise StateError("input does not match any value of group")
             item.group = args["group"]
-        if "password" in args:
-            item.password = args["password"]
-        if "address" in args:
-            item.address = parse_user_address(args["address"])
-        if "comment" in args:
-            item.comment = args["comment"]
-        if "disabled" in args:
-            item.disabled = parse_bool("disabled", args["disabled"])
+        _assign(item, args, {"password": str, "address": parse_user_address, "comment": str,
+                             "disabled": lambda text: parse_bool("disabled", text)})
         if "name" in args and args["name"] != item.name:
             new = args["name"]
             if new in self.state.users or "+" in new:
