@@ -15,7 +15,7 @@ import socket
 import sys
 import threading
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional
 
 from bridge.config import ConfigError, load_config
 from responder import known_hosts
@@ -33,7 +33,7 @@ from responder.provision import (
     render_provision,
     syslog_port_of,
 )
-from responder.responder import Responder, TargetRefused, check_target
+from responder.responder import Responder, TargetRefused, check_target, parse_address
 from responder.routeros.duration import DurationError, parse_duration
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
@@ -109,12 +109,12 @@ def _settle_timeout(config) -> float:
     return max((r.connect_timeout + 4 * r.command_timeout for r in config.routers), default=0.0) + 1.0
 
 
-def _report(states: Dict[str, Optional[RouterState]], responder: Responder, done: Sequence[str], out) -> int:
+def _report(states: Dict[str, Optional[RouterState]], responder: Responder, done: str, out) -> int:
     errors = {s.name: s.last_error for s in responder.status()}
     complete = True
     for name, state in states.items():
         status = state.status if state else "unknown"
-        if status in done:
+        if status == done:
             print(f"  {name}: {status}", file=out)
             continue
         complete = False
@@ -137,29 +137,35 @@ def cmd_block(args: argparse.Namespace, out=None) -> int:
     duration = parse_duration(args.duration) if args.duration else config.policy.block_for
     if duration <= 0:
         raise CommandFailed("--for must be longer than 0s")
-    responder = Responder(config)
-    responder.start()
-    try:
-        outcome = responder.block(BlockRequest(address, duration, args.reason, "", requested_at=time.time()))
-        left = max(0.0, outcome.expires_at - time.time())
-        print(f"{address}: blocked for {left:.0f}s ({outcome.kind})", file=out)
-        states = responder.wait_settled(address, _settle_timeout(config))
-        return _report(states, responder, ("applied",), out)
-    finally:
-        responder.stop(timeout=1.0)
+    request = BlockRequest(address, duration, args.reason, "", requested_at=time.time())
+
+    def act(responder: Responder) -> str:
+        outcome = responder.block(request)
+        return f"{address}: blocked for {max(0.0, outcome.expires_at - time.time()):.0f}s ({outcome.kind})"
+
+    return _on_every_router(config, address, act, "applied", out)
 
 
 def cmd_unblock(args: argparse.Namespace, out=None) -> int:
     out = out or sys.stdout
     config = _config(args)
+    address = parse_address(args.address)
+
+    def act(responder: Responder) -> str:
+        was_active = responder.unblock(address)
+        return f"{address}: {'unblocked' if was_active else 'was not blocked here; removing it anyway'}"
+
+    return _on_every_router(config, address, act, "removed", out)
+
+
+def _on_every_router(config, address, act: Callable[[Responder], str], done: str, out) -> int:
+    """Start workers, ``act``, wait until every router answered or failed to connect, report, stop."""
     responder = Responder(config)
     responder.start()
     try:
-        address = check_target(args.address)
-        was_active = responder.unblock(address)
-        print(f"{address}: {'unblocked' if was_active else 'was not blocked here; removing it anyway'}", file=out)
+        print(act(responder), file=out)
         states = responder.wait_settled(address, _settle_timeout(config))
-        return _report(states, responder, ("removed",), out)
+        return _report(states, responder, done, out)
     finally:
         responder.stop(timeout=1.0)
 

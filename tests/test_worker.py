@@ -22,6 +22,8 @@ from responder.events import BlockRequest
 from responder.ledger import Ledger, RouterBlock
 from responder.worker import Mark, Remove, RouterWorker, Send, normalise_listing, plan_steps
 
+from responder_rig import wait_until
+
 A = ipaddress.ip_address("203.0.113.7")
 B = ipaddress.ip_address("2001:db8::66")
 NOW = 10_000.0
@@ -163,15 +165,6 @@ class Clock:
     def advance(self, seconds):
         with self.lock:
             self.t += seconds
-
-
-def wait_until(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 @pytest.fixture
