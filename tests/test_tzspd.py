@@ -31,11 +31,21 @@ def wait_for(predicate, timeout=10.0, step=0.02):
     return False
 
 
+def port_for(listen: str) -> int:
+    """A free UDP port for ``listen``; for ``::`` free on both families (dual-stack bind)."""
+    if listen != "::":
+        return free_port(host=listen)
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+        probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        probe.bind(("::", 0))
+        return probe.getsockname()[1]
+
+
 class Tzspd:
     """A tzspd subprocess with its counters read through SIGUSR1 (--stats-json on stderr)."""
 
     def __init__(self, tmp_path, *options, listen="127.0.0.1", stdout=subprocess.DEVNULL, stats_json=True):
-        self.port = free_port(host="::1" if ":" in listen else "127.0.0.1")
+        self.port = port_for(listen)
         self.err_path = Path(tmp_path) / f"tzspd-{self.port}.stderr"
         self._err = open(self.err_path, "wb")
         argv = console_script("tzspd") + ["--listen", listen, "--port", str(self.port), *options]
@@ -43,7 +53,7 @@ class Tzspd:
             argv.append("--stats-json")
         env = dict(os.environ, PYTHONUNBUFFERED="1")  # tzspd must not rely on stdout buffering
         self.proc = subprocess.Popen(argv, stdout=stdout, stderr=self._err, env=env)
-        started = wait_for(lambda: "listening on" in self.stderr() or self.proc.poll() is not None)
+        started = wait_for(lambda: "listening on" in self.stderr() or self.proc.poll() is not None, timeout=30)
         if not started or self.proc.poll() is not None:
             self.close()
             raise AssertionError(f"tzspd did not start: {self.stderr()}")
@@ -99,25 +109,17 @@ def send(port, datagrams, source="127.0.0.1", destination="127.0.0.1", pause=0.0
 
 @pytest.fixture(scope="module")
 def source_capture(tmp_path_factory):
-    """A small capture between documentation addresses: TCP handshake, HTTP GET, ICMP echo,
-    DNS query, a full-size frame and a jumbo frame."""
-    from scapy.all import DNS, DNSQR, ICMP, IP, TCP, UDP, Ether, Raw, wrpcap
+    """The demo's conversation (TCP handshake, HTTP GET, ICMP echo, DNS query between
+    documentation addresses) plus a full-size and a jumbo frame."""
+    from scapy.all import IP, TCP, UDP, Ether, Raw, wrpcap
 
-    client, server = "192.0.2.10", "198.51.100.20"
-    ether = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
-    get = b"GET /cgi-bin/view.cgi?file=../../etc/passwd HTTP/1.1\r\nHost: 198.51.100.20\r\n\r\n"
-    packets = [
-        ether / IP(src=client, dst=server) / TCP(sport=40000, dport=80, flags="S", seq=100),
-        ether / IP(src=server, dst=client) / TCP(sport=80, dport=40000, flags="SA", seq=500, ack=101),
-        ether / IP(src=client, dst=server) / TCP(sport=40000, dport=80, flags="A", seq=101, ack=501),
-        ether / IP(src=client, dst=server) / TCP(sport=40000, dport=80, flags="PA", seq=101, ack=501) / Raw(get),
-        ether / IP(src=client, dst=server) / ICMP(type=8, id=7, seq=1) / Raw(b"ping" * 8),
-        ether / IP(src=client, dst="203.0.113.53") / UDP(sport=5353, dport=53) / DNS(rd=1, qd=DNSQR(qname="example.org")),
-        ether / IP(src=server, dst=client) / TCP(sport=80, dport=40000, flags="A") / Raw(bytes(range(256)) * 5 + bytes(180)),
-        ether / IP(src=server, dst=client) / UDP(sport=9, dport=9) / Raw(b"J" * 8900),
+    from tzsp.demo import CLIENT, SERVER, demo_packets
+
+    ether = Ether(src="02:00:00:00:00:02", dst="02:00:00:00:00:01")
+    packets = demo_packets() + [
+        ether / IP(src=SERVER, dst=CLIENT) / TCP(sport=80, dport=40000, flags="A") / Raw(bytes(range(256)) * 5 + bytes(180)),
+        ether / IP(src=SERVER, dst=CLIENT) / UDP(sport=9, dport=9) / Raw(b"J" * 8900),
     ]
-    for i, packet in enumerate(packets):
-        packet.time = 1_700_000_000 + i / 10
     path = tmp_path_factory.mktemp("capture") / "source.pcap"
     wrpcap(str(path), packets)
     _, records = read_capture(path)
@@ -179,7 +181,7 @@ def test_live_reader_sees_each_packet_before_the_next_is_sent(tmp_path, source_c
             status, _ = tzspd.stop()
             tcpdump.wait(20)
     assert status == 0
-    assert b"192.0.2.10.40000 > 198.51.100.20.80: Flags [S]" in out_path.read_bytes()
+    assert b"192.0.2.10.5353 > 203.0.113.53.53" in out_path.read_bytes()
 
 
 def test_tshark_reads_a_raw_ip_stream_with_nanosecond_times(tmp_path, source_capture):
@@ -203,7 +205,7 @@ def test_tshark_reads_a_raw_ip_stream_with_nanosecond_times(tmp_path, source_cap
     assert got == ip_packets
     layers = packets[0]["_source"]["layers"]
     assert layers["frame"]["frame.protocols"].startswith("raw:ip")
-    assert layers["ip"]["ip.dst"] == "198.51.100.20"
+    assert layers["ip"]["ip.dst"] == "203.0.113.53"
     assert final["other_linktype"] == 1 and final["written"] == len(ip_packets)
 
 
@@ -443,3 +445,12 @@ def test_refuses_to_write_pcap_to_a_terminal():
         os.close(master)
     assert result.returncode == 2
     assert b"refusing to write pcap to a terminal" in result.stderr
+
+
+@pytest.mark.slow
+def test_the_demo_runs_and_everything_arrives():
+    require_tool("tcpdump")
+    result = subprocess.run([sys.executable, "-m", "tzsp.demo"], capture_output=True, timeout=90)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert b"HTTP: GET /cgi-bin/view.cgi?file=../../etc/passwd" in result.stdout
+    assert b"every frame arrived" in result.stdout
