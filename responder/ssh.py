@@ -47,6 +47,9 @@ def _open_transport(name: str, host: str, port: int, deadline: float,
         sock = socket.create_connection((host, port), timeout=max(0.01, _remaining(deadline)))
     except OSError as exc:
         raise RouterUnreachable(name, f"cannot connect to {host}:{port}: {exc.strerror or exc}") from None
+    # Commands are small request/reply exchanges: without TCP_NODELAY, Nagle's algorithm and
+    # delayed ACKs add ~40 ms to each channel open.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     transport = paramiko.Transport(sock)
     budget = max(0.01, _remaining(deadline))
     transport.banner_timeout = budget
