@@ -149,6 +149,9 @@ def test_fast_message_text_never_moves_the_addresses():
         S3.replace("[1:1000001:1]", "[1:x:1]"),
         S3.replace("11/14", "13/45"),
         S3.replace("{TCP}", "{TCP"),
+        S3.replace("[Priority: 1]", "[Priority: \u0663]"),  # Arabic-Indic digit three
+        S3.replace("[1:1000001:1]", "[\u0661:1000001:1]"),
+        S3.replace(":51515", ":\u0665\u0661\u0665"),
         "11/14-22:13:23.105015 [**] [1:2:3] \"m\" [**] [Priority: 1] {TCP} " + "1" * 100_000 + " -> 1.2.3.4:1",
         ("11/14-22:13:23.105015 [**] [1:2:3] " + " [**] " * 50_000),
     ],

@@ -31,13 +31,14 @@ _PARSERS: Dict[str, Callable[[str, Origin, Clock], Alert]] = {
     "eve": parse_eve,
 }
 
-_SNORT_TIME_AFTER = re.compile(rf"\s*{SNORT_TIME}( ?,| +\[)")
+_SNORT_TIME_AFTER = re.compile(rf"\s*{SNORT_TIME}( ?,| +\[)", re.ASCII)
 _SYSLOG_START = re.compile(
     r"\s*(?:<\d{1,3}>"
     r"|\d{4}-\d\d-\d\dT\d\d:\d\d"
-    r"|(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ \d]\d \d\d:)"
+    r"|(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ \d]\d \d\d:)",
+    re.ASCII,
 )
-_CSV_ACTION_START = re.compile(r"[a-z_ ]{1,16}, ")
+_CSV_ACTION_START = re.compile(r"[a-z_ ]{1,16}, ", re.ASCII)
 
 
 def detect_format(line: str) -> Optional[str]:

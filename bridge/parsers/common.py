@@ -44,7 +44,7 @@ def shown(text: str) -> str:
 # ----------------------------------------------------------------------------------------
 # addresses and ports
 
-_ADDRESS_CHARS = re.compile(r"[0-9A-Fa-f:.]{2,45}")  # what inet_ntop can print, nothing else
+_ADDRESS_CHARS = re.compile(r"[0-9A-Fa-f:.]{2,45}", re.ASCII)  # what inet_ntop can print, nothing else
 
 
 @lru_cache(maxsize=4096)
@@ -134,22 +134,28 @@ LOCAL = Clock()
 # Snort's ts_print: mm/dd-HH:MM:SS.uuuuuu, with -y a year in front (Snort 3: yy/mm/dd)
 # or at the end (Snort 2: mm/dd/yy) of the date.
 SNORT_TIME = r"\d\d/\d\d(?:/\d\d)?-\d\d:\d\d:\d\d(?:\.\d{1,6})?"
-_SNORT_TIME = re.compile(r"(\d\d)/(\d\d)(?:/(\d\d))?-(\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?")
+_SNORT_TIME = re.compile(r"(\d\d)/(\d\d)(?:/(\d\d))?-(\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?", re.ASCII)
 
 
 def _localized(naive: datetime, clock: Clock) -> datetime:
-    return naive.replace(tzinfo=clock.zone_for(naive))
+    if clock.tz is not None:
+        return naive.replace(tzinfo=clock.tz)
+    return naive.astimezone()  # this host's zone, with the offset of that date (DST)
 
 
 def _with_inferred_year(month: int, day: int, rest: Tuple[int, int, int, int], clock: Clock) -> datetime:
     """A date printed without a year: the latest year that does not put it in the future."""
     now = clock.current()
-    for year in (now.year + 1, now.year, now.year - 1, now.year - 2, now.year - 3, now.year - 4):
+    years = [now.year, now.year - 1, now.year - 2, now.year - 3, now.year - 4]  # Feb 29 may need 4 back
+    if month == 1 and now.month == 12:  # New Year in the engine's zone before it is here
+        years.insert(0, now.year + 1)
+    latest = now + timedelta(days=1)  # a day of slack for clock skew and zones
+    for year in years:
         try:
             stamp = _localized(datetime(year, month, day, *rest), clock)
         except ValueError:  # Feb 29 in a non-leap year, or a bad date altogether
             continue
-        if stamp <= now + timedelta(days=1):  # a day of slack for clock skew and zones
+        if stamp <= latest:
             return stamp
     raise UnparsableLine(f"bad date {month:02d}/{day:02d}")
 
@@ -226,7 +232,8 @@ def strip_line(line: str) -> str:
 
 
 _ISO_TIME = re.compile(
-    r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d{1,9}))?\s*(Z|[+-]\d\d(?::?\d\d)?)?"
+    r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d{1,9}))?\s*(Z|[+-]\d\d(?::?\d\d)?)?",
+    re.ASCII,
 )
 
 

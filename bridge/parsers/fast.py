@@ -43,7 +43,7 @@ _FAST = re.compile(
     r"\[\*\*\] \[(?P<gid>\d{1,10}):(?P<sid>\d{1,10}):(?P<rev>\d{1,10})\] "
     r"(?: <[^>\s]*> )?"  # alert_interface
     r"(?P<msg>.*) \[\*\*\] " + TAIL,  # greedy: the last "[**]" that a valid tail follows
-    re.DOTALL,
+    re.DOTALL | re.ASCII,
 )
 
 # Lines Snort writes around alerts that are not alerts: alert_fast packet=true dumps,
@@ -59,7 +59,8 @@ _NOISE = re.compile(
     r"|[*UAPRSF12]{8} Seq:"
     r"|Type:\d+ "
     r"|" + SNORT_TIME + r"(?: \S* -> \S*)?\s*$"
-    r"|\S+ -> \S+$"
+    r"|\S+ -> \S+$",
+    re.ASCII,
 )
 
 

@@ -38,10 +38,10 @@ SNORT2_DEFAULT = tuple(
 SNORT2_ONLY = frozenset(SNORT2_DEFAULT) - {"timestamp", "msg", "proto", "ttl", "tos"}
 SNORT3_ONLY = frozenset(SNORT3_ALL) - {"timestamp", "msg", "proto", "ttl", "tos"}
 
-_SNORT3_START = re.compile(rf"{SNORT_TIME}, ")
-_SNORT2_START = re.compile(rf"{SNORT_TIME} ?,")
-_ACTION_START = re.compile(r"[a-z_ ]{1,16}, ")
-_SNORT2_ESCAPE = re.compile(r"\\([\\\"])")
+_SNORT3_START = re.compile(rf"{SNORT_TIME}, ", re.ASCII)
+_SNORT2_START = re.compile(rf"{SNORT_TIME} ?,", re.ASCII)
+_ACTION_START = re.compile(r"[a-z_ ]{1,16}, ", re.ASCII)
+_SNORT2_ESCAPE = re.compile(r"\\([\\\"])", re.ASCII)
 
 
 def _split(text: str, names: Sequence[str], sep: str) -> Dict[str, str]:

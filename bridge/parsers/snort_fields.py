@@ -37,10 +37,10 @@ SNORT2_NAMES = {
     "icmptype": "icmp_type",
 }
 
-_RULE = re.compile(r"(\d{1,10}):(\d{1,10}):(\d{1,10})")
-_TCP_FLAGS = re.compile(r"[*12CEUAPRSF]{8}")
+_RULE = re.compile(r"(\d{1,10}):(\d{1,10}):(\d{1,10})", re.ASCII)
+_TCP_FLAGS = re.compile(r"[*12CEUAPRSF]{8}", re.ASCII)
 _DIRECTIONS = frozenset({"C2S", "S2C", "UNK"})
-_FRACTION = re.compile(r"\.(\d{1,6})$")
+_FRACTION = re.compile(r"\.(\d{1,6})$", re.ASCII)
 
 
 def _text(fields: Mapping[str, object], name: str) -> str:

@@ -32,21 +32,21 @@ _RFC3164 = re.compile(
     r"(?:<(?P<pri>\d{1,3})>)?(?P<head>[^\[\]]{0,200}?)"
     r"(?P<tag>[\w./-]{1,64})(?:\[(?P<pid>\d{1,10})\])?: "
     r"(?P<body>\[\d{1,10}:\d{1,10}:\d{1,10}\] .*)",
-    re.DOTALL,
+    re.DOTALL | re.ASCII,
 )
 _RFC5424 = re.compile(
     r"<(?P<pri>\d{1,3})>1 (?P<head>\S+) \S+ (?P<tag>\S+) (?P<pid>\S+) \S+ (?:-|\[.*?\]) \ufeff?"
     r"(?P<body>\[\d{1,10}:\d{1,10}:\d{1,10}\] .*)",
-    re.DOTALL,
+    re.DOTALL | re.ASCII,
 )
 _BODY = re.compile(
     r"\[(?P<gid>\d{1,10}):(?P<sid>\d{1,10}):(?P<rev>\d{1,10})\] (?P<msg>.*?) " + TAIL,  # lazy: Priority is optional
-    re.DOTALL,
+    re.DOTALL | re.ASCII,
 )
-_HEAD_TIME = re.compile(rf"(?P<iso>\d{{4}}-\d\d-\d\d[T ]\d\d:\d\d:\d\d\S*)|(?P<bsd>{BSD_TIME})")
+_HEAD_TIME = re.compile(rf"(?P<iso>\d{{4}}-\d\d-\d\d[T ]\d\d:\d\d:\d\d\S*)|(?P<bsd>{BSD_TIME})", re.ASCII)
 
 # rsyslog/syslog lines that carry a Snort message without an alert in it (startup, stats)
-_SNORT_TAG = re.compile(r".{0,200}?\bsnort\w*(?:\[\d+\])?: ", re.DOTALL)
+_SNORT_TAG = re.compile(r".{0,200}?\bsnort\w*(?:\[\d+\])?: ", re.DOTALL | re.ASCII)
 
 
 def _header_time(head: str, clock: Clock) -> Optional[datetime]:
