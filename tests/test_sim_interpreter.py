@@ -294,3 +294,22 @@ def test_user_and_script_set(router):
     assert router.out("/system script run s", user="ips").startswith("not enough permissions (9)")  # no test
     assert router.out("/system script set s policy=read; /system script run s", user="admin") == "two\r\n"
     assert router.out("/system script run s", user="ips") == "two\r\n"
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_PIECES = st.sampled_from([
+    "/ip firewall address-list ", "/ipv6/firewall/address-list/", "add ", "set ", "remove ", "print ", "find ",
+    "list=", "address=", "timeout=", "comment=", "where ", "[", "]", ";", '"', "\\", "$ip", ":global ", ":put ",
+    "1.2.3.4", "2001:db8::1", "1d", "00:05:00", "*1", "0", "!", "=", "~", "terse ", "as-value ", "count-only ",
+    "/system script run ", "/user ", "{", " ", "\n", "and ", "dynamic ", "x",
+])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_PIECES, max_size=14).map("".join), st.sampled_from(["v6", "v7"]))
+def test_any_line_gives_routeros_output_never_an_exception(line, flavour):
+    router = Router(flavour)
+    result = router.run(line, user="admin")
+    assert result.exit_status == 0
+    assert all("\n" not in l and "\r" not in l for l in result.lines if l) or ":put" in line
