@@ -244,3 +244,21 @@ def test_snaplen_in_the_fast_path(receiving_socket):
     for rec in sink.records():
         assert RECORD_HEADER.unpack_from(rec)[2:] == (14, len(ETHER_FRAME))
         assert rec[RECORD_HEADER.size :] == ETHER_FRAME[:14]
+
+
+def test_kernel_drops_are_read_from_so_rxq_ovfl():
+    sock, info = open_socket("127.0.0.1", 0, 1)  # the kernel's minimum buffer: a few datagrams
+    try:
+        if not info.drop_counter:
+            pytest.skip("this kernel has no SO_RXQ_OVFL")
+        port = sock.getsockname()[1]
+        stats = Counters()
+        receiver = Receiver(sock, Policy(), None, stats)
+        _send(port, [encode_frame(ETHER_FRAME + bytes(1000))] * 200)  # overflows the buffer
+        queued = _drain_all(receiver, CollectingSink(), 1)
+        _send(port, [encode_frame(ETHER_FRAME)])  # queued after the drops: carries the total
+        _drain_all(receiver, CollectingSink(), 1)
+        assert 0 < queued < 200
+        assert stats.kernel_drops == 200 - queued  # loopback: a datagram not queued was dropped
+    finally:
+        sock.close()
