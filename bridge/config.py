@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Tuple,
 
 from responder.config import RouterConfig
 from responder.routeros.duration import MAX_TIMEOUT_SECONDS, DurationError, parse_duration
+from responder.routeros.commands import NAME_RE as ROUTEROS_NAME_RE
 
 try:  # Python 3.11+
     import tomllib
@@ -89,8 +90,8 @@ class Config:
 
 DURATION_EXPECTED = 'expected a duration such as "30s", "5m", "1d2h" or "00:05:00"'
 _SID_RE = re.compile(r"^\d{1,10}:\d{1,10}$")
-# Names that end up inside RouterOS commands (list, script) or on our command line (router name):
-# a conservative alphabet, so nothing needs quoting and nothing can inject a second command.
+# Router names end up on our command line and in logs: a conservative alphabet. List and script
+# names end up inside RouterOS commands: the renderer's own rule (ROUTEROS_NAME_RE) decides.
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)(?!-)[A-Za-z0-9-]{1,63}(?<!-)(?:\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?$")
 _USER_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
@@ -439,9 +440,9 @@ class _Checker:
             password_file=password_file,
             password_env=self.get(table, "password_env", key, None, self.pattern(_ENV_RE, "the name of an environment variable")),
             known_hosts=self.get(table, "known_hosts", key, d.known_hosts, self.path),
-            list=self.get(table, "list", key, d.list, self.pattern(_NAME_RE, "an address-list name of letters, digits, '_', '.', '-'")),
+            list=self.get(table, "list", key, d.list, self.pattern(ROUTEROS_NAME_RE, "an address-list name of 1-63 letters, digits, '_', '.', '-'")),
             mode=self.get(table, "mode", key, d.mode, self.choice(("address-list", "script"))),
-            script=self.get(table, "script", key, d.script, self.pattern(_NAME_RE, "a script name of letters, digits, '_', '.', '-'")),
+            script=self.get(table, "script", key, d.script, self.pattern(ROUTEROS_NAME_RE, "a script name of 1-63 letters, digits, '_', '.', '-'")),
             refresh_existing=self.get(table, "refresh_existing", key, d.refresh_existing, self.boolean),
             tls=self.get(table, "tls", key, d.tls, self.boolean),
             ca_file=self.get(table, "ca_file", key, None, self.path),

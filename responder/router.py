@@ -102,7 +102,13 @@ class RouterSession:
             command = commands.render_add(None, self.cfg.list, address, timeout_s, comment)
         if self._check(command).ok:
             return ADDED
-        if not self.cfg.refresh_existing:
+        if not self.cfg.refresh_existing or self.cfg.mode == "script":
+            return PRESENT
+        # Re-arm only an entry that would expire sooner than asked: never shorten a longer block,
+        # and never put a timeout on a permanent (static) entry an admin added by hand.
+        key = replies.normalise_address(commands.render_address(address))
+        existing = self._list_family(address.version).get(key)
+        if existing is None or existing.timeout_s is None or existing.timeout_s >= timeout_s:
             return PRESENT
         self._check(commands.render_set_timeout(self.cfg.list, address, timeout_s))
         return REFRESHED

@@ -333,15 +333,22 @@ def test_reconnect_after_server_restart(tmp_path, servers, rsa_host_key):
     assert second.commands[-1] == ":put again"
 
 
-def test_add_block_added_duplicate_refreshed_present(tmp_path, servers, rsa_host_key):
-    server = servers(rsa_host_key, answer_with({
+def duplicate_server(servers, host_key, entry_line):
+    return servers(host_key, answer_with({
         "/ip firewall address-list add": ("failure: already have such entry\n", 0),
+        "/ip firewall address-list print": (entry_line, 0),
         "/ip firewall address-list set": ("", 0)}), password="pw")
+
+
+def test_add_block_refreshes_only_an_entry_that_would_expire_sooner(tmp_path, servers, rsa_host_key):
+    server = duplicate_server(servers, rsa_host_key,
+                              "list=blacklist address=203.0.113.9 creation-time=2026-10-01 08:50:30 timeout=1m dynamic=yes\n")
     trusted(tmp_path, server.port, rsa_host_key)
     with RouterSession(config(tmp_path, server.port), password="pw") as session:
         assert session.add_block(ADDR, 300, "tzsp-ips [1:2] \"$x\"") == "refreshed"
     assert server.commands == [
         '/ip firewall address-list add list=blacklist address=203.0.113.9 timeout=5m comment="tzsp-ips [1:2] \\"\\$x\\""',
+        "/ip firewall address-list print terse where list=blacklist",
         "/ip firewall address-list set [find list=blacklist address=203.0.113.9] timeout=5m"]
     with RouterSession(config(tmp_path, server.port, refresh_existing=False), password="pw") as session:
         assert session.add_block(ADDR, 300, "") == "present"
@@ -350,6 +357,18 @@ def test_add_block_added_duplicate_refreshed_present(tmp_path, servers, rsa_host
         assert caught.value.kind == "duplicate"
     with pytest.raises(TypeError):
         RouterSession(config(tmp_path, server.port), password="pw").add_block("203.0.113.9", 300, "")
+
+
+@pytest.mark.parametrize("entry_line", [
+    "list=blacklist address=203.0.113.9 creation-time=2026-10-01 08:50:30 timeout=1d dynamic=yes\n",  # longer block
+    "list=blacklist address=203.0.113.9 creation-time=2026-10-01 08:50:30 dynamic=no\n",  # permanent, added by hand
+])
+def test_add_block_never_shortens_a_block_or_times_out_a_static_entry(tmp_path, servers, rsa_host_key, entry_line):
+    server = duplicate_server(servers, rsa_host_key, entry_line)
+    trusted(tmp_path, server.port, rsa_host_key)
+    with RouterSession(config(tmp_path, server.port), password="pw") as session:
+        assert session.add_block(ADDR, 300, "") == "present"
+    assert not any(" set " in command for command in server.commands)
 
 
 def test_permission_error_names_router_and_fix(tmp_path, servers, rsa_host_key):
@@ -530,7 +549,7 @@ def test_sim_script_mode_runs_the_wiki_script(tmp_path, sims):
     with sim_session(tmp_path, sim, mode="script", script="filter") as session:
         assert session.add_block(ADDR, 300, "") == "added"
         assert [e.address for e in sim.address_list("blacklist")] == ["203.0.113.9"]
-        assert session.add_block(ADDR, 300, "") == "refreshed"  # duplicate reported by the script
+        assert session.add_block(ADDR, 300, "") == "present"  # the script owns the entry and its timeout
 
 
 def test_sim_unknown_and_changed_host_key(tmp_path, sims, other_host_key):
