@@ -7,16 +7,18 @@ import hashlib
 import hmac
 import threading
 import time
-from typing import Callable, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import paramiko
 
+from responder.sim.api_server import ApiCertificate, ApiServer, check_challenge, make_certificate, server_context
 from responder.sim.interpreter import ExecResult, Interpreter
 from responder.sim.ssh_server import SshServer
 from responder.sim.state import AddressEntryView, RouterProfile, RouterState, StateError
 from responder.sim.tables import parse_public_key
 
 KeyLike = Union[paramiko.PKey, str]
+GENERATE = "generate"  # api_certificate: a self-signed one for 127.0.0.1, made when api-ssl first starts
 
 
 def fingerprint(key: paramiko.PKey) -> str:
@@ -31,7 +33,8 @@ class SimRouter:
     def __init__(self, *, flavour: str = "v7", users: Optional[Union[Mapping[str, str], Iterable[dict]]] = None,
                  host_key: Optional[paramiko.PKey] = None, clock: Callable[[], float] = time.time,
                  identity: str = "MikroTik", parse_error_exit: int = 0, latency: float = 0.0,
-                 extra_host_keys: Iterable[paramiko.PKey] = ()):
+                 extra_host_keys: Iterable[paramiko.PKey] = (),
+                 api_certificate: Union[ApiCertificate, None, str] = GENERATE, api_legacy_login: bool = False):
         self.state = RouterState(profile=RouterProfile(flavour=flavour), clock=clock, identity=identity)
         self.interpreter = Interpreter(self.state, parse_error_exit=parse_error_exit)
         self.host_key = host_key if host_key is not None else paramiko.RSAKey.generate(2048)
@@ -42,6 +45,10 @@ class SimRouter:
         self.latency = latency  # seconds added before each command runs
         self._server: Optional[SshServer] = None
         self._log_lock = threading.Lock()
+        # None = api-ssl without a certificate (anonymous DH only, which verifying clients refuse)
+        self.api_certificate = api_certificate
+        self.api_legacy_login = api_legacy_login  # a bare /login gets the pre-6.43 challenge
+        self._api_servers: Dict[bool, ApiServer] = {}  # by "is TLS"
         if isinstance(users, Mapping):
             for name, password in users.items():
                 self.add_user(name, password=password)
@@ -99,16 +106,45 @@ class SimRouter:
     def port(self) -> int:
         return self._server.address[1] if self._server else 0
 
+    def start_api(self, host: str = "127.0.0.1", port: int = 0, *, tls: bool = False) -> int:
+        """Serve the RouterOS API (``tls``: api-ssl) on the same router state; returns the port."""
+        if tls in self._api_servers:
+            raise RuntimeError(f"this simulated router already serves {'api-ssl' if tls else 'api'}")
+        context = None
+        if tls:
+            if self.api_certificate == GENERATE:
+                self.api_certificate = make_certificate(self.state.identity, hosts=("127.0.0.1", "::1", "localhost"))
+            context = server_context(self.api_certificate)
+        server = ApiServer(self, context)
+        port = server.start(host, port)
+        self._api_servers[tls] = server
+        return port
+
+    def api_port(self, tls: bool = False) -> int:
+        server = self._api_servers.get(tls)
+        return server.address[1] if server else 0
+
     def stop(self) -> None:
+        """Stop every server (SSH, api, api-ssl)."""
         if self._server is not None:
             self._server.stop()
             self._server = None
+        for server in self._api_servers.values():
+            server.stop()
+        self._api_servers = {}
+
+    def stop_api(self, tls: bool = False) -> None:
+        server = self._api_servers.pop(tls, None)
+        if server is not None:
+            server.stop()
 
     def reboot(self) -> None:
-        """Dynamic entries and globals are lost, uptime restarts, open SSH sessions drop."""
+        """Dynamic entries and globals are lost, uptime restarts, open SSH and API sessions drop."""
         self.state.reboot()
         if self._server is not None:
             self._server.drop_connections()
+        for server in self._api_servers.values():
+            server.drop_connections()
 
     def __enter__(self) -> "SimRouter":
         return self
@@ -161,9 +197,37 @@ class SimRouter:
                 return None
         return user.name
 
+    # -- the API server's backend -----------------------------------------------------------------
+    def _api_user(self, login: str, peer: str):
+        name = self.state.login_name(login)
+        user = self.state.users.get(name) if name else None
+        if user is None or user.disabled or not user.allows_peer(peer) or user.password is None:
+            return None
+        return user if "api" in self.state.policies_of(user.name) else None
+
+    def authenticate_api(self, login: str, password: str, peer: str) -> Optional[str]:
+        """A password login over the API (keys play no part there); needs the ``api`` policy."""
+        with self.state.lock:
+            user = self._api_user(login, peer)
+            if user is None or not hmac.compare_digest(user.password.encode(), password.encode()):
+                return None
+        return user.name
+
+    def authenticate_api_challenge(self, login: str, challenge: bytes, response: str, peer: str) -> Optional[str]:
+        with self.state.lock:
+            user = self._api_user(login, peer)
+            if user is None or not check_challenge(user.password, challenge, response):
+                return None
+        return user.name
+
+    def log_api_command(self, user: str, words: Sequence[str]) -> None:
+        """API commands go to commands_log as their words joined by spaces (never /login)."""
+        with self._log_lock:
+            self.commands_log.append((user, " ".join(words)))
+
     def run_exec(self, user: str, command: str) -> Tuple[bytes, int]:
         result = self.execute(user, command)
         return result.output.encode("utf-8"), result.exit_status
 
 
-__all__ = ["SimRouter", "StateError", "fingerprint"]
+__all__ = ["GENERATE", "SimRouter", "StateError", "fingerprint"]
