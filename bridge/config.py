@@ -430,11 +430,14 @@ class _Checker:
         if password_file:
             self.secret_file(f"{key}.password_file", password_file)
         durations = {name: self.get(table, name, key, getattr(d, name), self.duration(0)) for name in ("connect_timeout", "command_timeout", "keepalive", "reconcile_interval")}
+        transport = self.get(table, "transport", key, d.transport, self.choice(("ssh", "api")))
+        api_port = 8729 if table.get("tls") is True else 8728  # RouterOS's api-ssl / api service ports
+        self.api_only(table, key, transport)
         router = RouterConfig(
             name=name if name is not _BAD else "-",
             host=host if host is not _BAD else "-",
-            port=self.get(table, "port", key, d.port, self.integer(1, 65535)),
-            transport=self.get(table, "transport", key, d.transport, self.choice(("ssh", "api"))),
+            port=self.get(table, "port", key, api_port if transport == "api" else d.port, self.integer(1, 65535)),
+            transport=transport,
             user=self.get(table, "user", key, d.user, self.pattern(_USER_RE, "a user name of letters, digits, '_', '.', '@', '-'")),
             key_file=self.get(table, "key_file", key, None, self.path),
             password_file=password_file,
@@ -452,6 +455,16 @@ class _Checker:
         if not ok or name is _BAD or host is _BAD:
             return None
         return router
+
+    def api_only(self, table: Mapping[str, Any], key: str, transport: Any) -> None:
+        """What the RouterOS API cannot do: log in with a key, or set a script's :global."""
+        if transport != "api":
+            return
+        if "key_file" in table:
+            self.problem(f"{key}.key_file", 'the RouterOS API logs in with a password; with transport = "api" '
+                                            "use password_file or password_env")
+        if table.get("mode") == "script":
+            self.problem(f"{key}.mode", 'mode = "script" needs transport = "ssh"')
 
     def host(self, key: str, value: Any) -> Any:
         if isinstance(value, str) and (_is_ip(value) or _HOSTNAME_RE.match(value)):
@@ -562,8 +575,8 @@ files = []                             # optional: files of RouterOS firewall lo
 [[routers]]                            # one table per router
 name = "core1"
 host = "192.0.2.1"
-port = 22
-transport = "ssh"                      # ssh | api
+port = 22                              # default 22; with transport = "api" 8728, or 8729 with tls
+transport = "ssh"                      # ssh | api (RouterOS API: password login, no key_file)
 user = "ips"
 key_file = "/etc/tzsp-ips/id_ed25519"  # or password_file = "/etc/tzsp-ips/core1.password" (mode 0600),
                                        # or password_env = "CORE1_PASSWORD"; never a password here
@@ -579,6 +592,7 @@ reconcile_interval = "60s"             # how often the routers' lists are compar
 tls = false                            # transport = "api" only: API over TLS (port 8729)
 # ca_file = "/etc/tzsp-ips/router-ca.pem"   # api + tls: CA that signed the router's certificate
 # fingerprint = "sha256:..."                # api + tls: or pin the certificate's SHA-256
+                                           # (neither: the pin `snort-bridge trust` writes to <known_hosts>.tls)
 
 [[routers]]
 name = "edge2"

@@ -33,7 +33,7 @@ from responder.provision import (
     render_provision,
     syslog_port_of,
 )
-from responder.responder import Responder, TargetRefused, check_target, parse_address
+from responder.responder import Responder, TargetRefused, check_target, default_session_factory, parse_address
 from responder.routeros.duration import DurationError, parse_duration
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
@@ -66,7 +66,8 @@ def register(subparsers) -> None:
 
     add("routers", cmd_routers, "try every router now: reachable, last error, blocks pending")
 
-    trust = add("trust", cmd_trust, "show a router's SSH host key fingerprint and record it in known_hosts")
+    trust = add("trust", cmd_trust, "show a router's SSH host key fingerprint and record it in known_hosts "
+                                    "(transport api: pin its TLS certificate in <known_hosts>.tls)")
     trust.add_argument("router", metavar="ROUTER", help="router name from the configuration")
     trust.add_argument("--yes", action="store_true", help="record without asking (for scripts)")
 
@@ -220,9 +221,7 @@ def _table(rows: List[tuple], out) -> None:
 
 def probe(cfg: RouterConfig) -> Optional[str]:
     """None if the router answers a command now, else what went wrong."""
-    from responder.router import RouterSession
-
-    session = RouterSession(cfg)
+    session = default_session_factory(cfg)
     try:
         session.connect()
         session.uptime()
@@ -280,6 +279,8 @@ def cmd_trust(args: argparse.Namespace, out=None, ask: Callable[[str], str] = in
     out = out or sys.stdout
     config = _config(args)
     cfg = _router(config, args.router)
+    if cfg.transport == "api":
+        return _trust_certificate(cfg, args.yes, out, ask)
     try:
         key = fetch_host_key(cfg.host, cfg.port, timeout=cfg.connect_timeout)
     except RouterError as exc:
@@ -296,21 +297,74 @@ def cmd_trust(args: argparse.Namespace, out=None, ask: Callable[[str], str] = in
     if verdict == known_hosts.CHANGED:
         print(f"WARNING: {cfg.known_hosts} holds a DIFFERENT key for {name}. If the router was not "
               "reinstalled or re-keyed, someone may be intercepting the connection.", file=out)
-    if not args.yes:
-        print("Compare it with the router's own: /ip ssh print (or the key on its console).", file=out)
-        out.flush()
-        try:
-            answer = ask(f"Record this key for {name} in {cfg.known_hosts}? [y/N] ")
-        except EOFError:
-            answer = ""
-        if answer.strip().lower() not in ("y", "yes"):
-            print("not recorded", file=out)
-            return EXIT_PARTIAL
+    if not _confirmed(args.yes, ask, out, "Compare it with the router's own: /ip ssh print (or the key on its console).",
+                      f"Record this key for {name} in {cfg.known_hosts}? [y/N] "):
+        return EXIT_PARTIAL
     try:
         known_hosts.record(cfg.known_hosts, name, key.get_name(), key.asbytes())
     except OSError as exc:
         raise CommandFailed(f"cannot write {cfg.known_hosts}: {exc.strerror or exc}") from None
     print(f"recorded in {cfg.known_hosts}", file=out)
+    return EXIT_OK
+
+
+def _confirmed(yes: bool, ask: Callable[[str], str], out, hint: str, question: str) -> bool:
+    """True if ``--yes`` was given or the user answers y; otherwise says "not recorded"."""
+    if yes:
+        return True
+    print(hint, file=out)
+    out.flush()
+    try:
+        answer = ask(question)
+    except EOFError:
+        answer = ""
+    if answer.strip().lower() in ("y", "yes"):
+        return True
+    print("not recorded", file=out)
+    return False
+
+
+def _trust_certificate(cfg: RouterConfig, yes: bool, out, ask: Callable[[str], str]) -> int:
+    """transport = "api": pin the api-ssl certificate's SHA-256 in <known_hosts>.tls (see responder/tls.py)."""
+    import ssl
+
+    from responder import tls
+
+    where = f"{cfg.host}:{cfg.port}"
+    if not cfg.tls:
+        raise CommandFailed(f"router {cfg.name} uses the plain API (tls = false): there is no certificate to "
+                            "trust, and the password crosses the network unencrypted; set tls = true (port 8729)")
+    try:
+        der = tls.fetch_certificate(cfg.host, cfg.port, cfg.connect_timeout)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        if tls.offers_only_anonymous(cfg.host, cfg.port, cfg.connect_timeout):
+            raise CommandFailed(f"router {cfg.name}: api-ssl on {where} has no certificate; "
+                                f"{tls.CERTIFICATE_HOWTO}") from None
+        raise CommandFailed(f"router {cfg.name}: cannot fetch the certificate of {where}: {exc}") from None
+    digest = tls.certificate_digest(der)
+    path = tls.pin_path(cfg)
+    print(f"router {cfg.name} ({where}) offers a certificate {tls.show_fingerprint(digest)}", file=out)
+    print(f"  {tls.describe_certificate(der)}", file=out)
+    if cfg.fingerprint or cfg.ca_file:
+        print("note: the configuration sets " + ("fingerprint" if cfg.fingerprint else "ca_file")
+              + f"; the pin file {path} is used only when neither is set", file=out)
+    verdict = tls.pin_verdict(cfg, digest)
+    if verdict == known_hosts.OK:
+        print(f"already pinned in {path}", file=out)
+        return EXIT_OK
+    if verdict == known_hosts.REVOKED:
+        raise CommandFailed(f"that certificate is marked @revoked in {path}; not recording it")
+    if verdict == known_hosts.CHANGED:
+        print(f"WARNING: {path} pins a DIFFERENT certificate for {tls.pin_name(cfg)}. If the router's certificate "
+              "was not replaced, someone may be intercepting the connection.", file=out)
+    if not _confirmed(yes, ask, out, "Compare it with the router's own: /certificate print detail (fingerprint).",
+                      f"Pin this certificate for {tls.pin_name(cfg)} in {path}? [y/N] "):
+        return EXIT_PARTIAL
+    try:
+        tls.record_pin(cfg, digest)
+    except OSError as exc:
+        raise CommandFailed(f"cannot write {path}: {exc.strerror or exc}") from None
+    print(f"recorded in {path}", file=out)
     return EXIT_OK
 
 
@@ -364,6 +418,8 @@ def cmd_provision(args: argparse.Namespace, out=None) -> int:
         tzsp=args.tzsp,
         tzsp_port=args.tzsp_port,
         syslog_port=syslog_port_of(config.scan.syslog if config.scan else None),
+        transport=cfg.transport,
+        api_tls=cfg.tls,
     )
     out.write(render_provision(plan))
     return EXIT_OK

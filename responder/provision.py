@@ -82,6 +82,8 @@ class ProvisionPlan:
     tzsp: str = "mangle"
     tzsp_port: int = TZSP_PORT
     syslog_port: Optional[int] = None  # None: no syslog listener configured, no remote logging
+    transport: str = "ssh"  # "api": the user gets the api policy and the api(-ssl) service is set up
+    api_tls: bool = True  # with transport "api": api-ssl with a certificate (8729), else plain api (8728)
 
 
 def _address(value: object) -> IPAddress:
@@ -118,12 +120,15 @@ def render_provision(plan: ProvisionPlan) -> str:
     tzsp_port = _port("tzsp port", plan.tzsp_port)
     host_prefix = f"{host}/{host.max_prefixlen}"
 
+    if plan.transport not in ("ssh", "api"):
+        raise ProvisionError(f"transport must be ssh or api, got {plan.transport!r}")
+    login = "API" if plan.transport == "api" else "SSH"
     lines: List[str] = [
         f"# tzsp-ips: set up router {plan.router} ({plan.router_host}) for the IPS host {host}",
         "# Paste into the router's terminal as an administrator, or upload and run /import.",
         "",
-        "# 1. a group with only what address-list blocking over SSH needs, and a user limited to this host",
-        f"/user group add name={group} policy=ssh,read,write comment={quote_value(COMMENT)}",
+        f"# 1. a group with only what address-list blocking over {login} needs, and a user limited to this host",
+        f"/user group add name={group} policy={plan.transport},read,write comment={quote_value(COMMENT)}",
     ]
     user_words = [f"/user add name={user} group={group} address={host_prefix}"]
     if plan.throwaway_password is not None:
@@ -144,6 +149,8 @@ def render_provision(plan: ProvisionPlan) -> str:
         where = plan.password_source or "your password file"
         lines.append(f"# no key configured: give the user the password kept in {where}: /user set {user} password=...")
 
+    if plan.transport == "api":
+        lines += _api_service(plan, host_prefix)
     lines += ["", f"# 2. drop what the responder puts in address list {list_name}, at the top of input and forward"]
     for menu in ("/ip firewall filter", "/ipv6 firewall filter"):
         lines.append(_top_rule(menu, "chain=input action=log connection-state=new log-prefix=tzsp-ips "
@@ -181,6 +188,26 @@ def render_provision(plan: ProvisionPlan) -> str:
     else:
         lines.append("# 4. remote logging: not set up ([scan] syslog is not configured)")
     return "\n".join(lines) + "\n"
+
+
+def _api_service(plan: ProvisionPlan, host_prefix: str) -> List[str]:
+    """The API service, only for this host; for api-ssl a certificate first (without one RouterOS
+    offers only anonymous DH, which the responder refuses)."""
+    if not plan.api_tls:
+        return ["", "# 1b. the plain API (8728), only for this host: the password crosses the network unencrypted",
+                f"/ip service set api address={host_prefix} disabled=no"]
+    try:
+        san = f"IP:{ipaddress.ip_address(plan.router_host)}"
+    except ValueError:
+        san = f"DNS:{plan.router_host}"
+    return [
+        "", "# 1b. a certificate for api-ssl (8729), and the service only for this host",
+        f"/certificate add name=tzsp-ips-api common-name={quote_value(plan.router_host)} "
+        f"subject-alt-name={quote_value(san)} days-valid=3650 key-usage=digital-signature,key-encipherment,tls-server",
+        "/certificate sign tzsp-ips-api",
+        f"/ip service set api-ssl certificate=tzsp-ips-api address={host_prefix} disabled=no",
+        f"# then on the IPS host: snort-bridge trust {plan.router}  (pins this certificate's SHA-256)",
+    ]
 
 
 def syslog_port_of(listen: Optional[str]) -> Optional[int]:

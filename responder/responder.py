@@ -60,6 +60,11 @@ class RouterStatus:
 
 
 def default_session_factory(cfg: RouterConfig):
+    """The session for ``cfg.transport``: RouterSession (SSH) or ApiSession (RouterOS API)."""
+    if cfg.transport == "api":
+        from responder.api import ApiSession
+
+        return ApiSession(cfg)
     from responder.router import RouterSession  # paramiko is only imported when a router is used
 
     return RouterSession(cfg)

@@ -18,6 +18,7 @@ from typing import List, Optional
 
 import paramiko
 
+from responder.sim.api_server import ApiCertificate, make_certificate
 from responder.sim.server import SimRouter, fingerprint
 
 
@@ -47,6 +48,27 @@ def load_or_create_host_key(path: Path) -> "tuple[paramiko.PKey, bool]":
     return key, True
 
 
+def api_certificate_path(host_key_path: Path) -> Path:
+    return host_key_path.with_name("api_ssl.pem")
+
+
+def load_or_create_certificate(path: Path, identity: str) -> ApiCertificate:
+    """The api-ssl certificate and key (one PEM file, mode 0600), or a new self-signed one saved there."""
+    if path.exists():
+        text = path.read_bytes()
+        cert_end = text.find(b"-----END CERTIFICATE-----")
+        if cert_end < 0 or b"PRIVATE KEY-----" not in text:
+            raise UsageError(f"{path}: expected a PEM certificate followed by its private key")
+        cut = cert_end + len(b"-----END CERTIFICATE-----\n")
+        return ApiCertificate(text[:cut], text[cut:])
+    certificate = make_certificate(identity, hosts=("127.0.0.1", "::1", "localhost"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(certificate.cert_pem + certificate.key_pem)
+    return certificate
+
+
 def read_password(args: argparse.Namespace) -> Optional[str]:
     if args.password_file:
         try:
@@ -70,7 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="routeros-sim", description=__doc__.splitlines()[0])
     p.add_argument("--listen", default="127.0.0.1", metavar="ADDR", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=2222, metavar="N", help="SSH port (default 2222)")
-    p.add_argument("--api-port", type=int, metavar="N", help="RouterOS API port (not implemented yet)")
+    p.add_argument("--api-port", type=int, metavar="N", help="also serve the RouterOS API on this port (real: 8728)")
+    p.add_argument("--api-ssl-port", type=int, metavar="N",
+                   help="also serve the API over TLS on this port (real: 8729); the certificate is kept beside the host key")
+    p.add_argument("--api-ssl-anonymous", action="store_true",
+                   help="api-ssl without a certificate: anonymous DH only (what a router offers before /certificate)")
     p.add_argument("--user", default="admin", metavar="NAME", help="login name (default admin)")
     secret = p.add_mutually_exclusive_group()
     secret.add_argument("--password-file", metavar="FILE", help="file whose first line is the password")
@@ -94,9 +120,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.api_port is not None:
-        print("routeros-sim: --api-port: the RouterOS API server is not implemented yet", file=sys.stderr)
-        return 2
     try:
         password = read_password(args)
         host_key, created = load_or_create_host_key(args.host_key or default_host_key_path())
@@ -116,7 +139,13 @@ def main(argv: Optional[List[str]] = None) -> int:
                          policies=[p.strip() for p in args.policy.split(",") if p.strip()], address=args.user_address)
         except Exception as exc:  # StateError from a bad policy/address/key, with RouterOS's text
             raise UsageError(f"user {args.user}: {getattr(exc, 'text', exc)}") from None
+        if args.api_ssl_port is not None:
+            sim.api_certificate = (None if args.api_ssl_anonymous else
+                                   load_or_create_certificate(api_certificate_path(args.host_key or default_host_key_path()),
+                                                              args.identity))
         port = sim.start(args.listen, args.port)
+        api_ports = {tls: sim.start_api(args.listen, wanted, tls=tls)
+                     for tls, wanted in ((False, args.api_port), (True, args.api_ssl_port)) if wanted is not None}
     except UsageError as exc:
         print(f"routeros-sim: {exc}", file=sys.stderr)
         return 2
@@ -129,6 +158,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"routeros-sim {args.flavour} \"{args.identity}\" listening on {host}:{port} (SSH)")
     print(f"host key: {host_key.get_name()} {host_key.get_bits()} {fingerprint(host_key)}"
           f" ({'created in' if created else 'from'} {key_path})")
+    for tls, api_port in api_ports.items():
+        print(f"RouterOS API{'-SSL' if tls else ''} on {host}:{api_port} (user needs the api policy: --policy api,read,write)")
+    if api_ports.get(True):
+        if sim.api_certificate is None:
+            print("api-ssl certificate: none (anonymous DH only; verifying clients refuse it)")
+        else:
+            digest = sim.api_certificate.sha256.upper()
+            print("api-ssl certificate: SHA256:" + ":".join(digest[i:i + 2] for i in range(0, 64, 2))
+                  + f" ({api_certificate_path(key_path)})")
     if generated:
         print(f"user {args.user}: generated password {password} (give --password-file or --authorized-key to choose)")
     print(f"try: ssh -p {port} {args.user}@{args.listen} '/ip firewall address-list print'")
