@@ -410,7 +410,8 @@ def test_exec_command_that_does_not_exist(tmp_path):
         (["-C", "10"], b"-C/-G rotate files: give -o FILE"),
         (["--allow", "router1"], b"--allow 'router1'"),
         (["--linktype", "carrier-pigeon"], b"unknown link type"),
-        (["--fanout", "2", "--exec", "cat"], b"--fanout"),
+        (["--fanout", "2"], b"--fanout N needs --exec"),
+        (["--fanout", "65", "--exec", "cat"], b"--fanout above 64"),
     ],
 )
 def test_usage_errors_exit_2_with_a_reason(options, message):

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
+from .fanout import consumer_for
 from .linktypes import linktype_name, parse_linktype
 from .output import (
     Consumer,
@@ -48,6 +49,7 @@ log = logging.getLogger("tzspd")
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
 DEFAULT_EXEC_BUFFER = 16 * 1024 * 1024
+MAX_FANOUT = 64
 SHUTDOWN_DRAIN_FLUSHES = 64  # on SIGTERM, take at most this many full buffers from the socket
 
 
@@ -130,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--exec-backoff", type=_positive(float), default=0.5, metavar="SECS",
         help="with --exec: first restart delay, doubling up to 30 s while the consumer keeps failing (default 0.5)")
     add("--fanout", type=_positive(int), default=1, metavar="N",
-        help="with --exec: number of consumers (only 1 is supported in this version)")
+        help="with --exec: run N consumers (e.g. one Snort per core); each frame goes to one of "
+        "them by a symmetric hash of its flow, so both directions of a flow reach the same one")
     add("--stats-interval", type=_positive(float), metavar="S", help="also print the counters every S seconds")
     add("--stats-json", action="store_true", help="print counters as one JSON object per line")
     add("-q", "--quiet", action="store_true", help="only errors (and counters asked for by SIGUSR1 or --stats-interval)")
@@ -148,8 +151,10 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
             parser.error("--exec and -o are alternatives: the stream goes to the command")
     if rotating and (args.output == "-" or args.exec_command is not None):
         parser.error("-C/-G rotate files: give -o FILE")
-    if args.fanout != 1:
-        parser.error("--fanout above 1 is not supported in this version")
+    if args.fanout > 1 and args.exec_command is None:
+        parser.error("--fanout N needs --exec CMD: it runs N consumers")
+    if args.fanout > MAX_FANOUT:
+        parser.error(f"--fanout above {MAX_FANOUT} is not supported")
     if not 0 <= args.port <= 65535:
         parser.error(f"--port {args.port}: not a UDP port")
     if args.snaplen > DEFAULT_SNAPLEN:
@@ -208,10 +213,19 @@ def _empty_pipe(fd: int) -> None:
         pass
 
 
+def _label(index: int, count: int) -> str:
+    return f"{index + 1}/{count}" if count > 1 else ""
+
+
 def make_sink(args: argparse.Namespace, header: bytes, stats: Counters):
     if args.exec_command is not None:
-        consumer = Consumer(shlex.split(args.exec_command), header, stats, args.exec_buffer, backoff=args.exec_backoff)
-        return ExecSink([consumer])
+        argv = shlex.split(args.exec_command)
+        consumers = [
+            Consumer(argv, header, stats, args.exec_buffer, backoff=args.exec_backoff, label=_label(i, args.fanout))
+            for i in range(args.fanout)
+        ]
+        linktype, fanout = args.linktype, args.fanout
+        return ExecSink(consumers, lambda frame: consumer_for(frame, linktype, fanout))
     if args.rotate_size is not None or args.rotate_interval is not None:
         size = None if args.rotate_size is None else max(1, int(args.rotate_size * 1_000_000))
         return RotatingFileSink(args.output, header, stats, size, args.rotate_interval)

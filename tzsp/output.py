@@ -273,8 +273,10 @@ class Consumer:
         backoff: float = 0.5,
         backoff_cap: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        label: str = "",
     ):
         self.argv = list(argv)
+        self.label = label
         self.header = header
         self.stats = stats
         self.buffer_bytes = buffer_bytes
@@ -291,7 +293,8 @@ class Consumer:
 
     @property
     def name(self) -> str:
-        return shlex.join(self.argv)
+        command = shlex.join(self.argv)
+        return f"{self.label} {command}" if self.label else command
 
     def start(self) -> None:
         """Start the process; raises OSError when the command cannot be run."""
@@ -382,6 +385,11 @@ class Consumer:
     def close(self) -> None:
         """End of capture: deliver what is held if the consumer runs, close its input, give it
         time to finish, then forward SIGTERM (and SIGKILL if it ignores that)."""
+        self.end_input()
+        self.wait_exit()
+
+    def end_input(self) -> None:
+        """Deliver what is held if the consumer runs (else count it unsent), close its input."""
         process = self.process
         if process is not None and self.pending and self.alive():
             held, count = self.pending, self.pending_count
@@ -391,12 +399,16 @@ class Consumer:
             self.stats.unsent_at_exit += self.pending_count
             log.warning("%d records held for the consumer were not delivered", self.pending_count)
             self.pending, self.pending_count = bytearray(), 0
+        if self.process is not None:
+            _close_quietly(self.process)
+
+    def wait_exit(self, grace: float = CONSUMER_EOF_GRACE) -> None:
+        """After end_input: wait for the process to finish, then SIGTERM (SIGKILL after that)."""
         process, self.process = self.process, None
         if process is None:
             return
-        _close_quietly(process)
         try:
-            process.wait(CONSUMER_EOF_GRACE)
+            process.wait(grace)
         except subprocess.TimeoutExpired:
             _stop_process(process, CONSUMER_TERM_GRACE)
 
@@ -419,23 +431,58 @@ def _stop_process(process: subprocess.Popen, grace: float) -> None:
         pass
 
 
-class ExecSink:
-    """The stream goes to consumer processes that tzspd runs itself. One consumer today; the
-    list is where ``--fanout N`` will put one per Snort process."""
+def split_by_consumer(records, choose: Callable[[memoryview], int], consumers: int) -> list[tuple[bytearray, int]]:
+    """Cut a batch of pcap records into one batch per consumer, keeping their order:
+    ``choose(frame)`` gives each record's consumer index."""
+    parts = [(bytearray(), [0]) for _ in range(consumers)]
+    view = memoryview(records)
+    offset = 0
+    header = RECORD_HEADER.size
+    total = len(view)
+    unpack = RECORD_HEADER.unpack_from
+    while offset + header <= total:
+        end = offset + header + unpack(view, offset)[2]
+        if end > total:
+            break
+        part = parts[choose(view[offset + header : end])]
+        part[0].extend(view[offset:end])
+        part[1][0] += 1
+        offset = end
+    return [(data, counted[0]) for data, counted in parts]
 
-    def __init__(self, consumers: Sequence[Consumer]):
+
+class ExecSink:
+    """The stream goes to consumer processes that tzspd runs itself. With several
+    (``--fanout N``), each record goes to the consumer ``choose(frame)`` names (a symmetric
+    flow hash: both directions of a flow reach the same Snort); each consumer has its own
+    pcap header, buffer while it restarts, and backoff."""
+
+    def __init__(self, consumers: Sequence[Consumer], choose: Optional[Callable[[memoryview], int]] = None):
         self.consumers = list(consumers)
+        if len(self.consumers) > 1 and choose is None:
+            raise ValueError("several consumers need a choose(frame) function")
+        self.choose = choose
 
     def start(self) -> None:
         for consumer in self.consumers:
             consumer.start()
 
     def write(self, records, count: int) -> None:
-        self.consumers[0].write(records, count)
+        if len(self.consumers) == 1:
+            self.consumers[0].write(records, count)
+            return
+        for consumer, (data, part_count) in zip(
+            self.consumers, split_by_consumer(records, self.choose, len(self.consumers))
+        ):
+            if part_count:
+                consumer.write(data, part_count)
 
     def tick(self, now: float) -> Optional[float]:
         return min(consumer.tick(now) for consumer in self.consumers)
 
     def close(self) -> None:
+        for consumer in self.consumers:  # all see end of input first, then finish side by side
+            consumer.end_input()
+        deadline = time.monotonic() + CONSUMER_EOF_GRACE
         for consumer in self.consumers:
-            consumer.close()
+            consumer.wait_exit(max(0.0, deadline - time.monotonic()))

@@ -1,15 +1,14 @@
 """tzspd's receive path: the UDP socket, the per-datagram decisions, and the drain loop.
 
 The decisions are pure functions (``AllowList.allows``, ``sender_address``, ``classify``),
-tested without sockets. ``Receiver.drain`` is the thin, hot shell around them: it reads
-every datagram waiting on a non-blocking socket straight into a pre-allocated output
-buffer and hands the buffer to the sink in one write when the socket is empty (or the
-buffer is full), so a live reader sees each packet promptly without one write per packet.
-
-In-place layout: each datagram is received at ``pos + 11``. For the common RouterOS
-datagram (``01 00 00 01 01`` then an Ethernet frame) the 5 TZSP bytes then occupy the
-last 5 bytes of the 16-byte pcap record header slot, so packing the record header at
-``pos`` turns the datagram into a pcap record with no copy of the frame.
+tested without sockets. ``Receiver.drain`` is the thin, hot shell around them: a batcher
+(tzsp.batcher: the optional C accelerator or its pure-Python twin) takes datagrams off the
+non-blocking socket with recvmmsg(2), 64 at a time, and appends a pcap record for each
+RouterOS datagram (``01 00 00 01 01`` + Ethernet frame) from an accepted sender to one
+pre-allocated output buffer; everything else comes back to ``classify``, in arrival order.
+The buffer goes to the sink in one write when the socket is empty (a batch came back short)
+or when it passed its limit, so a live reader sees each packet promptly without one write
+per packet.
 """
 
 from __future__ import annotations
@@ -20,9 +19,10 @@ import socket
 import struct
 import time
 from dataclasses import dataclass, replace
-from typing import Iterable, Optional, Protocol, Union
+from typing import Callable, Iterable, Optional, Protocol, Union
 
-from .codec import FAST_HEADER, TzspError, decode, frame_from_datagram
+from .batcher import EMPTY, PENDING, PyBatcher, key_host, make_batcher
+from .codec import TzspError, decode, frame_from_datagram
 from .linktypes import linktype_for
 from .pcap import RECORD_HEADER, record
 
@@ -41,18 +41,11 @@ DEFAULT_RCVBUF = 32 * 1024 * 1024
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40)
-TIMESPEC = struct.Struct("@ll")
-DROP_COUNTER = struct.Struct("@I")
-ANCILLARY_SPACE = socket.CMSG_SPACE(TIMESPEC.size) + socket.CMSG_SPACE(DROP_COUNTER.size)
-
-SLACK = RECORD_HEADER.size - len(FAST_HEADER)  # 11
 MAX_DATAGRAM = 65535
-RESERVE = SLACK + MAX_DATAGRAM + 1  # room one receive may need at the end of the buffer
+RESERVE = RECORD_HEADER.size + MAX_DATAGRAM  # room for one more record past the flush limit
 DEFAULT_BATCH_BYTES = 1 << 20
 SENDER_CACHE_LIMIT = 4096  # spoofed floods must not grow the cache without bound
 LOGGED_SENDERS_LIMIT = 16
-
-NANO = 1_000_000_000
 
 
 # ---------------------------------------------------------------- pure decisions
@@ -209,7 +202,8 @@ class Sink(Protocol):
 
 
 class Receiver:
-    """Reads datagrams into one pre-allocated buffer of pcap records and flushes it to a sink."""
+    """Reads datagrams in recvmmsg batches into one pre-allocated buffer of pcap records and
+    flushes it to a sink: once per drained batch (when the socket is empty) or when full."""
 
     def __init__(
         self,
@@ -219,16 +213,22 @@ class Receiver:
         stats,
         batch_bytes: int = DEFAULT_BATCH_BYTES,
         kernel_timestamps: bool = True,
+        accelerated: Optional[bool] = None,
+        clock: Callable[[], int] = time.time_ns,
     ):
         self.sock = sock
         self.policy = policy
         self.allow = allow
         self.stats = stats
         self.kernel_timestamps = kernel_timestamps
+        self.clock = clock
+        self.batcher = make_batcher(sock.fileno(), control=kernel_timestamps, accelerated=accelerated)
+        self.accelerated = not isinstance(self.batcher, PyBatcher)
         self._buffer = bytearray(batch_bytes + RESERVE)
         self._view = memoryview(self._buffer)
-        self._limit = batch_bytes  # flush once a record starts beyond this
-        self._senders: dict[str, bool] = {}
+        self._limit = batch_bytes  # flush once a record ends beyond this
+        # sender key -> verdict; None without --allow (everyone accepted, nothing to look up)
+        self._senders: Optional[dict[bytes, bool]] = None if allow is None else {}
         self._logged: set[str] = set()
 
     def drain(self, sink: Sink, max_flushes: int = 4) -> int:
@@ -240,75 +240,70 @@ class Receiver:
         limit = self._limit
         stats = self.stats
         policy = self.policy
-        allow = self.allow
         senders = self._senders
-        receive = self.sock.recvmsg_into
-        ancillary = ANCILLARY_SPACE if self.kernel_timestamps else 0
-        fast = policy.linktype == LINKTYPE_ETHERNET
+        drain_into = self.batcher.drain_into
+        nanosecond = policy.nanosecond
         snaplen = policy.snaplen
-        pack_into = RECORD_HEADER.pack_into
-        divisor = 1 if policy.nanosecond else 1000
-        batch_ns = time.time_ns()
-        received = 0
-        pos = 0
-        count = 0
-        flushes = 0
+        fast = policy.linktype == LINKTYPE_ETHERNET
+        batch_ns = self.clock()
+        received = pos = count = flushes = 0
         while True:
-            try:
-                size, cmsgs, _flags, address = receive([view[pos + SLACK :]], ancillary)
-            except (BlockingIOError, InterruptedError):
+            pos, written, got, refused, drops, status = drain_into(
+                buffer, pos, limit, batch_ns, nanosecond, snaplen, fast, senders
+            )
+            count += written
+            received += got
+            if refused:
+                stats.not_allowed += refused
+            if drops:
+                stats.note_kernel_drops(drops)
+            if status == PENDING:
+                received += 1
+                pos, added = self._slow_path(buffer, pos)
+                count += added
+                if pos <= limit:
+                    continue
+            elif status == EMPTY:
                 break
-            received += 1
-            stats.received += 1
-            if allow is not None:
-                host = address[0]
-                ok = senders.get(host)
-                if ok is None:
-                    ok = self._judge_sender(host)
-                if not ok:
-                    stats.not_allowed += 1
-                    continue
-            received_ns = batch_ns
-            for _level, kind, data in cmsgs:
-                if kind == SO_TIMESTAMPNS and len(data) >= TIMESPEC.size:
-                    seconds, nanoseconds = TIMESPEC.unpack_from(data)
-                    received_ns = seconds * NANO + nanoseconds
-                elif kind == SO_RXQ_OVFL and len(data) >= DROP_COUNTER.size:
-                    stats.note_kernel_drops(DROP_COUNTER.unpack_from(data)[0])
-            start = pos + SLACK
-            if fast and buffer.startswith(FAST_HEADER, start, start + size):
-                frame_len = size - len(FAST_HEADER)
-                incl = frame_len if frame_len <= snaplen else snaplen
-                seconds, rest = divmod(received_ns, NANO)
-                pack_into(buffer, pos, seconds, rest // divisor, incl, frame_len)
-                pos += RECORD_HEADER.size + incl
-            else:
-                verdict = classify(bytes(view[start : start + size]), received_ns, policy)
-                if verdict.packet_id is not None:
-                    stats.note_packet_id(verdict.packet_id)
-                if verdict.outcome != WRITTEN:
-                    _count_rejection(stats, verdict)
-                    continue
-                length = len(verdict.record)  # never more than SLACK + size: fits in place
-                buffer[pos : pos + length] = verdict.record
-                pos += length
-            count += 1
-            if pos > limit:
-                sink.write(view[:pos], count)
-                pos = count = 0
-                flushes += 1
-                if flushes >= max_flushes:
-                    break
-                batch_ns = time.time_ns()
+            sink.write(view[:pos], count)  # FULL
+            pos = count = 0
+            flushes += 1
+            if flushes >= max_flushes:
+                break
+            batch_ns = self.clock()
+        stats.received += received
         if count:
             sink.write(view[:pos], count)
         return received
 
-    def _judge_sender(self, host: str) -> bool:
+    def _slow_path(self, buffer: bytearray, pos: int) -> tuple[int, int]:
+        """The datagram the batcher left to Python: judge a new sender, then ``classify``.
+        Returns the new write position and the number of records added (0 or 1)."""
+        data, key, received_ns = self.batcher.take()
+        senders = self._senders
+        if senders is not None:
+            ok = senders.get(key)
+            if ok is None:
+                ok = self._judge_sender(key)
+            if not ok:
+                self.stats.not_allowed += 1
+                return pos, 0
+        verdict = classify(data, received_ns, self.policy)
+        if verdict.packet_id is not None:
+            self.stats.note_packet_id(verdict.packet_id)
+        if verdict.outcome != WRITTEN:
+            _count_rejection(self.stats, verdict)
+            return pos, 0
+        length = len(verdict.record)  # at most 16 + 65535: the buffer keeps that much spare
+        buffer[pos : pos + length] = verdict.record
+        return pos + length, 1
+
+    def _judge_sender(self, key: bytes) -> bool:
+        host = key_host(key)
         ok = self.allow.allows_host(host) if self.allow is not None else True
         if len(self._senders) >= SENDER_CACHE_LIMIT:
             self._senders.clear()
-        self._senders[host] = ok
+        self._senders[key] = ok
         if not ok and host not in self._logged and len(self._logged) < LOGGED_SENDERS_LIMIT:
             self._logged.add(host)
             shown = host

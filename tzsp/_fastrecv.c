@@ -1,0 +1,366 @@
+/*
+ * tzsp._fastrecv -- optional accelerator for tzspd's receive loop.
+ *
+ * The same contract as tzsp.batcher.PyBatcher (the pure-Python fallback, which must give
+ * byte-identical output): recvmmsg(2) batches into pre-allocated 64 KiB slots, kernel
+ * receive times from SCM_TIMESTAMPNS control messages, and for the common RouterOS datagram
+ * (01 00 00 01 01 + Ethernet frame) from an accepted sender a pcap record appended to the
+ * caller's output buffer. Anything else (a sender not judged yet, a datagram with tags, an
+ * error) is left "pending" for Python to take with take(), so the slow and rare cases keep
+ * one implementation (tzsp.receiver.classify) and the order of records is the order of
+ * arrival.
+ *
+ * Built by setup.py when a C compiler is present (optional=True); never required.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#define SLOT 65536              /* a UDP payload never exceeds 65535 bytes: no truncation */
+#define CONTROL_SPACE 128       /* timestamp (32) + drop counter (24) with room to spare */
+#define RECORD_HEADER 16
+#define FAST_LEN 5
+#define MAX_VLEN 1024
+#define NS 1000000000LL
+#define MAX_TS (0xFFFFFFFFLL * NS + NS - 1)
+
+enum { STATUS_EMPTY = 0, STATUS_FULL = 1, STATUS_PENDING = 2 };
+
+static const unsigned char FAST_HEADER[FAST_LEN] = {1, 0, 0, 1, 1};
+
+typedef struct {
+    PyObject_HEAD
+    int fd;
+    unsigned vlen;
+    int control;
+    unsigned char *slots;
+    size_t slots_size;
+    struct mmsghdr *msgs;
+    struct iovec *iovs;
+    struct sockaddr_in6 *names;
+    unsigned char *controls;
+    unsigned count;        /* messages in the current batch */
+    unsigned cursor;       /* next message to look at */
+    int short_batch;       /* the current batch came back short: the socket was empty */
+    long long pending_ns;  /* receive time of the pending message */
+    unsigned char last_key[16];
+    int last_key_len;      /* -1: no cached verdict */
+    int last_ok;
+} Batcher;
+
+static void put_u32le(unsigned char *p, uint32_t v) {
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+    p[2] = (unsigned char)(v >> 16);
+    p[3] = (unsigned char)(v >> 24);
+}
+
+static void Batcher_dealloc(Batcher *self) {
+    if (self->slots && self->slots != MAP_FAILED)
+        munmap(self->slots, self->slots_size);
+    PyMem_Free(self->msgs);
+    PyMem_Free(self->iovs);
+    PyMem_Free(self->names);
+    PyMem_Free(self->controls);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int Batcher_init(Batcher *self, PyObject *args, PyObject *kwds) {
+    static char *keywords[] = {"fd", "vlen", "control", NULL};
+    int fd;
+    unsigned vlen = 64;
+    int control = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "i|Ip", keywords, &fd, &vlen, &control))
+        return -1;
+    if (vlen < 1 || vlen > MAX_VLEN) {
+        PyErr_Format(PyExc_ValueError, "vlen must be 1..%d", MAX_VLEN);
+        return -1;
+    }
+    if (self->msgs) {
+        PyErr_SetString(PyExc_RuntimeError, "Batcher is already initialised");
+        return -1;
+    }
+    self->fd = fd;
+    self->vlen = vlen;
+    self->control = control;
+    self->slots_size = (size_t)vlen * SLOT;
+    /* mmap: pages are only touched (and count towards RSS) where datagrams land */
+    self->slots = mmap(NULL, self->slots_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (self->slots == MAP_FAILED) {
+        self->slots = NULL;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    self->msgs = PyMem_Calloc(vlen, sizeof(struct mmsghdr));
+    self->iovs = PyMem_Calloc(vlen, sizeof(struct iovec));
+    self->names = PyMem_Calloc(vlen, sizeof(struct sockaddr_in6));
+    self->controls = PyMem_Calloc(vlen, CONTROL_SPACE);
+    if (!self->msgs || !self->iovs || !self->names || !self->controls) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (unsigned i = 0; i < vlen; i++) {
+        self->iovs[i].iov_base = self->slots + (size_t)i * SLOT;
+        self->iovs[i].iov_len = SLOT;
+        self->msgs[i].msg_hdr.msg_iov = &self->iovs[i];
+        self->msgs[i].msg_hdr.msg_iovlen = 1;
+        self->msgs[i].msg_hdr.msg_name = &self->names[i];
+    }
+    self->last_key_len = -1;
+    return 0;
+}
+
+/* Receive time and drop total from one message's control messages. */
+static void read_control(Batcher *self, struct msghdr *hdr, long long *ts, uint32_t *drops) {
+    if (!self->control)
+        return;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(hdr); c != NULL; c = CMSG_NXTHDR(hdr, c)) {
+        if (c->cmsg_level != SOL_SOCKET)
+            continue;
+        if (c->cmsg_type == SCM_TIMESTAMPNS && c->cmsg_len >= CMSG_LEN(sizeof(struct timespec))) {
+            struct timespec t;
+            memcpy(&t, CMSG_DATA(c), sizeof t);
+            *ts = (long long)t.tv_sec * NS + t.tv_nsec;
+        } else if (c->cmsg_type == SO_RXQ_OVFL && c->cmsg_len >= CMSG_LEN(sizeof(uint32_t))) {
+            uint32_t d;
+            memcpy(&d, CMSG_DATA(c), sizeof d);
+            if (d > *drops)
+                *drops = d;
+        }
+    }
+}
+
+/* The sender's address bytes: 4 for IPv4, 16 for IPv6 (mapped IPv4 included); 0 otherwise. */
+static int sender_key(const struct sockaddr_in6 *name, socklen_t namelen, unsigned char *key) {
+    if (name->sin6_family == AF_INET && namelen >= sizeof(struct sockaddr_in)) {
+        memcpy(key, &((const struct sockaddr_in *)name)->sin_addr, 4);
+        return 4;
+    }
+    if (name->sin6_family == AF_INET6 && namelen >= sizeof(struct sockaddr_in6)) {
+        memcpy(key, &name->sin6_addr, 16);
+        return 16;
+    }
+    return 0;
+}
+
+/* 1 accepted, 0 refused, -1 not judged yet (Python decides), -2 error. */
+static int sender_verdict(Batcher *self, PyObject *senders, const unsigned char *key, int len) {
+    if (self->last_key_len == len && memcmp(self->last_key, key, (size_t)len) == 0)
+        return self->last_ok;
+    PyObject *k = PyBytes_FromStringAndSize((const char *)key, len);
+    if (!k)
+        return -2;
+    PyObject *v = PyDict_GetItemWithError(senders, k);
+    Py_DECREF(k);
+    if (!v)
+        return PyErr_Occurred() ? -2 : -1;
+    int ok = PyObject_IsTrue(v);
+    if (ok < 0)
+        return -2;
+    memcpy(self->last_key, key, (size_t)len);
+    self->last_key_len = len;
+    self->last_ok = ok;
+    return ok;
+}
+
+static void reset_headers(Batcher *self) {
+    for (unsigned i = 0; i < self->vlen; i++) {
+        struct msghdr *h = &self->msgs[i].msg_hdr;
+        h->msg_namelen = sizeof(struct sockaddr_in6);
+        h->msg_control = self->control ? self->controls + (size_t)i * CONTROL_SPACE : NULL;
+        h->msg_controllen = self->control ? CONTROL_SPACE : 0;
+        h->msg_flags = 0;
+    }
+}
+
+PyDoc_STRVAR(drain_into_doc,
+"drain_into(out, pos, limit, batch_ns, nanosecond, snaplen, fast, senders)\n"
+"-> (pos, count, received, not_allowed, drops, status)\n\n"
+"Append pcap records for fast-path datagrams to the writable buffer out from pos until the\n"
+"socket is empty (status 0), a record ends past limit (1), or a datagram needs Python (2:\n"
+"call take()). senders maps sender key bytes to True/False, or is None (accept all).");
+
+static PyObject *Batcher_drain_into(Batcher *self, PyObject *args) {
+    Py_buffer out;
+    Py_ssize_t pos, limit, snaplen;
+    long long batch_ns;
+    int nanosecond, fast;
+    PyObject *senders;
+    if (!self->msgs) {
+        PyErr_SetString(PyExc_RuntimeError, "Batcher is not initialised");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "w*nnLpnpO", &out, &pos, &limit, &batch_ns, &nanosecond, &snaplen, &fast, &senders))
+        return NULL;
+    if (senders != Py_None && !PyDict_Check(senders)) {
+        PyBuffer_Release(&out);
+        PyErr_SetString(PyExc_TypeError, "senders must be a dict or None");
+        return NULL;
+    }
+    if (pos < 0 || pos > out.len || snaplen < 0) {
+        PyBuffer_Release(&out);
+        PyErr_SetString(PyExc_ValueError, "pos or snaplen out of range");
+        return NULL;
+    }
+    unsigned char *buf = out.buf;
+    Py_ssize_t count = 0, received = 0, not_allowed = 0;
+    uint32_t drops = 0;
+    int status = STATUS_EMPTY;
+    long long divisor = nanosecond ? 1 : 1000;
+    for (;;) {
+        if (self->cursor >= self->count) {
+            if (self->short_batch) {  /* the last receive emptied the socket: write now */
+                self->short_batch = 0;
+                self->count = self->cursor = 0;
+                status = STATUS_EMPTY;
+                break;
+            }
+            reset_headers(self);
+            int got = recvmmsg(self->fd, self->msgs, self->vlen, MSG_DONTWAIT, NULL);
+            if (got < 0) {
+                self->count = self->cursor = 0;
+                if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+                    status = STATUS_EMPTY;
+                    break;
+                }
+                PyBuffer_Release(&out);
+                return PyErr_SetFromErrno(PyExc_OSError);
+            }
+            self->count = (unsigned)got;
+            self->cursor = 0;
+            self->short_batch = (unsigned)got < self->vlen;
+            if (got == 0) {
+                self->short_batch = 0;
+                status = STATUS_EMPTY;
+                break;
+            }
+        }
+        unsigned i = self->cursor;
+        struct mmsghdr *m = &self->msgs[i];
+        long long ts = batch_ns;
+        read_control(self, &m->msg_hdr, &ts, &drops);
+        if (senders != Py_None) {
+            unsigned char key[16];
+            int key_len = sender_key(&self->names[i], m->msg_hdr.msg_namelen, key);
+            int ok = sender_verdict(self, senders, key, key_len);
+            if (ok == -2) {
+                PyBuffer_Release(&out);
+                return NULL;
+            }
+            if (ok == -1) {
+                self->pending_ns = ts;
+                status = STATUS_PENDING;
+                break;
+            }
+            if (ok == 0) {
+                not_allowed++;
+                received++;
+                self->cursor++;
+                continue;
+            }
+        }
+        const unsigned char *data = self->slots + (size_t)i * SLOT;
+        unsigned len = m->msg_len;
+        if (!fast || len < FAST_LEN || memcmp(data, FAST_HEADER, FAST_LEN) != 0) {
+            self->pending_ns = ts;
+            status = STATUS_PENDING;
+            break;
+        }
+        Py_ssize_t frame_len = (Py_ssize_t)len - FAST_LEN;
+        Py_ssize_t incl = frame_len <= snaplen ? frame_len : snaplen;
+        if (pos + RECORD_HEADER + incl > out.len) {
+            if (count == 0) {
+                PyBuffer_Release(&out);
+                PyErr_SetString(PyExc_ValueError, "output buffer has no room for one record");
+                return NULL;
+            }
+            status = STATUS_FULL;
+            break;
+        }
+        if (ts < 0)
+            ts = 0;
+        else if (ts > MAX_TS)
+            ts = MAX_TS;
+        unsigned char *rec = buf + pos;
+        put_u32le(rec, (uint32_t)(ts / NS));
+        put_u32le(rec + 4, (uint32_t)((ts % NS) / divisor));
+        put_u32le(rec + 8, (uint32_t)incl);
+        put_u32le(rec + 12, (uint32_t)frame_len);
+        memcpy(rec + RECORD_HEADER, data + FAST_LEN, (size_t)incl);
+        pos += RECORD_HEADER + incl;
+        count++;
+        received++;
+        self->cursor++;
+        if (pos > limit) {
+            status = STATUS_FULL;
+            break;
+        }
+    }
+    PyBuffer_Release(&out);
+    return Py_BuildValue("(nnnnkn)", pos, count, received, not_allowed, (unsigned long)drops, (Py_ssize_t)status);
+}
+
+PyDoc_STRVAR(take_doc,
+"take() -> (data, sender_key, received_ns): the pending datagram (after status 2); the next\n"
+"drain_into() continues after it.");
+
+static PyObject *Batcher_take(Batcher *self, PyObject *Py_UNUSED(ignored)) {
+    if (!self->msgs || self->cursor >= self->count) {
+        PyErr_SetString(PyExc_RuntimeError, "no pending datagram");
+        return NULL;
+    }
+    unsigned i = self->cursor++;
+    unsigned char key[16];
+    int key_len = sender_key(&self->names[i], self->msgs[i].msg_hdr.msg_namelen, key);
+    return Py_BuildValue("(y#y#L)", (const char *)(self->slots + (size_t)i * SLOT),
+                         (Py_ssize_t)self->msgs[i].msg_len, (const char *)key, (Py_ssize_t)key_len,
+                         self->pending_ns);
+}
+
+static PyMethodDef Batcher_methods[] = {
+    {"drain_into", (PyCFunction)Batcher_drain_into, METH_VARARGS, drain_into_doc},
+    {"take", (PyCFunction)Batcher_take, METH_NOARGS, take_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject BatcherType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tzsp._fastrecv.Batcher",
+    .tp_doc = PyDoc_STR("recvmmsg batches turned into pcap records (see tzsp.batcher.PyBatcher)"),
+    .tp_basicsize = sizeof(Batcher),
+    .tp_itemsize = 0,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Batcher_init,
+    .tp_dealloc = (destructor)Batcher_dealloc,
+    .tp_methods = Batcher_methods,
+};
+
+static struct PyModuleDef fastrecv_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "tzsp._fastrecv",
+    .m_doc = "Optional C accelerator for tzspd's receive loop.",
+    .m_size = -1,
+};
+
+PyMODINIT_FUNC PyInit__fastrecv(void) {
+    if (PyType_Ready(&BatcherType) < 0)
+        return NULL;
+    PyObject *module = PyModule_Create(&fastrecv_module);
+    if (!module)
+        return NULL;
+    Py_INCREF(&BatcherType);
+    if (PyModule_AddObject(module, "Batcher", (PyObject *)&BatcherType) < 0) {
+        Py_DECREF(&BatcherType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}
