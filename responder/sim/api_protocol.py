@@ -271,15 +271,15 @@ def compile_query(queries: Sequence[str]) -> Predicate:
                 depth += pushes
                 steps.append(step)
             continue
-        op = "="
-        if body[:1] in ("=", "<", ">"):
+        op, explicit = "=", body[:1] in ("=", "<", ">")
+        if explicit:
             op, body = body[0], body[1:]
         name, sep, value = body.partition("=")
         if not name:
             raise ApiProtocolError(f"query word {word!r} names no property")
         if sep:
             steps.append(lambda record, stack, n=name, v=value, o=op: stack.append(_compare(record.get(n), v, o)))
-        elif op != "=":
+        elif explicit:
             raise ApiProtocolError(f"query word {word!r} compares with nothing")
         elif name.startswith("-"):
             steps.append(lambda record, stack, n=name[1:]: stack.append(n not in record))
