@@ -170,21 +170,21 @@ class Pipeline:
             except Exception as exc:  # noqa: BLE001 -- a refused target or a ledger error must not stop the service
                 self.counts.failed += 1
                 self.policy.forget(decision.target)
-                log.error("could not block %s: %s (%s)", decision.target, exc, alert.origin)
+                log.error("could not block %s: %s%s", decision.target, exc, _where(alert))
                 return
         self.counts.blocks += 1
         self.noted[decision.target] = now + decision.block_for
-        log.info("BLOCK %s on %s: %s [%s]", decision.target, where, decision.why, alert.origin)
+        log.info("BLOCK %s on %s: %s%s", decision.target, where, decision.why, _where(alert))
 
     def _log_ignore(self, decision: Decision) -> None:
         # An alert that counted but is not acted on (protected, no safe attacker, threshold) is
         # worth a line; an alert below the priority bar or one more from a blocked attacker is not.
         if not decision.attribution or "already blocked" in decision.why:
-            log.debug("ignore: %s [%s]", decision.why, decision.alert.origin)
+            log.debug("ignore: %s%s", decision.why, _where(decision.alert))
             return
         alert = decision.alert
         if self._throttle.allow(f"ignore {alert.gid_sid} {alert.src} {alert.dst}") is not None:
-            log.info("not blocking: %s [%s]", decision.why, alert.origin)
+            log.info("not blocking: %s%s", decision.why, _where(alert))
 
     def _guard_tripped(self, trip) -> None:
         log.error("%s", trip.describe())
@@ -223,3 +223,8 @@ class Pipeline:
                 self.noted[address] = until
                 self.policy.note_blocked(address, until)
 
+
+
+def _where(alert: Alert) -> str:
+    """`` [file:line]`` for an alert read from a file; nothing for the detector's own alerts."""
+    return f" [{alert.origin}]" if alert.origin.line else ""

@@ -444,7 +444,8 @@ def run_scan(args: argparse.Namespace) -> int:
             responder.stop(timeout=5.0)
             if pending:
                 log.warning("%d block(s) still pending, kept in the ledger for `snort-bridge run`", pending)
-    log.info("%d packets, %s", packets, pipeline.counts.summary())
+    counts = pipeline.counts
+    log.info("%d packets, %d probes, %d scans detected, %d blocks", packets, counts.probes, counts.detections, counts.blocks)
     return status
 
 
