@@ -1,8 +1,8 @@
 """Benchmark the whole bridge: from an alert line written to the address in every router's list.
 
 A real `snort-bridge run` process follows an alert_fast file; simulated routers (responder.sim,
-real SSH over loopback) run in another process, which watches its address lists every
-millisecond and notes when each address first appears (CLOCK_MONOTONIC, shared by all processes).
+real SSH over loopback) run in another process, which looks up the awaited addresses in its
+address lists every millisecond and notes when each first appears (CLOCK_MONOTONIC, shared by all processes).
 This process appends one alert line at a time (a new attacker each), taking the time just before
 the write, and waits until the address is on every router. Then a burst of lines written at once.
 
@@ -49,18 +49,25 @@ def watch_routers(count: int, public_key: str, conn) -> None:
         sims.append(sim)
     conn.send([(sim.port, sim.host_key.get_name(), sim.host_key.asbytes()) for sim in sims])
     first_seen = [dict() for _ in sims]
+    awaited: set = set()
     while True:
         now = time.monotonic()
         for index, sim in enumerate(sims):
-            for entry in sim.address_list(LIST, 4):
-                first_seen[index].setdefault(str(ipaddress.ip_interface(entry.address).ip), now)
+            table = sim.state.addresses[4]  # the simulator's own index: O(1) per address, no listing
+            for address in awaited:
+                if address not in first_seen[index] and table.holds(LIST, address):
+                    first_seen[index][address] = now
+        awaited = {a for a in awaited if not all(a in seen for seen in first_seen)}
         if conn.poll(WATCH_INTERVAL):
-            message = conn.recv()
-            if message == "stop":
+            kind, addresses = conn.recv()
+            if kind == "stop":
                 break
-            # message: a list of addresses -> for each, the time it was on every router (or None)
-            conn.send([max((seen.get(a) for seen in first_seen), key=lambda t: t or float("inf"))
-                       if all(a in seen for seen in first_seen) else None for a in message])
+            if kind == "watch":
+                awaited.update(addresses)
+                continue
+            # "times": for each address, when it was on every router (None: not yet everywhere)
+            conn.send([max(seen[a] for seen in first_seen) if all(a in seen for seen in first_seen) else None
+                       for a in addresses])
     for sim in sims:
         sim.stop()
 
@@ -77,7 +84,7 @@ def attacker(index: int) -> str:
 def wait_all(conn, addresses, timeout: float = 30.0):
     deadline = time.monotonic() + timeout
     while True:
-        conn.send(addresses)
+        conn.send(("times", addresses))
         times = conn.recv()
         if all(t is not None for t in times) or time.monotonic() > deadline:
             return times
@@ -115,6 +122,7 @@ def run(routers: int, alerts: int, burst: int, workdir: str) -> dict:
     service = subprocess.Popen([sys.executable, "-m", "bridge.cli", "run", "--config", config], stderr=log)
     try:
         # warm up: the routers connected, the follower running
+        parent.send(("watch", ["198.19.255.1"]))
         with open(alert_file, "a") as handle:
             handle.write(alert_line("198.19.255.1"))
         assert wait_all(parent, ["198.19.255.1"])[0] is not None, "warm-up block never arrived"
@@ -122,6 +130,7 @@ def run(routers: int, alerts: int, burst: int, workdir: str) -> dict:
         with open(alert_file, "a", buffering=1) as handle:
             for index in range(alerts):
                 address = attacker(index)
+                parent.send(("watch", [address]))
                 written = time.monotonic()
                 handle.write(alert_line(address))
                 (arrived,) = wait_all(parent, [address])
@@ -130,6 +139,7 @@ def run(routers: int, alerts: int, burst: int, workdir: str) -> dict:
                 latencies.append((arrived - written) * 1000)
                 time.sleep(0.02)
             addresses = [attacker(alerts + i) for i in range(burst)]
+            parent.send(("watch", addresses))
             written = time.monotonic()
             handle.write("".join(alert_line(a) for a in addresses))
             handle.flush()
@@ -141,7 +151,7 @@ def run(routers: int, alerts: int, burst: int, workdir: str) -> dict:
         service.send_signal(signal.SIGTERM)
         service.wait(30)
         log.close()
-        parent.send("stop")
+        parent.send(("stop", []))
         sims.join(10)
     return {
         "routers": routers,
