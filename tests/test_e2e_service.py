@@ -143,7 +143,8 @@ def test_restart_in_the_middle_of_an_attack_loses_and_repeats_nothing(lab, servi
         assert len(adds) == 4
 
 
-def test_a_router_down_during_the_attack_is_caught_up_when_it_returns(lab, services, tmp_path):
+def attack_with_one_router_down(lab, services, tmp_path, attacker: str):
+    """Routers "up" and "down" (not started); the service blocks ``attacker`` on "up". Returns (service, config, port)."""
     lab.add("up")
     down_port = free_port(socket.SOCK_STREAM)
     lab.add("down", start=False, port=down_port)
@@ -151,8 +152,13 @@ def test_a_router_down_during_the_attack_is_caught_up_when_it_returns(lab, servi
     config = write_service_config(lab, alerts=alerts)
     service = Service(config, tmp_path / "run.log").start()
     services.append(service)
-    append(alerts, fast_line("198.51.100.7"))
-    assert wait_until(lambda: "198.51.100.7" in lab.entries("up"), DEADLINE)
+    append(alerts, fast_line(attacker))
+    assert wait_until(lambda: attacker in lab.entries("up"), DEADLINE)
+    return service, config, down_port
+
+
+def test_a_router_down_during_the_attack_is_caught_up_when_it_returns(lab, services, tmp_path):
+    service, _, down_port = attack_with_one_router_down(lab, services, tmp_path, "198.51.100.7")
     assert "198.51.100.7" not in lab.entries("down")
     lab.sims["down"].start("127.0.0.1", down_port)
     assert wait_until(lambda: "198.51.100.7" in lab.entries("down"), 90.0), service.text()
@@ -215,15 +221,7 @@ def test_sighup_reloads_a_changed_protected_list_and_refuses_a_bad_one(lab, serv
 
 
 def test_sigterm_with_pending_blocks_for_a_down_router_keeps_them(lab, services, tmp_path):
-    lab.add("up")
-    down_port = free_port(socket.SOCK_STREAM)
-    lab.add("down", start=False, port=down_port)
-    alerts = tmp_path / "alert_fast.txt"
-    config = write_service_config(lab, alerts=alerts)
-    service = Service(config, tmp_path / "run.log").start()
-    services.append(service)
-    append(alerts, fast_line("203.0.113.50"))
-    assert wait_until(lambda: "203.0.113.50" in lab.entries("up"), DEADLINE)
+    service, config, down_port = attack_with_one_router_down(lab, services, tmp_path, "203.0.113.50")
     assert service.stop() == 0
     assert "1 block(s) still pending, kept in the ledger" in service.text()
     ledger = Ledger.in_state_dir(str(tmp_path / "state"))
