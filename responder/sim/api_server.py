@@ -32,7 +32,6 @@ import secrets
 import socket
 import ssl
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -41,6 +40,7 @@ from responder.routeros.duration import format_duration
 from responder.sim.api_protocol import (
     ApiProtocolError, Request, SentenceDecoder, compile_query, encode_sentence, parse_request, reply_words,
 )
+from responder.sim.listener import TcpListener
 from responder.sim.printing import format_date
 from responder.sim.state import StateError, parse_id
 from responder.sim.tables import AddressListTable
@@ -285,52 +285,18 @@ class ApiConversation:
 # ----------------------------------------------------------------------------- the socket shell
 
 
-class ApiServer:
+class ApiServer(TcpListener):
     """One listening socket (plain, or TLS with ``context``) and a thread per connection."""
 
+    thread_prefix = "sim-api"
+
     def __init__(self, backend, context: Optional[ssl.SSLContext] = None) -> None:
+        super().__init__()
         self.backend = backend
         self.context = context
-        self._listener: Optional[socket.socket] = None
-        self._stopping = threading.Event()
-        self._threads: List[threading.Thread] = []
-        self._sockets: List[socket.socket] = []
-        self._lock = threading.Lock()
-        self.address: Tuple[str, int] = ("", 0)
 
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        listener = socket.socket(family, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((host, port))
-        listener.listen(64)
-        listener.settimeout(0.2)
-        self._listener = listener
-        self.address = listener.getsockname()[:2]
-        self._spawn(self._accept_loop, "sim-api-accept")
-        return self.address[1]
-
-    def _spawn(self, target, name: str, *args) -> None:
-        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
-        with self._lock:
-            self._threads = [t for t in self._threads if t.is_alive()]
-            self._threads.append(thread)
-        thread.start()
-
-    def _accept_loop(self) -> None:
-        listener = self._listener
-        while not self._stopping.is_set():
-            try:
-                sock, peer = listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                break
-            with self._lock:
-                self._sockets.append(sock)
-            self._spawn(self._serve, "sim-api-conn", sock, peer[0])
-
-    def _serve(self, sock: socket.socket, peer: str) -> None:
+    def serve_connection(self, sock: socket.socket, peer: str) -> None:
+        stream = None
         try:
             if self.backend.hang:
                 self._stopping.wait()  # accept TCP, never say a word
@@ -342,9 +308,12 @@ class ApiServer:
         except (OSError, ApiProtocolError) as exc:
             log.debug("api connection from %s ended: %s", peer, exc)
         finally:
-            with self._lock:
-                if sock in self._sockets:
-                    self._sockets.remove(sock)
+            if stream is not None and stream is not sock:
+                self._untrack(stream)
+                try:
+                    stream.close()
+                except OSError:
+                    pass
             try:
                 sock.close()
             except OSError:
@@ -357,8 +326,7 @@ class ApiServer:
         except (ssl.SSLError, OSError) as exc:
             log.debug("api-ssl handshake failed: %s", exc)
             return None
-        with self._lock:  # drop_connections closes the TLS object too
-            self._sockets.append(stream)
+        self._track(stream)  # drop_connections closes the TLS object too
         return stream
 
     def _converse(self, stream: socket.socket, peer: str) -> None:
@@ -389,31 +357,6 @@ class ApiServer:
                     return
             if out:
                 stream.sendall(b"".join(out))
-
-    def drop_connections(self) -> None:
-        with self._lock:
-            sockets, self._sockets = self._sockets, []
-        for sock in sockets:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            try:
-                sock.close()
-            except OSError:
-                pass
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
-        self.drop_connections()
-        with self._lock:
-            threads = list(self._threads)
-        for thread in threads:
-            if thread is not threading.current_thread():
-                thread.join(timeout=2.0)
 
 
 def challenge_response(password: str, challenge: bytes) -> str:

@@ -24,6 +24,8 @@ from paramiko.kex_group14 import KexGroup14SHA256
 from paramiko.kex_group16 import KexGroup16SHA512
 from paramiko.primes import ModulusPack
 
+from responder.sim.listener import TcpListener
+
 log = logging.getLogger(__name__)
 
 BANNER = "SSH-2.0-ROSSSH"
@@ -117,60 +119,19 @@ class _Connection(paramiko.ServerInterface):
         return False  # interactive shell not emulated: exec is the responder's path
 
 
-class SshServer:
+class SshServer(TcpListener):
     """Listening socket plus one thread per connection and per exec channel."""
 
+    thread_prefix = "sim-ssh"
+
     def __init__(self, backend: Backend, host_keys: List[paramiko.PKey]):
+        super().__init__()
         self.backend = backend
         self.host_keys = host_keys
-        self._listener: Optional[socket.socket] = None
-        self._stopping = threading.Event()
-        self._threads: List[threading.Thread] = []
-        self._sockets: List[socket.socket] = []
         self._transports: List[paramiko.Transport] = []
-        self._lock = threading.Lock()
-        self.address: Tuple[str, int] = ("", 0)
 
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        listener = socket.socket(family, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((host, port))
-        listener.listen(64)
-        listener.settimeout(0.2)
-        self._listener = listener
-        self._stopping.clear()
-        self.address = listener.getsockname()[:2]
-        self._spawn(self._accept_loop, "sim-ssh-accept")
-        return self.address[1]
-
-    def _spawn(self, target, name: str, *args) -> None:
-        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
-        with self._lock:
-            self._threads = [t for t in self._threads if t.is_alive()]
-            self._threads.append(thread)
-        thread.start()
-
-    def _accept_loop(self) -> None:
-        listener = self._listener
-        while not self._stopping.is_set():
-            try:
-                sock, peer = listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                break
-            with self._lock:
-                self._sockets.append(sock)
-            self._spawn(self._serve_connection, "sim-ssh-conn", sock, peer[0])
-
-    def _serve_connection(self, sock: socket.socket, peer: str) -> None:
-        try:
-            self._converse(sock, peer)
-        finally:
-            with self._lock:
-                if sock in self._sockets:
-                    self._sockets.remove(sock)
+    def serve_connection(self, sock: socket.socket, peer: str) -> None:
+        self._converse(sock, peer)
 
     def _converse(self, sock: socket.socket, peer: str) -> None:
         if self.backend.hang:
@@ -225,24 +186,6 @@ class SshServer:
         """Close every open client connection (what a reboot does); keep listening."""
         with self._lock:
             transports, self._transports = self._transports, []
-            sockets, self._sockets = self._sockets, []
         for transport in transports:
             transport.close()
-        for sock in sockets:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            sock.close()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
-        self.drop_connections()
-        with self._lock:
-            threads = list(self._threads)
-        for thread in threads:
-            if thread is not threading.current_thread():
-                thread.join(timeout=2.0)
+        super().drop_connections()
