@@ -40,7 +40,7 @@ from responder.routeros.duration import format_duration
 from responder.sim.api_protocol import (
     ApiProtocolError, Request, SentenceDecoder, compile_query, encode_sentence, parse_request, reply_words,
 )
-from responder.sim.listener import TcpListener
+from responder.sim.listener import TcpListener, close_quietly
 from responder.sim.printing import format_date
 from responder.sim.state import StateError, parse_id
 from responder.sim.tables import AddressListTable
@@ -310,14 +310,8 @@ class ApiServer(TcpListener):
         finally:
             if stream is not None and stream is not sock:
                 self._untrack(stream)
-                try:
-                    stream.close()
-                except OSError:
-                    pass
-            try:
-                sock.close()
-            except OSError:
-                pass
+                close_quietly(stream)
+            close_quietly(sock)
 
     def _secure(self, sock: socket.socket) -> Optional[ssl.SSLSocket]:
         sock.settimeout(_HANDSHAKE_TIMEOUT)

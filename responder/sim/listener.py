@@ -7,6 +7,18 @@ import threading
 from typing import List, Optional, Tuple
 
 
+def close_quietly(sock: socket.socket) -> None:
+    """Shut down and close; a socket the peer already dropped may refuse either, and is gone anyway."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    try:
+        sock.close()
+    except OSError:
+        pass
+
+
 class TcpListener:
     """Accepts on one socket and hands each connection to ``serve_connection`` on its own thread.
 
@@ -79,14 +91,7 @@ class TcpListener:
         with self._lock:
             sockets, self._sockets = self._sockets, []
         for sock in sockets:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            try:
-                sock.close()
-            except OSError:
-                pass
+            close_quietly(sock)
 
     def stop(self) -> None:
         self._stopping.set()
