@@ -23,7 +23,7 @@ from responder import tls
 from responder.api import ApiSession
 from responder.config import RouterConfig
 from responder.errors import (
-    AuthenticationFailed, CommandTimeout, HostKeyRefused, RouterCommandError, RouterUnreachable, SecretRefused,
+    AuthenticationFailed, CommandTimeout, HostKeyRefused, RouterCommandError, SecretRefused,
 )
 from responder.events import BlockRequest
 from responder.responder import default_session_factory

@@ -13,7 +13,7 @@ import pytest
 
 from responder.sim import SimRouter
 from responder.sim.api_protocol import SentenceDecoder, encode_sentence, parse_reply
-from responder.sim.api_server import challenge_response, make_certificate
+from responder.sim.api_server import challenge_response
 
 from conftest import console_script
 
