@@ -70,14 +70,14 @@ def _probe_from_ip(frame: bytes, offset: int, time: float, ethertype: int) -> Op
     else:
         return None
     if proto == 6 and len(frame) >= transport + 14:
-        (dport,) = struct.unpack_from("!H", frame, transport + 2)
+        sport, dport = struct.unpack_from("!HH", frame, transport)
         flags = frame[transport + 13]
         if flags & _TCP_SYN and not flags & _TCP_ACK:
-            return Probe(src, dst, "TCP", dport, time)
+            return Probe(src, dst, "TCP", dport, time, sport)
         return None
     if proto == 17 and len(frame) >= transport + 4:
-        (dport,) = struct.unpack_from("!H", frame, transport + 2)
-        return Probe(src, dst, "UDP", dport, time)
+        sport, dport = struct.unpack_from("!HH", frame, transport)
+        return Probe(src, dst, "UDP", dport, time, sport)  # the detector tells replies apart
     if proto == icmp_proto and len(frame) > transport and frame[transport] == echo_request:
         return Probe(src, dst, "ICMP" if icmp_proto == 1 else "ICMPV6", None, time)
     return None
@@ -88,4 +88,6 @@ def probe_from_firewall_event(event: FirewallEvent, time: float) -> Optional[Pro
     if not event.is_connection_attempt:
         return None
     proto = "ICMP" if event.proto in ("ICMP", "ICMPV6") else event.proto
-    return Probe(event.src, event.dst, proto, event.dport if proto != "ICMP" else None, time)
+    if proto == "ICMP":
+        return Probe(event.src, event.dst, proto, None, time)
+    return Probe(event.src, event.dst, proto, event.dport, time, event.sport)

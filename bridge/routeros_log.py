@@ -41,10 +41,14 @@ class FirewallEvent:
     dst: IPAddress
     dport: Optional[int]
     router: str = ""  # host/identity from the syslog header, when present
+    connection_state: str = ""  # "new", "established", ... when the rule logs it
 
     @property
     def is_connection_attempt(self) -> bool:
-        """A probe a scanner sends: TCP SYN without ACK, any UDP datagram, or an ICMP echo request."""
+        """A probe a scanner sends: TCP SYN without ACK, a UDP datagram, an ICMP echo request --
+        never a packet of a connection the router already tracks as established or related."""
+        if self.connection_state in ("established", "related"):
+            return False
         if self.proto == "TCP":
             return "SYN" in self.flags and "ACK" not in self.flags
         if self.proto == "UDP":
@@ -61,7 +65,7 @@ _HEADER_RE = re.compile(rf"^{_PRI}(?:(?:{_BSD_TIME}|{_ISO_TIME}) (?P<host>\S+) )
 _TOPICS_RE = re.compile(r"^(?:[a-z]+,)*(?:firewall)(?:,[a-z]+)*\s+")
 _BODY_RE = re.compile(
     r"^(?P<prefix>.*?)\s*(?P<chain>[\w.-]+): in:(?P<in>.*?) out:(?P<out>.*?), "
-    r"(?:connection-state:\S+ )?(?:src-mac [0-9a-fA-F:]+, )?"
+    r"(?:connection-state:(?P<state>[\w,-]+) )?(?:src-mac [0-9a-fA-F:]+, )?"
     r"proto (?P<proto>[\w-]+)(?: \((?P<flags>[^)]*)\))?, "
     r"(?P<src>\S+?)->(?P<dst>[^,\s]+)(?:, NAT \S+)?, len \d+"
 )
@@ -122,4 +126,5 @@ def parse_firewall_line(line: str) -> FirewallEvent:
         dst=dst,
         dport=dport,
         router=host,
+        connection_state=body["state"] or "",
     )

@@ -32,6 +32,37 @@ class Probe:
     proto: str
     dport: Optional[int]
     time: float
+    sport: Optional[int] = None
+
+
+# UDP services whose replies go from their well-known port to a client's ephemeral port: a busy
+# resolver answers hundreds of client ports a minute, which must not read as a port scan.
+UDP_SERVICE_PORTS = frozenset({53, 67, 68, 69, 123, 137, 138, 161, 162, 443, 500, 514, 1900, 4500, 5353})
+
+
+class UdpReplies:
+    """Tells UDP replies from UDP probes: a datagram whose reverse flow was seen within ``ttl``
+    seconds answers it, and so does one from a well-known service port to a client port (the
+    request may not be in the stream when only one direction is mirrored). Bounded memory."""
+
+    def __init__(self, ttl: float = 30.0, max_flows: int = 65536) -> None:
+        self.ttl = ttl
+        self.max_flows = max_flows
+        self._flows: "OrderedDict[tuple, float]" = OrderedDict()  # (src, sport, dst, dport) -> last seen
+
+    def is_reply(self, probe: Probe) -> bool:
+        if probe.proto != "UDP" or probe.sport is None:
+            return False
+        key = (probe.src, probe.sport, probe.dst, probe.dport)
+        reverse = (probe.dst, probe.dport, probe.src, probe.sport)
+        answered = self._flows.get(reverse)
+        self._flows[key] = probe.time
+        self._flows.move_to_end(key)
+        if len(self._flows) > self.max_flows:
+            self._flows.popitem(last=False)
+        if answered is not None and probe.time - answered <= self.ttl:
+            return True
+        return probe.sport in UDP_SERVICE_PORTS and probe.dport is not None and probe.dport >= 1024
 
 
 class _SourceState:
@@ -62,10 +93,15 @@ class ScanDetector:
         self.max_sources = max_sources
         self.source_name = source_name
         self._sources: "OrderedDict[IPAddress, _SourceState]" = OrderedDict()
+        self._udp = UdpReplies()
         self.detections = 0
+        self.replies_ignored = 0
 
     def feed(self, probe: Probe) -> Optional[Alert]:
         """Count one probe; returns an Alert the moment its source crosses the threshold."""
+        if self._udp.is_reply(probe):
+            self.replies_ignored += 1
+            return None
         state = self._sources.get(probe.src)
         if state is None:
             state = _SourceState()
@@ -125,4 +161,5 @@ class ScanDetector:
         return len(self._sources)
 
     def snapshot(self) -> Dict[str, int]:
-        return {"tracked_sources": len(self._sources), "detections": self.detections}
+        return {"tracked_sources": len(self._sources), "detections": self.detections,
+                "replies_ignored": self.replies_ignored}

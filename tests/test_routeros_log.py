@@ -55,7 +55,17 @@ def test_nat_keeps_the_original_source_and_is_not_a_probe():
 def test_icmp_has_type_and_code_and_no_ports():
     event = parse_firewall_line(ICMP_OUTPUT)
     assert event.proto == "ICMP" and event.flags == ("type 8", "code 0")
-    assert event.sport is None and event.dport is None and event.is_connection_attempt
+    assert event.sport is None and event.dport is None
+    # the documented example is a ping the router already tracks: not a new probe
+    assert event.connection_state == "established" and not event.is_connection_attempt
+    fresh = parse_firewall_line(ICMP_OUTPUT.replace("connection-state:established", "connection-state:new"))
+    assert fresh.connection_state == "new" and fresh.is_connection_attempt
+
+
+@pytest.mark.parametrize("state", ["established", "related"])
+def test_packets_of_tracked_connections_are_not_probes(state):
+    event = parse_firewall_line(V7_INPUT.replace("connection-state:new", f"connection-state:{state}"))
+    assert event.connection_state == state and not event.is_connection_attempt
 
 
 def test_udp_has_no_flags():

@@ -114,3 +114,37 @@ def test_probes_from_firewall_log_lines_drive_the_detector():
     assert index == 9 and alert.src == SCANNER
     reply = parse_firewall_line("forward: in:a out:b, proto TCP (SYN,ACK), 198.51.100.10:80->203.0.113.50:40000, len 44")
     assert probe_from_firewall_event(reply, 0.0) is None
+
+
+def resolver_answers(count, start=0.0):
+    """A DNS server answering ``count`` clients, each from port 53 to a different client port."""
+    resolver = ipaddress.ip_address("198.51.100.53")
+    return [Probe(resolver, ipaddress.ip_address(f"10.0.{i // 200}.{i % 200 + 1}"), "UDP", 30000 + i, start + i * 0.01, 53)
+            for i in range(count)]
+
+
+def test_a_busy_resolver_is_not_a_udp_scanner():
+    detector = ScanDetector(ports=15, window=10)
+    assert first_detection(detector, resolver_answers(500))[0] is None
+    assert detector.snapshot()["replies_ignored"] == 500
+
+
+def test_udp_replies_to_seen_requests_are_ignored_whatever_the_ports():
+    detector = ScanDetector(ports=5, window=10)
+    server = ipaddress.ip_address("198.51.100.7")
+    requests = [Probe(SCANNER, server, "UDP", 7000, float(i), 40000 + i) for i in range(3)]
+    answers = [Probe(server, SCANNER, "UDP", 40000 + i, 5.0 + i, 7000) for i in range(3)]
+    assert first_detection(detector, requests + answers)[0] is None
+    assert detector.snapshot()["replies_ignored"] == 3
+
+
+def test_a_udp_scan_from_a_high_port_is_still_caught():
+    detector = ScanDetector(ports=15, window=10)
+    scan = [Probe(SCANNER, TARGET, "UDP", port, 100.0 + port / 100, 62025) for port in range(1, 60)]
+    index, alert = first_detection(detector, scan)
+    assert index == 14 and alert.src == SCANNER and alert.sid == 17
+
+
+def test_udp_probes_from_frames_carry_the_source_port():
+    probe = probe_from_frame(1, bytes(Ether() / IP(src="198.51.100.53", dst="10.0.0.9") / UDP(sport=53, dport=41000)), 1.0)
+    assert (probe.sport, probe.dport) == (53, 41000)
