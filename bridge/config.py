@@ -72,6 +72,9 @@ class ScanConfig:
     syslog: Optional[str] = None  # "host:port" UDP listener for RouterOS firewall log lines
     files: Tuple[str, ...] = ()
     low_port_weight: int = 1  # psd-style: ports < 1024 count this many times (1 = off)
+    # Who may send firewall log lines to the syslog listener; empty = the configured routers.
+    # UDP is spoofable: a forged line could otherwise make the IPS block whom the forger likes.
+    allow: Tuple[Network, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -395,6 +398,7 @@ class _Checker:
             syslog=self.get(table, "syslog", p, d.syslog, self.listen_address),
             files=self.get(table, "files", p, d.files, self.string_list(self.path)),
             low_port_weight=self.get(table, "low_port_weight", p, d.low_port_weight, self.integer(1, 100)),
+            allow=self.get(table, "allow", p, d.allow, self.string_list(self.network)),
         )
 
     def listen_address(self, key: str, value: Any) -> Any:
@@ -570,6 +574,7 @@ ports = 15                             # distinct destination ports from one sou
 window = "10s"                         # ... within this window
 low_port_weight = 1                    # ports below 1024 count this many times (psd-style; 1 = off)
 syslog = "0.0.0.0:5514"                # optional: UDP listener for RouterOS firewall log lines
+allow = []                             # senders the listener accepts; empty = the routers below
 files = []                             # optional: files of RouterOS firewall log lines
 
 [[routers]]                            # one table per router

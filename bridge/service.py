@@ -13,6 +13,7 @@ WATCHDOG from the processing loop, STATUS with the counts.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import queue
@@ -29,6 +30,7 @@ from bridge.hostaddrs import host_addresses, router_addresses
 from bridge.pipeline import Pipeline, build_policy
 from bridge.scan import ScanDetector
 from bridge.syslog_listener import SyslogListener
+from tzsp.receiver import AllowList
 from tzsp.sdnotify import Notifier
 
 log = logging.getLogger("snort-bridge")
@@ -103,6 +105,16 @@ def make_responder(config: Config):
 
 def protected_addresses(config: Config) -> list:
     return [*router_addresses(config.routers), *host_addresses()]
+
+
+def syslog_senders(config: Config) -> AllowList:
+    """Who may send firewall log lines: scan.allow, else the configured routers' addresses."""
+    assert config.scan is not None
+    networks = tuple(config.scan.allow) or tuple(
+        ipaddress.ip_network(address) for address in router_addresses(config.routers))
+    if not networks:
+        log.warning("scan.syslog: no router address and no scan.allow: every firewall log line will be ignored")
+    return AllowList(networks)
 
 
 class Service:
@@ -213,6 +225,8 @@ class Service:
                 self._start_listener(new)
             except OSError as exc:
                 log.error("reload: %s; the firewall-log listener is off until the next reload", exc)
+        elif self.listener is not None:
+            self.listener.allow = syslog_senders(new)
         routers_changed = (new.routers, new.state_dir) != (old.routers, old.state_dir)
         if routers_changed or followed_sources(new) != self.sources:
             self._stop_follower()  # what it read is handled before anything is swapped
@@ -306,7 +320,7 @@ class Service:
     def _start_listener(self, config: Config) -> None:
         if config.scan is None or not config.scan.syslog:
             return
-        self.listener = SyslogListener(config.scan.syslog, self._datagram_line).start()
+        self.listener = SyslogListener(config.scan.syslog, self._datagram_line, syslog_senders(config)).start()
 
     def _datagram_line(self, text: str, peer: Tuple[str, int], received_at: float) -> None:
         try:

@@ -3,18 +3,25 @@
 RouterOS sends one message per datagram, in its default ``<topics> <message>`` form or as BSD
 syslog (``remote-log-format=syslog``); telling them apart is ``bridge.routeros_log``'s job. This
 only binds, receives, decodes and hands each line to ``deliver(text, peer, received_at)`` from
-its own thread. UDP has no sender authentication: listen on the address facing the routers
-(a spoofed log line could make the IPS block whom the spoofer likes).
+its own thread. UDP has no sender authentication, so only senders on the allow-list are heard
+(a spoofed log line could make the IPS block whom the spoofer likes); others are counted and
+named once in the log.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import select
 import socket
 import threading
 import time
-from typing import Callable, Optional, Tuple
+from typing import Callable, Optional, Set, Tuple
+
+from tzsp.receiver import AllowList
+
+log = logging.getLogger("snort-bridge")
+MAX_NAMED_SENDERS = 16  # refused senders named in the log; a spoofed flood names no more
 
 MAX_DATAGRAM = 65535
 _LISTEN_RE = re.compile(r"^(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]]+)):(?P<port>\d{1,5})$")
@@ -37,11 +44,14 @@ def datagram_lines(data: bytes) -> list:
 
 
 class SyslogListener:
-    def __init__(self, address: str, deliver: Deliver):
+    def __init__(self, address: str, deliver: Deliver, allow: AllowList):
         self.address = address
         self.host, self.port = split_listen_address(address)
         self.deliver = deliver
+        self.allow = allow  # replaced on reload; read by the listener thread
         self.received = 0
+        self.not_allowed = 0
+        self._named: Set[str] = set()
         self._sock: Optional[socket.socket] = None
         self._thread: Optional[threading.Thread] = None
         self._stop = threading.Event()
@@ -89,6 +99,15 @@ class SyslogListener:
             except OSError:
                 continue
             received_at = time.time()
+            if not self.allow.allows_host(peer[0]):
+                self._refuse(peer[0])
+                continue
             self.received += 1
             for line in datagram_lines(data):
                 self.deliver(line, (peer[0], peer[1]), received_at)
+
+    def _refuse(self, sender: str) -> None:
+        self.not_allowed += 1
+        if sender not in self._named and len(self._named) < MAX_NAMED_SENDERS:
+            self._named.add(sender)
+            log.warning("firewall log lines from %s ignored: not a configured router nor in scan.allow", sender)
