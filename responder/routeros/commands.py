@@ -11,7 +11,7 @@ import ipaddress
 import re
 from typing import Union
 
-from responder.routeros.duration import MAX_TIMEOUT_SECONDS, format_duration
+from responder.routeros.duration import clamp_timeout, format_duration
 from responder.routeros.quoting import quote_value
 
 Address = Union[ipaddress.IPv4Address, ipaddress.IPv6Address, ipaddress.IPv4Network, ipaddress.IPv6Network]
@@ -58,7 +58,7 @@ def render_timeout(timeout_s: float) -> str:
     """A RouterOS duration between 1s and the router's maximum, 35w3d13h13m56s."""
     if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or timeout_s != timeout_s:
         raise TypeError(f"timeout must be a number of seconds, got {timeout_s!r}")
-    return format_duration(min(max(float(timeout_s), 1.0), float(MAX_TIMEOUT_SECONDS)))
+    return format_duration(clamp_timeout(float(timeout_s)))
 
 
 def clean_comment(text: str) -> str:
