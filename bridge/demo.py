@@ -166,7 +166,7 @@ class Demo:
 
     def start_routers(self) -> None:
         from responder import known_hosts
-        from responder.sim.server import fingerprint
+        from responder.ssh import key_fingerprint
 
         _write_key(self.dir / "id_ed25519")
         known = self.dir / "known_hosts"
@@ -183,7 +183,7 @@ class Demo:
                 raise RuntimeError(f"routeros-sim {name} stopped: {_text(self.dir / f'{name}.log')}")
             known_hosts.record(str(known), known_hosts.host_name("127.0.0.1", port), host_key.get_name(), host_key.asbytes())
             self.routers[name] = port
-            self.fingerprints[name] = fingerprint(host_key)
+            self.fingerprints[name] = key_fingerprint(host_key)
 
     def write_config(self, alerts: List[Tuple[str, str]]) -> Path:
         lines = [

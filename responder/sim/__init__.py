@@ -6,6 +6,6 @@ Layers: ``state`` (router memory, injectable clock), ``cli_parser`` (one line ->
 ``cli`` (the ``routeros-sim`` command).
 """
 
-from responder.sim.server import SimRouter, fingerprint
+from responder.sim.server import SimRouter
 
-__all__ = ["SimRouter", "fingerprint"]
+__all__ = ["SimRouter"]

@@ -19,7 +19,8 @@ from typing import List, Optional
 import paramiko
 
 from responder.sim.api_server import ApiCertificate, make_certificate
-from responder.sim.server import SimRouter, fingerprint
+from responder.sim.server import SimRouter
+from responder.ssh import key_fingerprint
 
 
 class UsageError(Exception):
@@ -156,7 +157,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     key_path = args.host_key or default_host_key_path()
     host = f"[{args.listen}]" if ":" in args.listen else args.listen
     print(f"routeros-sim {args.flavour} \"{args.identity}\" listening on {host}:{port} (SSH)")
-    print(f"host key: {host_key.get_name()} {host_key.get_bits()} {fingerprint(host_key)}"
+    print(f"host key: {host_key.get_name()} {host_key.get_bits()} {key_fingerprint(host_key)}"
           f" ({'created in' if created else 'from'} {key_path})")
     for tls, api_port in api_ports.items():
         print(f"RouterOS API{'-SSL' if tls else ''} on {host}:{api_port} (user needs the api policy: --policy api,read,write)")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import threading
 import time
@@ -16,15 +14,10 @@ from responder.sim.interpreter import ExecResult, Interpreter
 from responder.sim.ssh_server import SshServer
 from responder.sim.state import AddressEntryView, RouterProfile, RouterState, StateError
 from responder.sim.tables import parse_public_key
+from responder.ssh import key_fingerprint
 
 KeyLike = Union[paramiko.PKey, str]
 GENERATE = "generate"  # api_certificate: a self-signed one for 127.0.0.1, made when api-ssl first starts
-
-
-def fingerprint(key: paramiko.PKey) -> str:
-    """OpenSSH's ``SHA256:...`` form of a public key."""
-    digest = hashlib.sha256(key.asbytes()).digest()
-    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
 
 
 class SimRouter:
@@ -63,7 +56,7 @@ class SimRouter:
 
     @property
     def fingerprint(self) -> str:
-        return fingerprint(self.host_key)
+        return key_fingerprint(self.host_key)
 
     def add_user(self, name: str, password: Optional[str] = None, authorized_keys: Iterable[KeyLike] = (),
                  policies: Iterable[str] = ("ssh", "read", "write"), address: Optional[str] = None) -> None:
@@ -230,4 +223,4 @@ class SimRouter:
         return result.output.encode("utf-8"), result.exit_status
 
 
-__all__ = ["GENERATE", "SimRouter", "StateError", "fingerprint"]
+__all__ = ["GENERATE", "SimRouter", "StateError"]
