@@ -53,9 +53,8 @@ def watch_routers(count: int, public_key: str, conn) -> None:
     while True:
         now = time.monotonic()
         for index, sim in enumerate(sims):
-            table = sim.state.addresses[4]  # the simulator's own index: O(1) per address, no listing
             for address in awaited:
-                if address not in first_seen[index] and table.holds(LIST, address):
+                if address not in first_seen[index] and sim.holds(LIST, address):
                     first_seen[index][address] = now
         awaited = {a for a in awaited if not all(a in seen for seen in first_seen)}
         if conn.poll(WATCH_INTERVAL):

@@ -12,7 +12,7 @@ import paramiko
 from responder.sim.api_server import ApiCertificate, ApiServer, check_challenge, make_certificate, server_context
 from responder.sim.interpreter import ExecResult, Interpreter
 from responder.sim.ssh_server import SshServer
-from responder.sim.state import AddressEntryView, RouterProfile, RouterState, StateError
+from responder.sim.state import AddressEntryView, RouterProfile, RouterState, StateError, normalise_address
 from responder.sim.tables import parse_public_key
 from responder.ssh import key_fingerprint
 
@@ -154,6 +154,12 @@ class SimRouter:
     def address_list(self, name: str, family: int = 4) -> List[AddressEntryView]:
         with self.state.lock:
             return [self.state.view(e) for e in self.state.entries(family) if e.list == name]
+
+    def holds(self, list_name: str, address: str, family: int = 4) -> bool:
+        """Is ``address`` on ``list_name`` now? One index look-up, no listing: cheap enough to poll often."""
+        with self.state.lock:
+            self.state.expire()
+            return self.state.addresses[family].holds(list_name, normalise_address(address, family))
 
     # -- the SSH server's backend -----------------------------------------------------------------
     def _login_user(self, login: str, peer: str):
