@@ -31,7 +31,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from bench.bench_responder import percentile  # noqa: E402
-from responder import known_hosts  # noqa: E402
+from bench.sim_routers import USER, start_routers, trust_routers, write_client_key  # noqa: E402
 
 LIST = "blacklist"
 WATCH_INTERVAL = 0.001
@@ -39,15 +39,7 @@ WATCH_INTERVAL = 0.001
 
 def watch_routers(count: int, public_key: str, conn) -> None:
     """Child: ``count`` simulated routers; notes when each address first appears on each."""
-    from responder.sim import SimRouter
-
-    sims = []
-    for _ in range(count):
-        sim = SimRouter()
-        sim.add_user("ips", authorized_keys=(public_key,))
-        sim.start("127.0.0.1", 0)
-        sims.append(sim)
-    conn.send([(sim.port, sim.host_key.get_name(), sim.host_key.asbytes()) for sim in sims])
+    sims = start_routers(count, public_key, conn)
     first_seen = [dict() for _ in sims]
     awaited: set = set()
     while True:
@@ -91,16 +83,8 @@ def wait_all(conn, addresses, timeout: float = 30.0):
 
 
 def run(routers: int, alerts: int, burst: int, workdir: str) -> dict:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ed25519
-
-    private = ed25519.Ed25519PrivateKey.generate()
     key_path = os.path.join(workdir, "id_ed25519")
-    with open(key_path, "wb") as handle:
-        handle.write(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                                           serialization.NoEncryption()))
-    os.chmod(key_path, 0o600)
-    public = private.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    public = write_client_key(key_path)
     parent, child = multiprocessing.Pipe()
     sims = multiprocessing.Process(target=watch_routers, args=(routers, public, child), daemon=True)
     sims.start()
@@ -108,9 +92,10 @@ def run(routers: int, alerts: int, burst: int, workdir: str) -> dict:
     known = os.path.join(workdir, "known_hosts")
     lines = [f'state_dir = "{workdir}/state"', "[policy]", "protected = []", 'block_for = "1h"',
              "max_new_blocks_per_minute = 100000", "[[alerts]]", f'path = "{alert_file}"', 'format = "fast"']
-    for index, (port, key_type, blob) in enumerate(parent.recv()):
-        known_hosts.record(known, known_hosts.host_name("127.0.0.1", port), key_type, blob)
-        lines += ["[[routers]]", f'name = "r{index}"', 'host = "127.0.0.1"', f"port = {port}", 'user = "ips"',
+    identities = parent.recv()
+    trust_routers(known, identities)
+    for index, (port, _, _) in enumerate(identities):
+        lines += ["[[routers]]", f'name = "r{index}"', 'host = "127.0.0.1"', f"port = {port}", f'user = "{USER}"',
                   f'key_file = "{key_path}"', f'known_hosts = "{known}"', f'list = "{LIST}"']
     config = os.path.join(workdir, "config.toml")
     with open(config, "w") as handle:
