@@ -1,14 +1,28 @@
 #!/usr/bin/env python3
-"""Benchmark a TZSP -> pcap receiver on loopback: highest lossless rate and CPU per packet.
+"""Benchmark tzspd against other TZSP -> pcap receivers on loopback, in the same run.
 
-    python bench/bench_tzspd.py                       # tzspd, 64 and 1400-byte frames
-    python bench/bench_tzspd.py --receiver "tzsp2pcap -p {PORT} -f" --name tzsp2pcap
+    python bench/bench_tzspd.py                                        # tzspd alone
+    python bench/bench_tzspd.py --compare "tzsp2pcap=tzsp2pcap -p {PORT} -f" \\
+        --compare "limit-recv=/path/limit-recv -r 16777216 {PORT}" --nice -20
+    python bench/bench_tzspd.py --soak 600 --soak-rate 100000          # memory over 10 minutes
 
-For each point a sender process offers COUNT datagrams at RATE packets/s to 127.0.0.1:PORT
-(TZSP v1 / RX / Ethernet / END + an Ethernet/IPv4/TCP frame carrying a sequence number), the
-receiver's stdout goes to a counter process that checks the pcap stream and counts distinct
-sequence numbers, and the receiver's CPU time is read from /proc for the sending-and-draining
-window. Loss = offered - delivered. Everything goes to loopback and every wait is bounded.
+For each frame size (64 and 1400 bytes by default) it measures, for every receiver in turn:
+
+- CPU per packet at fixed rates (``--cpu-rates``): receiver user+sys time over the sending
+  and draining window, from /proc, divided by the packets it delivered;
+- the highest offered rate with less than ``--loss`` percent loss: doubling from
+  ``--start`` until a rate fails, then bisecting to ``--resolution``; each probe is the
+  median of ``--reps`` runs of ``--seconds`` of load;
+
+and prints medians and tzspd's ratio to each other receiver. ``{PORT}`` in a command is
+replaced by the port. Loss = sent - distinct sequence numbers that came out of the receiver's
+pcap stream (kernel drops and the receiver's own losses alike).
+
+Load: ``bench/tzsp_load.c`` (sendmmsg batches, paced, bounded in count and time, loopback
+only; it also counts the pcap stream), built on demand with the machine's ``cc`` into a cache
+directory; without a compiler a Python sender and counter stand in (slower: they may not find
+tzspd's limit; the output says "sender-bound" then). ``bg_cpu_s`` is CPU used by other
+processes on the machine during each window: large values mean a noisy point.
 """
 
 from __future__ import annotations
@@ -18,123 +32,160 @@ import json
 import multiprocessing
 import os
 import shlex
+import shutil
 import signal
 import socket
 import statistics
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+HERE = Path(__file__).resolve().parent
+LOAD_SOURCE = HERE / "tzsp_load.c"
 TZSP_HEADER = b"\x01\x00\x00\x01\x01"
 SEQ_OFFSET = 54  # frame offset of the sequence number: after Ethernet(14) + IPv4(20) + TCP(20)
 MAGIC = b"TZSB"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-MP = multiprocessing.get_context("fork")  # the counter inherits the pipe's read end
+MP = multiprocessing.get_context("fork")
+DRAIN_IDLE = 0.3
+
+
+# ---------------------------------------------------------------- the load tool
+
+
+def load_tool() -> str | None:
+    """Path of the compiled tzsp_load (built when missing or older than its source), or None."""
+    compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path(tempfile.gettempdir()) / f"tzsp-ips-{os.getuid()}")) / "bench"
+    binary = cache / "tzsp_load"
+    if binary.exists() and binary.stat().st_mtime >= LOAD_SOURCE.stat().st_mtime:
+        return str(binary)
+    if compiler is None:
+        return None
+    cache.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run([compiler, "-O2", "-o", str(binary), str(LOAD_SOURCE)], capture_output=True, text=True)
+    if result.returncode != 0:
+        print(f"bench: cannot build {LOAD_SOURCE.name}: {result.stderr.strip()[:500]}", file=sys.stderr)
+        return None
+    return str(binary)
+
+
+# ---------------------------------------------------------------- Python stand-ins (no compiler)
 
 
 def build_frame(size: int) -> bytearray:
-    """An Ethernet/IPv4/TCP frame of ``size`` bytes with room for MAGIC + a 32-bit sequence number."""
+    """The datagram tzsp_load sends: TZSP header + Ethernet/IPv4/TCP frame of ``size`` bytes."""
     size = max(size, 62)
     eth = bytes.fromhex("020000000002" "020000000001" "0800")
-    total = size - 14
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, 1, 0x4000, 64, 6, 0,
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, size - 14, 1, 0x4000, 64, 6, 0,
                      socket.inet_aton("192.0.2.1"), socket.inet_aton("198.51.100.1"))
     tcp = struct.pack("!HHIIBBHHH", 40000, 80, 1, 0, 5 << 4, 0x18, 65535, 0, 0)
     payload = MAGIC + b"\0\0\0\0" + bytes(i & 0xFF for i in range(size - 62))
     return bytearray(TZSP_HEADER + eth + ip + tcp + payload)
 
 
-def send_load(port: int, size: int, rate: int, count: int, result) -> None:
-    """Sender process: ``count`` datagrams at ``rate`` pps (0 = as fast as possible), paced in bursts."""
+def python_sender(port: int, size: int, rate: int, count: int, seconds: float, result) -> None:
     datagram = build_frame(size)
     seq_at = len(TZSP_HEADER) + SEQ_OFFSET + len(MAGIC)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.connect(("127.0.0.1", port))
     send, pack_into = sock.send, struct.pack_into
-    burst = 64
     started = time.perf_counter()
     sent = 0
-    while sent < count:
-        for seq in range(sent, min(sent + burst, count)):
+    while sent < count and time.perf_counter() - started < seconds:
+        for seq in range(sent, min(sent + 64, count)):
             pack_into("!I", datagram, seq_at, seq)
             try:
                 send(datagram)
             except (BlockingIOError, ConnectionRefusedError):
                 pass  # counted as loss, as on a real link
-        sent = min(sent + burst, count)
+        sent = min(sent + 64, count)
         if rate:
             ahead = started + sent / rate - time.perf_counter()
             if ahead > 0:
                 time.sleep(ahead)
     elapsed = time.perf_counter() - started
-    result.put((sent, sent / elapsed if elapsed else 0.0))
+    result.put({"sent": sent, "seconds": elapsed, "pps": sent / elapsed if elapsed else 0.0})
 
 
-def count_pcap(stream, result) -> None:
-    """Counter process: reads the pcap stream, counts records and distinct sequence numbers."""
+def python_counter(stream, result) -> None:
     read = stream.read
     header = read(24)
     ok = len(header) == 24 and header[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1")
     linktype = struct.unpack_from("<I", header, 20)[0] if ok else -1
     seen = bytearray(1 << 24)
-    records = distinct = bad = 0
+    records = distinct = foreign = 0
     buffer = b""
-    while True:
+    while ok:
         chunk = read(1 << 20)
         if not chunk:
             break
         buffer += chunk
-        offset = 0
-        end = len(buffer)
+        offset, end = 0, len(buffer)
         while end - offset >= 16:
             incl = struct.unpack_from("<I", buffer, offset + 8)[0]
             if end - offset < 16 + incl:
                 break
             frame_at = offset + 16
-            if buffer[frame_at + SEQ_OFFSET:frame_at + SEQ_OFFSET + 4] == MAGIC:
+            if buffer[frame_at + SEQ_OFFSET : frame_at + SEQ_OFFSET + 4] == MAGIC:
                 seq = struct.unpack_from("!I", buffer, frame_at + SEQ_OFFSET + 4)[0] & 0xFFFFFF
                 if not seen[seq]:
                     seen[seq] = 1
                     distinct += 1
             else:
-                bad += 1
+                foreign += 1
             records += 1
             offset = frame_at + incl
         buffer = buffer[offset:]
-    result.put({"header_ok": ok, "linktype": linktype, "records": records, "delivered": distinct, "bad": bad})
+    result.put({"header_ok": ok, "linktype": linktype, "records": records, "delivered": distinct, "foreign": foreign})
+
+
+# ---------------------------------------------------------------- /proc readings
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
 
 
-def socket_queue_empty(port: int) -> bool:
+def busy_seconds() -> float:
+    """CPU time all processes and interrupts used, machine-wide (from /proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
+def memory_kb(pid: int) -> dict:
+    values = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values[key] = int(rest.split()[0])
+    except OSError:
+        pass
+    return values
+
+
+def udp_socket(port: int) -> tuple[bool, int, int]:
+    """(bound, receive queue bytes, drops) of the UDP socket on ``port``."""
     hexport = f":{port:04X}"
     for table in ("/proc/net/udp", "/proc/net/udp6"):
         try:
-            for line in Path(table).read_text().splitlines()[1:]:
-                parts = line.split()
-                if parts[1].endswith(hexport) and int(parts[4].split(":")[1], 16) != 0:
-                    return False
+            lines = Path(table).read_text().splitlines()[1:]
         except OSError:
             continue
-    return True
-
-
-def wait_bound(port: int, deadline: float) -> bool:
-    hexport = f":{port:04X}"
-    while time.monotonic() < deadline:
-        for table in ("/proc/net/udp", "/proc/net/udp6"):
-            try:
-                if any(line.split()[1].endswith(hexport) for line in Path(table).read_text().splitlines()[1:]):
-                    return True
-            except OSError:
-                pass
-        time.sleep(0.05)
-    return False
+        for line in lines:
+            parts = line.split()
+            if parts[1].endswith(hexport):
+                return True, int(parts[4].split(":")[1], 16), int(parts[-1])
+    return False, 0, 0
 
 
 def free_port() -> int:
@@ -143,115 +194,340 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_point(receiver: str, size: int, rate: int, count: int) -> dict:
-    port = free_port()
-    argv = [part.replace("{PORT}", str(port)) for part in shlex.split(receiver)]
-    env = dict(os.environ, PYTHONUNBUFFERED="1")  # the worst case for a Python receiver's stdout
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    counted = MP.Queue()
-    counter = MP.Process(target=count_pcap, args=(os.fdopen(os.dup(proc.stdout.fileno()), "rb", 0), counted))
-    counter.start()
-    proc.stdout.close()
-    try:
-        if not wait_bound(port, time.monotonic() + 15):
-            raise RuntimeError(f"receiver did not bind port {port}: {proc.stderr.read(2000)!r}")
-        time.sleep(0.2)
-        cpu_before = cpu_seconds(proc.pid)
-        sent_queue = MP.Queue()
-        sender = MP.Process(target=send_load, args=(port, size, rate, count, sent_queue))
-        sender.start()
-        sent, offered = sent_queue.get(timeout=max(60.0, count / max(rate, 1) * 3))
-        sender.join(10)
-        drain_deadline = time.monotonic() + 30
-        while time.monotonic() < drain_deadline and not socket_queue_empty(port):
-            time.sleep(0.05)
-        time.sleep(0.3)
-        cpu = cpu_seconds(proc.pid) - cpu_before
-    finally:
-        proc.send_signal(signal.SIGINT)
+def niceness(level: int | None):
+    if level is None:
+        return None
+
+    def apply():
         try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-    stats = counted.get(timeout=30)
-    counter.join(10)
-    stderr = proc.stderr.read().decode(errors="replace")
-    delivered = stats["delivered"]
+            os.setpriority(os.PRIO_PROCESS, 0, level)
+        except OSError:
+            pass  # not permitted: run at the inherited priority
+
+    return apply
+
+
+# ---------------------------------------------------------------- one run
+
+
+class Receiver:
+    """A receiver command with its stdout read by a counter."""
+
+    def __init__(self, command: str, tool: str | None, count: int, nice: int | None):
+        self.port = free_port()
+        argv = [part.replace("{PORT}", str(self.port)) for part in shlex.split(command)]
+        env = dict(os.environ, PYTHONUNBUFFERED="1")  # the worst case for a Python receiver's stdout
+        self.stderr = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self.stderr, env=env,
+                                     preexec_fn=niceness(nice))
+        if tool:
+            self.counter = subprocess.Popen([tool, "count", "-n", str(count)], stdin=self.proc.stdout,
+                                            stdout=subprocess.PIPE, preexec_fn=niceness(nice))
+            self.counter_pid = self.counter.pid
+            self.queue = None
+        else:
+            self.queue = MP.Queue()
+            self.counter = MP.Process(target=python_counter,
+                                      args=(os.fdopen(os.dup(self.proc.stdout.fileno()), "rb", 0), self.queue))
+            self.counter.start()
+            self.counter_pid = self.counter.pid
+        self.proc.stdout.close()
+
+    def wait_bound(self, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if udp_socket(self.port)[0]:
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise RuntimeError(f"receiver did not bind port {self.port}: {self.error_text()}")
+
+    def wait_drained(self, timeout: float = 30.0) -> None:
+        """Until the socket queue has stayed empty for DRAIN_IDLE seconds."""
+        deadline = time.monotonic() + timeout
+        empty_since = None
+        while time.monotonic() < deadline:
+            if udp_socket(self.port)[1] == 0:
+                empty_since = empty_since or time.monotonic()
+                if time.monotonic() - empty_since >= DRAIN_IDLE:
+                    return
+            else:
+                empty_since = None
+            time.sleep(0.02)
+
+    def stop(self) -> dict:
+        for sig, grace in ((signal.SIGINT, 10), (signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+            if self.proc.poll() is not None:
+                break
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                continue
+        if self.queue is None:
+            out, _ = self.counter.communicate(timeout=30)
+            counted = json.loads(out)
+        else:
+            counted = self.queue.get(timeout=30)
+            self.counter.join(10)
+        return counted
+
+    def error_text(self) -> str:
+        self.stderr.seek(0)
+        return self.stderr.read().decode(errors="replace")[-400:]
+
+
+def send(tool: str | None, port: int, size: int, rate: int, count: int, seconds: float, nice: int | None) -> dict:
+    if tool:
+        proc = subprocess.Popen([tool, "send", "-p", str(port), "-s", str(size), "-r", str(rate), "-n", str(count),
+                                 "-t", str(seconds)], stdout=subprocess.PIPE, preexec_fn=niceness(nice))
+        out = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        result = json.loads(out)
+        result["send_cpu_s"] = round(usage.ru_utime + usage.ru_stime, 3)
+        return result
+    queue = MP.Queue()
+    sender = MP.Process(target=python_sender, args=(port, size, rate, count, seconds, queue))
+    sender.start()
+    result = queue.get(timeout=seconds + 60)
+    sender.join(10)
+    result["send_cpu_s"] = None
+    return result
+
+
+def run_point(command: str, tool: str | None, size: int, rate: int, seconds: float, nice: int | None) -> dict:
+    count = max(10000, int(rate * seconds)) if rate else 4_000_000
+    receiver = Receiver(command, tool, count, nice)
+    try:
+        receiver.wait_bound()
+        time.sleep(0.2)
+        before = (cpu_seconds(receiver.proc.pid), cpu_seconds(receiver.counter_pid), busy_seconds(), time.monotonic())
+        sent = send(tool, receiver.port, size, rate, count, seconds + 2 if rate else seconds, nice)
+        receiver.wait_drained()
+        _, _, drops = udp_socket(receiver.port)
+        after = (cpu_seconds(receiver.proc.pid), cpu_seconds(receiver.counter_pid), busy_seconds(), time.monotonic())
+    finally:
+        counted = receiver.stop()
+    recv_cpu = after[0] - before[0]
+    counter_cpu = after[1] - before[1]
+    bg_cpu = (after[2] - before[2]) - recv_cpu - counter_cpu - (sent["send_cpu_s"] or 0.0)
+    delivered = counted["delivered"]
+    total = sent["sent"]
     return {
-        "size": size, "rate": rate, "offered_pps": round(offered), "sent": sent, **stats,
-        "lost": sent - delivered, "loss_pct": round(100.0 * (sent - delivered) / sent, 4) if sent else 0.0,
-        "cpu_s": round(cpu, 3), "us_per_pkt": round(cpu * 1e6 / delivered, 3) if delivered else None,
-        "exit": proc.returncode, "stderr_tail": stderr[-300:],
+        "size": size, "rate": rate, "offered_pps": round(sent["pps"]), "sent": total,
+        "delivered": delivered, "records": counted["records"], "header_ok": counted["header_ok"],
+        "lost": total - delivered, "loss_pct": round(100.0 * (total - delivered) / total, 4) if total else 0.0,
+        "sock_drops": drops, "recv_cpu_s": round(recv_cpu, 3),
+        "us_per_pkt": round(recv_cpu * 1e6 / delivered, 3) if delivered else None,
+        "send_cpu_s": sent["send_cpu_s"], "count_cpu_s": round(counter_cpu, 3),
+        "bg_cpu_s": round(max(0.0, bg_cpu), 2), "window_s": round(after[3] - before[3], 2),
+        "exit": receiver.proc.returncode,
     }
 
 
-def max_lossless(receiver: str, size: int, reps: int, loss_limit: float, seconds: float, start: int, ceiling: int) -> dict:
-    """Geometric search for the highest rate with median loss below loss_limit percent."""
-    def passes(rate: int) -> tuple:
-        runs = [run_point(receiver, size, rate, max(20000, int(rate * seconds))) for _ in range(reps)]
-        loss = statistics.median(r["loss_pct"] for r in runs)
-        achieved = statistics.median(r["offered_pps"] for r in runs)
-        return loss < loss_limit, achieved, runs
+# ---------------------------------------------------------------- measurements
 
-    good, bad = 0, None
-    rate = start
+
+def median_point(receivers, tool, size, rate, args, log) -> dict:
+    """Each receiver at (size, rate), ``reps`` times, interleaved; name -> medians."""
+    runs = {name: [] for name, _ in receivers}
+    for _ in range(args.reps):
+        for name, command in receivers:
+            point = run_point(command, tool, size, rate, args.seconds, args.nice)
+            point["name"] = name
+            log(point)
+            runs[name].append(point)
+    summary = {}
+    for name, points in runs.items():
+        per_packet = [p["us_per_pkt"] for p in points if p["us_per_pkt"] is not None]
+        summary[name] = {
+            "us_per_pkt": statistics.median(per_packet) if per_packet else None,
+            "loss_pct": statistics.median(p["loss_pct"] for p in points),
+            "offered_pps": statistics.median(p["offered_pps"] for p in points),
+            "bg_cpu_s": statistics.median(p["bg_cpu_s"] for p in points),
+        }
+    return summary
+
+
+def max_lossless(name, command, tool, size, args, log) -> dict:
+    """Highest offered rate whose median loss over ``reps`` runs is below ``--loss``."""
+    def probe(rate):
+        points = []
+        for _ in range(args.reps):
+            point = run_point(command, tool, size, rate, args.seconds, args.nice)
+            point["name"] = name
+            log(point)
+            points.append(point)
+        loss = statistics.median(p["loss_pct"] for p in points)
+        offered = statistics.median(p["offered_pps"] for p in points)
+        return loss < args.loss, offered, statistics.median(p["bg_cpu_s"] for p in points)
+
+    good, bad, rate = 0, None, args.start
     history = []
-    while rate <= ceiling:
-        ok, achieved, runs = passes(rate)
-        history.append({"rate": rate, "ok": ok, "achieved": achieved})
-        if ok and achieved < rate * 0.9:
-            return {"size": size, "max_lossless_pps": round(achieved), "sender_bound": True, "history": history}
+    while rate <= args.ceiling:
+        ok, offered, bg = probe(rate)
+        history.append({"rate": rate, "ok": ok, "offered": round(offered), "bg_cpu_s": bg})
+        if ok and offered < rate * 0.9:  # the sender cannot go faster: a lower bound
+            return {"max_lossless_pps": round(offered), "sender_bound": True, "history": history}
         if not ok:
             bad = rate
             break
         good = rate
         rate *= 2
-    while bad and good and bad / good > 1.1:
+    while bad and good and bad / good > 1 + args.resolution:
         mid = int((good * bad) ** 0.5)
-        ok, _, _ = passes(mid)
-        history.append({"rate": mid, "ok": ok})
+        ok, offered, bg = probe(mid)
+        history.append({"rate": mid, "ok": ok, "offered": round(offered), "bg_cpu_s": bg})
         good, bad = (mid, bad) if ok else (good, mid)
-    return {"size": size, "max_lossless_pps": good, "sender_bound": False, "history": history}
+    return {"max_lossless_pps": good, "sender_bound": False, "history": history}
+
+
+def soak(command, tool, args, log) -> dict:
+    """tzspd at a sustained rate for ``--soak`` seconds: memory at the start and the end."""
+    count = int(args.soak_rate * args.soak)
+    receiver = Receiver(command, tool, count, args.nice)
+    samples = []
+    try:
+        receiver.wait_bound()
+        time.sleep(0.5)
+        sender = MP.Process(target=lambda: log({"soak_sender": send(tool, receiver.port, args.soak_size,
+                                                                   args.soak_rate, count, args.soak + 5, args.nice)}))
+        started = time.monotonic()
+        cpu_before = cpu_seconds(receiver.proc.pid)
+        sender.start()
+        while sender.is_alive() and time.monotonic() - started < args.soak + 60:
+            sample = {"t": round(time.monotonic() - started, 1), **memory_kb(receiver.proc.pid),
+                      "cpu_s": round(cpu_seconds(receiver.proc.pid) - cpu_before, 2)}
+            samples.append(sample)
+            log({"soak_sample": sample})
+            sender.join(min(10.0, max(1.0, args.soak / 60)))
+        receiver.wait_drained()
+        _, _, drops = udp_socket(receiver.port)
+        samples.append({"t": round(time.monotonic() - started, 1), **memory_kb(receiver.proc.pid),
+                        "cpu_s": round(cpu_seconds(receiver.proc.pid) - cpu_before, 2)})
+    finally:
+        counted = receiver.stop()
+    first = next((s for s in samples if s["t"] >= 10), samples[0])
+    last = samples[-1]
+    return {
+        "soak_s": args.soak, "rate": args.soak_rate, "size": args.soak_size, "sent_target": count,
+        "delivered": counted["delivered"], "loss_pct": round(100.0 * (count - counted["delivered"]) / count, 4),
+        "sock_drops": drops, "rss_kb_at_10s": first.get("VmRSS"), "peak_rss_kb_at_10s": first.get("VmHWM"),
+        "rss_kb_at_end": last.get("VmRSS"), "peak_rss_kb_at_end": last.get("VmHWM"),
+        "cpu_s": last["cpu_s"], "samples": len(samples),
+    }
+
+
+# ---------------------------------------------------------------- command line
 
 
 def main(argv=None) -> int:
-    default_receiver = f"{shlex.quote(sys.executable)} -m tzsp.daemon --listen 127.0.0.1 --port {{PORT}} --allow 127.0.0.1/32 -q"
+    default = f"{shlex.quote(sys.executable)} -m tzsp.daemon --listen 127.0.0.1 --port {{PORT}} --allow 127.0.0.1/32 -q"
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--receiver", default=default_receiver, help="command; {PORT} is replaced (default: tzspd)")
+    parser.add_argument("--receiver", default=default, help="the receiver under test; {PORT} is replaced (default: tzspd)")
     parser.add_argument("--name", default="tzspd")
-    parser.add_argument("--sizes", default="64,1400")
-    parser.add_argument("--cpu-rate", type=int, default=100000, help="fixed rate for the CPU-per-packet figure")
+    parser.add_argument("--compare", action="append", default=[], metavar="NAME=COMMAND",
+                        help="another receiver measured in the same run (repeatable)")
+    parser.add_argument("--sizes", default="64,1400", help="Ethernet frame sizes")
+    parser.add_argument("--cpu-rates", default="100000,200000", help="fixed rates for CPU per packet ('' for none)")
+    parser.add_argument("--no-search", action="store_true", help="skip the highest-lossless-rate search")
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=3.0, help="load duration per search probe")
+    parser.add_argument("--seconds", type=float, default=3.0, help="load duration of each run")
     parser.add_argument("--loss", type=float, default=0.1, help="loss limit in percent")
-    parser.add_argument("--ceiling", type=int, default=2_000_000)
-    parser.add_argument("--out", help="append JSON lines here")
+    parser.add_argument("--start", type=int, default=100000, help="first rate of the search")
+    parser.add_argument("--ceiling", type=int, default=4_000_000)
+    parser.add_argument("--resolution", type=float, default=0.1, help="search stops when bounds are this close")
+    parser.add_argument("--nice", type=int, help="run receivers, sender and counter at this niceness (e.g. -20)")
+    parser.add_argument("--python-load", action="store_true", help="use the Python sender/counter even with a compiler")
+    parser.add_argument("--soak", type=float, metavar="SECONDS", help="instead: run the receiver this long at --soak-rate")
+    parser.add_argument("--soak-rate", type=int, default=100000)
+    parser.add_argument("--soak-size", type=int, default=64)
+    parser.add_argument("--out", help="append every run as a JSON line here")
     args = parser.parse_args(argv)
 
-    results = []
-    for size in (int(s) for s in args.sizes.split(",")):
-        cpu_runs = [run_point(args.receiver, size, args.cpu_rate, int(args.cpu_rate * args.seconds)) for _ in range(args.reps)]
-        search = max_lossless(args.receiver, size, args.reps, args.loss, args.seconds, 50000, args.ceiling)
-        row = {
-            "name": args.name, "size": size,
-            "cpu_rate": args.cpu_rate,
-            "us_per_pkt": statistics.median(r["us_per_pkt"] for r in cpu_runs if r["us_per_pkt"] is not None),
-            "loss_pct_at_cpu_rate": statistics.median(r["loss_pct"] for r in cpu_runs),
-            "max_lossless_pps": search["max_lossless_pps"], "sender_bound": search["sender_bound"],
-            "search": search["history"],
-        }
-        results.append(row)
-        print(json.dumps(row), flush=True)
+    receivers = [(args.name, args.receiver)]
+    for item in args.compare:
+        name, sep, command = item.partition("=")
+        if not sep or not name or not command.strip():
+            parser.error(f"--compare {item!r}: give NAME=COMMAND")
+        receivers.append((name, command))
+    tool = None if args.python_load else load_tool()
+    load_kind = "tzsp_load (C)" if tool else "Python sender/counter"
+
+    def log(record: dict) -> None:
+        line = json.dumps(record)
+        print(line, file=sys.stderr, flush=True)
         if args.out:
             with open(args.out, "a") as out:
-                out.write(json.dumps(row) + "\n")
-    print(f"\n| receiver | frame | lossless pps (<{args.loss}% loss) | CPU/packet at {args.cpu_rate} pps | loss there |")
-    print("|---|---|---|---|---|")
-    for row in results:
-        bound = " (sender-bound)" if row["sender_bound"] else ""
-        print(f"| {row['name']} | {row['size']} B | {row['max_lossless_pps']:,}{bound} | {row['us_per_pkt']:.2f} µs | {row['loss_pct_at_cpu_rate']}% |")
+                out.write(line + "\n")
+
+    log({"machine": machine(), "load": load_kind, "receivers": dict(receivers), "nice": args.nice})
+    if args.soak:
+        result = soak(args.receiver, tool, args, log)
+        log({"soak": result})
+        print(f"\nsoak of {args.name}: {args.soak:.0f} s at {args.soak_rate} pps, {args.soak_size}-byte frames ({load_kind})")
+        print(f"RSS {result['rss_kb_at_10s']} kB at 10 s -> {result['rss_kb_at_end']} kB at the end; "
+              f"peak RSS {result['peak_rss_kb_at_10s']} kB -> {result['peak_rss_kb_at_end']} kB; "
+              f"loss {result['loss_pct']}%, CPU {result['cpu_s']} s")
+        return 0
+
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    rates = [int(r) for r in args.cpu_rates.split(",") if r]
+    cpu_rows, search_rows = [], []
+    for size in sizes:
+        for rate in rates:
+            summary = median_point(receivers, tool, size, rate, args, log)
+            cpu_rows.append((size, rate, summary))
+        if not args.no_search:
+            found = {name: max_lossless(name, command, tool, size, args, log) for name, command in receivers}
+            log({"size": size, "max_lossless": found})
+            search_rows.append((size, found))
+    report(receivers, cpu_rows, search_rows, args, load_kind)
     return 0
+
+
+def machine() -> dict:
+    model = ""
+    try:
+        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpus": os.cpu_count(), "model": model, "kernel": os.uname().release,
+            "python": sys.version.split()[0], "loadavg": os.getloadavg()}
+
+
+def ratio(mine, theirs) -> str:
+    if not mine or not theirs:
+        return "-"
+    return f"{mine / theirs:.2f}"
+
+
+def report(receivers, cpu_rows, search_rows, args, load_kind) -> None:
+    mine = receivers[0][0]
+    others = [name for name, _ in receivers[1:]]
+    print(f"\nload: {load_kind}; median of {args.reps} runs of {args.seconds:g} s; niceness {args.nice}")
+    if cpu_rows:
+        print("\n| frame | rate | " + " | ".join(f"{n} µs/pkt (loss)" for n, _ in receivers)
+              + "".join(f" | {mine}/{o}" for o in others) + " | bg CPU s |")
+        print("|---" * (3 + len(receivers) + len(others)) + "|")
+        for size, rate, summary in cpu_rows:
+            cells = [f"{summary[n]['us_per_pkt']:.2f} ({summary[n]['loss_pct']}%)" if summary[n]["us_per_pkt"] else "-"
+                     for n, _ in receivers]
+            ratios = [ratio(summary[mine]["us_per_pkt"], summary[o]["us_per_pkt"]) for o in others]
+            bg = max(summary[n]["bg_cpu_s"] for n, _ in receivers)
+            print(f"| {size} B | {rate:,} | " + " | ".join(cells) + "".join(f" | {r}" for r in ratios) + f" | {bg} |")
+    if search_rows:
+        print(f"\n| frame | " + " | ".join(f"{n} lossless pps" for n, _ in receivers)
+              + "".join(f" | {mine}/{o}" for o in others) + " |")
+        print("|---" * (1 + len(receivers) + len(others)) + "|")
+        for size, found in search_rows:
+            cells = [f"{found[n]['max_lossless_pps']:,}" + (" (sender-bound)" if found[n]["sender_bound"] else "")
+                     for n, _ in receivers]
+            ratios = [ratio(found[mine]["max_lossless_pps"], found[o]["max_lossless_pps"]) for o in others]
+            print(f"| {size} B | " + " | ".join(cells) + "".join(f" | {r}" for r in ratios) + " |")
 
 
 if __name__ == "__main__":

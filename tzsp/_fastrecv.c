@@ -181,11 +181,13 @@ static void reset_headers(Batcher *self) {
 }
 
 PyDoc_STRVAR(drain_into_doc,
-"drain_into(out, pos, limit, batch_ns, nanosecond, snaplen, fast, senders)\n"
+"drain_into(out, pos, limit, batch_ns, nanosecond, snaplen, fast, senders, wait=False)\n"
 "-> (pos, count, received, not_allowed, drops, status)\n\n"
 "Append pcap records for fast-path datagrams to the writable buffer out from pos until the\n"
 "socket is empty (status 0), a record ends past limit (1), or a datagram needs Python (2:\n"
-"call take()). senders maps sender key bytes to True/False, or is None (accept all).");
+"call take()). senders maps sender key bytes to True/False, or is None (accept all).\n"
+"wait: if no batch is pending, block (GIL released) until a datagram arrives, a signal, or\n"
+"the socket's SO_RCVTIMEO; batch_ns is then the time the wait ended.");
 
 static PyObject *Batcher_drain_into(Batcher *self, PyObject *args) {
     Py_buffer out;
@@ -193,11 +195,12 @@ static PyObject *Batcher_drain_into(Batcher *self, PyObject *args) {
     long long batch_ns;
     int nanosecond, fast;
     PyObject *senders;
+    int wait = 0;
     if (!self->msgs) {
         PyErr_SetString(PyExc_RuntimeError, "Batcher is not initialised");
         return NULL;
     }
-    if (!PyArg_ParseTuple(args, "w*nnLpnpO", &out, &pos, &limit, &batch_ns, &nanosecond, &snaplen, &fast, &senders))
+    if (!PyArg_ParseTuple(args, "w*nnLpnpO|p", &out, &pos, &limit, &batch_ns, &nanosecond, &snaplen, &fast, &senders, &wait))
         return NULL;
     if (senders != Py_None && !PyDict_Check(senders)) {
         PyBuffer_Release(&out);
@@ -223,7 +226,18 @@ static PyObject *Batcher_drain_into(Batcher *self, PyObject *args) {
                 break;
             }
             reset_headers(self);
-            int got = recvmmsg(self->fd, self->msgs, self->vlen, MSG_DONTWAIT, NULL);
+            int got;
+            if (wait) {  /* one blocking receive per call, at most: then drain what is queued */
+                wait = 0;
+                Py_BEGIN_ALLOW_THREADS
+                got = recvmmsg(self->fd, self->msgs, self->vlen, MSG_WAITFORONE, NULL);
+                Py_END_ALLOW_THREADS
+                struct timespec now;
+                clock_gettime(CLOCK_REALTIME, &now);
+                batch_ns = (long long)now.tv_sec * NS + now.tv_nsec;
+            } else {
+                got = recvmmsg(self->fd, self->msgs, self->vlen, MSG_DONTWAIT, NULL);
+            }
             if (got < 0) {
                 self->count = self->cursor = 0;
                 if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {

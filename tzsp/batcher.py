@@ -10,7 +10,9 @@ Two implementations of one contract, chosen by ``make_batcher``:
 Contract: ``drain_into(out, pos, limit, batch_ns, nanosecond, snaplen, fast, senders)`` appends
 a pcap record to ``out`` for each RouterOS datagram (``01 00 00 01 01`` + Ethernet frame) from
 an accepted sender, in arrival order, and returns ``(pos, count, received, not_allowed, drops,
-status)``. It stops when the socket is empty (``EMPTY``; a batch that came back short counts as
+status)``; with ``wait=True`` its first receive blocks (until a datagram, a signal, or the
+socket's SO_RCVTIMEO; ``batch_ns`` is then the time the wait ended). It stops when the
+socket is empty (``EMPTY``; a batch that came back short counts as
 empty, so no extra system call), when a record ends past ``limit`` (``FULL``), or at a datagram
 it leaves to Python (``PENDING``: a sender not judged yet, tags, another header) which
 ``take()`` then returns as ``(data, sender_key, received_ns)``. ``senders`` maps sender keys
@@ -27,6 +29,7 @@ import mmap
 import os
 import socket
 import struct
+import time
 from typing import Optional
 
 EMPTY, FULL, PENDING = 0, 1, 2
@@ -38,6 +41,7 @@ FAST_HEADER = b"\x01\x00\x00\x01\x01"
 NANO = 1_000_000_000
 MAX_TS = 0xFFFFFFFF * NANO + NANO - 1
 MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0x40)
+MSG_WAITFORONE = getattr(socket, "MSG_WAITFORONE", 0x10000)
 SCM_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40)
 SOL_SOCKET = socket.SOL_SOCKET
@@ -132,11 +136,13 @@ class PyBatcher:
         self._last_key: Optional[bytes] = None
         self._last_ok = False
 
-    def _receive(self) -> int:
-        """One recvmmsg call; fills the per-batch lists the loop reads (lengths, control
-        lengths, sender names) with a few bulk copies instead of per-message ctypes access."""
+    def _receive(self, wait: bool = False) -> int:
+        """One recvmmsg call (blocking for the first datagram if ``wait``; ctypes releases the
+        GIL); fills the per-batch lists the loop reads (lengths, control lengths, sender names)
+        with a few bulk copies instead of per-message ctypes access."""
         self._msgs_view[:] = self._pristine
-        got = self._call(self.fd, ctypes.addressof(self._msgs), self.vlen, MSG_DONTWAIT, None)
+        flags = MSG_WAITFORONE if wait else MSG_DONTWAIT
+        got = self._call(self.fd, ctypes.addressof(self._msgs), self.vlen, flags, None)
         if got < 0:
             code = ctypes.get_errno()
             if code in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR):
@@ -184,7 +190,7 @@ class PyBatcher:
             offset += (cmsg_len + _CMSG_ALIGN - 1) & ~(_CMSG_ALIGN - 1)
         return ts, drops
 
-    def drain_into(self, out, pos, limit, batch_ns, nanosecond, snaplen, fast, senders):
+    def drain_into(self, out, pos, limit, batch_ns, nanosecond, snaplen, fast, senders, wait=False):
         slots = self._slots
         slot_view = self._slot_view
         divisor = 1 if nanosecond else 1000
@@ -202,7 +208,10 @@ class PyBatcher:
                     self._count = self._cursor = 0
                     status = EMPTY
                     break
-                got = self._receive()
+                got = self._receive(wait)
+                if wait:  # at most one blocking receive per call
+                    wait = False
+                    batch_ns = time.time_ns()
                 self._count, self._cursor = got, 0
                 self._short = 0 < got < self.vlen
                 if got == 0:

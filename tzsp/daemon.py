@@ -13,7 +13,6 @@ import argparse
 import logging
 import os
 import re
-import select
 import shlex
 import signal
 import sys
@@ -50,7 +49,9 @@ log = logging.getLogger("tzspd")
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
 DEFAULT_EXEC_BUFFER = 16 * 1024 * 1024
 MAX_FANOUT = 64
-SHUTDOWN_DRAIN_FLUSHES = 64  # on SIGTERM, take at most this many full buffers from the socket
+CONSUMER_PLACEHOLDER = "{consumer}"  # in --exec: the consumer's number, 1..N
+SHUTDOWN_DRAIN_FLUSHES = 64
+WAIT_SLICE = 0.05  # longest blocking receive: how late timers and an ill-timed signal are seen  # on SIGTERM, take at most this many full buffers from the socket
 
 
 def version() -> str:
@@ -126,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="socket receive buffer (default 32M); a warning says when the kernel grants less")
     add("--exec", metavar="CMD", dest="exec_command",
         help="run CMD (split like a shell would, but no shell) with its stdin on the stream, and "
-        "restart it when it ends")
+        "restart it when it ends; {consumer} in CMD (and TZSPD_CONSUMER in its environment) is its "
+        "number, 1..N with --fanout")
     add("--exec-buffer", type=parse_size, default=DEFAULT_EXEC_BUFFER, metavar="BYTES",
         help="with --exec: hold up to this much while the consumer restarts (default 16M); the rest is dropped and counted")
     add("--exec-backoff", type=_positive(float), default=0.5, metavar="SECS",
@@ -221,7 +223,11 @@ def make_sink(args: argparse.Namespace, header: bytes, stats: Counters):
     if args.exec_command is not None:
         argv = shlex.split(args.exec_command)
         consumers = [
-            Consumer(argv, header, stats, args.exec_buffer, backoff=args.exec_backoff, label=_label(i, args.fanout))
+            Consumer(
+                [part.replace(CONSUMER_PLACEHOLDER, str(i + 1)) for part in argv], header, stats,
+                args.exec_buffer, backoff=args.exec_backoff, label=_label(i, args.fanout),
+                env=dict(os.environ, TZSPD_CONSUMER=str(i + 1), TZSPD_CONSUMERS=str(args.fanout)),
+            )
             for i in range(args.fanout)
         ]
         linktype, fanout = args.linktype, args.fanout
@@ -272,27 +278,24 @@ class Periodic:
 
 
 def serve(receiver: Receiver, sink, control: Control, wakeup_fd: int, report, timers=()) -> None:
-    """The event loop: wait for datagrams, signals and timers; drain; report; stop."""
-    poller = select.poll()
-    sock_fd = receiver.sock.fileno()
-    poller.register(sock_fd, select.POLLIN)
-    poller.register(wakeup_fd, select.POLLIN)
+    """The event loop: wait for datagrams inside the receive call itself (no poll), wake at
+    least every WAIT_SLICE for timers, signals and the consumers; drain; report; stop."""
+    receiver.wait_at_most(WAIT_SLICE)
+    next_housekeeping = 0.0
     while not control.stop:
+        receiver.drain(sink, wait=True)
         now = time.monotonic()
-        waits = [timer.due(now) for timer in timers]
-        wanted = sink.tick(now)
-        if wanted is not None:
-            waits.append(wanted)
-        timeout = min(waits) if waits else None
-        events = poller.poll(None if timeout is None else max(1, int(timeout * 1000)))
-        for fd, _mask in events:
-            if fd == sock_fd:
-                receiver.drain(sink)
-            elif fd == wakeup_fd:
-                _empty_pipe(wakeup_fd)
+        if now >= next_housekeeping:
+            waits = [timer.due(now) for timer in timers]
+            wanted = sink.tick(now)
+            if wanted is not None:
+                waits.append(wanted)
+            next_housekeeping = now + max(0.0, min(waits, default=WAIT_SLICE))
         if control.report:
             control.report = False
+            _empty_pipe(wakeup_fd)
             report()
+    _empty_pipe(wakeup_fd)
     receiver.drain(sink, max_flushes=SHUTDOWN_DRAIN_FLUSHES)
 
 

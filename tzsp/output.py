@@ -128,14 +128,23 @@ class StreamSink:
         self._write(self.header)
 
     def write(self, records, count: int) -> None:
-        self._write(records)
+        try:  # usually one write takes it all; write_some handles the rest
+            done = os.write(self.fd, records)
+        except BlockingIOError:
+            done = 0
+        except OSError as error:
+            self._fail(error)
+        if done < len(records):
+            self._write(memoryview(records)[done:])
         self.stats.written += count
         self.stats.output_bytes += len(records)
 
     def _write(self, data) -> None:
         _, error = write_some(self.fd, data)
-        if error is None:
-            return
+        if error is not None:
+            self._fail(error)
+
+    def _fail(self, error: OSError) -> None:
         if error.errno in (errno.EPIPE, errno.ECONNRESET):
             raise ReaderGone(f"the reader of {self.description} went away (broken pipe)")
         raise OutputError(f"cannot write to {self.description}: {error.strerror or error}")
@@ -274,9 +283,11 @@ class Consumer:
         backoff_cap: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         label: str = "",
+        env: Optional[dict] = None,
     ):
         self.argv = list(argv)
         self.label = label
+        self.env = env
         self.header = header
         self.stats = stats
         self.buffer_bytes = buffer_bytes
@@ -298,7 +309,9 @@ class Consumer:
 
     def start(self) -> None:
         """Start the process; raises OSError when the command cannot be run."""
-        process = subprocess.Popen(self.argv, stdin=subprocess.PIPE, close_fds=True, restore_signals=True)
+        process = subprocess.Popen(
+            self.argv, stdin=subprocess.PIPE, close_fds=True, restore_signals=True, env=self.env
+        )
         self.process = process
         self.started_at = self.clock()
         self.restart_at = None

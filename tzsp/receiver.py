@@ -44,6 +44,7 @@ SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40)
 MAX_DATAGRAM = 65535
 RESERVE = RECORD_HEADER.size + MAX_DATAGRAM  # room for one more record past the flush limit
 DEFAULT_BATCH_BYTES = 1 << 20
+TIMEVAL = struct.Struct("@ll")
 SENDER_CACHE_LIMIT = 4096  # spoofed floods must not grow the cache without bound
 LOGGED_SENDERS_LIMIT = 16
 
@@ -224,6 +225,10 @@ class Receiver:
         self.clock = clock
         self.batcher = make_batcher(sock.fileno(), control=kernel_timestamps, accelerated=accelerated)
         self.accelerated = not isinstance(self.batcher, PyBatcher)
+        self._drain_into = self.batcher.drain_into
+        self._nanosecond = policy.nanosecond
+        self._snaplen = policy.snaplen
+        self._fast = policy.linktype == LINKTYPE_ETHERNET
         self._buffer = bytearray(batch_bytes + RESERVE)
         self._view = memoryview(self._buffer)
         self._limit = batch_bytes  # flush once a record ends beyond this
@@ -231,28 +236,44 @@ class Receiver:
         self._senders: Optional[dict[bytes, bool]] = None if allow is None else {}
         self._logged: set[str] = set()
 
-    def drain(self, sink: Sink, max_flushes: int = 4) -> int:
+    def wait_at_most(self, seconds: float) -> None:
+        """Make the socket blocking with a receive timeout, for ``drain(wait=True)``: a signal
+        interrupts the wait (EINTR), and the timeout bounds how late the caller looks at
+        timers and at a signal that came just before the wait began."""
+        self.sock.setblocking(True)
+        whole = int(seconds)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
+                             TIMEVAL.pack(whole, int((seconds - whole) * 1_000_000)))
+
+    def drain(self, sink: Sink, max_flushes: int = 4, wait: bool = False) -> int:
         """Receive until the socket is empty, writing whenever the buffer fills and once at the
-        end. Stops after ``max_flushes`` full buffers so the caller can look at signals.
+        end. Stops after ``max_flushes`` full buffers so the caller can look at signals. With
+        ``wait`` (after ``wait_at_most``) it first blocks for a datagram in the same system
+        call that reads the batch: one call per wake-up instead of poll + receive.
         Returns the number of datagrams read."""
+        pos, count, received, refused, drops, status = self._drain_into(
+            self._buffer, 0, self._limit, self.clock(), self._nanosecond, self._snaplen, self._fast,
+            self._senders, wait,
+        )
+        if status == EMPTY and not refused and not drops:  # the common wake-up: one batch, all fast
+            if count:
+                sink.write(self._view[:pos], count)
+            self.stats.received += received
+            return received
+        return self._drain_more(sink, max_flushes, pos, count, received, refused, drops, status)
+
+    def _drain_more(self, sink: Sink, max_flushes: int, pos, count, received, refused, drops, status) -> int:
+        """The general loop, continuing from the first call's results: full buffers, datagrams
+        left to Python, refused senders, kernel drops."""
         buffer = self._buffer
         view = self._view
         limit = self._limit
         stats = self.stats
-        policy = self.policy
-        senders = self._senders
-        drain_into = self.batcher.drain_into
-        nanosecond = policy.nanosecond
-        snaplen = policy.snaplen
-        fast = policy.linktype == LINKTYPE_ETHERNET
+        drain_into = self._drain_into
+        nanosecond, snaplen, fast, senders = self._nanosecond, self._snaplen, self._fast, self._senders
         batch_ns = self.clock()
-        received = pos = count = flushes = 0
+        flushes = 0
         while True:
-            pos, written, got, refused, drops, status = drain_into(
-                buffer, pos, limit, batch_ns, nanosecond, snaplen, fast, senders
-            )
-            count += written
-            received += got
             if refused:
                 stats.not_allowed += refused
             if drops:
@@ -261,16 +282,20 @@ class Receiver:
                 received += 1
                 pos, added = self._slow_path(buffer, pos)
                 count += added
-                if pos <= limit:
-                    continue
             elif status == EMPTY:
                 break
-            sink.write(view[:pos], count)  # FULL
-            pos = count = 0
-            flushes += 1
-            if flushes >= max_flushes:
-                break
-            batch_ns = self.clock()
+            if pos > limit:
+                sink.write(view[:pos], count)
+                pos = count = 0
+                flushes += 1
+                if flushes >= max_flushes:
+                    break
+                batch_ns = self.clock()
+            pos, written, got, refused, drops, status = drain_into(
+                buffer, pos, limit, batch_ns, nanosecond, snaplen, fast, senders, False
+            )
+            count += written
+            received += got
         stats.received += received
         if count:
             sink.write(view[:pos], count)
