@@ -318,9 +318,7 @@ class ApiSession:
     def add_block(self, address, timeout_s: float, comment: str) -> str:
         """Block ``address`` for ``timeout_s``: "added", "refreshed" (was there, timeout re-armed) or "present"."""
         [outcome] = self.add_blocks([(address, timeout_s, comment)])
-        if isinstance(outcome, RouterCommandError):
-            raise outcome
-        return outcome
+        return _raised(outcome)
 
     def add_blocks(self, blocks: Iterable[Tuple[object, float, str]]) -> List[Outcome]:
         """Many blocks in about three round trips at most (add; look up duplicates; re-arm them).
@@ -367,20 +365,34 @@ class ApiSession:
 
     def remove_block(self, address) -> bool:
         """Remove ``address`` from the list; True if an entry was there."""
-        find = self._find(address)
-        [found] = self.exchange([find])
-        if found.trap is not None:
-            raise self._error(found.trap, find)
-        ids = [row[".id"] for row in found.rows if row.get(".id")]
-        if not ids:
-            return False
-        remove = [f"{_LIST_PATHS[address.version]}/remove", f"=.id={','.join(ids)}"]
-        [reply] = self.exchange([remove])
-        if reply.trap is not None:
-            error = self._error(reply.trap, remove)
-            if error.kind != "no-such-item":  # it expired in between: gone either way
-                raise error
-        return True
+        [outcome] = self.remove_blocks([address])
+        return _raised(outcome)
+
+    def remove_blocks(self, addresses: Iterable[object]) -> List[Union[bool, RouterCommandError]]:
+        """Remove many addresses in about two round trips (look them up; remove what was found).
+
+        One outcome per address, in order: True if an entry was there, False if not, or the
+        RouterCommandError the router gave for that address (the others are not affected).
+        """
+        addresses = list(addresses)
+        finds = [self._find(address) for address in addresses]  # all rendered before anything is sent
+        outcomes: List[Union[bool, RouterCommandError]] = []
+        removes = []
+        for index, (sentence, found) in enumerate(zip(finds, self.exchange(finds))):
+            if found.trap is not None:
+                outcomes.append(self._error(found.trap, sentence))
+                continue
+            ids = [row[".id"] for row in found.rows if row.get(".id")]
+            outcomes.append(bool(ids))
+            if ids:
+                path = _LIST_PATHS[addresses[index].version]
+                removes.append((index, [f"{path}/remove", f"=.id={','.join(ids)}"]))
+        for (index, sentence), reply in zip(removes, self.exchange([s for _, s in removes])):
+            if reply.trap is not None:
+                error = self._error(reply.trap, sentence)
+                if error.kind != "no-such-item":  # it expired in between: gone either way
+                    outcomes[index] = error
+        return outcomes
 
     def list_blocks(self) -> dict:
         """Entries of the configured list, IPv4 and IPv6, keyed by normalised address."""
@@ -412,6 +424,13 @@ class ApiSession:
             return parse_duration(text)
         except DurationError:
             raise replies.ReplyParseError(f"no uptime in the router's reply: {rows!r:.200}") from None
+
+
+def _raised(outcome):
+    """A one-block outcome as a return value, or raised when it is the router's refusal."""
+    if isinstance(outcome, RouterCommandError):
+        raise outcome
+    return outcome
 
 
 def _entry(row: Dict[str, str]) -> Optional[replies.ListEntry]:

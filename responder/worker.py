@@ -9,6 +9,11 @@ When a full sync runs (on every (re)connect and every ``reconcile_interval``), t
 the router's uptime (lower than last time = it rebooted and lost its timed entries) and lists
 the address list, so entries already in place are confirmed, never re-sent, and lost ones come
 back with their remaining time. Between syncs it only sends what is pending.
+
+A session that offers ``add_blocks`` / ``remove_blocks`` (the RouterOS API, which pipelines
+commands) gets the adds and removes of one pass in batches of at most ``BATCH``, each block's
+outcome recorded on its own. Over SSH every block is its own exec: RouterOS stops a
+``;``-joined line at the first runtime error (a duplicate is one), so lines are not joined.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from responder.config import RouterConfig
 from responder.errors import RouterCommandError, RouterError
@@ -33,6 +38,9 @@ log = logging.getLogger(__name__)
 COVER_SLACK = 5.0
 MIN_TIMEOUT = 1.0  # less remaining than this: let the block lapse rather than send it
 POLL_INTERVAL = 2.0  # seconds between looks at the ledger for work queued by another process
+# Blocks per add_blocks/remove_blocks call: a few round trips each, so a huge backlog still
+# shows progress in the ledger, and the stop flag is looked at, between batches.
+BATCH = 256
 
 
 @dataclass(frozen=True)
@@ -249,12 +257,32 @@ class RouterWorker:
             actual = None
             rows = self._ledger.router_blocks(self.name, ("pending", "removing"))
         steps = plan_steps(rows, actual, self._clock(), retry_failed=full)
-        for step in steps:
-            if self._stopping.is_set():
-                return
-            self._execute(step)
+        if not self._run_steps(steps):
+            return
         if full:
             self._next_reconcile = self._clock() + self.cfg.reconcile_interval
+
+    def _run_steps(self, steps: Sequence[Step]) -> bool:
+        """Carry out ``steps``; False if told to stop part way.
+
+        Adds (and removes) go in batches when the session can take them; everything else, and
+        everything over a session without batches (SSH), goes one step at a time, in order.
+        """
+        batched = tuple(kind for kind, method in ((Send, "add_blocks"), (Remove, "remove_blocks"))
+                        if callable(getattr(self._session, method, None)))
+        sends = [s for s in steps if isinstance(s, Send) and Send in batched]
+        removes = [s for s in steps if isinstance(s, Remove) and Remove in batched]
+        singles = [s for s in steps if not isinstance(s, batched)]
+        for step in singles:
+            if self._stopping.is_set():
+                return False
+            self._execute(step)
+        for batch, run in ((removes, self._remove_batch), (sends, self._send_batch)):
+            for start in range(0, len(batch), BATCH):
+                if self._stopping.is_set():
+                    return False
+                run(batch[start:start + BATCH])
+        return True
 
     def _execute(self, step: Step) -> None:
         now = self._clock()
@@ -264,34 +292,81 @@ class RouterWorker:
             )
         elif isinstance(step, Remove):
             try:
-                self._session.remove_block(step.address)
+                outcome = self._session.remove_block(step.address)
             except RouterCommandError as exc:
-                self._refused(step, "removing", exc)
-                return
-            self._ledger.set_status(self.name, step.address, "removed", self._clock(), generation=step.generation)
+                outcome = exc
+            self._note_refusals(self._record_remove(step, outcome))
+        elif step.expires_at - now < MIN_TIMEOUT:
+            self._ledger.set_status(self.name, step.address, "expired", now, generation=step.generation)
         else:
-            remaining = step.expires_at - now
-            if remaining < MIN_TIMEOUT:
-                self._ledger.set_status(self.name, step.address, "expired", now, generation=step.generation)
-            else:
-                try:
-                    self._session.add_block(step.address, remaining, step.comment)
-                except RouterCommandError as exc:
-                    self._refused(step, "failed", exc)
-                    return
-                self._ledger.set_status(
-                    self.name, step.address, "applied", self._clock(), expires_at=step.expires_at, attempted=True,
-                    generation=step.generation,
-                )
+            try:
+                outcome = self._session.add_block(step.address, step.expires_at - now, step.comment)
+            except RouterCommandError as exc:
+                outcome = exc
+            self._note_refusals(self._record_send(step, outcome))
         self._on_change()
 
-    def _refused(self, step: Union[Send, Remove], status: str, exc: RouterCommandError) -> None:
-        log.error("%s (while handling %s)", exc, step.address)
+    def _send_batch(self, steps: Sequence[Send]) -> None:
+        """One ``add_blocks`` call; each block's ledger row set from its own outcome.
+
+        A lost connection raises out of here before anything is recorded: the whole batch stays
+        pending, and the full sync after reconnecting confirms what the router did take.
+        """
+        now = self._clock()
+        live = []
+        for step in steps:
+            if step.expires_at - now < MIN_TIMEOUT:
+                self._ledger.set_status(self.name, step.address, "expired", now, generation=step.generation)
+            else:
+                live.append(step)
+        if live:
+            try:
+                outcomes = self._session.add_blocks([(s.address, s.expires_at - now, s.comment) for s in live])
+            except RouterCommandError as exc:  # refused as a whole (a session that judges the batch at once)
+                outcomes = [exc] * len(live)
+            self._note_refusals([r for s, o in zip(live, outcomes) for r in self._record_send(s, o)])
+        self._on_change()
+
+    def _remove_batch(self, steps: Sequence[Remove]) -> None:
+        try:
+            outcomes = self._session.remove_blocks([s.address for s in steps])
+        except RouterCommandError as exc:
+            outcomes = [exc] * len(steps)
+        self._note_refusals([r for s, o in zip(steps, outcomes) for r in self._record_remove(s, o)])
+        self._on_change()
+
+    def _record_send(self, step: Send, outcome: object) -> List[Tuple[IPAddress, RouterCommandError]]:
+        """Record one add's outcome ("added"/"refreshed"/"present" or the refusal); the refusals."""
+        if isinstance(outcome, RouterCommandError):
+            return self._refused(step, "failed", outcome)
+        self._ledger.set_status(
+            self.name, step.address, "applied", self._clock(), expires_at=step.expires_at, attempted=True,
+            generation=step.generation,
+        )
+        return []
+
+    def _record_remove(self, step: Remove, outcome: object) -> List[Tuple[IPAddress, RouterCommandError]]:
+        if isinstance(outcome, RouterCommandError):
+            return self._refused(step, "removing", outcome)
+        self._ledger.set_status(self.name, step.address, "removed", self._clock(), generation=step.generation)
+        return []
+
+    def _refused(
+        self, step: Union[Send, Remove], status: str, exc: RouterCommandError
+    ) -> List[Tuple[IPAddress, RouterCommandError]]:
         self._ledger.set_status(
             self.name, step.address, status, self._clock(), error=str(exc), attempted=True, generation=step.generation
         )
+        return [(step.address, exc)]
+
+    def _note_refusals(self, refusals: Sequence[Tuple[IPAddress, RouterCommandError]]) -> None:
+        """Log and record the router's refusals: once per batch, not once per block."""
+        if not refusals:
+            return
+        address, exc = refusals[0]
+        more = f" and {len(refusals) - 1} more" if len(refusals) > 1 else ""
+        log.error("%s (while handling %s%s)", exc, address, more)
         self._record_error(str(exc), reachable=True)
-        self._on_change()
 
     def _schedule_retry(self, error: str) -> float:
         self._connect_failures += 1
