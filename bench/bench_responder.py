@@ -5,9 +5,14 @@ routers do not share the measuring process's interpreter lock. For each router c
 are issued one after another; each latency runs from ``Responder.block()`` to the moment every
 router has acknowledged the ``add`` (the simulator holds the entry when it answers) and the
 ledger has recorded it. A burst of blocks issued at once is then timed for throughput. At the
-end the routers' own address lists are checked to hold every address.
+end the routers' own address lists are checked to hold every address. "calls/router" counts
+the worker's add calls during the burst: execs over SSH, ``add_blocks`` batches over the API.
 
-    python bench/bench_responder.py [--routers 3,10] [--blocks 200] [--burst 200]
+Each router count is run once per transport: over SSH the worker sends one exec per block;
+over the RouterOS API (plain, or api-ssl with a pinned certificate) it sends the blocks that
+are pending at each pass as one pipelined ``add_blocks`` batch.
+
+    python bench/bench_responder.py [--routers 3,10] [--transports ssh,api,api-ssl] [--blocks 200] [--burst 200]
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import argparse
 import ipaddress
 import multiprocessing
 import os
+import platform
 import statistics
 import sys
 import tempfile
@@ -26,9 +32,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from bridge.config import parse_config  # noqa: E402
 from responder import known_hosts  # noqa: E402
 from responder.events import BlockRequest  # noqa: E402
-from responder.responder import Responder  # noqa: E402
+from responder.responder import Responder, default_session_factory  # noqa: E402
 
 LIST = "blacklist"
+PASSWORD = "bench-password"
 
 
 def serve_routers(count: int, public_key: str, conn) -> None:
@@ -38,10 +45,13 @@ def serve_routers(count: int, public_key: str, conn) -> None:
     sims = []
     for _ in range(count):
         sim = SimRouter()
-        sim.add_user("ips", authorized_keys=(public_key,))
+        sim.add_user("ips", password=PASSWORD, authorized_keys=(public_key,), policies=("ssh", "api", "read", "write"))
         sim.start("127.0.0.1", 0)
+        sim.start_api("127.0.0.1", 0)
+        sim.start_api("127.0.0.1", 0, tls=True)
         sims.append(sim)
-    conn.send([(sim.port, sim.host_key.get_name(), sim.host_key.asbytes()) for sim in sims])
+    conn.send([(sim.port, sim.host_key.get_name(), sim.host_key.asbytes(), sim.api_port(), sim.api_port(tls=True),
+                sim.api_certificate.sha256) for sim in sims])
     while True:
         message = conn.recv()
         if message == "stop":
@@ -56,12 +66,47 @@ def percentile(values, fraction):
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
-def run(count: int, blocks: int, burst: int, workdir: str) -> dict:
+class CountingFactory:
+    """The default session factory, counting the worker's add calls (each one exec or one batch)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, cfg):
+        session = default_session_factory(cfg)
+        name = "add_blocks" if hasattr(session, "add_blocks") else "add_block"
+        send = getattr(session, name)
+
+        def counted(*args):
+            self.calls += 1
+            return send(*args)
+
+        setattr(session, name, counted)
+        return session
+
+
+def router_tables(transport: str, routers, key_path: str, known: str, password_file: str) -> list:
+    tables = []
+    for index, (port, key_type, blob, api_port, ssl_port, cert_sha256) in enumerate(routers):
+        table = dict(name=f"r{index}", host="127.0.0.1", user="ips", known_hosts=known, list=LIST)
+        if transport == "ssh":
+            known_hosts.record(known, known_hosts.host_name("127.0.0.1", port), key_type, blob)
+            table.update(port=port, key_file=key_path)
+        else:
+            table.update(transport="api", password_file=password_file, port=api_port)
+            if transport == "api-ssl":
+                table.update(tls=True, port=ssl_port, fingerprint=f"sha256:{cert_sha256}")
+        tables.append(table)
+    return tables
+
+
+def run(transport: str, count: int, blocks: int, burst: int, workdir: str) -> dict:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
     private = ed25519.Ed25519PrivateKey.generate()
-    key_path = os.path.join(workdir, f"id_{count}")
+    tag = f"{transport}_{count}"
+    key_path = os.path.join(workdir, f"id_{tag}")
     with open(key_path, "wb") as handle:
         handle.write(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
                                            serialization.NoEncryption()))
@@ -73,14 +118,14 @@ def run(count: int, blocks: int, burst: int, workdir: str) -> dict:
     process = multiprocessing.Process(target=serve_routers, args=(count, public, child), daemon=True)
     process.start()
     routers = parent.recv()
-    known = os.path.join(workdir, f"known_hosts_{count}")
-    tables = []
-    for index, (port, key_type, blob) in enumerate(routers):
-        known_hosts.record(known, known_hosts.host_name("127.0.0.1", port), key_type, blob)
-        tables.append(dict(name=f"r{index}", host="127.0.0.1", port=port, user="ips", key_file=key_path,
-                           known_hosts=known, list=LIST))
-    config = parse_config({"state_dir": os.path.join(workdir, f"state_{count}"), "routers": tables})
-    responder = Responder(config)
+    password_file = os.path.join(workdir, "password")
+    with open(password_file, "w") as handle:
+        handle.write(PASSWORD + "\n")
+    os.chmod(password_file, 0o600)
+    tables = router_tables(transport, routers, key_path, os.path.join(workdir, f"known_hosts_{tag}"), password_file)
+    config = parse_config({"state_dir": os.path.join(workdir, f"state_{tag}"), "routers": tables})
+    factory = CountingFactory()
+    responder = Responder(config, session_factory=factory)
     responder.start()
     try:
         # connected and synced everywhere before timing starts
@@ -97,6 +142,7 @@ def run(count: int, blocks: int, burst: int, workdir: str) -> dict:
                 raise SystemExit(f"block {address} not applied everywhere within 30 s")
             latencies.append((time.perf_counter() - started) * 1000)
         burst_base = base + 100_000
+        factory.calls = 0
         started = time.perf_counter()
         for i in range(burst):
             responder.block(BlockRequest(ipaddress.ip_address(burst_base + i), 600, "bench", requested_at=time.time()))
@@ -104,6 +150,7 @@ def run(count: int, blocks: int, burst: int, workdir: str) -> dict:
             if not responder.wait_applied(ipaddress.ip_address(burst_base + i), timeout=120):
                 raise SystemExit("burst not applied within 120 s")
         burst_s = time.perf_counter() - started
+        burst_calls = factory.calls / count
         parent.send("count")
         present = parent.recv()
     finally:
@@ -113,25 +160,30 @@ def run(count: int, blocks: int, burst: int, workdir: str) -> dict:
     if any(n != blocks + burst for n in present):
         raise SystemExit(f"routers hold {present} entries, expected {blocks + burst} each")
     return {
-        "routers": count, "blocks": blocks,
+        "transport": transport, "routers": count, "blocks": blocks,
         "p50_ms": statistics.median(latencies), "p99_ms": percentile(latencies, 0.99), "max_ms": max(latencies),
-        "burst": burst, "burst_s": burst_s, "burst_rate": burst / burst_s,
+        "burst": burst, "burst_s": burst_s, "burst_rate": burst / burst_s, "burst_calls": burst_calls,
     }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--routers", default="3,10", help="comma-separated router counts")
+    parser.add_argument("--transports", default="ssh,api,api-ssl", help="comma-separated: ssh, api, api-ssl")
     parser.add_argument("--blocks", type=int, default=200, help="sequential blocks per router count")
     parser.add_argument("--burst", type=int, default=200, help="blocks issued at once per router count")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-responder-") as workdir:
-        print(f"cpus={os.cpu_count()} python={sys.version.split()[0]}")
-        print(f"{'routers':>7} {'blocks':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'burst':>6} {'burst s':>8} {'blocks/s':>9}")
+        print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average "
+              f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}, Python {platform.python_version()}, loopback")
+        print(f"{'transport':>9} {'routers':>7} {'blocks':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'burst':>6} "
+              f"{'burst s':>8} {'blocks/s':>9} {'calls/router':>12}")
         for count in (int(c) for c in args.routers.split(",")):
-            r = run(count, args.blocks, args.burst, workdir)
-            print(f"{r['routers']:>7} {r['blocks']:>6} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['max_ms']:>8.1f} "
-                  f"{r['burst']:>6} {r['burst_s']:>8.2f} {r['burst_rate']:>9.0f}")
+            for transport in args.transports.split(","):
+                r = run(transport, count, args.blocks, args.burst, workdir)
+                print(f"{r['transport']:>9} {r['routers']:>7} {r['blocks']:>6} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} "
+                      f"{r['max_ms']:>8.1f} {r['burst']:>6} {r['burst_s']:>8.2f} {r['burst_rate']:>9.0f} "
+                      f"{r['burst_calls']:>12.0f}", flush=True)
     return 0
 
 
