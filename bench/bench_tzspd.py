@@ -15,7 +15,8 @@ For each frame size (64 and 1400 bytes by default) it measures, for every receiv
   median of ``--reps`` runs of ``--seconds`` of load;
 
 and prints medians and tzspd's ratio to each other receiver. ``{PORT}`` in a command is
-replaced by the port. Loss = sent - distinct sequence numbers that came out of the receiver's
+replaced by the port, and ``{COUNTER}`` by a pcap counter command (for tzspd --fanout N
+--exec '{COUNTER}': each consumer counts its share and the shares are added). Loss = sent - distinct sequence numbers that came out of the receiver's
 pcap stream (kernel drops and the receiver's own losses alike).
 
 Load: ``bench/tzsp_load.c`` (sendmmsg batches, paced, bounded in count and time, loopback
@@ -146,7 +147,9 @@ def python_counter(stream, result) -> None:
 # ---------------------------------------------------------------- /proc readings
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int | None) -> float:
+    if pid is None:
+        return 0.0
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
@@ -218,8 +221,16 @@ class Receiver:
         argv = [part.replace("{PORT}", str(self.port)) for part in shlex.split(command)]
         env = dict(os.environ, PYTHONUNBUFFERED="1")  # the worst case for a Python receiver's stdout
         self.stderr = tempfile.TemporaryFile()
+        self.fanout = "{COUNTER}" in command  # consumers count themselves and print JSON lines
+        if self.fanout:
+            if not tool:
+                raise RuntimeError("a {COUNTER} command needs the compiled tzsp_load")
+            argv = [part.replace("{COUNTER}", f"{tool} count -n {count}") for part in argv]
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self.stderr, env=env,
                                      preexec_fn=niceness(nice))
+        if self.fanout:
+            self.counter, self.counter_pid, self.queue = None, None, None
+            return
         if tool:
             self.counter = subprocess.Popen([tool, "count", "-n", str(count)], stdin=self.proc.stdout,
                                             stdout=subprocess.PIPE, preexec_fn=niceness(nice))
@@ -265,7 +276,12 @@ class Receiver:
                 self.proc.wait(grace)
             except subprocess.TimeoutExpired:
                 continue
-        if self.queue is None:
+        if self.fanout:  # one JSON line per consumer process: add them up
+            lines = [json.loads(line) for line in self.proc.stdout.read().decode().splitlines() if line.startswith("{")]
+            counted = {key: sum(line[key] for line in lines) for key in ("records", "delivered")}
+            counted["header_ok"] = bool(lines) and all(line["header_ok"] for line in lines)
+            counted["consumers"] = len(lines)
+        elif self.queue is None:
             out, _ = self.counter.communicate(timeout=30)
             counted = json.loads(out)
         else:

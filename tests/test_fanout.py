@@ -14,10 +14,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from test_recvmmsg import need_accelerator
 from test_tzspd import Tzspd, send, wait_for
 from tzsp.capture_files import read_capture
 from tzsp.codec import encode_frame
-from tzsp.fanout import consumer_for, flow_key, network_offset
+from tzsp.fanout import consumer_for, flow_key, network_offset, record_splitter
 from tzsp.output import split_by_consumer
 from tzsp.pcap import RECORD_HEADER
 
@@ -266,3 +267,52 @@ def test_consumer_number_in_the_command(tmp_path):
         status, _ = tzspd.stop()
     assert status == 0
     assert sorted(p.parent.name + "/" + p.name.split("-")[0] for p in out.glob("*/*.pcap")) == ["1/1", "2/2"]
+
+
+# ------------------------------------------------------------ C accelerator and Python agree
+
+
+def as_records(frames) -> bytes:
+    return b"".join(RECORD_HEADER.pack(i, 0, len(f), len(f)) + bytes(f) for i, f in enumerate(frames))
+
+
+def both_splits(frames, linktype, consumers):
+    records = as_records(frames)
+    native = record_splitter(linktype, consumers, accelerated=True)(records)
+    python = record_splitter(linktype, consumers, accelerated=False)(records)
+    return [(bytes(d), c) for d, c in native], [(bytes(d), c) for d, c in python]
+
+
+@pytest.mark.parametrize("consumers", [1, 2, 3, 7])
+def test_c_and_python_split_a_conversation_identically(consumers):
+    need_accelerator()
+    frames = conversation(80) + [tcp4("10.0.0.1", "10.0.0.2", 1, 2, vlans=(1, 2, 3, 4, 5))]
+    native, python = both_splits(frames, 1, consumers)
+    assert native == python
+    assert sum(count for _, count in native) == len(frames)
+
+
+ip_types = st.sampled_from([b"\x08\x00", b"\x86\xdd", b"\x81\x00", b"\x88\x64"])
+headerish = st.builds(
+    lambda mac, kind, version, rest: mac + kind + bytes([version]) + rest,
+    st.binary(min_size=12, max_size=12), ip_types, st.sampled_from([0x45, 0x46, 0x60, 0x4F, 0x44]),
+    st.binary(max_size=90),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.binary(max_size=100), headerish), max_size=30),
+       st.sampled_from([1, 101, 9]), st.integers(1, 9))
+def test_c_and_python_split_any_frames_identically(frames, linktype, consumers):
+    need_accelerator()
+    native, python = both_splits(frames, linktype, consumers)
+    assert native == python
+
+
+def test_a_cut_off_record_is_left_out_by_both():
+    need_accelerator()
+    records = as_records([tcp4("10.0.0.1", "10.0.0.2", 1, 2)] * 3)[:-5]
+    native = record_splitter(1, 2, accelerated=True)(records)
+    python = record_splitter(1, 2, accelerated=False)(records)
+    assert [(bytes(d), c) for d, c in native] == [(bytes(d), c) for d, c in python]
+    assert sum(c for _, c in native) == 2

@@ -296,26 +296,35 @@ class PyBatcher:
         return self._slots[start : start + self._lengths[i]], self._key(i), self._pending_ns
 
 
-def accelerator():
-    """The C Batcher class, or None when it is not built or TZSPD_PURE_PYTHON is set."""
-    if os.environ.get(PURE_PYTHON_ENV, "") not in ("", "0"):
+def native_module(accelerated: Optional[bool] = None):
+    """The C accelerator module ``tzsp._fastrecv``, or None: when it is not built, when
+    ``accelerated`` is False, or (for None) when TZSPD_PURE_PYTHON is set. ``accelerated=True``
+    insists: ImportError says why it is missing."""
+    if accelerated is False:
+        return None
+    if accelerated is None and os.environ.get(PURE_PYTHON_ENV, "") not in ("", "0"):
         return None
     try:
         from . import _fastrecv
     except ImportError:
+        if accelerated:
+            raise
         return None
-    return _fastrecv.Batcher
+    return _fastrecv
+
+
+def accelerator():
+    """The C Batcher class, or None when it is not built or TZSPD_PURE_PYTHON is set."""
+    module = native_module()
+    return None if module is None else module.Batcher
 
 
 def make_batcher(fd: int, control: bool = True, vlen: int = DEFAULT_VLEN, accelerated: Optional[bool] = None):
     """A batcher for ``fd``: the C one when available (or when ``accelerated`` is True, which
     fails without it), the pure-Python one when it is not (or ``accelerated`` is False)."""
-    if accelerated:
-        from ._fastrecv import Batcher as native  # ImportError says why it is missing
-    else:
-        native = accelerator() if accelerated is None else None
-    if native is not None:
-        return native(fd, vlen, control)
+    module = native_module(accelerated)
+    if module is not None:
+        return module.Batcher(fd, vlen, control)
     return PyBatcher(fd, vlen, control)
 
 

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
-from .fanout import consumer_for
+from .fanout import record_splitter
 from .linktypes import linktype_name, parse_linktype
 from .output import (
     Consumer,
@@ -189,10 +189,10 @@ class Control:
     report: bool = False
 
 
-def install_signals(control: Control) -> int:
-    """Handlers for SIGINT/SIGTERM (stop) and SIGUSR1 (report); returns a file descriptor that
-    becomes readable when a signal arrives, so the loop's poll wakes up at once."""
-    read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+def install_signals(control: Control) -> None:
+    """Handlers for SIGINT/SIGTERM (stop) and SIGUSR1 (report). Python installs them without
+    SA_RESTART, so a signal interrupts the blocking receive (EINTR) and the loop sees the flag
+    at once; one that lands just before the receive begins waits at most WAIT_SLICE."""
 
     def stop(_signum, _frame):
         control.stop = True
@@ -203,16 +203,6 @@ def install_signals(control: Control) -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGUSR1, report)
-    signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
-    return read_fd
-
-
-def _empty_pipe(fd: int) -> None:
-    try:
-        while os.read(fd, 4096):
-            pass
-    except BlockingIOError:
-        pass
 
 
 def _label(index: int, count: int) -> str:
@@ -230,8 +220,7 @@ def make_sink(args: argparse.Namespace, header: bytes, stats: Counters):
             )
             for i in range(args.fanout)
         ]
-        linktype, fanout = args.linktype, args.fanout
-        return ExecSink(consumers, lambda frame: consumer_for(frame, linktype, fanout))
+        return ExecSink(consumers, record_splitter(args.linktype, args.fanout))
     if args.rotate_size is not None or args.rotate_interval is not None:
         size = None if args.rotate_size is None else max(1, int(args.rotate_size * 1_000_000))
         return RotatingFileSink(args.output, header, stats, size, args.rotate_interval)
@@ -277,7 +266,7 @@ class Periodic:
         return self.next - now
 
 
-def serve(receiver: Receiver, sink, control: Control, wakeup_fd: int, report, timers=()) -> None:
+def serve(receiver: Receiver, sink, control: Control, report, timers=()) -> None:
     """The event loop: wait for datagrams inside the receive call itself (no poll), wake at
     least every WAIT_SLICE for timers, signals and the consumers; drain; report; stop."""
     receiver.wait_at_most(WAIT_SLICE)
@@ -293,9 +282,7 @@ def serve(receiver: Receiver, sink, control: Control, wakeup_fd: int, report, ti
             next_housekeeping = now + max(0.0, min(waits, default=WAIT_SLICE))
         if control.report:
             control.report = False
-            _empty_pipe(wakeup_fd)
             report()
-    _empty_pipe(wakeup_fd)
     receiver.drain(sink, max_flushes=SHUTDOWN_DRAIN_FLUSHES)
 
 
@@ -343,7 +330,7 @@ def main(argv: Optional[list] = None) -> int:
         log.info("kernel receive timestamps unavailable; using the time each batch is read")
 
     control = Control()
-    wakeup_fd = install_signals(control)
+    install_signals(control)
     receiver = Receiver(sock, policy, allow, stats, kernel_timestamps=info.kernel_timestamps)
     notifier = Notifier()
     now = time.monotonic()
@@ -357,7 +344,7 @@ def main(argv: Optional[list] = None) -> int:
     try:
         sink.start()
         notifier.ready(f"listening on port {info.bound[1]}")
-        serve(receiver, sink, control, wakeup_fd, report, timers)
+        serve(receiver, sink, control, report, timers)
         notifier.stopping()
     except ReaderGone as error:
         log.error("%s; stopping", error)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from typing import Optional
+from typing import Callable, Optional
 
 LINKTYPE_ETHERNET = 1
 LINKTYPE_RAW = 101  # "raw" IP; 12 and 14 are older numbers for the same
@@ -136,3 +136,17 @@ def consumer_for(frame, linktype: int, consumers: int) -> int:
     if key is None:
         return 0
     return zlib.crc32(key) % consumers
+
+
+def record_splitter(linktype: int, consumers: int, accelerated: Optional[bool] = None) -> Callable:
+    """``split(records) -> [(bytes, count)] * consumers`` for a batch of pcap records: the C
+    accelerator's ``split_records`` when built (unless ``accelerated`` is False or
+    TZSPD_PURE_PYTHON is set), else the same cut in Python; both give identical bytes."""
+    from .batcher import native_module
+    from .output import split_by_consumer
+
+    module = native_module(accelerated)
+    if module is not None:
+        native = module.split_records
+        return lambda records: native(records, linktype, consumers)
+    return lambda records: split_by_consumer(records, lambda frame: consumer_for(frame, linktype, consumers), consumers)

@@ -466,15 +466,15 @@ def split_by_consumer(records, choose: Callable[[memoryview], int], consumers: i
 
 class ExecSink:
     """The stream goes to consumer processes that tzspd runs itself. With several
-    (``--fanout N``), each record goes to the consumer ``choose(frame)`` names (a symmetric
-    flow hash: both directions of a flow reach the same Snort); each consumer has its own
-    pcap header, buffer while it restarts, and backoff."""
+    (``--fanout N``), ``split(records)`` cuts each batch into one per consumer (a symmetric
+    flow hash, tzsp.fanout: both directions of a flow reach the same Snort); each consumer has
+    its own pcap header, buffer while it restarts, and backoff."""
 
-    def __init__(self, consumers: Sequence[Consumer], choose: Optional[Callable[[memoryview], int]] = None):
+    def __init__(self, consumers: Sequence[Consumer], split: Optional[Callable[[memoryview], list]] = None):
         self.consumers = list(consumers)
-        if len(self.consumers) > 1 and choose is None:
-            raise ValueError("several consumers need a choose(frame) function")
-        self.choose = choose
+        if len(self.consumers) > 1 and split is None:
+            raise ValueError("several consumers need a split(records) function")
+        self.split = split
 
     def start(self) -> None:
         for consumer in self.consumers:
@@ -484,9 +484,7 @@ class ExecSink:
         if len(self.consumers) == 1:
             self.consumers[0].write(records, count)
             return
-        for consumer, (data, part_count) in zip(
-            self.consumers, split_by_consumer(records, self.choose, len(self.consumers))
-        ):
+        for consumer, (data, part_count) in zip(self.consumers, self.split(records)):
             if part_count:
                 consumer.write(data, part_count)
 
