@@ -432,7 +432,8 @@ def soak(command, tool, args, log) -> dict:
         "delivered": counted["delivered"], "loss_pct": round(100.0 * (count - counted["delivered"]) / count, 4),
         "sock_drops": drops, "rss_kb_at_10s": first.get("VmRSS"), "peak_rss_kb_at_10s": first.get("VmHWM"),
         "rss_kb_at_end": last.get("VmRSS"), "peak_rss_kb_at_end": last.get("VmHWM"),
-        "cpu_s": last["cpu_s"], "samples": len(samples),
+        "cpu_s": last["cpu_s"], "samples": len(samples), "receiver_exit": receiver.proc.returncode,
+        "receiver_alive_at_end": "VmRSS" in last,
     }
 
 
