@@ -117,7 +117,8 @@ def _free_port(kind: int = socket.SOCK_DGRAM) -> int:
         return probe.getsockname()[1]
 
 
-def _wait_for(predicate, timeout: float, interval: float = 0.05) -> bool:
+def wait_until(predicate, timeout: float = 15.0, interval: float = 0.02) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` seconds pass; its last answer."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -177,7 +178,7 @@ class Demo:
                                   "--user", "ips", "--authorized-key", str(self.dir / "id_ed25519.pub"),
                                   "--host-key", str(self.dir / f"{name}_host_key"), "--identity", name],
                                  f"{name}.log")
-            if not _wait_for(lambda: "listening on" in _text(self.dir / f"{name}.log") or process.poll() is not None, 15):
+            if not wait_until(lambda: "listening on" in _text(self.dir / f"{name}.log") or process.poll() is not None, 15):
                 raise RuntimeError(f"routeros-sim {name} did not start")
             if process.poll() is not None:
                 raise RuntimeError(f"routeros-sim {name} stopped: {_text(self.dir / f'{name}.log')}")
@@ -313,14 +314,14 @@ def run(workdir: Path) -> int:
             consumer = f"{sys.executable} -m bridge.cli scan --pcap - --config {config_path}"
         print(f"   detector: {detector}")
         bridge = demo.spawn([sys.executable, "-m", "bridge.cli", "run", "--config", str(config_path)], "run.log")
-        if not _wait_for(lambda: "started:" in _text(workdir / "run.log") or bridge.poll() is not None, 20) or bridge.poll() is not None:
+        if not wait_until(lambda: "started:" in _text(workdir / "run.log") or bridge.poll() is not None, 20) or bridge.poll() is not None:
             raise RuntimeError("snort-bridge run did not start:\n" + _text(workdir / "run.log"))
         print(f"   snort-bridge run --config {config_path.name}        (policy: protect {LAN}, block for 10m)")
         shown = "snort-bridge scan --pcap -" if snort is None else consumer.split(" -l ")[0]
         print(f"   tzspd --listen 127.0.0.1 --port {tzsp_port} --allow 127.0.0.1/32 --exec '{shown}'")
         tzspd = demo.spawn([sys.executable, "-m", "tzsp.daemon", "--listen", "127.0.0.1", "--port", str(tzsp_port),
                             "--allow", "127.0.0.1/32", "--stats-json", "--exec", consumer], "tzspd.log")
-        if not _wait_for(lambda: "listening" in _text(workdir / "tzspd.log") or tzspd.poll() is not None, 15) or tzspd.poll() is not None:
+        if not wait_until(lambda: "listening" in _text(workdir / "tzspd.log") or tzspd.poll() is not None, 15) or tzspd.poll() is not None:
             raise RuntimeError("tzspd did not start:\n" + _text(workdir / "tzspd.log"))
 
         _say(f"4. the router streams what it sees: tzsp-replay office.pcap --to 127.0.0.1:{tzsp_port} --rate 1000")
@@ -339,9 +340,9 @@ def run(workdir: Path) -> int:
             return all(SCANNER in addresses for addresses, _ in lists.values())
 
         left = max(5.0, DEADLINE - (time.monotonic() - started))
-        blocked = _wait_for(scanner_blocked_everywhere, left, interval=0.25)
+        blocked = wait_until(scanner_blocked_everywhere, left, interval=0.25)
         # give a wrong block (the insider, a benign host) the same chance to show up
-        _wait_for(lambda: INSIDER in _text(workdir / "run.log") + _text(workdir / "tzspd.log"), 3.0)
+        wait_until(lambda: INSIDER in _text(workdir / "run.log") + _text(workdir / "tzspd.log"), 3.0)
         time.sleep(0.5)
         scanner_blocked_everywhere()
 

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
-import time
 from pathlib import Path
-from typing import Iterable, List, Sequence
+from typing import Iterable, Sequence
 
 import paramiko
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from bridge.config import parse_config
+from bridge.demo import wait_until  # noqa: F401 -- the responder tests import it from here
 from responder import known_hosts
 from responder.responder import Responder
 from responder.sim import SimRouter
@@ -49,25 +50,34 @@ def client_key(tmp_path: Path, name: str = "id_ed25519") -> tuple:
     return str(path), paramiko.PKey.from_path(str(path))
 
 
-def wait_until(predicate, timeout: float = 15.0, interval: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return bool(predicate())
-
-
-def commands_matching(log: List[tuple], word: str) -> List[str]:
-    """Commands from a SimRouter's commands_log containing ``word``."""
-    return [command for _, command in log if word in command]
-
-
 LIST = "blacklist"
 
 
+class FakeClock:
+    """A clock for RouterState/SimRouter that moves only when told to."""
+
+    def __init__(self, start: float = 1_790_000_000.0):
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@functools.lru_cache(maxsize=None)
+def shared_host_key() -> paramiko.RSAKey:
+    """One RSA host key for the whole test run: generating a 2048-bit key is the slow part of a SimRouter."""
+    return paramiko.RSAKey.generate(2048)
+
+
 class Lab:
-    """Simulated routers with our key authorised, their host keys in known_hosts, and a config."""
+    """Simulated routers with our key authorised, their host keys in known_hosts, and a config.
+
+    Every router has the same host key, ``shared_host_key()``; a test about a changed or unknown
+    host key makes its impostor with ``SimRouter()``, which generates a key of its own.
+    """
 
     def __init__(self, tmp_path):
         self.tmp_path = tmp_path
@@ -78,7 +88,7 @@ class Lab:
         self.responders = []
 
     def add(self, name, *, policies=("ssh", "read", "write"), start=True, port=None):
-        sim = SimRouter()
+        sim = SimRouter(host_key=shared_host_key())
         sim.add_user("ips", authorized_keys=(self.key,), policies=policies)
         self.sims[name] = sim
         if start:
