@@ -13,7 +13,6 @@ import math
 import threading
 import time
 
-import paramiko
 import pytest
 
 from responder import worker as worker_module
@@ -22,22 +21,11 @@ from responder.errors import RouterCommandError, RouterError
 from responder.events import BlockRequest
 from responder.responder import Responder, default_session_factory
 from responder.routeros.duration import parse_duration
-from responder.sim.api_server import make_certificate
 
 from responder_rig import LIST, Lab, wait_until
-from test_api_responder import ApiLab
+from test_api_responder import ApiLab, ca, host_key  # noqa: F401 (the fixtures are used by name)
 
 BASE = int(ipaddress.ip_address("198.18.0.1"))
-
-
-@pytest.fixture(scope="module")
-def host_key():
-    return paramiko.RSAKey.generate(2048)
-
-
-@pytest.fixture(scope="module")
-def ca():
-    return make_certificate("tzsp-ips batch test CA", is_ca=True)
 
 
 @pytest.fixture
