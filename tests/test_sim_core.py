@@ -6,17 +6,7 @@ import pytest
 
 from responder.sim.cli_parser import CliSyntaxError, Literal, MenuCommand, VarRef, Concat, parse_line, parse_script
 from responder.sim.state import RouterProfile, RouterState, StateError, normalise_address
-
-
-class FakeClock:
-    def __init__(self, start: float = 1_790_000_000.0):
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from responder_rig import FakeClock
 
 
 @pytest.mark.parametrize("text,family,expected", [

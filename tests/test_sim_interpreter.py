@@ -9,27 +9,17 @@ import pytest
 
 from responder.sim.interpreter import Interpreter
 from responder.sim.state import RouterProfile, RouterState
+from responder_rig import FakeClock
 
 START = float(calendar.timegm((2026, 10, 1, 8, 50, 30, 0, 0, 0)))  # 2026-10-01 08:50:30 UTC
 AL = "/ip firewall address-list"
-
-
-class FakeClock:
-    def __init__(self, start: float = START):
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Router:
     """A state + interpreter with an admin, a minimal `ips` user and a read-only `viewer`."""
 
     def __init__(self, flavour: str = "v7", parse_error_exit: int = 0):
-        self.clock = FakeClock()
+        self.clock = FakeClock(START)
         self.state = RouterState(profile=RouterProfile(flavour=flavour), clock=self.clock)
         self.state.add_group("ips", "ssh,read,write")
         self.state.add_user("admin", group="full")

@@ -15,6 +15,7 @@ import pytest
 
 from conftest import console_script, free_port, require_tool
 from responder.sim import SimRouter
+from responder_rig import FakeClock
 from responder.sim.ssh_server import CIPHERS, KEX, MACS
 
 AL = "/ip firewall address-list"
@@ -165,15 +166,15 @@ def test_add_print_remove_round_trip(host_key, flavour):
 
 
 def test_holds_answers_for_the_normalised_address_until_the_timeout_ends(host_key):
-    now = [1_790_000_000.0]
-    router = SimRouter(host_key=host_key, clock=lambda: now[0])
+    clock = FakeClock()
+    router = SimRouter(host_key=host_key, clock=clock)
     router.add_user("admin", password="pw")
     router.execute("admin", f"{AL} add list=blk address=203.0.113.7 timeout=1m")
     router.execute("admin", "/ipv6 firewall address-list add list=blk address=2001:db8::1")
     assert router.holds("blk", "203.0.113.7") and router.holds("blk", "203.0.113.7/32")
     assert not router.holds("other", "203.0.113.7") and not router.holds("blk", "203.0.113.8")
     assert router.holds("blk", "2001:db8::1", family=6) and router.holds("blk", "2001:db8::1/128", family=6)
-    now[0] += 61
+    clock.advance(61)
     assert not router.holds("blk", "203.0.113.7")  # expired, as print would show
     assert router.holds("blk", "2001:db8::1", family=6)  # static: stays
 
