@@ -242,23 +242,19 @@ def test_sigterm_with_pending_blocks_for_a_down_router_keeps_them(lab, services,
     assert len(lab.adds("up")) == 1
 
 
-def test_a_bad_configuration_is_refused_at_start_naming_the_key(tmp_path):
+@pytest.mark.parametrize("body, problems", [
+    pytest.param('[[alerts]]\npath = "a.txt"\n[[routers]]\nname = "r1"\n[scan]\nports = 1\n',
+                 ["routers[0].host: missing", "scan.ports: 1 is out of range"], id="bad-keys-named"),
+    pytest.param("", ["alerts: nothing to follow"], id="nothing-to-follow"),
+])
+def test_a_bad_configuration_is_refused_at_start(tmp_path, body, problems):
     config = tmp_path / "config.toml"
-    config.write_text(f'state_dir = "{tmp_path}"\n[[alerts]]\npath = "a.txt"\n[[routers]]\nname = "r1"\n[scan]\nports = 1\n')
+    config.write_text(f'state_dir = "{tmp_path}"\n' + body)
     result = subprocess.run([*console_script("snort-bridge"), "run", "--config", str(config)],
                             capture_output=True, text=True, timeout=DEADLINE)
     assert result.returncode == 2
-    assert "routers[0].host: missing" in result.stderr
-    assert "scan.ports: 1 is out of range" in result.stderr
-
-
-def test_nothing_to_follow_is_refused(tmp_path):
-    config = tmp_path / "config.toml"
-    config.write_text(f'state_dir = "{tmp_path}"\n')
-    result = subprocess.run([*console_script("snort-bridge"), "run", "--config", str(config)],
-                            capture_output=True, text=True, timeout=DEADLINE)
-    assert result.returncode == 2
-    assert "alerts: nothing to follow" in result.stderr
+    for problem in problems:
+        assert problem in result.stderr
 
 
 def test_sd_notify_ready_watchdog_status_and_stopping(lab, services, tmp_path):
