@@ -89,14 +89,13 @@ class _Connection(paramiko.ServerInterface):
         return "publickey" if self.backend.user_has_keys(username) else "publickey,password"
 
     def check_auth_password(self, username: str, password: str) -> int:
-        user = self.backend.authenticate_password(username, password, self.peer)
-        if user is None:
-            return paramiko.AUTH_FAILED
-        self.user = user
-        return paramiko.AUTH_SUCCESSFUL
+        return self._logged_in(self.backend.authenticate_password(username, password, self.peer))
 
     def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
-        user = self.backend.authenticate_key(username, key, self.peer)
+        return self._logged_in(self.backend.authenticate_key(username, key, self.peer))
+
+    def _logged_in(self, user) -> int:
+        """The connection's user from now on, or a refusal when the backend knew no such login."""
         if user is None:
             return paramiko.AUTH_FAILED
         self.user = user
