@@ -62,6 +62,17 @@ def rsa_user_key():
     return paramiko.RSAKey.generate(2048)
 
 
+def once_reachable(action: Callable[[], object], timeout: float = 20.0):
+    """``action()``'s result, retried while it raises RouterUnreachable, for at most ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return action()
+        except RouterUnreachable:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
+
 # --------------------------------------------------------------------------- canned server
 class CannedServer(paramiko.ServerInterface):
     """A tiny SSH exec server: ``answer(command) -> (stdout, exit status)`` or None to never answer."""
@@ -321,14 +332,8 @@ def test_reconnect_after_server_restart(tmp_path, servers, rsa_host_key):
     session.run(":put ok")
     first.stop()
     second = servers(rsa_host_key, answer_with({":put": ("back\n", 0)}), password="pw", port=first.port)
-    deadline = time.monotonic() + 20
-    while True:  # the caller retries (with backoff in production); the session reconnects by itself
-        try:
-            assert session.run(":put again") == "back\n"
-            break
-        except RouterUnreachable:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+    # the caller retries (with backoff in production); the session reconnects by itself
+    assert once_reachable(lambda: session.run(":put again")) == "back\n"
     session.close()
     assert second.commands[-1] == ":put again"
 
@@ -520,13 +525,7 @@ def test_sim_uptime_drops_after_reboot_and_entries_are_gone(tmp_path, sims):
     before = session.uptime()
     assert before >= 3600
     sim.reboot()
-    deadline = time.monotonic() + 20
-    while True:  # the reboot drops the connection; the next attempt reconnects
-        try:
-            after = session.uptime()
-            break
-        except RouterUnreachable:
-            assert time.monotonic() < deadline
+    after = once_reachable(session.uptime)  # the reboot drops the connection; the next attempt reconnects
     assert after < before
     assert session.list_blocks() == {}
     session.close()
@@ -594,14 +593,7 @@ def test_sim_reconnect_after_restart(tmp_path, sims):
             session.run("/system resource print")
             time.sleep(0.02)
     sim.start("127.0.0.1", port)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            assert ADDR in session.list_blocks()  # the same simulated router: its state survived the restart
-            break
-        except RouterUnreachable:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+    assert ADDR in once_reachable(session.list_blocks)  # the same simulated router: its state survived the restart
     session.close()
 
 
