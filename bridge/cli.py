@@ -19,8 +19,8 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 from bridge.config import CONFIG_ENV, Config, ConfigError, default_config_path, example_config, load_config
 
-# Modules that register subcommands. A module that does not exist (yet) is skipped; an error
-# inside one that does exist is not hidden.
+# Modules that register subcommands. A module missing from this installation is skipped (its
+# commands show as placeholders, below); an error inside one that is present is not hidden.
 SUBCOMMAND_MODULES = (
     "bridge.check",  # check
     "responder.cli",  # block, unblock, list, routers, trust, provision
@@ -152,7 +152,7 @@ def _import_optional(name: str):
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
         if exc.name == name or (exc.name and name.startswith(exc.name + ".")):
-            return None  # not written/installed yet
+            return None  # not part of this installation
         raise
 
 
