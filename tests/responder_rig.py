@@ -40,14 +40,19 @@ def write_config(tmp_path: Path, routers: Sequence[dict], *, protected: Iterable
     return str(path)
 
 
-def client_key(tmp_path: Path, name: str = "id_ed25519") -> tuple:
-    """An ed25519 client key file (mode 0600, OpenSSH format) and its paramiko key."""
+def write_ed25519(path: Path) -> paramiko.PKey:
+    """A fresh ed25519 private key file at ``path`` (OpenSSH format, mode 0600), read back by paramiko."""
     private = ed25519.Ed25519PrivateKey.generate()
-    path = tmp_path / name
     path.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
                                            serialization.NoEncryption()))
     os.chmod(path, 0o600)
-    return str(path), paramiko.PKey.from_path(str(path))
+    return paramiko.PKey.from_path(str(path))
+
+
+def client_key(tmp_path: Path, name: str = "id_ed25519") -> tuple:
+    """An ed25519 client key file in ``tmp_path``: its path and its paramiko key."""
+    path = tmp_path / name
+    return str(path), write_ed25519(path)
 
 
 LIST = "blacklist"

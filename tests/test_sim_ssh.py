@@ -15,7 +15,7 @@ import pytest
 
 from conftest import console_script, free_port, require_tool
 from responder.sim import SimRouter
-from responder_rig import FakeClock
+from responder_rig import FakeClock, write_ed25519
 from responder.sim.ssh_server import CIPHERS, KEX, MACS
 
 AL = "/ip firewall address-list"
@@ -27,15 +27,8 @@ def host_key() -> paramiko.RSAKey:
 
 
 @pytest.fixture(scope="session")
-def client_key(tmp_path_factory) -> paramiko.Ed25519Key:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ed25519
-
-    private = ed25519.Ed25519PrivateKey.generate()
-    path = tmp_path_factory.mktemp("keys") / "id_ed25519"
-    path.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                                           serialization.NoEncryption()))
-    return paramiko.Ed25519Key.from_private_key_file(str(path))
+def client_key(tmp_path_factory) -> paramiko.PKey:
+    return write_ed25519(tmp_path_factory.mktemp("keys") / "id_ed25519")
 
 
 @pytest.fixture

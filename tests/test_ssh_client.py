@@ -6,6 +6,7 @@ tests against the simulator itself are at the end of this file.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import threading
@@ -16,10 +17,6 @@ from typing import Callable, Optional
 
 import paramiko
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
-
-import ipaddress
 
 from responder import known_hosts
 from responder.config import RouterConfig
@@ -28,19 +25,12 @@ from responder.errors import (
 from responder.router import RouterSession
 from responder.secrets import read_password
 from responder.ssh import fetch_host_key, key_fingerprint
+from responder_rig import write_ed25519
 
 ADDR = ipaddress.ip_address("203.0.113.9")
 
 
 # --------------------------------------------------------------------------- keys and files
-def write_ed25519(path: Path) -> paramiko.PKey:
-    private = ed25519.Ed25519PrivateKey.generate()
-    path.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                                           serialization.NoEncryption()))
-    path.chmod(0o600)
-    return paramiko.PKey.from_path(str(path))
-
-
 def write_rsa(path: Path, key: paramiko.RSAKey) -> paramiko.PKey:
     key.write_private_key_file(str(path))
     path.chmod(0o600)
