@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -248,7 +249,13 @@ def test_host_and_router_addresses_from_this_machine():
     assert _fib_trie_addresses(sample) == {ipaddress.ip_address("10.1.2.3"), ipaddress.ip_address("10.1.2.255")}
     routers = [RouterConfig(name="a", host="192.0.2.1"), RouterConfig(name="b", host="localhost"), RouterConfig(name="c", host="2001:db8::1")]
     assert router_addresses(routers, resolve=False) == [ipaddress.ip_address("192.0.2.1"), ipaddress.ip_address("2001:db8::1")]
-    assert ipaddress.ip_address("127.0.0.1") in router_addresses(routers, resolve=True)
+    # "localhost" resolves through the system's resolver (/etc/hosts); whatever it answers is what
+    # counts, and a machine that cannot resolve it must still get the literal addresses.
+    try:
+        resolved = {ipaddress.ip_address(info[4][0].split("%")[0]) for info in socket.getaddrinfo("localhost", None)}
+    except socket.gaierror:
+        resolved = set()
+    assert set(router_addresses(routers, resolve=True)) == {ipaddress.ip_address("192.0.2.1"), ipaddress.ip_address("2001:db8::1")} | resolved
     policy = Policy(OPEN, always_protected=mine)
     for address in mine:
         assert policy.decide(attack(src=str(address)), T0).action == "ignore"
