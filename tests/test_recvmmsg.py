@@ -13,6 +13,7 @@ import select
 import socket
 import struct
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 
 from tzsp.batcher import PURE_PYTHON_ENV, PyBatcher, accelerator, native_module
 from tzsp.codec import Tag, encode_frame
+from tzsp.output import StreamSink
 from tzsp.pcap import RECORD_HEADER
 from tzsp.receiver import AllowList, Policy, Receiver, classify, open_socket
 from tzsp.stats import Counters
@@ -257,3 +259,48 @@ def test_a_short_batch_is_written_at_once(two_sockets):
     receiver = Receiver(sock, Policy(), None, Counters())
     assert receiver.drain(sink) == 5
     assert (sink.writes, sink.count) == (1, 5)
+
+
+def pumped(sock, accelerated, path, expected, allow=None, policy=Policy()):
+    """Run Receiver.pump (the loop that writes by itself) into a file until ``expected``
+    datagrams were read; returns (file bytes, counters)."""
+    stats = Counters()
+    sink = StreamSink.open_file(str(path), b"", stats)
+    receiver = Receiver(sock, policy, allow, stats, accelerated=accelerated)
+    receiver.wait_at_most(0.05)
+    got = 0
+    deadline = time.monotonic() + 10
+    while got < expected and time.monotonic() < deadline:
+        got += receiver.pump(sink, 0.05)
+    sink.close()
+    return Path(path).read_bytes(), stats
+
+
+@pytest.mark.parametrize("policy", [Policy(), Policy(nanosecond=True, snaplen=100)])
+def test_pump_writes_the_same_records_in_c_and_python(two_sockets, tmp_path, policy):
+    need_accelerator()
+    datagrams = mixed_datagrams() * 2 + [encode_frame(ETHER_FRAME + i.to_bytes(2, "big")) for i in range(300)]
+    ports = [sock.getsockname()[1] for sock in two_sockets]
+    before = time.time_ns()
+    send(ports, datagrams)
+    send(ports, datagrams[:30], source="127.0.0.2")
+    expected = len(datagrams) + 30
+    allow = AllowList.parse(["127.0.0.1/32"])
+    c_bytes, c_stats = pumped(two_sockets[0], True, tmp_path / "c.pcap", expected, allow, policy)
+    py_bytes, py_stats = pumped(two_sockets[1], False, tmp_path / "py.pcap", expected, allow, policy)
+    after = time.time_ns()
+    assert c_stats.snapshot() == py_stats.snapshot()
+    assert c_stats.received == expected and c_stats.not_allowed == 30
+    c_records, py_records = records_of(c_bytes), records_of(py_bytes)
+    wanted = [v.record for v in (classify(d, FIXED_NS, policy) for d in datagrams) if v.record]
+    assert len(c_records) == len(py_records) == len(wanted) == c_stats.written
+    unit = 1 if policy.nanosecond else 1000
+    for c_record, py_record, want in zip(c_records, py_records, wanted):
+        # everything but the receive time is what classify() decides, in arrival order
+        assert c_record[8:] == py_record[8:] == want[8:]
+        if struct.unpack_from("<I", want)[0] == 1_600_000_000:  # tag 82: the sender's time
+            assert c_record[:8] == py_record[:8] == want[:8]
+            continue
+        for record in (c_record, py_record):
+            seconds, fraction = struct.unpack_from("<II", record)
+            assert before - unit <= seconds * 1_000_000_000 + fraction * unit <= after

@@ -19,9 +19,11 @@
 #include <netinet/in.h>
 #include <stdint.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #define SLOT 65536              /* a UDP payload never exceeds 65535 bytes: no truncation */
 #define CONTROL_SPACE 128       /* timestamp (32) + drop counter (24) with room to spare */
@@ -189,32 +191,16 @@ PyDoc_STRVAR(drain_into_doc,
 "wait: if no batch is pending, block (GIL released) until a datagram arrives, a signal, or\n"
 "the socket's SO_RCVTIMEO; batch_ns is then the time the wait ended.");
 
-static PyObject *Batcher_drain_into(Batcher *self, PyObject *args) {
-    Py_buffer out;
-    Py_ssize_t pos, limit, snaplen;
-    long long batch_ns;
-    int nanosecond, fast;
-    PyObject *senders;
-    int wait = 0;
-    if (!self->msgs) {
-        PyErr_SetString(PyExc_RuntimeError, "Batcher is not initialised");
-        return NULL;
-    }
-    if (!PyArg_ParseTuple(args, "w*nnLpnpO|p", &out, &pos, &limit, &batch_ns, &nanosecond, &snaplen, &fast, &senders, &wait))
-        return NULL;
-    if (senders != Py_None && !PyDict_Check(senders)) {
-        PyBuffer_Release(&out);
-        PyErr_SetString(PyExc_TypeError, "senders must be a dict or None");
-        return NULL;
-    }
-    if (pos < 0 || pos > out.len || snaplen < 0) {
-        PyBuffer_Release(&out);
-        PyErr_SetString(PyExc_ValueError, "pos or snaplen out of range");
-        return NULL;
-    }
-    unsigned char *buf = out.buf;
-    Py_ssize_t count = 0, received = 0, not_allowed = 0;
-    uint32_t drops = 0;
+typedef struct {
+    Py_ssize_t count, received, not_allowed;
+    uint32_t drops;
+} Tally;
+
+/* The drain loop shared by drain_into and pump. Returns a status, or -1 with an exception set. */
+static int drain_core(Batcher *self, unsigned char *buf, Py_ssize_t buflen, Py_ssize_t *pos_io, Py_ssize_t limit,
+                      long long batch_ns, int nanosecond, Py_ssize_t snaplen, int fast, PyObject *senders, int wait,
+                      Tally *tally) {
+    Py_ssize_t pos = *pos_io;
     int status = STATUS_EMPTY;
     long long divisor = nanosecond ? 1 : 1000;
     for (;;) {
@@ -244,8 +230,8 @@ static PyObject *Batcher_drain_into(Batcher *self, PyObject *args) {
                     status = STATUS_EMPTY;
                     break;
                 }
-                PyBuffer_Release(&out);
-                return PyErr_SetFromErrno(PyExc_OSError);
+                PyErr_SetFromErrno(PyExc_OSError);
+                return -1;
             }
             self->count = (unsigned)got;
             self->cursor = 0;
@@ -259,23 +245,21 @@ static PyObject *Batcher_drain_into(Batcher *self, PyObject *args) {
         unsigned i = self->cursor;
         struct mmsghdr *m = &self->msgs[i];
         long long ts = batch_ns;
-        read_control(self, &m->msg_hdr, &ts, &drops);
+        read_control(self, &m->msg_hdr, &ts, &tally->drops);
         if (senders != Py_None) {
             unsigned char key[16];
             int key_len = sender_key(&self->names[i], m->msg_hdr.msg_namelen, key);
             int ok = sender_verdict(self, senders, key, key_len);
-            if (ok == -2) {
-                PyBuffer_Release(&out);
-                return NULL;
-            }
+            if (ok == -2)
+                return -1;
             if (ok == -1) {
                 self->pending_ns = ts;
                 status = STATUS_PENDING;
                 break;
             }
             if (ok == 0) {
-                not_allowed++;
-                received++;
+                tally->not_allowed++;
+                tally->received++;
                 self->cursor++;
                 continue;
             }
@@ -289,11 +273,10 @@ static PyObject *Batcher_drain_into(Batcher *self, PyObject *args) {
         }
         Py_ssize_t frame_len = (Py_ssize_t)len - FAST_LEN;
         Py_ssize_t incl = frame_len <= snaplen ? frame_len : snaplen;
-        if (pos + RECORD_HEADER + incl > out.len) {
-            if (count == 0) {
-                PyBuffer_Release(&out);
+        if (pos + RECORD_HEADER + incl > buflen) {
+            if (pos == 0) {
                 PyErr_SetString(PyExc_ValueError, "output buffer has no room for one record");
-                return NULL;
+                return -1;
             }
             status = STATUS_FULL;
             break;
@@ -309,16 +292,156 @@ static PyObject *Batcher_drain_into(Batcher *self, PyObject *args) {
         put_u32le(rec + 12, (uint32_t)frame_len);
         memcpy(rec + RECORD_HEADER, data + FAST_LEN, (size_t)incl);
         pos += RECORD_HEADER + incl;
-        count++;
-        received++;
+        tally->count++;
+        tally->received++;
         self->cursor++;
         if (pos > limit) {
             status = STATUS_FULL;
             break;
         }
     }
+    *pos_io = pos;
+    return status;
+}
+
+static int check_senders(PyObject *senders) {
+    if (senders != Py_None && !PyDict_Check(senders)) {
+        PyErr_SetString(PyExc_TypeError, "senders must be a dict or None");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *Batcher_drain_into(Batcher *self, PyObject *args) {
+    Py_buffer out;
+    Py_ssize_t pos, limit, snaplen;
+    long long batch_ns;
+    int nanosecond, fast;
+    PyObject *senders;
+    int wait = 0;
+    if (!self->msgs) {
+        PyErr_SetString(PyExc_RuntimeError, "Batcher is not initialised");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "w*nnLpnpO|p", &out, &pos, &limit, &batch_ns, &nanosecond, &snaplen, &fast, &senders, &wait))
+        return NULL;
+    if (check_senders(senders) < 0 || pos < 0 || pos > out.len || snaplen < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "pos or snaplen out of range");
+        PyBuffer_Release(&out);
+        return NULL;
+    }
+    Tally tally = {0, 0, 0, 0};
+    int status = drain_core(self, out.buf, out.len, &pos, limit, batch_ns, nanosecond, snaplen, fast, senders, wait, &tally);
     PyBuffer_Release(&out);
-    return Py_BuildValue("(nnnnkn)", pos, count, received, not_allowed, (unsigned long)drops, (Py_ssize_t)status);
+    if (status < 0)
+        return NULL;
+    return Py_BuildValue("(nnnnkn)", pos, tally.count, tally.received, tally.not_allowed, (unsigned long)tally.drops,
+                         (Py_ssize_t)status);
+}
+
+/* Write all of buf to fd (a short write or EAGAIN waits for room); 0, or the errno that stopped it. */
+static int write_all(int fd, const unsigned char *buf, Py_ssize_t len, Py_ssize_t *done) {
+    *done = 0;
+    while (*done < len) {
+        ssize_t n;
+        Py_BEGIN_ALLOW_THREADS
+        n = write(fd, buf + *done, (size_t)(len - *done));
+        Py_END_ALLOW_THREADS
+        if (n >= 0) {
+            *done += n;
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            struct pollfd p = {.fd = fd, .events = POLLOUT};
+            Py_BEGIN_ALLOW_THREADS
+            poll(&p, 1, 1000);
+            Py_END_ALLOW_THREADS
+            continue;
+        }
+        return errno;
+    }
+    return 0;
+}
+
+static double monotonic_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+PyDoc_STRVAR(pump_doc,
+"pump(fd, out, limit, nanosecond, snaplen, fast, senders, seconds)\n"
+"-> (records, bytes, received, not_allowed, drops, status, errno)\n\n"
+"The whole receive loop for a plain output descriptor: wait for datagrams, append fast-path\n"
+"records to out and write them to fd once per drained batch (or when past limit), for up to\n"
+"seconds, returning early when a wait ends with nothing (timeout, signal), a datagram needs\n"
+"Python (status 2: everything before it is written; call take()), or a write fails (errno\n"
+"set; records and bytes count what was written whole).");
+
+static PyObject *Batcher_pump(Batcher *self, PyObject *args) {
+    int fd, nanosecond, fast;
+    Py_buffer out;
+    Py_ssize_t limit, snaplen;
+    PyObject *senders;
+    double seconds;
+    if (!self->msgs) {
+        PyErr_SetString(PyExc_RuntimeError, "Batcher is not initialised");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "iw*npnpOd", &fd, &out, &limit, &nanosecond, &snaplen, &fast, &senders, &seconds))
+        return NULL;
+    if (check_senders(senders) < 0) {
+        PyBuffer_Release(&out);
+        return NULL;
+    }
+    Py_ssize_t written = 0, bytes = 0, received = 0, not_allowed = 0;
+    uint32_t drops = 0;
+    int status = STATUS_EMPTY, error = 0;
+    double deadline = monotonic_s() + seconds;
+    for (;;) {
+        Tally tally = {0, 0, 0, 0};
+        Py_ssize_t pos = 0;
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        status = drain_core(self, out.buf, out.len, &pos, limit, (long long)now.tv_sec * NS + now.tv_nsec,
+                            nanosecond, snaplen, fast, senders, 1, &tally);
+        if (status < 0) {
+            PyBuffer_Release(&out);
+            return NULL;
+        }
+        received += tally.received;
+        not_allowed += tally.not_allowed;
+        if (tally.drops > drops)
+            drops = tally.drops;
+        if (pos) {
+            Py_ssize_t done;
+            error = write_all(fd, out.buf, pos, &done);
+            if (error) {  /* whole records written before the error still count */
+                const unsigned char *p = out.buf;
+                Py_ssize_t at = 0;
+                while (at + RECORD_HEADER <= done) {
+                    Py_ssize_t end = at + RECORD_HEADER + (Py_ssize_t)((uint32_t)p[at + 8] | (uint32_t)p[at + 9] << 8 |
+                                                                       (uint32_t)p[at + 10] << 16 | (uint32_t)p[at + 11] << 24);
+                    if (end > done)
+                        break;
+                    written++;
+                    at = end;
+                }
+                bytes += at;
+                break;
+            }
+            written += tally.count;
+            bytes += pos;
+        }
+        if (status == STATUS_PENDING || (status == STATUS_EMPTY && tally.received == 0) || monotonic_s() >= deadline)
+            break;
+    }
+    PyBuffer_Release(&out);
+    return Py_BuildValue("(nnnnkni)", written, bytes, received, not_allowed, (unsigned long)drops, (Py_ssize_t)status,
+                         error);
 }
 
 PyDoc_STRVAR(take_doc,
@@ -341,6 +464,7 @@ static PyObject *Batcher_take(Batcher *self, PyObject *Py_UNUSED(ignored)) {
 static PyMethodDef Batcher_methods[] = {
     {"drain_into", (PyCFunction)Batcher_drain_into, METH_VARARGS, drain_into_doc},
     {"take", (PyCFunction)Batcher_take, METH_NOARGS, take_doc},
+    {"pump", (PyCFunction)Batcher_pump, METH_VARARGS, pump_doc},
     {NULL, NULL, 0, NULL},
 };
 

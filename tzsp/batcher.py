@@ -27,6 +27,7 @@ import ctypes
 import errno
 import mmap
 import os
+import select
 import socket
 import struct
 import time
@@ -76,6 +77,7 @@ _TIMESTAMP_ONLY = struct.Struct("@niiqq")  # one cmsghdr + timespec: 32 bytes on
 _U32 = struct.Struct("@I")
 _RECORD_HEADER = struct.Struct("<IIII")
 _FAMILY = struct.Struct("@H")
+_U32LE = struct.Struct("<I")
 
 _libc = None
 
@@ -257,7 +259,7 @@ class PyBatcher:
                 incl = frame_len if frame_len <= snaplen else snaplen
                 end = pos + 16 + incl
                 if end > room:
-                    if count == 0:
+                    if pos == 0:
                         raise ValueError("output buffer has no room for one record")
                     status = FULL_BEFORE
                     break
@@ -287,6 +289,39 @@ class PyBatcher:
         self._last_key, self._last_ok = last_key, last_ok
         return pos, count, received, not_allowed, drops, status
 
+    def pump(self, fd, out, limit, nanosecond, snaplen, fast, senders, seconds):
+        """The whole receive loop for a plain output descriptor (see the C ``pump``): wait,
+        drain, write once per drained batch, for up to ``seconds``; returns early when a wait
+        ends with nothing, at a datagram left to Python (everything before it written), or when
+        a write fails. -> (records, bytes, received, not_allowed, drops, status, errno)."""
+        written = nbytes = received = not_allowed = drops = error = 0
+        deadline = time.monotonic() + seconds
+        view = memoryview(out)
+        while True:
+            pos, count, got, refused, seen_drops, status = self.drain_into(
+                out, 0, limit, time.time_ns(), nanosecond, snaplen, fast, senders, True
+            )
+            received += got
+            not_allowed += refused
+            drops = max(drops, seen_drops)
+            if pos:
+                done, error = _write_all(fd, view[:pos])
+                if error:  # whole records written before the error still count
+                    at = 0
+                    while at + 16 <= done:
+                        end = at + 16 + _U32LE.unpack_from(view, at + 8)[0]
+                        if end > done:
+                            break
+                        written += 1
+                        at = end
+                    nbytes += at
+                    break
+                written += count
+                nbytes += pos
+            if status == PENDING or (status == EMPTY and got == 0) or time.monotonic() >= deadline:
+                break
+        return written, nbytes, received, not_allowed, drops, status, error
+
     def take(self) -> tuple[bytes, bytes, int]:
         if self._cursor >= self._count:
             raise RuntimeError("no pending datagram")
@@ -294,6 +329,21 @@ class PyBatcher:
         self._cursor += 1
         start = i * SLOT
         return self._slots[start : start + self._lengths[i]], self._key(i), self._pending_ns
+
+
+def _write_all(fd: int, data) -> tuple[int, int]:
+    """Write all of ``data`` (waiting out EAGAIN); returns (bytes written, errno or 0)."""
+    done = 0
+    while done < len(data):
+        try:
+            done += os.write(fd, data[done:])
+        except BlockingIOError:
+            select.select([], [fd], [], 1.0)
+        except InterruptedError:
+            continue
+        except OSError as failure:
+            return done, failure.errno or errno.EIO
+    return done, 0
 
 
 def native_module(accelerated: Optional[bool] = None):

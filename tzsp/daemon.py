@@ -270,9 +270,13 @@ def serve(receiver: Receiver, sink, control: Control, report, timers=()) -> None
     """The event loop: wait for datagrams inside the receive call itself (no poll), wake at
     least every WAIT_SLICE for timers, signals and the consumers; drain; report; stop."""
     receiver.wait_at_most(WAIT_SLICE)
+    direct = getattr(sink, "direct_fd", None) is not None
     next_housekeeping = 0.0
     while not control.stop:
-        receiver.drain(sink, wait=True)
+        if direct:  # stdout or one file: the batcher writes by itself
+            receiver.pump(sink, WAIT_SLICE)
+        else:
+            receiver.drain(sink, wait=True)
         now = time.monotonic()
         if now >= next_housekeeping:
             waits = [timer.due(now) for timer in timers]

@@ -127,13 +127,23 @@ class StreamSink:
     def start(self) -> None:
         self._write(self.header)
 
+    @property
+    def direct_fd(self) -> int:
+        """A plain descriptor: the receiver may write to it itself (``Receiver.pump``) and
+        report with ``account`` and ``fail``."""
+        return self.fd
+
+    def account(self, records: int, nbytes: int) -> None:
+        self.stats.written += records
+        self.stats.output_bytes += nbytes
+
     def write(self, records, count: int) -> None:
         try:  # usually one write takes it all; write_some handles the rest
             done = os.write(self.fd, records)
         except BlockingIOError:
             done = 0
         except OSError as error:
-            self._fail(error)
+            self.fail(error)
         if done < len(records):
             self._write(memoryview(records)[done:])
         self.stats.written += count
@@ -142,9 +152,9 @@ class StreamSink:
     def _write(self, data) -> None:
         _, error = write_some(self.fd, data)
         if error is not None:
-            self._fail(error)
+            self.fail(error)
 
-    def _fail(self, error: OSError) -> None:
+    def fail(self, error: OSError) -> None:
         if error.errno in (errno.EPIPE, errno.ECONNRESET):
             raise ReaderGone(f"the reader of {self.description} went away (broken pipe)")
         raise OutputError(f"cannot write to {self.description}: {error.strerror or error}")
