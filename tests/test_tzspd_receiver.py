@@ -127,7 +127,7 @@ def test_any_bytes_give_a_record_or_a_counted_reason(data):
     verdict = classify(data, NOW_NS, Policy())
     assert verdict.outcome in (WRITTEN, MALFORMED, OTHER_LINKTYPE, NON_FRAME)
     if verdict.outcome == WRITTEN:
-        # a record never needs more room than the datagram plus 11 bytes (in-place layout)
+        # a record is at most 11 bytes longer than its datagram (the receiver keeps 16 + 65535 spare)
         assert len(verdict.record) <= len(data) + 11
     else:
         assert verdict.record == b""
