@@ -406,14 +406,8 @@ class ApiSession:
                     self._has_ipv6 = False
                     continue
                 raise error
-            for row in reply.rows:
-                entry = _entry(row)
-                if entry is None or entry.list != self.cfg.list:
-                    continue
-                held = found.get(entry.address)
-                # a disabled static twin of a live dynamic entry must not hide it (ROUTEROS.md section 2)
-                if held is None or (held.disabled and not entry.disabled):
-                    found[entry.address] = entry
+            rows = (replies.entry_from_fields(row) for row in reply.rows)
+            found.update(replies.entries_of_list((e for e in rows if e is not None), self.cfg.list))
         return found
 
     def uptime(self) -> float:
@@ -431,18 +425,3 @@ def _raised(outcome):
     if isinstance(outcome, RouterCommandError):
         raise outcome
     return outcome
-
-
-def _entry(row: Dict[str, str]) -> Optional[replies.ListEntry]:
-    if "address" not in row or "list" not in row:
-        return None
-    timeout = None
-    if row.get("timeout"):
-        try:
-            timeout = parse_duration(row["timeout"])
-        except DurationError:
-            timeout = None
-    return replies.ListEntry(
-        id=row.get(".id"), list=row["list"], address=replies.normalise_address(row["address"]), timeout_s=timeout,
-        dynamic=row.get("dynamic") == "true", disabled=row.get("disabled") == "true", comment=row.get("comment", ""),
-    )

@@ -130,15 +130,7 @@ class RouterSession:
                 self._has_ipv6 = False
                 return {}
             raise
-        found: dict = {}
-        for entry in replies.parse_address_list(output):
-            if entry.list != self.cfg.list:
-                continue
-            held = found.get(entry.address)
-            # a disabled static twin of a live dynamic entry must not hide it (ROUTEROS.md section 2)
-            if held is None or (held.disabled and not entry.disabled):
-                found[entry.address] = entry
-        return found
+        return replies.entries_of_list(replies.parse_address_list(output), self.cfg.list)
 
     def list_blocks(self) -> dict:
         """Entries of the configured list, IPv4 and IPv6, keyed by normalised address."""

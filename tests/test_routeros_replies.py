@@ -155,3 +155,24 @@ def test_parse_uptime(output, seconds):
 def test_parse_uptime_rejects_other_text(output):
     with pytest.raises(ReplyParseError):
         parse_uptime(output)
+
+
+def test_entries_of_list_keeps_our_list_and_prefers_a_live_entry_over_its_disabled_twin():
+    from responder.routeros.replies import entries_of_list, entry_from_fields
+
+    rows = [
+        {"list": "blacklist", "address": "203.0.113.9", "disabled": "true"},  # static, disabled
+        {"list": "blacklist", "address": "203.0.113.9", "timeout": "4m52s", "dynamic": "true"},
+        {"list": "other", "address": "198.51.100.1"},
+        {"list": "blacklist", "address": "2001:db8::1"},
+        {"list": "blacklist"},  # no address: not an entry
+    ]
+    entries = [e for e in (entry_from_fields(row) for row in rows) if e is not None]
+    found = entries_of_list(entries, "blacklist")
+    by_text = {str(address): entry for address, entry in found.items()}
+    assert sorted(by_text) == ["2001:db8::1", "203.0.113.9"]  # the other list and the address-less row left out
+    assert len(found) == 2
+    live = next(entry for entry in found.values() if entry.timeout_s is not None)
+    assert not live.disabled and live.dynamic and live.timeout_s == 292
+    # the order the router lists them in does not matter
+    assert entries_of_list(reversed(entries), "blacklist")[live.address] == live

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Dict, Iterable, Optional, Union
 
 from responder.errors import RouterCommandError
 from responder.routeros.duration import DurationError, parse_duration
@@ -136,7 +136,8 @@ def _flag(value: Optional[str]) -> bool:
     return (value or "").strip().lower() in ("yes", "true")
 
 
-def _entry(fields: dict, entry_id: Optional[str], flags: str) -> Optional[ListEntry]:
+def entry_from_fields(fields: dict, entry_id: Optional[str] = None, flags: str = "") -> Optional[ListEntry]:
+    """An address-list entry from its properties (terse, as-value or an API row); None without list/address."""
     if "address" not in fields or "list" not in fields:
         return None
     timeout = None
@@ -156,6 +157,19 @@ def _entry(fields: dict, entry_id: Optional[str], flags: str) -> Optional[ListEn
     )
 
 
+def entries_of_list(entries: Iterable[ListEntry], list_name: str) -> Dict[str, ListEntry]:
+    """The entries of ``list_name`` keyed by normalised address. A disabled static twin of a live
+    dynamic entry must not hide it (ROUTEROS.md section 2)."""
+    found: Dict[str, ListEntry] = {}
+    for entry in entries:
+        if entry.list != list_name:
+            continue
+        held = found.get(entry.address)
+        if held is None or (held.disabled and not entry.disabled):
+            found[entry.address] = entry
+    return found
+
+
 def _parse_terse_line(line: str) -> Optional[ListEntry]:
     first = _TERSE_KEY_RE.search(line)
     if not first:
@@ -163,7 +177,7 @@ def _parse_terse_line(line: str) -> Optional[ListEntry]:
     prefix = _TERSE_PREFIX_RE.match(line[: first.start()])
     if not prefix:
         return None
-    return _entry(dict(_pairs(line[first.start():], _TERSE_KEY_RE, " ")), prefix["index"], prefix["flags"] or "")
+    return entry_from_fields(dict(_pairs(line[first.start():], _TERSE_KEY_RE, " ")), prefix["index"], prefix["flags"] or "")
 
 
 def _parse_as_value(text: str) -> list:
@@ -175,7 +189,7 @@ def _parse_as_value(text: str) -> list:
         fields[key] = value
     if fields:
         entries.append(fields)
-    return [e for e in (_entry(f, None, "") for f in entries) if e is not None]
+    return [e for e in (entry_from_fields(f) for f in entries) if e is not None]
 
 
 def parse_address_list(output: str, flavour_hint: Optional[str] = None) -> list:
