@@ -1,7 +1,8 @@
 """Connection attempts (scan probes) out of raw frames and out of RouterOS firewall events.
 
-Pure functions over bytes: a frame is decoded by hand (Ethernet with VLAN tags, or raw IP;
-IPv4/IPv6; TCP/UDP/ICMP) because only a few header fields are needed and this runs per packet.
+Pure functions over bytes: a frame is decoded by hand (Ethernet with VLAN tags or PPPoE, or raw
+IP, found by tzsp.fanout.network_offset; IPv4/IPv6; TCP/UDP/ICMP) because only a few header
+fields are needed and this runs per packet.
 A truncated or odd frame gives None, never an exception.
 """
 
@@ -13,39 +14,23 @@ from typing import Optional
 
 from bridge.routeros_log import FirewallEvent
 from bridge.scan import Probe
+from tzsp.fanout import network_offset
 
-LINKTYPE_ETHERNET = 1
-LINKTYPE_RAW = 101
-LINKTYPE_IPV4 = 228
-LINKTYPE_IPV6 = 229
-
-_ETHERTYPE_IPV4 = 0x0800
-_ETHERTYPE_IPV6 = 0x86DD
-_VLAN_TAGS = (0x8100, 0x88A8, 0x9100)
 _IPV6_EXTENSIONS = (0, 43, 60)  # hop-by-hop, routing, destination options: skipped to reach TCP/UDP
 _TCP_SYN, _TCP_ACK = 0x02, 0x10
 
 
 def probe_from_frame(linktype: int, frame: bytes, time: float) -> Optional[Probe]:
     """The probe this frame is, if it is one: TCP SYN without ACK, a UDP datagram, an ICMP echo request."""
-    if linktype == LINKTYPE_ETHERNET:
-        if len(frame) < 14:
-            return None
-        offset = 12
-        (ethertype,) = struct.unpack_from("!H", frame, offset)
-        while ethertype in _VLAN_TAGS and len(frame) >= offset + 6:
-            offset += 4
-            (ethertype,) = struct.unpack_from("!H", frame, offset)
-        return _probe_from_ip(frame, offset + 2, time, ethertype)
-    if linktype in (LINKTYPE_RAW, LINKTYPE_IPV4, LINKTYPE_IPV6) and frame:
-        version = frame[0] >> 4
-        return _probe_from_ip(frame, 0, time, _ETHERTYPE_IPV4 if version == 4 else _ETHERTYPE_IPV6)
-    return None
+    offset = network_offset(frame, linktype)  # the same link-layer walk as tzspd's flow split
+    if offset is None or len(frame) <= offset:
+        return None
+    return _probe_from_ip(frame, offset, time, frame[offset] >> 4)
 
 
-def _probe_from_ip(frame: bytes, offset: int, time: float, ethertype: int) -> Optional[Probe]:
-    if ethertype == _ETHERTYPE_IPV4:
-        if len(frame) < offset + 20 or frame[offset] >> 4 != 4:
+def _probe_from_ip(frame: bytes, offset: int, time: float, version: int) -> Optional[Probe]:
+    if version == 4:
+        if len(frame) < offset + 20:
             return None
         header_len = (frame[offset] & 0x0F) * 4
         (fragment,) = struct.unpack_from("!H", frame, offset + 6)
@@ -56,8 +41,8 @@ def _probe_from_ip(frame: bytes, offset: int, time: float, ethertype: int) -> Op
         dst = ipaddress.IPv4Address(frame[offset + 16 : offset + 20])
         transport = offset + header_len
         icmp_proto, echo_request = 1, 8
-    elif ethertype == _ETHERTYPE_IPV6:
-        if len(frame) < offset + 40 or frame[offset] >> 4 != 6:
+    elif version == 6:
+        if len(frame) < offset + 40:
             return None
         proto = frame[offset + 6]
         src = ipaddress.IPv6Address(frame[offset + 8 : offset + 24])

@@ -5,6 +5,7 @@ import ipaddress
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6, IPv6ExtHdrHopByHop
 from scapy.layers.l2 import Dot1Q, Ether
+from scapy.layers.ppp import PPP, PPPoE
 
 from bridge.events import PORTSCAN_GID
 from bridge.probes import probe_from_firewall_event, probe_from_frame
@@ -95,6 +96,8 @@ def test_probes_from_frames():
     assert probe(Ether() / IPv6() / ICMPv6EchoRequest()).proto == "ICMPV6"
     assert probe(IP(src="9.9.9.9") / TCP(dport=80, flags="S"), linktype=101).src == ipaddress.ip_address("9.9.9.9")
     assert probe(Ether() / IP(frag=10) / TCP(flags="S")) is None  # a later fragment
+    pppoe = probe(Ether() / PPPoE(sessionid=7) / PPP(proto=0x0021) / IP(src="1.2.3.4", dst="5.6.7.8") / TCP(dport=23, flags="S"))
+    assert (str(pppoe.src), pppoe.dport) == ("1.2.3.4", 23)  # a MikroTik WAN link is often PPPoE
 
 
 def test_truncated_frames_never_raise():
