@@ -78,8 +78,3 @@ class Decision:
                 raise TypeError("a block decision needs an ipaddress target")
         elif self.target is not None:
             raise ValueError("an ignore decision has no target")
-
-    @property
-    def comment(self) -> str:
-        """The short text that goes into the router entry's comment."""
-        return f"tzsp-ips {self.alert.gid_sid} {self.alert.msg}"[:200]
