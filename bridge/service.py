@@ -30,6 +30,7 @@ from bridge.hostaddrs import host_addresses, router_addresses
 from bridge.pipeline import Pipeline, build_policy
 from bridge.scan import ScanDetector
 from bridge.syslog_listener import SyslogListener
+from responder.feed import NO_FEED, Feed
 from tzsp.receiver import AllowList
 from tzsp.sdnotify import Notifier
 
@@ -93,12 +94,12 @@ def make_detector(config: Config) -> Optional[ScanDetector]:
     return ScanDetector(ports=scan.ports, window=scan.window, low_port_weight=scan.low_port_weight)
 
 
-def make_responder(config: Config):
+def make_responder(config: Config, feed: Feed = NO_FEED):
     if not config.routers:
         return None
     from responder.responder import Responder  # paramiko is only loaded when routers are configured
 
-    responder = Responder(config)
+    responder = Responder(config, feed=feed)
     responder.start()
     return responder
 
@@ -134,15 +135,17 @@ class Service:
         self.sources: Dict[str, str] = {}
         self.dropped_datagrams = 0
         self.pipeline: Optional[Pipeline] = None
+        self.feed = Feed()  # what happened: metrics, notifications and the status page subscribe
 
     # lifecycle
 
     def start(self) -> None:
         config = self.config
-        self.responder = make_responder(config)
+        self.responder = make_responder(config, self.feed)
         try:
             policy = build_policy(config, protect=protected_addresses(config))
-            self.pipeline = Pipeline(policy, self.responder, make_detector(config), routers=len(config.routers))
+            self.pipeline = Pipeline(policy, self.responder, make_detector(config), routers=len(config.routers),
+                                     feed=self.feed)
             if self.responder is not None:
                 self.pipeline.resync(self.responder.ledger, time.time())
             self._start_listener(config)
@@ -232,12 +235,13 @@ class Service:
             self._stop_follower()  # what it read is handled before anything is swapped
         if routers_changed:
             self._stop_responder()
-            self.responder = make_responder(new)
+            self.responder = make_responder(new, self.feed)
         pipeline = Pipeline(
             build_policy(new, protect=protected_addresses(new), previous=self.pipeline.policy),
             self.responder,
             make_detector(new) if new.scan != old.scan else self.pipeline.detector,
             routers=len(new.routers),
+            feed=self.feed,
         )
         pipeline.counts = self.pipeline.counts
         if self.responder is not None:
