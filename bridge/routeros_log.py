@@ -45,12 +45,13 @@ class FirewallEvent:
 
     @property
     def is_connection_attempt(self) -> bool:
-        """A probe a scanner sends: TCP SYN without ACK, a UDP datagram, an ICMP echo request --
-        never a packet of a connection the router already tracks as established or related."""
+        """A probe a scanner sends: a TCP segment without ACK or RST (SYN; FIN, NULL, XMAS... which
+        RouterOS tracks as ``invalid``), a UDP datagram, an ICMP echo request -- never a packet of a
+        connection the router already tracks as established or related."""
         if self.connection_state in ("established", "related"):
             return False
         if self.proto == "TCP":
-            return "SYN" in self.flags and "ACK" not in self.flags
+            return "ACK" not in self.flags and "RST" not in self.flags
         if self.proto == "UDP":
             return True
         if self.proto in ("ICMP", "ICMPV6"):
