@@ -87,7 +87,7 @@ def test_limit_is_a_token_bucket_on_the_packets_own_times():
 # -- through the simulated router ------------------------------------------------------------------
 
 
-def run_provision(sim: SimRouter, script: str) -> None:
+def run_provision(sim: SimRouter, script: str, user: str = "admin") -> None:
     """Run the provisioning script as an administrator pastes it. The simulator has no ``:do`` or
     ``:pick``: a ``:do { add ... place-before=[:pick [find] 0] } on-error={ add ... }`` line is run
     as the router would -- before the first rule when there is one, else appended."""
@@ -98,9 +98,9 @@ def run_provision(sim: SimRouter, script: str) -> None:
             continue
         match = wrapped.match(line)
         if match:
-            first = sim.execute("admin", f":put [{match['menu']} find]").output.strip().split(";")[0]
+            first = sim.execute(user, f":put [{match['menu']} find]").output.strip().split(";")[0]
             line = f"{match['menu']} add {match['args']}" + (f" place-before={first}" if first else "")
-        result = sim.execute("admin", line)
+        result = sim.execute(user, line)
         assert result.output.strip() == "", f"{line!r}: {result.output}"
 
 
@@ -232,3 +232,34 @@ def test_routeros_sim_replays_a_capture_once_provisioned_over_ssh(syslog, tmp_pa
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_the_service_blocks_a_stealth_scanner_the_provisioned_router_logged(tmp_path):
+    """The whole loop: `snort-bridge provision` -> its logging rules on the router -> an XMAS scan
+    through the router -> remote syslog -> `snort-bridge run` -> the scanner on the router's list."""
+    from responder_rig import Lab, wait_until
+    from test_e2e_service import Service, write_service_config
+
+    lab = Lab(tmp_path)
+    service = None
+    try:
+        sim = lab.add("r1")
+        port = free_port()
+        config = write_service_config(lab, scan=f'syslog = "127.0.0.1:{port}"')
+        script = subprocess.run([*console_script("snort-bridge"), "provision", "r1", "--config", config,
+                                 "--this-host", "127.0.0.1", "--tzsp", "none"],
+                                capture_output=True, text=True, timeout=60, check=True).stdout
+        wanted = [line for line in script.splitlines()
+                  if line.startswith("/system logging") or ("firewall filter" in line and "action=log" in line)]
+        assert len(wanted) == 6  # new and stealth, IPv4 and IPv6; the logging action and rule
+        run_provision(sim, "\n".join(wanted), user="ips")  # the lab's user has write: enough for these
+        service = Service(config, tmp_path / "run.log").start()
+        sim.receive_capture(CAPTURES / "XMAS_TREE_SCAN.pcap")
+        assert wait_until(lambda: "192.168.1.10" in lab.entries("r1"), 30), service.text()
+        assert "192.168.1.25" not in lab.entries("r1")
+        assert "TCP XMAS scan" in service.text()
+        assert service.stop() == 0
+    finally:
+        if service is not None:
+            service.kill()
+        lab.close()
