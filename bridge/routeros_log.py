@@ -11,6 +11,10 @@ Message grammar (ROUTEROS.md §7)::
     [prefix ]<chain>: in:<if> out:<if>, [connection-state:<st> ][src-mac <mac>, ]proto <P>[ (<flags|type t, code c>)],
     <src>[:sp]-><dst>[:dp][, NAT (...)->dst[:dp]], len <n>
 
+Stealth probes come from the ``connection-state=invalid`` rule ``snort-bridge provision`` adds:
+``tzsp-ips-stealth input: in:ether1 out:(unknown 0), connection-state:invalid src-mac ..., proto
+TCP (FIN,PSH,URG), ...``; a segment without flags is read from ``proto TCP ()`` or ``proto TCP,``.
+
 Only addresses accepted by ``ipaddress`` come out; anything else raises NotAFirewallLine.
 """
 
