@@ -487,7 +487,7 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
         "scans: distinct destination ports per source within [scan] window. Detections go through the "
         "policy and are blocked on the configured routers; without routers, or with --dry-run, they are printed.",
     )
-    scan.add_argument("--pcap", required=True, metavar="FILE|-", help="classic pcap file, or - for standard input")
+    scan.add_argument("--pcap", required=True, metavar="FILE|-", help="pcap or pcapng file, or - for standard input")
     scan.add_argument("--dry-run", action="store_true", help="print detections and decisions, block nothing")
     scan.add_argument("--wait", type=float, default=10.0, metavar="SECONDS",
                       help="at the end of the stream, wait this long for the routers to apply new blocks (default 10)")
