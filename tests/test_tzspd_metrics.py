@@ -23,7 +23,7 @@ from tzsp.stats import Counters
 
 
 def samples(text: str) -> dict:
-    """{(name, (label values...)): value} from exposition text."""
+    """{(name, (label values in label-name order...)): value} from exposition text."""
     out = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
