@@ -93,7 +93,9 @@ def health_problems(snap: Snapshot, silent_after: Optional[float]) -> List[str]:
     if snap.fatal:
         problems.append(f"stopping: {snap.fatal}")
     for router in snap.routers:
-        if not router.reachable:
+        if not router.reachable and router.since is None and not router.last_error:
+            problems.append(f"router {router.name} not connected yet")
+        elif not router.reachable:
             since = f" since {when(router.since)}" if router.since is not None else ""
             error = f": {router.last_error}" if router.last_error else ""
             problems.append(f"router {router.name} unreachable{since}{error}")
@@ -125,7 +127,9 @@ table{border-collapse:collapse;min-width:100%;background:#fff}
 th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #ddd;vertical-align:top}
 th{background:#eee;font-weight:600}td.n{text-align:right;font-variant-numeric:tabular-nums}
 code{font-size:.95em}.problems{background:#fde7ea;border:1px solid #f3b5bf;padding:6px 10px}
-svg{width:100%;height:auto;max-width:960px;background:#fff;border:1px solid #ddd}
+svg{width:100%;height:auto;max-width:900px;background:#fff;border:1px solid #ddd}
+td code{overflow-wrap:anywhere}.narrow{display:none}
+@media (max-width:600px){.wide{display:none}.narrow{display:block}}
 .legend span{display:inline-block;margin-right:14px}
 .sw{display:inline-block;width:10px;height:10px;margin-right:4px}
 @media (max-width:600px){body{padding:6px;font-size:14px}th,td{padding:3px 5px}}
@@ -151,35 +155,39 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], empty: str, nu
     return f'<div class="wrap"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
-def chart_svg(per_minute: Sequence[Tuple[int, int, int]], width: int = 900, height: int = 220) -> str:
-    """Alerts and blocks per minute as bars (blocks drawn over alerts), with a time axis; inline SVG."""
-    left, right, top, bottom = 44, 10, 12, 28
+def chart_svg(per_minute: Sequence[Tuple[int, int, int]], width: int = 720, height: int = 220,
+              font: int = 13, chart_id: str = "chart") -> str:
+    """Alerts and blocks per minute as bars side by side (alerts left, blocks right in each
+    minute), a scale and a time axis; inline SVG, nothing fetched."""
+    left, right, top, bottom = 8 + 3 * font, 8, 10, 2 * font + 6
     plot_w, plot_h = width - left - right, height - top - bottom
     n = max(1, len(per_minute))
     peak = max([max(a, b) for _, a, b in per_minute] + [1])
     scale = _nice_ceiling(peak)
-    bar = plot_w / n
+    slot = plot_w / n
+    half = max(slot / 2 - 0.2, 0.5)
+    tick_every = 30 if n > 90 else 10
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
-             f'aria-label="alerts and blocks per minute" id="chart">',
+             f'aria-label="alerts and blocks per minute" id="{chart_id}">',
              f'<title>alerts and blocks per minute, last {len(per_minute)} minutes</title>']
     for fraction in (0, 0.5, 1):
         y = top + plot_h * (1 - fraction)
         parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="#ddd"/>')
-        parts.append(f'<text x="{left - 4}" y="{y + 4:.1f}" font-size="11" text-anchor="end" fill="#555">'
+        parts.append(f'<text x="{left - 4}" y="{y + font / 3:.1f}" font-size="{font}" text-anchor="end" fill="#555">'
                      f'{_number(scale * fraction)}</text>')
     for i, (minute, alerts, blocks) in enumerate(per_minute):
-        x = left + i * bar
-        for value, colour, kind in ((alerts, ALERT_COLOUR, "alerts"), (blocks, BLOCK_COLOUR, "blocks")):
+        x = left + i * slot
+        for value, colour, kind, offset in ((alerts, ALERT_COLOUR, "alerts", 0.0), (blocks, BLOCK_COLOUR, "blocks", slot / 2)):
             if value:
                 h = plot_h * value / scale
-                parts.append(f'<rect class="{kind}" x="{x:.2f}" y="{top + plot_h - h:.2f}" width="{max(bar - 0.3, 0.6):.2f}" '
+                parts.append(f'<rect class="{kind}" x="{x + offset:.2f}" y="{top + plot_h - h:.2f}" width="{half:.2f}" '
                              f'height="{h:.2f}" fill="{colour}"><title>{_e(time.strftime("%H:%M", time.gmtime(minute * 60)))}'
                              f' UTC: {value} {kind}</title></rect>')
     for i, (minute, _, _) in enumerate(per_minute):
-        if minute % 30 == 0:
-            x = left + i * bar
+        if minute % tick_every == 0:
+            x = left + i * slot
             parts.append(f'<line x1="{x:.1f}" y1="{top + plot_h}" x2="{x:.1f}" y2="{top + plot_h + 4}" stroke="#555"/>')
-            parts.append(f'<text x="{x:.1f}" y="{height - 8}" font-size="11" text-anchor="middle" fill="#555">'
+            parts.append(f'<text x="{x:.1f}" y="{height - 6}" font-size="{font}" text-anchor="middle" fill="#555">'
                          f'{time.strftime("%H:%M", time.gmtime(minute * 60))}</text>')
     parts.append(f'<line x1="{left}" y1="{top + plot_h}" x2="{width - right}" y2="{top + plot_h}" stroke="#555"/>')
     parts.append("</svg>")
@@ -195,6 +203,15 @@ def _nice_ceiling(value: float) -> float:
 
 def _number(value: float) -> str:
     return f"{value:.0f}" if value == int(value) else f"{value:.1f}"
+
+
+def _legend(rows: Sequence[Tuple[int, int, int]]) -> str:
+    alerts = sum(a for _, a, _ in rows)
+    blocks = sum(b for _, _, b in rows)
+    span = f"{len(rows) // 60} h" if len(rows) >= 120 else f"{len(rows)} min"
+    return (f'<p class="legend"><span><i class="sw" style="background:{ALERT_COLOUR}"></i>alerts ({alerts})</span>'
+            f'<span><i class="sw" style="background:{BLOCK_COLOUR}"></i>blocks ({blocks})</span>'
+            f'<span class="muted">per minute, last {span}, UTC</span></p>')
 
 
 def render_page(snap: Snapshot, problems: Sequence[str], refresh: int = REFRESH_SECONDS) -> str:
@@ -240,12 +257,12 @@ def render_page(snap: Snapshot, problems: Sequence[str], refresh: int = REFRESH_
          for d in snap.decisions],
         "No decisions yet.",
     )
-    total_alerts = sum(a for _, a, _ in snap.per_minute)
-    total_blocks = sum(b for _, _, b in snap.per_minute)
-    hours = len(snap.per_minute) / 60
-    chart = (f'<p class="legend"><span><i class="sw" style="background:{ALERT_COLOUR}"></i>alerts ({total_alerts})</span>'
-             f'<span><i class="sw" style="background:{BLOCK_COLOUR}"></i>blocks ({total_blocks})</span>'
-             f'<span class="muted">per minute, last {hours:g} h, UTC</span></p>' + chart_svg(snap.per_minute))
+    chart = "".join(
+        f'<div class="{kind}">{_legend(rows)}{chart_svg(rows, width, height, font, f"chart-{kind}")}</div>'
+        for kind, rows, width, height, font in (
+            ("wide", snap.per_minute, 720, 220, 13),  # the last three hours on a screen
+            ("narrow", snap.per_minute[-60:], 360, 200, 12),  # the last hour on a phone: bars wide enough to see
+        ))
     tzspd = ""
     if snap.tzspd is not None:
         t = snap.tzspd

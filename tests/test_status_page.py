@@ -177,7 +177,9 @@ def test_page_shows_blocks_routers_decisions_chart_and_sensor():
     assert "r2: <span class=\"bad\">pending</span>" in page
     assert "<span class=\"bad\">unreachable</span>" in page and "connection refused" in page
     assert "router r2 unreachable" in page  # the problem list
-    assert page.count('<rect class="alerts"') == 1 and page.count('<rect class="blocks"') == 1
+    # Two charts: three hours for a screen, the last hour for a phone (CSS shows one of them).
+    assert page.count('<rect class="alerts"') == 2 and page.count('<rect class="blocks"') == 2
+    assert "last 3 h, UTC" in page and "last 60 min, UTC" in page
     assert "datagrams received" in page and ">12<" in page
     assert '<meta http-equiv="refresh"' in page and 'name="viewport"' in page
 
@@ -195,9 +197,9 @@ def test_page_needs_nothing_from_elsewhere():
 
 
 def test_chart_scales_to_the_busiest_minute():
-    svg = chart_svg([(0, 10, 0), (1, 5, 5), (2, 0, 0)], width=300, height=130)
+    svg = chart_svg([(0, 10, 0), (1, 5, 5), (2, 0, 0)], width=300, height=132, font=13)
     heights = [float(h) for h in re.findall(r'<rect class="\w+" [^>]*height="([\d.]+)"', svg)]
-    assert heights == [90.0, 45.0, 45.0]  # plot height 130 - 12 - 28 = 90: 10 is the top of the scale
+    assert heights == [90.0, 45.0, 45.0]  # plot height 132 - 10 - 32 = 90: 10 is the top of the scale
 
 
 # -- the token gate and tzspd's counters ------------------------------------------------------------
