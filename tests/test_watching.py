@@ -182,3 +182,43 @@ def test_config_check_refuses_an_open_listen_without_a_token(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, done
     assert "http.token_file: missing" in done.stderr + done.stdout
+
+
+def test_in_process_service_serves_survives_a_reload_and_closes_its_port(tmp_path):
+    import threading
+
+    from bridge.config import load_config
+    from bridge.service import Service as BridgeService
+    from tzsp.sdnotify import Notifier
+
+    alerts = tmp_path / "alert_fast.txt"
+    alerts.write_text("")
+    port = free_port(socket.SOCK_STREAM)
+    config_path = tmp_path / "config.toml"
+    text = (f'state_dir = "{tmp_path / "state"}"\n[policy]\nprotected = ["10.0.0.0/8"]\n'
+            f'[[alerts]]\npath = "{alerts}"\nformat = "fast"\n[http]\nlisten = "127.0.0.1:{port}"\n')
+    config_path.write_text(text)
+    service = BridgeService(load_config(str(config_path)), notifier=Notifier(environ={}))
+    service.start()
+    loop = threading.Thread(target=service.run, daemon=True)
+    loop.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        append(alerts, fast_line(ATTACKER))
+        metric = f'tzsp_ips_decisions_total{{action="block",reason="priority"}} 1.0'
+        assert wait_until(lambda: metric in get(url + "/metrics")[1], DEADLINE)
+        assert get(url + "/health") == (200, "ok\n")  # no routers to be down, the file is followed
+        config_path.write_text(text + '[scan]\nports = 20\n')
+        assert service.reload()
+        append(alerts, fast_line("198.51.100.9"))
+        metric = f'tzsp_ips_decisions_total{{action="block",reason="priority"}} 2.0'
+        assert wait_until(lambda: metric in get(url + "/metrics")[1], DEADLINE)
+        # The page is gathered at most once a second: wait for the one that has the new decision.
+        assert wait_until(lambda: "198.51.100.9" in get(url + "/")[1], DEADLINE)
+        status, page = get(url + "/")
+        assert status == 200 and "No routers configured" in page
+    finally:
+        service.request_stop()
+        loop.join(DEADLINE)
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
