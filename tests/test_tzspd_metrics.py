@@ -189,3 +189,23 @@ def _status(host, port) -> int:
     except OSError:
         return 0
     return int(head.split()[1]) if head.startswith(b"HTTP/") else 0
+
+
+def test_a_trickling_client_is_cut_off():
+    """One byte every half second never trips the socket timeout; the exchange's deadline does."""
+    server = HttpServer("127.0.0.1", 0, {"/": lambda request: Response(200, b"hello\n")},
+                        max_clients=1, timeout=1.0).start()
+    try:
+        with socket.create_connection(server.address, timeout=10) as client:
+            started = time.monotonic()
+            try:
+                for byte in b"GET / HTTP/1.0\r\nX-Slow: " + b"a" * 100:
+                    client.sendall(bytes([byte]))
+                    time.sleep(0.5)
+            except OSError:  # reset by the server
+                pass
+            cut_after = time.monotonic() - started
+        assert cut_after < 10, cut_after  # the deadline is 3 s; 100 bytes would take 50 s
+        assert wait_for(lambda: _status(*server.address) == 200, timeout=10)
+    finally:
+        server.stop()

@@ -2,8 +2,8 @@
 
 It runs beside the work (tzspd's receive loop, the bridge's alert path), never in it: requests are
 served on their own threads, at most ``max_clients`` at once; one more is answered 503 at once
-and closed. Every connection has a socket timeout, so a slow or silent client holds a thread for
-at most that long; request lines and headers are capped by the standard library (64 KiB, 100
+and closed. Every connection has a socket timeout, and the whole exchange three times that, so a
+slow, silent or trickling client holds a thread for at most that long; request lines and headers are capped by the standard library (64 KiB, 100
 headers) and request bodies are never read (only GET and HEAD are served).
 
 Routes are plain functions ``(Request) -> Response``; the server knows nothing of metrics.
@@ -109,10 +109,23 @@ class _Server(ThreadingHTTPServer):
             raise
 
     def process_request_thread(self, request, client_address):
+        # The socket timeout bounds each wait; this bounds the whole exchange, so a client that
+        # trickles a byte now and then cannot keep its slot either.
+        deadline = threading.Timer(self.client_timeout * 3, _cut, args=(request,))
+        deadline.daemon = True
+        deadline.start()
         try:
             super().process_request_thread(request, client_address)
         finally:
+            deadline.cancel()
             self.slots.release()
+
+
+def _cut(connection) -> None:
+    try:
+        connection.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
 class _Handler(BaseHTTPRequestHandler):
