@@ -128,7 +128,7 @@ th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #ddd;vertical-alig
 th{background:#eee;font-weight:600}td.n{text-align:right;font-variant-numeric:tabular-nums}
 code{font-size:.95em}.problems{background:#fde7ea;border:1px solid #f3b5bf;padding:6px 10px}
 svg{width:100%;height:auto;max-width:900px;background:#fff;border:1px solid #ddd}
-td code{overflow-wrap:anywhere}.narrow{display:none}
+td code{overflow-wrap:anywhere}td code.addr{white-space:nowrap;overflow-wrap:normal}.narrow{display:none}
 @media (max-width:600px){.wide{display:none}.narrow{display:block}}
 .legend span{display:inline-block;margin-right:14px}
 .sw{display:inline-block;width:10px;height:10px;margin-right:4px}
@@ -222,7 +222,7 @@ def render_page(snap: Snapshot, problems: Sequence[str], refresh: int = REFRESH_
     guard = (f'<p class="bad">Flood guard holds: {_e(snap.flood_guard)}</p>' if snap.flood_guard else "")
     blocks = _table(
         ("address", "why", "routers", "until"),
-        [(f"<code>{_e(b.address)}</code>",
+        [(f'<code class="addr">{_e(b.address)}</code>',
           _e(b.why) + (f' <span class="muted">({_e(b.sid)})</span>' if b.sid else ""),
           ", ".join(f'{_e(name)}: <span class="{"ok" if status == "applied" else "bad"}">{_e(status)}</span>'
                     for name, status in b.routers) or '<span class="muted">none</span>',

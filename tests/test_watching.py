@@ -140,7 +140,7 @@ def test_status_page_in_chromium(rig):
     page = f"{rig['bridge']}/?token={TOKEN}"  # opened once with the token: a cookie keeps it
     dom = chromium(tmp_path, page)
     assert "<h1>tzsp-ips</h1>" in dom, dom[:2000]
-    assert f"<code>{ATTACKER}</code>" in dom  # the blocked address
+    assert f'<code class="addr">{ATTACKER}</code>' in dom  # the blocked address
     assert 'r1: <span class="ok">applied</span>' in dom
     assert '<td>r1</td><td><span class="ok">reachable</span>' in dom
     assert '<td>r2</td><td><span class="bad">unreachable</span>' in dom
