@@ -136,13 +136,17 @@ class Service:
         self.dropped_datagrams = 0
         self.pipeline: Optional[Pipeline] = None
         self.feed = Feed()  # what happened: metrics, notifications and the status page subscribe
+        self.web = None  # [http]: /metrics, /health and the status page (bridge.web)
 
     # lifecycle
 
     def start(self) -> None:
         config = self.config
-        self.responder = make_responder(config, self.feed)
+        from bridge.web import start_web  # prometheus_client is loaded only with [http]
+
+        self.web = start_web(self, config)  # first: it sees every event from the start
         try:
+            self.responder = make_responder(config, self.feed)
             policy = build_policy(config, protect=protected_addresses(config))
             self.pipeline = Pipeline(policy, self.responder, make_detector(config), routers=len(config.routers),
                                      feed=self.feed)
@@ -152,6 +156,7 @@ class Service:
             self._start_follower(config)
         except BaseException:
             self._stop_responder()
+            self._stop_web()
             raise
         log.info("started: following %d file(s), %s, %s; %d block(s) in force",
                  len(self.sources), self._listening(), self._routers_text(), len(self.pipeline.noted))
@@ -203,6 +208,7 @@ class Service:
         self._stop_listener()
         self._stop_follower()
         pending = self._stop_responder()
+        self._stop_web()
         summary = self.pipeline.counts.summary() if self.pipeline else "nothing done"
         log.info("stopped: %s%s", summary, f"; {pending} block(s) still pending, kept in the ledger" if pending else "")
 
@@ -236,6 +242,8 @@ class Service:
         if routers_changed:
             self._stop_responder()
             self.responder = make_responder(new, self.feed)
+        if self.web is not None:
+            self.web.reconfigure(new)
         pipeline = Pipeline(
             build_policy(new, protect=protected_addresses(new), previous=self.pipeline.policy),
             self.responder,
@@ -338,6 +346,11 @@ class Service:
         if self.listener is not None:
             self.listener.stop()
             self.listener = None
+
+    def _stop_web(self) -> None:
+        web, self.web = self.web, None
+        if web is not None:
+            web.stop()
 
     def _stop_responder(self) -> int:
         responder, self.responder = self.responder, None
