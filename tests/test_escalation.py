@@ -197,3 +197,13 @@ def test_pipeline_counts_offences_in_the_ledger_across_a_restart(tmp_path):
     pipeline = Pipeline(Policy(config.policy), responder, clock=lambda: clock[0])
     assert pipeline.act(attack(str(OTHER))).block_for == HOUR
     responder.stop()
+
+
+def test_config_check_says_how_durations_are_set(tmp_path, capsys):
+    from bridge.cli import main as snort_bridge
+
+    path = tmp_path / "c.toml"
+    path.write_text('[policy]\nrepeat_factor = 2\nblock_for_rules = { "1:1000122" = "1h" }\n')
+    assert snort_bridge(["config", "check", "--config", str(path)]) == 0
+    assert "durations: repeat offenders x2 per block within 4w2d, at most 1w; 1 per rule, 0 per network" in \
+        capsys.readouterr().out
