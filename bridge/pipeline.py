@@ -61,7 +61,8 @@ def build_policy(config: Config, *, protect: Iterable = (), previous: Optional[P
     ``previous`` (on reload) hands over what was learnt about flows, and the flood guard when its
     limits did not change, so a reload neither forgets a tripped guard nor who initiated what.
     """
-    policy = Policy(config.policy, always_protected=list(protect), memory=previous.memory if previous else None)
+    policy = Policy(config.policy, always_protected=list(protect), memory=previous.memory if previous else None,
+                    offences=previous.offences if previous else None)
     if previous is not None and (previous.config.max_new_blocks_per_minute, previous.config.rollback) == (
         config.policy.max_new_blocks_per_minute, config.policy.rollback
     ):

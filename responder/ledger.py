@@ -357,10 +357,10 @@ class Ledger:
         return [_router_block(r) for r in rows]
 
     def static_due(self, router: str, now: float) -> List[RouterBlock]:
-        """Static entries on ``router`` whose block has ended (or was unblocked): ours to remove now."""
+        """Static entries on ``router`` whose block has ended: ours to remove now (an unblock is "removing")."""
         rows = self._read(
             f"{_ROUTER_BLOCK_COLUMNS} WHERE rb.router = ? AND rb.static = 1 AND rb.status = 'applied' "
-            "AND (b.expires_at <= ? OR b.state = 'unblocked') ORDER BY rb.updated_at, rb.address",
+            "AND b.expires_at <= ? ORDER BY rb.updated_at, rb.address",
             (router, now),
         )
         return [_router_block(r) for r in rows]

@@ -117,7 +117,7 @@ def plan_steps(
         if remaining < MIN_TIMEOUT:
             # A dynamic entry ends by itself; a static one is ours to remove (known from the ledger,
             # or seen in the listing after we crashed between adding it and recording that).
-            if (row.static and row.status == "applied" and actual is None) or ours_static:
+            if (row.static and actual is None) or ours_static:
                 steps.append(Remove(row.address, gen, final="expired"))
             else:
                 steps.append(Mark(row.address, "expired", generation=gen))
