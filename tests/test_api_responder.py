@@ -257,7 +257,8 @@ def test_long_blocks_become_static_over_the_api_and_end_when_due(lab, flavour):
     clock.jump(5 * DAY)
     sim.reboot()
     assert wait_until(lambda: responder.ledger.router_meta("r1").reboots >= 1, timeout=20)
-    assert str(A) in lab.entries("r1") and responder.states(A)["r1"].status == "applied"
+    assert wait_until(lambda: responder.states(A)["r1"].status == "applied", timeout=20)
+    assert str(A) in lab.entries("r1") and responder.states(A)["r1"].static
     clock.jump(long_block)
     assert wait_until(lambda: lab.entries("r1") == {} and lab.entries("r1", 6) == {}, timeout=20)
     assert wait_until(lambda: responder.states(A)["r1"].status == "expired", timeout=10)

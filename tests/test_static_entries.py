@@ -197,7 +197,10 @@ def test_long_block_is_static_survives_a_reboot_and_is_removed_at_its_end_even_a
     assert str(A) in lab.entries("r1") and lab.entries("r1")[str(A)].timeout is None
     assert len([c for c in lab.adds("r1") if str(A) in c]) == len(adds_of_a)  # never re-sent
     assert wait_until(lambda: responder.ledger.router_meta("r1").reboots >= 1, timeout=20)
-    assert state(responder, A).status == "applied" and state(responder, A).static
+    # the reboot queued it again; the listing then confirms the static entry in place
+    assert wait_until(lambda: state(responder, A).status == "applied", timeout=20)
+    assert state(responder, A).static
+    assert len([c for c in lab.adds("r1") if str(A) in c]) == len(adds_of_a)
 
     # our process stops; A's block ends while we are away; at start the worker removes it
     assert responder.stop(timeout=5)
