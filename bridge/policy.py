@@ -212,14 +212,15 @@ class Policy:
         self.offences.note(target, now)
         self.note_blocked(target, now + duration.seconds)
         self._folded.pop(target, None)
+        explained = duration.explain()
         return Decision(
             action="block",
-            why=f"block {target} for {format_duration(duration.seconds)} ({duration.explain()}): {why}",
+            why=f"block {target} for {format_duration(duration.seconds)} ({explained}): {why}",
             alert=alert,
             target=target,
             block_for=duration.seconds,
             attribution=attribution.how,
-            duration_why=duration.explain(),
+            duration_why=explained,
         )
 
     def _counts(self, alert: Alert) -> Tuple[bool, str]:
