@@ -385,6 +385,9 @@ class _Checker:
             "block_for_rules": self.get(table, "block_for_rules", p, {}, self.duration_map(self.rule_key, longest)),
             "block_for_networks": self.get(table, "block_for_networks", p, {}, self.duration_map(self.network, longest)),
         }
+        if "max_block_for" not in table:  # not set: never shorter than a base the file asks for
+            values["max_block_for"] = max([d.max_block_for, block_for, *values["block_for_rules"].values(),
+                                           *values["block_for_networks"].values()])
         cap = values["max_block_for"]
         bases = [(f"{p}.block_for", table.get("block_for"), block_for)]
         bases += [(f'{p}.block_for_rules."{k}"', table["block_for_rules"][k], v) for k, v in values["block_for_rules"].items()]

@@ -100,6 +100,9 @@ def test_config_reads_escalation_keys_and_names_bad_ones():
     assert p.block_for_rules == {"1:1000122": HOUR} and p.block_for_networks == {NET: 86400.0}
     defaults = parse_config("").policy
     assert (defaults.repeat_factor, defaults.max_block_for, defaults.remember_for) == (4.0, 7 * 86400.0, 30 * 86400.0)
+    # max_block_for not set: never below a longer base the file asks for (an older file keeps working)
+    assert parse_config('[policy]\nblock_for = "2w"\n').policy.max_block_for == 14 * 86400.0
+    assert parse_config('[policy]\nblock_for_rules = { "1:2" = "3w" }\n').policy.max_block_for == 21 * 86400.0
     with pytest.raises(ConfigError) as caught:
         parse_config('[policy]\nrepeat_factor = 0.5\nblock_for_rules = { "1000122" = "1h", "1:2" = "soon" }\n'
                      'block_for_networks = { "203.0.113.7/24" = "1d" }\nmax_block_for = "1d"\nblock_for = "2d"\n')
