@@ -91,7 +91,7 @@ def as_json(item: CheckedLine) -> Dict[str, object]:
         "attribution": decision.attribution,
         "line": item.number,
         "block_for": decision.block_for if decision.action == "block" else None,  # seconds
-        "duration": _duration(decision),  # "4h: 3rd offence; rule 1:1000122 sets 1h; ×4"
+        "duration": _duration(decision),  # "16h: 3rd offence; rule 1:1000122 sets 1h; ×16"
     }
 
 

@@ -9,7 +9,7 @@ Pure. The base is the first that applies, in this order:
 A network wins over a rule because it says something about the address itself (a partner's NAT
 gateway, a network of known scanners), whatever it did. The n-th block of an address within
 ``remember_for`` lasts ``base * repeat_factor^(n-1)``, at most ``max_block_for``; ``describe``
-says how it got there: "4h: 3rd offence; rule 1:1000122 sets 1h; ×4".
+says how it got there: "16h: 3rd offence; rule 1:1000122 sets 1h; ×16".
 
 ``OffenceMemory`` is the in-memory offence history (``snort-bridge check``, tests, dry runs);
 ``snort-bridge run`` counts offences in the ledger instead (responder.ledger), so they survive restarts.
@@ -47,7 +47,7 @@ class BlockDuration:
         return "; ".join(parts)
 
     def describe(self) -> str:
-        """"4h: 3rd offence; rule 1:1000122 sets 1h; ×4"."""
+        """"16h: 3rd offence; rule 1:1000122 sets 1h; ×16"."""
         return f"{format_duration(self.seconds)}: {self.explain()}"
 
 

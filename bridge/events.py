@@ -71,7 +71,7 @@ class Decision:
     target: Optional[IPAddress] = None
     block_for: float = 0.0  # seconds; the address-list timeout
     attribution: str = ""  # how the attacker end was chosen, e.g. "src (default)", "dst: reply packet (S2C)"
-    duration_why: str = ""  # how block_for was reached, e.g. "3rd offence; rule 1:1000122 sets 1h; ×4"
+    duration_why: str = ""  # how block_for was reached, e.g. "3rd offence; rule 1:1000122 sets 1h; ×16"
 
     def __post_init__(self) -> None:
         if self.action == "block":
