@@ -230,3 +230,20 @@ def test_a_dynamic_entry_is_replaced_when_a_block_grows_beyond_the_limit(lab):
     assert wait_until(lambda: lab.entries("r1").get(str(A)) is not None and lab.entries("r1")[str(A)].timeout is None,
                       timeout=20)
     assert wait_until(lambda: state(responder, A).static and state(responder, A).status == "applied", timeout=10)
+
+
+def test_a_router_down_when_the_block_ends_gets_the_removal_when_it_is_back(lab):
+    clock = JumpClock()
+    sim = lab.add_sim("r1", "v7", clock)
+    responder = lab.responder(lab.config(reconcile_interval="1s"), clock=clock)
+    responder.block(request(A, LIMITS["v7"] + DAY, clock))
+    assert responder.wait_applied(A, timeout=20) and state(responder, A).static
+    port = lab.ports["r1"]
+    sim.stop()
+    clock.jump(LIMITS["v7"] + 2 * DAY)  # the block ends while the router is unreachable
+    assert wait_until(lambda: responder.ledger.pending_count("r1", clock()) == 1, timeout=10)  # the removal is owed
+    time.sleep(0.5)
+    assert state(responder, A).status == "applied"  # not given up, not marked expired
+    sim.start("127.0.0.1", port)
+    assert wait_until(lambda: str(A) not in lab.entries("r1"), timeout=20)
+    assert wait_until(lambda: state(responder, A).status == "expired", timeout=10)
