@@ -72,6 +72,11 @@ class Decision:
     block_for: float = 0.0  # seconds; the address-list timeout
     attribution: str = ""  # how the attacker end was chosen, e.g. "src (default)", "dst: reply packet (S2C)"
 
+    @property
+    def source(self) -> str:
+        """Where the alert was read ("file:line"; with several sensors, the file names the sensor)."""
+        return str(self.alert.origin)
+
     def __post_init__(self) -> None:
         if self.action == "block":
             if not isinstance(self.target, (ipaddress.IPv4Address, ipaddress.IPv6Address)):

@@ -18,6 +18,7 @@ class BlockRequest:
     reason: str
     sid: str = ""  # "gid:sid" or "" for manual blocks
     requested_at: float = field(default=0.0)  # time.time() when decided
+    source: str = ""  # where the alert was read ("file:line", hence the sensor); "" for manual blocks
 
     def __post_init__(self) -> None:
         if not isinstance(self.address, (ipaddress.IPv4Address, ipaddress.IPv6Address)):

@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS blocks (
     first_seen REAL NOT NULL,
     last_seen  REAL NOT NULL,
     expires_at REAL NOT NULL,
-    state      TEXT NOT NULL CHECK (state IN ('active', 'unblocked'))
+    state      TEXT NOT NULL CHECK (state IN ('active', 'unblocked')),
+    source     TEXT NOT NULL DEFAULT ''        -- where the deciding alert was read: "file:line"
 );
 CREATE TABLE IF NOT EXISTS router_blocks (
     router     TEXT NOT NULL,
@@ -108,6 +109,7 @@ class BlockRecord:
     expires_at: float
     state: str
     routers: Dict[str, RouterState]
+    source: str = ""  # where the alert that made (or last renewed) the block was read: "file:line"
 
 
 @dataclass(frozen=True)
@@ -175,6 +177,9 @@ class Ledger:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     cur.execute(statement)
+            # Added in place (older ledgers lack it; the schema version stays): the alert's source.
+            if "source" not in {column[1] for column in cur.execute("PRAGMA table_info(blocks)")}:
+                cur.execute("ALTER TABLE blocks ADD COLUMN source TEXT NOT NULL DEFAULT ''")
             row = cur.execute("SELECT version FROM schema_version").fetchone()
             if row is None:
                 cur.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
@@ -204,9 +209,9 @@ class Ledger:
             if row is None:
                 kind = "new"
                 cur.execute(
-                    "INSERT INTO blocks (address, reason, sid, first_seen, last_seen, expires_at, state) "
-                    "VALUES (?, ?, ?, ?, ?, ?, 'active')",
-                    (key, request.reason, request.sid, start, start, expires_at),
+                    "INSERT INTO blocks (address, reason, sid, first_seen, last_seen, expires_at, state, source) "
+                    "VALUES (?, ?, ?, ?, ?, ?, 'active', ?)",
+                    (key, request.reason, request.sid, start, start, expires_at, request.source),
                 )
             else:
                 old_expires, state = row
@@ -216,9 +221,10 @@ class Ledger:
                     return BlockOutcome("unchanged", old_expires)
                 kind = "extended" if live else "new"
                 cur.execute(
-                    "UPDATE blocks SET reason = ?, sid = ?, last_seen = ?, expires_at = ?, state = 'active' "
+                    "UPDATE blocks SET reason = ?, sid = ?, last_seen = ?, expires_at = ?, state = 'active', source = ? "
                     "WHERE address = ?",
-                    (request.reason, request.sid, start, max(expires_at, old_expires if live else 0.0), key),
+                    (request.reason, request.sid, start, max(expires_at, old_expires if live else 0.0), request.source,
+                     key),
                 )
             for router in routers:
                 self._upsert_status(cur, router, key, "pending", now, reset_attempts=True)
@@ -339,7 +345,7 @@ class Ledger:
             "(SELECT address FROM router_blocks WHERE status = 'removing')"
         params: Tuple = () if include_inactive else (now,)
         rows = self._read(
-            f"SELECT address, reason, sid, first_seen, last_seen, expires_at, state FROM blocks {where} "
+            f"SELECT address, reason, sid, first_seen, last_seen, expires_at, state, source FROM blocks {where} "
             "ORDER BY first_seen, address",
             params,
         )
@@ -349,7 +355,7 @@ class Ledger:
         ):
             per_router.setdefault(address, {})[router] = RouterState(status, expires_at, error, attempts)
         return [
-            BlockRecord(ipaddress.ip_address(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], per_router.get(r[0], {}))
+            BlockRecord(ipaddress.ip_address(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], per_router.get(r[0], {}), r[7])
             for r in rows
         ]
 
