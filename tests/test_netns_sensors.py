@@ -325,3 +325,7 @@ def test_a_sensor_rsyslog_restarted_loses_nothing(rig):
     central = (rig.sensor_dir / "sensor2" / "alert_json.txt").read_text().splitlines()
     assert len(central) == len(set(central)), "lines sent twice after the restart"
     rig.assert_each_blocked_once()
+    # after every fault, each central file holds exactly what its sensor wrote (and no heartbeat)
+    for name in SENSORS:
+        sent = rig.sensors[name].alerts.read_text()
+        assert wait_for(lambda: (rig.sensor_dir / name / "alert_json.txt").read_text() == sent, 10), name
