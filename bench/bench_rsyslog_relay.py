@@ -101,11 +101,9 @@ def main() -> int:
         offset = target.stat().st_size
 
         delays = []
-        pending = {}
         for i in range(args.lines):
             due = time.monotonic()
             os.write(fd, ('{"seq" : %d, "t" : %d, %s}\n' % (i, time.monotonic_ns(), SAMPLE)).encode())
-            pending[i] = due
             until = due + 1.0 / args.rate
             while True:
                 got, offset = lines_in(target, offset)
