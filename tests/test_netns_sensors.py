@@ -4,12 +4,14 @@
       tzsp-replay -> tzspd --exec "snort-bridge scan --alerts alert_json.txt"
       rsyslogd: imfile -> omrelp ==== veth ===> rsyslogd: imrelp -> sensors/sensor1/alert_json.txt
     sensor2 (10.151.2.1)                          snort-bridge run (one [[alerts]] per sensor file)
-      (the same)              ======= veth ===>     -> SSH -> routers r1, r2 (simulators on this host)
+      tzspd --exec snort (Snort 3, where installed; else as sensor1)
+      rsyslogd                ======= veth ===>     -> SSH -> routers r1, r2 (simulators on this host)
 
 Real rsyslog daemons (Debian's rsyslog + rsyslog-relp), one per host with its own configuration
 (the shipped snort/rsyslog files, only the values marked SET replaced), work directory and pid
-file; a real tzspd with the built-in detector on each sensor; port scans replayed into each sensor
-as TZSP. Faults: a sensor's link down for 30 s while its attacks go on, the central rsyslog
+file; a real tzspd on each sensor, with the built-in detector on sensor1 and Snort 3 with the
+shipped configuration on sensor2 (the built-in detector where no Snort 3 is installed); port scans
+with XMAS probes replayed into each sensor as TZSP. Faults: a sensor's link down for 30 s while its attacks go on, the central rsyslog
 stopped and started, a sensor's rsyslog restarted. Each test checks that every attacker ends up
 blocked on every router exactly once, and prints the time from attack to block.
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -63,13 +66,45 @@ def sysctl_settings(path: Path) -> dict:
     return settings
 
 
+def snort3_consumer(home: Path):
+    """(tzspd --exec command, its alert_json file) for Snort 3 with the shipped configuration, or None
+    when no Snort 3 is on PATH (the sensor then runs the built-in detector)."""
+    snort = shutil.which("snort3") or shutil.which("snort")
+    if snort is None:
+        return None
+    version = subprocess.run([snort, "-V"], capture_output=True, text=True, timeout=30)
+    if not re.search(r"Version 3\.", version.stdout + version.stderr):
+        return None
+    # the shipped file includes the stock snort.lua of a source build in /usr/local; use this build's
+    stock = [Path(os.path.realpath(snort)).parent.parent / "etc" / "snort" / "snort.lua",
+             Path("/usr/local/etc/snort/snort.lua")]
+    found = next((path for path in stock if path.exists()), None)
+    if found is None:
+        return None
+    conf_dir = home / "snort-conf"
+    conf_dir.mkdir(parents=True)
+    lua = (ROOT / "snort" / "snort3" / "tzsp-ips.lua").read_text()
+    (conf_dir / "tzsp-ips.lua").write_text(lua.replace("include '/usr/local/etc/snort/snort.lua'", f"include '{found}'"))
+    shutil.copy(ROOT / "snort" / "snort3" / "local.rules", conf_dir / "local.rules")
+    checked = subprocess.run([snort, "-c", str(conf_dir / "tzsp-ips.lua"), "-T", "-q"], capture_output=True, text=True,
+                             timeout=120)
+    assert checked.returncode == 0, f"Snort 3 found, but the shipped configuration does not load:\n{checked.stderr[-2000:]}"
+    logs = home / "snort"
+    logs.mkdir()
+    return (f"{snort} -c {conf_dir / 'tzsp-ips.lua'} -r /dev/stdin --daq-batch-size 1 -l {logs} -q",
+            logs / "alert_json.txt")
+
+
 class Sensor:
-    def __init__(self, name: str, ns: str, ifname: str, home: Path, central_address: str):
+    def __init__(self, name: str, ns: str, ifname: str, home: Path, central_address: str, use_snort: bool = False):
         self.name = name
         self.ns = ns
         self.ifname = ifname
         self.home = home
-        self.alerts = home / "alert_json.txt"
+        home.mkdir(parents=True)
+        snort = snort3_consumer(home) if use_snort else None
+        self.detector = "Snort 3" if snort else "built-in detector"
+        self.alerts = snort[1] if snort else home / "alert_json.txt"
         work = home / "rsyslog"
         work.mkdir(parents=True)
         config = (RSYSLOG / "40-tzsp-ips-sensor.conf").read_text()
@@ -84,7 +119,7 @@ class Sensor:
         self.rsyslog = Daemon(ns, ["rsyslogd", "-n", "-i", str(work / "rsyslogd.pid"), "-f", str(work / "rsyslog.conf")],
                               home / "rsyslogd.log")
         env = {k: v for k, v in os.environ.items() if k != "TZSP_IPS_CONFIG"}
-        detector = f"{sys.executable} -m bridge.cli scan --pcap - --dry-run --alerts {self.alerts}"
+        detector = snort[0] if snort else f"{sys.executable} -m bridge.cli scan --pcap - --dry-run --alerts {self.alerts}"
         self.tzspd = Daemon(ns, [*console_script("tzspd"), "--listen", "127.0.0.1", "--port", str(TZSP_PORT),
                                  "--allow", "127.0.0.1/32", "--exec", detector], home / "tzspd.log", env=env)
 
@@ -92,7 +127,8 @@ class Sensor:
         self.tzspd.start()
         self.rsyslog.start()
         assert wait_for(lambda: "listening" in self.tzspd.text(), 20), self.tzspd.text()
-        assert wait_for(self.alerts.exists, 20), self.tzspd.text()  # the detector runs and opened its file
+        if self.detector != "Snort 3":  # Snort 3 makes its file with the first alert
+            assert wait_for(self.alerts.exists, 20), self.tzspd.text()  # the detector runs and opened its file
 
     def attack(self, capture: Path) -> float:
         """Replay a port scan into this sensor's tzspd, as its router would mirror it; when it was sent."""
@@ -125,7 +161,8 @@ class Rig:
             net.link(ns, "up0", f"10.151.{index}.1/24", self.central, f"s{index}", f"10.151.{index}.2/24")
             for key, value in sysctl.items():
                 net.sysctl(ns, key, value)
-            self.sensors[name] = Sensor(name, ns, "up0", tmp / name, f"10.151.{index}.2")
+            # sensor2 runs Snort 3 with the shipped configuration where one is installed
+            self.sensors[name] = Sensor(name, ns, "up0", tmp / name, f"10.151.{index}.2", use_snort=name == "sensor2")
 
         # the central host: rsyslog writes one file per sensor under sensors/
         self.sensor_dir = tmp / "central" / "sensors"
@@ -159,6 +196,10 @@ class Rig:
         self.central_rsyslog.start()
         for sensor in self.sensors.values():
             sensor.start()
+        for name, sensor in self.sensors.items():
+            if sensor.detector == "Snort 3":  # a first attack, so the timings below do not include Snort's start
+                started = self.attack(name, "198.51.100.2")
+                self.await_block(f"{name}: first attack ({sensor.detector} starting)", "198.51.100.2", started, 120)
         return self
 
     def _bridge_config(self) -> str:
@@ -177,13 +218,16 @@ class Rig:
         return str(path)
 
     def capture(self, attacker: str) -> Path:
-        """A SYN scan of 20 ports from ``attacker`` (the built-in detector reports 15 in 10 s)."""
+        """A SYN scan of 20 ports from ``attacker`` (the built-in detector reports 15 in 10 s), then
+        8 XMAS probes (Snort's local rule 1000141, priority 1, after 3 of them)."""
         if attacker not in self.captures:
             path = self.tmp / f"scan-{attacker}.pcap"
             ether = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
             writer = PcapWriter(str(path), sync=True)
             writer.write([ether / IP(src=attacker, dst=TARGET) / TCP(sport=40000 + port, dport=port, flags="S")
                           for port in range(20, 40)])
+            writer.write([ether / IP(src=attacker, dst=TARGET) / TCP(sport=41000 + port, dport=port, flags="FPU")
+                          for port in range(20, 28)])
             writer.close()
             self.captures[attacker] = path
         return self.captures[attacker]
@@ -244,7 +288,8 @@ def rig(tmp_path_factory):
     finally:
         rig.close()
         if ATTACK_LOG:
-            print("\ntime from attack to block on both routers (sensor -> rsyslog/RELP -> central bridge -> SSH):")
+            print("\ndetectors: " + ", ".join(f"{name} {s.detector}" for name, s in rig.sensors.items()))
+            print("time from attack to block on both routers (sensor -> rsyslog/RELP -> central bridge -> SSH):")
             for what, attacker, took in ATTACK_LOG:
                 print(f"  {took:6.2f} s  {attacker:15}  {what}")
 
