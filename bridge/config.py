@@ -78,6 +78,16 @@ class ScanConfig:
 
 
 @dataclass(frozen=True)
+class HttpConfig:
+    """[http]: /metrics, /health and the status page (bridge.web)."""
+
+    listen: str = "127.0.0.1:9470"
+    token_file: Optional[str] = None  # mode 0600; required when listen is not loopback
+    silent_after: Optional[float] = None  # /health complains when no alert line (or datagram) for this long
+    tzspd: Optional[str] = None  # "host:port" of tzspd --metrics, shown on the page and checked by /health
+
+
+@dataclass(frozen=True)
 class Config:
     state_dir: str = "/var/lib/tzsp-ips"
     policy: PolicyConfig = field(default_factory=PolicyConfig)
@@ -85,6 +95,7 @@ class Config:
     scan: Optional[ScanConfig] = None
     routers: Tuple[RouterConfig, ...] = ()
     path: str = ""  # the file it was read from
+    http: Optional[HttpConfig] = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -294,7 +305,7 @@ class _Checker:
     # -- sections ----------------------------------------------------------------------------
 
     def config(self, data: Mapping[str, Any], path: str) -> Config:
-        known = ("state_dir", "policy", "alerts", "scan", "routers")
+        known = ("state_dir", "policy", "alerts", "scan", "routers", "http")
         self.unknown(data, known, "")
         state_dir = self.get(data, "state_dir", "", Config.state_dir, self.path)
         policy_table = self.table(data, "policy", "policy")
@@ -305,6 +316,8 @@ class _Checker:
         routers = self.array(data, "routers", self.router)
         self.unique([(i, a.path) for i, a in alerts], "alerts", "path")
         self.unique([(i, r.name) for i, r in routers], "routers", "name")
+        http_table = self.table(data, "http", "http")
+        http = self.http(http_table) if http_table is not None else None
         return Config(
             state_dir=state_dir,
             policy=policy,
@@ -312,6 +325,7 @@ class _Checker:
             scan=scan,
             routers=tuple(r for _, r in routers),
             path=path,
+            http=http,
         )
 
     def array(self, data: Mapping[str, Any], name: str, build: Callable[[Mapping[str, Any], str], Any]) -> List[Tuple[int, Any]]:
@@ -401,6 +415,24 @@ class _Checker:
             allow=self.get(table, "allow", p, d.allow, self.string_list(self.network)),
         )
 
+    def http(self, table: Mapping[str, Any]) -> HttpConfig:
+        p = "http"
+        d = HttpConfig()
+        self.unknown(table, tuple(HttpConfig.__dataclass_fields__), p)
+        listen = self.get(table, "listen", p, d.listen, self.listen_address)
+        token_file = self.get(table, "token_file", p, None, self.path)
+        if token_file:
+            self.secret_file(f"{p}.token_file", token_file, "the token")
+        elif not _loopback_listen(listen):
+            self.problem(f"{p}.token_file", f"missing; http.listen = {listen!r} is reachable from other hosts, "
+                                            "so every request must carry a token: expected a file holding it (mode 0600)")
+        return HttpConfig(
+            listen=listen,
+            token_file=token_file,
+            silent_after=self.get(table, "silent_after", p, None, self.duration(0)),
+            tzspd=self.get(table, "tzspd", p, None, self.listen_address),
+        )
+
     def listen_address(self, key: str, value: Any) -> Any:
         expected = 'expected "ADDRESS:PORT" such as "0.0.0.0:5514" or "[::]:5514"'
         if not isinstance(value, str):
@@ -485,11 +517,11 @@ class _Checker:
             )
         self.problem(key, text)
 
-    def secret_file(self, key: str, path: str) -> None:
+    def secret_file(self, key: str, path: str, holding: str = "the password") -> None:
         try:
             mode = os.stat(path).st_mode
         except OSError as exc:
-            self.problem(key, f"cannot read {path}: {exc.strerror or exc}; expected a file holding the password (mode 0600)")
+            self.problem(key, f"cannot read {path}: {exc.strerror or exc}; expected a file holding {holding} (mode 0600)")
             return
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             self.problem(
@@ -516,6 +548,16 @@ def _is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _loopback_listen(listen: str) -> bool:
+    host = listen.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _kind(value: Any) -> str:
@@ -582,6 +624,13 @@ low_port_weight = 1                    # ports below 1024 count this many times 
 syslog = "0.0.0.0:5514"                # optional: UDP listener for RouterOS firewall log lines
 allow = []                             # senders the listener accepts; empty = the routers below
 files = []                             # optional: files of RouterOS firewall log lines
+
+[http]                                 # optional: /metrics (Prometheus), /health, / (status page)
+listen = "127.0.0.1:9470"              # beyond loopback only with token_file
+# token_file = "/etc/tzsp-ips/http.token"  # mode 0600; then every request needs the token:
+                                       # "Authorization: Bearer <token>", or open /?token=<token> once
+silent_after = "10m"                   # /health: a problem when no alert line (or TZSP datagram) for this long
+# tzspd = "127.0.0.1:9471"             # tzspd --metrics: its counters on the page, its silence in /health
 
 [[routers]]                            # one table per router
 name = "core1"

@@ -22,6 +22,7 @@ from bridge.probes import probe_from_firewall_event
 from bridge.routeros_log import NotAFirewallLine, parse_firewall_line
 from bridge.scan import Probe, ScanDetector
 from responder.events import BlockRequest
+from responder.feed import NO_FEED, Decided, Feed, FloodGuardChanged, LineRead
 
 log = logging.getLogger("snort-bridge")
 
@@ -93,12 +94,13 @@ class Pipeline:
     """Inputs in, decisions and block requests out; keeps the counts."""
 
     def __init__(self, policy: Policy, responder=None, detector: Optional[ScanDetector] = None, *,
-                 clock: Callable[[], float] = time.time, routers: int = 0):
+                 clock: Callable[[], float] = time.time, routers: int = 0, feed: Feed = NO_FEED):
         self.policy = policy
         self.responder = responder  # None: decisions are only logged (no routers, or --dry-run)
         self.detector = detector
         self.clock = clock
         self.routers = routers
+        self.feed = feed  # what happened, for metrics, notifications and the status page
         self.counts = Counts()
         self.noted: Dict[IPAddress, float] = {}  # blocks the policy knows of (for resync with the ledger)
         self._throttle = _Throttle()
@@ -114,13 +116,16 @@ class Pipeline:
             if not exc.noise:
                 self.counts.unparsable += 1
                 self._report_unparsable(origin, exc.reason)
+            self.feed.publish(LineRead(origin.source, "noise" if exc.noise else "unparsable", self.clock()))
             return None
         self.counts.alerts += 1
+        self.feed.publish(LineRead(origin.source, "alert", self.clock()))
         return self.act(alert)
 
     def firewall_line(self, text: str, origin: Origin, received_at: float) -> Optional[Decision]:
         """One RouterOS log line (syslog datagram or followed file): a probe for the scan detector."""
         self.counts.firewall_lines += 1
+        self.feed.publish(LineRead(origin.source, "firewall", self.clock()))
         try:
             event = parse_firewall_line(text)
         except NotAFirewallLine as exc:
@@ -154,6 +159,7 @@ class Pipeline:
         else:
             self.counts.ignored += 1
             self._log_ignore(decision)
+        self.feed.publish(Decided(decision, now))
         trip = self.policy.take_guard_event()
         if trip is not None:
             self._guard_tripped(trip)
@@ -189,6 +195,7 @@ class Pipeline:
 
     def _guard_tripped(self, trip) -> None:
         log.error("%s", trip.describe())
+        self.feed.publish(FloodGuardChanged(True, trip.at, trip.describe(), tuple(trip.rollback)))
         for address in trip.rollback:
             self.noted.pop(address, None)
             if self.responder is None:

@@ -418,6 +418,7 @@ def cmd_provision(args: argparse.Namespace, out=None) -> int:
         tzsp=args.tzsp,
         tzsp_port=args.tzsp_port,
         syslog_port=syslog_port_of(config.scan.syslog if config.scan else None),
+        scan_ports=config.scan.ports if config.scan else 15,
         transport=cfg.transport,
         api_tls=cfg.tls,
     )

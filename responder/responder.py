@@ -17,6 +17,7 @@ from typing import Callable, Dict, Optional, Tuple, Union
 from responder.backoff import Backoff
 from responder.config import RouterConfig
 from responder.events import BlockRequest, IPAddress
+from responder.feed import NO_FEED, Feed
 from responder.ledger import BlockOutcome, Ledger, RouterState
 from responder.worker import POLL_INTERVAL, RouterWorker
 
@@ -81,8 +82,10 @@ class Responder:
         backoff_cap: float = 60.0,
         poll_interval: float = POLL_INTERVAL,
         ledger: Optional[Ledger] = None,
+        feed: Feed = NO_FEED,
     ) -> None:
         self.config = config
+        self.feed = feed
         self._clock = clock
         self._own_ledger = ledger is None
         self.ledger = ledger if ledger is not None else Ledger.in_state_dir(config.state_dir)
@@ -90,7 +93,7 @@ class Responder:
         self._workers: Dict[str, RouterWorker] = {
             cfg.name: RouterWorker(
                 cfg, self.ledger, session_factory, Backoff(base=backoff_base, cap=backoff_cap),
-                clock=clock, on_change=self._notify, poll_interval=poll_interval,
+                clock=clock, on_change=self._notify, poll_interval=poll_interval, feed=feed,
             )
             for cfg in config.routers
         }

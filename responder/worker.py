@@ -28,6 +28,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Uni
 from responder.config import RouterConfig
 from responder.errors import RouterCommandError, RouterError
 from responder.events import IPAddress
+from responder.feed import NO_FEED, EntryApplied, EntryRefused, EntryRemoved, Feed, RouterChanged
 from responder.ledger import OPEN_STATUSES, Ledger, RouterBlock
 from responder.routeros.commands import make_comment
 
@@ -145,8 +146,11 @@ class RouterWorker:
         clock: Callable[[], float] = time.time,
         on_change: Callable[[], None] = lambda: None,
         poll_interval: float = POLL_INTERVAL,
+        feed: Feed = NO_FEED,
     ) -> None:
         self.cfg = cfg
+        self._feed = feed
+        self._reported_up: Optional[bool] = None  # last state published to the feed
         self.name = cfg.name
         self._ledger = ledger
         self._factory = session_factory
@@ -228,6 +232,7 @@ class RouterWorker:
             self._connect_failures = 0
             self._session = session
             self._next_reconcile = 0.0
+            self._report_state(True, None)
         try:
             full = self._clock() >= self._next_reconcile
             self._sync(full)
@@ -339,24 +344,30 @@ class RouterWorker:
         """Record one add's outcome ("added"/"refreshed"/"present" or the refusal); the refusals."""
         if isinstance(outcome, RouterCommandError):
             return self._refused(step, "failed", outcome)
+        now = self._clock()
         self._ledger.set_status(
-            self.name, step.address, "applied", self._clock(), expires_at=step.expires_at, attempted=True,
+            self.name, step.address, "applied", now, expires_at=step.expires_at, attempted=True,
             generation=step.generation,
         )
+        self._feed.publish(EntryApplied(self.name, step.address, now, step.expires_at))
         return []
 
     def _record_remove(self, step: Remove, outcome: object) -> List[Tuple[IPAddress, RouterCommandError]]:
         if isinstance(outcome, RouterCommandError):
             return self._refused(step, "removing", outcome)
-        self._ledger.set_status(self.name, step.address, "removed", self._clock(), generation=step.generation)
+        now = self._clock()
+        self._ledger.set_status(self.name, step.address, "removed", now, generation=step.generation)
+        self._feed.publish(EntryRemoved(self.name, step.address, now))
         return []
 
     def _refused(
         self, step: Union[Send, Remove], status: str, exc: RouterCommandError
     ) -> List[Tuple[IPAddress, RouterCommandError]]:
+        now = self._clock()
         self._ledger.set_status(
-            self.name, step.address, status, self._clock(), error=str(exc), attempted=True, generation=step.generation
+            self.name, step.address, status, now, error=str(exc), attempted=True, generation=step.generation
         )
+        self._feed.publish(EntryRefused(self.name, step.address, now, str(exc)))
         return [(step.address, exc)]
 
     def _note_refusals(self, refusals: Sequence[Tuple[IPAddress, RouterCommandError]]) -> None:
@@ -375,8 +386,15 @@ class RouterWorker:
         if error != self.last_error:
             log.warning("%s; retrying in %.1fs", error, delay)
         self._record_error(error, reachable=False)
+        self._report_state(False, error)
         self._on_change()
         return delay
+
+    def _report_state(self, up: bool, error: Optional[str]) -> None:
+        """Publish a change of reachability (the first failure, and each change after)."""
+        if self._reported_up is not up:
+            self._reported_up = up
+            self._feed.publish(RouterChanged(self.name, up, self._clock(), error))
 
     def _record_error(self, error: str, *, reachable: bool) -> None:
         self.last_error = error

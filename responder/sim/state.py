@@ -300,6 +300,11 @@ class RouterState:
         self.files: Dict[str, str] = {}  # what `/file` would hold, for `ssh-keys import`
         self.log: List[str] = []  # `/log` lines, e.g. "script error: ..."
         self._next_number = 1  # users, keys, scripts
+        from responder.sim.firewall import Firewall  # (imported here: those modules build on this one)
+        from responder.sim.remote_log import Logging
+        self.firewall = {4: Firewall(), 6: Firewall()}  # /ip and /ipv6 firewall filter, with conntrack
+        self.logging = Logging()  # /system logging rules and actions
+        self._next_rule = 1
 
     # -- time -----------------------------------------------------------------------------
     def now(self) -> float:
@@ -315,6 +320,10 @@ class RouterState:
                 table.drop_dynamic()
             self.globals.clear()
             self.boot_time = self.clock()
+
+    def take_rule_number(self) -> int:
+        number, self._next_rule = self._next_rule, self._next_rule + 1
+        return number
 
     def _take_number(self) -> int:
         number = self._next_number
