@@ -27,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,7 @@ TARGET = "192.0.2.80"  # the scanned host: protected, never blocked
 TZSP_PORT = 37008
 RELP_PORT = 2514
 ROUTER_PORTS = {"r1": 2201, "r2": 2202}
+HTTP = "127.0.0.1:9470"  # the central bridge's /metrics, on the central host's loopback
 BLOCK_DEADLINE = 30.0  # seconds from "attack sent" (or "fault over") to "on every router"
 ATTACK_LOG: list = []  # (what, attacker, seconds from attack to block on every router)
 
@@ -207,6 +209,7 @@ class Rig:
                  'protected = ["192.0.2.0/24"]', ""]
         for name in SENSORS:  # one [[alerts]] per sensor file (a glob would cover them all)
             lines += ["[[alerts]]", f'path = "{self.sensor_dir / name / "alert_json.txt"}"', 'format = "json"', ""]
+        lines += ["[http]", f'listen = "{HTTP}"', ""]
         for name, port in ROUTER_PORTS.items():
             lines.append("[[routers]]")
             for key, value in self.lab.router_table(name, port).items():
@@ -259,6 +262,13 @@ class Rig:
         result = subprocess.run([*console_script("snort-bridge"), "list", "--json", "--config", self.config],
                                 capture_output=True, text=True, timeout=30, check=True)
         return {block["address"]: block for block in json.loads(result.stdout)["blocks"]}
+
+    def metrics(self) -> str:
+        """The central bridge's /metrics, fetched from the central host (a thread in its namespace)."""
+        def fetch() -> str:
+            with urllib.request.urlopen(f"http://{HTTP}/metrics", timeout=10) as response:
+                return response.read().decode()
+        return in_namespace(self.central, fetch)
 
     def logs(self) -> str:
         parts = [f"--- central bridge:\n{self.bridge.text()[-4000:]}",
@@ -316,6 +326,11 @@ def test_attacks_seen_by_two_sensors_are_blocked_on_every_router_once(rig):
     assert f"/sensors/sensor1/alert_json.txt:" in listing["198.51.100.11"]["source"]
     assert f"/sensors/sensor2/alert_json.txt:" in listing["198.51.100.12"]["source"]
     assert re.search(r"BLOCK 198\.51\.100\.11 .*\[\S*/sensors/sensor1/alert_json\.txt:1\]", rig.bridge.text())
+    # and the metrics count each sensor's alerts apart
+    metrics = rig.metrics()
+    for name in SENSORS:
+        counted = re.search(r'tzsp_ips_alerts_total\{source="[^"]*/sensors/%s/alert_json\.txt"\} (\S+)' % name, metrics)
+        assert counted and float(counted.group(1)) >= 1, metrics[-3000:]
 
 
 def test_a_sensor_link_down_for_30s_loses_nothing(rig):
