@@ -145,7 +145,9 @@ def test_tls_as_the_files_describe_it_delivers_only_from_a_permitted_sensor(tmp_
         while not (delivered.exists() and delivered.read_text()) and time.monotonic() < deadline:
             time.sleep(0.05)
         logs = "\n".join(d.log.read_text(errors="replace") for d in daemons)
-        assert delivered.exists() and delivered.read_text() == '{"rule" : "1:1:1", "msg" : "from edge1"}\n', logs
+        # RELP delivers at least once: a session broken before its acknowledgement (a slow handshake
+        # on a loaded machine) sends the line again, so it may be there twice, never changed
+        assert delivered.exists() and set(delivered.read_text().splitlines()) == {'{"rule" : "1:1:1", "msg" : "from edge1"}'}, logs
         time.sleep(2)  # the rogue sensor had as long and more: its certificate name is not permitted
         assert not (out / "rogue").exists(), logs
         assert "rogue.example.net" in daemons[0].log.read_text(errors="replace"), logs  # it tried, and was refused
