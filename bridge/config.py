@@ -682,6 +682,12 @@ format = "json"                        # auto | fast | syslog | json | csv | eve
 path = "/var/log/snort/alert_fast.txt"
 format = "auto"
 
+# Several sensors (README "Several sensors"): on the central host, one table per sensor file that
+# rsyslog writes; a file that does not exist yet is followed as soon as it appears.
+# [[alerts]]
+# path = "/var/log/tzsp-ips/sensors/sensor1/alert_json.txt"
+# format = "json"
+
 [scan]                                 # built-in distinct-port detector (optional table)
 ports = 15                             # distinct destination ports from one source ...
 window = "10s"                         # ... within this window

@@ -93,6 +93,11 @@ class Decision:
     reason: str = ""
     duration_why: str = ""  # how block_for was reached, e.g. "3rd offence; rule 1:1000122 sets 1h; ×16"
 
+    @property
+    def source(self) -> str:
+        """Where the alert was read ("file:line"; with several sensors, the file names the sensor)."""
+        return str(self.alert.origin)
+
     def __post_init__(self) -> None:
         if self.action == "block":
             if not isinstance(self.target, (ipaddress.IPv4Address, ipaddress.IPv6Address)):

@@ -176,7 +176,7 @@ class Pipeline:
         where = f"{self.routers} router(s)" if self.responder is not None else "no router (dry run)"
         if self.responder is not None:
             request = BlockRequest(decision.target, decision.block_for, decision.why, alert.gid_sid, requested_at=now,
-                                   duration_why=decision.duration_why)
+                                   duration_why=decision.duration_why, source=str(alert.origin))
             try:
                 self.responder.block(request)
             except Exception as exc:  # noqa: BLE001 -- a refused target or a ledger error must not stop the service

@@ -442,6 +442,15 @@ def run_scan(args: argparse.Namespace) -> int:
     except OSError as exc:
         log.error("cannot read %s: %s", args.pcap, exc.strerror or exc)
         return EXIT_FAILED
+    writer = None
+    if args.alerts:
+        from bridge.alert_out import AlertFileWriter  # a sensor: detections go to a file rsyslog forwards
+
+        try:
+            writer = AlertFileWriter(args.alerts)
+        except OSError as exc:
+            log.error("cannot write %s: %s", args.alerts, exc.strerror or exc)
+            return EXIT_FAILED
     try:
         for probe in stream_probes(fd, stream):
             packets += 1
@@ -450,6 +459,8 @@ def run_scan(args: argparse.Namespace) -> int:
             decision = pipeline.probe(probe)
             if decision is None:
                 continue
+            if writer is not None:
+                writer.write(decision.alert)
             if decision.action == "block":
                 blocked.append(decision.target)
             if responder is None:
@@ -468,6 +479,8 @@ def run_scan(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         if args.pcap != "-":
             os.close(fd)
+        if writer is not None:
+            writer.close()
         if responder is not None:
             for address in blocked:  # give the routers a moment, so a one-shot run reports what happened
                 responder.wait_settled(address, timeout=args.wait)
@@ -502,6 +515,9 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     )
     scan.add_argument("--pcap", required=True, metavar="FILE|-", help="pcap or pcapng file, or - for standard input")
     scan.add_argument("--dry-run", action="store_true", help="print detections and decisions, block nothing")
+    scan.add_argument("--alerts", metavar="FILE",
+                      help="also append each detection to FILE as a Snort 3 alert_json line (a sensor whose "
+                           "alerts rsyslog forwards to the central snort-bridge run)")
     scan.add_argument("--wait", type=float, default=10.0, metavar="SECONDS",
                       help="at the end of the stream, wait this long for the routers to apply new blocks (default 10)")
     scan.add_argument("-v", "--verbose", action="store_true", help="also log decisions that do not block")

@@ -191,7 +191,7 @@ def cmd_list(args: argparse.Namespace, out=None) -> int:
     if args.json:
         json.dump({"now": now, "blocks": [
             {
-                "address": str(r.address), "reason": r.reason, "sid": r.sid, "state": r.state,
+                "address": str(r.address), "reason": r.reason, "sid": r.sid, "source": r.source, "state": r.state,
                 "first_seen": r.first_seen, "last_seen": r.last_seen, "expires_at": r.expires_at,
                 "expires_in": max(0.0, round(r.expires_at - now, 1)) if r.state == "active" else 0.0,
                 "offences": r.offences,  # blocks of this address within policy.remember_for, this one included
@@ -210,7 +210,7 @@ def cmd_list(args: argparse.Namespace, out=None) -> int:
     for r in records:
         expires = f"{max(0, r.expires_at - now):.0f}s" if r.state == "active" else "unblocked"
         routers = " ".join(f"{name}={s.status}{'(static)' if s.static else ''}" for name, s in sorted(r.routers.items()))
-        reason = (f"[{r.sid}] " if r.sid else "") + r.reason
+        reason = (f"[{r.sid}] " if r.sid else "") + r.reason + (f" [{r.source}]" if r.source else "")
         duration = format_duration(r.duration) + (f" ({r.duration_why})" if r.duration_why else "") if r.duration else "-"
         rows.append((str(r.address), expires, str(r.offences), duration, reason, routers))
     _table(rows, out)

@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS blocks (
     expires_at REAL NOT NULL,
     state      TEXT NOT NULL CHECK (state IN ('active', 'unblocked')),
     duration   REAL NOT NULL DEFAULT 0,        -- as requested, seconds
-    duration_why TEXT NOT NULL DEFAULT ''      -- how the duration was reached, or "by hand"
+    duration_why TEXT NOT NULL DEFAULT '',     -- how the duration was reached, or "by hand"
+    source     TEXT NOT NULL DEFAULT ''        -- where the deciding alert was read: "file:line"
 );
 CREATE TABLE IF NOT EXISTS router_blocks (
     router     TEXT NOT NULL,
@@ -137,6 +138,7 @@ class BlockRecord:
     duration: float = 0.0
     duration_why: str = ""
     offences: int = 0  # within the remember_for the caller asked about
+    source: str = ""  # where the alert that made (or last renewed) the block was read: "file:line"
 
 
 @dataclass(frozen=True)
@@ -204,6 +206,9 @@ class Ledger:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     cur.execute(statement)
+            # Added in place, whatever the version (version 1 and early version 2 ledgers lack it): the alert's source.
+            if "source" not in {column[1] for column in cur.execute("PRAGMA table_info(blocks)")}:
+                cur.execute("ALTER TABLE blocks ADD COLUMN source TEXT NOT NULL DEFAULT ''")
             row = cur.execute("SELECT version FROM schema_version").fetchone()
             if row is None:
                 cur.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
@@ -238,8 +243,9 @@ class Ledger:
                 kind = "new"
                 cur.execute(
                     "INSERT INTO blocks (address, reason, sid, first_seen, last_seen, expires_at, state, duration, "
-                    "duration_why) VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?)",
-                    (key, request.reason, request.sid, start, start, expires_at, request.duration, request.duration_why),
+                    "duration_why, source) VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?, ?)",
+                    (key, request.reason, request.sid, start, start, expires_at, request.duration, request.duration_why,
+                     request.source),
                 )
             else:
                 old_expires, state = row
@@ -250,9 +256,9 @@ class Ledger:
                 kind = "extended" if live else "new"
                 cur.execute(
                     "UPDATE blocks SET reason = ?, sid = ?, last_seen = ?, expires_at = ?, state = 'active', "
-                    "duration = ?, duration_why = ? WHERE address = ?",
+                    "duration = ?, duration_why = ?, source = ? WHERE address = ?",
                     (request.reason, request.sid, start, max(expires_at, old_expires if live else 0.0),
-                     request.duration, request.duration_why, key),
+                     request.duration, request.duration_why, request.source, key),
                 )
             if kind == "new":
                 cur.execute("INSERT INTO offences (address, at, sid, duration) VALUES (?, ?, ?, ?)",
@@ -407,7 +413,7 @@ class Ledger:
             "(SELECT address FROM router_blocks WHERE status = 'removing')"
         params: Tuple = () if include_inactive else (now,)
         rows = self._read(
-            f"SELECT address, reason, sid, first_seen, last_seen, expires_at, state, duration, duration_why FROM blocks "
+            f"SELECT address, reason, sid, first_seen, last_seen, expires_at, state, duration, duration_why, source FROM blocks "
             f"{where} ORDER BY first_seen, address",
             params,
         )
@@ -419,7 +425,7 @@ class Ledger:
         counts = self.offence_counts(offences_since) if offences_since is not None else {}
         return [
             BlockRecord(ipaddress.ip_address(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], per_router.get(r[0], {}),
-                        r[7], r[8], counts.get(r[0], 0))
+                        r[7], r[8], counts.get(r[0], 0), r[9])
             for r in rows
         ]
 
