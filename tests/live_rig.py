@@ -89,6 +89,20 @@ def _comm(pid: int) -> str:
         return ""
 
 
+def _reading_pipe(pid: int) -> bool:
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return False
+    for task in tasks:
+        try:
+            if "pipe" in (task / "wchan").read_text():
+                return True
+        except OSError:
+            continue
+    return False
+
+
 class LiveIPS:
     """One Snort setup (``mode``: "exec" = tzspd --exec, "pipe" = the shell's ``tzspd | snort``), the
     bridge and two routers. ``start()``, stream captures with ``replay()``, look with ``blocked()``."""
@@ -116,8 +130,7 @@ class LiveIPS:
         return self.tmp / f"snort-logs-{consumer}"
 
     def snort_command(self, log_dir: str) -> List[str]:
-        # not quiet: "Commencing packet processing" tells that Snort reads the pipe
-        return [arg for arg in self.snort.command(self.config, log_dir) if arg != "-q"]
+        return self.snort.command(self.config, log_dir)
 
     def _spawn(self, argv, log: Path, **kwargs) -> subprocess.Popen:
         handle = open(log, "ab")
@@ -171,16 +184,24 @@ class LiveIPS:
         path.write_text("\n".join(lines))
         os.chmod(path, 0o600)
 
-    def wait_for_snort(self, count: int, after: int = 0) -> None:
-        """Until ``count`` more Snort processes than ``after`` said they read packets."""
+    def wait_for_snort(self, count: int, previous: Sequence[int] = ()) -> List[int]:
+        """Until ``count`` Snort processes (none of ``previous``) wait for packets on their pipe; their pids.
+
+        Snort's "Commencing packet processing" sits in its stdout buffer until it exits, so the sign
+        is a Snort thread asleep in the kernel's pipe read (/proc/PID/task/*/wchan)."""
+        def fresh() -> List[int]:
+            return [pid for pid in self.snort_pids() if pid not in previous]
+
         def ready() -> bool:
-            return self.snort_log_text().count("Commencing packet processing") >= after + count
+            pids = fresh()
+            return len(pids) >= count and all(_reading_pipe(pid) for pid in pids)
 
         def dead() -> bool:
             return self.tzspd.poll() is not None or (self.snort_process is not None and self.snort_process.poll() is not None)
 
         assert wait_until(lambda: ready() or dead(), START_DEADLINE), self.snort_log_text()[-3000:]
         assert not dead(), self.snort_log_text()[-3000:]
+        return fresh()
 
     def snort_log_text(self) -> str:
         return self.snort_log.read_text(errors="replace") if self.snort_log.exists() else ""

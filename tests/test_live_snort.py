@@ -80,8 +80,8 @@ def test_exec_blocks_every_attacker_live_and_survives_snort_killed(tmp_path, maj
         streaming = ips.replay(DNS_LAB, rate=40, background=True)
         time.sleep(0.2)
         killed = ips.kill_snort()
-        ips.wait_for_snort(1, after=1)
-        assert killed not in ips.snort_pids()
+        restarted = ips.wait_for_snort(1, previous=[killed])
+        assert killed not in restarted
         streaming.wait(30)
         after = (ICMP_SWEEP, OS_FINGERPRINT, ICMP_ECHO)
         stream_and_check(ips, after)
