@@ -242,7 +242,11 @@ def snort_setup(workdir: Path) -> Tuple[Optional[Tuple[str, List[Tuple[str, str]
         logs.mkdir(exist_ok=True)
         name, form = snort.alert_file()
         command = " ".join(snort.command(config, str(logs)))
-        return (command, [(str(logs / name), form)], env), snort_engines.describe(snort, env)
+        why = snort_engines.describe(snort, env)
+        others = [f"Snort {other.version}" for other_major, other in found.items() if other_major != major]
+        if others or refused:
+            why += " (the newest engine whose configuration loads; also found: " + ", ".join(others) + ")"
+        return (command, [(str(logs / name), form)], env), why
     for line in refused:
         print(f"   {line}")
     return None, "the built-in port-scan detector (no installed Snort loads the shipped configuration; see above)"
