@@ -21,6 +21,8 @@ import platform
 import statistics
 import sys
 import tempfile
+import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -84,7 +86,26 @@ def machine() -> str:
             f"load average {load:.1f} at start")
 
 
-def run_engine(snort, located, rounds: int, rate: int):
+class Watcher(threading.Thread):
+    """Polls the routers every 10 ms and notes when ``address`` is on all of them (the attack may
+    still be streaming then: Snort alerts on the probe or session that crosses its threshold)."""
+
+    def __init__(self, ips: LiveIPS, address: str):
+        super().__init__(daemon=True)
+        self.ips, self.address = ips, address
+        self.seen = None
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set() and self.seen is None:
+            if self.ips.blocked_everywhere(self.address):
+                self.seen = time.monotonic()
+            else:
+                time.sleep(0.01)
+
+
+def run_engine(snort, located, rounds: int, rate: int, realtime: bool):
+    """{capture: [(seconds from the last packet, seconds from the first) or None]}"""
     results = {capture.name: [] for capture, _ in located}
     for _ in range(rounds):
         for group in groups([capture for capture, _ in located]):
@@ -92,12 +113,30 @@ def run_engine(snort, located, rounds: int, rate: int):
                 ips = LiveIPS(Path(tmp), snort, mode="exec").start()
                 try:
                     for capture in group:
-                        sent = ips.replay(capture, rate=rate)
-                        seen = ips.wait_blocked(capture.attacker, 30.0)
-                        results[capture.name].append(None if seen is None else seen - sent)
+                        watcher = Watcher(ips, capture.attacker)
+                        watcher.start()
+                        first = time.monotonic()
+                        ips.replay(capture, rate=None if realtime else rate)
+                        last = time.monotonic()
+                        watcher.join(30.0)
+                        watcher.done.set()
+                        seen = watcher.seen
+                        results[capture.name].append(None if seen is None else (seen - last, seen - first))
                 finally:
                     ips.close()
     return results
+
+
+def cell(values) -> str:
+    got = [v for v in values if v is not None]
+    if not got:
+        return "missed"
+    after = statistics.median(v[0] for v in got)
+    since = statistics.median(v[1] for v in got)
+    text = f"{after:+.2f} ({since:.2f})"
+    if len(got) < len(values):
+        text += f", {len(values) - len(got)} of {len(values)} missed"
+    return text
 
 
 def main() -> int:
@@ -105,13 +144,16 @@ def main() -> int:
     parser.add_argument("--engines", default="3,2", help="Snort major versions to measure (default 3,2)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rate", type=int, default=live_rig.RATE, help="tzsp-replay datagrams per second")
+    parser.add_argument("--realtime", action="store_true", help="replay with the captures' own timing instead")
     parser.add_argument("--captures", action="append", default=[], help="another directory of captures")
     args = parser.parse_args()
     located = available([*args.captures, str(live_rig.CAPTURES)])
     engines = snort_engines.find_snorts()
     print(f"machine: {machine()}")
-    print(f"replay rate {args.rate} datagrams/s, {args.rounds} round(s); seconds from the last packet sent "
-          f"to the attacker on both routers (min / median / max)")
+    pace = "the captures' own timing" if args.realtime else f"{args.rate} datagrams/s"
+    print(f"replay at {pace}, {args.rounds} round(s); median seconds from the capture's last packet sent to the "
+          f"attacker on both routers (negative: blocked while the attack was still streaming), and in brackets "
+          f"from its first packet")
     table = {}
     for major in [int(m) for m in args.engines.split(",")]:
         snort = engines.get(major)
@@ -119,20 +161,13 @@ def main() -> int:
             print(f"Snort {major}: not found, skipped")
             continue
         print(f"Snort {snort.version}: {snort.path}")
-        table[major] = run_engine(snort, located, args.rounds, args.rate)
+        table[major] = run_engine(snort, located, args.rounds, args.rate, args.realtime)
     majors = sorted(table, reverse=True)
     print()
     print("| capture | attacker | " + " | ".join(f"Snort {m}" for m in majors) + " |")
     print("|---|---|" + "---|" * len(majors))
     for capture, _ in located:
-        cells = []
-        for major in majors:
-            values = table[major][capture.name]
-            got = [v for v in values if v is not None]
-            text = "missed" if not got else (f"{min(got):.2f} / {statistics.median(got):.2f} / {max(got):.2f}")
-            if got and len(got) < len(values):
-                text += f" ({len(values) - len(got)} missed)"
-            cells.append(text)
+        cells = [cell(table[major][capture.name]) for major in majors]
         print(f"| {capture.name} | {capture.attacker} | " + " | ".join(cells) + " |")
     return 0
 

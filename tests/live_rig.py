@@ -237,10 +237,11 @@ class LiveIPS:
 
     # -- traffic and what the routers hold
 
-    def replay(self, capture: Capture, rate: int = RATE, background: bool = False):
-        """Stream ``capture`` to tzspd as a router would; returns the monotonic time its last packet went out
-        (or the running tzsp-replay when ``background``)."""
-        argv = [*console_script("tzsp-replay"), str(capture.path), "--to", f"127.0.0.1:{self.port}", "--rate", str(rate), "-q"]
+    def replay(self, capture: Capture, rate: Optional[int] = RATE, background: bool = False):
+        """Stream ``capture`` to tzspd as a router would (``rate`` None: with its own timing); returns the
+        monotonic time its last packet went out (or the running tzsp-replay when ``background``)."""
+        pace = ["--realtime"] if rate is None else ["--rate", str(rate)]
+        argv = [*console_script("tzsp-replay"), str(capture.path), "--to", f"127.0.0.1:{self.port}", *pace, "-q"]
         if background:
             return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         subprocess.run(argv, check=True, timeout=120, stdout=subprocess.DEVNULL)
