@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Tuple
@@ -128,8 +129,9 @@ def check_config(snort: Snort, config: Path, env: Optional[Mapping[str, str]] = 
                  timeout: float = 120.0) -> Tuple[bool, str]:
     """``snort -c CONFIG -T``: (loads, last line of its output)."""
     try:
-        result = subprocess.run([snort.path, "-c", str(config), "-T", "-q"], capture_output=True, text=True,
-                                timeout=timeout, env=dict(env) if env is not None else snort_env(snort))
+        with tempfile.TemporaryDirectory(prefix="snort-T-") as logs:  # Snort 2 opens its alert file in -T
+            result = subprocess.run([snort.path, "-c", str(config), "-T", "-q", "-l", logs], capture_output=True,
+                                    text=True, timeout=timeout, env=dict(env) if env is not None else snort_env(snort))
     except (OSError, subprocess.SubprocessError) as exc:
         return False, str(exc)
     lines = (result.stderr + result.stdout).strip().splitlines()
