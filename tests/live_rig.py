@@ -13,6 +13,7 @@ runs (tests/data/snort/calibration): who attacks whom, and which captures are be
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from bridge import snort_engines
 from bridge.snort_engines import Snort
-from conftest import DATA, console_script, free_port
+from conftest import DATA, console_script
 from responder_rig import Lab, wait_until
 
 CAPTURES = DATA / "captures"
@@ -118,7 +119,7 @@ class LiveIPS:
         self.lab = Lab(tmp_path)
         self.env = snort_engines.snort_env(snort, dict(os.environ, PYTHONUNBUFFERED="1"))
         self.config = snort_engines.prepare_config(snort, tmp_path)
-        self.port = free_port()
+        self.port = 0  # tzspd's, once started
         self.processes: List[subprocess.Popen] = []
         self.handles = []
         self.snort_log = tmp_path / "snort-and-tzspd.log"
@@ -153,7 +154,8 @@ class LiveIPS:
         assert wait_until(lambda: "started:" in self.bridge_text() or self.bridge.poll() is not None, START_DEADLINE), \
             self.bridge_text()
         assert self.bridge.poll() is None, self.bridge_text()
-        tzspd = [*console_script("tzspd"), "--listen", "127.0.0.1", "--port", str(self.port), "--allow", "127.0.0.1/32"]
+        # port 0: the kernel picks a free one and tzspd says which ("listening on [127.0.0.1]:PORT")
+        tzspd = [*console_script("tzspd"), "--listen", "127.0.0.1", "--port", "0", "--allow", "127.0.0.1/32"]
         if self.mode == "exec":
             logs = str(self.tmp / "snort-logs-{consumer}") if self.fanout > 1 else str(self.log_dir(1))
             command = " ".join(self.snort_command(logs))
@@ -167,6 +169,12 @@ class LiveIPS:
             self.snort_process = self._spawn(self.snort_command(str(self.log_dir(1))), self.snort_log,
                                              stdin=self.tzspd.stdout)
             self.tzspd.stdout.close()
+        listening = re.compile(r"listening on \[127\.0\.0\.1\]:(\d+)")
+        assert wait_until(lambda: listening.search(self.snort_log_text()) or self.tzspd.poll() is not None,
+                          START_DEADLINE), self.snort_log_text()
+        found = listening.search(self.snort_log_text())
+        assert found, self.snort_log_text()
+        self.port = int(found.group(1))
         self.wait_for_snort(self.fanout)
         return self
 
