@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -219,48 +218,37 @@ class Demo:
 # -- the detector: Snort when it is there and loads our configuration, else the built-in one -----------
 
 
-def snort_setup(workdir: Path) -> Optional[Tuple[str, List[Tuple[str, str]], str]]:
-    """(consumer command for tzspd --exec, alert files to follow, description), or None to use the built-in detector."""
-    snort = shutil.which("snort") or shutil.which("snort3")
-    if not snort:
-        return None
-    logs = workdir / "snort"
-    logs.mkdir()
-    try:
-        version = subprocess.run([snort, "-V"], capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    banner = version.stdout + version.stderr
-    match = re.search(r"Version (\d+)\.(\d+)[.\d]*", banner)
-    if not match:
-        return None
-    if match.group(1) == "3":
-        conf = ROOT / "snort" / "snort3" / "tzsp-ips.lua"
-        test = [snort, "-c", str(conf), "-T", "-q"]
-        command = f"{snort} -c {conf} -r /dev/stdin --daq-batch-size 1 -l {logs} -q"
-        alerts = [(str(logs / "alert_json.txt"), "json")]
-    else:
-        base = Path("/etc/snort/snort.conf")
-        if not base.exists():
-            return None
-        ours = (ROOT / "snort" / "snort2" / "tzsp-ips.conf").read_text()
-        ours = ours.replace("/etc/tzsp-ips/snort2/local.rules", str(ROOT / "snort" / "snort2" / "local.rules"))
-        ours = "\n".join(line for line in ours.splitlines() if not line.startswith("output alert_syslog"))
-        conf = workdir / "snort.conf"
-        conf.write_text(base.read_text() + "\n" + ours + "\n")
-        test = [snort, "-c", str(conf), "-T", "-q"]
-        command = f"{snort} -c {conf} -r - -l {logs} -q"
-        alerts = [(str(logs / "alert.fast"), "fast")]
-    try:
-        checked = subprocess.run(test, capture_output=True, text=True, timeout=40)
-    except (OSError, subprocess.SubprocessError) as exc:
-        print(f"   Snort {match.group(0)} found, but checking its configuration failed ({exc}): using the built-in detector")
-        return None
-    if checked.returncode != 0:
-        last = (checked.stderr or checked.stdout).strip().splitlines()[-1:] or [""]
-        print(f"   Snort {match.group(0)} found, but {conf.name} does not load here ({last[0][:120]}): using the built-in detector")
-        return None
-    return command, alerts, f"Snort {match.group(0)[8:]} with {conf.name}"
+def snort_setup(workdir: Path) -> Tuple[Optional[Tuple[str, List[Tuple[str, str]], Dict[str, str]]], str]:
+    """((consumer command for tzspd --exec, alert files to follow, environment), description of the
+    detector and why), or (None, why the built-in detector runs). Snort 3 first, then Snort 2: the
+    first whose shipped configuration loads here (``snort -T``)."""
+    from bridge import snort_engines
+
+    found = snort_engines.find_snorts()
+    if not found:
+        names = ", ".join(snort_engines.PATH_NAMES)
+        return None, f"the built-in port-scan detector (no Snort: none of {names} on PATH, $SNORT3/$SNORT2 unset)"
+    refused = []
+    for major in sorted(found, reverse=True):
+        snort = found[major]
+        env = snort_engines.snort_env(snort)
+        config = snort_engines.prepare_config(snort, workdir)
+        loads, last = snort_engines.check_config(snort, config, env)
+        if not loads:
+            refused.append(f"Snort {snort.version} ({snort.path}) found, but {config.name} does not load: {last[:160]}")
+            continue
+        logs = workdir / f"snort{major}"
+        logs.mkdir(exist_ok=True)
+        name, form = snort.alert_file()
+        command = " ".join(snort.command(config, str(logs)))
+        why = snort_engines.describe(snort, env)
+        others = [f"Snort {other.version}" for other_major, other in found.items() if other_major != major]
+        if others or refused:
+            why += " (the newest engine whose configuration loads; also found: " + ", ".join(others) + ")"
+        return (command, [(str(logs / name), form)], env), why
+    for line in refused:
+        print(f"   {line}")
+    return None, "the built-in port-scan detector (no installed Snort loads the shipped configuration; see above)"
 
 
 # -- the run -------------------------------------------------------------------------------------------
@@ -303,12 +291,12 @@ def run(workdir: Path) -> int:
 
         _say("3. the IPS")
         tzsp_port = _free_port()
-        snort = snort_setup(workdir)
+        snort, detector = snort_setup(workdir)
+        snort_environment = None
         if snort is not None:
-            consumer, alerts, detector = snort
+            consumer, alerts, snort_environment = snort
         else:
             alerts = [(str(workdir / "snort" / "alert_json.txt"), "json")]  # followed, stays empty
-            detector = "the built-in port-scan detector (Snort is not installed)"
         config_path = demo.write_config(alerts)
         if snort is None:
             consumer = f"{sys.executable} -m bridge.cli scan --pcap - --config {config_path}"
@@ -320,7 +308,8 @@ def run(workdir: Path) -> int:
         shown = "snort-bridge scan --pcap -" if snort is None else consumer.split(" -l ")[0]
         print(f"   tzspd --listen 127.0.0.1 --port {tzsp_port} --allow 127.0.0.1/32 --exec '{shown}'")
         tzspd = demo.spawn([sys.executable, "-m", "tzsp.daemon", "--listen", "127.0.0.1", "--port", str(tzsp_port),
-                            "--allow", "127.0.0.1/32", "--stats-json", "--exec", consumer], "tzspd.log")
+                            "--allow", "127.0.0.1/32", "--stats-json", "--exec", consumer], "tzspd.log",
+                           env=snort_environment)
         if not wait_until(lambda: "listening" in _text(workdir / "tzspd.log") or tzspd.poll() is not None, 15) or tzspd.poll() is not None:
             raise RuntimeError("tzspd did not start:\n" + _text(workdir / "tzspd.log"))
 

@@ -126,6 +126,7 @@ class Service:
         self.queue: "queue.Queue[tuple]" = queue.Queue(QUEUE_SIZE)
         self._stop = threading.Event()
         self._reload = threading.Event()
+        self._report = threading.Event()
         self.fatal: Optional[str] = None
         self.responder = None
         self.follower: Optional[Follower] = None
@@ -170,6 +171,9 @@ class Service:
     def request_reload(self, *_: object) -> None:
         self._reload.set()
 
+    def request_report(self, *_: object) -> None:
+        self._report.set()
+
     def run(self) -> int:
         """The processing loop, until a stop is asked for; then a clean stop. Returns the exit status."""
         assert self.pipeline is not None
@@ -190,6 +194,9 @@ class Service:
                 if self._reload.is_set():
                     self._reload.clear()
                     self.reload()
+                if self._report.is_set():  # SIGUSR1
+                    self._report.clear()
+                    log.info("status: %s", self.status_text())
                 if now - last_status >= STATUS_INTERVAL:
                     self.notifier.status(self.status_text())
                     last_status = now
@@ -395,6 +402,7 @@ def run_service(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, service.request_stop)
     signal.signal(signal.SIGINT, service.request_stop)
     signal.signal(signal.SIGHUP, service.request_reload)
+    signal.signal(signal.SIGUSR1, service.request_report)  # before start(): its log line means "ready"
     try:
         service.start()
     except OSError as exc:

@@ -337,6 +337,9 @@ def main(argv: Optional[list] = None) -> int:
         sock.close()
         return EXIT_USAGE
 
+    # Handlers first: "listening on" tells whoever watches the log that signals are answered now.
+    control = Control()
+    install_signals(control)
     log.info(
         "listening on [%s]:%d, link type %s (%d), writing to %s",
         info.bound[0], info.bound[1], linktype_name(policy.linktype), policy.linktype,
@@ -354,8 +357,6 @@ def main(argv: Optional[list] = None) -> int:
     if not info.kernel_timestamps:
         log.info("kernel receive timestamps unavailable; using the time each batch is read")
 
-    control = Control()
-    install_signals(control)
     receiver = Receiver(sock, policy, allow, stats, kernel_timestamps=info.kernel_timestamps)
     notifier = Notifier()
     now = time.monotonic()

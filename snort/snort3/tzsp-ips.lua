@@ -6,9 +6,33 @@
 --
 -- Every setting below is here because a real run showed it matters (README, "Snort configuration").
 
--- The stock configuration: variables, inspectors, the service wizard. A source build installs it
--- here; adjust the path for a distribution package (e.g. /etc/snort/snort.lua).
-include '/usr/local/etc/snort/snort.lua'
+-- The stock configuration of the installation: variables, inspectors, the service wizard.
+-- SNORT_LUA_PATH (Snort's own name for it) is the directory holding the stock snort.lua, e.g.
+-- /opt/snort3/etc/snort; without it the usual places are tried. The one thing to set when Snort
+-- lives elsewhere: SNORT_LUA_PATH=/opt/snort3/etc/snort in tzspd's environment (/etc/default/tzspd).
+local function stock_snort_lua()
+    local places = { os.getenv('SNORT_LUA_PATH'), '/usr/local/etc/snort', '/etc/snort',
+                     '/usr/etc/snort', '/opt/snort3/etc/snort', '/opt/snort/etc/snort' }
+    for _, dir in pairs(places) do
+        if dir and dir ~= '' then
+            local path = dir .. '/snort.lua'
+            local file = io.open(path, 'r')
+            if file then
+                file:close()
+                return path
+            end
+        end
+    end
+    error('tzsp-ips.lua: no stock snort.lua found; set SNORT_LUA_PATH to the directory holding it ' ..
+          '(e.g. /opt/snort3/etc/snort)')
+end
+include(stock_snort_lua())
+
+-- Mirrored traffic from a router with checksum offload carries bad TCP checksums on the packets the
+-- router itself sent. Snort checks them by default and leaves those packets out of stream
+-- reassembly: the server's ACKs never arrive, the client's data is flushed only at exit, and an SSH
+-- brute force is reported when Snort stops instead of while it happens.
+network = { checksum_eval = 'none' }
 
 -- Port scans: medium sensitivity. "low" raises its alert on the victim's RST or ICMP-unreachable
 -- (so the alert reads victim -> scanner) and misses ICMP sweeps. Even at "med" an alert can sit on a
@@ -30,6 +54,15 @@ ips =
 -- The default queue logs 3 events per packet ordered by content length: an XMAS probe raises four
 -- decoder events (116:401/419/422/423) that push the priority-1 scan rule out of the log.
 event_queue = { max_queue = 16, log = 16, order_events = 'priority' }
+
+-- At most one line per rule, attacker and minute. Without it every probe of a stealth scan is an
+-- alert (an XMAS scan of 1000 ports wrote 4,997 lines, a /16 fills a disk); the first alert, the
+-- one that blocks, still goes out at once, and the next one a minute later if the attack goes on.
+-- gid 0, sid 0: every rule, the builtin decoder and port_scan events included.
+event_filter =
+{
+    { gid = 0, sid = 0, type = 'limit', track = 'by_src', count = 1, seconds = 60 },
+}
 
 -- Files the bridge follows. The file loggers flush after every alert.
 alert_fast = { file = true }
