@@ -77,6 +77,21 @@ class ScanConfig:
     allow: Tuple[Network, ...] = ()
 
 
+# Events [notify] can announce (see docs/bridge.md "Notifications"); DEFAULT_NOTIFY_EVENTS if unset.
+NOTIFY_EVENTS = ("block", "unblock", "router_down", "router_up", "flood_guard", "sensor_silent")
+DEFAULT_NOTIFY_EVENTS = ("block", "router_down", "router_up", "flood_guard", "sensor_silent")
+NOTIFY_LATER = ("snort_restarted",)  # named in the contract, not produced yet: refused with a clear word
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    urls_file: Optional[str] = None  # apprise URLs, one per line; mode 0600 (they hold tokens)
+    urls_env: Optional[str] = None  # or: an environment variable holding them (whitespace-separated)
+    events: Tuple[str, ...] = DEFAULT_NOTIFY_EVENTS
+    min_interval: float = 60.0  # later events of a kind within this are sent as one digest
+    silent_after: float = 3600.0  # sensor_silent: no line from an alert file for this long
+
+
 @dataclass(frozen=True)
 class Config:
     state_dir: str = "/var/lib/tzsp-ips"
@@ -85,6 +100,7 @@ class Config:
     scan: Optional[ScanConfig] = None
     routers: Tuple[RouterConfig, ...] = ()
     path: str = ""  # the file it was read from
+    notify: Optional[NotifyConfig] = None  # [notify]; None = no notifications
 
 
 # ---------------------------------------------------------------------------------------------
@@ -294,7 +310,7 @@ class _Checker:
     # -- sections ----------------------------------------------------------------------------
 
     def config(self, data: Mapping[str, Any], path: str) -> Config:
-        known = ("state_dir", "policy", "alerts", "scan", "routers")
+        known = ("state_dir", "policy", "alerts", "scan", "routers", "notify")
         self.unknown(data, known, "")
         state_dir = self.get(data, "state_dir", "", Config.state_dir, self.path)
         policy_table = self.table(data, "policy", "policy")
@@ -303,6 +319,8 @@ class _Checker:
         scan = self.scan(scan_table) if scan_table is not None else None
         alerts = self.array(data, "alerts", self.alert_source)
         routers = self.array(data, "routers", self.router)
+        notify_table = self.table(data, "notify", "notify")
+        notify = self.notify(notify_table) if notify_table is not None else None
         self.unique([(i, a.path) for i, a in alerts], "alerts", "path")
         self.unique([(i, r.name) for i, r in routers], "routers", "name")
         return Config(
@@ -312,6 +330,7 @@ class _Checker:
             scan=scan,
             routers=tuple(r for _, r in routers),
             path=path,
+            notify=notify,
         )
 
     def array(self, data: Mapping[str, Any], name: str, build: Callable[[Mapping[str, Any], str], Any]) -> List[Tuple[int, Any]]:
@@ -401,6 +420,32 @@ class _Checker:
             allow=self.get(table, "allow", p, d.allow, self.string_list(self.network)),
         )
 
+    def notify(self, table: Mapping[str, Any]) -> NotifyConfig:
+        p = "notify"
+        d = NotifyConfig()
+        self.unknown(table, tuple(NotifyConfig.__dataclass_fields__), p)
+        where = [name for name in ("urls_file", "urls_env") if name in table]
+        if not where:
+            self.problem("notify.urls_file", "missing; expected urls_file (apprise URLs, one per line, mode 0600) or urls_env")
+        elif len(where) > 1:
+            self.problem("notify.urls_env", "cannot be combined with urls_file; expected one of them")
+        urls_file = self.get(table, "urls_file", p, None, self.path)
+        if urls_file:
+            self.secret_file("notify.urls_file", urls_file, "the apprise URLs")
+        return NotifyConfig(
+            urls_file=urls_file,
+            urls_env=self.get(table, "urls_env", p, None, self.pattern(_ENV_RE, "the name of an environment variable")),
+            events=self.get(table, "events", p, d.events, self.string_list(self.notify_event)),
+            min_interval=self.get(table, "min_interval", p, d.min_interval, self.duration(0)),
+            silent_after=self.get(table, "silent_after", p, d.silent_after, self.duration(0)),
+        )
+
+    def notify_event(self, key: str, value: Any) -> Any:
+        if value in NOTIFY_LATER:
+            self.problem(key, f"{value!r} is not available yet; expected one of {' | '.join(NOTIFY_EVENTS)}")
+            return _BAD
+        return self.choice(NOTIFY_EVENTS)(key, value)
+
     def listen_address(self, key: str, value: Any) -> Any:
         expected = 'expected "ADDRESS:PORT" such as "0.0.0.0:5514" or "[::]:5514"'
         if not isinstance(value, str):
@@ -485,11 +530,11 @@ class _Checker:
             )
         self.problem(key, text)
 
-    def secret_file(self, key: str, path: str) -> None:
+    def secret_file(self, key: str, path: str, what: str = "the password") -> None:
         try:
             mode = os.stat(path).st_mode
         except OSError as exc:
-            self.problem(key, f"cannot read {path}: {exc.strerror or exc}; expected a file holding the password (mode 0600)")
+            self.problem(key, f"cannot read {path}: {exc.strerror or exc}; expected a file holding {what} (mode 0600)")
             return
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             self.problem(
@@ -576,6 +621,14 @@ low_port_weight = 1                    # ports below 1024 count this many times 
 syslog = "0.0.0.0:5514"                # optional: UDP listener for RouterOS firewall log lines
 allow = []                             # senders the listener accepts; empty = the routers below
 files = []                             # optional: files of RouterOS firewall log lines
+
+[notify]                               # optional: notifications through apprise (Telegram, Slack, Teams,
+                                       # Matrix, ntfy, e-mail, JSON webhooks ...); `snort-bridge notify test`
+urls_env = "TZSP_IPS_NOTIFY_URLS"     # environment variable holding apprise URLs (whitespace-separated),
+# urls_file = "/etc/tzsp-ips/notify.urls"   # or a file of them, one per line, mode 0600 (they hold tokens)
+events = ["block", "router_down", "router_up", "flood_guard", "sensor_silent"]   # also: "unblock"
+min_interval = "60s"                   # later events of a kind within this are sent as one digest
+silent_after = "1h"                    # sensor_silent: no line from an [[alerts]] file for this long
 
 [[routers]]                            # one table per router
 name = "core1"
