@@ -136,11 +136,15 @@ class Service:
         self.dropped_datagrams = 0
         self.pipeline: Optional[Pipeline] = None
         self.feed = Feed()  # what happened: metrics, notifications and the status page subscribe
+        self.notifications = None  # bridge.notify: [notify] through apprise
 
     # lifecycle
 
     def start(self) -> None:
         config = self.config
+        self.notifications = _build_notifications(config, self._pending_blocks)
+        if self.notifications is not None:
+            self.notifications.start(self.feed)  # before the routers: a router down at start is told
         self.responder = make_responder(config, self.feed)
         try:
             policy = build_policy(config, protect=protected_addresses(config))
@@ -152,6 +156,7 @@ class Service:
             self._start_follower(config)
         except BaseException:
             self._stop_responder()
+            self._stop_notifications()
             raise
         log.info("started: following %d file(s), %s, %s; %d block(s) in force",
                  len(self.sources), self._listening(), self._routers_text(), len(self.pipeline.noted))
@@ -203,6 +208,7 @@ class Service:
         self._stop_listener()
         self._stop_follower()
         pending = self._stop_responder()
+        self._stop_notifications()
         summary = self.pipeline.counts.summary() if self.pipeline else "nothing done"
         log.info("stopped: %s%s", summary, f"; {pending} block(s) still pending, kept in the ledger" if pending else "")
 
@@ -215,6 +221,8 @@ class Service:
         try:
             new = load_config(path)
             _check_runnable(new)
+            renotify = _notify_inputs(new) != _notify_inputs(self.config)
+            notifications = _build_notifications(new, self._pending_blocks) if renotify else self.notifications
         except ConfigError as exc:
             log.error("reload refused, the running configuration stays in force: %s is not usable:\n  %s",
                       exc.path or path, "\n  ".join(exc.problems))
@@ -248,6 +256,11 @@ class Service:
             pipeline.resync(self.responder.ledger, time.time())
         self.pipeline = pipeline
         self.config = new
+        if renotify:
+            self._stop_notifications()
+            self.notifications = notifications
+            if notifications is not None:
+                notifications.start(self.feed)
         if self.follower is None:
             self._start_follower(new)
         log.info("reloaded %s: following %d file(s), %s, %s, protected %s", path, len(self.sources), self._listening(),
@@ -348,6 +361,18 @@ class Service:
             log.warning("a router did not answer in time while stopping; its pending blocks stay in the ledger")
         return pending
 
+    def _stop_notifications(self) -> None:
+        notifications, self.notifications = self.notifications, None
+        if notifications is not None:
+            notifications.stop(timeout=5.0)  # what is gathered is told; a dead endpoint is not waited for
+
+    def _pending_blocks(self, router: str) -> Optional[int]:
+        """For "router up" messages (from the notify thread): blocks still to send to ``router``."""
+        responder = self.responder
+        if responder is None:
+            return None
+        return next((s.pending for s in responder.status() if s.name == router), None)
+
     # reporting
 
     def status_text(self) -> str:
@@ -366,6 +391,18 @@ class Service:
             return "no firewall-log listener"
         host, port = self.listener.bound
         return f"firewall log lines on udp {host}:{port}"
+
+
+def _build_notifications(config: Config, pending_blocks):
+    if config.notify is None:
+        return None
+    from bridge.notify.delivery import build_notifications  # apprise is loaded only with [notify]
+
+    return build_notifications(config, pending_blocks=pending_blocks)
+
+
+def _notify_inputs(config: Config) -> tuple:
+    return config.notify, tuple(r.name for r in config.routers), tuple(a.path for a in config.alerts)
 
 
 def _check_runnable(config: Config) -> None:
