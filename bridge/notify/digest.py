@@ -238,10 +238,10 @@ class Digester:
 
     # -- inside ------------------------------------------------------------------------------
 
-    def _batch(self, kind: str, make: Callable[[], object], now: float):
+    def _batch(self, kind: str, make: Callable[[], object], now: float, settled: bool = False):
         window = self._windows.setdefault(kind, _Window())
-        if window.first_at is None:
-            window.first_at, window.batch = now, make()
+        if window.first_at is None:  # ``settled``: found by looking at the clock, nothing to wait for
+            window.first_at, window.batch = (now - self.settle if settled else now), make()
         return window.batch
 
     def _router_changed(self, event: RouterChanged, now: float) -> None:
@@ -272,7 +272,7 @@ class Digester:
                 self._sensor(SensorChanged(source, True, now, since=last), now)
 
     def _sensor(self, change: SensorChanged, now: float) -> None:
-        batch = self._batch("sensor", _Sensors, now)
+        batch = self._batch("sensor", _Sensors, now, settled=True)
         batch.news[change.source] = change
         batch.changes[change.source] += 1
         batch.count += 1
