@@ -30,7 +30,8 @@ QUEUE_SIZE = 10_000  # events waiting for the digest thread
 OUTBOX = 100  # messages waiting for one URL
 RETRIES = 3  # after the first attempt
 BACKOFF = (2.0, 10.0, 30.0)  # seconds before each retry
-TICK = 1.0  # the digest thread looks at the clock at least this often
+TICK = 1.0  # a sender thread looks at its stop flag at least this often
+POLL = 0.25  # the digest thread takes the queued events this often
 MAX_URLS = 50
 _TYPES = {"info": apprise.NotifyType.INFO, "success": apprise.NotifyType.SUCCESS,
           "warning": apprise.NotifyType.WARNING, "failure": apprise.NotifyType.FAILURE}
@@ -280,17 +281,20 @@ class Notifications:
 
     def _run(self) -> None:
         events = self.subscriber.queue
-        while not self._stopping.is_set():
+        while True:
             now = self.clock()
             next_due = self.digester.next_due(now)
-            wait = TICK if next_due is None else min(TICK, max(0.05, next_due - now))
+            # Polled, not woken by each event: in a storm the events are taken in batches, and
+            # this thread does not contend with the alert path for the interpreter at every block.
+            wait = POLL if next_due is None else min(POLL, max(0.01, next_due - now))
+            if self._stopping.wait(wait):
+                break
+            now = self.clock()
             try:
-                self.digester.offer(events.get(timeout=wait), self.clock())
-                for _ in range(1000):  # take a burst at once; the clock is looked at below
-                    self.digester.offer(events.get_nowait(), self.clock())
+                while True:
+                    self.digester.offer(events.get_nowait(), now)
             except queue.Empty:
                 pass
-            now = self.clock()
             if self._watch_lines:
                 self.digester.lines_seen(dict(self._last_line), now)
             self._post(self.digester.due(now))

@@ -1,0 +1,97 @@
+"""Notifications through the real service path: a 10,000-block storm from an alert file to a webhook.
+
+`Service` (what `snort-bridge run` runs) follows a real file; its one router is down (a closed port),
+so every block stays pending in the ledger and the worker reports the router down. The webhook is
+a local HTTP server taking apprise's json:// posts. Blocking must take every decision whatever the
+notifications do; the people on call get a handful of messages that count all 10,000.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import threading
+import time
+
+import pytest
+
+from bridge.config import load_config
+from bridge.service import Service
+from notify_rig import JsonReceiver, free_port, wait_for
+from responder_rig import write_ed25519
+
+STORM = 10_000
+ATTACKERS = ipaddress.ip_address("11.0.0.0")
+
+
+def fast(src: str, sid: int) -> str:
+    return (f'12/04-10:00:00.000001 [**] [1:{sid}:1] "TEST attack {sid}" [**] [Priority: 1] '
+            f"{{TCP}} {src}:4444 -> 10.1.2.3:80\n")
+
+
+def storm_config(tmp_path, alerts, notify: bool) -> str:
+    key = tmp_path / "id_ed25519"
+    write_ed25519(key)
+    (tmp_path / "known_hosts").write_text("")
+    text = f'''
+state_dir = "{tmp_path / 'state'}"
+[policy]
+protected = ["10.0.0.0/8"]
+block_for = "10m"
+max_new_blocks_per_minute = 1000000
+[[alerts]]
+path = "{alerts}"
+format = "fast"
+[[routers]]
+name = "core1"
+host = "127.0.0.1"
+port = {free_port()}
+key_file = "{key}"
+known_hosts = "{tmp_path / 'known_hosts'}"
+connect_timeout = "1s"
+'''
+    if notify:
+        text += '[notify]\nurls_env = "TZSP_IPS_TEST_NOTIFY"\nmin_interval = "3s"\n' \
+                'events = ["block", "router_down", "router_up", "flood_guard"]\n'
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def run_storm(tmp_path, notify: bool) -> Service:
+    alerts = tmp_path / "alert_fast.txt"
+    alerts.write_text("")
+    service = Service(load_config(storm_config(tmp_path, alerts, notify)))
+    service.start()
+    runner = threading.Thread(target=service.run, daemon=True)
+    runner.start()
+    try:
+        with open(alerts, "a") as handle:
+            handle.write("".join(fast(str(ATTACKERS + n), 1000101 + n % 3) for n in range(STORM)))
+        assert wait_for(lambda: service.pipeline.counts.blocks == STORM, 180), service.status_text()
+        ledger = service.responder.ledger
+        assert len([r for r in ledger.blocks(time.time()) if r.state == "active"]) == STORM
+    finally:
+        service.request_stop()
+        runner.join(60)
+    assert not runner.is_alive()
+    return service
+
+
+@pytest.mark.slow
+def test_a_storm_of_ten_thousand_blocks_gives_a_handful_of_messages_that_count_them_all(tmp_path, monkeypatch):
+    with JsonReceiver() as hook:
+        monkeypatch.setenv("TZSP_IPS_TEST_NOTIFY", hook.url)
+        service = run_storm(tmp_path, notify=True)
+        assert service.notifications is None  # stopped with the service
+        blocks = [p for p in hook.posts if "block" in p["title"]]
+        routers = [p for p in hook.posts if "router" in p["title"]]
+    told = 0
+    for post in blocks:
+        many = re.search(r": ([\d,]+) blocks in ", post["title"])
+        told += int(many[1].replace(",", "")) if many else 1
+    assert told == STORM, [p["title"] for p in blocks]  # every block counted, none twice
+    assert 1 <= len(blocks) <= 12, [p["title"] for p in blocks]  # a handful, not 10,000
+    assert any("1:1000101  TEST attack 1000101" in p["message"] for p in blocks)
+    [down] = routers  # the router behind a closed port, told once
+    assert down["title"].endswith("router core1 down") and "UNREACHABLE" in down["message"]
