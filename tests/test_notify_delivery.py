@@ -153,3 +153,22 @@ def test_publishing_never_waits_and_a_full_queue_counts_instead():
         for n in range(1000):
             feed.publish(blocked(str(ipaddress.ip_address("11.0.0.0") + n), time.time()))
         assert notifications.subscriber.queue.qsize() == 100 and notifications.subscriber.dropped == 900
+
+
+def test_notify_config_errors_name_the_key(tmp_path):
+    from bridge.config import parse_config
+
+    with pytest.raises(ConfigError) as caught:
+        parse_config('[notify]\nurls_env = "U"\nevents = ["block", "blocks", "snort_restarted"]\n'
+                     'min_interval = "soon"\nsilent_after = 0\nurls_fil = "x"\n')
+    problems = caught.value.problems
+    assert "notify.urls_fil: unknown key; did you mean 'urls_file'?" in problems
+    assert any(p.startswith("notify.events[1]: expected one of block | unblock | router_down") for p in problems)
+    assert any(p.startswith("notify.events[2]: 'snort_restarted' is not available yet") for p in problems)
+    assert any(p.startswith("notify.min_interval: expected a duration") for p in problems)
+    assert any(p.startswith("notify.silent_after: ") for p in problems)
+    with pytest.raises(ConfigError, match="notify.urls_file: missing"):
+        parse_config("[notify]\n")
+    config = parse_config('[notify]\nurls_env = "U"\n')
+    assert config.notify.events == ("block", "router_down", "router_up", "flood_guard", "sensor_silent")
+    assert config.notify.min_interval == 60.0

@@ -95,3 +95,35 @@ def test_a_storm_of_ten_thousand_blocks_gives_a_handful_of_messages_that_count_t
     assert any("1:1000101  TEST attack 1000101" in p["message"] for p in blocks)
     [down] = routers  # the router behind a closed port, told once
     assert down["title"].endswith("router core1 down") and "UNREACHABLE" in down["message"]
+
+
+def test_reload_rebuilds_the_notifications_and_a_bad_notify_is_refused(tmp_path, monkeypatch):
+    alerts = tmp_path / "alert_fast.txt"
+    alerts.write_text("")
+    path = tmp_path / "config.toml"
+
+    def write(env: str) -> None:
+        path.write_text(f'state_dir = "{tmp_path / "state"}"\n[[alerts]]\npath = "{alerts}"\nformat = "fast"\n'
+                        f'[notify]\nurls_env = "{env}"\nmin_interval = "1s"\nevents = ["block"]\n')
+
+    with JsonReceiver() as first, JsonReceiver() as second:
+        monkeypatch.setenv("HOOK_A", first.url)
+        monkeypatch.setenv("HOOK_B", second.url)
+        write("HOOK_A")
+        service = Service(load_config(str(path)))
+        service.start()
+        old = service.notifications
+        write("HOOK_B")
+        assert service.reload() and service.notifications is not old and old._stopping.is_set()
+        write("HOOK_UNSET")
+        assert not service.reload()  # the environment variable is empty: refused, HOOK_B stays
+        runner = threading.Thread(target=service.run, daemon=True)
+        runner.start()
+        try:
+            with open(alerts, "a") as handle:
+                handle.write(fast("203.0.113.7", 1000101))
+            assert wait_for(lambda: second.posts, 30)
+        finally:
+            service.request_stop()
+            runner.join(30)
+        assert first.posts == [] and "blocked 203.0.113.7" in second.posts[0]["title"]
