@@ -58,6 +58,7 @@ class RouterChanged:
     up: bool
     at: float
     error: Optional[str] = None
+    pending: Optional[int] = None  # up: blocks (and unblocks) waiting in the ledger for it, as it connected
 
 
 @dataclass(frozen=True)

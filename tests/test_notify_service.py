@@ -127,3 +127,44 @@ def test_reload_rebuilds_the_notifications_and_a_bad_notify_is_refused(tmp_path,
             service.request_stop()
             runner.join(30)
         assert first.posts == [] and "blocked 203.0.113.7" in second.posts[0]["title"]
+
+
+def test_a_router_down_at_start_then_up_says_how_long_and_what_catches_up(tmp_path, monkeypatch):
+    """A real router (routeros-sim over SSH) that is not there at start, then comes up."""
+    from responder_rig import Lab
+
+    lab = Lab(tmp_path)
+    port = free_port()
+    sim = lab.add("core1", start=False, port=port)
+    alerts = tmp_path / "alert_fast.txt"
+    alerts.write_text("")
+    table = lab.router_table("core1", port, connect_timeout="2s")
+    path = tmp_path / "config.toml"
+    path.write_text(f'state_dir = "{tmp_path / "state"}"\n[policy]\nprotected = ["10.0.0.0/8"]\n'
+                    f'[[alerts]]\npath = "{alerts}"\nformat = "fast"\n'
+                    '[notify]\nurls_env = "TZSP_IPS_TEST_NOTIFY"\nmin_interval = "2s"\n'
+                    '[[routers]]\n' + "".join(f'{k} = "{v}"\n' if isinstance(v, str) else f"{k} = {v}\n"
+                                              for k, v in table.items()))
+    with JsonReceiver() as hook:
+        monkeypatch.setenv("TZSP_IPS_TEST_NOTIFY", hook.url)
+        service = Service(load_config(str(path)))
+        service.start()
+        runner = threading.Thread(target=service.run, daemon=True)
+        runner.start()
+        try:
+            assert wait_for(lambda: any("router core1 down" in p["title"] for p in hook.posts), 30), hook.posts
+            with open(alerts, "a") as handle:
+                handle.write("".join(fast(f"203.0.113.{n}", 1000101) for n in (1, 2, 3)))
+            assert wait_for(lambda: service.pipeline.counts.blocks == 3, 30)
+            sim.start("127.0.0.1", port)
+            assert wait_for(lambda: any("router core1 up" in p["title"] for p in hook.posts), 60), hook.posts
+            assert wait_for(lambda: all(f"203.0.113.{n}" in lab.entries("core1") for n in (1, 2, 3)), 30)
+        finally:
+            service.request_stop()
+            runner.join(30)
+            lab.close()
+    down = next(p for p in hook.posts if "router core1 down" in p["title"])
+    up = next(p for p in hook.posts if "router core1 up" in p["title"])
+    assert "core1 is UNREACHABLE since" in down["message"] and "router core1:" in down["message"], down["message"]
+    assert "core1 is reachable again after" in up["message"] and "3 pending blocks catching up now" in up["message"]
+    assert up["type"] == "success" and down["type"] == "failure"

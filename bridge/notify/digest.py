@@ -102,6 +102,7 @@ class _RouterState:
     up: bool
     since: float
     error: Optional[str] = None
+    pending: Optional[int] = None  # up: what was waiting for it as it connected
 
 
 @dataclass
@@ -249,7 +250,7 @@ class Digester:
         if known is not None and known.up == event.up:
             self.suppressed += 1  # e.g. a new worker after a reload reports what we know
             return
-        state = _RouterState(event.up, event.at, event.error)
+        state = _RouterState(event.up, event.at, event.error, getattr(event, "pending", None))
         self._router[event.router] = state
         if known is None and event.up:
             return  # the first connection at start is not news
@@ -364,7 +365,7 @@ class Digester:
                 ups.append(name)
                 down_since = (news.was.since if news.was is not None and not news.was.up
                               else news.first_down if news.first_down is not None else state.since)
-                pending = self.pending_blocks(name)
+                pending = state.pending if state.pending is not None else self.pending_blocks(name)
                 catching = (f"; {plural(pending, 'pending block')} catching up now" if pending
                             else "; nothing pending" if pending == 0 else "")
                 lines.append(f"{name} is reachable again after {span(state.since - down_since)} down "
