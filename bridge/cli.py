@@ -143,6 +143,11 @@ def _config_check(args: argparse.Namespace) -> int:
         f"protected {', '.join(map(str, policy.protected)) or 'none'}"
     )
     print(f"  scan detector: {'on' if config.scan else 'off'}; state in {config.state_dir}")
+    notify = config.notify
+    if notify is not None:
+        where = f"URLs in {notify.urls_file}" if notify.urls_file else f"URLs in ${notify.urls_env}"
+        print(f"  notify:  {', '.join(notify.events)}; digests every {notify.min_interval:g}s; {where} "
+              "(`snort-bridge notify test` tries them)")
     return EXIT_OK
 
 
