@@ -62,6 +62,15 @@ class RouterChanged:
 
 
 @dataclass(frozen=True)
+class BlockLifted:
+    """A block in force left the ledger before its end: `snort-bridge unblock` (seen at a resync)."""
+
+    address: IPAddress
+    at: float
+    was_until: float
+
+
+@dataclass(frozen=True)
 class EntryApplied:
     """The router took (or already had) ``address`` in its list."""
 

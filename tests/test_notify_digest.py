@@ -14,7 +14,11 @@ import pytest
 from bridge.events import Alert, Decision, Origin
 from bridge.notify.digest import SETTLE, Digester
 from bridge.notify.text import span, utc
-from responder.feed import Decided, EntryApplied, EntryRemoved, FloodGuardChanged, LineRead, RouterChanged
+from bridge.config import PolicyConfig
+from bridge.pipeline import Pipeline
+from bridge.policy import Policy
+from responder.feed import BlockLifted, Decided, EntryApplied, Feed, FloodGuardChanged, LineRead, RouterChanged
+from test_service import FakeLedger, _Record
 
 T0 = 1_796_342_400.0  # 2026-12-04 00:00:00 UTC
 EVERYTHING = ("block", "unblock", "router_down", "router_up", "flood_guard", "sensor_silent")
@@ -134,13 +138,21 @@ def test_a_router_flapping_inside_the_interval_is_folded_into_one_line():
     assert "core1 is DOWN again after 10 changes (flapping)" in folded.body
 
 
-def test_an_address_leaving_several_routers_is_one_line():
+def test_an_unblock_by_hand_is_seen_at_the_resync_and_told_with_its_end():
+    feed = Feed()
     d = digester()
-    for router in ("core1", "edge2"):
-        d.offer(EntryRemoved(router, ipaddress.ip_address("203.0.113.7"), T0), T0)
-    [message] = d.due(T0 + SETTLE)
-    assert message.title == "tzsp-ips@ips1: unblocked 203.0.113.7" and message.events == 2
-    assert "203.0.113.7 removed from core1, edge2" in message.body
+    feed.subscribe(lambda event: d.offer(event, T0 + 100) if d.wants(event) else None)
+    pipeline = Pipeline(Policy(PolicyConfig(protected=())), feed=feed, clock=lambda: T0, routers=2)
+    pipeline.act(blocked("203.0.113.7").decision.alert)  # blocked until T0 + 300
+    pipeline.act(blocked("203.0.113.8").decision.alert)
+    ledger = FakeLedger([_Record(ipaddress.ip_address("203.0.113.8"), T0 + 300)])  # .7 was unblocked by hand
+    pipeline.resync(ledger, T0 + 100)
+    pipeline.resync(FakeLedger(), T0 + 400)  # .8 expired: not an unblock
+    messages = [m for m in d.due(T0 + 100 + SETTLE) if m.kind == "unblock"]
+    [message] = messages
+    assert message.title == "tzsp-ips@ips1: unblocked 203.0.113.7"
+    assert "203.0.113.7 unblocked at 00:01:40 UTC, 3m20s before its end (00:05:00 UTC); removed from core1, edge2" in message.body
+    assert "snort-bridge unblock" in message.body and "protected" in message.body
 
 
 def test_the_flood_guard_trip_says_what_was_rolled_back():
@@ -170,7 +182,7 @@ def test_a_silent_sensor_is_told_once_and_again_when_it_speaks():
 def test_only_the_chosen_events_are_queued_or_told():
     d = digester(events=("router_down",))
     assert not d.wants(blocked("203.0.113.7"))
-    assert not d.wants(EntryRemoved("core1", ipaddress.ip_address("203.0.113.7"), T0))
+    assert not d.wants(BlockLifted(ipaddress.ip_address("203.0.113.7"), T0, T0 + 300))
     assert not d.wants(EntryApplied("core1", ipaddress.ip_address("203.0.113.7"), T0))
     assert not d.wants(LineRead(SENSOR, "alert", T0))
     assert d.wants(RouterChanged("core1", False, T0, "x"))

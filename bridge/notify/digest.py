@@ -8,8 +8,8 @@ interval is over. A kind's storm thus gives one message per ``min_interval``, an
 never hold each other up: a router going down is not queued behind a storm of blocks.
 
 The same event is never told twice: a router reported down while already known to be down (a new
-worker after a reload) is dropped, a router "up" is only told after a "down", a silent sensor is
-told once per silence, and an address removed from three routers is one line.
+worker after a reload) is dropped, a router "up" is only told after a "down", and a silent sensor
+is told once per silence.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from bridge.notify.text import listing, plural, span, utc
-from responder.feed import Decided, EntryRemoved, FloodGuardChanged, RouterChanged
+from responder.feed import BlockLifted, Decided, FloodGuardChanged, RouterChanged
 
 SETTLE = 2.0  # seconds a kind's first event waits for company before it goes out
 TOP = 10  # rules and addresses named in a digest
@@ -83,15 +83,12 @@ class _Blocks:
 class _Unblocks:
     def __init__(self) -> None:
         self.count = 0
-        self.routers: Dict[object, Dict[str, None]] = {}  # address -> routers, in order
+        self.lifted: Dict[object, BlockLifted] = {}  # address -> the latest lift
         self.others = 0
-        self.first_at = 0.0
 
-    def add(self, event: EntryRemoved) -> None:
-        if not self.routers:
-            self.first_at = event.at
-        if event.address in self.routers or len(self.routers) < TRACKED:
-            self.routers.setdefault(event.address, {})[event.router] = None
+    def add(self, event: BlockLifted) -> None:
+        if event.address in self.lifted or len(self.lifted) < TRACKED:
+            self.lifted[event.address] = event
         else:
             self.others += 1
         self.count += 1
@@ -179,7 +176,7 @@ class Digester:
             return "block" in self.events and event.decision.action == "block"
         if isinstance(event, RouterChanged):
             return bool(self.events & {"router_down", "router_up"})
-        if isinstance(event, EntryRemoved):
+        if isinstance(event, BlockLifted):
             return "unblock" in self.events
         if isinstance(event, FloodGuardChanged):
             return "flood_guard" in self.events and event.tripped
@@ -190,7 +187,7 @@ class Digester:
             return
         if isinstance(event, Decided):
             self._batch("block", _Blocks, now).add(event)
-        elif isinstance(event, EntryRemoved):
+        elif isinstance(event, BlockLifted):
             self._batch("unblock", _Unblocks, now).add(event)
         elif isinstance(event, FloodGuardChanged):
             batch = self._batch("flood_guard", _Guard, now)
@@ -339,17 +336,19 @@ class Digester:
         return Message("block", self._title(f"blocked {decision.target} ({alert.msg})"), "\n".join(lines), "warning")
 
     def _unblocks(self, batch: _Unblocks, now: float) -> Message:
-        lines = [f"{address} removed from {listing(routers)}" for address, routers in list(batch.routers.items())[:TOP]]
-        more = len(batch.routers) - min(len(batch.routers), TOP)
+        lines = [f"{address} unblocked at {utc(lift.at, date=False)}, {span(lift.was_until - lift.at)} before its end "
+                 f"({utc(lift.was_until, date=False)}); removed from {self._where()}"
+                 for address, lift in list(batch.lifted.items())[:TOP]]
+        more = len(batch.lifted) - min(len(batch.lifted), TOP)
         if more or batch.others:
-            lines.append(f"... and {plural(more, 'more address', 'more addresses')}"
-                         + (f" ({plural(batch.others, 'removal')} not counted one by one)" if batch.others else ""))
-        lines += ["", "By `snort-bridge unblock` or a flood-guard rollback. Blocks in force: snort-bridge list"]
-        if len(batch.routers) == 1 and not batch.others:
-            [address] = batch.routers
+            lines.append(f"... and {plural(more + batch.others, 'more address', 'more addresses')}")
+        lines += ["", "By `snort-bridge unblock`. A new alert from it may block it again; "
+                  "to keep it from being blocked, add it to [policy] protected. Blocks in force: snort-bridge list"]
+        if len(batch.lifted) == 1 and not batch.others:
+            [address] = batch.lifted
             title = f"unblocked {address}"
         else:
-            title = f"{plural(len(batch.routers) + batch.others, 'address', 'addresses')} unblocked"
+            title = f"{plural(len(batch.lifted) + batch.others, 'address', 'addresses')} unblocked"
         return Message("unblock", self._title(title), "\n".join(lines), "info", batch.count)
 
     def _routers(self, batch: _Routers, now: float) -> Optional[Message]:
