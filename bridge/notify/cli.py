@@ -11,7 +11,7 @@ def run_test(args: argparse.Namespace) -> int:
     from bridge.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, load_for
     from bridge.config import ConfigError
     from bridge.notify.delivery import make_endpoints, read_urls
-    from bridge.notify.digest import test_message
+    from bridge.notify.messages import test_message
 
     config, _ = load_for(args)
     if config.notify is None:
