@@ -168,3 +168,31 @@ def test_a_router_down_at_start_then_up_says_how_long_and_what_catches_up(tmp_pa
     assert "core1 is UNREACHABLE since" in down["message"] and "router core1:" in down["message"], down["message"]
     assert "core1 is reachable again after" in up["message"] and "3 pending blocks catching up now" in up["message"]
     assert up["type"] == "success" and down["type"] == "failure"
+
+
+def test_a_silent_alert_file_is_told_once_and_again_when_it_speaks(tmp_path, monkeypatch):
+    alerts = tmp_path / "alert_fast.txt"
+    alerts.write_text("")
+    path = tmp_path / "config.toml"
+    path.write_text(f'state_dir = "{tmp_path / "state"}"\n[[alerts]]\npath = "{alerts}"\nformat = "fast"\n'
+                    '[notify]\nurls_env = "TZSP_IPS_TEST_NOTIFY"\nmin_interval = "1s"\nsilent_after = "2s"\n'
+                    'events = ["sensor_silent"]\n')
+    with JsonReceiver() as hook:
+        monkeypatch.setenv("TZSP_IPS_TEST_NOTIFY", hook.url)
+        service = Service(load_config(str(path)))
+        service.start()
+        runner = threading.Thread(target=service.run, daemon=True)
+        runner.start()
+        try:
+            assert wait_for(lambda: len(hook.posts) == 1, 30)
+            time.sleep(1.5)  # still silent: told once, not again
+            assert len(hook.posts) == 1
+            with open(alerts, "a") as handle:
+                handle.write("not an alert, but the file is alive\n")
+            assert wait_for(lambda: len(hook.posts) == 2, 30)
+        finally:
+            service.request_stop()
+            runner.join(30)
+    silent, back = hook.posts
+    assert silent["title"].endswith(f"sensor silent: {alerts}") and "no line for 2s" in silent["message"]
+    assert back["title"].endswith(f"sensor back: {alerts}") and back["type"] == "success"

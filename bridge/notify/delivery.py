@@ -228,6 +228,7 @@ class Notifications:
         self.digester = Digester(config.events, config.min_interval, now=clock(), routers=routers, sensors=sensors,
                                  silent_after=config.silent_after, host=host, pending_blocks=pending_blocks, **extra)
         self._watch_lines = self.digester.silent_after is not None
+        self._sensors = frozenset(sensors)  # only these files' clocks are kept: bounded, whatever the peers
         self._last_line: Dict[str, float] = {}
         self.subscriber = QueueSubscriber(queue_size, accept=self._accept)
         self._stopping = threading.Event()
@@ -239,7 +240,7 @@ class Notifications:
     def _accept(self, event: object) -> bool:
         """In the publisher's thread: cheap. A line only moves its file's clock; nothing is queued."""
         if isinstance(event, LineRead):
-            if self._watch_lines:
+            if self._watch_lines and event.source in self._sensors:
                 self._last_line[event.source] = event.at
             return False
         return self.digester.wants(event)
