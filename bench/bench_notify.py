@@ -104,14 +104,56 @@ def one_run(blocks: int, urls: str) -> float:
         return took
 
 
+def per_event_costs(count: int = 100_000) -> None:
+    """CPU per event, free of the machine's load swings: the publisher's share and the digest thread's."""
+    from bridge.config import NotifyConfig
+    from bridge.events import Alert, Decision, Origin
+    from bridge.notify.delivery import Notifications
+    from bridge.notify.digest import Digester
+    from responder.feed import Decided, Feed, LineRead
+
+    def decided(n: int) -> Decided:
+        address = ipaddress.ip_address("11.0.0.0") + n
+        alert = Alert(1, 1000101 + n % 3, 1, "bench attack", "fast", Origin("/tmp/alert_fast.txt", 0, n + 1), priority=1,
+                      src=address, dst=ipaddress.ip_address("10.1.2.3"))
+        return Decided(Decision("block", "priority", alert, target=address, block_for=600.0, reason="priority"), 0.0)
+
+    events = [decided(n) for n in range(count)]
+    lines = [LineRead("/tmp/alert_fast.txt", "alert", 0.0)] * count
+    for label, subscribe in (("feed without subscribers", False), ("feed + notifications", True)):
+        feed = Feed()
+        if subscribe:
+            notifications = Notifications(NotifyConfig(urls_env="X"), [], sensors=["/tmp/alert_fast.txt"],
+                                          queue_size=count * 2)
+            feed.subscribe(notifications.subscriber)  # the queue only: its thread is not started here
+        started = time.perf_counter()
+        for line, event in zip(lines, events):
+            feed.publish(line)
+            feed.publish(event)
+        took = time.perf_counter() - started
+        print(f"publish, {label:26s} {took / count * 1e6:6.2f} µs per alert (a LineRead and a Decided)")
+    digester = Digester(("block",), 60.0, now=0.0)
+    started = time.perf_counter()
+    for n, event in enumerate(events):
+        digester.offer(event, n * 0.001)
+        if n % 250 == 0:
+            digester.due(n * 0.001)
+    took = time.perf_counter() - started
+    print(f"digest thread: {took / count * 1e6:6.2f} µs per block event (offer, and due() every 250)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--blocks", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--costs-only", action="store_true", help="only the CPU per event, no service runs")
     args = parser.parse_args()
     import logging
 
     logging.basicConfig(level=logging.ERROR)
+    per_event_costs()
+    if args.costs_only:
+        return
     hook = Webhook()
     hanging = socket.socket()
     hanging.bind(("127.0.0.1", 0))
