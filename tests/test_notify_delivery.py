@@ -164,11 +164,11 @@ def test_notify_config_errors_name_the_key(tmp_path):
     problems = caught.value.problems
     assert "notify.urls_fil: unknown key; did you mean 'urls_file'?" in problems
     assert any(p.startswith("notify.events[1]: expected one of block | unblock | router_down") for p in problems)
-    assert any(p.startswith("notify.events[2]: 'snort_restarted' is not available yet") for p in problems)
     assert any(p.startswith("notify.min_interval: expected a duration") for p in problems)
     assert any(p.startswith("notify.silent_after: ") for p in problems)
     with pytest.raises(ConfigError, match="notify.urls_file: missing"):
         parse_config("[notify]\n")
+    assert parse_config('[notify]\nurls_env = "U"\nevents = ["snort_restarted"]\n').notify.events == ("snort_restarted",)
     config = parse_config('[notify]\nurls_env = "U"\n')
     assert config.notify.events == ("block", "router_down", "router_up", "flood_guard", "sensor_silent")
     assert config.notify.min_interval == 60.0

@@ -20,7 +20,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import apprise
 
-from bridge.config import ConfigError, NotifyConfig
+from bridge.config import NOTIFY_NOT_PRODUCED, ConfigError, NotifyConfig
 from bridge.notify.digest import Digester, Message
 from responder.feed import Feed, LineRead, QueueSubscriber
 
@@ -332,5 +332,7 @@ def build_notifications(config, *, pending_blocks: Callable[[str], Optional[int]
     sensors = [os.path.abspath(a.path) for a in config.alerts]
     log.info("notify: %d URL(s), events %s, digests every %gs", len(endpoints), ", ".join(config.notify.events),
              config.notify.min_interval)
+    for event in sorted(set(config.notify.events) & set(NOTIFY_NOT_PRODUCED)):
+        log.warning("notify.events: %r is accepted but nothing produces it yet; it will not be told", event)
     return Notifications(config.notify, endpoints, routers=[r.name for r in config.routers],
                          sensors=sensors, host=socket.gethostname(), pending_blocks=pending_blocks)
