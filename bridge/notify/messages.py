@@ -158,7 +158,8 @@ class Voice:
                          + (f" and {plural(batch.others, 'block')} of addresses not counted one by one" if batch.others else ""))
         lines += ["", f"Sensors: {listing(batch.sensors)}",
                   "Undo one: snort-bridge unblock ADDR; all blocks in force: snort-bridge list"]
-        return Message("block", self.title(f"{plural(batch.count, 'block')} in {span(batch.ended - batch.started)}"),
+        return Message("block", self.title(f"{plural(batch.count, 'block')} " + (
+            f"in {span(batch.ended - batch.started)}" if batch.ended - batch.started >= 1 else "at once")),
                        "\n".join(lines), "warning", batch.count)
 
     def tell_one_block(self, event: Decided) -> Message:
@@ -224,7 +225,8 @@ class Voice:
                 lines.append(f"{name} is UNREACHABLE since {utc(state.since)}: {state.error or 'no answer'}"
                              + (f" [{news.changes} changes]" if news.changes > 1 else ""))
         if downs:
-            lines += ["", "Blocks for it are kept in the ledger and sent when it is back. Check: snort-bridge routers"]
+            lines += ["", "Blocks for a router that is down wait in the ledger and are sent when it is back. "
+                      "Check: snort-bridge routers"]
         if len(batch.news) == 1:
             [name] = batch.news
             title = f"router {name} " + ("down" if downs else "up" if ups else "flapping")
