@@ -148,7 +148,6 @@ def test_publishing_never_waits_and_a_full_queue_counts_instead():
     with Hanging() as hang:
         notifications = Notifications(FAST, [Endpoint(f"json://127.0.0.1:{hang.port}/x?rto=60")], queue_size=100,
                                       settle=0.1)
-        notifications.subscriber.queue.maxsize = 100
         feed.subscribe(notifications.subscriber)  # subscribed, but nobody takes from the queue
         for n in range(1000):
             feed.publish(blocked(str(ipaddress.ip_address("11.0.0.0") + n), time.time()))
