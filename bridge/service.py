@@ -257,9 +257,12 @@ class Service:
         self.pipeline = pipeline
         self.config = new
         if renotify:
+            previous = self.notifications
             self._stop_notifications()
             self.notifications = notifications
             if notifications is not None:
+                if previous is not None:
+                    notifications.digester.carry_over(previous.digester)
                 notifications.start(self.feed)
         if self.follower is None:
             self._start_follower(new)

@@ -206,3 +206,16 @@ def test_flush_tells_what_is_gathered_at_stop():
                                            (93600, "1d2h")])
 def test_spans_read_like_routeros_durations(seconds, text):
     assert span(seconds) == text
+
+
+def test_after_a_reload_a_router_known_down_is_not_told_again():
+    old = digester()
+    old.offer(RouterChanged("core1", False, T0, "router core1: timed out"), T0)
+    assert len(old.due(T0 + SETTLE)) == 1
+    new = digester()
+    new.carry_over(old)
+    new.offer(RouterChanged("core1", False, T0 + 10, "router core1: timed out"), T0 + 10)  # the new worker
+    assert new.due(T0 + 100) == []
+    new.offer(RouterChanged("core1", True, T0 + 200, pending=4), T0 + 200)
+    [up] = new.due(T0 + 200 + SETTLE)
+    assert "after 3m20s down" in up.body and "4 pending blocks catching up now" in up.body

@@ -61,6 +61,13 @@ class Digester:
         self._windows: Dict[str, _Window] = {}
         self.suppressed = 0  # events that repeated what is already known
 
+    def carry_over(self, previous: "Digester") -> None:
+        """After a reload: what the old one knew (routers down, silent files), so nothing is told twice."""
+        self._router.update(previous._router)
+        for source in self._last_line.keys() & previous._last_line.keys():
+            self._last_line[source] = previous._last_line[source]
+            self._silent[source] = previous._silent[source]
+
     # -- in ----------------------------------------------------------------------------------
 
     def wants(self, event: object) -> bool:
