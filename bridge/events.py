@@ -91,6 +91,7 @@ class Decision:
     attribution: str = ""  # how the attacker end was chosen, e.g. "src (default)", "dst: reply packet (S2C)"
     # Why, as one word from DECISION_REASONS: a bounded label for metrics and digests (``why`` is for people).
     reason: str = ""
+    duration_why: str = ""  # how block_for was reached, e.g. "3rd offence; rule 1:1000122 sets 1h; ×16"
 
     def __post_init__(self) -> None:
         if self.action == "block":

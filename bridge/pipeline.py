@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, Optional, Tuple
 
 from bridge.config import Config
+from bridge.durations import LedgerOffences
 from bridge.events import Alert, Decision, IPAddress, Origin
 from bridge.parsers import UnparsableLine, parse_line
 from bridge.policy import Policy
@@ -61,7 +62,8 @@ def build_policy(config: Config, *, protect: Iterable = (), previous: Optional[P
     ``previous`` (on reload) hands over what was learnt about flows, and the flood guard when its
     limits did not change, so a reload neither forgets a tripped guard nor who initiated what.
     """
-    policy = Policy(config.policy, always_protected=list(protect), memory=previous.memory if previous else None)
+    policy = Policy(config.policy, always_protected=list(protect), memory=previous.memory if previous else None,
+                    offences=previous.offences if previous else None)
     if previous is not None and (previous.config.max_new_blocks_per_minute, previous.config.rollback) == (
         config.policy.max_new_blocks_per_minute, config.policy.rollback
     ):
@@ -103,6 +105,9 @@ class Pipeline:
         self.feed = feed  # what happened, for metrics, notifications and the status page
         self.counts = Counts()
         self.noted: Dict[IPAddress, float] = {}  # blocks the policy knows of (for resync with the ledger)
+        ledger = getattr(responder, "ledger", None)
+        if ledger is not None:  # offences are counted where they are kept: across restarts, cleared by unblock
+            policy.offences = LedgerOffences(ledger)
         self._throttle = _Throttle()
 
     # -- inputs ---------------------------------------------------------------------------
@@ -170,7 +175,8 @@ class Pipeline:
         alert = decision.alert
         where = f"{self.routers} router(s)" if self.responder is not None else "no router (dry run)"
         if self.responder is not None:
-            request = BlockRequest(decision.target, decision.block_for, decision.why, alert.gid_sid, requested_at=now)
+            request = BlockRequest(decision.target, decision.block_for, decision.why, alert.gid_sid, requested_at=now,
+                                   duration_why=decision.duration_why)
             try:
                 self.responder.block(request)
             except Exception as exc:  # noqa: BLE001 -- a refused target or a ledger error must not stop the service
@@ -221,6 +227,7 @@ class Pipeline:
         At start it learns the blocks made before (no repeat after a restart); later, a block undone
         by hand (`snort-bridge unblock`) may be wanted again, and one made by hand is not re-sent.
         """
+        ledger.purge_offences(now - self.policy.config.remember_for)
         active = {record.address: record.expires_at for record in ledger.blocks(now) if record.state == "active"}
         for address in [a for a in self.noted if a not in active]:
             until = self.noted.pop(address)

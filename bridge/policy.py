@@ -11,7 +11,8 @@ epoch), so the same alerts always give the same decisions. Rules, in order:
    reserved/broadcast, the routers and this host), whichever end it is on;
 4. ``threshold`` alerts from the address within ``window`` (alert time when known);
 5. no repeat while a block is in force (noisy detection_filter rules fold into it);
-6. flood guard: more than ``max_new_blocks_per_minute`` new blocks in a minute stops blocking
+6. how long (bridge.durations): per network, per rule or ``block_for``, longer for repeat offenders;
+7. flood guard: more than ``max_new_blocks_per_minute`` new blocks in a minute stops blocking
    until a quiet minute has passed, and names the ``rollback`` latest blocks to undo.
 """
 
@@ -25,6 +26,7 @@ from typing import Deque, Dict, Iterable, List, Optional, Tuple, Union
 
 from bridge.attribution import Attribution, FlowMemory, attribute
 from bridge.config import PolicyConfig
+from bridge.durations import OffenceHistory, OffenceMemory, block_duration
 from bridge.events import Alert, Decision, IPAddress
 from responder.routeros.duration import format_duration
 
@@ -103,8 +105,10 @@ class FloodGuard:
 class Policy:
     """Holds what the decisions depend on: counts, current blocks, flood guard, flow memory."""
 
-    def __init__(self, config: PolicyConfig, always_protected: Iterable[Protectable] = (), memory: Optional[FlowMemory] = None):
+    def __init__(self, config: PolicyConfig, always_protected: Iterable[Protectable] = (), memory: Optional[FlowMemory] = None,
+                 offences: Optional[OffenceHistory] = None):
         self.config = config
+        self.offences: OffenceHistory = offences if offences is not None else OffenceMemory()
         self.protected_networks = tuple(config.protected)
         self.always_protected: List[Union[ipaddress.IPv4Network, ipaddress.IPv6Network]] = []
         self._shield_cache: Dict[IPAddress, Optional[str]] = {}
@@ -138,6 +142,9 @@ class Policy:
         self._blocked.pop(address, None)
         self._folded.pop(address, None)
         self._hits.pop(address, None)
+        forget_offences = getattr(self.offences, "forget", None)  # the ledger's history clears on unblock
+        if forget_offences is not None:
+            forget_offences(address)
 
     def blocked_until(self, address: IPAddress, now: float) -> Optional[float]:
         until = self._blocked.get(_unmapped(address))
@@ -163,6 +170,7 @@ class Policy:
                 block_for=decision.block_for,
                 attribution=decision.attribution,
                 reason=decision.reason,
+                duration_why=decision.duration_why,
             )
         return decision
 
@@ -201,16 +209,20 @@ class Policy:
             text = trip.describe() if fresh else self.guard.holding()
             return _ignore(alert, f"{text}; not blocking {target}: {why}", "flood_guard", attribution)
         self.guard.record(now, target)
-        self.note_blocked(target, now + config.block_for)
+        duration = block_duration(config, target, alert.gid_sid, self.offences.count(target, now - config.remember_for))
+        self.offences.note(target, now)
+        self.note_blocked(target, now + duration.seconds)
         self._folded.pop(target, None)
+        explained = duration.explain()
         return Decision(
             action="block",
-            why=f"block {target} for {format_duration(config.block_for)}: {why}",
+            why=f"block {target} for {format_duration(duration.seconds)} ({explained}): {why}",
             alert=alert,
             target=target,
-            block_for=config.block_for,
+            block_for=duration.seconds,
             attribution=attribution.how,
             reason=label,
+            duration_why=explained,
         )
 
     def _counts(self, alert: Alert) -> Tuple[bool, str, str]:

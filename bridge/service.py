@@ -136,17 +136,21 @@ class Service:
         self.dropped_datagrams = 0
         self.pipeline: Optional[Pipeline] = None
         self.feed = Feed()  # what happened: metrics, notifications and the status page subscribe
+        self.web = None  # [http]: /metrics, /health and the status page (bridge.web)
         self.notifications = None  # bridge.notify: [notify] through apprise
 
     # lifecycle
 
     def start(self) -> None:
         config = self.config
-        self.notifications = _build_notifications(config, self._pending_blocks)
-        if self.notifications is not None:
-            self.notifications.start(self.feed)  # before the routers: a router down at start is told
-        self.responder = make_responder(config, self.feed)
+        from bridge.web import start_web  # prometheus_client is loaded only with [http]
+
+        self.web = start_web(self, config)  # first: it sees every event from the start
         try:
+            self.notifications = _build_notifications(config, self._pending_blocks)
+            if self.notifications is not None:
+                self.notifications.start(self.feed)  # before the routers: a router down at start is told
+            self.responder = make_responder(config, self.feed)
             policy = build_policy(config, protect=protected_addresses(config))
             self.pipeline = Pipeline(policy, self.responder, make_detector(config), routers=len(config.routers),
                                      feed=self.feed)
@@ -157,6 +161,7 @@ class Service:
         except BaseException:
             self._stop_responder()
             self._stop_notifications()
+            self._stop_web()
             raise
         log.info("started: following %d file(s), %s, %s; %d block(s) in force",
                  len(self.sources), self._listening(), self._routers_text(), len(self.pipeline.noted))
@@ -209,6 +214,7 @@ class Service:
         self._stop_follower()
         pending = self._stop_responder()
         self._stop_notifications()
+        self._stop_web()
         summary = self.pipeline.counts.summary() if self.pipeline else "nothing done"
         log.info("stopped: %s%s", summary, f"; {pending} block(s) still pending, kept in the ledger" if pending else "")
 
@@ -244,6 +250,8 @@ class Service:
         if routers_changed:
             self._stop_responder()
             self.responder = make_responder(new, self.feed)
+        if self.web is not None:
+            self.web.reconfigure(new)
         pipeline = Pipeline(
             build_policy(new, protect=protected_addresses(new), previous=self.pipeline.policy),
             self.responder,
@@ -354,6 +362,11 @@ class Service:
         if self.listener is not None:
             self.listener.stop()
             self.listener = None
+
+    def _stop_web(self) -> None:
+        web, self.web = self.web, None
+        if web is not None:
+            web.stop()
 
     def _stop_responder(self) -> int:
         responder, self.responder = self.responder, None
@@ -527,7 +540,7 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
         "scans: distinct destination ports per source within [scan] window. Detections go through the "
         "policy and are blocked on the configured routers; without routers, or with --dry-run, they are printed.",
     )
-    scan.add_argument("--pcap", required=True, metavar="FILE|-", help="classic pcap file, or - for standard input")
+    scan.add_argument("--pcap", required=True, metavar="FILE|-", help="pcap or pcapng file, or - for standard input")
     scan.add_argument("--dry-run", action="store_true", help="print detections and decisions, block nothing")
     scan.add_argument("--wait", type=float, default=10.0, metavar="SECONDS",
                       help="at the end of the stream, wait this long for the routers to apply new blocks (default 10)")

@@ -110,6 +110,9 @@ class Responder:
         for name in self._workers:
             self.ledger.ensure_router(name, now)
         self.ledger.prune(now)
+        policy = getattr(self.config, "policy", None)
+        if policy is not None:
+            self.ledger.purge_offences(now - policy.remember_for)
         for worker in self._workers.values():
             worker.start()
         self._started = True
@@ -142,10 +145,12 @@ class Responder:
             self._wake_all()
         return outcome
 
-    def unblock(self, address: Union[IPAddress, str]) -> bool:
-        """Remove ``address`` from every router; True if it was actively blocked."""
+    def unblock(self, address: Union[IPAddress, str], *, keep_offences: bool = False) -> bool:
+        """Remove ``address`` from every router; True if it was actively blocked.
+
+        Its offences are forgotten (its next block is a first offence) unless ``keep_offences``."""
         address = parse_address(address)
-        was_active = self.ledger.record_unblock(address, self._workers, self._clock())
+        was_active = self.ledger.record_unblock(address, self._workers, self._clock(), keep_offences=keep_offences)
         self._wake_all()
         return was_active
 
