@@ -25,6 +25,7 @@ SUBCOMMAND_MODULES = (
     "bridge.check",  # check
     "responder.cli",  # block, unblock, list, routers, trust, provision
     "bridge.service",  # run, scan
+    "bridge.notify.cli",  # notify test
 )
 
 # Shown in --help until the module that provides them is installed.
@@ -37,6 +38,7 @@ PLACEHOLDERS = {
     "routers": ("show the routers and whether they are reachable", "responder.cli"),
     "trust": ("record a router's SSH host key [--yes]", "responder.cli"),
     "provision": ("create the address list and firewall rule on a router", "responder.cli"),
+    "notify": ("notifications: `notify test` sends a test message to every URL", "bridge.notify.cli"),
 }
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -152,6 +154,11 @@ def _config_check(args: argparse.Namespace) -> int:
     )
     print(f"  scan detector: {'on' if config.scan else 'off'}; state in {config.state_dir}")
     print(f"  durations: {describe_durations(policy)}")
+    notify = config.notify
+    if notify is not None:
+        where = f"URLs in {notify.urls_file}" if notify.urls_file else f"URLs in ${notify.urls_env}"
+        print(f"  notify:  {', '.join(notify.events)}; digests every {notify.min_interval:g}s; {where} "
+              "(`snort-bridge notify test` tries them)")
     return EXIT_OK
 
 

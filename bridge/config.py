@@ -85,6 +85,21 @@ class ScanConfig:
     allow: Tuple[Network, ...] = ()
 
 
+# Events [notify] can announce (see docs/bridge.md "Notifications"); DEFAULT_NOTIFY_EVENTS if unset.
+NOTIFY_EVENTS = ("block", "unblock", "router_down", "router_up", "flood_guard", "sensor_silent", "snort_restarted")
+DEFAULT_NOTIFY_EVENTS = ("block", "router_down", "router_up", "flood_guard", "sensor_silent")
+NOTIFY_NOT_PRODUCED = ("snort_restarted",)  # in the contract, nothing produces it yet: accepted, and a warning at start
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    urls_file: Optional[str] = None  # apprise URLs, one per line; mode 0600 (they hold tokens)
+    urls_env: Optional[str] = None  # or: an environment variable holding them (whitespace-separated)
+    events: Tuple[str, ...] = DEFAULT_NOTIFY_EVENTS
+    min_interval: float = 60.0  # later events of a kind within this are sent as one digest
+    silent_after: float = 3600.0  # sensor_silent: no line from an alert file for this long
+
+
 @dataclass(frozen=True)
 class HttpConfig:
     """[http]: /metrics, /health and the status page (bridge.web)."""
@@ -103,6 +118,7 @@ class Config:
     scan: Optional[ScanConfig] = None
     routers: Tuple[RouterConfig, ...] = ()
     path: str = ""  # the file it was read from
+    notify: Optional[NotifyConfig] = None  # [notify]; None = no notifications
     http: Optional[HttpConfig] = None
 
 
@@ -314,7 +330,7 @@ class _Checker:
     # -- sections ----------------------------------------------------------------------------
 
     def config(self, data: Mapping[str, Any], path: str) -> Config:
-        known = ("state_dir", "policy", "alerts", "scan", "routers", "http")
+        known = ("state_dir", "policy", "alerts", "scan", "routers", "http", "notify")
         self.unknown(data, known, "")
         state_dir = self.get(data, "state_dir", "", Config.state_dir, self.path)
         policy_table = self.table(data, "policy", "policy")
@@ -323,6 +339,8 @@ class _Checker:
         scan = self.scan(scan_table) if scan_table is not None else None
         alerts = self.array(data, "alerts", self.alert_source)
         routers = self.array(data, "routers", self.router)
+        notify_table = self.table(data, "notify", "notify")
+        notify = self.notify(notify_table) if notify_table is not None else None
         self.unique([(i, a.path) for i, a in alerts], "alerts", "path")
         self.unique([(i, r.name) for i, r in routers], "routers", "name")
         http_table = self.table(data, "http", "http")
@@ -335,6 +353,7 @@ class _Checker:
             routers=tuple(r for _, r in routers),
             path=path,
             http=http,
+            notify=notify,
         )
 
     def array(self, data: Mapping[str, Any], name: str, build: Callable[[Mapping[str, Any], str], Any]) -> List[Tuple[int, Any]]:
@@ -478,6 +497,26 @@ class _Checker:
             files=self.get(table, "files", p, d.files, self.string_list(self.path)),
             low_port_weight=self.get(table, "low_port_weight", p, d.low_port_weight, self.integer(1, 100)),
             allow=self.get(table, "allow", p, d.allow, self.string_list(self.network)),
+        )
+
+    def notify(self, table: Mapping[str, Any]) -> NotifyConfig:
+        p = "notify"
+        d = NotifyConfig()
+        self.unknown(table, tuple(NotifyConfig.__dataclass_fields__), p)
+        where = [name for name in ("urls_file", "urls_env") if name in table]
+        if not where:
+            self.problem("notify.urls_file", "missing; expected urls_file (apprise URLs, one per line, mode 0600) or urls_env")
+        elif len(where) > 1:
+            self.problem("notify.urls_env", "cannot be combined with urls_file; expected one of them")
+        urls_file = self.get(table, "urls_file", p, None, self.path)
+        if urls_file:
+            self.secret_file("notify.urls_file", urls_file, "the apprise URLs")
+        return NotifyConfig(
+            urls_file=urls_file,
+            urls_env=self.get(table, "urls_env", p, None, self.pattern(_ENV_RE, "the name of an environment variable")),
+            events=self.get(table, "events", p, d.events, self.string_list(self.choice(NOTIFY_EVENTS))),
+            min_interval=self.get(table, "min_interval", p, d.min_interval, self.duration(0)),
+            silent_after=self.get(table, "silent_after", p, d.silent_after, self.duration(0)),
         )
 
     def http(self, table: Mapping[str, Any]) -> HttpConfig:
@@ -702,6 +741,13 @@ listen = "127.0.0.1:9470"              # beyond loopback only with token_file
                                        # "Authorization: Bearer <token>", or open /?token=<token> once
 silent_after = "10m"                   # /health: a problem when no alert line (or TZSP datagram) for this long
 # tzspd = "127.0.0.1:9471"             # tzspd --metrics: its counters on the page, its silence in /health
+[notify]                               # optional: notifications through apprise (Telegram, Slack, Teams,
+                                       # Matrix, ntfy, e-mail, JSON webhooks ...); `snort-bridge notify test`
+urls_env = "TZSP_IPS_NOTIFY_URLS"     # environment variable holding apprise URLs (whitespace-separated),
+# urls_file = "/etc/tzsp-ips/notify.urls"   # or a file of them, one per line, mode 0600 (they hold tokens)
+events = ["block", "router_down", "router_up", "flood_guard", "sensor_silent"]   # also: "unblock"
+min_interval = "60s"                   # later events of a kind within this are sent as one digest
+silent_after = "1h"                    # sensor_silent: no line from an [[alerts]] file for this long
 
 [[routers]]                            # one table per router
 name = "core1"

@@ -23,7 +23,7 @@ from bridge.probes import probe_from_firewall_event
 from bridge.routeros_log import NotAFirewallLine, parse_firewall_line
 from bridge.scan import Probe, ScanDetector
 from responder.events import BlockRequest
-from responder.feed import NO_FEED, Decided, Feed, FloodGuardChanged, LineRead
+from responder.feed import NO_FEED, BlockLifted, Decided, Feed, FloodGuardChanged, LineRead
 
 log = logging.getLogger("snort-bridge")
 
@@ -230,8 +230,10 @@ class Pipeline:
         ledger.purge_offences(now - self.policy.config.remember_for)
         active = {record.address: record.expires_at for record in ledger.blocks(now) if record.state == "active"}
         for address in [a for a in self.noted if a not in active]:
-            del self.noted[address]
+            until = self.noted.pop(address)
             self.policy.forget(address)
+            if until > now:  # not expired: undone by hand
+                self.feed.publish(BlockLifted(address, now, until))
         for address, until in active.items():
             if self.noted.get(address) != until:
                 self.noted[address] = until

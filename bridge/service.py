@@ -138,6 +138,7 @@ class Service:
         self.pipeline: Optional[Pipeline] = None
         self.feed = Feed()  # what happened: metrics, notifications and the status page subscribe
         self.web = None  # [http]: /metrics, /health and the status page (bridge.web)
+        self.notifications = None  # bridge.notify: [notify] through apprise
 
     # lifecycle
 
@@ -147,6 +148,9 @@ class Service:
 
         self.web = start_web(self, config)  # first: it sees every event from the start
         try:
+            self.notifications = _build_notifications(config, self._pending_blocks)
+            if self.notifications is not None:
+                self.notifications.start(self.feed)  # before the routers: a router down at start is told
             self.responder = make_responder(config, self.feed)
             policy = build_policy(config, protect=protected_addresses(config))
             self.pipeline = Pipeline(policy, self.responder, make_detector(config), routers=len(config.routers),
@@ -157,6 +161,7 @@ class Service:
             self._start_follower(config)
         except BaseException:
             self._stop_responder()
+            self._stop_notifications()
             self._stop_web()
             raise
         log.info("started: following %d file(s), %s, %s; %d block(s) in force",
@@ -215,6 +220,7 @@ class Service:
         self._stop_listener()
         self._stop_follower()
         pending = self._stop_responder()
+        self._stop_notifications()
         self._stop_web()
         summary = self.pipeline.counts.summary() if self.pipeline else "nothing done"
         log.info("stopped: %s%s", summary, f"; {pending} block(s) still pending, kept in the ledger" if pending else "")
@@ -228,6 +234,8 @@ class Service:
         try:
             new = load_config(path)
             _check_runnable(new)
+            renotify = _notify_inputs(new) != _notify_inputs(self.config)
+            notifications = _build_notifications(new, self._pending_blocks) if renotify else self.notifications
         except ConfigError as exc:
             log.error("reload refused, the running configuration stays in force: %s is not usable:\n  %s",
                       exc.path or path, "\n  ".join(exc.problems))
@@ -263,6 +271,14 @@ class Service:
             pipeline.resync(self.responder.ledger, time.time())
         self.pipeline = pipeline
         self.config = new
+        if renotify:
+            previous = self.notifications
+            self._stop_notifications()
+            self.notifications = notifications
+            if notifications is not None:
+                if previous is not None:
+                    notifications.digester.carry_over(previous.digester)
+                notifications.start(self.feed)
         if self.follower is None:
             self._start_follower(new)
         log.info("reloaded %s: following %d file(s), %s, %s, protected %s", path, len(self.sources), self._listening(),
@@ -368,6 +384,18 @@ class Service:
             log.warning("a router did not answer in time while stopping; its pending blocks stay in the ledger")
         return pending
 
+    def _stop_notifications(self) -> None:
+        notifications, self.notifications = self.notifications, None
+        if notifications is not None:
+            notifications.stop(timeout=5.0)  # what is gathered is told; a dead endpoint is not waited for
+
+    def _pending_blocks(self, router: str) -> Optional[int]:
+        """For "router up" messages (from the notify thread): blocks still to send to ``router``."""
+        responder = self.responder
+        if responder is None:
+            return None
+        return next((s.pending for s in responder.status() if s.name == router), None)
+
     # reporting
 
     def status_text(self) -> str:
@@ -386,6 +414,18 @@ class Service:
             return "no firewall-log listener"
         host, port = self.listener.bound
         return f"firewall log lines on udp {host}:{port}"
+
+
+def _build_notifications(config: Config, pending_blocks):
+    if config.notify is None:
+        return None
+    from bridge.notify.delivery import build_notifications  # apprise is loaded only with [notify]
+
+    return build_notifications(config, pending_blocks=pending_blocks)
+
+
+def _notify_inputs(config: Config) -> tuple:
+    return config.notify, tuple(r.name for r in config.routers), tuple(a.path for a in config.alerts)
 
 
 def _check_runnable(config: Config) -> None:

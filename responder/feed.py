@@ -58,6 +58,16 @@ class RouterChanged:
     up: bool
     at: float
     error: Optional[str] = None
+    pending: Optional[int] = None  # up: blocks (and unblocks) waiting in the ledger for it, as it connected
+
+
+@dataclass(frozen=True)
+class BlockLifted:
+    """A block in force left the ledger before its end: `snort-bridge unblock` (seen at a resync)."""
+
+    address: IPAddress
+    at: float
+    was_until: float
 
 
 @dataclass(frozen=True)

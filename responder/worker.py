@@ -462,7 +462,9 @@ class RouterWorker:
         """Publish a change of reachability (the first failure, and each change after)."""
         if self._reported_up is not up:
             self._reported_up = up
-            self._feed.publish(RouterChanged(self.name, up, self._clock(), error))
+            now = self._clock()
+            pending = self._ledger.pending_count(self.name, now) if up else None  # what it is about to catch up
+            self._feed.publish(RouterChanged(self.name, up, now, error, pending))
 
     def _record_error(self, error: str, *, reachable: bool) -> None:
         self.last_error = error

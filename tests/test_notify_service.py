@@ -1,0 +1,198 @@
+"""Notifications through the real service path: a 10,000-block storm from an alert file to a webhook.
+
+`Service` (what `snort-bridge run` runs) follows a real file; its one router is down (a closed port),
+so every block stays pending in the ledger and the worker reports the router down. The webhook is
+a local HTTP server taking apprise's json:// posts. Blocking must take every decision whatever the
+notifications do; the people on call get a handful of messages that count all 10,000.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import threading
+import time
+
+import pytest
+
+from bridge.config import load_config
+from bridge.service import Service
+from notify_rig import JsonReceiver, free_port, wait_for
+from responder_rig import write_ed25519
+
+STORM = 10_000
+ATTACKERS = ipaddress.ip_address("11.0.0.0")
+
+
+def fast(src: str, sid: int) -> str:
+    return (f'12/04-10:00:00.000001 [**] [1:{sid}:1] "TEST attack {sid}" [**] [Priority: 1] '
+            f"{{TCP}} {src}:4444 -> 10.1.2.3:80\n")
+
+
+def storm_config(tmp_path, alerts, notify: bool) -> str:
+    key = tmp_path / "id_ed25519"
+    write_ed25519(key)
+    (tmp_path / "known_hosts").write_text("")
+    text = f'''
+state_dir = "{tmp_path / 'state'}"
+[policy]
+protected = ["10.0.0.0/8"]
+block_for = "10m"
+max_new_blocks_per_minute = 1000000
+[[alerts]]
+path = "{alerts}"
+format = "fast"
+[[routers]]
+name = "core1"
+host = "127.0.0.1"
+port = {free_port()}
+key_file = "{key}"
+known_hosts = "{tmp_path / 'known_hosts'}"
+connect_timeout = "1s"
+'''
+    if notify:
+        text += '[notify]\nurls_env = "TZSP_IPS_TEST_NOTIFY"\nmin_interval = "3s"\n' \
+                'events = ["block", "router_down", "router_up", "flood_guard"]\n'
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def run_storm(tmp_path, notify: bool) -> Service:
+    alerts = tmp_path / "alert_fast.txt"
+    alerts.write_text("")
+    service = Service(load_config(storm_config(tmp_path, alerts, notify)))
+    service.start()
+    runner = threading.Thread(target=service.run, daemon=True)
+    runner.start()
+    try:
+        with open(alerts, "a") as handle:
+            handle.write("".join(fast(str(ATTACKERS + n), 1000101 + n % 3) for n in range(STORM)))
+        assert wait_for(lambda: service.pipeline.counts.blocks == STORM, 180), service.status_text()
+        ledger = service.responder.ledger
+        assert len([r for r in ledger.blocks(time.time()) if r.state == "active"]) == STORM
+    finally:
+        service.request_stop()
+        runner.join(60)
+    assert not runner.is_alive()
+    return service
+
+
+@pytest.mark.slow
+def test_a_storm_of_ten_thousand_blocks_gives_a_handful_of_messages_that_count_them_all(tmp_path, monkeypatch):
+    with JsonReceiver() as hook:
+        monkeypatch.setenv("TZSP_IPS_TEST_NOTIFY", hook.url)
+        service = run_storm(tmp_path, notify=True)
+        assert service.notifications is None  # stopped with the service
+        blocks = [p for p in hook.posts if "block" in p["title"]]
+        routers = [p for p in hook.posts if "router" in p["title"]]
+    told = 0
+    for post in blocks:
+        many = re.search(r": ([\d,]+) blocks (?:in |at once)", post["title"])
+        told += int(many[1].replace(",", "")) if many else 1
+    assert told == STORM, [p["title"] for p in blocks]  # every block counted, none twice
+    assert 1 <= len(blocks) <= 12, [p["title"] for p in blocks]  # a handful, not 10,000
+    assert any("1:1000101  TEST attack 1000101" in p["message"] for p in blocks)
+    [down] = routers  # the router behind a closed port, told once
+    assert down["title"].endswith("router core1 down") and "UNREACHABLE" in down["message"]
+
+
+def test_reload_rebuilds_the_notifications_and_a_bad_notify_is_refused(tmp_path, monkeypatch):
+    alerts = tmp_path / "alert_fast.txt"
+    alerts.write_text("")
+    path = tmp_path / "config.toml"
+
+    def write(env: str) -> None:
+        path.write_text(f'state_dir = "{tmp_path / "state"}"\n[[alerts]]\npath = "{alerts}"\nformat = "fast"\n'
+                        f'[notify]\nurls_env = "{env}"\nmin_interval = "1s"\nevents = ["block"]\n')
+
+    with JsonReceiver() as first, JsonReceiver() as second:
+        monkeypatch.setenv("HOOK_A", first.url)
+        monkeypatch.setenv("HOOK_B", second.url)
+        write("HOOK_A")
+        service = Service(load_config(str(path)))
+        service.start()
+        old = service.notifications
+        write("HOOK_B")
+        assert service.reload() and service.notifications is not old and old._stopping.is_set()
+        write("HOOK_UNSET")
+        assert not service.reload()  # the environment variable is empty: refused, HOOK_B stays
+        runner = threading.Thread(target=service.run, daemon=True)
+        runner.start()
+        try:
+            with open(alerts, "a") as handle:
+                handle.write(fast("203.0.113.7", 1000101))
+            assert wait_for(lambda: second.posts, 30)
+        finally:
+            service.request_stop()
+            runner.join(30)
+        assert first.posts == [] and "blocked 203.0.113.7" in second.posts[0]["title"]
+
+
+def test_a_router_down_at_start_then_up_says_how_long_and_what_catches_up(tmp_path, monkeypatch):
+    """A real router (routeros-sim over SSH) that is not there at start, then comes up."""
+    from responder_rig import Lab
+
+    lab = Lab(tmp_path)
+    port = free_port()
+    sim = lab.add("core1", start=False, port=port)
+    alerts = tmp_path / "alert_fast.txt"
+    alerts.write_text("")
+    table = lab.router_table("core1", port, connect_timeout="2s")
+    path = tmp_path / "config.toml"
+    path.write_text(f'state_dir = "{tmp_path / "state"}"\n[policy]\nprotected = ["10.0.0.0/8"]\n'
+                    f'[[alerts]]\npath = "{alerts}"\nformat = "fast"\n'
+                    '[notify]\nurls_env = "TZSP_IPS_TEST_NOTIFY"\nmin_interval = "2s"\n'
+                    '[[routers]]\n' + "".join(f'{k} = "{v}"\n' if isinstance(v, str) else f"{k} = {v}\n"
+                                              for k, v in table.items()))
+    with JsonReceiver() as hook:
+        monkeypatch.setenv("TZSP_IPS_TEST_NOTIFY", hook.url)
+        service = Service(load_config(str(path)))
+        service.start()
+        runner = threading.Thread(target=service.run, daemon=True)
+        runner.start()
+        try:
+            assert wait_for(lambda: any("router core1 down" in p["title"] for p in hook.posts), 30), hook.posts
+            with open(alerts, "a") as handle:
+                handle.write("".join(fast(f"203.0.113.{n}", 1000101) for n in (1, 2, 3)))
+            assert wait_for(lambda: service.pipeline.counts.blocks == 3, 30)
+            sim.start("127.0.0.1", port)
+            assert wait_for(lambda: any("router core1 up" in p["title"] for p in hook.posts), 60), hook.posts
+            assert wait_for(lambda: all(f"203.0.113.{n}" in lab.entries("core1") for n in (1, 2, 3)), 30)
+        finally:
+            service.request_stop()
+            runner.join(30)
+            lab.close()
+    down = next(p for p in hook.posts if "router core1 down" in p["title"])
+    up = next(p for p in hook.posts if "router core1 up" in p["title"])
+    assert "core1 is UNREACHABLE since" in down["message"] and "router core1:" in down["message"], down["message"]
+    assert "core1 is reachable again after" in up["message"] and "3 pending blocks catching up now" in up["message"]
+    assert up["type"] == "success" and down["type"] == "failure"
+
+
+def test_a_silent_alert_file_is_told_once_and_again_when_it_speaks(tmp_path, monkeypatch):
+    alerts = tmp_path / "alert_fast.txt"
+    alerts.write_text("")
+    path = tmp_path / "config.toml"
+    path.write_text(f'state_dir = "{tmp_path / "state"}"\n[[alerts]]\npath = "{alerts}"\nformat = "fast"\n'
+                    '[notify]\nurls_env = "TZSP_IPS_TEST_NOTIFY"\nmin_interval = "1s"\nsilent_after = "2s"\n'
+                    'events = ["sensor_silent"]\n')
+    with JsonReceiver() as hook:
+        monkeypatch.setenv("TZSP_IPS_TEST_NOTIFY", hook.url)
+        service = Service(load_config(str(path)))
+        service.start()
+        runner = threading.Thread(target=service.run, daemon=True)
+        runner.start()
+        try:
+            assert wait_for(lambda: len(hook.posts) == 1, 30)
+            time.sleep(1.5)  # still silent: told once, not again
+            assert len(hook.posts) == 1
+            with open(alerts, "a") as handle:
+                handle.write("not an alert, but the file is alive\n")
+            assert wait_for(lambda: len(hook.posts) == 2, 30)
+        finally:
+            service.request_stop()
+            runner.join(30)
+    silent, back = hook.posts
+    assert silent["title"].endswith(f"sensor silent: {alerts}") and "no line for 2s" in silent["message"]
+    assert back["title"].endswith(f"sensor back: {alerts}") and back["type"] == "success"
