@@ -42,7 +42,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from bench_tzspd import busy_seconds, cpu_seconds, free_port, load_tool, machine, udp_socket  # noqa: E402
+from bench_tzspd import busy_seconds, cpu_seconds, free_port, load_tool, machine, niceness, udp_socket  # noqa: E402
 from tzsp.capture_files import CaptureError, read_capture  # noqa: E402
 
 SCAN_NAME = re.compile(r"scan|fingerprint|dvwa|malicious|attack", re.IGNORECASE)  # mixed in, not looped whole
@@ -115,9 +115,9 @@ class Pipeline:
         logs.mkdir(exist_ok=True)
         if kind == "pipe":
             argv = shlex.split(args.tzsp2pcap.replace("{PORT}", str(port)))
-            self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self.out)
+            self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self.out, preexec_fn=niceness(args.nice))
             self.piped = subprocess.Popen(shlex.split(snort) + ["-l", str(logs)], stdin=self.proc.stdout,
-                                          stdout=self.out, stderr=subprocess.STDOUT)
+                                          stdout=self.out, stderr=subprocess.STDOUT, preexec_fn=niceness(args.nice))
             self.proc.stdout.close()
         else:
             fanout = int(kind)
@@ -128,7 +128,8 @@ class Pipeline:
             else:
                 command = f"{snort} -l {logs}"
             self.proc = subprocess.Popen(tzspd + ["--fanout", str(fanout), "--exec", command],
-                                         stdout=self.out, stderr=subprocess.STDOUT, cwd=HERE.parent)
+                                         stdout=self.out, stderr=subprocess.STDOUT, cwd=HERE.parent,
+                                         preexec_fn=niceness(args.nice))  # its Snorts inherit it
         self.snort_count = 1 if kind == "pipe" else int(kind)
 
     def snorts(self) -> list[int]:
@@ -213,7 +214,8 @@ def run_point(name, kind, args, tool, mix, rate, workdir) -> dict:
         pipeline.wait_ready()
         before = (tree_cpu(pipeline.pids()), cpu_seconds(pipeline.proc.pid), busy_seconds(), time.monotonic())
         sender = subprocess.run([tool, "send", "-f", str(mix), "-p", str(port), "-r", str(rate), "-n", str(count),
-                                 "-t", str(args.seconds + 2)], capture_output=True, text=True, check=True)
+                                 "-t", str(args.seconds + 2)], capture_output=True, text=True, check=True,
+                                preexec_fn=niceness(args.nice))
         sent = json.loads(sender.stdout)
         pipeline.wait_drained()
         after = (tree_cpu(pipeline.pids()), cpu_seconds(pipeline.proc.pid), busy_seconds(), time.monotonic())
@@ -249,6 +251,7 @@ def main(argv=None) -> int:
     parser.add_argument("--loss", type=float, default=0.1, help="loss limit in percent")
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--reps", type=int, default=1, help="runs per point (median)")
+    parser.add_argument("--nice", type=int, help="run the pipelines and the sender at this niceness (e.g. -20)")
     parser.add_argument("--out", help="append every run as a JSON line here")
     args = parser.parse_args(argv)
 
@@ -290,17 +293,23 @@ def main(argv=None) -> int:
     if not args.no_search:
         for name, kind in pipelines:
             good, bad, rate, history = 0, None, args.start, []
-            while rate <= args.ceiling:
+            while 1000 <= rate <= args.ceiling:  # doubling while it holds, halving while it loses
                 result = point(name, kind, rate)
                 ok = result["loss_pct"] < args.loss
                 history.append((rate, ok, result))
                 if ok and result["offered_pps"] < rate * 0.9:  # the sender's limit
                     good = -result["offered_pps"]
                     break
-                if not ok:
+                if ok:
+                    good = rate
+                    if bad:
+                        break
+                    rate *= 2
+                else:
                     bad = rate
-                    break
-                good, rate = rate, rate * 2
+                    if good:
+                        break
+                    rate //= 2
             while bad and good > 0 and bad / good > 1 + args.resolution:
                 mid = int((good * bad) ** 0.5)
                 result = point(name, kind, mid)
@@ -312,7 +321,8 @@ def main(argv=None) -> int:
     print(f"\nmix: {described['frames']} frames ({described['scan_frames']} from scans), mean "
           f"{described['mean_bytes']} B; {args.seconds:g} s per run, median of {args.reps}")
     if cpu_rows:
-        print("\n| rate | " + " | ".join(f"{name}: µs/pkt all (receiver), loss" for name, _ in pipelines) + " |")
+        print("\n| rate | " + " | ".join(f"{name.replace('|', chr(92) + '|')}: µs/pkt all (receiver), loss"
+                                       for name, _ in pipelines) + " |")
         print("|---" * (1 + len(pipelines)) + "|")
         for rate, results in cpu_rows:
             cells = []
@@ -324,7 +334,7 @@ def main(argv=None) -> int:
         print("\n| pipeline | highest rate with < {0}% loss |\n|---|---|".format(args.loss))
         for name, (good, history) in search.items():
             shown = f"≥ {-good:,} (sender-bound)" if good < 0 else f"{good:,}"
-            print(f"| {name} | {shown} |")
+            print(f"| {name.replace('|', chr(92) + '|')} | {shown} |")
     return 0
 
 
