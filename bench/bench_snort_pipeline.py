@@ -29,6 +29,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import statistics
 import struct
@@ -253,6 +254,7 @@ def main(argv=None) -> int:
     parser.add_argument("--reps", type=int, default=1, help="runs per point (median)")
     parser.add_argument("--nice", type=int, help="run the pipelines and the sender at this niceness (e.g. -20)")
     parser.add_argument("--out", help="append every run as a JSON line here")
+    parser.add_argument("--keep", action="store_true", help="keep the mix and Snort's logs (hundreds of MB)")
     args = parser.parse_args(argv)
 
     tool = load_tool()
@@ -260,7 +262,16 @@ def main(argv=None) -> int:
         raise SystemExit("bench/tzsp_load.c could not be built (needs cc)")
     workdir = Path(tempfile.mkdtemp(prefix="snort-pipeline-"))
     mix = workdir / "mix.pcap"
+    try:
+        return measure(args, tool, workdir, mix)
+    finally:
+        if args.keep:
+            print(f"mix and Snort logs kept in {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
 
+
+def measure(args, tool, workdir: Path, mix: Path) -> int:
     def log(record):
         line = json.dumps(record)
         print(line, file=sys.stderr, flush=True)
