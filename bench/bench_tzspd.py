@@ -5,6 +5,7 @@
     python bench/bench_tzspd.py --compare "tzsp2pcap=tzsp2pcap -p {PORT} -f" \\
         --compare "limit-recv=/path/limit-recv -r 16777216 {PORT}" --nice -20
     python bench/bench_tzspd.py --soak 600 --soak-rate 100000          # memory over 10 minutes
+    python bench/bench_tzspd.py --modes stdout,exec,fanout2 --no-search   # --exec and --fanout vs stdout
     python bench/bench_tzspd.py --scrape --sizes 64 --no-search        # CPU with /metrics scraped every second
 
 For each frame size (64 and 1400 bytes by default) it measures, for every receiver in turn:
@@ -529,6 +530,10 @@ def main(argv=None) -> int:
     parser.add_argument("--name", default="tzspd")
     parser.add_argument("--compare", action="append", default=[], metavar="NAME=COMMAND",
                         help="another receiver measured in the same run (repeatable)")
+    parser.add_argument("--modes", metavar="LIST",
+                        help="measure the receiver in these output modes side by side, e.g. stdout,exec,fanout2: "
+                        "exec adds --exec {COUNTER}, fanoutN --fanout N --exec {COUNTER} (each consumer a pcap "
+                        "counter; only the receiver's own CPU is counted); ratios are then to the first mode")
     parser.add_argument("--sizes", default="64,1400", help="Ethernet frame sizes")
     parser.add_argument("--cpu-rates", default="100000,200000", help="fixed rates for CPU per packet ('' for none)")
     parser.add_argument("--no-search", action="store_true", help="skip the highest-lossless-rate search")
@@ -551,6 +556,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     receivers = [(args.name, args.receiver)]
+    if args.modes:
+        try:
+            receivers = [mode_receiver(args.name, args.receiver, mode) for mode in args.modes.split(",") if mode]
+        except ValueError as error:
+            parser.error(str(error))
     for item in args.compare:
         name, sep, command = item.partition("=")
         if not sep or not name or not command.strip():
@@ -600,6 +610,17 @@ def main(argv=None) -> int:
     return 0
 
 
+def mode_receiver(name: str, command: str, mode: str) -> tuple[str, str]:
+    """(name, command) of tzspd in an output mode: stdout, exec, or fanoutN."""
+    if mode == "stdout":
+        return name, command
+    if mode == "exec":
+        return f"{name} --exec", f"{command} --exec {{COUNTER}}"
+    if mode.startswith("fanout") and mode[6:].isdigit() and int(mode[6:]) >= 1:
+        return f"{name} --fanout {int(mode[6:])}", f"{command} --fanout {int(mode[6:])} --exec {{COUNTER}}"
+    raise ValueError(f"--modes: {mode!r} is not stdout, exec or fanoutN")
+
+
 def machine() -> dict:
     model = ""
     try:
@@ -620,25 +641,28 @@ def ratio(mine, theirs) -> str:
 def report(receivers, cpu_rows, search_rows, args, load_kind) -> None:
     mine = receivers[0][0]
     others = [name for name, _ in receivers[1:]]
+    modes = bool(args.modes)  # ratios of each mode to the first (how much more it costs)
     print(f"\nload: {load_kind}; median of {args.reps} runs of {args.seconds:g} s; niceness {args.nice}")
     if cpu_rows:
         print("\n| frame | rate | " + " | ".join(f"{n} µs/pkt (loss)" for n, _ in receivers)
-              + "".join(f" | {mine}/{o}" for o in others) + " | bg CPU s |")
+              + "".join(f" | {o}/{mine}" if modes else f" | {mine}/{o}" for o in others) + " | bg CPU s |")
         print("|---" * (3 + len(receivers) + len(others)) + "|")
         for size, rate, summary in cpu_rows:
             cells = [f"{summary[n]['us_per_pkt']:.2f} ({summary[n]['loss_pct']}%)" if summary[n]["us_per_pkt"] else "-"
                      for n, _ in receivers]
-            ratios = [ratio(summary[mine]["us_per_pkt"], summary[o]["us_per_pkt"]) for o in others]
+            ratios = [ratio(summary[o]["us_per_pkt"], summary[mine]["us_per_pkt"]) if modes
+                      else ratio(summary[mine]["us_per_pkt"], summary[o]["us_per_pkt"]) for o in others]
             bg = max(summary[n]["bg_cpu_s"] for n, _ in receivers)
             print(f"| {size} B | {rate:,} | " + " | ".join(cells) + "".join(f" | {r}" for r in ratios) + f" | {bg} |")
     if search_rows:
         print(f"\n| frame | " + " | ".join(f"{n} lossless pps" for n, _ in receivers)
-              + "".join(f" | {mine}/{o}" for o in others) + " |")
+              + "".join(f" | {o}/{mine}" if modes else f" | {mine}/{o}" for o in others) + " |")
         print("|---" * (1 + len(receivers) + len(others)) + "|")
         for size, found in search_rows:
             cells = [f"{found[n]['max_lossless_pps']:,}" + (" (sender-bound)" if found[n]["sender_bound"] else "")
                      for n, _ in receivers]
-            ratios = [ratio(found[mine]["max_lossless_pps"], found[o]["max_lossless_pps"]) for o in others]
+            ratios = [ratio(found[o]["max_lossless_pps"], found[mine]["max_lossless_pps"]) if modes
+                      else ratio(found[mine]["max_lossless_pps"], found[o]["max_lossless_pps"]) for o in others]
             print(f"| {size} B | " + " | ".join(cells) + "".join(f" | {r}" for r in ratios) + " |")
 
 

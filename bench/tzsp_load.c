@@ -1,7 +1,7 @@
 /*
  * tzsp_load -- the benchmark's load generator and pcap counter (loopback only).
  *
- *   tzsp_load send  -p PORT [-6] [-s FRAME_BYTES] [-r PPS] [-n COUNT] [-t SECONDS] [-b BATCH]
+ *   tzsp_load send  -p PORT [-6] [-s FRAME_BYTES] [-r PPS] [-n COUNT] [-t SECONDS] [-b BATCH] [-f PCAP]
  *   tzsp_load count [-n COUNT] < pcap-stream
  *
  * send: sendmmsg(2) batches of RouterOS-style TZSP datagrams (01 00 00 01 01 + an
@@ -10,6 +10,11 @@
  * 54 and a TCP source port that changes with it (many flows). Paced to PPS (0: as fast as it
  * goes) by sending what is due, then sleeping; stops after COUNT datagrams or SECONDS,
  * whichever comes first. Prints one JSON line: sent, seconds, pps.
+ *
+ * send -f PCAP: the frames of a classic pcap file (Ethernet) instead, in order, over and over.
+ * Each pass after the first moves every IPv4/IPv6 address to another one, the same for both
+ * directions (+pass on the address's second-to-last 16-bit word, -pass on its last: the
+ * one's-complement sum, so every IP/TCP/UDP checksum stays valid), so each pass is new flows.
  *
  * count: reads a classic pcap stream, checks the global header and every record, and counts
  * records and distinct sequence numbers below COUNT. Prints one JSON line.
@@ -97,6 +102,77 @@ static void stamp(uint8_t *d, uint32_t seq) {
     memcpy(f + SEQ_AT + 4, &be, 4);
 }
 
+/* ---- frames from a pcap file (-f) */
+
+typedef struct {
+    uint8_t *data; /* TZSP header + frame */
+    size_t len;
+} Datagram;
+
+static Datagram *load_pcap(const char *path, size_t *count) {
+    FILE *in = fopen(path, "rb");
+    if (!in) { perror(path); return NULL; }
+    uint8_t header[24], rec[16];
+    if (fread(header, 1, 24, in) != 24 || memcmp(header, "\xd4\xc3\xb2\xa1", 4) != 0) {
+        fprintf(stderr, "%s: not a little-endian microsecond pcap file\n", path);
+        fclose(in);
+        return NULL;
+    }
+    size_t cap = 1024, n = 0;
+    Datagram *all = malloc(cap * sizeof *all);
+    while (all && fread(rec, 1, 16, in) == 16) {
+        uint32_t incl;
+        memcpy(&incl, rec + 8, 4);
+        if (incl > 65535 - TZSP_LEN) { fprintf(stderr, "%s: frame too large\n", path); break; }
+        uint8_t *d = malloc(TZSP_LEN + incl);
+        if (!d || fread(d + TZSP_LEN, 1, incl, in) != incl) { free(d); break; }
+        static const uint8_t head[TZSP_LEN] = {1, 0, 0, 1, 1};
+        memcpy(d, head, TZSP_LEN);
+        if (n == cap) {
+            cap *= 2;
+            Datagram *grown = realloc(all, cap * sizeof *all);
+            if (!grown) { free(d); break; }
+            all = grown;
+        }
+        all[n].data = d;
+        all[n].len = TZSP_LEN + incl;
+        n++;
+    }
+    fclose(in);
+    *count = n;
+    return all;
+}
+
+/* One's-complement a + b on 16-bit words. */
+static uint16_t oc_add(uint16_t a, uint16_t b) {
+    uint32_t s = (uint32_t)a + b;
+    return (uint16_t)((s & 0xffff) + (s >> 16));
+}
+
+/* Move one address (its last 4 bytes) by k, keeping its one's-complement sum. */
+static void shift_address(uint8_t *a, uint16_t k) {
+    uint16_t hi = (uint16_t)(a[0] << 8 | a[1]), lo = (uint16_t)(a[2] << 8 | a[3]);
+    hi = oc_add(hi, k);
+    lo = oc_add(lo, (uint16_t)~k);
+    a[0] = (uint8_t)(hi >> 8); a[1] = (uint8_t)hi;
+    a[2] = (uint8_t)(lo >> 8); a[3] = (uint8_t)lo;
+}
+
+static void shift_frame(uint8_t *f, size_t len, uint16_t k) {
+    if (k == 0 || len < 14) return;
+    size_t off = 12;
+    unsigned type = (unsigned)(f[off] << 8 | f[off + 1]);
+    if (type == 0x8100 && len >= 18) { off += 4; type = (unsigned)(f[off] << 8 | f[off + 1]); }
+    off += 2;
+    if (type == 0x0800 && len >= off + 20) {
+        shift_address(f + off + 12, k);
+        shift_address(f + off + 16, k);
+    } else if (type == 0x86DD && len >= off + 40) {
+        shift_address(f + off + 8 + 12, k);
+        shift_address(f + off + 24 + 12, k);
+    }
+}
+
 static int do_send(int argc, char **argv) {
     unsigned port = 0;
     size_t frame = 64;
@@ -104,7 +180,8 @@ static int do_send(int argc, char **argv) {
     unsigned long long count = 1000000;
     unsigned batch = 64;
     int v6 = 0, ch;
-    while ((ch = getopt(argc, argv, "p:s:r:n:t:b:6")) != -1) {
+    const char *file = NULL;
+    while ((ch = getopt(argc, argv, "p:s:r:n:t:b:6f:")) != -1) {
         switch (ch) {
         case 'p': port = (unsigned)strtoul(optarg, NULL, 10); break;
         case 's': frame = strtoul(optarg, NULL, 10); break;
@@ -113,6 +190,7 @@ static int do_send(int argc, char **argv) {
         case 't': seconds = strtod(optarg, NULL); break;
         case 'b': batch = (unsigned)strtoul(optarg, NULL, 10); break;
         case '6': v6 = 1; break;
+        case 'f': file = optarg; break;
         default: return 2;
         }
     }
@@ -137,13 +215,21 @@ static int do_send(int argc, char **argv) {
         rc = connect(fd, (struct sockaddr *)&to, sizeof to);
     }
     if (rc < 0) { perror("connect"); return 1; }
+    size_t frames = 0, next = 0, pass = 0;
+    Datagram *mix = NULL;
+    if (file) {
+        mix = load_pcap(file, &frames);
+        if (!mix || frames == 0) { fprintf(stderr, "tzsp_load send: no frames in %s\n", file); return 1; }
+        frame = 65535 - TZSP_LEN;
+    }
     size_t size = TZSP_LEN + frame;
     uint8_t *bufs = malloc(size * batch);
     struct mmsghdr *msgs = calloc(batch, sizeof *msgs);
     struct iovec *iov = calloc(batch, sizeof *iov);
     if (!bufs || !msgs || !iov) { perror("malloc"); return 1; }
     for (unsigned i = 0; i < batch; i++) {
-        build(bufs + i * size, frame);
+        if (!mix)
+            build(bufs + i * size, frame);
         iov[i].iov_base = bufs + i * size;
         iov[i].iov_len = size;
         msgs[i].msg_hdr.msg_iov = &iov[i];
@@ -167,8 +253,17 @@ static int do_send(int argc, char **argv) {
             if (behind < due) due = behind;
         }
         unsigned n = due < batch ? (unsigned)due : batch;
-        for (unsigned i = 0; i < n; i++)
-            stamp(bufs + i * size, (uint32_t)(sent + i));
+        for (unsigned i = 0; i < n; i++) {
+            if (!mix) {
+                stamp(bufs + i * size, (uint32_t)(sent + i));
+                continue;
+            }
+            uint8_t *d = bufs + i * size;
+            memcpy(d, mix[next].data, mix[next].len);
+            iov[i].iov_len = mix[next].len;
+            shift_frame(d + TZSP_LEN, mix[next].len - TZSP_LEN, (uint16_t)pass);
+            if (++next == frames) { next = 0; pass++; }
+        }
         int got = sendmmsg(fd, msgs, n, 0);
         if (got < 0) {
             if (errno == ECONNREFUSED || errno == EAGAIN || errno == ENOBUFS) {
@@ -242,7 +337,7 @@ static int do_count(int argc, char **argv) {
 int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "send") == 0) return do_send(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "count") == 0) return do_count(argc - 1, argv + 1);
-    fprintf(stderr, "usage: tzsp_load send -p PORT [-6] [-s BYTES] [-r PPS] [-n COUNT] [-t SECONDS] [-b BATCH]\n"
+    fprintf(stderr, "usage: tzsp_load send -p PORT [-6] [-s BYTES] [-r PPS] [-n COUNT] [-t SECONDS] [-b BATCH] [-f PCAP]\n"
                     "       tzsp_load count [-n COUNT] < pcap\n");
     return 2;
 }

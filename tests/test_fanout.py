@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 import collections
+import errno
 import ipaddress
 import os
 import signal
 import struct
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from test_recvmmsg import need_accelerator
+from test_recvmmsg import need_accelerator, records_of, two_sockets  # noqa: F401 (a fixture)
+from test_recvmmsg import send as send_to_both
 from test_tzspd import Tzspd, send, wait_for
-from tzsp.capture_files import read_capture
+from tzsp.batcher import PURE_PYTHON_ENV
+from tzsp.capture_files import CaptureError, read_capture
 from tzsp.codec import encode_frame
 from tzsp.fanout import consumer_for, flow_key, network_offset, record_splitter
 from tzsp.output import split_by_consumer
 from tzsp.pcap import RECORD_HEADER
+from tzsp.receiver import Policy, Receiver
+from tzsp.stats import Counters
 
 FANOUT_CONSUMER = Path(__file__).parent / "data" / "fanout_consumer.py"
 MAC_A, MAC_B = bytes.fromhex("020000000001"), bytes.fromhex("020000000002")
@@ -191,12 +197,14 @@ def saved(out_dir: Path) -> dict[str, list[list[bytes]]]:
     return result
 
 
-def test_fanout_sends_each_flow_both_ways_to_one_consumer_and_loses_nothing(tmp_path):
+@pytest.mark.parametrize("pure", ["0", "1"], ids=["accelerated", "pure-python"])
+def test_fanout_sends_each_flow_both_ways_to_one_consumer_and_loses_nothing(tmp_path, pure):
     out = tmp_path / "out"
     out.mkdir()
     frames = conversation(60)
     command = f"{sys.executable} {FANOUT_CONSUMER} {out}"
-    with Tzspd(tmp_path, "--allow", "127.0.0.1/32", "--exec", command, "--fanout", "3") as tzspd:
+    with Tzspd(tmp_path, "--allow", "127.0.0.1/32", "--exec", command, "--fanout", "3",
+               environment={PURE_PYTHON_ENV: pure}) as tzspd:
         send(tzspd.port, [encode_frame(f) for f in frames])
         tzspd.stats(until=lambda s: s["written"] == len(frames))
         status, final = tzspd.stop()
@@ -237,7 +245,10 @@ def test_a_consumer_that_dies_is_restarted_alone_with_a_fresh_header(tmp_path):
         tzspd.stats(until=lambda s: s["written"] == len(first))
 
         def saved_count():
-            return sum(len(r) for runs in saved(out).values() for r in runs)
+            try:
+                return sum(len(r) for runs in saved(out).values() for r in runs)
+            except CaptureError:  # a consumer made its file and has not read the header yet
+                return -1
 
         assert wait_for(lambda: saved_count() == len(first))  # all read: the pipes are empty
         victim = next(out.glob("2-*.pcap"))
@@ -316,3 +327,126 @@ def test_a_cut_off_record_is_left_out_by_both():
     python = record_splitter(1, 2, accelerated=False)(records)
     assert [(bytes(d), c) for d, c in native] == [(bytes(d), c) for d, c in python]
     assert sum(c for _, c in native) == 2
+
+
+# ------------------------------------------------------------ the receiver writes to the consumers itself
+
+
+class Shares:
+    """A sink for Receiver.pump_consumers: counts what the batcher wrote and keeps what it
+    could not deliver (as ExecSink does, minus the processes)."""
+
+    def __init__(self, stats):
+        self.stats = stats
+        self.leftovers = []
+        self.written = []  # batches the Python slow path wrote (datagrams left to classify)
+
+    def account(self, records, nbytes):
+        self.stats.written += records
+        self.stats.output_bytes += nbytes
+
+    def deliver_leftovers(self, base, leftovers, error):
+        self.error = error
+        self.leftovers += [(c, bytes(base[o : o + length]), count, done) for c, o, length, count, done in leftovers]
+
+    def write(self, records, count):
+        self.written.append((bytes(records), count))
+
+
+def pumped_shares(sock, accelerated, fds, expected):
+    """Run Receiver.pump_consumers into ``fds`` until ``expected`` datagrams were read."""
+    stats = Counters()
+    sink = Shares(stats)
+    receiver = Receiver(sock, Policy(), None, stats, accelerated=accelerated)
+    receiver.wait_at_most(0.05)
+    got = 0
+    deadline = time.monotonic() + 10
+    while got < expected and time.monotonic() < deadline and not sink.leftovers:
+        got += receiver.pump_consumers(sink, fds, 0.05)
+    return sink, stats
+
+
+@pytest.mark.parametrize("consumers", [1, 3])
+def test_c_and_python_write_the_same_shares_to_the_consumers(two_sockets, tmp_path, consumers):
+    need_accelerator()
+    frames = conversation(70)
+    ports = [sock.getsockname()[1] for sock in two_sockets]
+    before = time.time_ns()
+    send_to_both(ports, [encode_frame(f) for f in frames])
+    shares = {}
+    for sock, accelerated in zip(two_sockets, (True, False)):
+        paths = [tmp_path / f"{accelerated}-{c}.pcap" for c in range(consumers)]
+        fds = [os.open(p, os.O_WRONLY | os.O_CREAT) for p in paths]
+        sink, stats = pumped_shares(sock, accelerated, fds, len(frames))
+        for fd in fds:
+            os.close(fd)
+        assert not sink.leftovers and not sink.written
+        assert (stats.received, stats.written) == (len(frames), len(frames))
+        shares[accelerated] = [records_of(p.read_bytes()) for p in paths]
+        assert stats.output_bytes == sum(len(r) for share in shares[accelerated] for r in share)
+    after = time.time_ns()
+    # the same records but for the receive time, which each path took from its own socket
+    assert [[r[8:] for r in share] for share in shares[True]] == [[r[8:] for r in share] for share in shares[False]]
+    for number, share in enumerate(shares[True]):  # each share: its flows' frames, in arrival order
+        assert [record[16:] for record in share] == [f for f in frames if consumer_for(f, 1, consumers) == number]
+        assert share  # every consumer has flows
+        for record in share + shares[False][number]:
+            seconds, micros = struct.unpack_from("<II", record)
+            assert before - 1000 <= seconds * 1_000_000_000 + micros * 1000 <= after
+
+
+def test_a_consumer_that_cannot_take_its_share_gets_it_back_with_the_rest(two_sockets, tmp_path):
+    """The second of three consumers has gone (its pipe's reader closed): the first gets its
+    share, the second's share (none of it taken) and the third's (not tried) come back as
+    leftovers, the same from C and Python."""
+    need_accelerator()
+    frames = conversation(70)
+    ports = [sock.getsockname()[1] for sock in two_sockets]
+    send_to_both(ports, [encode_frame(f) for f in frames])
+    results = {}
+    for sock, accelerated in zip(two_sockets, (True, False)):
+        first = tmp_path / f"{accelerated}-first.pcap"
+        good = os.open(first, os.O_WRONLY | os.O_CREAT)
+        reader, gone = os.pipe()
+        os.close(reader)
+        third_reader, third = os.pipe()
+        sink, stats = pumped_shares(sock, accelerated, [good, gone, third], len(frames))
+        for fd in (good, gone, third, third_reader):
+            os.close(fd)
+        assert sink.error.errno == errno.EPIPE
+        delivered = [r[8:] for r in records_of(first.read_bytes())]
+        leftovers = [(c, [r[8:] for r in records_of(data)], count, done) for c, data, count, done in sink.leftovers]
+        results[accelerated] = (delivered, leftovers, stats.written)
+    assert results[True] == results[False]  # but for the receive times
+    delivered, leftovers, written = results[True]
+    assert [(c, done) for c, _, _, done in leftovers] == [(1, 0), (2, 0)]
+    for number, records, count, _ in leftovers:  # the first batch's shares (the loop stopped there)
+        assert len(records) == count > 0
+        # records here lack their time; without their lengths too they are the frames
+        assert [r[8:] for r in records] == [f for f in frames if consumer_for(f, 1, 3) == number][:count]
+    assert written == len(delivered) > 0
+
+
+def test_exec_sink_writes_directly_only_while_every_consumer_runs_with_nothing_held(tmp_path):
+    from tzsp.output import Consumer, ExecSink
+    from tzsp.pcap import global_header
+
+    stats = Counters()
+    consumers = [Consumer([sys.executable, str(FANOUT_CONSUMER), str(tmp_path)], global_header(1), stats, 1 << 20,
+                          backoff=60.0, env=dict(os.environ, TZSPD_CONSUMER=str(i + 1))) for i in range(2)]
+    sink = ExecSink(consumers, record_splitter(1, 2))
+    sink.start()
+    try:
+        fds = sink.direct_fds
+        assert fds == [c.process.stdin.fileno() for c in consumers]
+        consumers[1].process.kill()
+        consumers[1].process.wait()
+        records = as_records(conversation(20))
+        sink.write(records, 60)  # consumer 2 is gone: its share is held
+        assert consumers[1].process is None and consumers[1].pending_count > 0
+        assert sink.direct_fds is None  # held records go first, through Python
+        leftover = records[: RECORD_HEADER.size + RECORD_HEADER.unpack_from(records)[2]]
+        sink.deliver_leftovers(memoryview(leftover), [(0, 0, len(leftover), 1, 0)], OSError(errno.EPIPE, "gone"))
+        assert consumers[0].process is None and consumers[0].pending_count == 1  # broke: held for the next
+    finally:
+        sink.close()

@@ -44,14 +44,15 @@ def port_for(listen: str) -> int:
 class Tzspd:
     """A tzspd subprocess with its counters read through SIGUSR1 (--stats-json on stderr)."""
 
-    def __init__(self, tmp_path, *options, listen="127.0.0.1", stdout=subprocess.DEVNULL, stats_json=True):
+    def __init__(self, tmp_path, *options, listen="127.0.0.1", stdout=subprocess.DEVNULL, stats_json=True,
+                 environment=None):
         self.port = port_for(listen)
         self.err_path = Path(tmp_path) / f"tzspd-{self.port}.stderr"
         self._err = open(self.err_path, "wb")
         argv = console_script("tzspd") + ["--listen", listen, "--port", str(self.port), *options]
         if stats_json:
             argv.append("--stats-json")
-        env = dict(os.environ, PYTHONUNBUFFERED="1")  # tzspd must not rely on stdout buffering
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **(environment or {}))  # not relying on stdout buffering
         self.proc = subprocess.Popen(argv, stdout=stdout, stderr=self._err, env=env)
         started = wait_for(lambda: "listening on" in self.stderr() or self.proc.poll() is not None, timeout=30)
         if not started or self.proc.poll() is not None:

@@ -444,6 +444,155 @@ static PyObject *Batcher_pump(Batcher *self, PyObject *args) {
                          error);
 }
 
+/* --fanout: defined with the flow hash below */
+static Py_ssize_t assign_owners(const unsigned char *p, Py_ssize_t total, long linktype, long consumers,
+                                unsigned short *owner, Py_ssize_t *sizes, Py_ssize_t *counts);
+static void copy_to_owners(const unsigned char *p, Py_ssize_t records, const unsigned short *owner,
+                           unsigned char **cursor);
+
+#define MAX_CONSUMERS 1024
+
+PyDoc_STRVAR(pump_split_doc,
+"pump_split(fds, out, parts, limit, nanosecond, snaplen, fast, senders, seconds, linktype)\n"
+"-> (records, bytes, received, not_allowed, drops, status, errno, leftovers)\n\n"
+"pump() for --exec consumers: fds holds one pipe per consumer. With one, each drained batch\n"
+"is written from out; with several, it is cut by the symmetric flow hash into parts (a\n"
+"writable buffer at least as long as out; consumer c's records lie together, in arrival\n"
+"order) and each consumer's share is written to its pipe. When a write fails, the loop stops\n"
+"and leftovers lists what was not delivered as (consumer, offset, length, count, done)\n"
+"tuples -- offsets into out with one consumer, into parts with several; done is how much of\n"
+"that share the failed consumer took (0 for the shares after it). records and bytes count\n"
+"the shares written whole. Otherwise as pump().");
+
+static PyObject *Batcher_pump_split(Batcher *self, PyObject *args) {
+    PyObject *fd_list, *senders, *result = NULL, *leftovers = NULL;
+    Py_buffer out, parts;
+    Py_ssize_t limit, snaplen;
+    int nanosecond, fast;
+    double seconds;
+    long linktype;
+    if (!self->msgs) {
+        PyErr_SetString(PyExc_RuntimeError, "Batcher is not initialised");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "Ow*w*npnpOdl", &fd_list, &out, &parts, &limit, &nanosecond, &snaplen, &fast,
+                          &senders, &seconds, &linktype))
+        return NULL;
+    int *fds = NULL;
+    unsigned short *owner = NULL;
+    Py_ssize_t *sizes = NULL, *counts = NULL, *starts = NULL;
+    unsigned char **cursor = NULL;
+    PyObject *fd_seq = PySequence_Fast(fd_list, "fds must be a sequence of descriptors");
+    if (!fd_seq || check_senders(senders) < 0)
+        goto done;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fd_seq);
+    if (n < 1 || n > MAX_CONSUMERS) {
+        PyErr_Format(PyExc_ValueError, "fds must hold 1..%d descriptors", MAX_CONSUMERS);
+        goto done;
+    }
+    if (n > 1 && parts.len < out.len) {
+        PyErr_SetString(PyExc_ValueError, "parts must be at least as long as out");
+        goto done;
+    }
+    fds = PyMem_Calloc((size_t)n, sizeof(int));
+    sizes = PyMem_Calloc((size_t)n, sizeof(Py_ssize_t));
+    counts = PyMem_Calloc((size_t)n, sizeof(Py_ssize_t));
+    starts = PyMem_Calloc((size_t)n, sizeof(Py_ssize_t));
+    cursor = PyMem_Calloc((size_t)n, sizeof(unsigned char *));
+    owner = n > 1 ? PyMem_Malloc((size_t)(out.len / RECORD_HEADER + 1) * sizeof(unsigned short)) : NULL;
+    if (!fds || !sizes || !counts || !starts || !cursor || (n > 1 && !owner)) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t c = 0; c < n; c++) {
+        fds[c] = PyLong_AsLong(PySequence_Fast_GET_ITEM(fd_seq, c));
+        if (fds[c] == -1 && PyErr_Occurred())
+            goto done;
+    }
+    leftovers = PyList_New(0);
+    if (!leftovers)
+        goto done;
+    Py_ssize_t written = 0, bytes = 0, received = 0, not_allowed = 0;
+    uint32_t drops = 0;
+    int status = STATUS_EMPTY, error = 0;
+    double deadline = monotonic_s() + seconds;
+    for (;;) {
+        Tally tally = {0, 0, 0, 0};
+        Py_ssize_t pos = 0;
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        status = drain_core(self, out.buf, out.len, &pos, limit, (long long)now.tv_sec * NS + now.tv_nsec,
+                            nanosecond, snaplen, fast, senders, 1, &tally);
+        if (status < 0)
+            goto done;
+        received += tally.received;
+        not_allowed += tally.not_allowed;
+        if (tally.drops > drops)
+            drops = tally.drops;
+        if (pos) {
+            const unsigned char *base = out.buf;
+            if (n == 1) {
+                starts[0] = 0;
+                sizes[0] = pos;
+                counts[0] = tally.count;
+            } else {  /* cut by flow: consumer c's share at starts[c] in parts */
+                memset(sizes, 0, (size_t)n * sizeof(Py_ssize_t));
+                memset(counts, 0, (size_t)n * sizeof(Py_ssize_t));
+                Py_ssize_t records = assign_owners(out.buf, pos, linktype, n, owner, sizes, counts);
+                Py_ssize_t at = 0;
+                for (Py_ssize_t c = 0; c < n; c++) {
+                    starts[c] = at;
+                    cursor[c] = (unsigned char *)parts.buf + at;
+                    at += sizes[c];
+                }
+                copy_to_owners(out.buf, records, owner, cursor);
+                base = parts.buf;
+            }
+            for (Py_ssize_t c = 0; c < n; c++) {
+                if (!counts[c])
+                    continue;
+                Py_ssize_t done_bytes;
+                error = write_all(fds[c], base + starts[c], sizes[c], &done_bytes);
+                if (!error) {
+                    written += counts[c];
+                    bytes += sizes[c];
+                    continue;
+                }
+                for (Py_ssize_t k = c; k < n; k++) {  /* the failed share and those not tried */
+                    if (!counts[k])
+                        continue;
+                    PyObject *item = Py_BuildValue("(nnnnn)", k, starts[k], sizes[k], counts[k],
+                                                   k == c ? done_bytes : (Py_ssize_t)0);
+                    if (!item || PyList_Append(leftovers, item) < 0) {
+                        Py_XDECREF(item);
+                        goto done;
+                    }
+                    Py_DECREF(item);
+                }
+                break;
+            }
+            if (error)
+                break;
+        }
+        if (status == STATUS_PENDING || (status == STATUS_EMPTY && tally.received == 0) || monotonic_s() >= deadline)
+            break;
+    }
+    result = Py_BuildValue("(nnnnkniO)", written, bytes, received, not_allowed, (unsigned long)drops,
+                           (Py_ssize_t)status, error, leftovers);
+done:
+    Py_XDECREF(leftovers);
+    Py_XDECREF(fd_seq);
+    PyMem_Free(fds);
+    PyMem_Free(sizes);
+    PyMem_Free(counts);
+    PyMem_Free(starts);
+    PyMem_Free(cursor);
+    PyMem_Free(owner);
+    PyBuffer_Release(&out);
+    PyBuffer_Release(&parts);
+    return result;
+}
+
 PyDoc_STRVAR(take_doc,
 "take() -> (data, sender_key, received_ns): the pending datagram (after status 2); the next\n"
 "drain_into() continues after it.");
@@ -465,6 +614,7 @@ static PyMethodDef Batcher_methods[] = {
     {"drain_into", (PyCFunction)Batcher_drain_into, METH_VARARGS, drain_into_doc},
     {"take", (PyCFunction)Batcher_take, METH_NOARGS, take_doc},
     {"pump", (PyCFunction)Batcher_pump, METH_VARARGS, pump_doc},
+    {"pump_split", (PyCFunction)Batcher_pump_split, METH_VARARGS, pump_split_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -612,32 +762,18 @@ PyDoc_STRVAR(split_records_doc,
 "Cut a batch of pcap records into one batch per consumer by the symmetric flow hash\n"
 "(tzsp.fanout.consumer_for), keeping their order; a cut-off record at the end is dropped.");
 
-static PyObject *split_records(PyObject *Py_UNUSED(module), PyObject *args) {
-    Py_buffer in;
-    long linktype, consumers;
-    if (!PyArg_ParseTuple(args, "y*ll", &in, &linktype, &consumers))
-        return NULL;
-    if (consumers < 1 || consumers > 1024) {
-        PyBuffer_Release(&in);
-        PyErr_SetString(PyExc_ValueError, "consumers must be 1..1024");
-        return NULL;
-    }
-    const unsigned char *p = in.buf;
-    Py_ssize_t total = in.len;
-    /* first pass: each record's consumer and each part's size */
-    Py_ssize_t *sizes = PyMem_Calloc((size_t)consumers, sizeof(Py_ssize_t));
-    Py_ssize_t *counts = PyMem_Calloc((size_t)consumers, sizeof(Py_ssize_t));
-    Py_ssize_t records = 0, capacity = total / RECORD_HEADER + 1;
-    unsigned short *owner = PyMem_Malloc((size_t)capacity * sizeof(unsigned short));
-    PyObject *result = NULL;
-    if (!sizes || !counts || !owner) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    Py_ssize_t off = 0;
+static uint32_t record_incl(const unsigned char *p) {
+    return (uint32_t)p[8] | (uint32_t)p[9] << 8 | (uint32_t)p[10] << 16 | (uint32_t)p[11] << 24;
+}
+
+/* First pass: each whole record's consumer into owner[], each consumer's bytes and records
+ * added to sizes[] and counts[]; returns the number of whole records (a cut-off one at the
+ * end is left out). owner needs total / RECORD_HEADER + 1 entries. */
+static Py_ssize_t assign_owners(const unsigned char *p, Py_ssize_t total, long linktype, long consumers,
+                                unsigned short *owner, Py_ssize_t *sizes, Py_ssize_t *counts) {
+    Py_ssize_t records = 0, off = 0;
     while (off + RECORD_HEADER <= total) {
-        uint32_t incl = (uint32_t)p[off + 8] | (uint32_t)p[off + 9] << 8 | (uint32_t)p[off + 10] << 16 |
-                        (uint32_t)p[off + 11] << 24;
+        uint32_t incl = record_incl(p + off);
         Py_ssize_t end = off + RECORD_HEADER + (Py_ssize_t)incl;
         if (end > total)
             break;
@@ -647,40 +783,60 @@ static PyObject *split_records(PyObject *Py_UNUSED(module), PyObject *args) {
         counts[c]++;
         off = end;
     }
-    result = PyList_New(consumers);
-    if (!result)
-        goto done;
+    return records;
+}
+
+/* Second pass: copy each record to its consumer's cursor (advanced past it). */
+static void copy_to_owners(const unsigned char *p, Py_ssize_t records, const unsigned short *owner,
+                           unsigned char **cursor) {
+    Py_ssize_t off = 0;
+    for (Py_ssize_t r = 0; r < records; r++) {
+        size_t size = RECORD_HEADER + (size_t)record_incl(p + off);
+        memcpy(cursor[owner[r]], p + off, size);
+        cursor[owner[r]] += size;
+        off += (Py_ssize_t)size;
+    }
+}
+
+static PyObject *split_records(PyObject *Py_UNUSED(module), PyObject *args) {
+    Py_buffer in;
+    long linktype, consumers;
+    if (!PyArg_ParseTuple(args, "y*ll", &in, &linktype, &consumers))
+        return NULL;
+    if (consumers < 1 || consumers > MAX_CONSUMERS) {
+        PyBuffer_Release(&in);
+        PyErr_Format(PyExc_ValueError, "consumers must be 1..%d", MAX_CONSUMERS);
+        return NULL;
+    }
+    Py_ssize_t *sizes = PyMem_Calloc((size_t)consumers, sizeof(Py_ssize_t));
+    Py_ssize_t *counts = PyMem_Calloc((size_t)consumers, sizeof(Py_ssize_t));
+    unsigned short *owner = PyMem_Malloc((size_t)(in.len / RECORD_HEADER + 1) * sizeof(unsigned short));
     unsigned char **cursor = PyMem_Calloc((size_t)consumers, sizeof(unsigned char *));
-    if (!cursor) {
-        Py_CLEAR(result);
+    PyObject *result = NULL;
+    if (!sizes || !counts || !owner || !cursor) {
         PyErr_NoMemory();
         goto done;
     }
+    Py_ssize_t records = assign_owners(in.buf, in.len, linktype, consumers, owner, sizes, counts);
+    result = PyList_New(consumers);
+    if (!result)
+        goto done;
     for (long c = 0; c < consumers; c++) {
         PyObject *part = PyByteArray_FromStringAndSize(NULL, sizes[c]);
         PyObject *item = part ? Py_BuildValue("(Nn)", part, counts[c]) : NULL;
         if (!item) {
-            PyMem_Free(cursor);
             Py_CLEAR(result);
             goto done;
         }
         cursor[c] = (unsigned char *)PyByteArray_AS_STRING(part);
         PyList_SET_ITEM(result, c, item);
     }
-    off = 0;
-    for (Py_ssize_t r = 0; r < records; r++) { /* second pass: copy each record to its part */
-        uint32_t incl = (uint32_t)p[off + 8] | (uint32_t)p[off + 9] << 8 | (uint32_t)p[off + 10] << 16 |
-                        (uint32_t)p[off + 11] << 24;
-        size_t size = RECORD_HEADER + (size_t)incl;
-        memcpy(cursor[owner[r]], p + off, size);
-        cursor[owner[r]] += size;
-        off += (Py_ssize_t)size;
-    }
-    PyMem_Free(cursor);
+    copy_to_owners(in.buf, records, owner, cursor);
 done:
     PyMem_Free(sizes);
     PyMem_Free(counts);
     PyMem_Free(owner);
+    PyMem_Free(cursor);
     PyBuffer_Release(&in);
     return result;
 }

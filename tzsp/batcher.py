@@ -47,6 +47,7 @@ SCM_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40)
 SOL_SOCKET = socket.SOL_SOCKET
 PURE_PYTHON_ENV = "TZSPD_PURE_PYTHON"
+MAX_CONSUMERS = 1024
 
 
 class _Iovec(ctypes.Structure):
@@ -321,6 +322,59 @@ class PyBatcher:
             if status == PENDING or (status == EMPTY and got == 0) or time.monotonic() >= deadline:
                 break
         return written, nbytes, received, not_allowed, drops, status, error
+
+    def pump_split(self, fds, out, parts, limit, nanosecond, snaplen, fast, senders, seconds, linktype):
+        """``pump`` for --exec consumers, one pipe per consumer (see the C ``pump_split``):
+        several consumers get each batch cut by the flow hash into ``parts``, each share written
+        to its pipe. -> (records, bytes, received, not_allowed, drops, status, errno, leftovers)
+        where leftovers are (consumer, offset, length, count, done) shares not delivered."""
+        from .fanout import consumer_for
+        from .output import split_by_consumer
+
+        fds = list(fds)
+        n = len(fds)
+        if not 1 <= n <= MAX_CONSUMERS:
+            raise ValueError(f"fds must hold 1..{MAX_CONSUMERS} descriptors")
+        if n > 1 and len(parts) < len(out):
+            raise ValueError("parts must be at least as long as out")
+        written = nbytes = received = not_allowed = drops = error = 0
+        leftovers = []
+        deadline = time.monotonic() + seconds
+        out_view = memoryview(out)
+        parts_view = memoryview(parts)
+        while True:
+            pos, count, got, refused, seen_drops, status = self.drain_into(
+                out, 0, limit, time.time_ns(), nanosecond, snaplen, fast, senders, True
+            )
+            received += got
+            not_allowed += refused
+            drops = max(drops, seen_drops)
+            if pos:
+                if n == 1:
+                    base, shares = out_view, [(0, pos, count)]
+                else:  # consumer c's share at its offset in parts, in arrival order
+                    base, shares, at = parts_view, [], 0
+                    cut = split_by_consumer(out_view[:pos], lambda frame: consumer_for(frame, linktype, n), n)
+                    for data, part_count in cut:
+                        parts_view[at : at + len(data)] = data
+                        shares.append((at, len(data), part_count))
+                        at += len(data)
+                for c, (start, length, part_count) in enumerate(shares):
+                    if not part_count:
+                        continue
+                    done, error = _write_all(fds[c], base[start : start + length])
+                    if not error:
+                        written += part_count
+                        nbytes += length
+                        continue
+                    leftovers = [(k, shares[k][0], shares[k][1], shares[k][2], done if k == c else 0)
+                                 for k in range(c, n) if shares[k][2]]
+                    break
+                if error:
+                    break
+            if status == PENDING or (status == EMPTY and got == 0) or time.monotonic() >= deadline:
+                break
+        return written, nbytes, received, not_allowed, drops, status, error, leftovers
 
     def take(self) -> tuple[bytes, bytes, int]:
         if self._cursor >= self._count:

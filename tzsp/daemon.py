@@ -288,7 +288,11 @@ def serve(receiver: Receiver, sink, control: Control, report, timers=()) -> None
         if direct:  # stdout or one file: the batcher writes by itself
             receiver.pump(sink, WAIT_SLICE)
         else:
-            receiver.drain(sink, wait=True)
+            fds = getattr(sink, "direct_fds", None)  # --exec consumers all running: the same
+            if fds:
+                receiver.pump_consumers(sink, fds, WAIT_SLICE)
+            else:  # rotation, or a consumer restarting: Python writes (and holds)
+                receiver.drain(sink, wait=True)
         now = time.monotonic()
         if now >= next_housekeeping:
             waits = [timer.due(now) for timer in timers]

@@ -357,6 +357,18 @@ class Consumer:
             self.stats.written += count
             self.stats.output_bytes += len(records)
             return
+        self.broke(records, count, written, error)
+
+    @property
+    def direct_fd(self) -> Optional[int]:
+        """Its pipe, when the receiver may write to it itself: the process runs (as far as we
+        know: a write to one that ended fails with EPIPE) and nothing is held for it."""
+        if self.process is None or self.pending:
+            return None
+        return self.process.stdin.fileno()
+
+    def broke(self, records, count: int, written: int, error: OSError) -> None:
+        """A write of ``records`` failed after ``written`` bytes: the process is done for."""
         # Records written whole before the error count as delivered; the rest is held,
         # including the one cut short (the next consumer gets it complete).
         delivered, delivered_count = whole_records_within(records, written)
@@ -489,6 +501,35 @@ class ExecSink:
     def start(self) -> None:
         for consumer in self.consumers:
             consumer.start()
+
+    @property
+    def direct_fds(self) -> Optional[list]:
+        """Every consumer's pipe when all of them run with nothing held: the receiver then
+        writes (and splits) by itself (``Receiver.pump_consumers``); None sends batches through
+        ``write``, which holds records while a consumer restarts."""
+        fds = []
+        for consumer in self.consumers:
+            fd = consumer.direct_fd
+            if fd is None:
+                return None
+            fds.append(fd)
+        return fds
+
+    def account(self, records: int, nbytes: int) -> None:
+        stats = self.consumers[0].stats
+        stats.written += records
+        stats.output_bytes += nbytes
+
+    def deliver_leftovers(self, base, leftovers, error: OSError) -> None:
+        """After a direct write failed: ``leftovers`` are (consumer, offset, length, count, done)
+        shares in ``base`` that did not go out; the first is the consumer whose write failed
+        after ``done`` bytes, the others were not tried yet."""
+        for index, (consumer_index, offset, length, count, done) in enumerate(leftovers):
+            share = base[offset : offset + length]
+            if index == 0:
+                self.consumers[consumer_index].broke(share, count, done, error)
+            else:
+                self.consumers[consumer_index].write(share, count)
 
     def write(self, records, count: int) -> None:
         if len(self.consumers) == 1:

@@ -233,6 +233,7 @@ class Receiver:
         self._buffer = bytearray(batch_bytes + RESERVE)
         self._view = memoryview(self._buffer)
         self._limit = batch_bytes  # flush once a record ends beyond this
+        self._parts: Optional[bytearray] = None  # --fanout: each consumer's share, made on first use
         # sender key -> verdict; None without --allow (everyone accepted, nothing to look up)
         self._senders: Optional[dict[bytes, bool]] = None if allow is None else {}
         self._logged: set[str] = set()
@@ -280,6 +281,31 @@ class Receiver:
         sink.account(records, nbytes)
         if error:
             sink.fail(OSError(error, os.strerror(error)))
+        if status == PENDING:
+            received += self._drain_more(sink, 4, 0, 0, 0, 0, 0, PENDING)
+        return received
+
+    def pump_consumers(self, sink, fds, seconds: float) -> int:
+        """``pump`` for ``--exec`` consumers while every one of them runs with nothing held
+        (``sink.direct_fds``): the batcher writes each consumer's share to its pipe itself, cut
+        by the flow hash when there are several. A failed write comes back as the shares not
+        delivered, which the sink holds for the next process (``sink.deliver_leftovers``)."""
+        parts = self._parts
+        if parts is None and len(fds) > 1:
+            parts = self._parts = bytearray(len(self._buffer))
+        records, nbytes, received, refused, drops, status, error, leftovers = self.batcher.pump_split(
+            fds, self._buffer, self._buffer if parts is None else parts, self._limit, self._nanosecond,
+            self._snaplen, self._fast, self._senders, seconds, self.policy.linktype,
+        )
+        self.stats.received += received
+        if refused:
+            self.stats.not_allowed += refused
+        if drops:
+            self.stats.note_kernel_drops(drops)
+        sink.account(records, nbytes)
+        if leftovers:
+            base = self._view if len(fds) == 1 else memoryview(parts)
+            sink.deliver_leftovers(base, leftovers, OSError(error, os.strerror(error)))
         if status == PENDING:
             received += self._drain_more(sink, 4, 0, 0, 0, 0, 0, PENDING)
         return received

@@ -162,6 +162,9 @@ def _with_inferred_year(month: int, day: int, rest: Tuple[int, int, int, int], c
 
 def parse_snort_time(text: str, engine: Optional[str], clock: Clock = LOCAL) -> datetime:
     """Snort's timestamp as printed in alert_fast, alert_csv and alert_json."""
+    last = _LAST_TIME[0]
+    if last[0] == text and last[1] == engine and last[2] is clock:  # one packet, several alerts
+        return last[3]
     whole, dot, fraction = text.strip().partition(".")
     key = (whole, engine, clock)
     second = _SECONDS.get(key)
@@ -171,10 +174,16 @@ def parse_snort_time(text: str, engine: Optional[str], clock: Clock = LOCAL) -> 
             _SECONDS.clear()
         _SECONDS[key] = second
     if not dot:
-        return second
-    if fraction.isascii() and fraction.isdigit() and len(fraction) <= 6:
-        return second.replace(microsecond=int(fraction) * _FRACTION_SCALE[len(fraction)])
-    raise UnparsableLine(f"bad timestamp {shown(text)}")
+        stamp = second
+    elif fraction.isascii() and fraction.isdigit() and len(fraction) <= 6:
+        stamp = second.replace(microsecond=int(fraction) * _FRACTION_SCALE[len(fraction)])
+    else:
+        raise UnparsableLine(f"bad timestamp {shown(text)}")
+    _LAST_TIME[0] = (text, engine, clock, stamp)
+    return stamp
+
+
+_LAST_TIME: list = [("", None, None, None)]  # the last timestamp read, whole: (text, engine, clock, datetime)
 
 
 _SECONDS: Dict[Tuple[str, Optional[str], Clock], datetime] = {}
