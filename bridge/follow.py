@@ -47,11 +47,13 @@ from watchdog.events import (
 )
 
 from bridge.lines import MAX_LINE_BYTES, LineSplitter, RawLine, decode_line  # noqa: F401 -- re-exported
-from bridge.positions import Position, PositionStore
+from bridge.positions import Position, PositionStore, fingerprint
 from bridge.readers import READ_BUDGET, FileReader, Line, count_lines, plan_resume  # noqa: F401
 from bridge.rotation import Identity, Plan, Step, finished
 
 log = logging.getLogger(__name__)
+
+APPEAR_SLACK_NS = 100_000_000  # file times tick coarser than time.time_ns()
 
 
 def _identity(st: os.stat_result) -> Identity:
@@ -96,7 +98,9 @@ class _Tail:
         self._problem = problem
 
     def initial_position(self) -> Optional[Position]:
-        return self.reader.position() if self.reader is not None else None
+        """Where this path starts (also while it does not exist yet): saved at once, so a
+        restart before the first commit neither skips nor repeats anything."""
+        return self.reader.position() if self.reader is not None else self._saved
 
     def ensure_open(self) -> None:
         if self.reader is not None:
@@ -104,6 +108,11 @@ class _Tail:
         plan = plan_resume(self.path, self._saved, self._start_at_end and self._first)
         if self._first:
             log.info("following %s: %s", self.path, plan.reason)
+            if self._saved is None and not plan.steps:
+                # Not there yet: whatever appears from now on is new, also if it is rotated
+                # before we look (the planner then reads rotated files modified since).
+                self._saved = Position(self.path, 0, 0, 0, 0, fingerprint(b""),
+                                       time.time_ns() - APPEAR_SLACK_NS)
         self._first = False
         if plan.steps:
             self._open(plan.steps[0])
@@ -142,6 +151,9 @@ class _Tail:
             if self.reader is None:
                 return out
         reader = self.reader
+        if reader.truncated() or reader.rewritten():  # before reading: new bytes are not ours
+            self._emptied(reader, plan_resume(self.path, reader.position()))
+            return out
         out.extend(reader.read_available())
         if not reader.at_eof:
             self.more = True

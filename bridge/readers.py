@@ -151,6 +151,8 @@ class FileReader:
         self._splitter = LineSplitter(offset, max_line_bytes)
         self._head = b""
         self._full_fingerprint: Optional[str] = None
+        if offset > 0:  # the bytes already read: known now, before anyone can empty the file
+            self._head_bytes(min(offset, FINGERPRINT_BYTES))
 
     @classmethod
     def open(cls, path: str, file_path: Optional[str] = None, offset: int = 0, line: int = 0,
