@@ -13,6 +13,7 @@ WATCHDOG from the processing loop, STATUS with the counts.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import logging
 import os
@@ -36,6 +37,7 @@ from tzsp.sdnotify import Notifier
 log = logging.getLogger("snort-bridge")
 
 QUEUE_SIZE = 10_000
+PASS_MAX = 2_000  # inputs handled per pass of the loop: one ledger commit for all of them
 TICK = 0.2  # seconds: how often the loop looks at signals, the watchdog and the clock
 STATUS_INTERVAL = 10.0
 RESYNC_INTERVAL = 30.0  # seconds between comparisons of the policy's blocks with the ledger
@@ -174,7 +176,7 @@ class Service:
                 except queue.Empty:
                     item = None
                 if item is not None:
-                    self._handle(item)
+                    self._handle_pass(item)
                 now = time.monotonic()
                 if interval is not None and now - last_ping >= interval:
                     self.notifier.watchdog()
@@ -253,7 +255,29 @@ class Service:
 
     # the work
 
-    def _handle(self, item: tuple) -> None:
+    def _handle_pass(self, first: Optional[tuple]) -> None:
+        """``first`` and whatever else is queued (up to PASS_MAX): the ledger's writes for all
+        of them are one transaction; followed lines are committed only once it is durable, so
+        a crash at any point re-reads (never loses) a line whose block was not recorded."""
+        items = [first] if first is not None else []
+        while len(items) < PASS_MAX:
+            try:
+                items.append(self.queue.get_nowait())
+            except queue.Empty:
+                break
+        handled = []
+        try:
+            with self.responder.batch() if self.responder is not None else contextlib.nullcontext():
+                handled = [line for line in map(self._handle, items) if line is not None]
+        except Exception as exc:  # noqa: BLE001 -- the ledger could not commit: stop, read them again at restart
+            log.exception("the ledger could not record a pass of %d input(s)", len(items))
+            self.fatal = f"the ledger cannot be written: {exc}"
+            return
+        for follower, lines in _by_follower(handled).items():
+            follower.commit_all(lines)
+
+    def _handle(self, item: tuple) -> Optional[Tuple[Line, Follower]]:
+        """Handle one queued input; a followed line is returned, to be committed after the pass."""
         pipeline = self.pipeline
         assert pipeline is not None
         kind = item[0]
@@ -265,18 +289,15 @@ class Service:
                 pipeline.firewall_line(line.text, origin, time.time())
             else:
                 pipeline.alert_line(line.text, origin, fmt)
-            follower.commit(line)
+            return line, follower
         elif kind == "syslog":
             _, text, peer, received_at = item
             pipeline.firewall_line(text, Origin(f"udp:{peer[0]}:{peer[1]}"), received_at)
+        return None
 
     def _drain(self) -> None:
-        while True:
-            try:
-                item = self.queue.get_nowait()
-            except queue.Empty:
-                return
-            self._handle(item)
+        while not self.queue.empty() and self.fatal is None:
+            self._handle_pass(None)
 
     # inputs
 
@@ -362,6 +383,13 @@ class Service:
             return "no firewall-log listener"
         host, port = self.listener.bound
         return f"firewall log lines on udp {host}:{port}"
+
+
+def _by_follower(handled) -> Dict[Follower, list]:
+    grouped: Dict[Follower, list] = {}
+    for line, follower in handled:
+        grouped.setdefault(follower, []).append(line)
+    return grouped
 
 
 def _check_runnable(config: Config) -> None:

@@ -150,6 +150,7 @@ class Ledger:
         directory = os.path.dirname(os.path.abspath(path))
         os.makedirs(directory, mode=0o750, exist_ok=True)
         self._lock = threading.RLock()
+        self._batch_depth = 0  # > 0 while the thread holding the lock runs a batch
         try:
             self._conn = sqlite3.connect(path, timeout=10.0, check_same_thread=False, isolation_level=None)
             self._conn.execute("PRAGMA busy_timeout = 10000")
@@ -185,7 +186,14 @@ class Ledger:
                 )
 
     def _transaction(self):
-        return _Transaction(self._conn, self._lock)
+        return _Transaction(self)
+
+    def batch(self) -> "_Batch":
+        """``with ledger.batch():`` -- every change made inside (by this thread) is one
+        transaction, committed durably once at the end: a storm of blocks costs one commit per
+        pass, not one per block. Other threads wait for the ledger meanwhile. A change that
+        fails inside is undone alone (a savepoint); the rest of the batch still commits."""
+        return _Batch(self)
 
     def _read(self, sql: str, params: Sequence = ()) -> List[tuple]:
         with self._lock:
@@ -407,16 +415,20 @@ class Ledger:
 
 
 class _Transaction:
-    """``with`` block holding the ledger lock around one IMMEDIATE transaction."""
+    """``with`` block holding the ledger lock around one IMMEDIATE transaction, or, inside a
+    batch of the same thread, around a savepoint of the batch's transaction."""
 
-    def __init__(self, conn: sqlite3.Connection, lock: threading.RLock) -> None:
-        self._conn = conn
-        self._lock = lock
+    def __init__(self, ledger: "Ledger") -> None:
+        self._ledger = ledger
+        self._conn = ledger._conn
+        self._lock = ledger._lock
+        self._nested = False
 
     def __enter__(self) -> sqlite3.Cursor:
         self._lock.acquire()
+        self._nested = self._ledger._batch_depth > 0  # the lock is ours: it is our batch
         try:
-            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.execute("SAVEPOINT change" if self._nested else "BEGIN IMMEDIATE")
         except BaseException:
             self._lock.release()
             raise
@@ -424,6 +436,44 @@ class _Transaction:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
-            self._conn.execute("ROLLBACK" if exc_type else "COMMIT")
+            if self._nested:
+                if exc_type:
+                    self._conn.execute("ROLLBACK TO change")
+                self._conn.execute("RELEASE change")
+            else:
+                self._conn.execute("ROLLBACK" if exc_type else "COMMIT")
         finally:
             self._lock.release()
+
+
+class _Batch:
+    """See Ledger.batch. Re-entrant: an inner batch joins the outer one."""
+
+    def __init__(self, ledger: "Ledger") -> None:
+        self._ledger = ledger
+
+    def __enter__(self) -> "_Batch":
+        ledger = self._ledger
+        ledger._lock.acquire()
+        if ledger._batch_depth == 0:
+            try:
+                ledger._conn.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                ledger._lock.release()
+                raise
+        ledger._batch_depth += 1
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        ledger = self._ledger
+        try:
+            ledger._batch_depth -= 1
+            if ledger._batch_depth == 0:
+                try:
+                    ledger._conn.execute("ROLLBACK" if exc_type else "COMMIT")
+                except BaseException:
+                    if ledger._conn.in_transaction:
+                        ledger._conn.execute("ROLLBACK")
+                    raise
+        finally:
+            ledger._lock.release()

@@ -8,11 +8,12 @@ restart of this process re-sends nothing that is already in place.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional, Tuple, Union
+from typing import Callable, Dict, Iterator, Optional, Tuple, Union
 
 from responder.backoff import Backoff
 from responder.config import RouterConfig
@@ -95,6 +96,8 @@ class Responder:
             for cfg in config.routers
         }
         self._started = False
+        self._batching = 0
+        self._wake_pending = False
 
     @property
     def router_names(self) -> Tuple[str, ...]:
@@ -132,12 +135,28 @@ class Responder:
     # -- requests -------------------------------------------------------------------------
 
     def block(self, request: BlockRequest) -> BlockOutcome:
-        """Block ``request.address`` on every router; returns as soon as it is recorded."""
+        """Block ``request.address`` on every router; returns as soon as it is recorded
+        (inside ``batch()``: once the batch is committed)."""
         check_target(request.address)
         outcome = self.ledger.record_block(request, self._workers, self._clock())
         if outcome.kind != "unchanged":
             self._wake_all()
         return outcome
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """``with responder.batch():`` -- the blocks and unblocks made inside are one ledger
+        transaction, committed when the block ends (raising if it cannot be); the workers are
+        woken once, after the commit. The caller may consider its inputs handled only then."""
+        self._batching += 1
+        try:
+            with self.ledger.batch():
+                yield
+        finally:
+            self._batching -= 1
+        if self._batching == 0 and self._wake_pending:
+            self._wake_pending = False
+            self._wake_all()
 
     def unblock(self, address: Union[IPAddress, str]) -> bool:
         """Remove ``address`` from every router; True if it was actively blocked."""
@@ -147,6 +166,9 @@ class Responder:
         return was_active
 
     def _wake_all(self) -> None:
+        if self._batching:
+            self._wake_pending = True  # after the commit: the workers would only wait for it
+            return
         for worker in self._workers.values():
             worker.wake()
 
