@@ -66,8 +66,28 @@ class _Formatter(logging.Formatter):
         return f"snort-bridge: {label}{text}"
 
 
-def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+class _PassHandler(logging.StreamHandler):
+    """Writes into a buffer that the service loop flushes after each pass and each tick (and
+    logging at exit): a storm's thousands of BLOCK lines cost a few writes, not one each."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.stream.write(self.format(record) + self.terminator)
+        except Exception:  # noqa: BLE001 -- as StreamHandler does
+            self.handleError(record)
+
+
+def flush_log() -> None:
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+
+
+def setup_logging(verbose: bool = False, quiet: bool = False, buffered: bool = False) -> None:
+    if buffered:
+        stream = open(sys.stderr.fileno(), "w", buffering=1 << 16, closefd=False, errors="backslashreplace")
+        handler: logging.StreamHandler = _PassHandler(stream)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Formatter(journal=bool(os.environ.get("JOURNAL_STREAM"))))
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -177,6 +197,7 @@ class Service:
                     item = None
                 if item is not None:
                     self._handle_pass(item)
+                flush_log()
                 now = time.monotonic()
                 if interval is not None and now - last_ping >= interval:
                     self.notifier.watchdog()
@@ -400,7 +421,7 @@ def _check_runnable(config: Config) -> None:
 def run_service(args: argparse.Namespace) -> int:
     from bridge.cli import config_path
 
-    setup_logging(verbose=getattr(args, "verbose", False))
+    setup_logging(verbose=getattr(args, "verbose", False), buffered=True)
     config = load_config(config_path(args))  # ConfigError -> exit 2 with every problem, by cli.main
     service = Service(config)
     signal.signal(signal.SIGTERM, service.request_stop)

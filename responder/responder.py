@@ -13,7 +13,7 @@ import ipaddress
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterator, Optional, Tuple, Union
+from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 from responder.backoff import Backoff
 from responder.config import RouterConfig
@@ -98,6 +98,7 @@ class Responder:
         self._started = False
         self._batching = 0
         self._wake_pending = False
+        self._queued: List[BlockRequest] = []
 
     @property
     def router_names(self) -> Tuple[str, ...]:
@@ -134,14 +135,25 @@ class Responder:
 
     # -- requests -------------------------------------------------------------------------
 
-    def block(self, request: BlockRequest) -> BlockOutcome:
-        """Block ``request.address`` on every router; returns as soon as it is recorded
-        (inside ``batch()``: once the batch is committed)."""
+    def block(self, request: BlockRequest) -> Optional[BlockOutcome]:
+        """Block ``request.address`` on every router; returns as soon as it is recorded.
+        Inside ``batch()`` it is recorded with the batch's other blocks when the batch ends
+        (None is returned); a refused target raises at once either way."""
         check_target(request.address)
+        if self._batching:
+            self._queued.append(request)
+            return None
         outcome = self.ledger.record_block(request, self._workers, self._clock())
         if outcome.kind != "unchanged":
             self._wake_all()
         return outcome
+
+    def _record_queued(self) -> None:
+        queued, self._queued = self._queued, []
+        if queued:
+            outcomes = self.ledger.record_blocks(queued, self._workers, self._clock())
+            if any(outcome.kind != "unchanged" for outcome in outcomes):
+                self._wake_all()
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -152,8 +164,12 @@ class Responder:
         try:
             with self.ledger.batch():
                 yield
+                if self._batching == 1:
+                    self._record_queued()
         finally:
             self._batching -= 1
+            if not self._batching:
+                self._queued = []  # not recorded if the batch failed: the caller handles them again
         if self._batching == 0 and self._wake_pending:
             self._wake_pending = False
             self._wake_all()
@@ -161,6 +177,7 @@ class Responder:
     def unblock(self, address: Union[IPAddress, str]) -> bool:
         """Remove ``address`` from every router; True if it was actively blocked."""
         address = parse_address(address)
+        self._record_queued()  # a block queued in this batch comes first
         was_active = self.ledger.record_unblock(address, self._workers, self._clock())
         self._wake_all()
         return was_active
