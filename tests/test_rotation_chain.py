@@ -8,9 +8,7 @@ every line written is delivered exactly once, in order.
 
 from __future__ import annotations
 
-import gzip
 import os
-import shutil
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -21,8 +19,7 @@ from bridge.lines import MAX_LINE_BYTES
 from bridge.positions import Position, fingerprint
 from bridge.readers import FileReader, plan_resume, snapshot_chain
 from bridge.rotation import FileInfo, RotatedName, order_rotated, parse_rotated_name, plan_chain
-
-BASE = "alert_fast.txt"
+from rotation_rig import BASE, SCHEMES, History
 
 
 # --- names ---------------------------------------------------------------------------------------
@@ -118,63 +115,6 @@ def test_copytruncate_finds_the_copy_and_an_inode_reuse_is_not_taken_for_the_sav
 # --- real files, random histories -----------------------------------------------------------------
 
 
-class History:
-    """Real files in ``directory`` written and rotated like Snort and logrotate do."""
-
-    def __init__(self, directory, scheme: str):
-        self.dir = str(directory)
-        self.path = os.path.join(self.dir, BASE)
-        self.scheme = scheme
-        self.written = []
-        self.rotations = 0
-
-    def write(self, count: int) -> None:
-        with open(self.path, "ab") as f:
-            for _ in range(count):
-                text = "%06d alert from 203.0.113.%d" % (len(self.written), len(self.written) % 250)
-                self.written.append(text)
-                f.write(text.encode() + b"\n")
-
-    def rotated(self):
-        return [name for name in os.listdir(self.dir) if parse_rotated_name(BASE, name) is not None]
-
-    def _shift_numeric(self) -> None:
-        numbered = sorted(((-parse_rotated_name(BASE, n).key, n) for n in self.rotated()), reverse=True)
-        for number, name in numbered:
-            os.rename(os.path.join(self.dir, name),
-                      os.path.join(self.dir, name.replace(f".{number}", f".{number + 1}", 1)))
-
-    def rotate(self) -> None:
-        self.rotations += 1
-        if not os.path.exists(self.path):
-            return
-        target = {
-            "numeric": f"{BASE}.1",
-            "copytruncate": f"{BASE}.1",
-            "date": f"{BASE}-{20240101 + self.rotations}",
-            "dateext": f"alert_fast-{20240101 + self.rotations}.txt",
-            "seconds": f"{BASE}.{1733300000 + self.rotations}",
-        }[self.scheme]
-        if self.scheme in ("numeric", "copytruncate"):
-            self._shift_numeric()
-        if self.scheme == "copytruncate":
-            shutil.copyfile(self.path, os.path.join(self.dir, target))
-            os.truncate(self.path, 0)
-        else:
-            os.rename(self.path, os.path.join(self.dir, target))
-            open(self.path, "ab").close()  # logrotate's `create`, Snort 3's reopen
-
-    def compress(self, pick: int) -> None:
-        plain = sorted(n for n in self.rotated() if not parse_rotated_name(BASE, n).compression)
-        if not plain:
-            return
-        name = os.path.join(self.dir, plain[pick % len(plain)])
-        with open(name, "rb") as src, gzip.open(name + ".gz", "wb") as dst:
-            shutil.copyfileobj(src, dst)
-        shutil.copystat(name, name + ".gz")  # gzip keeps the modification time
-        os.unlink(name)
-
-
 operations = st.lists(st.one_of(
     st.tuples(st.just("write"), st.integers(1, 25)),
     st.tuples(st.just("rotate"), st.just(0)),
@@ -185,7 +125,7 @@ operations = st.lists(st.one_of(
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(scheme=st.sampled_from(["numeric", "copytruncate", "date", "dateext", "seconds"]), ops=operations)
+@given(scheme=st.sampled_from(SCHEMES), ops=operations)
 def test_every_line_exactly_once_in_order_whatever_happens(tmp_path_factory, scheme, ops):
     history = History(tmp_path_factory.mktemp("log"), scheme)
     delivered = []
