@@ -161,6 +161,13 @@ class _Tail:
         st = _stat(self.path)
         emptied = reader.truncated() or reader.rewritten()
         if st is not None and _identity(st) == reader.identity and not emptied:
+            if reader.offset == 0 and st.st_mtime_ns != reader.mtime_ns:
+                # Changed, yet nothing to read: written and truncated (copytruncate) before
+                # the first read? The planner looks for copies made since.
+                plan = plan_resume(self.path, reader.position())
+                reader.mtime_ns = st.st_mtime_ns
+                if plan.found == "truncated":
+                    self._emptied(reader, plan)
             return out  # reading the current file: nothing to plan
         plan = plan_resume(self.path, reader.position())
         if emptied:

@@ -165,6 +165,14 @@ def plan_chain(current: Optional[FileInfo], rotated: Sequence[FileInfo], saved: 
             continue
         if _holds(saved, info):
             found = "same" if info is current else "moved"
+            if found == "same" and saved.offset == 0 and saved.mtime_ns:
+                # Nothing of it was read, so its bytes prove nothing: copies made since (a
+                # copytruncate before the first read) hold the lines it had; they come first.
+                copies = [f for f in rotated if f.mtime_ns >= saved.mtime_ns and f.has_data]
+                if copies:
+                    return Plan("truncated", (*map(Step, copies), Step(info)),
+                                f"copied and truncated before it was read: reading the {len(copies)} "
+                                "copy(ies) first")
             steps = (Step(info, saved.offset, saved.line), *after(index))
             reason = ("same file: resuming at saved offset" if found == "same" else
                       f"rotated: finishing {info.path} first" +
