@@ -380,17 +380,41 @@ class Follower:
                 yield line
                 idle_since = time.monotonic()
                 continue
-            if self.store.dirty:
-                self.flush()
-            now = time.monotonic()
-            wait = max(0.0, self._last_thorough + self.poll_interval - now)
-            if timeout is not None:
-                left = idle_since + timeout - now
-                if left <= 0:
-                    return
-                wait = min(wait, left)
-            self._wake.wait(wait)
-            self._wake.clear()
+            if not self._idle(idle_since, timeout):
+                return
+
+    def batches(self, timeout: Optional[float] = None, max_lines: int = 256) -> Iterator[List[Line]]:
+        """Like lines(), in lists of up to ``max_lines`` (what is available now): one hand-over
+        per list instead of one per line, for a consumer in another thread."""
+        if not self._running:
+            raise RuntimeError("Follower.batches() before start()")
+        idle_since = time.monotonic()
+        while not self._stopping:
+            if not self._queue:
+                self._fill()
+            if self._queue:
+                queue = self._queue
+                yield [queue.popleft() for _ in range(min(len(queue), max_lines))]
+                idle_since = time.monotonic()
+                continue
+            if not self._idle(idle_since, timeout):
+                return
+
+    def _idle(self, idle_since: float, timeout: Optional[float]) -> bool:
+        """Nothing to deliver: save positions, wait for an event or the safety poll; False
+        once ``timeout`` idle seconds have passed."""
+        if self.store.dirty:
+            self.flush()
+        now = time.monotonic()
+        wait = max(0.0, self._last_thorough + self.poll_interval - now)
+        if timeout is not None:
+            left = idle_since + timeout - now
+            if left <= 0:
+                return False
+            wait = min(wait, left)
+        self._wake.wait(wait)
+        self._wake.clear()
+        return True
 
     def read_ready(self) -> List[Line]:
         """Every line available now, without waiting."""

@@ -22,7 +22,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from bridge.config import Config, ConfigError, load_config
 from bridge.events import Origin
@@ -37,7 +37,8 @@ from tzsp.sdnotify import Notifier
 log = logging.getLogger("snort-bridge")
 
 QUEUE_SIZE = 10_000
-PASS_MAX = 2_000  # inputs handled per pass of the loop: one ledger commit for all of them
+PASS_MAX = 64  # queued inputs (a followed batch is up to 256 lines) per pass: one ledger commit
+BATCHES_IN_FLIGHT = 16  # batches of followed lines read ahead of the processing loop
 TICK = 0.2  # seconds: how often the loop looks at signals, the watchdog and the clock
 STATUS_INTERVAL = 10.0
 RESYNC_INTERVAL = 30.0  # seconds between comparisons of the policy's blocks with the ledger
@@ -145,6 +146,7 @@ class Service:
         self.config = config
         self.notifier = notifier or Notifier()
         self.queue: "queue.Queue[tuple]" = queue.Queue(QUEUE_SIZE)
+        self._batches_in_flight = threading.Semaphore(BATCHES_IN_FLIGHT)  # follower -> loop
         self._stop = threading.Event()
         self._reload = threading.Event()
         self.fatal: Optional[str] = None
@@ -289,7 +291,8 @@ class Service:
         handled = []
         try:
             with self.responder.batch() if self.responder is not None else contextlib.nullcontext():
-                handled = [line for line in map(self._handle, items) if line is not None]
+                for item in items:
+                    handled += self._handle(item)
         except Exception as exc:  # noqa: BLE001 -- the ledger could not commit: stop, read them again at restart
             log.exception("the ledger could not record a pass of %d input(s)", len(items))
             self.fatal = f"the ledger cannot be written: {exc}"
@@ -297,24 +300,26 @@ class Service:
         for follower, lines in _by_follower(handled).items():
             follower.commit_all(lines)
 
-    def _handle(self, item: tuple) -> Optional[Tuple[Line, Follower]]:
-        """Handle one queued input; a followed line is returned, to be committed after the pass."""
+    def _handle(self, item: tuple) -> List[Tuple[Line, Follower]]:
+        """Handle one queued input; followed lines are returned, to be committed after the pass."""
         pipeline = self.pipeline
         assert pipeline is not None
         kind = item[0]
-        if kind == "line":
-            _, line, follower = item
-            fmt = self.sources.get(line.path, "auto")
-            origin = Origin(line.path, line.offset, line.number)
-            if fmt == FIREWALL:
-                pipeline.firewall_line(line.text, origin, time.time())
-            else:
-                pipeline.alert_line(line.text, origin, fmt)
-            return line, follower
+        if kind == "lines":
+            _, lines, follower = item
+            self._batches_in_flight.release()
+            for line in lines:
+                fmt = self.sources.get(line.path, "auto")
+                origin = Origin(line.path, line.offset, line.number)
+                if fmt == FIREWALL:
+                    pipeline.firewall_line(line.text, origin, time.time())
+                else:
+                    pipeline.alert_line(line.text, origin, fmt)
+            return [(line, follower) for line in lines]
         elif kind == "syslog":
             _, text, peer, received_at = item
             pipeline.firewall_line(text, Origin(f"udp:{peer[0]}:{peer[1]}"), received_at)
-        return None
+        return []
 
     def _drain(self) -> None:
         while not self.queue.empty() and self.fatal is None:
@@ -335,14 +340,11 @@ class Service:
 
     def _follow(self, follower: Follower, stopping: threading.Event) -> None:
         try:
-            for line in follower.lines():
-                while True:
-                    try:
-                        self.queue.put(("line", line, follower), timeout=0.5)
-                        break
-                    except queue.Full:
-                        if stopping.is_set():
-                            return  # not committed: read again at the next start
+            for lines in follower.batches():
+                while not self._batches_in_flight.acquire(timeout=0.5):
+                    if stopping.is_set():
+                        return  # not committed: read again at the next start
+                self.queue.put(("lines", lines, follower))
         except Exception as exc:  # noqa: BLE001 -- reported, and the service stops (systemd restarts it)
             log.exception("following the alert files failed")
             self.fatal = f"the follower failed: {exc}"
