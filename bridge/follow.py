@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import collections
 import errno
+import fnmatch
+import glob
 import logging
 import os
 import stat as stat_module
@@ -49,7 +51,7 @@ from watchdog.events import (
 from bridge.lines import MAX_LINE_BYTES, LineSplitter, RawLine, decode_line  # noqa: F401 -- re-exported
 from bridge.positions import Position, PositionStore, fingerprint
 from bridge.readers import READ_BUDGET, FileReader, Line, count_lines, plan_resume  # noqa: F401
-from bridge.rotation import Identity, Plan, Step, finished
+from bridge.rotation import COMPRESSED_SUFFIXES, Identity, Plan, Step, finished, parse_rotated_name
 
 log = logging.getLogger(__name__)
 
@@ -261,8 +263,10 @@ class Follower:
                  start_at_end_for_new_files: bool = False, poll_interval: float = 1.0,
                  use_inotify: bool = True, max_line_bytes: int = MAX_LINE_BYTES,
                  save_interval: float = 0.2):
-        self.paths: List[str] = list(dict.fromkeys(os.path.abspath(p) for p in paths))
-        if not self.paths:
+        given = list(dict.fromkeys(os.path.abspath(p) for p in paths))
+        self.patterns: List[str] = [p for p in given if glob.has_magic(p)]
+        self.paths: List[str] = [p for p in given if not glob.has_magic(p)]
+        if not given:
             raise ValueError("no files to follow")
         if poll_interval <= 0:
             raise ValueError("poll_interval must be positive")
@@ -301,7 +305,14 @@ class Follower:
             self._handler = _Waker(self._wake, self._stems)
             self._scheduled = {}
             self._start_observer()
+            self.paths.extend(p for p in self._matches() if p not in self.paths)
             self._add_tails(self.paths)
+            for pattern in self.patterns:  # new matches appear there: wake on any name
+                directory = os.path.dirname(pattern)
+                if not glob.has_magic(directory):
+                    self._stems[directory] = self._stems.get(directory, ()) + ("",)
+                    self._scheduled.setdefault(directory, None)
+            self._schedule_directories()
             self._last_thorough = time.monotonic()
             self._running = True
             return self
@@ -316,6 +327,25 @@ class Follower:
                 self._add_tails(new, start_at_end=False)
                 self._wake.set()
             return new
+
+    def _matches(self) -> List[str]:
+        """Files the glob patterns match now, without the rotated files of a match (which are
+        read as part of its chain) and without compressed files."""
+        found: List[str] = []
+        for pattern in self.patterns:
+            found.extend(sorted(p for p in glob.glob(pattern) if os.path.isfile(p)))
+        found = list(dict.fromkeys(found))
+        names = {(os.path.dirname(p), os.path.basename(p)) for p in [*found, *self.paths]}
+        return [p for p in found if not p.endswith(COMPRESSED_SUFFIXES) and not any(
+            directory == os.path.dirname(p) and base != os.path.basename(p)
+            and parse_rotated_name(base, os.path.basename(p)) is not None for directory, base in names)]
+
+    def _look_for_new_matches(self) -> None:
+        new = [p for p in self._matches() if p not in self.paths]
+        if new:
+            for path in self.add_paths(new):
+                log.info("following %s too: it matches %s", path,
+                         next((pat for pat in self.patterns if fnmatch.fnmatch(path, pat)), "a pattern"))
 
     def _add_tails(self, paths: Iterable[str], start_at_end: Optional[bool] = None) -> None:
         if start_at_end is None:
@@ -467,6 +497,8 @@ class Follower:
             thorough = now - self._last_thorough >= self.poll_interval
             if thorough:
                 self._last_thorough = now
+                if self.patterns:
+                    self._look_for_new_matches()
                 self._schedule_directories()
             while True:
                 more = False

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fnmatch
 import ipaddress
 import logging
 import os
@@ -147,6 +148,7 @@ class Service:
         self.notifier = notifier or Notifier()
         self.queue: "queue.Queue[tuple]" = queue.Queue(QUEUE_SIZE)
         self._batches_in_flight = threading.Semaphore(BATCHES_IN_FLIGHT)  # follower -> loop
+        self._matched_formats: Dict[str, str] = {}
         self._stop = threading.Event()
         self._reload = threading.Event()
         self.fatal: Optional[str] = None
@@ -309,7 +311,7 @@ class Service:
             _, lines, follower = item
             self._batches_in_flight.release()
             for line in lines:
-                fmt = self.sources.get(line.path, "auto")
+                fmt = self.sources.get(line.path) or self._format_of(line.path)
                 origin = Origin(line.path, line.offset, line.number)
                 if fmt == FIREWALL:
                     pipeline.firewall_line(line.text, origin, time.time())
@@ -321,6 +323,14 @@ class Service:
             pipeline.firewall_line(text, Origin(f"udp:{peer[0]}:{peer[1]}"), received_at)
         return []
 
+    def _format_of(self, path: str) -> str:
+        """The format of a file found by a glob ``[[alerts]] path`` (the first pattern it matches)."""
+        fmt = self._matched_formats.get(path)
+        if fmt is None:
+            fmt = next((f for pattern, f in self.sources.items() if fnmatch.fnmatch(path, pattern)), "auto")
+            self._matched_formats[path] = fmt
+        return fmt
+
     def _drain(self) -> None:
         while not self.queue.empty() and self.fatal is None:
             self._handle_pass(None)
@@ -329,6 +339,7 @@ class Service:
 
     def _start_follower(self, config: Config) -> None:
         self.sources = followed_sources(config)
+        self._matched_formats = {}
         if not self.sources:
             return
         follower = Follower(list(self.sources), config.state_dir)

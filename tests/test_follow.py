@@ -420,3 +420,44 @@ def test_save_interval_zero_saves_every_commit(alert, state):
         assert doc["positions"][str(alert)]["line"] == 1
     finally:
         f.stop()
+
+
+def test_a_glob_follows_every_match_and_files_that_appear_later_from_their_start(logdir, state):
+    (logdir / "s1").mkdir()
+    (logdir / "s2").mkdir()
+    first = logdir / "s1" / "alert_fast.txt"
+    append(first, "one\n")
+    append(str(first) + ".1", "rotated: read as part of its chain, not on its own\n")
+    with Follower([str(logdir / "*" / "alert_fast.txt")], str(state), poll_interval=0.1) as follower:
+        got = take(follower, 1)
+        assert [(line.path, line.text) for line in got] == [(str(first), "one")]
+        later = logdir / "s2" / "alert_fast.txt"
+        append(later, "two\nthree\n")  # appears after start: read from its start, no restart
+        append(first, "four\n")
+        got = take(follower, 3)
+        assert sorted((line.path, line.text) for line in got) == [
+            (str(first), "four"), (str(later), "three"), (str(later), "two")]
+        assert follower.read_ready() == []
+    with Follower([str(logdir / "*" / "alert_fast.txt")], str(state), poll_interval=0.1) as follower:
+        append(logdir / "s2" / "alert_fast.txt", "five\n")
+        assert texts(take(follower, 1)) == ["five"]  # both positions were kept
+
+
+def test_paths_can_be_added_while_following(logdir, state):
+    a, b = logdir / "a.txt", logdir / "b.txt"
+    append(a, "a1\n")
+    append(b, "b1\n")
+    with Follower([str(a)], str(state), poll_interval=EVENTS_ONLY) as follower:
+        assert texts(take(follower, 1)) == ["a1"]
+        assert follower.add_paths([str(a), str(b)]) == [str(b)]
+        append(b, "b2\n")
+        assert texts(take(follower, 2)) == ["b1", "b2"]
+
+
+def test_a_glob_that_also_matches_rotated_files_follows_only_the_current_ones(logdir, state):
+    for name in ("alert_fast.txt", "alert_fast.txt.1", "alert_fast.txt.2.gz", "alert_json.txt",
+                 "alert_json.txt.1733300000"):
+        append(logdir / name, f"{name}\n")
+    with Follower([str(logdir / "alert_*")], str(state), poll_interval=EVENTS_ONLY) as follower:
+        assert sorted(follower.paths) == [str(logdir / "alert_fast.txt"), str(logdir / "alert_json.txt")]
+        assert sorted(texts(take(follower, 2))) == ["alert_fast.txt", "alert_json.txt"]
