@@ -5,6 +5,7 @@
     python bench/bench_tzspd.py --compare "tzsp2pcap=tzsp2pcap -p {PORT} -f" \\
         --compare "limit-recv=/path/limit-recv -r 16777216 {PORT}" --nice -20
     python bench/bench_tzspd.py --soak 600 --soak-rate 100000          # memory over 10 minutes
+    python bench/bench_tzspd.py --scrape --sizes 64 --no-search        # CPU with /metrics scraped every second
 
 For each frame size (64 and 1400 bytes by default) it measures, for every receiver in turn:
 
@@ -17,7 +18,10 @@ For each frame size (64 and 1400 bytes by default) it measures, for every receiv
 and prints medians and tzspd's ratio to each other receiver. ``{PORT}`` in a command is
 replaced by the port, and ``{COUNTER}`` by a pcap counter command (for tzspd --fanout N
 --exec '{COUNTER}': each consumer counts its share and the shares are added). Loss = sent - distinct sequence numbers that came out of the receiver's
-pcap stream (kernel drops and the receiver's own losses alike).
+pcap stream (kernel drops and the receiver's own losses alike). ``{METRICS}`` is replaced by a
+free TCP port, and /metrics on it is fetched every ``--scrape-every`` seconds during the run
+(``--scrape`` adds tzspd with ``--metrics 127.0.0.1:{METRICS}`` as a receiver of its own, so the
+CPU per packet with and without scrapes comes from the same runs).
 
 Load: ``bench/tzsp_load.c`` (sendmmsg batches, paced, bounded in count and time, loopback
 only; it also counts the pcap stream), built on demand with the machine's ``cc`` into a cache
@@ -41,7 +45,9 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -191,6 +197,12 @@ def udp_socket(port: int) -> tuple[bool, int, int]:
     return False, 0, 0
 
 
+def free_tcp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -218,7 +230,9 @@ class Receiver:
 
     def __init__(self, command: str, tool: str | None, count: int, nice: int | None):
         self.port = free_port()
-        argv = [part.replace("{PORT}", str(self.port)) for part in shlex.split(command)]
+        self.metrics_port = free_tcp_port() if "{METRICS}" in command else None
+        argv = [part.replace("{PORT}", str(self.port)).replace("{METRICS}", str(self.metrics_port))
+                for part in shlex.split(command)]
         env = dict(os.environ, PYTHONUNBUFFERED="1")  # the worst case for a Python receiver's stdout
         self.stderr = tempfile.TemporaryFile()
         self.fanout = "{COUNTER}" in command  # consumers count themselves and print JSON lines
@@ -313,18 +327,84 @@ def send(tool: str | None, port: int, size: int, rate: int, count: int, seconds:
     return result
 
 
-def run_point(command: str, tool: str | None, size: int, rate: int, seconds: float, nice: int | None) -> dict:
+class Scraper:
+    """Fetches http://127.0.0.1:PORT/metrics every ``interval`` seconds on a thread, as Prometheus would."""
+
+    def __init__(self, port: int, interval: float):
+        self.url = f"http://127.0.0.1:{port}/metrics"
+        self.interval = interval
+        self.done = threading.Event()
+        self.scrapes = self.failures = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.done.wait(self.interval):
+            try:
+                with urllib.request.urlopen(self.url, timeout=5) as answer:
+                    answer.read()
+                self.scrapes += 1
+            except OSError:
+                self.failures += 1
+
+    def __enter__(self) -> "Scraper":
+        deadline = time.monotonic() + 30  # the server is up (and prometheus_client imported) before measuring
+        while True:
+            try:
+                with urllib.request.urlopen(self.url, timeout=5) as answer:
+                    answer.read()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{self.url} never answered")
+                time.sleep(0.05)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.done.set()
+        self.thread.join(10)
+
+
+def scrape_cost(command: str, tool: str | None, scrapes: int) -> dict:
+    """CPU the receiver spends per scrape of its /metrics, with no traffic: the cost a scrape every
+    second adds to each second of packets, measured without the noise of the packet path."""
+    receiver = Receiver(command, tool, 10000, None)
+    try:
+        receiver.wait_bound()
+        with Scraper(receiver.metrics_port, 3600):  # waits until /metrics answers, then stays idle
+            pass
+        time.sleep(0.3)
+        before = cpu_seconds(receiver.proc.pid)
+        started = time.monotonic()
+        for _ in range(scrapes):
+            with urllib.request.urlopen(f"http://127.0.0.1:{receiver.metrics_port}/metrics", timeout=5) as answer:
+                answer.read()
+        wall = time.monotonic() - started
+        cpu = cpu_seconds(receiver.proc.pid) - before
+    finally:
+        receiver.stop()
+    return {"scrapes": scrapes, "cpu_s": round(cpu, 3), "us_per_scrape": round(cpu * 1e6 / scrapes, 1),
+            "wall_ms_per_scrape": round(wall * 1e3 / scrapes, 2)}
+
+
+def run_point(command: str, tool: str | None, size: int, rate: int, seconds: float, nice: int | None,
+              scrape_every: float = 1.0) -> dict:
     count = max(10000, int(rate * seconds)) if rate else 4_000_000
     receiver = Receiver(command, tool, count, nice)
+    scraper = None
     try:
         receiver.wait_bound()
         time.sleep(0.2)
+        if receiver.metrics_port is not None:
+            scraper = Scraper(receiver.metrics_port, scrape_every).__enter__()
         before = (cpu_seconds(receiver.proc.pid), cpu_seconds(receiver.counter_pid), busy_seconds(), time.monotonic())
         sent = send(tool, receiver.port, size, rate, count, seconds + 2 if rate else seconds, nice)
         receiver.wait_drained()
         _, _, drops = udp_socket(receiver.port)
         after = (cpu_seconds(receiver.proc.pid), cpu_seconds(receiver.counter_pid), busy_seconds(), time.monotonic())
     finally:
+        if scraper is not None:
+            scraper.__exit__()
         counted = receiver.stop()
     recv_cpu = after[0] - before[0]
     counter_cpu = after[1] - before[1]
@@ -340,6 +420,8 @@ def run_point(command: str, tool: str | None, size: int, rate: int, seconds: flo
         "send_cpu_s": sent["send_cpu_s"], "count_cpu_s": round(counter_cpu, 3),
         "bg_cpu_s": round(max(0.0, bg_cpu), 2), "window_s": round(after[3] - before[3], 2),
         "exit": receiver.proc.returncode,
+        "scrapes": None if scraper is None else scraper.scrapes,
+        "scrape_failures": None if scraper is None else scraper.failures,
     }
 
 
@@ -351,7 +433,7 @@ def median_point(receivers, tool, size, rate, args, log) -> dict:
     runs = {name: [] for name, _ in receivers}
     for _ in range(args.reps):
         for name, command in receivers:
-            point = run_point(command, tool, size, rate, args.seconds, args.nice)
+            point = run_point(command, tool, size, rate, args.seconds, args.nice, args.scrape_every)
             point["name"] = name
             log(point)
             runs[name].append(point)
@@ -372,7 +454,7 @@ def max_lossless(name, command, tool, size, args, log) -> dict:
     def probe(rate):
         points = []
         for _ in range(args.reps):
-            point = run_point(command, tool, size, rate, args.seconds, args.nice)
+            point = run_point(command, tool, size, rate, args.seconds, args.nice, args.scrape_every)
             point["name"] = name
             log(point)
             points.append(point)
@@ -462,6 +544,10 @@ def main(argv=None) -> int:
     parser.add_argument("--soak-rate", type=int, default=100000)
     parser.add_argument("--soak-size", type=int, default=64)
     parser.add_argument("--out", help="append every run as a JSON line here")
+    parser.add_argument("--scrape", action="store_true",
+                        help="also measure the receiver with --metrics 127.0.0.1:{METRICS}, its /metrics fetched "
+                        "every --scrape-every seconds")
+    parser.add_argument("--scrape-every", type=float, default=1.0, metavar="S")
     args = parser.parse_args(argv)
 
     receivers = [(args.name, args.receiver)]
@@ -470,6 +556,8 @@ def main(argv=None) -> int:
         if not sep or not name or not command.strip():
             parser.error(f"--compare {item!r}: give NAME=COMMAND")
         receivers.append((name, command))
+    if args.scrape:
+        receivers.append((f"{args.name}+scrape", args.receiver + " --metrics 127.0.0.1:{METRICS}"))
     tool = None if args.python_load else load_tool()
     load_kind = "tzsp_load (C)" if tool else "Python sender/counter"
 
@@ -489,6 +577,13 @@ def main(argv=None) -> int:
               f"peak RSS {result['peak_rss_kb_at_10s']} kB -> {result['peak_rss_kb_at_end']} kB; "
               f"loss {result['loss_pct']}%, CPU {result['cpu_s']} s")
         return 0
+
+    if args.scrape:
+        cost = scrape_cost(receivers[-1][1], tool, 500)
+        log({"scrape_cost": cost})
+        print(f"\none scrape of {receivers[-1][0]}'s /metrics costs it {cost['us_per_scrape']} µs of CPU "
+              f"({cost['wall_ms_per_scrape']} ms wall); at one scrape a second and 100k packets/s that is "
+              f"{cost['us_per_scrape'] / 100000:.4f} µs per packet")
 
     sizes = [int(s) for s in args.sizes.split(",") if s]
     rates = [int(r) for r in args.cpu_rates.split(",") if r]

@@ -129,6 +129,16 @@ def _config_example(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def describe_durations(policy) -> str:
+    """One line: escalation, cap, memory, and how many per-rule / per-network durations."""
+    from responder.routeros.duration import format_duration as fmt
+
+    escalation = ("no escalation (repeat_factor 1)" if policy.repeat_factor == 1 else
+                  f"repeat offenders x{policy.repeat_factor:g} per block within {fmt(policy.remember_for)}")
+    return (f"{escalation}, at most {fmt(policy.max_block_for)}; {len(policy.block_for_rules)} per rule, "
+            f"{len(policy.block_for_networks)} per network")
+
+
 def _config_check(args: argparse.Namespace) -> int:
     config, _ = load_for(args)
     policy = config.policy
@@ -141,6 +151,7 @@ def _config_check(args: argparse.Namespace) -> int:
         f"protected {', '.join(map(str, policy.protected)) or 'none'}"
     )
     print(f"  scan detector: {'on' if config.scan else 'off'}; state in {config.state_dir}")
+    print(f"  durations: {describe_durations(policy)}")
     return EXIT_OK
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Tuple, Union
 
 from responder.config import RouterConfig
-from responder.routeros.duration import MAX_TIMEOUT_SECONDS, DurationError, parse_duration
+from responder.routeros.duration import MAX_TIMEOUT_SECONDS, DurationError, format_duration, parse_duration
 from responder.routeros.commands import NAME_RE as ROUTEROS_NAME_RE
 
 try:  # Python 3.11+
@@ -57,6 +57,14 @@ class PolicyConfig:
     # Where the alert format cannot show whether a gid-122 alert sits on a reply packet,
     # "evidence" blocks only with supporting evidence, "src" trusts the source (Snort 2 style).
     portscan_attribution: Literal["evidence", "src"] = "evidence"
+    # Repeat offenders (bridge/durations.py): the n-th block of an address within remember_for
+    # lasts base * repeat_factor^(n-1), at most max_block_for. The base is the first that applies:
+    # block_for_networks (longest prefix), block_for_rules ("gid:sid"), block_for.
+    repeat_factor: float = 4.0  # 1 = no escalation
+    max_block_for: float = 7 * 86400.0
+    remember_for: float = 30 * 86400.0
+    block_for_rules: Dict[str, float] = field(default_factory=dict)
+    block_for_networks: Dict[Network, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,16 @@ class ScanConfig:
 
 
 @dataclass(frozen=True)
+class HttpConfig:
+    """[http]: /metrics, /health and the status page (bridge.web)."""
+
+    listen: str = "127.0.0.1:9470"
+    token_file: Optional[str] = None  # mode 0600; required when listen is not loopback
+    silent_after: Optional[float] = None  # /health complains when no alert line (or datagram) for this long
+    tzspd: Optional[str] = None  # "host:port" of tzspd --metrics, shown on the page and checked by /health
+
+
+@dataclass(frozen=True)
 class Config:
     state_dir: str = "/var/lib/tzsp-ips"
     policy: PolicyConfig = field(default_factory=PolicyConfig)
@@ -85,12 +103,14 @@ class Config:
     scan: Optional[ScanConfig] = None
     routers: Tuple[RouterConfig, ...] = ()
     path: str = ""  # the file it was read from
+    http: Optional[HttpConfig] = None
 
 
 # ---------------------------------------------------------------------------------------------
 # Loading and checking
 # ---------------------------------------------------------------------------------------------
 
+MAX_BLOCK_SECONDS = 10 * 365 * 86400.0  # beyond RouterOS' timeouts the responder keeps a static entry
 DURATION_EXPECTED = 'expected a duration such as "30s", "5m", "1d2h" or "00:05:00"'
 _SID_RE = re.compile(r"^\d{1,10}:\d{1,10}$")
 # Router names end up on our command line and in logs: a conservative alphabet. List and script
@@ -294,7 +314,7 @@ class _Checker:
     # -- sections ----------------------------------------------------------------------------
 
     def config(self, data: Mapping[str, Any], path: str) -> Config:
-        known = ("state_dir", "policy", "alerts", "scan", "routers")
+        known = ("state_dir", "policy", "alerts", "scan", "routers", "http")
         self.unknown(data, known, "")
         state_dir = self.get(data, "state_dir", "", Config.state_dir, self.path)
         policy_table = self.table(data, "policy", "policy")
@@ -305,6 +325,8 @@ class _Checker:
         routers = self.array(data, "routers", self.router)
         self.unique([(i, a.path) for i, a in alerts], "alerts", "path")
         self.unique([(i, r.name) for i, r in routers], "routers", "name")
+        http_table = self.table(data, "http", "http")
+        http = self.http(http_table) if http_table is not None else None
         return Config(
             state_dir=state_dir,
             policy=policy,
@@ -312,6 +334,7 @@ class _Checker:
             scan=scan,
             routers=tuple(r for _, r in routers),
             path=path,
+            http=http,
         )
 
     def array(self, data: Mapping[str, Any], name: str, build: Callable[[Mapping[str, Any], str], Any]) -> List[Tuple[int, Any]]:
@@ -349,10 +372,11 @@ class _Checker:
         known = tuple(PolicyConfig.__dataclass_fields__)
         self.unknown(table, known, p)
         sid = self.pattern(_SID_RE, 'a "gid:sid" string such as "1:1000101"')
+        block_for = self.get(table, "block_for", p, d.block_for, self.duration(0, MAX_TIMEOUT_SECONDS))
         return PolicyConfig(
             min_priority=self.get(table, "min_priority", p, d.min_priority, self.integer(0, 255)),
             portscan=self.get(table, "portscan", p, d.portscan, self.boolean),
-            block_for=self.get(table, "block_for", p, d.block_for, self.duration(0, MAX_TIMEOUT_SECONDS)),
+            block_for=block_for,
             protected=self.get(table, "protected", p, d.protected, self.string_list(self.network)),
             threshold=self.get(table, "threshold", p, d.threshold, self.integer(1, 1_000_000)),
             window=self.get(table, "window", p, d.window, self.duration(0)),
@@ -362,7 +386,62 @@ class _Checker:
             max_new_blocks_per_minute=self.get(table, "max_new_blocks_per_minute", p, d.max_new_blocks_per_minute, self.integer(1)),
             rollback=self.get(table, "rollback", p, d.rollback, self.integer(0, 100_000)),
             portscan_attribution=self.get(table, "portscan_attribution", p, d.portscan_attribution, self.choice(("evidence", "src"))),
+            **self.escalation(table, p, d, block_for),
         )
+
+    def escalation(self, table: Mapping[str, Any], p: str, d: PolicyConfig, block_for: float) -> Dict[str, Any]:
+        """repeat_factor, max_block_for, remember_for and the per-rule / per-network durations."""
+        longest = self.duration(0, MAX_BLOCK_SECONDS)
+        values = {
+            "repeat_factor": self.get(table, "repeat_factor", p, d.repeat_factor, self.factor),
+            "max_block_for": self.get(table, "max_block_for", p, d.max_block_for, longest),
+            "remember_for": self.get(table, "remember_for", p, d.remember_for, longest),
+            "block_for_rules": self.get(table, "block_for_rules", p, {}, self.duration_map(self.rule_key, longest)),
+            "block_for_networks": self.get(table, "block_for_networks", p, {}, self.duration_map(self.network, longest)),
+        }
+        if "max_block_for" not in table:  # not set: never shorter than a base the file asks for
+            values["max_block_for"] = max([d.max_block_for, block_for, *values["block_for_rules"].values(),
+                                           *values["block_for_networks"].values()])
+        cap = values["max_block_for"]
+        bases = [(f"{p}.block_for", table.get("block_for"), block_for)]
+        bases += [(f'{p}.block_for_rules."{k}"', table["block_for_rules"][k], v) for k, v in values["block_for_rules"].items()]
+        bases += [(f'{p}.block_for_networks."{k}"', table["block_for_networks"].get(str(k)), v)
+                  for k, v in values["block_for_networks"].items()]
+        for key, shown, seconds in bases:
+            if shown is not None and seconds > cap:
+                self.problem(key, f"{shown!r} is longer than {p}.max_block_for ({format_duration(cap)}); "
+                                  "raise max_block_for or shorten this")
+        return values
+
+    def factor(self, key: str, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1 <= value <= 1000:
+            self.problem(key, f"expected a number from 1 (no escalation) to 1000, got {_kind(value)}")
+            return _BAD
+        return float(value)
+
+    def rule_key(self, key: str, value: Any) -> Any:
+        if not _SID_RE.match(value):
+            self.problem(key, 'expected a "gid:sid" key such as "1:1000101"')
+            return _BAD
+        return value
+
+    def duration_map(self, each_key: Callable[[str, Any], Any], check: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
+        """A table of key = duration; each key checked by ``each_key`` (problems named by key)."""
+
+        def check_map(key: str, value: Any) -> Any:
+            if not isinstance(value, Mapping):
+                self.problem(key, f'expected a table such as {{ "1:1000101" = "1h" }}, got {_kind(value)}')
+                return _BAD
+            result: Dict[Any, float] = {}
+            for name, text in value.items():
+                entry = f'{key}."{name}"'
+                parsed = each_key(entry, name)
+                seconds = check(entry, text)
+                if parsed is not _BAD and seconds is not _BAD:
+                    result[parsed] = seconds
+            return result
+
+        return check_map
 
     def attacker_map(self, key: str, value: Any) -> Any:
         if not isinstance(value, Mapping):
@@ -399,6 +478,24 @@ class _Checker:
             files=self.get(table, "files", p, d.files, self.string_list(self.path)),
             low_port_weight=self.get(table, "low_port_weight", p, d.low_port_weight, self.integer(1, 100)),
             allow=self.get(table, "allow", p, d.allow, self.string_list(self.network)),
+        )
+
+    def http(self, table: Mapping[str, Any]) -> HttpConfig:
+        p = "http"
+        d = HttpConfig()
+        self.unknown(table, tuple(HttpConfig.__dataclass_fields__), p)
+        listen = self.get(table, "listen", p, d.listen, self.listen_address)
+        token_file = self.get(table, "token_file", p, None, self.path)
+        if token_file:
+            self.secret_file(f"{p}.token_file", token_file, "the token")
+        elif not _loopback_listen(listen):
+            self.problem(f"{p}.token_file", f"missing; http.listen = {listen!r} is reachable from other hosts, "
+                                            "so every request must carry a token: expected a file holding it (mode 0600)")
+        return HttpConfig(
+            listen=listen,
+            token_file=token_file,
+            silent_after=self.get(table, "silent_after", p, None, self.duration(0)),
+            tzspd=self.get(table, "tzspd", p, None, self.listen_address),
         )
 
     def listen_address(self, key: str, value: Any) -> Any:
@@ -485,11 +582,11 @@ class _Checker:
             )
         self.problem(key, text)
 
-    def secret_file(self, key: str, path: str) -> None:
+    def secret_file(self, key: str, path: str, holding: str = "the password") -> None:
         try:
             mode = os.stat(path).st_mode
         except OSError as exc:
-            self.problem(key, f"cannot read {path}: {exc.strerror or exc}; expected a file holding the password (mode 0600)")
+            self.problem(key, f"cannot read {path}: {exc.strerror or exc}; expected a file holding {holding} (mode 0600)")
             return
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             self.problem(
@@ -516,6 +613,16 @@ def _is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _loopback_listen(listen: str) -> bool:
+    host = listen.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _kind(value: Any) -> str:
@@ -560,6 +667,12 @@ rollback = 0                           # when the guard trips, undo this many la
 portscan_attribution = "evidence"      # Snort 3 port scans without the packet's direction (alert_fast,
                                        # syslog): "evidence" blocks only when the bridge can tell the
                                        # scanner from its victim; "src" trusts the source as Snort 2 does
+repeat_factor = 4                      # the n-th block of an address within remember_for lasts
+max_block_for = "1w"                   #   base * repeat_factor^(n-1), at most max_block_for (1 = no escalation)
+remember_for = "30d"                   # how long offences are remembered (the ledger keeps them)
+block_for_rules = { }                  # base duration per "gid:sid", e.g. { "1:1000122" = "1h" }
+block_for_networks = { }               # base per attacker network, e.g. { "203.0.113.0/24" = "1d" }; the
+                                       # longest prefix wins, and a network wins over a rule, a rule over block_for
 
 [[alerts]]                             # one table per followed file
 path = "/var/log/snort/alert_json.txt" # Snort 3 alert_json carries dir/tcp_flags/icmp_type: best attribution
@@ -576,6 +689,13 @@ low_port_weight = 1                    # ports below 1024 count this many times 
 syslog = "0.0.0.0:5514"                # optional: UDP listener for RouterOS firewall log lines
 allow = []                             # senders the listener accepts; empty = the routers below
 files = []                             # optional: files of RouterOS firewall log lines
+
+[http]                                 # optional: /metrics (Prometheus), /health, / (status page)
+listen = "127.0.0.1:9470"              # beyond loopback only with token_file
+# token_file = "/etc/tzsp-ips/http.token"  # mode 0600; then every request needs the token:
+                                       # "Authorization: Bearer <token>", or open /?token=<token> once
+silent_after = "10m"                   # /health: a problem when no alert line (or TZSP datagram) for this long
+# tzspd = "127.0.0.1:9471"             # tzspd --metrics: its counters on the page, its silence in /health
 
 [[routers]]                            # one table per router
 name = "core1"

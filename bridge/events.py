@@ -61,6 +61,24 @@ class Alert:
         return self.gid == PORTSCAN_GID
 
 
+# Every value Decision.reason takes; metrics label decisions with these and nothing else.
+DECISION_REASONS = (
+    "priority",          # block: priority <= min_priority
+    "portscan",          # block: a port scan (gid 122 or the built-in detector)
+    "included",          # block: gid:sid in include_sids
+    "excluded",          # ignore: gid:sid in exclude_sids
+    "not_included",      # ignore: include_sids is set and this is not in it
+    "low_priority",      # ignore: priority > min_priority
+    "portscan_off",      # ignore: a port scan while policy.portscan = false
+    "no_priority",       # ignore: the format carries no priority
+    "no_attacker",       # ignore: no end could be safely named the attacker
+    "protected",         # ignore: the attacker end is protected
+    "threshold",         # ignore: fewer than threshold alerts within window
+    "already_blocked",   # ignore: folded into a block in force
+    "flood_guard",       # ignore: the flood guard holds
+)
+
+
 @dataclass(frozen=True)
 class Decision:
     """What the policy made of one alert. ``target`` is set only when ``action == "block"``."""
@@ -71,6 +89,9 @@ class Decision:
     target: Optional[IPAddress] = None
     block_for: float = 0.0  # seconds; the address-list timeout
     attribution: str = ""  # how the attacker end was chosen, e.g. "src (default)", "dst: reply packet (S2C)"
+    # Why, as one word from DECISION_REASONS: a bounded label for metrics and digests (``why`` is for people).
+    reason: str = ""
+    duration_why: str = ""  # how block_for was reached, e.g. "3rd offence; rule 1:1000122 sets 1h; ×16"
 
     def __post_init__(self) -> None:
         if self.action == "block":

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, Optional, Tuple
 
 from bridge.config import Config
+from bridge.durations import LedgerOffences
 from bridge.events import Alert, Decision, IPAddress, Origin
 from bridge.parsers import UnparsableLine, parse_line
 from bridge.policy import Policy
@@ -22,6 +23,7 @@ from bridge.probes import probe_from_firewall_event
 from bridge.routeros_log import NotAFirewallLine, parse_firewall_line
 from bridge.scan import Probe, ScanDetector
 from responder.events import BlockRequest
+from responder.feed import NO_FEED, Decided, Feed, FloodGuardChanged, LineRead
 
 log = logging.getLogger("snort-bridge")
 
@@ -60,7 +62,8 @@ def build_policy(config: Config, *, protect: Iterable = (), previous: Optional[P
     ``previous`` (on reload) hands over what was learnt about flows, and the flood guard when its
     limits did not change, so a reload neither forgets a tripped guard nor who initiated what.
     """
-    policy = Policy(config.policy, always_protected=list(protect), memory=previous.memory if previous else None)
+    policy = Policy(config.policy, always_protected=list(protect), memory=previous.memory if previous else None,
+                    offences=previous.offences if previous else None)
     if previous is not None and (previous.config.max_new_blocks_per_minute, previous.config.rollback) == (
         config.policy.max_new_blocks_per_minute, config.policy.rollback
     ):
@@ -93,14 +96,18 @@ class Pipeline:
     """Inputs in, decisions and block requests out; keeps the counts."""
 
     def __init__(self, policy: Policy, responder=None, detector: Optional[ScanDetector] = None, *,
-                 clock: Callable[[], float] = time.time, routers: int = 0):
+                 clock: Callable[[], float] = time.time, routers: int = 0, feed: Feed = NO_FEED):
         self.policy = policy
         self.responder = responder  # None: decisions are only logged (no routers, or --dry-run)
         self.detector = detector
         self.clock = clock
         self.routers = routers
+        self.feed = feed  # what happened, for metrics, notifications and the status page
         self.counts = Counts()
         self.noted: Dict[IPAddress, float] = {}  # blocks the policy knows of (for resync with the ledger)
+        ledger = getattr(responder, "ledger", None)
+        if ledger is not None:  # offences are counted where they are kept: across restarts, cleared by unblock
+            policy.offences = LedgerOffences(ledger)
         self._throttle = _Throttle()
 
     # -- inputs ---------------------------------------------------------------------------
@@ -114,13 +121,16 @@ class Pipeline:
             if not exc.noise:
                 self.counts.unparsable += 1
                 self._report_unparsable(origin, exc.reason)
+            self.feed.publish(LineRead(origin.source, "noise" if exc.noise else "unparsable", self.clock()))
             return None
         self.counts.alerts += 1
+        self.feed.publish(LineRead(origin.source, "alert", self.clock()))
         return self.act(alert)
 
     def firewall_line(self, text: str, origin: Origin, received_at: float) -> Optional[Decision]:
         """One RouterOS log line (syslog datagram or followed file): a probe for the scan detector."""
         self.counts.firewall_lines += 1
+        self.feed.publish(LineRead(origin.source, "firewall", self.clock()))
         try:
             event = parse_firewall_line(text)
         except NotAFirewallLine as exc:
@@ -154,6 +164,7 @@ class Pipeline:
         else:
             self.counts.ignored += 1
             self._log_ignore(decision)
+        self.feed.publish(Decided(decision, now))
         trip = self.policy.take_guard_event()
         if trip is not None:
             self._guard_tripped(trip)
@@ -164,7 +175,8 @@ class Pipeline:
         alert = decision.alert
         where = f"{self.routers} router(s)" if self.responder is not None else "no router (dry run)"
         if self.responder is not None:
-            request = BlockRequest(decision.target, decision.block_for, decision.why, alert.gid_sid, requested_at=now)
+            request = BlockRequest(decision.target, decision.block_for, decision.why, alert.gid_sid, requested_at=now,
+                                   duration_why=decision.duration_why)
             try:
                 self.responder.block(request)
             except Exception as exc:  # noqa: BLE001 -- a refused target or a ledger error must not stop the service
@@ -188,6 +200,7 @@ class Pipeline:
 
     def _guard_tripped(self, trip) -> None:
         log.error("%s", trip.describe())
+        self.feed.publish(FloodGuardChanged(True, trip.at, trip.describe(), tuple(trip.rollback)))
         for address in trip.rollback:
             self.noted.pop(address, None)
             if self.responder is None:
@@ -214,6 +227,7 @@ class Pipeline:
         At start it learns the blocks made before (no repeat after a restart); later, a block undone
         by hand (`snort-bridge unblock`) may be wanted again, and one made by hand is not re-sent.
         """
+        ledger.purge_offences(now - self.policy.config.remember_for)
         active = {record.address: record.expires_at for record in ledger.blocks(now) if record.state == "active"}
         for address in [a for a in self.noted if a not in active]:
             del self.noted[address]

@@ -11,7 +11,8 @@ epoch), so the same alerts always give the same decisions. Rules, in order:
    reserved/broadcast, the routers and this host), whichever end it is on;
 4. ``threshold`` alerts from the address within ``window`` (alert time when known);
 5. no repeat while a block is in force (noisy detection_filter rules fold into it);
-6. flood guard: more than ``max_new_blocks_per_minute`` new blocks in a minute stops blocking
+6. how long (bridge.durations): per network, per rule or ``block_for``, longer for repeat offenders;
+7. flood guard: more than ``max_new_blocks_per_minute`` new blocks in a minute stops blocking
    until a quiet minute has passed, and names the ``rollback`` latest blocks to undo.
 """
 
@@ -25,6 +26,7 @@ from typing import Deque, Dict, Iterable, List, Optional, Tuple, Union
 
 from bridge.attribution import Attribution, FlowMemory, attribute
 from bridge.config import PolicyConfig
+from bridge.durations import OffenceHistory, OffenceMemory, block_duration
 from bridge.events import Alert, Decision, IPAddress
 from responder.routeros.duration import format_duration
 
@@ -103,8 +105,10 @@ class FloodGuard:
 class Policy:
     """Holds what the decisions depend on: counts, current blocks, flood guard, flow memory."""
 
-    def __init__(self, config: PolicyConfig, always_protected: Iterable[Protectable] = (), memory: Optional[FlowMemory] = None):
+    def __init__(self, config: PolicyConfig, always_protected: Iterable[Protectable] = (), memory: Optional[FlowMemory] = None,
+                 offences: Optional[OffenceHistory] = None):
         self.config = config
+        self.offences: OffenceHistory = offences if offences is not None else OffenceMemory()
         self.protected_networks = tuple(config.protected)
         self.always_protected: List[Union[ipaddress.IPv4Network, ipaddress.IPv6Network]] = []
         self._shield_cache: Dict[IPAddress, Optional[str]] = {}
@@ -138,6 +142,9 @@ class Policy:
         self._blocked.pop(address, None)
         self._folded.pop(address, None)
         self._hits.pop(address, None)
+        forget_offences = getattr(self.offences, "forget", None)  # the ledger's history clears on unblock
+        if forget_offences is not None:
+            forget_offences(address)
 
     def blocked_until(self, address: IPAddress, now: float) -> Optional[float]:
         until = self._blocked.get(_unmapped(address))
@@ -162,35 +169,37 @@ class Policy:
                 target=decision.target,
                 block_for=decision.block_for,
                 attribution=decision.attribution,
+                reason=decision.reason,
+                duration_why=decision.duration_why,
             )
         return decision
 
     def _decide(self, alert: Alert, now: float) -> Decision:
         config = self.config
-        counts, reason = self._counts(alert)
+        counts, reason, label = self._counts(alert)
         if not counts:
             self.memory.observe(alert, now)
-            return _ignore(alert, reason)
+            return _ignore(alert, reason, label)
         attribution = attribute(alert, config.attacker, config.portscan_attribution, self.memory, now)
         self.memory.observe(alert, now)  # after attributing: an alert is no evidence for itself
         target = attribution.attacker
         if target is None:
-            return _ignore(alert, f"{reason}; attacker {attribution.how}", attribution)
+            return _ignore(alert, f"{reason}; attacker {attribution.how}", "no_attacker", attribution)
         target = _unmapped(target)
         if attribution.basis != "context":
             self.memory.note_attacker(target, now, alert.gid_sid)
         why = f"{reason}; attacker {attribution.how}"
         shield = self._protection(target)
         if shield:
-            return _ignore(alert, f"{why}; but {target} is protected ({shield})", attribution)
+            return _ignore(alert, f"{why}; but {target} is protected ({shield})", "protected", attribution)
         seen = self._count_hit(target, alert, now)
         if seen < config.threshold:
-            return _ignore(alert, f"{why}; {seen} of {config.threshold} alerts from {target} within {format_duration(config.window)}", attribution)
+            return _ignore(alert, f"{why}; {seen} of {config.threshold} alerts from {target} within {format_duration(config.window)}", "threshold", attribution)
         until = self.blocked_until(target, now)
         if until is not None:
             folded = self._folded.get(target, 0) + 1
             self._folded[target] = folded
-            return _ignore(alert, f"{target} already blocked until {_clock(until)} ({folded} later alerts folded in); {why}", attribution)
+            return _ignore(alert, f"{target} already blocked until {_clock(until)} ({folded} later alerts folded in); {why}", "already_blocked", attribution)
         trip, fresh = self.guard.attempt(now)
         if trip is not None:
             if fresh:
@@ -198,39 +207,44 @@ class Policy:
                     self.forget(address)
                 self._guard_event = trip
             text = trip.describe() if fresh else self.guard.holding()
-            return _ignore(alert, f"{text}; not blocking {target}: {why}", attribution)
+            return _ignore(alert, f"{text}; not blocking {target}: {why}", "flood_guard", attribution)
         self.guard.record(now, target)
-        self.note_blocked(target, now + config.block_for)
+        duration = block_duration(config, target, alert.gid_sid, self.offences.count(target, now - config.remember_for))
+        self.offences.note(target, now)
+        self.note_blocked(target, now + duration.seconds)
         self._folded.pop(target, None)
+        explained = duration.explain()
         return Decision(
             action="block",
-            why=f"block {target} for {format_duration(config.block_for)}: {why}",
+            why=f"block {target} for {format_duration(duration.seconds)} ({explained}): {why}",
             alert=alert,
             target=target,
-            block_for=config.block_for,
+            block_for=duration.seconds,
             attribution=attribution.how,
+            reason=label,
+            duration_why=explained,
         )
 
-    def _counts(self, alert: Alert) -> Tuple[bool, str]:
-        """Does this alert count at all, and the reason in words."""
+    def _counts(self, alert: Alert) -> Tuple[bool, str, str]:
+        """Does this alert count at all, the reason in words, and as a DECISION_REASONS label."""
         config = self.config
         key = alert.gid_sid
         if key in config.exclude_sids:
-            return False, f"{key} is in policy.exclude_sids"
+            return False, f"{key} is in policy.exclude_sids", "excluded"
         if config.include_sids:
             if key in config.include_sids:
-                return True, f"{key} is in policy.include_sids"
-            return False, f"{key} is not in policy.include_sids"
+                return True, f"{key} is in policy.include_sids", "included"
+            return False, f"{key} is not in policy.include_sids", "not_included"
         if alert.is_portscan:
             # gid 122 comes with priority 3 (Snort 3) or 2 (Snort 2): matched by gid, not priority.
             if config.portscan:
-                return True, f"port scan ({key}, priority {_text(alert.priority)})"
-            return False, f"port scan ({key}) but policy.portscan = false"
+                return True, f"port scan ({key}, priority {_text(alert.priority)})", "portscan"
+            return False, f"port scan ({key}) but policy.portscan = false", "portscan_off"
         if alert.priority is None:
-            return False, f"{key} carries no priority in this format; list it in policy.include_sids to act on it"
+            return False, f"{key} carries no priority in this format; list it in policy.include_sids to act on it", "no_priority"
         if alert.priority <= config.min_priority:
-            return True, f"{key} priority {alert.priority} <= min_priority {config.min_priority}"
-        return False, f"{key} priority {alert.priority} > min_priority {config.min_priority}"
+            return True, f"{key} priority {alert.priority} <= min_priority {config.min_priority}", "priority"
+        return False, f"{key} priority {alert.priority} > min_priority {config.min_priority}", "low_priority"
 
     def _protection(self, address: IPAddress) -> Optional[str]:
         """Why ``address`` must never be blocked, or None (cached per address)."""
@@ -292,8 +306,8 @@ class Policy:
             self._folded.pop(oldest, None)
 
 
-def _ignore(alert: Alert, why: str, attribution: Optional[Attribution] = None) -> Decision:
-    return Decision(action="ignore", why=why, alert=alert, attribution=attribution.how if attribution else "")
+def _ignore(alert: Alert, why: str, reason: str, attribution: Optional[Attribution] = None) -> Decision:
+    return Decision(action="ignore", why=why, alert=alert, attribution=attribution.how if attribution else "", reason=reason)
 
 
 def _unmapped(address: IPAddress) -> IPAddress:

@@ -13,15 +13,15 @@ import struct
 from typing import Optional
 
 from bridge.routeros_log import FirewallEvent
-from bridge.scan import Probe
+from bridge.scan import TCP_FLAG_BITS, Probe, tcp_probe_kind
 from tzsp.fanout import network_offset
 
 _IPV6_EXTENSIONS = (0, 43, 60)  # hop-by-hop, routing, destination options: skipped to reach TCP/UDP
-_TCP_SYN, _TCP_ACK = 0x02, 0x10
 
 
 def probe_from_frame(linktype: int, frame: bytes, time: float) -> Optional[Probe]:
-    """The probe this frame is, if it is one: TCP SYN without ACK, a UDP datagram, an ICMP echo request."""
+    """The probe this frame is, if it is one: a TCP segment without ACK or RST (SYN, FIN, NULL,
+    XMAS...), a UDP datagram, an ICMP echo request."""
     offset = network_offset(frame, linktype)  # the same link-layer walk as tzspd's flow split
     if offset is None or len(frame) <= offset:
         return None
@@ -56,10 +56,8 @@ def _probe_from_ip(frame: bytes, offset: int, time: float, version: int) -> Opti
         return None
     if proto == 6 and len(frame) >= transport + 14:
         sport, dport = struct.unpack_from("!HH", frame, transport)
-        flags = frame[transport + 13]
-        if flags & _TCP_SYN and not flags & _TCP_ACK:
-            return Probe(src, dst, "TCP", dport, time, sport)
-        return None
+        kind = tcp_probe_kind(frame[transport + 13])
+        return Probe(src, dst, "TCP", dport, time, sport, kind) if kind is not None else None
     if proto == 17 and len(frame) >= transport + 4:
         sport, dport = struct.unpack_from("!HH", frame, transport)
         return Probe(src, dst, "UDP", dport, time, sport)  # the detector tells replies apart
@@ -75,4 +73,7 @@ def probe_from_firewall_event(event: FirewallEvent, time: float) -> Optional[Pro
     proto = "ICMP" if event.proto in ("ICMP", "ICMPV6") else event.proto
     if proto == "ICMP":
         return Probe(event.src, event.dst, proto, None, time)
-    return Probe(event.src, event.dst, proto, event.dport, time, event.sport)
+    kind = ""
+    if proto == "TCP":
+        kind = tcp_probe_kind(sum(TCP_FLAG_BITS.get(flag, 0) for flag in set(event.flags))) or ""
+    return Probe(event.src, event.dst, proto, event.dport, time, event.sport, kind)

@@ -11,6 +11,10 @@ Message grammar (ROUTEROS.md §7)::
     [prefix ]<chain>: in:<if> out:<if>, [connection-state:<st> ][src-mac <mac>, ]proto <P>[ (<flags|type t, code c>)],
     <src>[:sp]-><dst>[:dp][, NAT (...)->dst[:dp]], len <n>
 
+Stealth probes come from the ``connection-state=invalid`` rule ``snort-bridge provision`` adds:
+``tzsp-ips-stealth input: in:ether1 out:(unknown 0), connection-state:invalid src-mac ..., proto
+TCP (FIN,PSH,URG), ...``; a segment without flags is read from ``proto TCP ()`` or ``proto TCP,``.
+
 Only addresses accepted by ``ipaddress`` come out; anything else raises NotAFirewallLine.
 """
 
@@ -45,12 +49,13 @@ class FirewallEvent:
 
     @property
     def is_connection_attempt(self) -> bool:
-        """A probe a scanner sends: TCP SYN without ACK, a UDP datagram, an ICMP echo request --
-        never a packet of a connection the router already tracks as established or related."""
+        """A probe a scanner sends: a TCP segment without ACK or RST (SYN; FIN, NULL, XMAS... which
+        RouterOS tracks as ``invalid``), a UDP datagram, an ICMP echo request -- never a packet of a
+        connection the router already tracks as established or related."""
         if self.connection_state in ("established", "related"):
             return False
         if self.proto == "TCP":
-            return "SYN" in self.flags and "ACK" not in self.flags
+            return "ACK" not in self.flags and "RST" not in self.flags
         if self.proto == "UDP":
             return True
         if self.proto in ("ICMP", "ICMPV6"):

@@ -1,26 +1,54 @@
 """Port-scan detection without Snort: distinct destination ports per source in a sliding window.
 
-Fed by probes (a TCP SYN, a UDP datagram, an ICMP echo request) from RouterOS firewall log lines
-or from the packet stream itself. When the weighted count of distinct destination ports one
+Fed by probes (a TCP segment without ACK or RST -- SYN, FIN, NULL, XMAS and the other nmap probe
+shapes --, a UDP datagram, an ICMP echo request) from RouterOS firewall log lines or from the
+packet stream itself. When the weighted count of distinct destination ports one
 source touched within ``window`` seconds reaches ``ports``, it yields an Alert with gid 122 (the
 port-scan generator of both Snort engines), so detections go through the same policy and responder
 as Snort's alerts. Like RouterOS's ``psd``, ports below 1024 may weigh more (``low_port_weight``).
+The detection names the scan type from the probes in the window ("TCP FIN scan, 17 ports in 10 s").
 
 Pure: time is passed in; memory is bounded by ``max_sources`` (least recently active evicted).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 from bridge.events import Alert, IPAddress, Origin, PORTSCAN_GID
 
 ENGINE = "tzsp-ips"
 # sids follow Snort's port_scan numbering so reports read alike: 1 TCP, 17 UDP, 26 ICMP sweep
 SID_BY_PROTO = {"TCP": 1, "UDP": 17, "ICMP": 26, "ICMPV6": 26}
+
+# TCP flag bits (RFC 9293 order); the names are how tcpdump and RouterOS's log print them
+TCP_FLAG_BITS = {"FIN": 0x01, "SYN": 0x02, "RST": 0x04, "PSH": 0x08, "ACK": 0x10, "URG": 0x20, "ECE": 0x40, "CWR": 0x80}
+_ANSWERS = TCP_FLAG_BITS["ACK"] | TCP_FLAG_BITS["RST"]
+_CORE = TCP_FLAG_BITS["SYN"] | TCP_FLAG_BITS["FIN"] | TCP_FLAG_BITS["PSH"] | TCP_FLAG_BITS["URG"]
+_NAMED_KINDS = {0x02: "SYN", 0x01: "FIN", 0x00: "NULL", 0x29: "XMAS"}  # 0x29 = FIN+PSH+URG
+_NAME_ORDER = ("SYN", "FIN", "RST", "PSH", "ACK", "URG", "ECE", "CWR")  # "SYN+FIN+PSH+URG" reads best
+
+
+def tcp_probe_kind(flags: int) -> Optional[str]:
+    """The probe a TCP segment with these flag bits is ("SYN", "FIN", "NULL", "XMAS", "SYN+FIN", ...),
+    or None when it answers something (ACK or RST set): only a segment that opens nothing and answers
+    nothing is a probe. ECE/CWR (ECN) do not change the name of a SYN, FIN or XMAS probe."""
+    if flags & _ANSWERS:
+        return None
+    core = flags & _CORE
+    if core in _NAMED_KINDS and (core or not flags):
+        return _NAMED_KINDS[core]
+    return "+".join(name for name in _NAME_ORDER if flags & TCP_FLAG_BITS[name])
+
+
+def scan_type(proto: str, kind: str) -> str:
+    """What a scan made of such probes is called: "TCP FIN scan", "UDP scan", "ICMP sweep"."""
+    if proto in ("ICMP", "ICMPV6"):
+        return "ICMPv6 sweep" if proto == "ICMPV6" else "ICMP sweep"
+    return f"{proto} {kind} scan" if kind else f"{proto} scan"
 
 
 @dataclass(frozen=True)
@@ -33,6 +61,7 @@ class Probe:
     dport: Optional[int]
     time: float
     sport: Optional[int] = None
+    kind: str = ""  # TCP: tcp_probe_kind ("SYN", "FIN", "NULL", "XMAS", "SYN+FIN", ...); "" otherwise
 
 
 # UDP services whose replies go from their well-known port to a client's ephemeral port: a busy
@@ -69,7 +98,8 @@ class _SourceState:
     __slots__ = ("ports", "score", "alerted_until")
 
     def __init__(self) -> None:
-        self.ports: "OrderedDict[tuple, float]" = OrderedDict()  # (proto, port or dst) -> last seen
+        # (proto, port or dst) -> (last seen, scan type of the latest probe there)
+        self.ports: "OrderedDict[tuple, Tuple[float, str]]" = OrderedDict()
         self.score = 0  # sum of the weights of the keys in ports
         self.alerted_until = 0.0
 
@@ -116,10 +146,10 @@ class ScanDetector:
             state.ports.move_to_end(key)
         else:
             state.score += self._weight(key)
-        state.ports[key] = probe.time
+        state.ports[key] = (probe.time, scan_type(probe.proto, probe.kind))
         horizon = probe.time - self.window
         while state.ports:
-            oldest_key, seen = next(iter(state.ports.items()))
+            oldest_key, (seen, _) = next(iter(state.ports.items()))
             if seen >= horizon:
                 break
             del state.ports[oldest_key]
@@ -128,16 +158,21 @@ class ScanDetector:
             return None  # below threshold, or already reported within this window
         state.alerted_until = probe.time + self.window
         self.detections += 1
-        return self._alert(probe, len(state.ports), state.score)
+        return self._alert(probe, state)
 
     def _weight(self, key: tuple) -> int:
         port = key[1]
         return self.low_port_weight if isinstance(port, int) and port < 1024 else 1
 
-    def _alert(self, probe: Probe, distinct: int, score: int) -> Alert:
+    def _alert(self, probe: Probe, state: _SourceState) -> Alert:
         proto = probe.proto.upper()
-        what = "hosts" if probe.dport is None else "ports"
-        msg = f"(tzsp-ips scan) {proto} {distinct} distinct {what} in {self.window:g}s (score {score})"
+        types = Counter(kind for _, kind in state.ports.values()).most_common()
+        name, count = types[0]
+        what = "hosts" if name.endswith("sweep") else "ports"
+        msg = f"(tzsp-ips scan) {name}, {count} {what} in {self.window:g} s"
+        if len(types) > 1:  # one source mixing probe types: the main one names it, the rest are listed
+            msg += " (also " + ", ".join(f"{other} {n}" for other, n in types[1:4]) + ")"
+        msg += f" (score {state.score})"
         return Alert(
             gid=PORTSCAN_GID,
             sid=SID_BY_PROTO.get(proto, 1),

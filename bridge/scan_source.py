@@ -1,10 +1,10 @@
 """A live pcap stream (tzspd's stdout, a pipe, a file) -> frames -> scan probes.
 
 ``PcapStream`` is pure: feed it bytes in any chunking, get back the complete records (classic
-pcap, µs or ns, either byte order). ``stream_probes`` is the thin shell: it reads whatever the
-pipe holds now (``os.read``, no waiting for a full buffer), so each packet is handled as it
-arrives rather than at the end of the capture. tzspd writes classic pcap; pcapng is refused with
-a clear message (``tzsp.capture_files`` reads pcapng files, but needs to seek).
+pcap, µs or ns, either byte order; or pcapng, as Wireshark and dumpcap write, its blocks parsed by
+dpkt through ``tzsp.capture_files.PcapngSection``). ``stream_probes`` is the thin shell: it reads
+whatever the pipe holds now (``os.read``, no waiting for a full buffer), so each packet is handled
+as it arrives rather than at the end of the capture.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Iterator, List, Optional, Tuple
 
 from bridge.probes import probe_from_frame
 from bridge.scan import Probe
+from tzsp.capture_files import CaptureError, PcapngSection
 
 READ_SIZE = 1 << 16
 MAX_RECORD = 1 << 20  # a record claiming more than this is corruption, not a packet
@@ -27,10 +28,11 @@ _MAGICS = {  # first four bytes as written -> (byte order, timestamp fraction di
     b"\xa1\xb2\x3c\x4d": (">", 1e9),
 }
 _PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
+_PCAPNG_BLOCK_HEADER = 12  # type, total length, and the first body word (a section's byte-order magic)
 
 
 class PcapStreamError(ValueError):
-    """The stream is not classic pcap, or a record is corrupt; ``offset`` says where."""
+    """The stream is not pcap or pcapng, or a record is corrupt; ``offset`` says where."""
 
     def __init__(self, message: str, offset: int):
         super().__init__(f"{message} (at byte {offset})")
@@ -38,7 +40,7 @@ class PcapStreamError(ValueError):
 
 
 class PcapStream:
-    """Incremental classic-pcap reader over bytes: ``feed(chunk) -> [(time, frame), ...]``."""
+    """Incremental pcap/pcapng reader over bytes: ``feed(chunk) -> [(time, frame), ...]``."""
 
     def __init__(self) -> None:
         self._buffer = bytearray()
@@ -46,13 +48,16 @@ class PcapStream:
         self.linktype: Optional[int] = None
         self._record: Optional[struct.Struct] = None
         self._divisor = 1e6
+        self._pcapng: Optional[PcapngSection] = None
         self.records = 0
 
     def feed(self, data: bytes) -> List[Tuple[float, bytes]]:
         self._buffer += data
         out: List[Tuple[float, bytes]] = []
-        if self._record is None and not self._read_header():
+        if self._pcapng is None and self._record is None and not self._read_header():
             return out
+        if self._pcapng is not None:
+            return self._pcapng_records(out)
         assert self._record is not None
         buffer, position = self._buffer, 0
         while len(buffer) - position >= _RECORD_HEADER:
@@ -79,7 +84,8 @@ class PcapStream:
             return False
         magic = bytes(self._buffer[:4])
         if magic == _PCAPNG_MAGIC:
-            raise PcapStreamError("a pcapng stream; expected classic pcap (as tzspd and tcpdump -w - write)", 0)
+            self._pcapng = PcapngSection("pcapng")
+            return True
         if magic not in _MAGICS:
             raise PcapStreamError(f"not a pcap stream (starts with {magic.hex()})", 0)
         if len(self._buffer) < _GLOBAL_HEADER:
@@ -91,6 +97,36 @@ class PcapStream:
         del self._buffer[:_GLOBAL_HEADER]
         self._consumed = _GLOBAL_HEADER
         return True
+
+    def _pcapng_records(self, out: List[Tuple[float, bytes]]) -> List[Tuple[float, bytes]]:
+        """Whole blocks off the buffer: the framing is the block's own length, the parsing dpkt's."""
+        section, buffer, position = self._pcapng, self._buffer, 0
+        assert section is not None
+        try:
+            while len(buffer) - position >= _PCAPNG_BLOCK_HEADER:
+                offset = self._consumed + position
+                block_type, length = section.block_header(bytes(buffer[position:position + _PCAPNG_BLOCK_HEADER]), offset)
+                if length > MAX_RECORD:
+                    raise PcapStreamError(f"pcapng block of {length} bytes: corrupt", offset)
+                if len(buffer) - position < length:
+                    break
+                packet = section.packet(block_type, bytes(buffer[position:position + length]))
+                position += length
+                if self.linktype is None and section.interfaces:
+                    self.linktype = section.interfaces[0].linktype
+                if packet is None:
+                    continue
+                linktype, stamp_ns, frame = packet
+                if linktype != self.linktype:
+                    raise PcapStreamError(f"pcapng mixes link types {self.linktype} and {linktype}", offset)
+                out.append((stamp_ns / 1e9, bytes(frame)))
+        except CaptureError as exc:
+            raise PcapStreamError(str(exc), self._consumed + position) from None
+        finally:
+            del buffer[:position]
+            self._consumed += position
+            self.records += len(out)
+        return out
 
 
 def stream_probes(fd: int, stream: Optional[PcapStream] = None) -> Iterator[Optional[Probe]]:

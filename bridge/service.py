@@ -32,6 +32,7 @@ from bridge.hostaddrs import host_addresses, router_addresses
 from bridge.pipeline import Pipeline, build_policy
 from bridge.scan import ScanDetector
 from bridge.syslog_listener import SyslogListener
+from responder.feed import NO_FEED, Feed
 from tzsp.receiver import AllowList
 from tzsp.sdnotify import Notifier
 
@@ -117,12 +118,12 @@ def make_detector(config: Config) -> Optional[ScanDetector]:
     return ScanDetector(ports=scan.ports, window=scan.window, low_port_weight=scan.low_port_weight)
 
 
-def make_responder(config: Config):
+def make_responder(config: Config, feed: Feed = NO_FEED):
     if not config.routers:
         return None
     from responder.responder import Responder  # paramiko is only loaded when routers are configured
 
-    responder = Responder(config)
+    responder = Responder(config, feed=feed)
     responder.start()
     return responder
 
@@ -160,21 +161,28 @@ class Service:
         self.sources: Dict[str, str] = {}
         self.dropped_datagrams = 0
         self.pipeline: Optional[Pipeline] = None
+        self.feed = Feed()  # what happened: metrics, notifications and the status page subscribe
+        self.web = None  # [http]: /metrics, /health and the status page (bridge.web)
 
     # lifecycle
 
     def start(self) -> None:
         config = self.config
-        self.responder = make_responder(config)
+        from bridge.web import start_web  # prometheus_client is loaded only with [http]
+
+        self.web = start_web(self, config)  # first: it sees every event from the start
         try:
+            self.responder = make_responder(config, self.feed)
             policy = build_policy(config, protect=protected_addresses(config))
-            self.pipeline = Pipeline(policy, self.responder, make_detector(config), routers=len(config.routers))
+            self.pipeline = Pipeline(policy, self.responder, make_detector(config), routers=len(config.routers),
+                                     feed=self.feed)
             if self.responder is not None:
                 self.pipeline.resync(self.responder.ledger, time.time())
             self._start_listener(config)
             self._start_follower(config)
         except BaseException:
             self._stop_responder()
+            self._stop_web()
             raise
         log.info("started: following %d file(s), %s, %s; %d block(s) in force",
                  len(self.sources), self._listening(), self._routers_text(), len(self.pipeline.noted))
@@ -227,6 +235,7 @@ class Service:
         self._stop_listener()
         self._stop_follower()
         pending = self._stop_responder()
+        self._stop_web()
         summary = self.pipeline.counts.summary() if self.pipeline else "nothing done"
         log.info("stopped: %s%s", summary, f"; {pending} block(s) still pending, kept in the ledger" if pending else "")
 
@@ -259,12 +268,15 @@ class Service:
             self._stop_follower()  # what it read is handled before anything is swapped
         if routers_changed:
             self._stop_responder()
-            self.responder = make_responder(new)
+            self.responder = make_responder(new, self.feed)
+        if self.web is not None:
+            self.web.reconfigure(new)
         pipeline = Pipeline(
             build_policy(new, protect=protected_addresses(new), previous=self.pipeline.policy),
             self.responder,
             make_detector(new) if new.scan != old.scan else self.pipeline.detector,
             routers=len(new.routers),
+            feed=self.feed,
         )
         pipeline.counts = self.pipeline.counts
         if self.responder is not None:
@@ -389,6 +401,11 @@ class Service:
         if self.listener is not None:
             self.listener.stop()
             self.listener = None
+
+    def _stop_web(self) -> None:
+        web, self.web = self.web, None
+        if web is not None:
+            web.stop()
 
     def _stop_responder(self) -> int:
         responder, self.responder = self.responder, None
@@ -545,7 +562,7 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
         "scans: distinct destination ports per source within [scan] window. Detections go through the "
         "policy and are blocked on the configured routers; without routers, or with --dry-run, they are printed.",
     )
-    scan.add_argument("--pcap", required=True, metavar="FILE|-", help="classic pcap file, or - for standard input")
+    scan.add_argument("--pcap", required=True, metavar="FILE|-", help="pcap or pcapng file, or - for standard input")
     scan.add_argument("--dry-run", action="store_true", help="print detections and decisions, block nothing")
     scan.add_argument("--wait", type=float, default=10.0, metavar="SECONDS",
                       help="at the end of the stream, wait this long for the routers to apply new blocks (default 10)")

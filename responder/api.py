@@ -315,7 +315,7 @@ class ApiSession:
         path = _LIST_PATHS[address.version]
         return [f"{path}/print", f"?list={self.cfg.list}", f"?address={commands.render_address(address)}", _PROPS]
 
-    def add_block(self, address, timeout_s: float, comment: str) -> str:
+    def add_block(self, address, timeout_s: Optional[float], comment: str) -> str:
         """Block ``address`` for ``timeout_s``: "added", "refreshed" (was there, timeout re-armed) or "present"."""
         [outcome] = self.add_blocks([(address, timeout_s, comment)])
         return _raised(outcome)
@@ -331,8 +331,9 @@ class ApiSession:
         for address, timeout_s, comment in blocks:  # all rendered before anything is sent (TypeError otherwise)
             shown = commands.render_address(address)
             cleaned = commands.clean_comment(comment).encode("utf-8", "replace").decode("utf-8")
-            words = [f"{_LIST_PATHS[address.version]}/add", f"=list={self.cfg.list}", f"=address={shown}",
-                     f"=timeout={commands.render_timeout(timeout_s)}"]
+            words = [f"{_LIST_PATHS[address.version]}/add", f"=list={self.cfg.list}", f"=address={shown}"]
+            if timeout_s is not None:  # None: a static entry (longer than the router's timeouts)
+                words.append(f"=timeout={commands.render_timeout(timeout_s)}")
             if cleaned:
                 words.append(f"=comment={cleaned}")
             adds.append(words)
@@ -344,7 +345,7 @@ class ApiSession:
                 continue
             error = self._error(reply.trap, sentence)
             outcomes.append(PRESENT if error.kind == "duplicate" else error)
-            if error.kind == "duplicate" and self.cfg.refresh_existing:
+            if error.kind == "duplicate" and (self.cfg.refresh_existing or blocks[index][1] is None):
                 duplicates.append(index)
         if not duplicates:
             return outcomes
@@ -356,11 +357,24 @@ class ApiSession:
                 continue
             address, timeout_s, _ = blocks[index]
             row = next((r for r in reply.rows if r.get("disabled") != "true"), None)
-            if row is not None and row.get(".id") and needs_refresh(row, timeout_s):
-                refreshes.append((index, [f"{_LIST_PATHS[address.version]}/set", f"=.id={row['.id']}",
+            if row is None or not row.get(".id"):
+                continue
+            path = _LIST_PATHS[address.version]
+            if timeout_s is None:
+                # Static asked, a dynamic entry there: it would run out (or vanish in a reboot) first.
+                if row.get("dynamic") == "true":
+                    refreshes.append((index, [f"{path}/remove", f"=.id={row['.id']}"]))
+            elif needs_refresh(row, timeout_s):
+                refreshes.append((index, [f"{path}/set", f"=.id={row['.id']}",
                                           f"=timeout={commands.render_timeout(timeout_s)}"]))
+        readds = []
         for (index, sentence), reply in zip(refreshes, self.exchange([s for _, s in refreshes])):
             outcomes[index] = REFRESHED if reply.trap is None else self._error(reply.trap, sentence)
+            if reply.trap is None and sentence[0].endswith("/remove"):
+                readds.append(index)
+        for index, reply in zip(readds, self.exchange([adds[i] for i in readds])):
+            if reply.trap is not None:
+                outcomes[index] = self._error(reply.trap, adds[index])
         return outcomes
 
     def remove_block(self, address) -> bool:

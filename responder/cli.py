@@ -34,7 +34,7 @@ from responder.provision import (
     syslog_port_of,
 )
 from responder.responder import Responder, TargetRefused, check_target, default_session_factory, parse_address
-from responder.routeros.duration import DurationError, parse_duration
+from responder.routeros.duration import DurationError, format_duration, parse_duration
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
 
@@ -60,6 +60,8 @@ def register(subparsers) -> None:
 
     unblock = add("unblock", cmd_unblock, "remove an address from every router")
     unblock.add_argument("address", metavar="ADDR")
+    unblock.add_argument("--keep-offences", action="store_true",
+                         help="keep its earlier offences, so its next block is still escalated")
 
     listing = add("list", cmd_list, "blocks in force and their state on each router (from the ledger)")
     listing.add_argument("--json", action="store_true", help="one JSON document for scripts")
@@ -138,7 +140,8 @@ def cmd_block(args: argparse.Namespace, out=None) -> int:
     duration = parse_duration(args.duration) if args.duration else config.policy.block_for
     if duration <= 0:
         raise CommandFailed("--for must be longer than 0s")
-    request = BlockRequest(address, duration, args.reason, "", requested_at=time.time())
+    why = f"by hand (--for {args.duration})" if args.duration else f"by hand (block_for {format_duration(duration)})"
+    request = BlockRequest(address, duration, args.reason, "", requested_at=time.time(), duration_why=why)
 
     def act(responder: Responder) -> str:
         outcome = responder.block(request)
@@ -153,8 +156,10 @@ def cmd_unblock(args: argparse.Namespace, out=None) -> int:
     address = parse_address(args.address)
 
     def act(responder: Responder) -> str:
-        was_active = responder.unblock(address)
-        return f"{address}: {'unblocked' if was_active else 'was not blocked here; removing it anyway'}"
+        keep = getattr(args, "keep_offences", False)
+        was_active = responder.unblock(address, keep_offences=keep)
+        offences = "; its offences are kept" if keep else ""
+        return f"{address}: {'unblocked' if was_active else 'was not blocked here; removing it anyway'}{offences}"
 
     return _on_every_router(config, address, act, "removed", out)
 
@@ -180,7 +185,7 @@ def cmd_list(args: argparse.Namespace, out=None) -> int:
     ledger = Ledger.in_state_dir(config.state_dir)
     try:
         now = time.time()
-        records = ledger.blocks(now)
+        records = ledger.blocks(now, offences_since=now - config.policy.remember_for)
     finally:
         ledger.close()
     if args.json:
@@ -189,8 +194,10 @@ def cmd_list(args: argparse.Namespace, out=None) -> int:
                 "address": str(r.address), "reason": r.reason, "sid": r.sid, "state": r.state,
                 "first_seen": r.first_seen, "last_seen": r.last_seen, "expires_at": r.expires_at,
                 "expires_in": max(0.0, round(r.expires_at - now, 1)) if r.state == "active" else 0.0,
+                "offences": r.offences,  # blocks of this address within policy.remember_for, this one included
+                "duration": r.duration, "duration_from": r.duration_why,
                 "routers": {name: {"status": s.status, "expires_at": s.expires_at, "last_error": s.last_error,
-                                   "attempts": s.attempts} for name, s in r.routers.items()},
+                                   "attempts": s.attempts, "static": s.static} for name, s in r.routers.items()},
             }
             for r in records
         ]}, out, indent=2)
@@ -199,12 +206,13 @@ def cmd_list(args: argparse.Namespace, out=None) -> int:
     if not records:
         print("no blocks in force", file=out)
         return EXIT_OK
-    rows = [("ADDRESS", "EXPIRES IN", "REASON", "ROUTERS")]
+    rows = [("ADDRESS", "EXPIRES IN", "OFFENCES", "DURATION", "REASON", "ROUTERS")]
     for r in records:
         expires = f"{max(0, r.expires_at - now):.0f}s" if r.state == "active" else "unblocked"
-        routers = " ".join(f"{name}={s.status}" for name, s in sorted(r.routers.items()))
+        routers = " ".join(f"{name}={s.status}{'(static)' if s.static else ''}" for name, s in sorted(r.routers.items()))
         reason = (f"[{r.sid}] " if r.sid else "") + r.reason
-        rows.append((str(r.address), expires, reason, routers))
+        duration = format_duration(r.duration) + (f" ({r.duration_why})" if r.duration_why else "") if r.duration else "-"
+        rows.append((str(r.address), expires, str(r.offences), duration, reason, routers))
     _table(rows, out)
     return EXIT_OK
 
@@ -418,6 +426,7 @@ def cmd_provision(args: argparse.Namespace, out=None) -> int:
         tzsp=args.tzsp,
         tzsp_port=args.tzsp_port,
         syslog_port=syslog_port_of(config.scan.syslog if config.scan else None),
+        scan_ports=config.scan.ports if config.scan else 15,
         transport=cfg.transport,
         api_tls=cfg.tls,
     )

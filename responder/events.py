@@ -18,6 +18,7 @@ class BlockRequest:
     reason: str
     sid: str = ""  # "gid:sid" or "" for manual blocks
     requested_at: float = field(default=0.0)  # time.time() when decided
+    duration_why: str = ""  # where the duration came from ("2nd offence; block_for sets 5m; ×4", "by hand")
 
     def __post_init__(self) -> None:
         if not isinstance(self.address, (ipaddress.IPv4Address, ipaddress.IPv6Address)):

@@ -12,6 +12,14 @@ Per-router status of one address:
   removing  unblocked here; the entry must be removed from the router
   removed   removed (or found absent) after an unblock
   expired   its time ran out before or after it was applied; nothing left to do
+
+A block longer than the router's longest timeout is a *static* entry there (``static = 1``): it
+survives the router's reboots, and the worker removes it itself when the block ends, also after
+our own restart (the row stays ``applied`` until then).
+
+Offences: every new block of an address (not an extension of one in force) is one row in
+``offences``, kept for ``remember_for`` (the policy's escalation counts them); ``unblock`` clears
+them unless asked to keep them.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from responder.events import BlockRequest, IPAddress
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 LEDGER_FILE = "responder.sqlite3"
 REBOOT_SLACK = 5.0  # seconds of disagreement between our clock and a router's uptime we ignore
 
@@ -42,7 +50,9 @@ CREATE TABLE IF NOT EXISTS blocks (
     first_seen REAL NOT NULL,
     last_seen  REAL NOT NULL,
     expires_at REAL NOT NULL,
-    state      TEXT NOT NULL CHECK (state IN ('active', 'unblocked'))
+    state      TEXT NOT NULL CHECK (state IN ('active', 'unblocked')),
+    duration   REAL NOT NULL DEFAULT 0,        -- as requested, seconds
+    duration_why TEXT NOT NULL DEFAULT ''      -- how the duration was reached, or "by hand"
 );
 CREATE TABLE IF NOT EXISTS router_blocks (
     router     TEXT NOT NULL,
@@ -54,6 +64,7 @@ CREATE TABLE IF NOT EXISTS router_blocks (
     attempts   INTEGER NOT NULL DEFAULT 0,
     updated_at REAL NOT NULL,
     generation INTEGER NOT NULL DEFAULT 0,     -- bumped by every block/unblock: stale results lose
+    static     INTEGER NOT NULL DEFAULT 0,     -- a static entry (beyond the router timeouts), removed by us
     PRIMARY KEY (router, address)
 );
 CREATE INDEX IF NOT EXISTS router_blocks_open ON router_blocks (router, status);
@@ -66,7 +77,20 @@ CREATE TABLE IF NOT EXISTS router_meta (
     error_at    REAL,
     reboots     INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS offences (
+    address    TEXT NOT NULL,
+    at         REAL NOT NULL,
+    sid        TEXT NOT NULL,
+    duration   REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS offences_by_address ON offences (address, at);
 """
+# Version 1 ledgers (before escalation and static entries) gain these columns in place.
+_MIGRATE_FROM_1 = (
+    "ALTER TABLE blocks ADD COLUMN duration REAL NOT NULL DEFAULT 0",
+    "ALTER TABLE blocks ADD COLUMN duration_why TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE router_blocks ADD COLUMN static INTEGER NOT NULL DEFAULT 0",
+)
 
 
 _UPSERT_STATUS = (
@@ -95,6 +119,7 @@ class RouterBlock:
     last_error: Optional[str]
     attempts: int
     generation: int = 0
+    static: bool = False  # the router holds a static entry we must remove when the block ends
 
 
 @dataclass(frozen=True)
@@ -103,6 +128,7 @@ class RouterState:
     expires_at: Optional[float]
     last_error: Optional[str]
     attempts: int
+    static: bool = False
 
 
 @dataclass(frozen=True)
@@ -115,6 +141,9 @@ class BlockRecord:
     expires_at: float
     state: str
     routers: Dict[str, RouterState]
+    duration: float = 0.0
+    duration_why: str = ""
+    offences: int = 0  # within the remember_for the caller asked about
 
 
 @dataclass(frozen=True)
@@ -186,6 +215,10 @@ class Ledger:
             row = cur.execute("SELECT version FROM schema_version").fetchone()
             if row is None:
                 cur.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+            elif row[0] == 1:
+                for statement in _MIGRATE_FROM_1:
+                    cur.execute(statement)
+                cur.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
             elif row[0] != SCHEMA_VERSION:
                 raise LedgerError(
                     f"{self.path}: ledger schema version {row[0]}, this program knows {SCHEMA_VERSION}; "
@@ -230,14 +263,15 @@ class Ledger:
                 for key, expires, state in cur.execute(
                         f"SELECT address, expires_at, state FROM blocks WHERE address IN ({marks})", chunk):
                     known[key] = (expires, state)
-            inserted = set()
+            offences = []
             for request, key in zip(requests, keys):
                 start = request.requested_at or now
                 expires_at = start + request.duration
                 row = known.get(key)
                 if row is None:
-                    inserts.append((key, request.reason, request.sid, start, start, expires_at))
-                    inserted.add(key)
+                    inserts.append((key, request.reason, request.sid, start, start, expires_at,
+                                    request.duration, request.duration_why))
+                    offences.append((key, start, request.sid, request.duration))
                     known[key] = (expires_at, "active")
                     outcomes.append(BlockOutcome("new", expires_at))
                     pending[key] = None
@@ -249,25 +283,34 @@ class Ledger:
                     outcomes.append(BlockOutcome("unchanged", old_expires))
                     continue
                 new_expires = max(expires_at, old_expires if live else 0.0)
-                updates.append((request.reason, request.sid, start, new_expires, key))
+                updates.append((request.reason, request.sid, start, new_expires, request.duration,
+                                request.duration_why, key))
                 known[key] = (new_expires, "active")
+                if not live:
+                    offences.append((key, start, request.sid, request.duration))
                 outcomes.append(BlockOutcome("extended" if live else "new", expires_at))
                 pending[key] = None
             cur.executemany(
-                "INSERT INTO blocks (address, reason, sid, first_seen, last_seen, expires_at, state) "
-                "VALUES (?, ?, ?, ?, ?, ?, 'active')", inserts)
+                "INSERT INTO blocks (address, reason, sid, first_seen, last_seen, expires_at, state, duration, "
+                "duration_why) VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?)", inserts)
             cur.executemany(
-                "UPDATE blocks SET reason = ?, sid = ?, last_seen = ?, expires_at = ?, state = 'active' "
-                "WHERE address = ?", updates)
+                "UPDATE blocks SET reason = ?, sid = ?, last_seen = ?, expires_at = ?, state = 'active', "
+                "duration = ?, duration_why = ? WHERE address = ?", updates)
+            cur.executemany("INSERT INTO offences (address, at, sid, duration) VALUES (?, ?, ?, ?)", offences)
             cur.executemany("UPDATE blocks SET last_seen = ? WHERE address = ?", touches)
             cur.executemany(_UPSERT_STATUS + ", attempts = 0",
                             [(router, key, "pending", now) for key in pending for router in routers])
         return outcomes
 
-    def record_unblock(self, address: IPAddress, routers: Iterable[str], now: float) -> bool:
-        """Mark ``address`` for removal on ``routers``; True if it was actively blocked."""
+    def record_unblock(self, address: IPAddress, routers: Iterable[str], now: float, *, keep_offences: bool = False) -> bool:
+        """Mark ``address`` for removal on ``routers``; True if it was actively blocked.
+
+        Its offences are forgotten too (its next block starts over at block_for), unless ``keep_offences``.
+        """
         key = address_key(address)
         with self._transaction() as cur:
+            if not keep_offences:
+                cur.execute("DELETE FROM offences WHERE address = ?", (key,))
             row = cur.execute("SELECT expires_at, state FROM blocks WHERE address = ?", (key,)).fetchone()
             if row is None:
                 # Unknown here (added by hand or by an older ledger): remove it from the routers anyway.
@@ -311,8 +354,11 @@ class Ledger:
         error: Optional[str] = None,
         attempted: bool = False,
         generation: Optional[int] = None,
+        static: Optional[bool] = None,
     ) -> bool:
-        """Record a result; with ``generation``, only if no block/unblock changed the row meanwhile."""
+        """Record a result; with ``generation``, only if no block/unblock changed the row meanwhile.
+
+        ``static`` (when given) records whether the router's entry is static (ours to remove)."""
         if status not in STATUSES:
             raise ValueError(f"unknown router status {status!r}")
         key = address_key(address)
@@ -321,10 +367,10 @@ class Ledger:
                 "UPDATE router_blocks SET status = ?, last_error = ?, updated_at = ?, "
                 "attempts = attempts + ?, "
                 "applied_at = CASE WHEN ? = 'applied' THEN ? ELSE applied_at END, "
-                "expires_at = COALESCE(?, expires_at) "
+                "expires_at = COALESCE(?, expires_at), static = COALESCE(?, static) "
                 "WHERE router = ? AND address = ? AND (? IS NULL OR generation = ?)",
-                (status, error, now, 1 if attempted else 0, status, now, expires_at, router, key,
-                 generation, generation),
+                (status, error, now, 1 if attempted else 0, status, now, expires_at,
+                 None if static is None else int(static), router, key, generation, generation),
             )
             return cur.rowcount == 1
 
@@ -341,50 +387,75 @@ class Ledger:
         """The rows of ``router`` whose status is one of ``statuses``, oldest change first."""
         marks = ",".join("?" for _ in statuses)
         rows = self._read(
-            "SELECT rb.router, rb.address, b.reason, b.sid, b.state, b.expires_at, rb.status, rb.expires_at, "
-            "rb.last_error, rb.attempts, rb.generation FROM router_blocks rb JOIN blocks b ON b.address = rb.address "
-            f"WHERE rb.router = ? AND rb.status IN ({marks}) ORDER BY rb.updated_at, rb.address",
+            f"{_ROUTER_BLOCK_COLUMNS} WHERE rb.router = ? AND rb.status IN ({marks}) ORDER BY rb.updated_at, rb.address",
             (router, *statuses),
         )
-        return [
-            RouterBlock(r[0], ipaddress.ip_address(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10])
-            for r in rows
-        ]
+        return [_router_block(r) for r in rows]
+
+    def static_due(self, router: str, now: float) -> List[RouterBlock]:
+        """Static entries on ``router`` whose block has ended: ours to remove now (an unblock is "removing")."""
+        rows = self._read(
+            f"{_ROUTER_BLOCK_COLUMNS} WHERE rb.router = ? AND rb.static = 1 AND rb.status = 'applied' "
+            "AND b.expires_at <= ? ORDER BY rb.updated_at, rb.address",
+            (router, now),
+        )
+        return [_router_block(r) for r in rows]
+
+    # -- offences -------------------------------------------------------------------------
+
+    def offence_count(self, address: IPAddress, since: float) -> int:
+        """Blocks of ``address`` recorded at or after ``since``."""
+        row = self._read("SELECT COUNT(*) FROM offences WHERE address = ? AND at >= ?", (address_key(address), since))
+        return int(row[0][0])
+
+    def offence_counts(self, since: float) -> Dict[str, int]:
+        """Offences per address (ledger text form) at or after ``since``."""
+        rows = self._read("SELECT address, COUNT(*) FROM offences WHERE at >= ? GROUP BY address", (since,))
+        return {address: int(count) for address, count in rows}
+
+    def purge_offences(self, before: float) -> int:
+        """Forget offences older than ``before`` (now - remember_for)."""
+        with self._transaction() as cur:
+            cur.execute("DELETE FROM offences WHERE at < ?", (before,))
+            return cur.rowcount
 
     def pending_count(self, router: str, now: float) -> int:
         """Blocks still to be sent to (or removed from) ``router``."""
         row = self._read(
             "SELECT COUNT(*) FROM router_blocks rb JOIN blocks b ON b.address = rb.address WHERE rb.router = ? "
             "AND ((rb.status IN ('pending', 'failed') AND b.state = 'active' AND b.expires_at > ?) "
-            "OR rb.status = 'removing')",
-            (router, now),
+            "OR rb.status = 'removing' OR (rb.static = 1 AND rb.status = 'applied' AND b.expires_at <= ?))",
+            (router, now, now),
         )
         return int(row[0][0])
 
     def router_state(self, router: str, address: IPAddress) -> Optional[RouterState]:
         rows = self._read(
-            "SELECT status, expires_at, last_error, attempts FROM router_blocks WHERE router = ? AND address = ?",
+            "SELECT status, expires_at, last_error, attempts, static FROM router_blocks WHERE router = ? AND address = ?",
             (router, address_key(address)),
         )
-        return RouterState(*rows[0]) if rows else None
+        return RouterState(*rows[0][:4], bool(rows[0][4])) if rows else None
 
-    def blocks(self, now: float, include_inactive: bool = False) -> List[BlockRecord]:
-        """Blocks in force (and, with ``include_inactive``, expired and unblocked ones), each with per-router state."""
+    def blocks(self, now: float, include_inactive: bool = False, offences_since: Optional[float] = None) -> List[BlockRecord]:
+        """Blocks in force (and, with ``include_inactive``, expired and unblocked ones), each with per-router state
+        (and, with ``offences_since``, its offences since then)."""
         where = "" if include_inactive else "WHERE (state = 'active' AND expires_at > ?) OR address IN " \
             "(SELECT address FROM router_blocks WHERE status = 'removing')"
         params: Tuple = () if include_inactive else (now,)
         rows = self._read(
-            f"SELECT address, reason, sid, first_seen, last_seen, expires_at, state FROM blocks {where} "
-            "ORDER BY first_seen, address",
+            f"SELECT address, reason, sid, first_seen, last_seen, expires_at, state, duration, duration_why FROM blocks "
+            f"{where} ORDER BY first_seen, address",
             params,
         )
         per_router: Dict[str, Dict[str, RouterState]] = {}
-        for router, address, status, expires_at, error, attempts in self._read(
-            "SELECT router, address, status, expires_at, last_error, attempts FROM router_blocks ORDER BY router"
+        for router, address, status, expires_at, error, attempts, static in self._read(
+            "SELECT router, address, status, expires_at, last_error, attempts, static FROM router_blocks ORDER BY router"
         ):
-            per_router.setdefault(address, {})[router] = RouterState(status, expires_at, error, attempts)
+            per_router.setdefault(address, {})[router] = RouterState(status, expires_at, error, attempts, bool(static))
+        counts = self.offence_counts(offences_since) if offences_since is not None else {}
         return [
-            BlockRecord(ipaddress.ip_address(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], per_router.get(r[0], {}))
+            BlockRecord(ipaddress.ip_address(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], per_router.get(r[0], {}),
+                        r[7], r[8], counts.get(r[0], 0))
             for r in rows
         ]
 
@@ -393,7 +464,7 @@ class Ledger:
         with self._transaction() as cur:
             cur.execute(
                 "DELETE FROM blocks WHERE last_seen < ? AND expires_at < ? AND address NOT IN "
-                "(SELECT address FROM router_blocks WHERE status = 'removing')",
+                "(SELECT address FROM router_blocks WHERE status = 'removing' OR (static = 1 AND status = 'applied'))",
                 (now - keep_for, now - keep_for),
             )
             return cur.rowcount
@@ -439,6 +510,16 @@ class Ledger:
             return RouterMeta(router, False, None, None, None, None, 0)
         r = rows[0]
         return RouterMeta(r[0], bool(r[1]), r[2], r[3], r[4], r[5], r[6])
+
+
+_ROUTER_BLOCK_COLUMNS = (
+    "SELECT rb.router, rb.address, b.reason, b.sid, b.state, b.expires_at, rb.status, rb.expires_at, "
+    "rb.last_error, rb.attempts, rb.generation, rb.static FROM router_blocks rb JOIN blocks b ON b.address = rb.address"
+)
+
+
+def _router_block(r: tuple) -> RouterBlock:
+    return RouterBlock(r[0], ipaddress.ip_address(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], bool(r[11]))
 
 
 class _Transaction:

@@ -4,8 +4,10 @@ What it creates, in order:
   - a user group with only ``ssh,read,write`` (what address-list blocking needs, ROUTEROS.md section 4);
   - the responder's user in that group, allowed to log in only from this host;
   - our public key for that user (v7 ``ssh-keys add``; v6 needs the file uploaded and imported);
-  - a logging rule for new connections (feeds the port-scan detector), then drop rules for the
-    address list at the top of the input and forward chains, for IPv4 and IPv6;
+  - a logging rule for new connections and one for stealth probes (TCP without ACK or RST that
+    connection tracking calls ``invalid``: FIN, NULL, XMAS...; rate-limited so the log stays small),
+    both feeding the port-scan detector, then drop rules for the address list at the top of the
+    input and forward chains, for IPv4 and IPv6;
   - TZSP streaming to this host, by the mangle ``sniff-tzsp`` action or by the packet sniffer;
   - remote logging of firewall events to this host.
 
@@ -30,6 +32,21 @@ TZSP_PORT = 37008
 TZSP_MODES = ("mangle", "sniffer", "none")
 KEY_TYPES = ("ssh-ed25519", "ssh-rsa")
 COMMENT = "tzsp-ips"
+STEALTH_LOG_PREFIX = "tzsp-ips-stealth"
+STEALTH_LOG_RATE = 10  # lines a second once the burst is spent; the burst must carry a fast scan past
+# the detector's threshold on its own (a LAN nmap sends 1000 probes in 0.1 s): twice scan.ports
+
+
+def stealth_log_rule(flavour: str, scan_ports: int) -> str:
+    """Arguments of the input rule logging stealth probes. A FIN, NULL or XMAS probe (or SYN+FIN)
+    to a closed port opens no connection, so RouterOS's connection tracking calls it ``invalid``
+    and the ``connection-state=new`` rule never sees it; ``tcp-flags=!ack,!rst`` keeps out the
+    invalid packets that answer something (late ACKs, resets of forgotten connections)."""
+    burst = max(30, 2 * scan_ports)
+    mode = ":packet" if flavour == "v7" else ""  # v7 spells the mode; v6 knows only packets
+    return (f"chain=input action=log protocol=tcp connection-state=invalid tcp-flags=!ack,!rst "
+            f"limit={STEALTH_LOG_RATE},{burst}{mode} log-prefix={STEALTH_LOG_PREFIX} "
+            f"comment={quote_value(COMMENT + ': log stealth scan probes, FIN/NULL/XMAS (port-scan detector)')}")
 
 
 class ProvisionError(ValueError):
@@ -84,6 +101,7 @@ class ProvisionPlan:
     syslog_port: Optional[int] = None  # None: no syslog listener configured, no remote logging
     transport: str = "ssh"  # "api": the user gets the api policy and the api(-ssl) service is set up
     api_tls: bool = True  # with transport "api": api-ssl with a certificate (8729), else plain api (8728)
+    scan_ports: int = 15  # [scan] ports: sizes the stealth log rule's burst
 
 
 def _address(value: object) -> IPAddress:
@@ -155,6 +173,7 @@ def render_provision(plan: ProvisionPlan) -> str:
     for menu in ("/ip firewall filter", "/ipv6 firewall filter"):
         lines.append(_top_rule(menu, "chain=input action=log connection-state=new log-prefix=tzsp-ips "
                                      f"comment={quote_value(COMMENT + ': log new connections (port-scan detector)')}"))
+        lines.append(_top_rule(menu, stealth_log_rule(plan.flavour, plan.scan_ports)))
         for chain, direction in (("input", "src"), ("forward", "src"), ("forward", "dst")):
             comment = quote_value(f"{COMMENT}: drop {direction} in {list_name}")
             lines.append(_top_rule(

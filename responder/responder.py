@@ -18,6 +18,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 from responder.backoff import Backoff
 from responder.config import RouterConfig
 from responder.events import BlockRequest, IPAddress
+from responder.feed import NO_FEED, Feed
 from responder.ledger import BlockOutcome, Ledger, RouterState
 from responder.worker import POLL_INTERVAL, RouterWorker
 
@@ -82,8 +83,10 @@ class Responder:
         backoff_cap: float = 60.0,
         poll_interval: float = POLL_INTERVAL,
         ledger: Optional[Ledger] = None,
+        feed: Feed = NO_FEED,
     ) -> None:
         self.config = config
+        self.feed = feed
         self._clock = clock
         self._own_ledger = ledger is None
         self.ledger = ledger if ledger is not None else Ledger.in_state_dir(config.state_dir)
@@ -91,7 +94,7 @@ class Responder:
         self._workers: Dict[str, RouterWorker] = {
             cfg.name: RouterWorker(
                 cfg, self.ledger, session_factory, Backoff(base=backoff_base, cap=backoff_cap),
-                clock=clock, on_change=self._notify, poll_interval=poll_interval,
+                clock=clock, on_change=self._notify, poll_interval=poll_interval, feed=feed,
             )
             for cfg in config.routers
         }
@@ -111,6 +114,9 @@ class Responder:
         for name in self._workers:
             self.ledger.ensure_router(name, now)
         self.ledger.prune(now)
+        policy = getattr(self.config, "policy", None)
+        if policy is not None:
+            self.ledger.purge_offences(now - policy.remember_for)
         for worker in self._workers.values():
             worker.start()
         self._started = True
@@ -174,11 +180,13 @@ class Responder:
             self._wake_pending = False
             self._wake_all()
 
-    def unblock(self, address: Union[IPAddress, str]) -> bool:
-        """Remove ``address`` from every router; True if it was actively blocked."""
+    def unblock(self, address: Union[IPAddress, str], *, keep_offences: bool = False) -> bool:
+        """Remove ``address`` from every router; True if it was actively blocked.
+
+        Its offences are forgotten (its next block is a first offence) unless ``keep_offences``."""
         address = parse_address(address)
         self._record_queued()  # a block queued in this batch comes first
-        was_active = self.ledger.record_unblock(address, self._workers, self._clock())
+        was_active = self.ledger.record_unblock(address, self._workers, self._clock(), keep_offences=keep_offences)
         self._wake_all()
         return was_active
 

@@ -94,20 +94,28 @@ class RouterSession:
         return text
 
     # -- what the responder does ------------------------------------------------------------
-    def add_block(self, address, timeout_s: float, comment: str) -> str:
-        """Block ``address`` for ``timeout_s``: "added", "refreshed" (was there, timeout re-armed) or "present"."""
+    def add_block(self, address, timeout_s: Optional[float], comment: str) -> str:
+        """Block ``address`` for ``timeout_s`` (None: a static entry): "added", "refreshed" (was there,
+        timeout re-armed, or a dynamic entry replaced by the static one asked for) or "present"."""
         if self.cfg.mode == "script":
             command = commands.render_script_block(address, self.cfg.script)
         else:
             command = commands.render_add(None, self.cfg.list, address, timeout_s, comment)
         if self._check(command).ok:
             return ADDED
-        if not self.cfg.refresh_existing or self.cfg.mode == "script":
+        if (not self.cfg.refresh_existing and timeout_s is not None) or self.cfg.mode == "script":
             return PRESENT
         # Re-arm only an entry that would expire sooner than asked: never shorten a longer block,
         # and never put a timeout on a permanent (static) entry an admin added by hand.
         key = replies.normalise_address(commands.render_address(address))
         existing = self._list_family(address.version).get(key)
+        if timeout_s is None:
+            if existing is None or existing.timeout_s is None:
+                return PRESENT  # already static
+            # A dynamic entry would run out (or vanish in a reboot) before the block ends: replace it.
+            self._check(commands.render_remove(self.cfg.list, address))
+            self._check(command)
+            return REFRESHED
         if existing is None or existing.timeout_s is None or existing.timeout_s >= timeout_s:
             return PRESENT
         self._check(commands.render_set_timeout(self.cfg.list, address, timeout_s))

@@ -10,6 +10,12 @@ the router's uptime (lower than last time = it rebooted and lost its timed entri
 the address list, so entries already in place are confirmed, never re-sent, and lost ones come
 back with their remaining time. Between syncs it only sends what is pending.
 
+A block longer than the router's longest timeout (RouterOS v7: 35w3d13h13m56s; a router that
+refuses a shorter one teaches the worker its own limit) is added as a *static* entry, which the
+router keeps across reboots; the ledger remembers it, and the worker removes it when the block
+ends, after a router reboot or our own restart too. Our static entries are the ones whose
+comment starts with ``tzsp-ips``; a static entry someone added by hand is never removed at expiry.
+
 A session that offers ``add_blocks`` / ``remove_blocks`` (the RouterOS API, which pipelines
 commands) gets the adds and removes of one pass in batches of at most ``BATCH``, each block's
 outcome recorded on its own. Over SSH every block is its own exec: RouterOS stops a
@@ -22,14 +28,18 @@ import ipaddress
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from responder.config import RouterConfig
 from responder.errors import RouterCommandError, RouterError
 from responder.events import IPAddress
+from responder.feed import NO_FEED, EntryApplied, EntryRefused, EntryRemoved, Feed, RouterChanged
 from responder.ledger import OPEN_STATUSES, Ledger, RouterBlock
 from responder.routeros.commands import make_comment
+from responder.routeros.duration import MAX_TIMEOUT_SECONDS, timeout_limit_of
+
+COMMENT_PREFIX = "tzsp-ips"  # make_comment's: how our entries are told from those added by hand
 
 log = logging.getLogger(__name__)
 
@@ -45,41 +55,53 @@ BATCH = 256
 
 @dataclass(frozen=True)
 class Send:
-    """Add ``address`` for ``timeout_s`` (the time remaining), so it ends at ``expires_at``."""
+    """Add ``address`` for ``timeout_s`` (the time remaining), so it ends at ``expires_at``;
+    ``static``: without a timeout (longer than the router takes), removed by us at ``expires_at``."""
 
     address: IPAddress
     expires_at: float
     comment: str
     generation: Optional[int] = None
+    static: bool = False
+    static_comment: str = field(default="", compare=False)  # if the router refuses the timeout as too long
+
+    def as_static(self) -> "Send":
+        return replace(self, static=True, comment=self.static_comment or self.comment)
 
 
 @dataclass(frozen=True)
 class Remove:
+    """Remove ``address``; ``final`` is the status then: "removed" (unblocked) or "expired" (our static entry ran out)."""
+
     address: IPAddress
     generation: Optional[int] = None
+    final: str = "removed"
 
 
 @dataclass(frozen=True)
 class Mark:
-    """A ledger-only transition: nothing to send."""
+    """A ledger-only transition: nothing to send. ``static``: the entry found in place is our static one."""
 
     address: IPAddress
     status: str
     expires_at: Optional[float] = None
     generation: Optional[int] = None
+    static: bool = False
 
 
 Step = Union[Send, Remove, Mark]
 
 
 def plan_steps(
-    rows: Sequence[RouterBlock], actual: Optional[Mapping[IPAddress, object]], now: float, *, retry_failed: bool
+    rows: Sequence[RouterBlock], actual: Optional[Mapping[IPAddress, object]], now: float, *, retry_failed: bool,
+    max_timeout: float = float(MAX_TIMEOUT_SECONDS),
 ) -> List[Step]:
     """What to do on one router.
 
     ``rows`` are its ledger rows; ``actual`` maps each address in its list to the entry (with a
-    ``timeout_s`` attribute, None for a static entry), or is None when we did not list (then the
-    ledger is trusted). ``retry_failed`` also re-sends blocks the router refused before.
+    ``timeout_s`` attribute, None for a static entry, and its ``comment``), or is None when we did
+    not list (then the ledger is trusted). ``retry_failed`` also re-sends blocks the router refused
+    before. A block with more than ``max_timeout`` left is sent as a static entry.
     """
     steps: List[Step] = []
     for row in rows:
@@ -92,10 +114,17 @@ def plan_steps(
                 steps.append(Remove(row.address, gen))
             continue
         remaining = row.block_expires_at - now
+        ours_static = present and _ours_static(actual[row.address])
         if remaining < MIN_TIMEOUT:
-            steps.append(Mark(row.address, "expired", generation=gen))
+            # A dynamic entry ends by itself; a static one is ours to remove (known from the ledger,
+            # or seen in the listing after we crashed between adding it and recording that).
+            if (row.static and actual is None) or ours_static:
+                steps.append(Remove(row.address, gen, final="expired"))
+            else:
+                steps.append(Mark(row.address, "expired", generation=gen))
             continue
-        send = Send(row.address, row.block_expires_at, make_comment(row.sid, row.reason), gen)
+        static = remaining > max_timeout
+        send = Send(row.address, row.block_expires_at, _comment(row, static), gen, static, _comment(row, True))
         if row.status == "applied":
             if actual is not None and not present:
                 steps.append(send)  # lost: rebooted, or removed by hand
@@ -103,7 +132,7 @@ def plan_steps(
         if row.status == "failed" and not retry_failed:
             continue
         if present and _covers(actual[row.address], remaining):
-            steps.append(Mark(row.address, "applied", row.block_expires_at, gen))
+            steps.append(Mark(row.address, "applied", row.block_expires_at, gen, static=ours_static))
         elif row.status in ("pending", "failed"):
             steps.append(send)
     return steps
@@ -112,6 +141,19 @@ def plan_steps(
 def _covers(entry: object, remaining: float) -> bool:
     timeout = getattr(entry, "timeout_s", None)
     return timeout is None or timeout >= remaining - COVER_SLACK
+
+
+def _ours_static(entry: object) -> bool:
+    """A static entry we added (our comment); one added by hand is never removed at expiry."""
+    return getattr(entry, "timeout_s", 0) is None and str(getattr(entry, "comment", "")).startswith(COMMENT_PREFIX)
+
+
+def _comment(row: RouterBlock, static: bool) -> str:
+    if not static:
+        return make_comment(row.sid, row.reason)
+    # A static entry outlives a reboot and, should this host be gone for good, us: say when it ends.
+    until = time.strftime("%Y-%m-%d %H:%MZ", time.gmtime(row.block_expires_at))
+    return make_comment(row.sid, f"until {until}: {row.reason}")
 
 
 def normalise_listing(listing: Mapping[object, object]) -> Dict[IPAddress, object]:
@@ -145,8 +187,11 @@ class RouterWorker:
         clock: Callable[[], float] = time.time,
         on_change: Callable[[], None] = lambda: None,
         poll_interval: float = POLL_INTERVAL,
+        feed: Feed = NO_FEED,
     ) -> None:
         self.cfg = cfg
+        self._feed = feed
+        self._reported_up: Optional[bool] = None  # last state published to the feed
         self.name = cfg.name
         self._ledger = ledger
         self._factory = session_factory
@@ -162,6 +207,8 @@ class RouterWorker:
         self._next_reconcile = 0.0
         self._connect_failures = 0
         self.last_error: Optional[str] = None
+        # Longest timeout this router takes: the v7 limit until the router says otherwise (per session).
+        self.max_timeout = float("inf") if cfg.mode == "script" else float(MAX_TIMEOUT_SECONDS)
 
     # -- control (any thread) ---------------------------------------------------------------
 
@@ -228,6 +275,9 @@ class RouterWorker:
             self._connect_failures = 0
             self._session = session
             self._next_reconcile = 0.0
+            self._report_state(True, None)
+            if self.cfg.mode != "script":
+                self.max_timeout = float(MAX_TIMEOUT_SECONDS)  # maybe another router now (upgraded, replaced)
         try:
             full = self._clock() >= self._next_reconcile
             self._sync(full)
@@ -256,7 +306,8 @@ class RouterWorker:
         else:
             actual = None
             rows = self._ledger.router_blocks(self.name, ("pending", "removing"))
-        steps = plan_steps(rows, actual, self._clock(), retry_failed=full)
+            rows += self._ledger.static_due(self.name, now)  # our static entries whose block has ended
+        steps = plan_steps(rows, actual, self._clock(), retry_failed=full, max_timeout=self.max_timeout)
         if not self._run_steps(steps):
             return
         if full:
@@ -293,7 +344,8 @@ class RouterWorker:
         now = self._clock()
         if isinstance(step, Mark):
             self._ledger.set_status(
-                self.name, step.address, step.status, now, expires_at=step.expires_at, generation=step.generation
+                self.name, step.address, step.status, now, expires_at=step.expires_at, generation=step.generation,
+                static=step.static if step.status == "applied" else None,
             )
         elif isinstance(step, Remove):
             try:
@@ -305,11 +357,24 @@ class RouterWorker:
             self._ledger.set_status(self.name, step.address, "expired", now, generation=step.generation)
         else:
             try:
-                outcome = self._session.add_block(step.address, step.expires_at - now, step.comment)
+                outcome = self._session.add_block(step.address, None if step.static else step.expires_at - now, step.comment)
             except RouterCommandError as exc:
                 outcome = exc
+            if self._beyond_limit(step, outcome, now):
+                return self._execute(step.as_static())
             self._note_refusals(self._record_send(step, outcome))
         self._on_change()
+
+    def _beyond_limit(self, step: Send, outcome: object, now: float) -> bool:
+        """The router refused the timeout as too long: learn its limit; the block goes static."""
+        if step.static or not isinstance(outcome, RouterCommandError) or outcome.kind != "out-of-range":
+            return False
+        limit = timeout_limit_of(outcome.output or str(outcome))
+        asked = step.expires_at - now
+        self.max_timeout = min(self.max_timeout, limit if limit is not None and limit < asked else asked - 1.0)
+        log.warning("router %s takes timeouts up to %ss: %s becomes a static entry we remove at its end",
+                    self.name, f"{self.max_timeout:.0f}", step.address)
+        return True
 
     def _send_batch(self, steps: Sequence[Send]) -> None:
         """One ``add_blocks`` call; each block's ledger row set from its own outcome.
@@ -326,12 +391,17 @@ class RouterWorker:
                 live.append(step)
         if live:
             try:
-                outcomes = self._session.add_blocks([(s.address, s.expires_at - now, s.comment) for s in live])
+                outcomes = self._session.add_blocks(
+                    [(s.address, None if s.static else s.expires_at - now, s.comment) for s in live])
             except RouterCommandError as exc:  # refused as a whole (a session that judges the batch at once)
                 outcomes = [exc] * len(live)
+            beyond = [self._beyond_limit(s, o, now) for s, o in zip(live, outcomes)]
             with self._ledger.batch():  # one commit for the batch's outcomes
-                refusals = [r for s, o in zip(live, outcomes) for r in self._record_send(s, o)]
+                refusals = [r for s, o, b in zip(live, outcomes, beyond) if not b for r in self._record_send(s, o)]
             self._note_refusals(refusals)
+            again = [s.as_static() for s, b in zip(live, beyond) if b]
+            if again:  # refused as too long: once more, as static entries
+                self._send_batch(again)
         self._on_change()
 
     def _remove_batch(self, steps: Sequence[Remove]) -> None:
@@ -348,24 +418,33 @@ class RouterWorker:
         """Record one add's outcome ("added"/"refreshed"/"present" or the refusal); the refusals."""
         if isinstance(outcome, RouterCommandError):
             return self._refused(step, "failed", outcome)
+        now = self._clock()
         self._ledger.set_status(
-            self.name, step.address, "applied", self._clock(), expires_at=step.expires_at, attempted=True,
-            generation=step.generation,
+            self.name, step.address, "applied", now, expires_at=step.expires_at, attempted=True,
+            # "present": an entry was there already; if it is our static one still (its removal was
+            # pending), the ledger's flag says so and must stay, so it is removed at the end.
+            generation=step.generation, static=True if step.static else (None if outcome == "present" else False),
         )
+        self._feed.publish(EntryApplied(self.name, step.address, now, step.expires_at))
         return []
 
     def _record_remove(self, step: Remove, outcome: object) -> List[Tuple[IPAddress, RouterCommandError]]:
         if isinstance(outcome, RouterCommandError):
-            return self._refused(step, "removing", outcome)
-        self._ledger.set_status(self.name, step.address, "removed", self._clock(), generation=step.generation)
+            # An unblock stays "removing"; our expired static entry stays "applied" (static_due finds it again).
+            return self._refused(step, "removing" if step.final == "removed" else "applied", outcome)
+        now = self._clock()
+        self._ledger.set_status(self.name, step.address, step.final, now, generation=step.generation, static=False)
+        self._feed.publish(EntryRemoved(self.name, step.address, now))
         return []
 
     def _refused(
         self, step: Union[Send, Remove], status: str, exc: RouterCommandError
     ) -> List[Tuple[IPAddress, RouterCommandError]]:
+        now = self._clock()
         self._ledger.set_status(
-            self.name, step.address, status, self._clock(), error=str(exc), attempted=True, generation=step.generation
+            self.name, step.address, status, now, error=str(exc), attempted=True, generation=step.generation
         )
+        self._feed.publish(EntryRefused(self.name, step.address, now, str(exc)))
         return [(step.address, exc)]
 
     def _note_refusals(self, refusals: Sequence[Tuple[IPAddress, RouterCommandError]]) -> None:
@@ -384,8 +463,15 @@ class RouterWorker:
         if error != self.last_error:
             log.warning("%s; retrying in %.1fs", error, delay)
         self._record_error(error, reachable=False)
+        self._report_state(False, error)
         self._on_change()
         return delay
+
+    def _report_state(self, up: bool, error: Optional[str]) -> None:
+        """Publish a change of reachability (the first failure, and each change after)."""
+        if self._reported_up is not up:
+            self._reported_up = up
+            self._feed.publish(RouterChanged(self.name, up, self._clock(), error))
 
     def _record_error(self, error: str, *, reachable: bool) -> None:
         self.last_error = error

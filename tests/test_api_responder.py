@@ -238,6 +238,32 @@ def test_after_a_reboot_unexpired_blocks_return_with_their_remaining_time(lab):
     assert len(lab.adds("r1")) == 3
 
 
+@pytest.mark.parametrize("flavour", ["v6", "v7"])
+def test_long_blocks_become_static_over_the_api_and_end_when_due(lab, flavour):
+    """Beyond the flavour's timeout limit (v6: learnt from the router's !trap), a static entry;
+    a dynamic entry there before is replaced; after a reboot it is still there; at its end removed."""
+    from test_static_entries import DAY, LIMITS, JumpClock
+
+    clock = JumpClock()
+    sim = lab.add("r1", flavour=flavour, clock=clock)
+    responder = lab.responder(lab.config(reconcile_interval="1s"), clock=clock)
+    long_block = LIMITS[flavour] + 10 * DAY
+    responder.block(BlockRequest(A, 3600, "short first", "1:2", requested_at=clock()))
+    assert responder.wait_applied(A, timeout=15) and lab.entries("r1")[str(A)].dynamic
+    responder.block(BlockRequest(A, long_block, "ET SCAN test", "1:2", requested_at=clock()))
+    responder.block(BlockRequest(B, long_block, "ET SCAN test", "1:2", requested_at=clock()))
+    assert wait_until(lambda: all(responder.states(x)["r1"].static for x in (A, B)), timeout=20)
+    assert lab.entries("r1")[str(A)].timeout is None and lab.entries("r1", 6)[str(B)].timeout is None
+    clock.jump(5 * DAY)
+    sim.reboot()
+    assert wait_until(lambda: responder.ledger.router_meta("r1").reboots >= 1, timeout=20)
+    assert wait_until(lambda: responder.states(A)["r1"].status == "applied", timeout=20)
+    assert str(A) in lab.entries("r1") and responder.states(A)["r1"].static
+    clock.jump(long_block)
+    assert wait_until(lambda: lab.entries("r1") == {} and lab.entries("r1", 6) == {}, timeout=20)
+    assert wait_until(lambda: responder.states(A)["r1"].status == "expired", timeout=10)
+
+
 def test_a_router_that_accepts_tcp_and_never_answers_does_not_slow_the_others(lab):
     lab.add("r1")
     silent = socket.create_server(("127.0.0.1", 0))

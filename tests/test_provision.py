@@ -78,7 +78,19 @@ def test_drop_rules_go_to_the_top_of_input_and_forward_for_both_families():
 def test_drops_end_up_above_the_scan_log_rule():
     # each rule is put before the current first one, so the later a rule is added the higher it sits
     lines = [line for line in command_lines(render_provision(plan())) if "/ip firewall filter" in line]
-    assert "action=log" in lines[0] and all("action=drop" in line for line in lines[1:])
+    assert all("action=log" in line for line in lines[:2]) and all("action=drop" in line for line in lines[2:])
+
+
+@pytest.mark.parametrize("flavour,limit", [("v7", "limit=10,30:packet"), ("v6", "limit=10,30")])
+def test_stealth_probes_are_logged_and_only_they_with_a_limit(flavour, limit):
+    script = render_provision(plan(flavour=flavour))
+    for menu in ("/ip firewall filter", "/ipv6 firewall filter"):
+        [rule] = [line for line in script.splitlines() if f"{menu} add" in line and "stealth" in line]
+        args = ("chain=input action=log protocol=tcp connection-state=invalid tcp-flags=!ack,!rst "
+                f"{limit} log-prefix=tzsp-ips-stealth ")
+        assert f"{menu} add {args}" in rule and "place-before=" in rule
+    # the burst carries a scan past the detector's threshold on its own, however fast it is
+    assert "limit=10,80:packet" in render_provision(plan(scan_ports=40))
 
 
 def test_tzsp_by_mangle_or_sniffer():

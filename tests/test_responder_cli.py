@@ -83,21 +83,43 @@ def test_list_shows_each_router_state_as_text_and_json(tmp_path, capsys):
     config = write_config(tmp_path, [down_router("r1"), down_router("r2")])
     ledger = ledger_of(tmp_path)
     now = time.time()
-    ledger.record_block(BlockRequest(A, 300, "ET SCAN nmap", "1:2000", requested_at=now), ["r1", "r2"], now)
-    ledger.set_status("r1", A, "applied", now, expires_at=now + 300)
+    earlier = BlockRequest(A, 60, "ET SCAN nmap", "1:2000", requested_at=now - 3600)
+    ledger.record_block(earlier, ["r1", "r2"], now - 3600)  # an earlier offence, long over
+    why = "2nd offence; block_for sets 1m; ×4"
+    ledger.record_block(BlockRequest(A, 240, "ET SCAN nmap", "1:2000", requested_at=now, duration_why=why),
+                        ["r1", "r2"], now)
+    ledger.set_status("r1", A, "applied", now, expires_at=now + 240, static=True)
     ledger.close()
 
     assert snort_bridge(["list", "--config", config]) == 0
     text = capsys.readouterr().out.splitlines()
-    assert text[0].split() == ["ADDRESS", "EXPIRES", "IN", "REASON", "ROUTERS"]
-    assert text[1].startswith(str(A)) and "[1:2000] ET SCAN nmap" in text[1] and "r1=applied r2=pending" in text[1]
+    assert text[0].split() == ["ADDRESS", "EXPIRES", "IN", "OFFENCES", "DURATION", "REASON", "ROUTERS"]
+    assert text[1].startswith(str(A)) and "[1:2000] ET SCAN nmap" in text[1]
+    assert "r1=applied(static) r2=pending" in text[1] and f"4m ({why})" in text[1] and " 2 " in text[1]
 
     assert snort_bridge(["list", "--json", "--config", config]) == 0
     document = json.loads(capsys.readouterr().out)
     [block] = document["blocks"]
     assert block["address"] == str(A) and block["sid"] == "1:2000" and block["state"] == "active"
     assert {k: v["status"] for k, v in block["routers"].items()} == {"r1": "applied", "r2": "pending"}
-    assert 290 < block["expires_in"] <= 300
+    assert block["routers"]["r1"]["static"] is True and block["routers"]["r2"]["static"] is False
+    assert 230 < block["expires_in"] <= 240
+    assert (block["offences"], block["duration"], block["duration_from"]) == (2, 240, why)
+
+
+def test_unblock_forgets_offences_unless_told_to_keep_them(tmp_path, capsys):
+    config = write_config(tmp_path, [down_router("r1")])
+    ledger = ledger_of(tmp_path)
+    now = time.time()
+    for address in (A, B):
+        ledger.record_block(BlockRequest(address, 300, "scan", "1:2000", requested_at=now), ["r1"], now)
+    ledger.close()
+    snort_bridge(["unblock", str(A), "--config", config])
+    snort_bridge(["unblock", str(B), "--keep-offences", "--config", config])
+    assert "its offences are kept" in capsys.readouterr().out
+    ledger = ledger_of(tmp_path)
+    assert ledger.offence_count(A, 0) == 0 and ledger.offence_count(B, 0) == 1
+    ledger.close()
 
 
 def test_list_when_nothing_is_blocked(tmp_path, capsys):

@@ -151,3 +151,26 @@ def test_a_udp_scan_from_a_high_port_is_still_caught():
 def test_udp_probes_from_frames_carry_the_source_port():
     probe = probe_from_frame(1, bytes(Ether() / IP(src="198.51.100.53", dst="10.0.0.9") / UDP(sport=53, dport=41000)), 1.0)
     assert (probe.sport, probe.dport) == (53, 41000)
+
+
+def test_stealth_probes_from_firewall_log_lines_carry_their_scan_type():
+    def probe(flags, state="invalid"):
+        line = (f"firewall,info tzsp-ips-stealth input: in:ether1 out:(unknown 0), connection-state:{state} "
+                f"src-mac 00:0c:29:aa:bb:cc, proto TCP{flags}, 203.0.113.50:35503->198.51.100.10:80, len 40")
+        return probe_from_firewall_event(parse_firewall_line(line), 1.0)
+
+    assert probe(" (FIN)").kind == "FIN"
+    assert probe(" (FIN,PSH,URG)").kind == "XMAS"
+    assert probe(" ()").kind == "NULL" and probe("").kind == "NULL"  # with or without the empty parentheses
+    assert probe(" (SYN,FIN)").kind == "SYN+FIN"
+    assert probe(" (SYN)", state="new").kind == "SYN"
+    assert probe(" (RST)") is None and probe(" (ACK,FIN)") is None  # answers, even when invalid
+    assert probe(" (FIN)", state="established") is None
+
+
+def test_a_detection_names_the_main_scan_type_and_the_others():
+    detector = ScanDetector(ports=6, window=10)
+    stream = [Probe(SCANNER, TARGET, "TCP", port, 1.0 + port / 100, 40000, "FIN") for port in range(1, 5)]
+    stream += [Probe(SCANNER, TARGET, "UDP", port, 2.0 + port / 100, 40000) for port in range(7, 9)]
+    _, alert = first_detection(detector, stream)
+    assert "(tzsp-ips scan) TCP FIN scan, 4 ports in 10 s (also UDP scan 2) (score 6)" == alert.msg

@@ -109,8 +109,8 @@ def _sample() -> bytes:
 _SAMPLE = _sample()
 
 
-def test_stream_reader_refuses_what_is_not_classic_pcap():
-    with pytest.raises(PcapStreamError, match="pcapng"):
+def test_stream_reader_refuses_what_is_not_pcap():
+    with pytest.raises(PcapStreamError, match="pcapng: bad pcapng byte-order magic"):
         PcapStream().feed(b"\x0a\x0d\x0d\x0a" + bytes(40))
     with pytest.raises(PcapStreamError, match="not a pcap stream"):
         PcapStream().feed(b"GET / HTTP/1.1\r\n")

@@ -58,6 +58,9 @@ class FakeLedger:
     def blocks(self, now):
         return [r for r in self.records if r.expires_at > now]
 
+    def purge_offences(self, before):
+        return 0
+
 
 def pipeline(extra: dict = None, responder=None, detector=None, clock=lambda: 1_000_000.0):
     table = {"policy": {"protected": ["10.0.0.0/8"], **(extra or {})}}

@@ -123,22 +123,19 @@ class _Interface:
         return self.offset_ns + ((high << 32) | low) * _NS_PER_S // self.units_per_s
 
 
-class _PcapngReader:
-    """Walks blocks; knows the current section's byte order and interfaces."""
+class PcapngSection:
+    """Pcapng block state without I/O: the current section's byte order and interfaces. Used over
+    a seekable file here, and over a pipe by ``bridge.scan_source.PcapStream``."""
 
-    def __init__(self, stream: BinaryIO, name: str) -> None:
-        self.stream, self.name = stream, name
+    def __init__(self, name: str) -> None:
+        self.name = name
         self.little = True
         self.interfaces: list[_Interface] = []
+        self.offset = 0  # of the block being handled, for error messages
 
-    def next_block(self):
-        """(type, raw block) or None at a clean end of file."""
-        offset = self.stream.tell()
-        raw = self.stream.read(12)
-        if not raw:
-            return None
-        if len(raw) < 12:
-            raise CaptureError(f"{self.name}: truncated pcapng block at offset {offset}")
+    def block_header(self, raw: bytes, offset: int) -> tuple[int, int]:
+        """(type, total length) from a block's first 12 bytes; a section header sets the byte order."""
+        self.offset = offset
         block_type = struct.unpack(">I", raw[:4])[0]
         if block_type == dpcapng.PCAPNG_BT_SHB:  # byte order is set per section
             bom = struct.unpack(">I", raw[8:12])[0]
@@ -150,20 +147,42 @@ class _PcapngReader:
         block_type, length = struct.unpack(order + "II", raw[:8])
         if length < 12 or length % 4:
             raise CaptureError(f"{self.name}: bad pcapng block length {length} at offset {offset}")
-        raw += _read_exact(self.stream, length - 12, self.name, "pcapng block")
-        return block_type, raw
+        return block_type, length
 
     def parse(self, little_cls, big_cls, raw: bytes):
         try:
             return (little_cls if self.little else big_cls)(raw)
         except (dpkt.UnpackError, struct.error) as exc:
-            offset = self.stream.tell() - len(raw)
-            raise CaptureError(f"{self.name}: corrupt pcapng block at offset {offset}: {exc}") from exc
+            raise CaptureError(f"{self.name}: corrupt pcapng block at offset {self.offset}: {exc}") from exc
 
     def interface(self, index: int) -> _Interface:
         if index >= len(self.interfaces):
             raise CaptureError(f"{self.name}: packet refers to undefined interface {index}")
         return self.interfaces[index]
+
+    def packet(self, block_type: int, raw: bytes):
+        """Record an interface, or return (linktype, timestamp_ns, data) for a packet block."""
+        return _packet_in_block(self, block_type, raw)
+
+
+class _PcapngReader(PcapngSection):
+    """Walks the blocks of a file."""
+
+    def __init__(self, stream: BinaryIO, name: str) -> None:
+        super().__init__(name)
+        self.stream = stream
+
+    def next_block(self):
+        """(type, raw block) or None at a clean end of file."""
+        offset = self.stream.tell()
+        raw = self.stream.read(12)
+        if not raw:
+            return None
+        if len(raw) < 12:
+            raise CaptureError(f"{self.name}: truncated pcapng block at offset {offset}")
+        block_type, length = self.block_header(raw, offset)
+        raw += _read_exact(self.stream, length - 12, self.name, "pcapng block")
+        return block_type, raw
 
 
 def _open_pcapng(stream: BinaryIO, name: str) -> tuple[int, Records]:
@@ -194,7 +213,7 @@ def _pcapng_records(reader: _PcapngReader, linktype: int) -> Records:
         yield timestamp, data
 
 
-def _packet_in_block(reader: _PcapngReader, block_type: int, raw: bytes):
+def _packet_in_block(reader: PcapngSection, block_type: int, raw: bytes):
     """Record an interface, or return (linktype, timestamp_ns, data) for a packet block."""
     if block_type == dpcapng.PCAPNG_BT_IDB:
         idb = reader.parse(dpcapng.InterfaceDescriptionBlockLE, dpcapng.InterfaceDescriptionBlock, raw)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from .fanout import record_splitter
+from .httpserver import parse_listen
 from .linktypes import linktype_name, parse_linktype
 from .output import (
     Consumer,
@@ -95,6 +96,14 @@ def _linktype(text: str) -> int:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _listen(text: str) -> str:
+    try:
+        parse_listen(text, 0)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tzspd",
@@ -138,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
         "them by a symmetric hash of its flow, so both directions of a flow reach the same one")
     add("--stats-interval", type=_positive(float), metavar="S", help="also print the counters every S seconds")
     add("--stats-json", action="store_true", help="print counters as one JSON object per line")
+    add("--metrics", type=_listen, metavar="HOST:PORT",
+        help="serve /metrics (Prometheus) and /health over HTTP here, e.g. 127.0.0.1:9471; "
+        "read from the counters at scrape time, so the receive path does not pay for it")
     add("-q", "--quiet", action="store_true", help="only errors (and counters asked for by SIGUSR1 or --stats-interval)")
     add("-v", "--verbose", action="store_true", help="more detail on stderr")
     add("--version", action="version", version=f"%(prog)s {version()}")
@@ -290,6 +302,15 @@ def serve(receiver: Receiver, sink, control: Control, report, timers=()) -> None
     receiver.drain(sink, max_flushes=SHUTDOWN_DRAIN_FLUSHES)
 
 
+def start_metrics(listen: str, stats: Counters, sink):
+    """--metrics: the HTTP server on its own threads (OSError when it cannot listen)."""
+    from .metrics import start_metrics_server  # prometheus_client is loaded only when asked for
+
+    server = start_metrics_server(listen, stats, sink)
+    log.info("metrics on http://%s:%d/metrics", *server.address[:2])
+    return server
+
+
 def main(argv: Optional[list] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -345,7 +366,10 @@ def main(argv: Optional[list] = None) -> int:
         timers.append(Periodic(notifier.watchdog_interval, lambda: notifier.notify(
             "WATCHDOG=1", f"STATUS=received {stats.received}, written {stats.written}"), now))
     status = EXIT_OK
+    metrics = None
     try:
+        if args.metrics:
+            metrics = start_metrics(args.metrics, stats, sink)
         sink.start()
         notifier.ready(f"listening on port {info.bound[1]}")
         serve(receiver, sink, control, report, timers)
@@ -360,6 +384,8 @@ def main(argv: Optional[list] = None) -> int:
         log.error("%s; stopping", error)
         status = EXIT_RUNTIME
     finally:
+        if metrics is not None:
+            metrics.stop()
         try:
             sink.close()
         except (OSError, OutputError) as error:

@@ -80,13 +80,15 @@ def _find(list_name: str, address: object) -> str:
     return f"[find list={check_name('list', list_name)} address={render_address(address)}]"
 
 
-def render_add(family: "str | None", list_name: str, address: object, timeout_s: float, comment: str) -> str:
-    """``add`` of one timed entry. ``family`` is the menu path or None to take it from the address."""
+def render_add(family: "str | None", list_name: str, address: object, timeout_s: "float | None", comment: str) -> str:
+    """``add`` of one timed entry, or with ``timeout_s`` None a static one (kept across reboots; the
+    responder removes it itself). ``family`` is the menu path or None to take it from the address."""
     path = family_path(address)
     if family is not None and family != path:
         raise ValueError(f"{address} belongs in {path!r}, not {family!r}")
-    words = [path, "add", f"list={check_name('list', list_name)}", f"address={render_address(address)}",
-             f"timeout={render_timeout(timeout_s)}"]
+    words = [path, "add", f"list={check_name('list', list_name)}", f"address={render_address(address)}"]
+    if timeout_s is not None:
+        words.append(f"timeout={render_timeout(timeout_s)}")
     cleaned = clean_comment(comment)
     if cleaned:
         words.append(f"comment={quote_value(cleaned)}")

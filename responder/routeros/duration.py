@@ -11,6 +11,13 @@ import re
 
 # RouterOS keeps timeouts in a signed 32-bit count of 10 ms ticks: 2**31 / 100 s.
 MAX_TIMEOUT_SECONDS = 35 * 7 * 86400 + 3 * 86400 + 13 * 3600 + 13 * 60 + 56  # 35w3d13h13m56s
+# The v7 manual documents 35w3d13h13m56s. For v6 we found no documentation; 2**31 ms (24d20h31m23s)
+# is the lower limit sometimes reported. The responder does not rely on either: a router's "value
+# of timeout is out of range (00:00:00 .. LIMIT)" teaches it the limit, and longer blocks become
+# static entries it removes itself. routeros-sim's v6 flavour enforces the lower one.
+V6_MAX_TIMEOUT_SECONDS = 24 * 86400 + 20 * 3600 + 31 * 60 + 23  # 24d20h31m23s
+MAX_TIMEOUT_BY_FLAVOUR = {"v6": V6_MAX_TIMEOUT_SECONDS, "v7": MAX_TIMEOUT_SECONDS}
+_RANGE_RE = re.compile(r"out of range \(\s*[^.]*\.\.\s*(?P<limit>[0-9wd:]+)\s*\)")
 
 _UNITS = (("w", 7 * 86400), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
 _UNIT_RE = re.compile(
@@ -59,6 +66,27 @@ def format_duration(seconds: float) -> str:
         if count:
             parts.append(f"{count}{unit}")
     return "".join(parts) or "0s"
+
+
+def format_range_limit(seconds: float) -> str:
+    """The router's spelling of a limit in its range message: ``35w3d13:13:56``."""
+    remaining = int(seconds)
+    weeks, remaining = divmod(remaining, 7 * 86400)
+    days, remaining = divmod(remaining, 86400)
+    hours, remaining = divmod(remaining, 3600)
+    minutes, secs = divmod(remaining, 60)
+    return f"{f'{weeks}w' if weeks else ''}{f'{days}d' if days else ''}{hours:02d}:{minutes:02d}:{secs:02d}"
+
+
+def timeout_limit_of(message: str) -> "float | None":
+    """The upper limit in ``value of timeout is out of range (00:00:00 .. 24d20:31:23)``, or None."""
+    match = _RANGE_RE.search(message)
+    if not match:
+        return None
+    try:
+        return parse_duration(match["limit"])
+    except DurationError:
+        return None
 
 
 def clamp_timeout(seconds: float) -> float:

@@ -53,7 +53,7 @@ _ERRORS = (
     ("no such item", "no-such-item",
      "the item is gone; in script mode check that /system script has the configured script"),
     ("value of timeout is out of range", "out-of-range",
-     "the timeout is longer than the router accepts (at most 35w3d13h13m56s)"),
+     "the timeout is longer than the router accepts (v7: at most 35w3d13h13m56s)"),
     ("script error:", "other", "the router script failed; check it with /system script run on the router"),
     ("failure:", "other", "the router refused the command"),
     ("invalid value", "other", "the router refused a value"),

@@ -115,7 +115,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parse-error-exit", type=int, choices=(0, 1), default=0,
                    help="exit status for lines the router cannot parse (real routers give 0 or 1)")
     p.add_argument("--latency", type=float, default=0.0, metavar="SECONDS", help="delay before each command")
+    p.add_argument("--replay", metavar="FILE", type=Path,
+                   help="pcap/pcapng (Ethernet) to pass through the router's firewall, as arriving on ether1: "
+                        "its filter rules log to /system logging (remote syslog too); by default once a logging "
+                        "rule sends firewall messages to a remote action (after `snort-bridge provision`)")
+    p.add_argument("--replay-after", type=float, metavar="SECONDS",
+                   help="replay that many seconds after start instead, whatever the logging set-up")
     return p
+
+
+def replay_when_ready(sim: SimRouter, path: Path, after: Optional[float], stop: threading.Event) -> None:
+    """The --replay thread: wait (a fixed time, or until remote logging is set up), then replay."""
+    from tzsp.capture_files import CaptureError
+
+    if after is not None:
+        if stop.wait(after):
+            return
+    else:
+        while not sim.logs_remotely():
+            if stop.wait(0.5):
+                return
+    try:
+        count = sim.receive_capture(path)
+    except CaptureError as exc:
+        print(f"routeros-sim: --replay: {exc}", file=sys.stderr, flush=True)
+        return
+    print(f"routeros-sim: replayed {count} packets of {path} through the firewall; "
+          f"{sim.log_datagrams_sent} log line(s) sent to remote logging", flush=True)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -123,6 +149,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         password = read_password(args)
+        if args.replay is not None and not args.replay.is_file():
+            raise UsageError(f"--replay {args.replay}: no such file")
         host_key, created = load_or_create_host_key(args.host_key or default_host_key_path())
         keys = []
         for path in args.authorized_key:
@@ -175,6 +203,11 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if args.replay is not None:
+        when = f"in {args.replay_after:g} s" if args.replay_after is not None else "once firewall logging goes to a remote host"
+        print(f"replaying {args.replay} through the firewall {when}", flush=True)
+        threading.Thread(target=replay_when_ready, args=(sim, args.replay, args.replay_after, stop),
+                         name="replay", daemon=True).start()
     try:
         while not stop.wait(0.5):
             pass

@@ -72,10 +72,20 @@ _ENABLE = {"enable": VerbSpec(keys=frozenset({"numbers"}), positional=1),
 _ADDRESS_LIST = _table_menu("list address timeout comment disabled dynamic creation-time",
                             "list address timeout comment disabled dynamic", extra_verbs=_ENABLE)
 _SINGLETON_PRINT = VerbSpec(flags=frozenset({"without-paging", "as-value"}))
+_FILTER_WRITABLE = ("chain action protocol connection-state tcp-flags src-address-list dst-address-list limit "
+                    "log log-prefix comment disabled")
+_FILTER = _table_menu(_FILTER_WRITABLE, _FILTER_WRITABLE, "place-before", extra_verbs=_ENABLE)
 
 MENUS: Dict[Tuple[str, ...], MenuSpec] = {
     ("ip", "firewall", "address-list"): _ADDRESS_LIST,
     ("ipv6", "firewall", "address-list"): _ADDRESS_LIST,
+    ("ip", "firewall", "filter"): _FILTER,
+    ("ipv6", "firewall", "filter"): _FILTER,
+    ("system", "logging"): _table_menu("topics action prefix disabled default", "topics action prefix disabled",
+                                       extra_verbs=_ENABLE),
+    ("system", "logging", "action"): _table_menu(
+        "name target remote remote-port bsd-syslog remote-log-format default",
+        "name target remote remote-port bsd-syslog remote-log-format"),
     ("system", "script"): _table_menu(
         "name owner source policy comment run-count dont-require-permissions",
         "name source policy comment owner dont-require-permissions",
@@ -504,13 +514,13 @@ class _Parser:
     def parse_adjacent_value(self, menu: Optional[Tuple[str, ...]] = None) -> Value:
         """The value right after ``=``; ``key= x`` gives an empty value (x is a new token)."""
         tok = self.peek()
-        if tok.spaced or tok.kind not in _VALUE_START:
+        if tok.spaced or (tok.kind not in _VALUE_START and tok.kind != "NOT"):  # tcp-flags=!ack,!rst
             return Literal("")
         return self.parse_value(menu)
 
     def parse_value(self, menu: Optional[Tuple[str, ...]] = None) -> Value:
         parts: List[Value] = [self.parse_atom(menu)]
-        while self.peek().kind in ("WORD", "STRING", "VAR") and not self.peek().spaced:
+        while self.peek().kind in ("WORD", "STRING", "VAR", "NOT") and not self.peek().spaced:
             parts.append(self.parse_atom(menu))
         return parts[0] if len(parts) == 1 else Concat(tuple(parts))
 
@@ -518,6 +528,8 @@ class _Parser:
         tok = self.take()
         if tok.kind == "WORD":
             return Literal(tok.text)
+        if tok.kind == "NOT":  # inside a value, "!" is a negation the menu reads (``!ack``)
+            return Literal("!")
         if tok.kind == "VAR":
             return VarRef(tok.text, tok.column)
         if tok.kind == "STRING":

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hmac
+import socket
 import threading
 import time
 from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import paramiko
 
+from responder.sim.firewall import Verdict, decode_frame
 from responder.sim.api_server import ApiCertificate, ApiServer, check_challenge, make_certificate, server_context
 from responder.sim.interpreter import ExecResult, Interpreter
 from responder.sim.ssh_server import SshServer
@@ -42,6 +44,8 @@ class SimRouter:
         self.api_certificate = api_certificate
         self.api_legacy_login = api_legacy_login  # a bare /login gets the pre-6.43 challenge
         self._api_servers: Dict[bool, ApiServer] = {}  # by "is TLS"
+        self._log_sockets: Dict[int, socket.socket] = {}  # remote logging, by address family
+        self.log_datagrams_sent = 0
         if isinstance(users, Mapping):
             for name, password in users.items():
                 self.add_user(name, password=password)
@@ -125,6 +129,9 @@ class SimRouter:
         for server in self._api_servers.values():
             server.stop()
         self._api_servers = {}
+        for sock in self._log_sockets.values():
+            sock.close()
+        self._log_sockets = {}
 
     def stop_api(self, tls: bool = False) -> None:
         server = self._api_servers.pop(tls, None)
@@ -160,6 +167,61 @@ class SimRouter:
         with self.state.lock:
             self.state.expire()
             return self.state.addresses[family].holds(list_name, normalise_address(address, family))
+
+    # -- traffic through the firewall ----------------------------------------------------------
+    def receive(self, frame: bytes, at: Optional[float] = None, in_interface: str = "ether1") -> Optional[Verdict]:
+        """One Ethernet frame arriving for the router (the input chain): connection tracking, the
+        filter rules, and the log lines they write sent to the remote logging actions. ``at``: the
+        arrival time (a capture's timestamp), else the router's clock. None for non-IP frames."""
+        packet = decode_frame(frame)
+        if packet is None:
+            return None
+        with self.state.lock:
+            now = self.state.now() if at is None else at
+            self.state.expire()
+            addresses = self.state.addresses[packet.family]
+
+            def in_list(name: str, address: str) -> bool:
+                return addresses.holds(name, normalise_address(address, packet.family))
+
+            verdict = self.state.firewall[packet.family].handle(packet, now, self.flavour, in_list,
+                                                                in_interface=in_interface)
+            datagrams = [d for message in verdict.messages
+                         for d in self.state.logging.emit(("firewall", "info"), message, now, self.state.identity)]
+        for host, port, data in datagrams:
+            self._send_log(host, port, data)
+        self.log_datagrams_sent += len(datagrams)
+        return verdict
+
+    def logs_remotely(self) -> bool:
+        """Does some enabled /system logging rule send firewall messages to a remote action?"""
+        with self.state.lock:
+            logging = self.state.logging
+            return any(not rule.disabled and rule.wants(("firewall", "info"))
+                       and getattr(logging.action(rule.action), "target", "") == "remote" for rule in logging.rules)
+
+    def receive_capture(self, path) -> int:
+        """Every frame of a pcap/pcapng file (Ethernet), at its captured time; returns the count."""
+        from tzsp.capture_files import CaptureError, read_capture
+
+        linktype, records = read_capture(path)
+        if linktype != 1:
+            raise CaptureError(f"{path}: link type {linktype}; the simulated router takes Ethernet (1)")
+        count = 0
+        for stamp_ns, frame in records:
+            self.receive(frame, stamp_ns / 1e9)
+            count += 1
+        return count
+
+    def _send_log(self, host: str, port: int, data: bytes) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = self._log_sockets.get(family)
+        if sock is None:
+            sock = self._log_sockets[family] = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.sendto(data, (host, port))
+        except OSError:
+            pass  # like a router: remote logging is fire-and-forget
 
     # -- the SSH server's backend -----------------------------------------------------------------
     def _login_user(self, login: str, peer: str):

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
-from responder.routeros.duration import MAX_TIMEOUT_SECONDS
+from responder.routeros.duration import MAX_TIMEOUT_BY_FLAVOUR, MAX_TIMEOUT_SECONDS, format_range_limit
 
 ALL_POLICIES = (
     "local", "telnet", "ssh", "ftp", "reboot", "read", "write", "policy", "test", "winbox",
@@ -233,6 +233,11 @@ class RouterProfile:
         if not self.version:
             object.__setattr__(self, "version", "7.16.2 (stable)" if self.flavour == "v7" else "6.49.17 (long-term)")
 
+    @property
+    def max_timeout(self) -> float:
+        """The longest address-list timeout this flavour takes (see responder.routeros.duration)."""
+        return float(MAX_TIMEOUT_BY_FLAVOUR[self.flavour])
+
 
 class AddressTable:
     """The entries of one family, indexed by number and by (list, address), expiring off a heap."""
@@ -300,6 +305,11 @@ class RouterState:
         self.files: Dict[str, str] = {}  # what `/file` would hold, for `ssh-keys import`
         self.log: List[str] = []  # `/log` lines, e.g. "script error: ..."
         self._next_number = 1  # users, keys, scripts
+        from responder.sim.firewall import Firewall  # (imported here: those modules build on this one)
+        from responder.sim.remote_log import Logging
+        self.firewall = {4: Firewall(), 6: Firewall()}  # /ip and /ipv6 firewall filter, with conntrack
+        self.logging = Logging()  # /system logging rules and actions
+        self._next_rule = 1
 
     # -- time -----------------------------------------------------------------------------
     def now(self) -> float:
@@ -315,6 +325,10 @@ class RouterState:
                 table.drop_dynamic()
             self.globals.clear()
             self.boot_time = self.clock()
+
+    def take_rule_number(self) -> int:
+        number, self._next_rule = self._next_rule, self._next_rule + 1
+        return number
 
     def _take_number(self) -> int:
         number = self._next_number
@@ -349,7 +363,7 @@ class RouterState:
         if not list_name:
             raise StateError("failure: list name must be set")
         normalised = normalise_address(address, family)
-        check_timeout(timeout)
+        check_timeout(timeout, self.profile.max_timeout)
         self.expire()
         table = self.addresses[family]
         if table.holds(list_name, normalised):
@@ -375,7 +389,7 @@ class RouterState:
         moved = (new_list, new_address) != (entry.list, entry.address)
         if moved and table.holds(new_list, new_address):
             raise StateError("failure: already have such entry", kind="duplicate")
-        check_timeout(timeout)
+        check_timeout(timeout, self.profile.max_timeout)
         if moved:
             table.rekey(entry, new_list, new_address)
         if comment is not None:
@@ -453,9 +467,10 @@ class RouterState:
         self.globals[(user, name)] = value
 
 
-def check_timeout(timeout: Optional[float]) -> None:
-    if timeout is not None and not 0 <= timeout <= MAX_TIMEOUT_SECONDS:
-        raise StateError("value of timeout is out of range (00:00:00 .. 35w3d13:13:56)", kind="out-of-range")
+def check_timeout(timeout: Optional[float], limit: float = MAX_TIMEOUT_SECONDS) -> None:
+    if timeout is not None and not 0 <= timeout <= limit:
+        raise StateError(f"value of timeout is out of range (00:00:00 .. {format_range_limit(limit)})",
+                         kind="out-of-range")
 
 
 __all__ = [

@@ -391,7 +391,9 @@ def table_for(state: RouterState, menu: Tuple[str, ...]) -> Optional[Table]:
         return AddressListTable(state, 4)
     if menu == ("ipv6", "firewall", "address-list"):
         return AddressListTable(state, 6)
+    from responder.sim.firewall_tables import firewall_table_for  # it builds on this module
+
     return {
         ("system", "script"): ScriptTable, ("user",): UserTable, ("user", "group"): GroupTable,
         ("user", "ssh-keys"): SshKeyTable,
-    }.get(menu, lambda _s: None)(state)
+    }.get(menu, lambda s: firewall_table_for(s, menu))(state)

@@ -1,0 +1,265 @@
+"""routeros-sim's firewall: connection tracking, filter rules, the log lines RouterOS writes, and
+remote logging -- and the real scans turned into those log lines by the rules `snort-bridge
+provision` adds, received by UDP syslog and detected with the right scanner and scan type."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import subprocess
+import time
+
+import pytest
+from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.l2 import Ether
+
+from bridge.probes import probe_from_firewall_event
+from bridge.routeros_log import parse_firewall_line
+from bridge.scan import ScanDetector
+from bridge.syslog_listener import SyslogListener
+from conftest import DATA, console_script, free_port
+from responder.provision import ProvisionPlan, render_provision
+from responder.sim import SimRouter
+from responder.sim.firewall import Conntrack, FilterRule, Limit, decode_frame, log_message
+from responder.sim.state import ALL_POLICIES
+from test_scan_captures import BENIGN, SCANS
+from tzsp.receiver import AllowList
+
+CAPTURES = DATA / "captures"
+SCANNER, ROUTER = "203.0.113.50", "198.51.100.1"
+
+
+def frame(flags="S", sport=40000, dport=80, src=SCANNER, dst=ROUTER, proto="tcp"):
+    ether = Ether(src="00:0c:29:aa:bb:cc", dst="02:00:00:00:00:01")
+    layer = {"tcp": lambda: TCP(sport=sport, dport=dport, flags=flags), "udp": lambda: UDP(sport=sport, dport=dport),
+             "icmp": lambda: ICMP(type=flags)}[proto]()
+    return bytes(ether / IP(src=src, dst=dst) / layer)
+
+
+def state(conntrack, **kwargs):
+    return conntrack.state_of(decode_frame(frame(**kwargs)))
+
+
+def test_connection_tracking_calls_stealth_probes_invalid_as_linux_does():
+    track = Conntrack()
+    for flags in ("F", "", "FPU", "SF"):  # FIN, NULL, XMAS, SYN+FIN: impossible in a connection
+        assert state(track, flags=flags, dport=1) == "invalid"
+    assert state(track, flags="R", dport=2) == "invalid"  # a reset of nothing
+    assert state(track, flags="SA", dport=3) == "invalid"  # an answer to nothing
+    assert state(track, flags="S") == "new"
+    assert state(track, flags="S") == "new"  # a retransmitted SYN: still unanswered
+    assert state(track, flags="SA", src=ROUTER, dst=SCANNER, sport=80, dport=40000) == "established"
+    assert state(track, flags="A") == "established"
+    assert state(track, flags="F") == "invalid"  # a bare FIN is invalid even inside a connection
+    assert state(track, flags="A", dport=8080) == "new"  # loose tracking picks up a mid-stream ACK
+    assert state(track, proto="udp", dport=53) == "new"
+    assert state(track, proto="udp", src=ROUTER, dst=SCANNER, sport=53, dport=40000) == "established"
+    assert state(track, proto="icmp", flags=8) == "new"
+    assert state(track, proto="icmp", flags=0, src=ROUTER, dst=SCANNER) == "established"
+    assert state(track, proto="icmp", flags=3, src=ROUTER, dst=SCANNER) == "related"
+
+
+def test_log_messages_read_as_routeros_writes_them_and_parse_back():
+    rule = FilterRule(1, "input", action="log", log_prefix="tzsp-ips-stealth")
+    xmas = decode_frame(frame(flags="FPU", sport=35503, dport=80))
+    text = log_message(rule, xmas, "invalid", "v7", "ether1")
+    assert text == ("tzsp-ips-stealth input: in:ether1 out:(unknown 0), connection-state:invalid "
+                    f"src-mac 00:0c:29:aa:bb:cc, proto TCP (FIN,PSH,URG), {SCANNER}:35503->{ROUTER}:80, len 40")
+    assert "connection-state" not in log_message(rule, xmas, "invalid", "v6", "ether1")  # v6 does not print it
+    synack = log_message(FilterRule(2, "input"), decode_frame(frame(flags="SA")), "new", "v7", "ether1")
+    assert synack.startswith("input: in:ether1") and "proto TCP (SYN,ACK)" in synack  # the order real logs show
+    ping = log_message(rule, decode_frame(frame(proto="icmp", flags=8)), "new", "v7", "ether1")
+    assert f"proto ICMP (type 8, code 0), {SCANNER}->{ROUTER}, len 28" in ping
+    for message, kind in ((text, "XMAS"), (log_message(rule, decode_frame(frame(flags="")), "invalid", "v7", "e"), "NULL")):
+        probe = probe_from_firewall_event(parse_firewall_line("firewall,info " + message), 1.0)
+        assert (str(probe.src), probe.dport, probe.kind) == (SCANNER, 80, kind)
+
+
+def test_limit_is_a_token_bucket_on_the_packets_own_times():
+    limit = Limit.parse("10,30:packet", "v7")
+    assert sum(limit.take(100.0) for _ in range(100)) == 30  # the burst
+    assert sum(limit.take(101.0) for _ in range(100)) == 10  # then the rate
+    assert Limit.parse("60/1m,5", "v6").per_second == 1.0
+    with pytest.raises(ValueError):
+        Limit.parse("10,30:packet", "v6")  # v6 has no mode
+
+
+# -- through the simulated router ------------------------------------------------------------------
+
+
+def run_provision(sim: SimRouter, script: str, user: str = "admin") -> None:
+    """Run the provisioning script as an administrator pastes it. The simulator has no ``:do`` or
+    ``:pick``: a ``:do { add ... place-before=[:pick [find] 0] } on-error={ add ... }`` line is run
+    as the router would -- before the first rule when there is one, else appended."""
+    wrapped = re.compile(r"^:do \{ (?P<menu>/\S+ \S+ \S+) add (?P<args>.*) place-before=\[:pick \[(?P=menu) find\] 0\] \}"
+                         r" on-error=\{ (?P=menu) add (?P=args) \}$")
+    for line in script.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        match = wrapped.match(line)
+        if match:
+            first = sim.execute(user, f":put [{match['menu']} find]").output.strip().split(";")[0]
+            line = f"{match['menu']} add {match['args']}" + (f" place-before={first}" if first else "")
+        result = sim.execute(user, line)
+        assert result.output.strip() == "", f"{line!r}: {result.output}"
+
+
+@pytest.fixture
+def syslog():
+    """A real UDP syslog listener on loopback, as `snort-bridge run` has with [scan] syslog."""
+    lines = []
+    listener = SyslogListener(f"127.0.0.1:{free_port()}", lambda text, peer, at: lines.append(text),
+                              AllowList((ipaddress.ip_network("127.0.0.0/8"),))).start()
+    yield listener, lines
+    listener.stop()
+
+
+def provisioned_router(port: int, flavour: str = "v7") -> SimRouter:
+    sim = SimRouter(flavour=flavour, users=[{"name": "admin", "password": "pw", "policies": ALL_POLICIES}])
+    plan = ProvisionPlan(router="sim", router_host="127.0.0.1", this_host=ipaddress.ip_address("127.0.0.1"),
+                         syslog_port=port, tzsp="none", flavour=flavour)
+    run_provision(sim, render_provision(plan))
+    assert sim.logs_remotely()
+    return sim
+
+
+def received(sim: SimRouter, lines: list) -> list:
+    deadline = time.monotonic() + 20
+    while len(lines) < sim.log_datagrams_sent and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(lines) == sim.log_datagrams_sent
+    return list(lines)
+
+
+def detections(lines):
+    detector, alerts = ScanDetector(ports=15, window=10), []
+    for index, line in enumerate(lines):
+        probe = probe_from_firewall_event(parse_firewall_line(line), 1000.0 + index * 0.01)
+        alert = detector.feed(probe) if probe is not None else None
+        if alert is not None:
+            alerts.append(alert)
+    return alerts
+
+
+@pytest.mark.parametrize("name", sorted(SCANS))
+def test_scans_through_the_provisioned_router_are_logged_and_detected(name, syslog):
+    listener, lines = syslog
+    sim = provisioned_router(listener.bound[1])
+    try:
+        sim.receive_capture(CAPTURES / name)
+        got = received(sim, lines)
+    finally:
+        sim.stop()
+    scanner, kind = SCANS[name]
+    alerts = detections(got)
+    assert alerts and {str(a.src) for a in alerts} == {scanner}
+    assert all(f"(tzsp-ips scan) {kind}, " in a.msg for a in alerts), [a.msg for a in alerts]
+    assert all(line.startswith("firewall,info tzsp-ips") for line in got)
+    if kind in ("TCP FIN scan", "TCP NULL scan", "TCP XMAS scan"):
+        # only the stealth rule logs them, and only up to its limit: the burst plus the rate over the scan
+        assert all(" tzsp-ips-stealth input: " in line and "connection-state:invalid" in line for line in got)
+        assert 30 <= len(got) <= 32
+
+
+@pytest.mark.parametrize("name", BENIGN)
+def test_benign_traffic_through_the_router_makes_nobody_a_scanner(name, syslog):
+    listener, lines = syslog
+    sim = provisioned_router(listener.bound[1])
+    try:
+        sim.receive_capture(CAPTURES / name)
+        got = received(sim, lines)
+    finally:
+        sim.stop()
+    assert detections(got) == []
+    assert not any("tzsp-ips-stealth" in line for line in got)
+
+
+def test_blocked_scanners_are_dropped_before_they_are_logged(syslog):
+    listener, lines = syslog
+    sim = provisioned_router(listener.bound[1], flavour="v6")
+    try:
+        assert sim.execute("admin", "/ip firewall address-list add list=blacklist address=192.168.1.10").output == ""
+        sim.receive_capture(CAPTURES / "FIN_SCAN.pcap")
+        assert received(sim, lines) == []  # the drop rules sit above the logging rules
+    finally:
+        sim.stop()
+
+
+def ssh_lines(port: int, lines) -> None:
+    """Run each line by SSH exec as the provisioning administrator would."""
+    import paramiko
+
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # a throwaway test router
+    client.connect("127.0.0.1", port=port, username="admin", password="pw", look_for_keys=False,
+                   allow_agent=False, timeout=20)
+    try:
+        for line in lines:
+            _, stdout, _ = client.exec_command(line, timeout=20)
+            assert stdout.read().decode().strip() == "", line
+    finally:
+        client.close()
+
+
+def test_routeros_sim_replays_a_capture_once_provisioned_over_ssh(syslog, tmp_path):
+    listener, lines = syslog
+    process = subprocess.Popen(
+        [*console_script("routeros-sim"), "--port", "0", "--host-key", str(tmp_path / "key"), "--policy",
+         ",".join(ALL_POLICIES), "--password-env", "SIM_PW", "--replay", str(CAPTURES / "NULL_SCAN.pcap")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={"SIM_PW": "pw", "PATH": "/usr/bin:/bin"}, text=True)
+    try:
+        banner = process.stdout.readline()
+        port = int(re.search(r":(\d+) \(SSH\)", banner).group(1))
+        plan = ProvisionPlan(router="sim", router_host="127.0.0.1", this_host=ipaddress.ip_address("127.0.0.1"),
+                             syslog_port=listener.bound[1], tzsp="none")
+        script = render_provision(plan)
+        # the simulator has no :do/:pick; a fresh router's filter table is empty, so the on-error
+        # branch (append) is what the router runs for the first rule; the stealth rule is enough here
+        stealth = [line for line in script.splitlines() if "tzsp-ips-stealth" in line and line.startswith(":do")][0]
+        commands = [stealth.split("on-error={ ", 1)[1].rstrip(" }")]
+        commands += [line for line in script.splitlines() if line.startswith("/system logging")]
+        ssh_lines(port, commands)
+        out = ""
+        deadline = time.monotonic() + 60
+        while "replayed" not in out and time.monotonic() < deadline and process.poll() is None:
+            out += process.stdout.readline()
+        assert "replayed 120 packets" in out and "30 log line(s) sent" in out, out
+        deadline = time.monotonic() + 20
+        while len(lines) < 30 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        [alert] = detections(lines)
+        assert str(alert.src) == "192.168.1.10" and "TCP NULL scan" in alert.msg
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_the_service_blocks_a_stealth_scanner_the_provisioned_router_logged(tmp_path):
+    """The whole loop: `snort-bridge provision` -> its logging rules on the router -> an XMAS scan
+    through the router -> remote syslog -> `snort-bridge run` -> the scanner on the router's list."""
+    from responder_rig import Lab, wait_until
+    from test_e2e_service import Service, write_service_config
+
+    lab = Lab(tmp_path)
+    service = None
+    try:
+        sim = lab.add("r1")
+        port = free_port()
+        config = write_service_config(lab, scan=f'syslog = "127.0.0.1:{port}"')
+        script = subprocess.run([*console_script("snort-bridge"), "provision", "r1", "--config", config,
+                                 "--this-host", "127.0.0.1", "--tzsp", "none"],
+                                capture_output=True, text=True, timeout=60, check=True).stdout
+        wanted = [line for line in script.splitlines()
+                  if line.startswith("/system logging") or ("firewall filter" in line and "action=log" in line)]
+        assert len(wanted) == 6  # new and stealth, IPv4 and IPv6; the logging action and rule
+        run_provision(sim, "\n".join(wanted), user="ips")  # the lab's user has write: enough for these
+        service = Service(config, tmp_path / "run.log").start()
+        sim.receive_capture(CAPTURES / "XMAS_TREE_SCAN.pcap")
+        assert wait_until(lambda: "192.168.1.10" in lab.entries("r1"), 30), service.text()
+        assert "192.168.1.25" not in lab.entries("r1")
+        assert "TCP XMAS scan" in service.text()
+        assert service.stop() == 0
+    finally:
+        if service is not None:
+            service.kill()
+        lab.close()
