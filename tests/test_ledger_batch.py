@@ -36,6 +36,8 @@ def test_record_blocks_gives_what_record_block_gives_one_by_one(tmp_path):
         assert [(b.address, b.expires_at, b.last_seen, b.reason) for b in many.blocks(1200.0)] == \
             [(b.address, b.expires_at, b.last_seen, b.reason) for b in one.blocks(1200.0)]
         assert many.router_state("r2", addr(3)).status == "pending"
+        offences = "SELECT address, at, sid, duration FROM offences ORDER BY address, at"
+        assert many._read(offences) == one._read(offences)
     finally:
         one.close()
         many.close()
