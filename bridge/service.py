@@ -70,12 +70,15 @@ class _Formatter(logging.Formatter):
 
 
 class _PassHandler(logging.StreamHandler):
-    """Writes into a buffer that the service loop flushes after each pass and each tick (and
-    logging at exit): a storm's thousands of BLOCK lines cost a few writes, not one each."""
+    """The processing loop's INFO lines go into a buffer it flushes after each pass and each
+    tick (and logging at exit): a storm's thousands of BLOCK lines cost a few writes, not one
+    each. Warnings, errors and other threads' lines are written at once, as usual."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             self.stream.write(self.format(record) + self.terminator)
+            if record.levelno >= logging.WARNING or record.thread != threading.main_thread().ident:
+                self.stream.flush()
         except Exception:  # noqa: BLE001 -- as StreamHandler does
             self.handleError(record)
 
