@@ -126,7 +126,7 @@ def run(transport: str, count: int, attackers: int, rotate_every: int, workdir: 
         handle.close()
         written = time.monotonic() - started
         in_ledger = on_routers = None
-        deadline = time.monotonic() + 600
+        deadline = time.monotonic() + float(os.environ.get("BENCH_STORM_DEADLINE", "600"))
         while on_routers is None and time.monotonic() < deadline:
             now = time.monotonic()
             if in_ledger is None and ledger_count(ledger) >= want:
@@ -147,7 +147,8 @@ def run(transport: str, count: int, attackers: int, rotate_every: int, workdir: 
         parent.send("stop")
         sims.join(10)
     if on_routers is None:
-        raise SystemExit(f"{transport}: not every attacker reached every router: {present}")
+        raise SystemExit(f"{transport}: not every attacker reached every router: {present}; "
+                         f"ledger {ledger_count(ledger)} of {attackers + 1}")
     return {"transport": transport, "routers": count, "attackers": attackers, "written_s": written,
             "ledger_s": in_ledger, "routers_s": on_routers, "present": present}
 

@@ -105,6 +105,8 @@ class _Tail:
         return self.reader.position() if self.reader is not None else self._saved
 
     def ensure_open(self) -> None:
+        """Open where the planner says, from the saved position -- or, once reading, from the
+        last position reached (a file that moved between the plan and its opening)."""
         if self.reader is not None:
             return
         plan = plan_resume(self.path, self._saved, self._start_at_end and self._first)
@@ -190,6 +192,7 @@ class _Tail:
         log.info("%s: finished %s (%d lines); now reading %s%s", self.path, reader.file_path,
                  reader.line, later[0].path,
                  f" ({len(later) - 1} more file(s) after it)" if len(later) > 1 else "")
+        self._saved = reader.position()  # where to plan from if the next file moves before it opens
         reader.close()
         self.reader = None
         self._open(Step(later[0]))
@@ -199,6 +202,7 @@ class _Tail:
     def _emptied(self, reader: FileReader, plan: Plan) -> None:
         """copytruncate (or ``> file``): the unread part from its copy, if one is found."""
         log.warning("%s: truncated or rewritten after byte %d: %s", self.path, reader.offset, plan.reason)
+        self._saved = reader.position()
         reader.close()
         self.reader = None
         if plan.steps:

@@ -339,8 +339,26 @@ def _info(path: str, st: os.stat_result, order: tuple = ()) -> FileInfo:
                     st.st_mtime_ns, read_head(path), compression, order)
 
 
-def snapshot_chain(path: str) -> Tuple[Optional[FileInfo], List[FileInfo]]:
-    """The file ``path`` names now (None: none) and its rotated files on disk, oldest first."""
+def snapshot_chain(path: str, tries: int = 5) -> Tuple[Optional[FileInfo], List[FileInfo]]:
+    """The file ``path`` names now (None: none) and its rotated files on disk, oldest first.
+
+    A numeric rotation renames every file in turn, and a directory listing taken meanwhile may
+    miss a file being renamed: the chain is listed until two listings agree (a few tries)."""
+    last = _scan_chain(path)
+    for _ in range(tries - 1):
+        again = _scan_chain(path)
+        if _shape(again) == _shape(last):
+            break
+        last = again
+    return last
+
+
+def _shape(chain: Tuple[Optional[FileInfo], List[FileInfo]]) -> list:
+    current, rotated = chain
+    return [(f.path, f.identity) for f in ([current] if current else []) + rotated]
+
+
+def _scan_chain(path: str) -> Tuple[Optional[FileInfo], List[FileInfo]]:
     directory, base = os.path.split(path)
     current = None
     try:
