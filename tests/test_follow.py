@@ -461,3 +461,37 @@ def test_a_glob_that_also_matches_rotated_files_follows_only_the_current_ones(lo
     with Follower([str(logdir / "alert_*")], str(state), poll_interval=EVENTS_ONLY) as follower:
         assert sorted(follower.paths) == [str(logdir / "alert_fast.txt"), str(logdir / "alert_json.txt")]
         assert sorted(texts(take(follower, 2))) == ["alert_fast.txt", "alert_json.txt"]
+
+
+def test_numeric_rotations_at_full_speed_while_reading_lose_and_repeat_nothing(logdir, state):
+    """A writer thread rotating logrotate-style (renaming every file in turn) as fast as it can,
+    while the follower reads: files moving between a plan and their opening, listings taken in
+    the middle of the renames."""
+    import threading
+
+    path = str(logdir / "alert_fast.txt")
+    open(path, "w").close()
+    total, every = 6000, 300
+
+    def writer():
+        handle = open(path, "a")
+        for i in range(total):
+            if i and i % every == 0:
+                handle.close()
+                numbers = sorted((int(n.rsplit(".", 1)[1]) for n in os.listdir(logdir)
+                                  if n.startswith("alert_fast.txt.")), reverse=True)
+                for number in numbers:
+                    os.rename(f"{path}.{number}", f"{path}.{number + 1}")
+                os.rename(path, f"{path}.1")
+                handle = open(path, "a")
+            handle.write(f"line {i}\n")
+            handle.flush()
+        handle.close()
+
+    with Follower([path], str(state), poll_interval=0.2) as follower:
+        thread = threading.Thread(target=writer)
+        thread.start()
+        got = take(follower, total, within=30)
+        thread.join()
+        assert texts(got) == [f"line {i}" for i in range(total)]
+        assert follower.read_ready() == []
