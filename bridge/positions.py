@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Dict, Iterator, Optional
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,10 @@ class Position:
     offset: int
     line: int
     fingerprint: str
+    # The file's modification time when it was read (0: not known, an older positions file).
+    # Only a hint, not part of the identity: if the file is gone, rotated files modified since
+    # were written after it and are read; older ones were read already.
+    mtime_ns: int = field(default=0, compare=False)
 
     @classmethod
     def from_json(cls, data: object) -> "Position":
@@ -85,10 +89,11 @@ class Position:
                 offset=data["offset"],
                 line=data["line"],
                 fingerprint=data["fingerprint"],
+                mtime_ns=data.get("mtime_ns", 0),
             )
         except KeyError as e:
             raise ValueError(f"a position lacks {e.args[0]!r}") from None
-        for name in ("device", "inode", "offset", "line"):
+        for name in ("device", "inode", "offset", "line", "mtime_ns"):
             value = getattr(pos, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"position {name} is not a non-negative integer: {value!r}")

@@ -13,6 +13,8 @@ WATCHDOG from the processing loop, STATUS with the counts.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fnmatch
 import ipaddress
 import logging
 import os
@@ -21,7 +23,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from bridge.config import Config, ConfigError, load_config
 from bridge.events import Origin
@@ -37,6 +39,8 @@ from tzsp.sdnotify import Notifier
 log = logging.getLogger("snort-bridge")
 
 QUEUE_SIZE = 10_000
+PASS_MAX = 64  # queued inputs (a followed batch is up to 256 lines) per pass: one ledger commit
+BATCHES_IN_FLIGHT = 16  # batches of followed lines read ahead of the processing loop
 TICK = 0.2  # seconds: how often the loop looks at signals, the watchdog and the clock
 STATUS_INTERVAL = 10.0
 RESYNC_INTERVAL = 30.0  # seconds between comparisons of the policy's blocks with the ledger
@@ -65,8 +69,31 @@ class _Formatter(logging.Formatter):
         return f"snort-bridge: {label}{text}"
 
 
-def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+class _PassHandler(logging.StreamHandler):
+    """The processing loop's INFO lines go into a buffer it flushes after each pass and each
+    tick (and logging at exit): a storm's thousands of BLOCK lines cost a few writes, not one
+    each. Warnings, errors and other threads' lines are written at once, as usual."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.stream.write(self.format(record) + self.terminator)
+            if record.levelno >= logging.WARNING or record.thread != threading.main_thread().ident:
+                self.stream.flush()
+        except Exception:  # noqa: BLE001 -- as StreamHandler does
+            self.handleError(record)
+
+
+def flush_log() -> None:
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+
+
+def setup_logging(verbose: bool = False, quiet: bool = False, buffered: bool = False) -> None:
+    if buffered:
+        stream = open(sys.stderr.fileno(), "w", buffering=1 << 16, closefd=False, errors="backslashreplace")
+        handler: logging.StreamHandler = _PassHandler(stream)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Formatter(journal=bool(os.environ.get("JOURNAL_STREAM"))))
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -124,6 +151,8 @@ class Service:
         self.config = config
         self.notifier = notifier or Notifier()
         self.queue: "queue.Queue[tuple]" = queue.Queue(QUEUE_SIZE)
+        self._batches_in_flight = threading.Semaphore(BATCHES_IN_FLIGHT)  # follower -> loop
+        self._matched_formats: Dict[str, str] = {}
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._report = threading.Event()
@@ -191,7 +220,8 @@ class Service:
                 except queue.Empty:
                     item = None
                 if item is not None:
-                    self._handle(item)
+                    self._handle_pass(item)
+                flush_log()
                 now = time.monotonic()
                 if interval is not None and now - last_ping >= interval:
                     self.notifier.watchdog()
@@ -288,35 +318,66 @@ class Service:
 
     # the work
 
-    def _handle(self, item: tuple) -> None:
+    def _handle_pass(self, first: Optional[tuple]) -> None:
+        """``first`` and whatever else is queued (up to PASS_MAX): the ledger's writes for all
+        of them are one transaction; followed lines are committed only once it is durable, so
+        a crash at any point re-reads (never loses) a line whose block was not recorded."""
+        items = [first] if first is not None else []
+        while len(items) < PASS_MAX:
+            try:
+                items.append(self.queue.get_nowait())
+            except queue.Empty:
+                break
+        handled = []
+        try:
+            with self.responder.batch() if self.responder is not None else contextlib.nullcontext():
+                for item in items:
+                    handled += self._handle(item)
+        except Exception as exc:  # noqa: BLE001 -- the ledger could not commit: stop, read them again at restart
+            log.exception("the ledger could not record a pass of %d input(s)", len(items))
+            self.fatal = f"the ledger cannot be written: {exc}"
+            return
+        for follower, lines in _by_follower(handled).items():
+            follower.commit_all(lines)
+
+    def _handle(self, item: tuple) -> List[Tuple[Line, Follower]]:
+        """Handle one queued input; followed lines are returned, to be committed after the pass."""
         pipeline = self.pipeline
         assert pipeline is not None
         kind = item[0]
-        if kind == "line":
-            _, line, follower = item
-            fmt = self.sources.get(line.path, "auto")
-            origin = Origin(line.path, line.offset, line.number)
-            if fmt == FIREWALL:
-                pipeline.firewall_line(line.text, origin, time.time())
-            else:
-                pipeline.alert_line(line.text, origin, fmt)
-            follower.commit(line)
+        if kind == "lines":
+            _, lines, follower = item
+            self._batches_in_flight.release()
+            for line in lines:
+                fmt = self.sources.get(line.path) or self._format_of(line.path)
+                origin = Origin(line.path, line.offset, line.number)
+                if fmt == FIREWALL:
+                    pipeline.firewall_line(line.text, origin, time.time())
+                else:
+                    pipeline.alert_line(line.text, origin, fmt)
+            return [(line, follower) for line in lines]
         elif kind == "syslog":
             _, text, peer, received_at = item
             pipeline.firewall_line(text, Origin(f"udp:{peer[0]}:{peer[1]}"), received_at)
+        return []
+
+    def _format_of(self, path: str) -> str:
+        """The format of a file found by a glob ``[[alerts]] path`` (the first pattern it matches)."""
+        fmt = self._matched_formats.get(path)
+        if fmt is None:
+            fmt = next((f for pattern, f in self.sources.items() if fnmatch.fnmatch(path, pattern)), "auto")
+            self._matched_formats[path] = fmt
+        return fmt
 
     def _drain(self) -> None:
-        while True:
-            try:
-                item = self.queue.get_nowait()
-            except queue.Empty:
-                return
-            self._handle(item)
+        while not self.queue.empty() and self.fatal is None:
+            self._handle_pass(None)
 
     # inputs
 
     def _start_follower(self, config: Config) -> None:
         self.sources = followed_sources(config)
+        self._matched_formats = {}
         if not self.sources:
             return
         follower = Follower(list(self.sources), config.state_dir)
@@ -328,14 +389,11 @@ class Service:
 
     def _follow(self, follower: Follower, stopping: threading.Event) -> None:
         try:
-            for line in follower.lines():
-                while True:
-                    try:
-                        self.queue.put(("line", line, follower), timeout=0.5)
-                        break
-                    except queue.Full:
-                        if stopping.is_set():
-                            return  # not committed: read again at the next start
+            for lines in follower.batches():
+                while not self._batches_in_flight.acquire(timeout=0.5):
+                    if stopping.is_set():
+                        return  # not committed: read again at the next start
+                self.queue.put(("lines", lines, follower))
         except Exception as exc:  # noqa: BLE001 -- reported, and the service stops (systemd restarts it)
             log.exception("following the alert files failed")
             self.fatal = f"the follower failed: {exc}"
@@ -428,6 +486,13 @@ def _notify_inputs(config: Config) -> tuple:
     return config.notify, tuple(r.name for r in config.routers), tuple(a.path for a in config.alerts)
 
 
+def _by_follower(handled) -> Dict[Follower, list]:
+    grouped: Dict[Follower, list] = {}
+    for line, follower in handled:
+        grouped.setdefault(follower, []).append(line)
+    return grouped
+
+
 def _check_runnable(config: Config) -> None:
     if not config.alerts and config.scan is None:
         raise ConfigError(["alerts: nothing to follow; expected at least one [[alerts]] table or a [scan] table"], config.path)
@@ -436,7 +501,7 @@ def _check_runnable(config: Config) -> None:
 def run_service(args: argparse.Namespace) -> int:
     from bridge.cli import config_path
 
-    setup_logging(verbose=getattr(args, "verbose", False))
+    setup_logging(verbose=getattr(args, "verbose", False), buffered=True)
     config = load_config(config_path(args))  # ConfigError -> exit 2 with every problem, by cli.main
     service = Service(config)
     signal.signal(signal.SIGTERM, service.request_stop)

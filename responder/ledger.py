@@ -94,6 +94,13 @@ _MIGRATE_FROM_1 = (
 )
 
 
+_UPSERT_STATUS = (
+    "INSERT INTO router_blocks (router, address, status, attempts, updated_at) VALUES (?, ?, ?, 0, ?) "
+    "ON CONFLICT (router, address) DO UPDATE SET status = excluded.status, last_error = NULL, "
+    "updated_at = excluded.updated_at, generation = generation + 1"
+)
+
+
 class LedgerError(RuntimeError):
     """The ledger file cannot be used (unknown schema version, not a database...)."""
 
@@ -181,6 +188,7 @@ class Ledger:
         directory = os.path.dirname(os.path.abspath(path))
         os.makedirs(directory, mode=0o750, exist_ok=True)
         self._lock = threading.RLock()
+        self._batch_depth = 0  # > 0 while the thread holding the lock runs a batch
         try:
             self._conn = sqlite3.connect(path, timeout=10.0, check_same_thread=False, isolation_level=None)
             self._conn.execute("PRAGMA busy_timeout = 10000")
@@ -223,7 +231,14 @@ class Ledger:
                 )
 
     def _transaction(self):
-        return _Transaction(self._conn, self._lock)
+        return _Transaction(self)
+
+    def batch(self) -> "_Batch":
+        """``with ledger.batch():`` -- every change made inside (by this thread) is one
+        transaction, committed durably once at the end: a storm of blocks costs one commit per
+        pass, not one per block. Other threads wait for the ledger meanwhile. A change that
+        fails inside is undone alone (a savepoint); the rest of the batch still commits."""
+        return _Batch(self)
 
     def _read(self, sql: str, params: Sequence = ()) -> List[tuple]:
         with self._lock:
@@ -233,39 +248,64 @@ class Ledger:
 
     def record_block(self, request: BlockRequest, routers: Iterable[str], now: float) -> BlockOutcome:
         """Remember ``request`` and mark it pending on ``routers`` where it needs sending."""
-        key = address_key(request.address)
-        start = request.requested_at or now
-        expires_at = start + request.duration
+        return self.record_blocks([request], routers, now)[0]
+
+    def record_blocks(self, requests: Sequence[BlockRequest], routers: Iterable[str],
+                      now: float) -> List[BlockOutcome]:
+        """``record_block`` for each request, in order, as one transaction with a few
+        statements for all of them (a storm of 10,000 blocks is a handful of statements)."""
         routers = list(routers)
+        keys = [address_key(request.address) for request in requests]
+        outcomes: List[BlockOutcome] = []
+        inserts, updates, touches = [], [], []
+        pending: Dict[str, None] = {}
         with self._transaction() as cur:
-            row = cur.execute("SELECT expires_at, state FROM blocks WHERE address = ?", (key,)).fetchone()
-            if row is None:
-                kind = "new"
-                cur.execute(
-                    "INSERT INTO blocks (address, reason, sid, first_seen, last_seen, expires_at, state, duration, "
-                    "duration_why, source) VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?, ?)",
-                    (key, request.reason, request.sid, start, start, expires_at, request.duration, request.duration_why,
-                     request.source),
-                )
-            else:
+            known: Dict[str, Tuple[float, str]] = {}
+            unique = list(dict.fromkeys(keys))
+            for start in range(0, len(unique), 500):
+                chunk = unique[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                for key, expires, state in cur.execute(
+                        f"SELECT address, expires_at, state FROM blocks WHERE address IN ({marks})", chunk):
+                    known[key] = (expires, state)
+            offences = []
+            for request, key in zip(requests, keys):
+                start = request.requested_at or now
+                expires_at = start + request.duration
+                row = known.get(key)
+                if row is None:
+                    inserts.append((key, request.reason, request.sid, start, start, expires_at,
+                                    request.duration, request.duration_why, request.source))
+                    offences.append((key, start, request.sid, request.duration))
+                    known[key] = (expires_at, "active")
+                    outcomes.append(BlockOutcome("new", expires_at))
+                    pending[key] = None
+                    continue
                 old_expires, state = row
                 live = state == "active" and old_expires > now
                 if live and expires_at - old_expires <= refresh_threshold(request.duration):
-                    cur.execute("UPDATE blocks SET last_seen = ? WHERE address = ?", (start, key))
-                    return BlockOutcome("unchanged", old_expires)
-                kind = "extended" if live else "new"
-                cur.execute(
-                    "UPDATE blocks SET reason = ?, sid = ?, last_seen = ?, expires_at = ?, state = 'active', "
-                    "duration = ?, duration_why = ?, source = ? WHERE address = ?",
-                    (request.reason, request.sid, start, max(expires_at, old_expires if live else 0.0),
-                     request.duration, request.duration_why, request.source, key),
-                )
-            if kind == "new":
-                cur.execute("INSERT INTO offences (address, at, sid, duration) VALUES (?, ?, ?, ?)",
-                            (key, start, request.sid, request.duration))
-            for router in routers:
-                self._upsert_status(cur, router, key, "pending", now, reset_attempts=True)
-            return BlockOutcome(kind, expires_at)
+                    touches.append((start, key))
+                    outcomes.append(BlockOutcome("unchanged", old_expires))
+                    continue
+                new_expires = max(expires_at, old_expires if live else 0.0)
+                updates.append((request.reason, request.sid, start, new_expires, request.duration,
+                                request.duration_why, request.source, key))
+                known[key] = (new_expires, "active")
+                if not live:
+                    offences.append((key, start, request.sid, request.duration))
+                outcomes.append(BlockOutcome("extended" if live else "new", expires_at))
+                pending[key] = None
+            cur.executemany(
+                "INSERT INTO blocks (address, reason, sid, first_seen, last_seen, expires_at, state, duration, "
+                "duration_why, source) VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?, ?)", inserts)
+            cur.executemany(
+                "UPDATE blocks SET reason = ?, sid = ?, last_seen = ?, expires_at = ?, state = 'active', "
+                "duration = ?, duration_why = ?, source = ? WHERE address = ?", updates)
+            cur.executemany("INSERT INTO offences (address, at, sid, duration) VALUES (?, ?, ?, ?)", offences)
+            cur.executemany("UPDATE blocks SET last_seen = ? WHERE address = ?", touches)
+            cur.executemany(_UPSERT_STATUS + ", attempts = 0",
+                            [(router, key, "pending", now) for key in pending for router in routers])
+        return outcomes
 
     def record_unblock(self, address: IPAddress, routers: Iterable[str], now: float, *, keep_offences: bool = False) -> bool:
         """Mark ``address`` for removal on ``routers``; True if it was actively blocked.
@@ -306,12 +346,7 @@ class Ledger:
 
     @staticmethod
     def _upsert_status(cur, router: str, key: str, status: str, now: float, reset_attempts: bool) -> None:
-        cur.execute(
-            "INSERT INTO router_blocks (router, address, status, attempts, updated_at) VALUES (?, ?, ?, 0, ?) "
-            "ON CONFLICT (router, address) DO UPDATE SET status = excluded.status, last_error = NULL, "
-            "updated_at = excluded.updated_at, generation = generation + 1" + (", attempts = 0" if reset_attempts else ""),
-            (router, key, status, now),
-        )
+        cur.execute(_UPSERT_STATUS + (", attempts = 0" if reset_attempts else ""), (router, key, status, now))
 
     def set_status(
         self,
@@ -493,16 +528,20 @@ def _router_block(r: tuple) -> RouterBlock:
 
 
 class _Transaction:
-    """``with`` block holding the ledger lock around one IMMEDIATE transaction."""
+    """``with`` block holding the ledger lock around one IMMEDIATE transaction, or, inside a
+    batch of the same thread, around a savepoint of the batch's transaction."""
 
-    def __init__(self, conn: sqlite3.Connection, lock: threading.RLock) -> None:
-        self._conn = conn
-        self._lock = lock
+    def __init__(self, ledger: "Ledger") -> None:
+        self._ledger = ledger
+        self._conn = ledger._conn
+        self._lock = ledger._lock
+        self._nested = False
 
     def __enter__(self) -> sqlite3.Cursor:
         self._lock.acquire()
+        self._nested = self._ledger._batch_depth > 0  # the lock is ours: it is our batch
         try:
-            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.execute("SAVEPOINT change" if self._nested else "BEGIN IMMEDIATE")
         except BaseException:
             self._lock.release()
             raise
@@ -510,6 +549,44 @@ class _Transaction:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
-            self._conn.execute("ROLLBACK" if exc_type else "COMMIT")
+            if self._nested:
+                if exc_type:
+                    self._conn.execute("ROLLBACK TO change")
+                self._conn.execute("RELEASE change")
+            else:
+                self._conn.execute("ROLLBACK" if exc_type else "COMMIT")
         finally:
             self._lock.release()
+
+
+class _Batch:
+    """See Ledger.batch. Re-entrant: an inner batch joins the outer one."""
+
+    def __init__(self, ledger: "Ledger") -> None:
+        self._ledger = ledger
+
+    def __enter__(self) -> "_Batch":
+        ledger = self._ledger
+        ledger._lock.acquire()
+        if ledger._batch_depth == 0:
+            try:
+                ledger._conn.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                ledger._lock.release()
+                raise
+        ledger._batch_depth += 1
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        ledger = self._ledger
+        try:
+            ledger._batch_depth -= 1
+            if ledger._batch_depth == 0:
+                try:
+                    ledger._conn.execute("ROLLBACK" if exc_type else "COMMIT")
+                except BaseException:
+                    if ledger._conn.in_transaction:
+                        ledger._conn.execute("ROLLBACK")
+                    raise
+        finally:
+            ledger._lock.release()

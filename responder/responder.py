@@ -8,11 +8,12 @@ restart of this process re-sends nothing that is already in place.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional, Tuple, Union
+from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 from responder.backoff import Backoff
 from responder.config import RouterConfig
@@ -98,6 +99,9 @@ class Responder:
             for cfg in config.routers
         }
         self._started = False
+        self._batching = 0
+        self._wake_pending = False
+        self._queued: List[BlockRequest] = []
 
     @property
     def router_names(self) -> Tuple[str, ...]:
@@ -137,24 +141,59 @@ class Responder:
 
     # -- requests -------------------------------------------------------------------------
 
-    def block(self, request: BlockRequest) -> BlockOutcome:
-        """Block ``request.address`` on every router; returns as soon as it is recorded."""
+    def block(self, request: BlockRequest) -> Optional[BlockOutcome]:
+        """Block ``request.address`` on every router; returns as soon as it is recorded.
+        Inside ``batch()`` it is recorded with the batch's other blocks when the batch ends
+        (None is returned); a refused target raises at once either way."""
         check_target(request.address)
+        if self._batching:
+            self._queued.append(request)
+            return None
         outcome = self.ledger.record_block(request, self._workers, self._clock())
         if outcome.kind != "unchanged":
             self._wake_all()
         return outcome
+
+    def _record_queued(self) -> None:
+        queued, self._queued = self._queued, []
+        if queued:
+            outcomes = self.ledger.record_blocks(queued, self._workers, self._clock())
+            if any(outcome.kind != "unchanged" for outcome in outcomes):
+                self._wake_all()
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """``with responder.batch():`` -- the blocks and unblocks made inside are one ledger
+        transaction, committed when the block ends (raising if it cannot be); the workers are
+        woken once, after the commit. The caller may consider its inputs handled only then."""
+        self._batching += 1
+        try:
+            with self.ledger.batch():
+                yield
+                if self._batching == 1:
+                    self._record_queued()
+        finally:
+            self._batching -= 1
+            if not self._batching:
+                self._queued = []  # not recorded if the batch failed: the caller handles them again
+        if self._batching == 0 and self._wake_pending:
+            self._wake_pending = False
+            self._wake_all()
 
     def unblock(self, address: Union[IPAddress, str], *, keep_offences: bool = False) -> bool:
         """Remove ``address`` from every router; True if it was actively blocked.
 
         Its offences are forgotten (its next block is a first offence) unless ``keep_offences``."""
         address = parse_address(address)
+        self._record_queued()  # a block queued in this batch comes first
         was_active = self.ledger.record_unblock(address, self._workers, self._clock(), keep_offences=keep_offences)
         self._wake_all()
         return was_active
 
     def _wake_all(self) -> None:
+        if self._batching:
+            self._wake_pending = True  # after the commit: the workers would only wait for it
+            return
         for worker in self._workers.values():
             worker.wake()
 

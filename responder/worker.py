@@ -323,7 +323,12 @@ class RouterWorker:
                         if callable(getattr(self._session, method, None)))
         sends = [s for s in steps if isinstance(s, Send) and Send in batched]
         removes = [s for s in steps if isinstance(s, Remove) and Remove in batched]
-        singles = [s for s in steps if not isinstance(s, batched)]
+        marks = [s for s in steps if isinstance(s, Mark)]
+        singles = [s for s in steps if not isinstance(s, batched) and not isinstance(s, Mark)]
+        if marks:  # ledger-only: one transaction for all (after a restart: every entry found in place)
+            with self._ledger.batch():
+                for step in marks:
+                    self._execute(step)
         for step in singles:
             if self._stopping.is_set():
                 return False
@@ -391,7 +396,9 @@ class RouterWorker:
             except RouterCommandError as exc:  # refused as a whole (a session that judges the batch at once)
                 outcomes = [exc] * len(live)
             beyond = [self._beyond_limit(s, o, now) for s, o in zip(live, outcomes)]
-            self._note_refusals([r for s, o, b in zip(live, outcomes, beyond) if not b for r in self._record_send(s, o)])
+            with self._ledger.batch():  # one commit for the batch's outcomes
+                refusals = [r for s, o, b in zip(live, outcomes, beyond) if not b for r in self._record_send(s, o)]
+            self._note_refusals(refusals)
             again = [s.as_static() for s, b in zip(live, beyond) if b]
             if again:  # refused as too long: once more, as static entries
                 self._send_batch(again)
@@ -402,7 +409,9 @@ class RouterWorker:
             outcomes = self._session.remove_blocks([s.address for s in steps])
         except RouterCommandError as exc:
             outcomes = [exc] * len(steps)
-        self._note_refusals([r for s, o in zip(steps, outcomes) for r in self._record_remove(s, o)])
+        with self._ledger.batch():
+            refusals = [r for s, o in zip(steps, outcomes) for r in self._record_remove(s, o)]
+        self._note_refusals(refusals)
         self._on_change()
 
     def _record_send(self, step: Send, outcome: object) -> List[Tuple[IPAddress, RouterCommandError]]:

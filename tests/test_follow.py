@@ -420,3 +420,78 @@ def test_save_interval_zero_saves_every_commit(alert, state):
         assert doc["positions"][str(alert)]["line"] == 1
     finally:
         f.stop()
+
+
+def test_a_glob_follows_every_match_and_files_that_appear_later_from_their_start(logdir, state):
+    (logdir / "s1").mkdir()
+    (logdir / "s2").mkdir()
+    first = logdir / "s1" / "alert_fast.txt"
+    append(first, "one\n")
+    append(str(first) + ".1", "rotated: read as part of its chain, not on its own\n")
+    with Follower([str(logdir / "*" / "alert_fast.txt")], str(state), poll_interval=0.1) as follower:
+        got = take(follower, 1)
+        assert [(line.path, line.text) for line in got] == [(str(first), "one")]
+        later = logdir / "s2" / "alert_fast.txt"
+        append(later, "two\nthree\n")  # appears after start: read from its start, no restart
+        append(first, "four\n")
+        got = take(follower, 3)
+        assert sorted((line.path, line.text) for line in got) == [
+            (str(first), "four"), (str(later), "three"), (str(later), "two")]
+        assert follower.read_ready() == []
+    with Follower([str(logdir / "*" / "alert_fast.txt")], str(state), poll_interval=0.1) as follower:
+        append(logdir / "s2" / "alert_fast.txt", "five\n")
+        assert texts(take(follower, 1)) == ["five"]  # both positions were kept
+
+
+def test_paths_can_be_added_while_following(logdir, state):
+    a, b = logdir / "a.txt", logdir / "b.txt"
+    append(a, "a1\n")
+    append(b, "b1\n")
+    with Follower([str(a)], str(state), poll_interval=EVENTS_ONLY) as follower:
+        assert texts(take(follower, 1)) == ["a1"]
+        assert follower.add_paths([str(a), str(b)]) == [str(b)]
+        append(b, "b2\n")
+        assert texts(take(follower, 2)) == ["b1", "b2"]
+
+
+def test_a_glob_that_also_matches_rotated_files_follows_only_the_current_ones(logdir, state):
+    for name in ("alert_fast.txt", "alert_fast.txt.1", "alert_fast.txt.2.gz", "alert_json.txt",
+                 "alert_json.txt.1733300000"):
+        append(logdir / name, f"{name}\n")
+    with Follower([str(logdir / "alert_*")], str(state), poll_interval=EVENTS_ONLY) as follower:
+        assert sorted(follower.paths) == [str(logdir / "alert_fast.txt"), str(logdir / "alert_json.txt")]
+        assert sorted(texts(take(follower, 2))) == ["alert_fast.txt", "alert_json.txt"]
+
+
+def test_numeric_rotations_at_full_speed_while_reading_lose_and_repeat_nothing(logdir, state):
+    """A writer thread rotating logrotate-style (renaming every file in turn) as fast as it can,
+    while the follower reads: files moving between a plan and their opening, listings taken in
+    the middle of the renames."""
+    import threading
+
+    path = str(logdir / "alert_fast.txt")
+    open(path, "w").close()
+    total, every = 6000, 300
+
+    def writer():
+        handle = open(path, "a")
+        for i in range(total):
+            if i and i % every == 0:
+                handle.close()
+                numbers = sorted((int(n.rsplit(".", 1)[1]) for n in os.listdir(logdir)
+                                  if n.startswith("alert_fast.txt.")), reverse=True)
+                for number in numbers:
+                    os.rename(f"{path}.{number}", f"{path}.{number + 1}")
+                os.rename(path, f"{path}.1")
+                handle = open(path, "a")
+            handle.write(f"line {i}\n")
+            handle.flush()
+        handle.close()
+
+    with Follower([path], str(state), poll_interval=0.2) as follower:
+        thread = threading.Thread(target=writer)
+        thread.start()
+        got = take(follower, total, within=30)
+        thread.join()
+        assert texts(got) == [f"line {i}" for i in range(total)]
+        assert follower.read_ready() == []

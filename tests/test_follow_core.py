@@ -12,14 +12,8 @@ import shutil
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.follow import (
-    FileReader,
-    LineSplitter,
-    RawLine,
-    decode_line,
-    find_rotated,
-    plan_resume,
-)
+from bridge.lines import LineSplitter, RawLine, decode_line
+from bridge.readers import FileReader, plan_resume
 from bridge.positions import Position, fingerprint
 
 
@@ -181,6 +175,12 @@ def test_reader_skips_an_over_long_line_and_logs_file_and_offset(tmp_path, caplo
 # --- plan_resume --------------------------------------------------------------------------------
 
 
+def where(plan):
+    """(file, offset, line) of the plan's first step."""
+    step = plan.steps[0]
+    return (step.file.path, step.offset, step.line)
+
+
 def saved_after(path, lines_read: int) -> Position:
     """The position a reader reaches after ``lines_read`` lines of ``path``."""
     with FileReader.open(path) as r:
@@ -189,11 +189,11 @@ def saved_after(path, lines_read: int) -> Position:
 
 def test_resume_new_file_from_start_or_end(tmp_path):
     path = str(tmp_path / "alert")
-    assert plan_resume(path, None).file is None
+    assert plan_resume(path, None).steps == ()
     write(path, b"a\n")
     plan = plan_resume(path, None)
-    assert (plan.file, plan.offset, plan.line) == (path, 0, 0)
-    assert plan_resume(path, None, start_at_end=True).offset == -1  # "at the end", found on open
+    assert where(plan) == (path, 0, 0)
+    assert plan_resume(path, None, start_at_end=True).steps[0].offset == -1  # "at the end", found on open
 
 
 def test_resume_same_file_at_saved_offset(tmp_path):
@@ -202,7 +202,7 @@ def test_resume_same_file_at_saved_offset(tmp_path):
     saved = saved_after(path, 1)
     write(path, b"c\n")
     plan = plan_resume(path, saved)
-    assert (plan.file, plan.offset, plan.line) == (path, 2, 1)
+    assert where(plan) == (path, 2, 1)
 
 
 def test_resume_finds_the_rotated_file_by_inode_under_any_name(tmp_path):
@@ -213,8 +213,7 @@ def test_resume_finds_the_rotated_file_by_inode_under_any_name(tmp_path):
     write(path, b"new\n")
     write(str(tmp_path / "unrelated"), b"zzz\n")
     plan = plan_resume(path, saved)
-    assert (plan.file, plan.offset, plan.line) == (str(tmp_path / "alert-20240101"), 2, 1)
-    assert find_rotated(saved) == str(tmp_path / "alert-20240101")
+    assert where(plan) == (str(tmp_path / "alert-20240101"), 2, 1)
 
 
 def test_resume_rotated_and_not_recreated_yet(tmp_path):
@@ -223,7 +222,7 @@ def test_resume_rotated_and_not_recreated_yet(tmp_path):
     saved = saved_after(path, 2)
     os.rename(path, path + ".1")
     plan = plan_resume(path, saved)
-    assert (plan.file, plan.offset) == (path + ".1", 4)
+    assert where(plan)[:2] == (path + ".1", 4)
 
 
 def test_resume_old_file_gone(tmp_path):
@@ -237,9 +236,9 @@ def test_resume_old_file_gone(tmp_path):
         plan = plan_resume(path, saved)
     finally:
         keep.close()
-    assert (plan.file, plan.offset, plan.line) == (path, 0, 0)
+    assert where(plan) == (path, 0, 0)
     os.unlink(path)
-    assert plan_resume(path, saved).file is None
+    assert plan_resume(path, saved).steps == ()
 
 
 def test_resume_same_inode_other_content_starts_over(tmp_path):
@@ -249,7 +248,7 @@ def test_resume_same_inode_other_content_starts_over(tmp_path):
     st = os.stat(path)
     saved = Position(path, st.st_dev, st.st_ino, 12, 1, fingerprint(b"old content\n"))
     plan = plan_resume(path, saved)
-    assert (plan.file, plan.offset, plan.line) == (path, 0, 0)
+    assert where(plan) == (path, 0, 0)
 
 
 def test_resume_after_truncation_while_stopped(tmp_path):
@@ -259,7 +258,7 @@ def test_resume_after_truncation_while_stopped(tmp_path):
     os.truncate(path, 0)
     write(path, b"c\n")
     plan = plan_resume(path, saved)
-    assert (plan.file, plan.offset) == (path, 0)
+    assert where(plan)[:2] == (path, 0)
 
 
 def test_resume_after_copytruncate_while_stopped_finishes_the_copy(tmp_path):
@@ -270,4 +269,4 @@ def test_resume_after_copytruncate_while_stopped_finishes_the_copy(tmp_path):
     os.truncate(path, 0)
     write(path, b"new\n")
     plan = plan_resume(path, saved)
-    assert (plan.file, plan.offset, plan.line) == (path + ".1", 4, 1)
+    assert where(plan) == (path + ".1", 4, 1)
