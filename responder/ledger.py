@@ -86,14 +86,14 @@ CREATE TABLE IF NOT EXISTS offences (
 );
 CREATE INDEX IF NOT EXISTS offences_by_address ON offences (address, at);
 """
-# Version 1 ledgers (before escalation and static entries) gain these columns in place.
-_MIGRATE_FROM_1 = (
-    "ALTER TABLE blocks ADD COLUMN duration REAL NOT NULL DEFAULT 0",
-    "ALTER TABLE blocks ADD COLUMN duration_why TEXT NOT NULL DEFAULT ''",
-    "ALTER TABLE router_blocks ADD COLUMN static INTEGER NOT NULL DEFAULT 0",
+# Columns added since version 1, each added in place where a ledger lacks it: version 1 ledgers
+# (before escalation and static entries), and early version 2 ones (before sources were kept).
+_ADDED_COLUMNS = (
+    ("blocks", "duration", "REAL NOT NULL DEFAULT 0"),
+    ("blocks", "duration_why", "TEXT NOT NULL DEFAULT ''"),
+    ("blocks", "source", "TEXT NOT NULL DEFAULT ''"),
+    ("router_blocks", "static", "INTEGER NOT NULL DEFAULT 0"),
 )
-
-
 _UPSERT_STATUS = (
     "INSERT INTO router_blocks (router, address, status, attempts, updated_at) VALUES (?, ?, ?, 0, ?) "
     "ON CONFLICT (router, address) DO UPDATE SET status = excluded.status, last_error = NULL, "
@@ -214,15 +214,13 @@ class Ledger:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     cur.execute(statement)
-            # Added in place, whatever the version (version 1 and early version 2 ledgers lack it): the alert's source.
-            if "source" not in {column[1] for column in cur.execute("PRAGMA table_info(blocks)")}:
-                cur.execute("ALTER TABLE blocks ADD COLUMN source TEXT NOT NULL DEFAULT ''")
+            for table, column, declaration in _ADDED_COLUMNS:
+                if column not in {info[1] for info in cur.execute(f"PRAGMA table_info({table})")}:
+                    cur.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
             row = cur.execute("SELECT version FROM schema_version").fetchone()
             if row is None:
                 cur.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
             elif row[0] == 1:
-                for statement in _MIGRATE_FROM_1:
-                    cur.execute(statement)
                 cur.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
             elif row[0] != SCHEMA_VERSION:
                 raise LedgerError(
