@@ -38,6 +38,17 @@ def free_port(kind: int = socket.SOCK_DGRAM, host: str = "127.0.0.1") -> int:
 
 
 @pytest.fixture
+def services():
+    """Processes a test started (anything with ``kill()``, and maybe ``handle``): killed at its end."""
+    started = []
+    yield started
+    for service in started:
+        service.kill()
+        if getattr(service, "handle", None):
+            service.handle.close()
+
+
+@pytest.fixture
 def udp_port() -> int:
     return free_port(socket.SOCK_DGRAM)
 

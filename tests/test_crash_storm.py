@@ -148,15 +148,6 @@ def lab(tmp_path):
     lab.close()
 
 
-@pytest.fixture
-def services():
-    started = []
-    yield started
-    for service in started:
-        service.kill()
-        if getattr(service, "handle", None):
-            service.handle.close()
-
 
 def test_the_issue_scenario_2000_attackers_logrotate_every_400_lines_5_kills_2_ssh_routers(lab, services, tmp_path):
     lab.add("r1")

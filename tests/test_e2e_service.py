@@ -74,16 +74,6 @@ def lab(tmp_path):
     lab.close()
 
 
-@pytest.fixture
-def services():
-    started = []
-    yield started
-    for service in started:
-        service.kill()
-        if getattr(service, "handle", None):
-            service.handle.close()
-
-
 def write_service_config(lab: Lab, *, alerts=None, protected=("10.0.0.0/8",), scan: str = "", routers=None) -> str:
     tmp = lab.tmp_path
     lines = [f'state_dir = "{tmp / "state"}"', "", "[policy]", 'block_for = "10m"',
