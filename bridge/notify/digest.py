@@ -9,7 +9,7 @@ never hold each other up: a router going down is not queued behind a storm of bl
 
 The same event is never told twice: a router reported down while already known to be down (a new
 worker after a reload) is dropped, a router "up" is only told after a "down", and a silent sensor
-is told once per silence.
+is told once per silence, a flood guard's resume only after its trip.
 """
 
 from __future__ import annotations
@@ -58,12 +58,14 @@ class Digester:
         self._last_line: Dict[str, float] = {source: now for source in sensors}
         self._silent: Dict[str, bool] = {source: False for source in sensors}
         self._router: Dict[str, RouterState] = {}  # what was last told (or learnt) per router
+        self._guard_tripped = False  # a trip was told: its resume will be
         self._windows: Dict[str, _Window] = {}
         self.suppressed = 0  # events that repeated what is already known
 
     def carry_over(self, previous: "Digester") -> None:
         """After a reload: what the old one knew (routers down, silent files), so nothing is told twice."""
         self._router.update(previous._router)
+        self._guard_tripped = previous._guard_tripped
         for source in self._last_line.keys() & previous._last_line.keys():
             self._last_line[source] = previous._last_line[source]
             self._silent[source] = previous._silent[source]
@@ -79,7 +81,7 @@ class Digester:
         if isinstance(event, BlockLifted):
             return "unblock" in self.events
         if isinstance(event, FloodGuardChanged):
-            return "flood_guard" in self.events and event.tripped
+            return "flood_guard" in self.events
         return False
 
     def offer(self, event: object, now: float) -> None:
@@ -90,9 +92,7 @@ class Digester:
         elif isinstance(event, BlockLifted):
             self._batch("unblock", UnblockBatch, now).add(event)
         elif isinstance(event, FloodGuardChanged):
-            batch = self._batch("flood_guard", GuardBatch, now)
-            batch.trips.append(event)
-            batch.count += 1
+            self._guard_changed(event, now)
         elif isinstance(event, RouterChanged):
             self._router_changed(event, now)
 
@@ -159,6 +159,15 @@ class Digester:
         news.now = state
         if not event.up and news.first_down is None:
             news.first_down = event.at
+        batch.count += 1
+
+    def _guard_changed(self, event: FloodGuardChanged, now: float) -> None:
+        if not event.tripped and not self._guard_tripped:
+            self.suppressed += 1  # a resume whose trip was never told: a trip is always told
+            return
+        self._guard_tripped = event.tripped
+        batch = self._batch("flood_guard", GuardBatch, now)
+        batch.changes.append(event)
         batch.count += 1
 
     def _check_silence(self, now: float) -> None:
