@@ -311,7 +311,7 @@ class Service:
             self.notifications = notifications
             if notifications is not None:
                 if previous is not None:
-                    notifications.digester.carry_over(previous.digester)
+                    notifications.carry_over(previous)
                 notifications.start(self.feed)
         if self.follower is None:
             self._start_follower(new)

@@ -1,6 +1,6 @@
 """Feed events in, messages out: what to tell the people on call, and when. Pure: no sockets, no threads.
 
-Events fall into kinds (blocks, unblocks, routers, the flood guard, sensors). Per kind, the first
+Events fall into kinds (blocks, unblocks, routers, the flood guard, sensors, Snort restarts). Per kind, the first
 event after a quiet ``min_interval`` goes out once it has settled (``SETTLE``, a couple of seconds,
 so the first instants of a burst make one message);
 whatever comes within ``min_interval`` after a message is gathered and sent as one digest when the
@@ -19,6 +19,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from bridge.notify.messages import (BlockBatch, GuardBatch, Message, RouterBatch, RouterNews, RouterState, SensorBatch,
                                     SensorChanged, UnblockBatch, Voice)
+from bridge.notify.restarts import RestartBatch, SnortRestarted, TzspdUnreachable, tell_restarts
 from responder.feed import BlockLifted, Decided, FloodGuardChanged, RouterChanged
 
 SETTLE = 2.0  # seconds a kind's first event waits for company before it goes out
@@ -82,6 +83,8 @@ class Digester:
             return "unblock" in self.events
         if isinstance(event, FloodGuardChanged):
             return "flood_guard" in self.events
+        if isinstance(event, (SnortRestarted, TzspdUnreachable)):  # from the tzspd poller, not the feed
+            return "snort_restarted" in self.events
         return False
 
     def offer(self, event: object, now: float) -> None:
@@ -95,6 +98,8 @@ class Digester:
             self._guard_changed(event, now)
         elif isinstance(event, RouterChanged):
             self._router_changed(event, now)
+        elif isinstance(event, (SnortRestarted, TzspdUnreachable)):
+            self._batch("snort", RestartBatch, now).add(event)
 
     def lines_seen(self, last_line: Dict[str, float], now: float) -> None:
         """The latest line time per followed file (kept by the shell without queueing every line)."""
@@ -189,5 +194,6 @@ class Digester:
         window.last_sent = now
         voice = self.voice
         render = {"block": voice.tell_blocks, "unblock": voice.tell_unblocks, "router": voice.tell_routers,
-                  "flood_guard": voice.tell_guard, "sensor": voice.tell_sensors}[kind]
+                  "flood_guard": voice.tell_guard, "sensor": voice.tell_sensors,
+                  "snort": lambda batch, now: tell_restarts(voice.title, batch, now)}[kind]
         return render(batch, now)

@@ -20,7 +20,7 @@ TRACKED = 1000  # distinct addresses / rules counted per digest; more are summed
 
 @dataclass(frozen=True)
 class Message:
-    kind: str  # "block" | "unblock" | "router" | "flood_guard" | "sensor" | "test"
+    kind: str  # "block" | "unblock" | "router" | "flood_guard" | "sensor" | "snort" | "test"
     title: str
     body: str
     severity: str = "info"  # info | success | warning | failure (apprise's notify types)
