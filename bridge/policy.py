@@ -69,7 +69,7 @@ class FloodGuardResume:
     def describe(self) -> str:
         return (
             f"FLOOD GUARD CLEARED: blocking resumed after {self.why}; it held from {_clock(self.tripped_at)} for "
-            f"{format_duration(max(0.0, self.at - self.tripped_at))}, {self.held} new blocks held back"
+            f"{format_duration(max(0.0, self.at - self.tripped_at))}, {self.held} block decisions held back"
         )
 
 

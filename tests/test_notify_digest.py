@@ -180,9 +180,9 @@ def test_the_flood_guard_resume_is_told_after_its_trip_with_how_long_and_how_man
     d.offer(guard_cleared(T0 + 500, T0 + 200), T0 + 500)  # after min_interval: at once
     [cleared] = d.due(T0 + 500 + SETTLE)
     assert cleared.kind == "flood_guard" and cleared.severity == "success"
-    assert cleared.title == "tzsp-ips@ips1: FLOOD GUARD cleared: blocking resumed after 5m; 37 blocks held back"
+    assert cleared.title == "tzsp-ips@ips1: FLOOD GUARD cleared: blocking resumed after 5m; 37 block decisions held back"
     assert (f"{utc(T0 + 500)}: blocking resumed after 5m (it held since 00:03:20 UTC): a quiet minute passed; "
-            "37 new blocks held back meanwhile") in cleared.body
+            "37 block decisions held back meanwhile") in cleared.body
     assert "snort-bridge list" in cleared.body
     d.offer(guard_cleared(T0 + 900, T0 + 200), T0 + 900)  # told once
     assert d.due(T0 + 1000) == [] and d.suppressed == 2
@@ -198,9 +198,9 @@ def test_a_trip_and_its_resume_within_the_interval_make_one_digest():
     assert d.due(T0 + 50) == []
     [digest] = d.due(T0 + SETTLE + 60)
     assert digest.events == 3 and digest.severity == "success"
-    assert digest.title == "tzsp-ips@ips1: FLOOD GUARD tripped and cleared: blocking resumed after 20s; 1 block held back"
-    assert digest.body.index("3 new blocks held back") < digest.body.index("TRIPPED: again") < digest.body.index(
-        "1 new block held back")
+    assert digest.title == "tzsp-ips@ips1: FLOOD GUARD tripped and cleared: blocking resumed after 20s; 1 block decision held back"
+    assert digest.body.index("3 block decisions held back") < digest.body.index("TRIPPED: again") < digest.body.index(
+        "1 block decision held back")
 
 
 def test_the_flood_guard_resumes_through_the_pipeline_when_its_quiet_minute_is_over():
@@ -220,7 +220,7 @@ def test_the_flood_guard_resumes_through_the_pipeline_when_its_quiet_minute_is_o
     pipeline.tick()
     assert pipeline.policy.guard.tripped is None
     [cleared] = d.due(T0 + FLOOD_WINDOW + 1 + SETTLE + 60)
-    assert cleared.title.endswith("FLOOD GUARD cleared: blocking resumed after 1m; 3 blocks held back")
+    assert cleared.title.endswith("FLOOD GUARD cleared: blocking resumed after 1m; 3 block decisions held back")
     pipeline.tick()
     assert d.due(T0 + 1000) == []  # told once
 

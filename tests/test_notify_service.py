@@ -233,7 +233,7 @@ def test_the_flood_guard_resume_is_told_when_its_quiet_minute_is_over(tmp_path, 
     monkeypatch.setattr("bridge.policy.FLOOD_WINDOW", 2.0)  # a quiet "minute" of 2 s
     trip, cleared = run_guard(tmp_path, monkeypatch, lambda service, path: None)  # no alert: the loop's clock
     assert trip["title"].endswith("FLOOD GUARD tripped: blocking stopped") and trip["type"] == "failure"
-    assert "cleared: blocking resumed after 2s; 3 blocks held back" in cleared["title"], cleared["title"]
+    assert "cleared: blocking resumed after 2s; 3 block decisions held back" in cleared["title"], cleared["title"]
     assert "a quiet minute passed" in cleared["message"] and cleared["type"] == "success"
 
 
@@ -245,5 +245,5 @@ def test_a_reload_with_new_flood_guard_limits_resumes_blocking_and_says_so(tmp_p
 
     trip, cleared = run_guard(tmp_path, monkeypatch, reload)
     assert "tripped" in trip["title"]
-    assert "FLOOD GUARD cleared: blocking resumed after" in cleared["title"] and "3 blocks held back" in cleared["title"]
+    assert "FLOOD GUARD cleared: blocking resumed after" in cleared["title"] and "3 block decisions held back" in cleared["title"]
     assert "a reload replaced it" in cleared["message"]

@@ -201,7 +201,7 @@ def test_flood_guard_resume_is_taken_once_with_how_many_blocks_were_held():
     resumed = policy.take_guard_resume(T0 + 500)  # by the clock alone: no alert needed
     assert (resumed.at, resumed.tripped_at, resumed.held) == (T0 + 4 + FLOOD_WINDOW, T0 + 2, 3)
     assert resumed.describe().startswith("FLOOD GUARD CLEARED: blocking resumed after a quiet minute; it held from")
-    assert "for 1m2s, 3 new blocks held back" in resumed.describe()
+    assert "for 1m2s, 3 block decisions held back" in resumed.describe()
     assert policy.take_guard_resume(T0 + 501) is None and policy.guard.tripped is None
     assert policy.decide(attack(src="203.0.113.9"), T0 + 502).action == "block"
 

@@ -255,7 +255,7 @@ class Voice:
                   "'FLOOD GUARD'). Blocks in force: snort-bridge list"]
         tripped_too = " tripped and" if any(change.tripped for change in batch.changes) else ""
         return Message("flood_guard", self.title(f"FLOOD GUARD{tripped_too} cleared: blocking resumed after "
-                                                 f"{self._held_for(last)}; {plural(last.held, 'block')} held back"),
+                                                 f"{self._held_for(last)}; {plural(last.held, 'block decision')} held back"),
                        "\n".join(lines), "success", batch.count)
 
     @staticmethod
@@ -266,7 +266,7 @@ class Voice:
         since = f" (it held since {utc(resume.since, date=False)})" if resume.since is not None else ""
         how = "a reload replaced it" if "reload" in resume.description else "a quiet minute passed"
         return (f"blocking resumed after {self._held_for(resume)}{since}: {how}; "
-                f"{plural(resume.held, 'new block')} held back meanwhile")
+                f"{plural(resume.held, 'block decision')} held back meanwhile")
 
     def tell_sensors(self, batch: SensorBatch, now: float) -> Message:
         lines, silent = [], 0
