@@ -159,6 +159,8 @@ def _config_check(args: argparse.Namespace) -> int:
         where = f"URLs in {notify.urls_file}" if notify.urls_file else f"URLs in ${notify.urls_env}"
         print(f"  notify:  {', '.join(notify.events)}; digests every {notify.min_interval:g}s; {where} "
               "(`snort-bridge notify test` tries them)")
+        if notify.tzspd_metrics:
+            print(f"  tzspd metrics (snort_restarted): {', '.join(notify.tzspd_metrics)}")
     return EXIT_OK
 
 

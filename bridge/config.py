@@ -11,6 +11,7 @@ import ipaddress
 import os
 import re
 import stat
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Tuple, Union
 
@@ -88,7 +89,9 @@ class ScanConfig:
 # Events [notify] can announce (see docs/bridge.md "Notifications"); DEFAULT_NOTIFY_EVENTS if unset.
 NOTIFY_EVENTS = ("block", "unblock", "router_down", "router_up", "flood_guard", "sensor_silent", "snort_restarted")
 DEFAULT_NOTIFY_EVENTS = ("block", "router_down", "router_up", "flood_guard", "sensor_silent")
-NOTIFY_NOT_PRODUCED = ("snort_restarted",)  # in the contract, nothing produces it yet: accepted, and a warning at start
+# With tzspd_metrics and no events key, snort_restarted is told too: listing the endpoints asks for it.
+DEFAULT_NOTIFY_EVENTS_WITH_TZSPD = DEFAULT_NOTIFY_EVENTS + ("snort_restarted",)
+MAX_TZSPD_METRICS = 64  # endpoints polled by one bridge
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,8 @@ class NotifyConfig:
     events: Tuple[str, ...] = DEFAULT_NOTIFY_EVENTS
     min_interval: float = 60.0  # later events of a kind within this are sent as one digest
     silent_after: float = 3600.0  # sensor_silent: no line from an alert file for this long
+    # snort_restarted: tzspd --metrics endpoints ("HOST:PORT" or an http(s):// URL) polled for consumer restarts
+    tzspd_metrics: Tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -511,13 +516,57 @@ class _Checker:
         urls_file = self.get(table, "urls_file", p, None, self.path)
         if urls_file:
             self.secret_file("notify.urls_file", urls_file, "the apprise URLs")
+        tzspd_metrics = self.get(table, "tzspd_metrics", p, d.tzspd_metrics, self.string_list(self.metrics_endpoint))
+        if len(tzspd_metrics) > MAX_TZSPD_METRICS:
+            self.problem(f"{p}.tzspd_metrics", f"{len(tzspd_metrics)} endpoints; expected at most {MAX_TZSPD_METRICS}")
+        listed = [v.strip() if isinstance(v, str) else v for v in table.get("tzspd_metrics", ())] \
+            if isinstance(table.get("tzspd_metrics"), list) else []
+        for index, endpoint in enumerate(listed):
+            if isinstance(endpoint, str) and endpoint in listed[:index]:
+                self.problem(f"{p}.tzspd_metrics[{index}]", f"{endpoint!r} is listed twice; expected each endpoint once")
+        events = self.get(table, "events", p, DEFAULT_NOTIFY_EVENTS_WITH_TZSPD if tzspd_metrics else d.events,
+                          self.string_list(self.choice(NOTIFY_EVENTS)))
+        if tzspd_metrics and "events" in table and "snort_restarted" not in events:
+            # Polling for restarts nobody is told of is surely a mistake (e.g. events copied from the example).
+            self.problem(f"{p}.tzspd_metrics", 'set, but notify.events leaves out "snort_restarted"; expected it in '
+                                               "events (or no tzspd_metrics)")
         return NotifyConfig(
             urls_file=urls_file,
             urls_env=self.get(table, "urls_env", p, None, self.pattern(_ENV_RE, "the name of an environment variable")),
-            events=self.get(table, "events", p, d.events, self.string_list(self.choice(NOTIFY_EVENTS))),
+            events=events,
             min_interval=self.get(table, "min_interval", p, d.min_interval, self.duration(0)),
             silent_after=self.get(table, "silent_after", p, d.silent_after, self.duration(0)),
+            tzspd_metrics=tzspd_metrics,
         )
+
+    def metrics_endpoint(self, key: str, value: Any) -> Any:
+        """tzspd's --metrics address: "HOST:PORT" (then /metrics over http) or an http(s):// URL."""
+        expected = 'expected "HOST:PORT" of tzspd --metrics, or a URL such as "http://10.0.0.5:9471/metrics"'
+        if not isinstance(value, str) or not value.strip():
+            self.problem(key, f"{expected}, got {_kind(value)}")
+            return _BAD
+        text = value.strip()
+        if "://" not in text:
+            match = re.match(r"^(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]/]+)):(?P<port>\d{1,5})$", text)
+            host = match and (match["v6"] or match["host"])
+            if not match or not 1 <= int(match["port"]) <= 65535 or not (_is_ip(host) or _HOSTNAME_RE.match(host)):
+                self.problem(key, f"{expected}, got {value!r}")
+                return _BAD
+            return text
+        parts = urllib.parse.urlsplit(text)
+        try:
+            port = parts.port
+        except ValueError:
+            port = 0
+        host = parts.hostname or ""
+        if parts.scheme not in ("http", "https") or port == 0 or not (_is_ip(host) or _HOSTNAME_RE.match(host)):
+            self.problem(key, f"{expected}, got {value!r}")
+        elif parts.username is not None or parts.password is not None:
+            self.problem(key, "expected no user or password in the URL (it is shown in messages and logs); "
+                              "tzspd's metrics need none")
+        else:
+            return text
+        return _BAD
 
     def http(self, table: Mapping[str, Any]) -> HttpConfig:
         p = "http"
@@ -745,9 +794,12 @@ silent_after = "10m"                   # /health: a problem when no alert line (
                                        # Matrix, ntfy, e-mail, JSON webhooks ...); `snort-bridge notify test`
 urls_env = "TZSP_IPS_NOTIFY_URLS"     # environment variable holding apprise URLs (whitespace-separated),
 # urls_file = "/etc/tzsp-ips/notify.urls"   # or a file of them, one per line, mode 0600 (they hold tokens)
-events = ["block", "router_down", "router_up", "flood_guard", "sensor_silent"]   # also: "unblock"
+events = ["block", "router_down", "router_up", "flood_guard", "sensor_silent"]   # also: "unblock", and
+                                       # "snort_restarted" with tzspd_metrics (the default then, when unset)
 min_interval = "60s"                   # later events of a kind within this are sent as one digest
 silent_after = "1h"                    # sensor_silent: no line from an [[alerts]] file for this long
+# tzspd_metrics = ["127.0.0.1:9471"]   # snort_restarted: each sensor's tzspd --metrics, read every 15 s for
+                                       # Snort restarts ("HOST:PORT" or "http://10.0.0.5:9471/metrics")
 
 [[routers]]                            # one table per router
 name = "core1"

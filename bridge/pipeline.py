@@ -164,6 +164,9 @@ class Pipeline:
         else:
             self.counts.ignored += 1
             self._log_ignore(decision)
+        resumed = self.policy.take_guard_resume(now)  # this decision came after a quiet minute
+        if resumed is not None:
+            self._guard_resumed(resumed)
         self.feed.publish(Decided(decision, now))
         trip = self.policy.take_guard_event()
         if trip is not None:
@@ -210,6 +213,26 @@ class Pipeline:
                 log.error("FLOOD GUARD: rolled back the block of %s", address)
             except Exception as exc:  # noqa: BLE001
                 log.error("FLOOD GUARD: could not roll back %s: %s", address, exc)
+
+    def tick(self) -> None:
+        """From the service's loop: a flood guard whose quiet minute is over resumes now, and says so."""
+        if self.policy.guard.tripped is None:
+            return
+        resumed = self.policy.take_guard_resume(self.clock())
+        if resumed is not None:
+            self._guard_resumed(resumed)
+
+    def guard_replaced(self, old_guard, now: float) -> None:
+        """A reload with new flood-guard limits replaced a tripped guard: blocking resumes, and is told so."""
+        resumed = old_guard.clear(now, "a reload with new flood-guard limits")
+        if resumed is not None:
+            old_guard.take_resume()
+            self._guard_resumed(resumed)
+
+    def _guard_resumed(self, resumed) -> None:
+        log.warning("%s", resumed.describe())
+        self.feed.publish(FloodGuardChanged(False, resumed.at, resumed.describe(), held=resumed.held,
+                                            since=resumed.tripped_at))
 
     def _report_unparsable(self, origin: Origin, reason: str) -> None:
         held = self._throttle.allow(f"unparsable {origin.source}")

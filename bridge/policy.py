@@ -57,6 +57,22 @@ class FloodGuardTrip:
         )
 
 
+@dataclass(frozen=True)
+class FloodGuardResume:
+    """The flood guard let blocking resume: a quiet minute passed, or a reload replaced the guard."""
+
+    at: float  # when blocking resumed
+    tripped_at: float
+    held: int  # block decisions not made while it held, the one that tripped it included
+    why: str = "a quiet minute"
+
+    def describe(self) -> str:
+        return (
+            f"FLOOD GUARD CLEARED: blocking resumed after {self.why}; it held from {_clock(self.tripped_at)} for "
+            f"{format_duration(max(0.0, self.at - self.tripped_at))}, {self.held} block decisions held back"
+        )
+
+
 class FloodGuard:
     """Counts new blocks per sliding minute; trips above the limit, resumes after a quiet minute."""
 
@@ -66,17 +82,37 @@ class FloodGuard:
         self._recent: Deque[float] = deque()  # times of new blocks within the last minute
         self._latest: Deque[IPAddress] = deque(maxlen=max(rollback, 1))
         self.tripped: Optional[FloodGuardTrip] = None
+        self.held = 0  # block decisions refused since the trip (reported when it resumes)
+        self._resumed: Optional[FloodGuardResume] = None
         self._last_attempt = 0.0
 
     def check(self, now: float) -> Optional[str]:
-        """None when blocking is allowed; else the loud text for every decision's reason."""
+        """None when blocking is allowed; else the loud text for every decision's reason.
+
+        Called per decision, and by the service's loop so that a resume is seen (and told) when
+        the quiet minute is over, not only at the next alert.
+        """
         if self.tripped is None:
             return None
         if now - self._last_attempt >= FLOOD_WINDOW:
-            self.tripped = None
-            self._recent.clear()
+            self.clear(self._last_attempt + FLOOD_WINDOW)
             return None
         return self.holding()
+
+    def clear(self, at: float, why: str = "a quiet minute") -> Optional[FloodGuardResume]:
+        """Let blocking resume; the resume (also kept for ``take_resume``), or None when not tripped."""
+        if self.tripped is None:
+            return None
+        self._resumed = FloodGuardResume(at, self.tripped.at, self.held, why)
+        self.tripped = None
+        self.held = 0
+        self._recent.clear()
+        return self._resumed
+
+    def take_resume(self) -> Optional[FloodGuardResume]:
+        """The resume that happened since the last call (once)."""
+        resumed, self._resumed = self._resumed, None
+        return resumed
 
     def holding(self) -> str:
         assert self.tripped is not None
@@ -87,6 +123,7 @@ class FloodGuard:
         """A new block is wanted now: (None, False) if it may go out, else (the trip, whether it is new)."""
         self._last_attempt = now
         if self.tripped is not None:
+            self.held += 1
             return self.tripped, False
         while self._recent and now - self._recent[0] >= FLOOD_WINDOW:
             self._recent.popleft()
@@ -95,6 +132,7 @@ class FloodGuard:
         rollback = tuple(reversed(self._latest))[: self.rollback_count] if self.rollback_count else ()
         self._latest.clear()
         self.tripped = FloodGuardTrip(at=now, new_blocks=len(self._recent) + 1, limit=self.limit, rollback=rollback)
+        self.held = 1  # the block that tripped it is not made either
         return self.tripped, True
 
     def record(self, now: float, address: IPAddress) -> None:
@@ -154,6 +192,11 @@ class Policy:
         """The flood-guard trip that happened since the last call (once), for the service to act on."""
         event, self._guard_event = self._guard_event, None
         return event
+
+    def take_guard_resume(self, now: float) -> Optional[FloodGuardResume]:
+        """The flood guard's resume since the last call (once): found by a decision, or now by the clock."""
+        self.guard.check(now)
+        return self.guard.take_resume()
 
     # -- the decision --------------------------------------------------------------------------
 

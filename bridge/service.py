@@ -235,6 +235,7 @@ class Service:
                 if now - last_status >= STATUS_INTERVAL:
                     self.notifier.status(self.status_text())
                     last_status = now
+                self.pipeline.tick()  # a flood guard's quiet minute ends by the clock, not only at an alert
                 if self.responder is not None and now - last_resync >= RESYNC_INTERVAL:
                     self.pipeline.resync(self.responder.ledger, time.time())
                     last_resync = now
@@ -297,6 +298,9 @@ class Service:
             feed=self.feed,
         )
         pipeline.counts = self.pipeline.counts
+        old_guard = self.pipeline.policy.guard
+        if pipeline.policy.guard is not old_guard:
+            pipeline.guard_replaced(old_guard, time.time())  # a tripped guard dropped: blocking resumes
         if self.responder is not None:
             pipeline.resync(self.responder.ledger, time.time())
         self.pipeline = pipeline
@@ -307,7 +311,7 @@ class Service:
             self.notifications = notifications
             if notifications is not None:
                 if previous is not None:
-                    notifications.digester.carry_over(previous.digester)
+                    notifications.carry_over(previous)
                 notifications.start(self.feed)
         if self.follower is None:
             self._start_follower(new)

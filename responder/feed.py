@@ -44,10 +44,14 @@ class Decided:
 
 @dataclass(frozen=True)
 class FloodGuardChanged:
+    """The flood guard stopped blocking (``tripped``), or let it resume (then ``held`` and ``since``)."""
+
     tripped: bool
     at: float
     description: str
     rolled_back: Tuple[IPAddress, ...] = ()
+    held: int = 0  # resume: block decisions not made while it held
+    since: Optional[float] = None  # resume: when it tripped
 
 
 @dataclass(frozen=True)

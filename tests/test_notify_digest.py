@@ -164,6 +164,67 @@ def test_the_flood_guard_trip_says_what_was_rolled_back():
     assert "rolled back: 203.0.113.9" in message.body and message.severity == "failure"
 
 
+def guard_cleared(at: float, since: float, held: int = 37) -> FloodGuardChanged:
+    return FloodGuardChanged(False, at, "FLOOD GUARD CLEARED: blocking resumed after a quiet minute", held=held,
+                             since=since)
+
+
+def test_the_flood_guard_resume_is_told_after_its_trip_with_how_long_and_how_many_were_held():
+    d = digester()
+    d.offer(guard_cleared(T0, T0 - 300), T0)  # no trip told before (e.g. it tripped before a restart)
+    assert d.due(T0 + 100) == [] and d.suppressed == 1
+    d.offer(FloodGuardChanged(True, T0 + 200, "FLOOD GUARD TRIPPED: 101 new blocks within 60s > "
+                              "max_new_blocks_per_minute 100"), T0 + 200)
+    [trip] = d.due(T0 + 200 + SETTLE)
+    assert trip.title == "tzsp-ips@ips1: FLOOD GUARD tripped: blocking stopped" and trip.severity == "failure"
+    d.offer(guard_cleared(T0 + 500, T0 + 200), T0 + 500)  # after min_interval: at once
+    [cleared] = d.due(T0 + 500 + SETTLE)
+    assert cleared.kind == "flood_guard" and cleared.severity == "success"
+    assert cleared.title == "tzsp-ips@ips1: FLOOD GUARD cleared: blocking resumed after 5m; 37 block decisions held back"
+    assert (f"{utc(T0 + 500)}: blocking resumed after 5m (it held since 00:03:20 UTC): a quiet minute passed; "
+            "37 block decisions held back meanwhile") in cleared.body
+    assert "snort-bridge list" in cleared.body
+    d.offer(guard_cleared(T0 + 900, T0 + 200), T0 + 900)  # told once
+    assert d.due(T0 + 1000) == [] and d.suppressed == 2
+
+
+def test_a_trip_and_its_resume_within_the_interval_make_one_digest():
+    d = digester()
+    d.offer(FloodGuardChanged(True, T0, "FLOOD GUARD TRIPPED: first"), T0)
+    assert len(d.due(T0 + SETTLE)) == 1
+    d.offer(guard_cleared(T0 + 10, T0, held=3), T0 + 10)
+    d.offer(FloodGuardChanged(True, T0 + 20, "FLOOD GUARD TRIPPED: again"), T0 + 20)
+    d.offer(guard_cleared(T0 + 40, T0 + 20, held=1), T0 + 40)
+    assert d.due(T0 + 50) == []
+    [digest] = d.due(T0 + SETTLE + 60)
+    assert digest.events == 3 and digest.severity == "success"
+    assert digest.title == "tzsp-ips@ips1: FLOOD GUARD tripped and cleared: blocking resumed after 20s; 1 block decision held back"
+    assert digest.body.index("3 block decisions held back") < digest.body.index("TRIPPED: again") < digest.body.index(
+        "1 block decision held back")
+
+
+def test_the_flood_guard_resumes_through_the_pipeline_when_its_quiet_minute_is_over():
+    from bridge.policy import FLOOD_WINDOW
+
+    feed, clock = Feed(), [T0]
+    d = digester(events=("flood_guard",))
+    feed.subscribe(lambda event: d.offer(event, clock[0]) if d.wants(event) else None)
+    pipeline = Pipeline(Policy(PolicyConfig(protected=(), max_new_blocks_per_minute=2)), feed=feed,
+                        clock=lambda: clock[0])
+    for n in range(1, 6):  # two blocks, the third trips it, two more are held
+        pipeline.act(blocked(f"203.0.113.{n}").decision.alert)
+    pipeline.tick()  # still within the minute
+    [trip] = d.due(T0 + SETTLE)
+    assert "tripped" in trip.title
+    clock[0] = T0 + FLOOD_WINDOW + 1  # a quiet minute, no alert: the service's loop ticks
+    pipeline.tick()
+    assert pipeline.policy.guard.tripped is None
+    [cleared] = d.due(T0 + FLOOD_WINDOW + 1 + SETTLE + 60)
+    assert cleared.title.endswith("FLOOD GUARD cleared: blocking resumed after 1m; 3 block decisions held back")
+    pipeline.tick()
+    assert d.due(T0 + 1000) == []  # told once
+
+
 def test_a_silent_sensor_is_told_once_and_again_when_it_speaks():
     d = digester(sensors=(SENSOR, "/var/log/snort/other.txt"), silent_after=3600.0)
     d.lines_seen({SENSOR: T0 + 1000}, T0 + 1000)

@@ -196,3 +196,54 @@ def test_a_silent_alert_file_is_told_once_and_again_when_it_speaks(tmp_path, mon
     silent, back = hook.posts
     assert silent["title"].endswith(f"sensor silent: {alerts}") and "no line for 2s" in silent["message"]
     assert back["title"].endswith(f"sensor back: {alerts}") and back["type"] == "success"
+
+
+def guard_config(path, alerts, limit: int) -> None:
+    path.write_text(f'state_dir = "{path.parent / "state"}"\n[policy]\nprotected = ["10.0.0.0/8"]\n'
+                    f'max_new_blocks_per_minute = {limit}\n[[alerts]]\npath = "{alerts}"\nformat = "fast"\n'
+                    '[notify]\nurls_env = "TZSP_IPS_TEST_NOTIFY"\nmin_interval = "1s"\nevents = ["flood_guard"]\n')
+
+
+def run_guard(tmp_path, monkeypatch, then) -> list:
+    """Trip the flood guard of a running Service (limit 2, five attackers), then ``then(service, path)``."""
+    alerts = tmp_path / "alert_fast.txt"
+    alerts.write_text("")
+    path = tmp_path / "config.toml"
+    guard_config(path, alerts, 2)
+    with JsonReceiver() as hook:
+        monkeypatch.setenv("TZSP_IPS_TEST_NOTIFY", hook.url)
+        service = Service(load_config(str(path)))
+        service.start()
+        runner = threading.Thread(target=service.run, daemon=True)
+        runner.start()
+        try:
+            with open(alerts, "a") as handle:
+                handle.write("".join(fast(f"203.0.113.{n}", 1000101) for n in range(1, 6)))
+            assert wait_for(lambda: len(hook.posts) == 1, 30), hook.posts
+            then(service, path)
+            assert wait_for(lambda: len(hook.posts) == 2, 30), hook.posts
+            time.sleep(1.5)  # nothing more: the resume is told once
+        finally:
+            service.request_stop()
+            runner.join(30)
+        return hook.posts
+
+
+def test_the_flood_guard_resume_is_told_when_its_quiet_minute_is_over(tmp_path, monkeypatch):
+    monkeypatch.setattr("bridge.policy.FLOOD_WINDOW", 2.0)  # a quiet "minute" of 2 s
+    trip, cleared = run_guard(tmp_path, monkeypatch, lambda service, path: None)  # no alert: the loop's clock
+    assert trip["title"].endswith("FLOOD GUARD tripped: blocking stopped") and trip["type"] == "failure"
+    assert "cleared: blocking resumed after 2s; 3 block decisions held back" in cleared["title"], cleared["title"]
+    assert "a quiet minute passed" in cleared["message"] and cleared["type"] == "success"
+
+
+def test_a_reload_with_new_flood_guard_limits_resumes_blocking_and_says_so(tmp_path, monkeypatch):
+    def reload(service, path):
+        guard_config(path, tmp_path / "alert_fast.txt", 100)
+        service.request_reload()  # done by the processing thread, as SIGHUP does
+        assert wait_for(lambda: service.config.policy.max_new_blocks_per_minute == 100, 30)
+
+    trip, cleared = run_guard(tmp_path, monkeypatch, reload)
+    assert "tripped" in trip["title"]
+    assert "FLOOD GUARD cleared: blocking resumed after" in cleared["title"] and "3 block decisions held back" in cleared["title"]
+    assert "a reload replaced it" in cleared["message"]

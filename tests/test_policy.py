@@ -192,6 +192,20 @@ def test_flood_guard_trips_rolls_back_and_resumes():
     assert resumed.action == "block" and "FLOOD GUARD" not in resumed.why
 
 
+def test_flood_guard_resume_is_taken_once_with_how_many_blocks_were_held():
+    policy = Policy(replace(OPEN, max_new_blocks_per_minute=2))
+    for i in range(5):  # two blocks; the third trips it; two more held
+        policy.decide(attack(src=f"203.0.113.{i + 1}"), T0 + i)
+    assert policy.take_guard_event() is not None and policy.guard.held == 3
+    assert policy.take_guard_resume(T0 + 4 + FLOOD_WINDOW - 1) is None  # not a quiet minute yet
+    resumed = policy.take_guard_resume(T0 + 500)  # by the clock alone: no alert needed
+    assert (resumed.at, resumed.tripped_at, resumed.held) == (T0 + 4 + FLOOD_WINDOW, T0 + 2, 3)
+    assert resumed.describe().startswith("FLOOD GUARD CLEARED: blocking resumed after a quiet minute; it held from")
+    assert "for 1m2s, 3 block decisions held back" in resumed.describe()
+    assert policy.take_guard_resume(T0 + 501) is None and policy.guard.tripped is None
+    assert policy.decide(attack(src="203.0.113.9"), T0 + 502).action == "block"
+
+
 def test_flood_guard_counts_a_sliding_minute():
     policy = Policy(replace(OPEN, max_new_blocks_per_minute=3))
     for i in range(12):  # one new block every 25 s never exceeds 3 per minute

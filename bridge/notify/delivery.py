@@ -20,8 +20,9 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import apprise
 
-from bridge.config import NOTIFY_NOT_PRODUCED, ConfigError, NotifyConfig
+from bridge.config import ConfigError, NotifyConfig
 from bridge.notify.digest import Digester, Message
+from bridge.notify.poller import POLL_INTERVAL, TzspdPoller
 from responder.feed import Feed, LineRead, QueueSubscriber
 
 log = logging.getLogger("snort-bridge")
@@ -220,6 +221,7 @@ class Notifications:
         clock: Callable[[], float] = time.time,
         queue_size: int = QUEUE_SIZE,
         settle: Optional[float] = None,
+        poll_interval: float = POLL_INTERVAL,
     ) -> None:
         self.config = config
         self.endpoints = list(endpoints)
@@ -236,6 +238,15 @@ class Notifications:
         self._feed: Optional[Feed] = None
         self.messages = 0  # messages handed to the endpoints
         self._dropped_told = 0
+        # snort_restarted: tzspd's counters, read on their own thread into the same queue as the feed's events
+        self.poller = (TzspdPoller(config.tzspd_metrics, self.subscriber, interval=poll_interval, clock=clock)
+                       if config.tzspd_metrics and "snort_restarted" in self.digester.events else None)
+
+    def carry_over(self, previous: "Notifications") -> None:
+        """After a reload: what the old ones knew (routers down, silent files, tzspd's counts)."""
+        self.digester.carry_over(previous.digester)
+        if self.poller is not None and previous.poller is not None:
+            self.poller.watch.carry_over(previous.poller.watch)
 
     def _accept(self, event: object) -> bool:
         """In the publisher's thread: cheap. A line only moves its file's clock; nothing is queued."""
@@ -252,6 +263,8 @@ class Notifications:
         feed.subscribe(self.subscriber)
         self._thread = threading.Thread(target=self._run, name="notify", daemon=True)
         self._thread.start()
+        if self.poller is not None:
+            self.poller.start()
         return self
 
     def stop(self, timeout: float = 5.0) -> bool:
@@ -259,6 +272,8 @@ class Notifications:
         deadline = time.monotonic() + timeout
         if self._feed is not None:
             self._feed.unsubscribe(self.subscriber)
+        if self.poller is not None:  # a reading under way is not waited out: it would tell nothing new
+            self.poller.stop(min(deadline, time.monotonic() + 0.5))
         self._stopping.set()
         clean = True
         if self._thread is not None:
@@ -332,7 +347,11 @@ def build_notifications(config, *, pending_blocks: Callable[[str], Optional[int]
     sensors = [os.path.abspath(a.path) for a in config.alerts]
     log.info("notify: %d URL(s), events %s, digests every %gs", len(endpoints), ", ".join(config.notify.events),
              config.notify.min_interval)
-    for event in sorted(set(config.notify.events) & set(NOTIFY_NOT_PRODUCED)):
-        log.warning("notify.events: %r is accepted but nothing produces it yet; it will not be told", event)
+    tzspd = config.notify.tzspd_metrics
+    if "snort_restarted" in config.notify.events and not tzspd:
+        log.warning("notify.events: snort_restarted needs notify.tzspd_metrics (the tzspd --metrics endpoints to "
+                    "poll); without it no Snort restart is told")
+    elif tzspd:
+        log.info("notify: snort_restarted from tzspd's metrics at %s, read every %gs", ", ".join(tzspd), POLL_INTERVAL)
     return Notifications(config.notify, endpoints, routers=[r.name for r in config.routers],
                          sensors=sensors, host=socket.gethostname(), pending_blocks=pending_blocks)

@@ -1,6 +1,6 @@
 """Feed events in, messages out: what to tell the people on call, and when. Pure: no sockets, no threads.
 
-Events fall into kinds (blocks, unblocks, routers, the flood guard, sensors). Per kind, the first
+Events fall into kinds (blocks, unblocks, routers, the flood guard, sensors, Snort restarts). Per kind, the first
 event after a quiet ``min_interval`` goes out once it has settled (``SETTLE``, a couple of seconds,
 so the first instants of a burst make one message);
 whatever comes within ``min_interval`` after a message is gathered and sent as one digest when the
@@ -9,7 +9,7 @@ never hold each other up: a router going down is not queued behind a storm of bl
 
 The same event is never told twice: a router reported down while already known to be down (a new
 worker after a reload) is dropped, a router "up" is only told after a "down", and a silent sensor
-is told once per silence.
+is told once per silence, a flood guard's resume only after its trip.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from bridge.notify.messages import (BlockBatch, GuardBatch, Message, RouterBatch, RouterNews, RouterState, SensorBatch,
                                     SensorChanged, UnblockBatch, Voice)
+from bridge.notify.restarts import RestartBatch, SnortRestarted, TzspdUnreachable, tell_restarts
 from responder.feed import BlockLifted, Decided, FloodGuardChanged, RouterChanged
 
 SETTLE = 2.0  # seconds a kind's first event waits for company before it goes out
@@ -58,12 +59,14 @@ class Digester:
         self._last_line: Dict[str, float] = {source: now for source in sensors}
         self._silent: Dict[str, bool] = {source: False for source in sensors}
         self._router: Dict[str, RouterState] = {}  # what was last told (or learnt) per router
+        self._guard_tripped = False  # a trip was told: its resume will be
         self._windows: Dict[str, _Window] = {}
         self.suppressed = 0  # events that repeated what is already known
 
     def carry_over(self, previous: "Digester") -> None:
         """After a reload: what the old one knew (routers down, silent files), so nothing is told twice."""
         self._router.update(previous._router)
+        self._guard_tripped = previous._guard_tripped
         for source in self._last_line.keys() & previous._last_line.keys():
             self._last_line[source] = previous._last_line[source]
             self._silent[source] = previous._silent[source]
@@ -79,7 +82,9 @@ class Digester:
         if isinstance(event, BlockLifted):
             return "unblock" in self.events
         if isinstance(event, FloodGuardChanged):
-            return "flood_guard" in self.events and event.tripped
+            return "flood_guard" in self.events
+        if isinstance(event, (SnortRestarted, TzspdUnreachable)):  # from the tzspd poller, not the feed
+            return "snort_restarted" in self.events
         return False
 
     def offer(self, event: object, now: float) -> None:
@@ -90,11 +95,11 @@ class Digester:
         elif isinstance(event, BlockLifted):
             self._batch("unblock", UnblockBatch, now).add(event)
         elif isinstance(event, FloodGuardChanged):
-            batch = self._batch("flood_guard", GuardBatch, now)
-            batch.trips.append(event)
-            batch.count += 1
+            self._guard_changed(event, now)
         elif isinstance(event, RouterChanged):
             self._router_changed(event, now)
+        elif isinstance(event, (SnortRestarted, TzspdUnreachable)):
+            self._batch("snort", RestartBatch, now).add(event)
 
     def lines_seen(self, last_line: Dict[str, float], now: float) -> None:
         """The latest line time per followed file (kept by the shell without queueing every line)."""
@@ -161,6 +166,15 @@ class Digester:
             news.first_down = event.at
         batch.count += 1
 
+    def _guard_changed(self, event: FloodGuardChanged, now: float) -> None:
+        if not event.tripped and not self._guard_tripped:
+            self.suppressed += 1  # a resume whose trip was never told: a trip is always told
+            return
+        self._guard_tripped = event.tripped
+        batch = self._batch("flood_guard", GuardBatch, now)
+        batch.changes.append(event)
+        batch.count += 1
+
     def _check_silence(self, now: float) -> None:
         if self.silent_after is None:
             return
@@ -180,5 +194,6 @@ class Digester:
         window.last_sent = now
         voice = self.voice
         render = {"block": voice.tell_blocks, "unblock": voice.tell_unblocks, "router": voice.tell_routers,
-                  "flood_guard": voice.tell_guard, "sensor": voice.tell_sensors}[kind]
+                  "flood_guard": voice.tell_guard, "sensor": voice.tell_sensors,
+                  "snort": lambda batch, now: tell_restarts(voice.title, batch, now)}[kind]
         return render(batch, now)

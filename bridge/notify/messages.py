@@ -20,7 +20,7 @@ TRACKED = 1000  # distinct addresses / rules counted per digest; more are summed
 
 @dataclass(frozen=True)
 class Message:
-    kind: str  # "block" | "unblock" | "router" | "flood_guard" | "sensor" | "test"
+    kind: str  # "block" | "unblock" | "router" | "flood_guard" | "sensor" | "snort" | "test"
     title: str
     body: str
     severity: str = "info"  # info | success | warning | failure (apprise's notify types)
@@ -117,7 +117,7 @@ class SensorBatch:
 
 class GuardBatch:
     def __init__(self) -> None:
-        self.trips: List[FloodGuardChanged] = []
+        self.changes: List[FloodGuardChanged] = []  # trips and resumes, in order (at most 2 per quiet minute)
         self.count = 0
 
 
@@ -237,14 +237,36 @@ class Voice:
 
     def tell_guard(self, batch: GuardBatch, now: float) -> Message:
         lines = []
-        for trip in batch.trips[:TOP]:
-            lines.append(f"{utc(trip.at)}: {trip.description}")
-            if trip.rolled_back:
-                lines.append(f"  rolled back: {listing(map(str, trip.rolled_back), TOP)}")
-        lines += ["", "New blocks are held until a quiet minute; alerts are still logged. "
-                  "Blocks in force: snort-bridge list; block by hand: snort-bridge block ADDR"]
-        return Message("flood_guard", self.title("FLOOD GUARD tripped: blocking stopped"), "\n".join(lines),
-                       "failure", batch.count)
+        for change in batch.changes[-TOP:]:
+            if change.tripped:
+                lines.append(f"{utc(change.at)}: {change.description}")
+                if change.rolled_back:
+                    lines.append(f"  rolled back: {listing(map(str, change.rolled_back), TOP)}")
+            else:
+                lines.append(f"{utc(change.at)}: {self._resumed(change)}")
+        last = batch.changes[-1]
+        if last.tripped:
+            lines += ["", "New blocks are held until a quiet minute; alerts are still logged. "
+                      "Blocks in force: snort-bridge list; block by hand: snort-bridge block ADDR"]
+            return Message("flood_guard", self.title("FLOOD GUARD tripped: blocking stopped"), "\n".join(lines),
+                           "failure", batch.count)
+        lines += ["", "New alerts block again. The addresses held back were not blocked: those that keep attacking "
+                  "are blocked by their next alert; the others are in the log (journalctl -u snort-bridge | grep "
+                  "'FLOOD GUARD'). Blocks in force: snort-bridge list"]
+        tripped_too = " tripped and" if any(change.tripped for change in batch.changes) else ""
+        return Message("flood_guard", self.title(f"FLOOD GUARD{tripped_too} cleared: blocking resumed after "
+                                                 f"{self._held_for(last)}; {plural(last.held, 'block decision')} held back"),
+                       "\n".join(lines), "success", batch.count)
+
+    @staticmethod
+    def _held_for(resume: FloodGuardChanged) -> str:
+        return span(resume.at - resume.since) if resume.since is not None else "a quiet minute"
+
+    def _resumed(self, resume: FloodGuardChanged) -> str:
+        since = f" (it held since {utc(resume.since, date=False)})" if resume.since is not None else ""
+        how = "a reload replaced it" if "reload" in resume.description else "a quiet minute passed"
+        return (f"blocking resumed after {self._held_for(resume)}{since}: {how}; "
+                f"{plural(resume.held, 'block decision')} held back meanwhile")
 
     def tell_sensors(self, batch: SensorBatch, now: float) -> Message:
         lines, silent = [], 0
