@@ -240,6 +240,22 @@ def test_a_silent_sensor_is_told_once_and_again_when_it_speaks():
     assert back.severity == "success" and back.title.startswith("tzsp-ips@ips1: sensor back")
 
 
+def test_a_glob_is_one_sensor_until_its_files_speak_then_each_file_is_told_apart():
+    pattern = "/var/log/tzsp-ips/sensors/*/alert_json.txt"
+    one, two = (pattern.replace("*", name) for name in ("sensor1", "sensor2"))
+    d = digester(sensors=(pattern,), silent_after=3600.0)
+    d.lines_seen({"/var/log/elsewhere.txt": T0 + 10}, T0 + 10)  # not the glob's: ignored
+    [silent] = d.due(T0 + 3600)  # no file of the glob has spoken yet: the glob is the sensor
+    assert silent.title == f"tzsp-ips@ips1: sensor silent: {pattern}"
+    d.lines_seen({one: T0 + 4000, two: T0 + 4000}, T0 + 4000)
+    [back] = d.due(T0 + 4000 + 60)
+    assert back.severity == "success" and pattern in back.title  # the glob speaks again: told once
+    d.lines_seen({one: T0 + 7000}, T0 + 7000)  # sensor2 says nothing more
+    [quiet] = d.due(T0 + 4000 + 3600)
+    assert quiet.title == f"tzsp-ips@ips1: sensor silent: {two}"  # the one silent file, not the glob
+    assert d.due(T0 + 7000 + 3000) == []
+
+
 def test_only_the_chosen_events_are_queued_or_told():
     d = digester(events=("router_down",))
     assert not d.wants(blocked("203.0.113.7"))

@@ -198,6 +198,40 @@ def test_a_silent_alert_file_is_told_once_and_again_when_it_speaks(tmp_path, mon
     assert back["title"].endswith(f"sensor back: {alerts}") and back["type"] == "success"
 
 
+def test_each_file_of_a_glob_alerts_path_is_a_sensor_of_its_own(tmp_path, monkeypatch):
+    sensors = tmp_path / "sensors"
+    files = {name: sensors / name / "alert_fast.txt" for name in ("sensor1", "sensor2")}
+    for alerts in files.values():
+        alerts.parent.mkdir(parents=True)
+        alerts.write_text("")
+    pattern = sensors / "*" / "alert_fast.txt"
+    path = tmp_path / "config.toml"
+    path.write_text(f'state_dir = "{tmp_path / "state"}"\n[[alerts]]\npath = "{pattern}"\nformat = "fast"\n'
+                    '[notify]\nurls_env = "TZSP_IPS_TEST_NOTIFY"\nmin_interval = "1s"\nsilent_after = "3s"\n'
+                    'events = ["sensor_silent"]\n')
+    with JsonReceiver() as hook:
+        monkeypatch.setenv("TZSP_IPS_TEST_NOTIFY", hook.url)
+        service = Service(load_config(str(path)))
+        service.start()
+        runner = threading.Thread(target=service.run, daemon=True)
+        runner.start()
+        try:
+            for alerts in files.values():
+                with open(alerts, "a") as handle:
+                    handle.write("a line: this sensor is alive\n")
+            deadline = time.monotonic() + 8
+            while time.monotonic() < deadline and not hook.posts:  # sensor1 speaks on, sensor2 falls silent
+                with open(files["sensor1"], "a") as handle:
+                    handle.write("still alive\n")
+                time.sleep(0.5)
+            time.sleep(1.5)
+        finally:
+            service.request_stop()
+            runner.join(30)
+    titles = [post["title"] for post in hook.posts]
+    assert titles and all(title.endswith(f"sensor silent: {files['sensor2']}") for title in titles), titles
+
+
 def guard_config(path, alerts, limit: int) -> None:
     path.write_text(f'state_dir = "{path.parent / "state"}"\n[policy]\nprotected = ["10.0.0.0/8"]\n'
                     f'max_new_blocks_per_minute = {limit}\n[[alerts]]\npath = "{alerts}"\nformat = "fast"\n'

@@ -10,6 +10,8 @@ and stopping waits a bounded time, then leaves the (daemon) threads behind.
 
 from __future__ import annotations
 
+import fnmatch
+import glob
 import logging
 import os
 import queue
@@ -21,7 +23,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import apprise
 
 from bridge.config import ConfigError, NotifyConfig
-from bridge.notify.digest import Digester, Message
+from bridge.notify.digest import MAX_SENSORS, Digester, Message
 from bridge.notify.poller import POLL_INTERVAL, TzspdPoller
 from responder.feed import Feed, LineRead, QueueSubscriber
 
@@ -231,6 +233,8 @@ class Notifications:
                                  silent_after=config.silent_after, host=host, pending_blocks=pending_blocks, **extra)
         self._watch_lines = self.digester.silent_after is not None
         self._sensors = frozenset(sensors)  # only these files' clocks are kept: bounded, whatever the peers
+        self._patterns = tuple(s for s in sensors if glob.has_magic(s))  # and the files these globs match
+        self._matches: Dict[str, bool] = {}  # source -> matches a pattern (files only, at most MAX_SENSORS)
         self._last_line: Dict[str, float] = {}
         self.subscriber = QueueSubscriber(queue_size, accept=self._accept)
         self._stopping = threading.Event()
@@ -251,10 +255,20 @@ class Notifications:
     def _accept(self, event: object) -> bool:
         """In the publisher's thread: cheap. A line only moves its file's clock; nothing is queued."""
         if isinstance(event, LineRead):
-            if self._watch_lines and event.source in self._sensors:
+            if self._watch_lines and (event.source in self._sensors or self._matched(event.source)):
                 self._last_line[event.source] = event.at
             return False
         return self.digester.wants(event)
+
+    def _matched(self, source: str) -> bool:
+        if not self._patterns or source.startswith(("udp:", "pcap:")):
+            return False
+        known = self._matches.get(source)
+        if known is None:
+            if len(self._matches) >= MAX_SENSORS:
+                return False
+            known = self._matches[source] = any(fnmatch.fnmatchcase(source, p) for p in self._patterns)
+        return known
 
     def start(self, feed: Feed) -> "Notifications":
         for endpoint in self.endpoints:

@@ -14,6 +14,8 @@ is told once per silence, a flood guard's resume only after its trip.
 
 from __future__ import annotations
 
+import fnmatch
+import glob
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -22,6 +24,7 @@ from bridge.notify.messages import (BlockBatch, GuardBatch, Message, RouterBatch
 from bridge.notify.restarts import RestartBatch, SnortRestarted, TzspdUnreachable, tell_restarts
 from responder.feed import BlockLifted, Decided, FloodGuardChanged, RouterChanged
 
+MAX_SENSORS = 1024  # files tracked for silence, globs' matches included: bounded whatever appears on disk
 SETTLE = 2.0  # seconds a kind's first event waits for company before it goes out
 
 
@@ -56,6 +59,9 @@ class Digester:
         self.settle = min(settle, min_interval)
         self.voice = Voice(host, routers, pending_blocks)
         self.silent_after = silent_after if "sensor_silent" in self.events else None
+        # A glob [[alerts]] path is one sensor until a file it matches speaks; from then on each
+        # matching file is a sensor of its own (one silent sensor among many is what to tell).
+        self._patterns = tuple(source for source in sensors if glob.has_magic(source))
         self._last_line: Dict[str, float] = {source: now for source in sensors}
         self._silent: Dict[str, bool] = {source: False for source in sensors}
         self._router: Dict[str, RouterState] = {}  # what was last told (or learnt) per router
@@ -67,9 +73,13 @@ class Digester:
         """After a reload: what the old one knew (routers down, silent files), so nothing is told twice."""
         self._router.update(previous._router)
         self._guard_tripped = previous._guard_tripped
-        for source in self._last_line.keys() & previous._last_line.keys():
-            self._last_line[source] = previous._last_line[source]
-            self._silent[source] = previous._silent[source]
+        for source, last in previous._last_line.items():
+            if source in self._last_line or (source not in previous._patterns and self._pattern_of(source)):
+                self._last_line[source] = last
+                self._silent[source] = previous._silent[source]
+        for pattern in previous._patterns:
+            if pattern in self._patterns and pattern not in previous._last_line:  # retired: its files speak
+                self._retire(pattern, None, 0.0)
 
     # -- in ----------------------------------------------------------------------------------
 
@@ -106,12 +116,30 @@ class Digester:
         if self.silent_after is None:
             return
         for source, at in last_line.items():
-            if source not in self._last_line or at <= self._last_line[source]:
+            if source not in self._last_line:
+                pattern = self._pattern_of(source)
+                if pattern is None or len(self._last_line) >= MAX_SENSORS:
+                    continue
+                self._last_line[source], self._silent[source] = at, False
+                self._retire(pattern, at if self._silent.get(pattern) else None, now)
+                continue
+            if at <= self._last_line[source]:
                 continue
             self._last_line[source] = at
             if self._silent[source]:
                 self._silent[source] = False
                 self._sensor(SensorChanged(source, False, at, since=at), now)
+
+    def _pattern_of(self, source: str) -> Optional[str]:
+        return next((p for p in self._patterns if fnmatch.fnmatchcase(source, p)), None)
+
+    def _retire(self, pattern: str, spoke_at: Optional[float], now: float) -> None:
+        """A file of ``pattern`` spoke: the pattern stops being a sensor (told back if it was silent)."""
+        if pattern in self._last_line:
+            del self._last_line[pattern]
+            del self._silent[pattern]
+        if spoke_at is not None:
+            self._sensor(SensorChanged(pattern, False, spoke_at, since=spoke_at), now)
 
     # -- out ---------------------------------------------------------------------------------
 
