@@ -3,7 +3,7 @@ later followed from their start without a restart, each alert keeping its own fi
 
 from __future__ import annotations
 
-from test_e2e_service import DEADLINE, Service, append, fast_line, lab, services, write_service_config  # noqa: F401
+from test_e2e_service import DEADLINE, Service, append, fast_line, lab, write_service_config  # noqa: F401
 from responder_rig import wait_until
 
 
