@@ -5,9 +5,9 @@ its rotated predecessors, oldest first, then the file the path names now. The pl
 snapshot of that chain (``FileInfo`` for each file: device/inode, size, mtime and its first
 bytes, uncompressed) and a saved ``Position`` and answers: which file holds the saved position
 now (under any name, perhaps compressed or copied), at which offset to go on, and every file
-rotated after it, in order, up to the current one. The follower (bridge/follow.py) asks it on
-start and whenever the file it reads stops being the current one; the same answer serves a
-bridge that was stopped, crashed, or is simply several rotations behind.
+rotated after it, in order, up to the current one. The follower (``Tail``, bridge/tail.py) asks
+it on start and whenever the file it reads stops being the current one; the same answer serves
+a bridge that was stopped, crashed, or is simply several rotations behind.
 
 Rotation schemes, recognised by name (``base`` is the followed file's name, ``stem`` it without
 its extension; any of them may end in ``.gz``, ``.bz2`` or ``.xz``):

@@ -175,7 +175,7 @@ def test_a_missing_directory_is_an_error_message_then_followed_when_it_appears(t
         path.write_text("first\n")
         assert texts(take(f, 1)) == ["first"]
         deadline = time.monotonic() + 5  # once watched, inotify wakes the reader
-        while f._scheduled[str(path.parent)] is None and time.monotonic() < deadline:
+        while f._watches._scheduled[str(path.parent)] is None and time.monotonic() < deadline:
             list(f.lines(timeout=0.1))
         append(path, "second\n")
         assert texts(take(f, 1)) == ["second"]
@@ -280,7 +280,7 @@ def test_start_at_end_skips_old_content_but_never_what_is_written_while_stopped(
 
 def test_polling_fallback_without_inotify(alert, state):
     with follower([alert], state, use_inotify=False, poll_interval=0.05) as f:
-        assert all(type(o).__name__ == "PollingObserver" for o in f._observers)
+        assert all(type(o).__name__ == "PollingObserver" for o in f._watches._observers)
         append(alert, "p1\np2\n")
         assert texts(take(f, 2)) == ["p1", "p2"]
         os.rename(alert, str(alert) + ".1")
@@ -349,7 +349,7 @@ def test_inotify_watch_refused_falls_back_to_polling_that_directory(logdir, stat
         f = follower([path], state, poll_interval=0.1).start()
     try:
         assert "polling it" in caplog.text
-        assert type(f._scheduled[str(logdir)][1]).__name__ == "PollingObserver"
+        assert type(f._watches._scheduled[str(logdir)][1]).__name__ == "PollingObserver"
         append(path, "x1\n")
         assert texts(take(f, 1)) == ["x1"]
     finally:
@@ -379,9 +379,9 @@ def test_file_events_wake_a_waiting_reader(alert, state):
 
 
 def test_the_safety_poll_catches_what_an_event_missed(alert, state, monkeypatch):
-    from bridge import follow as follow_module
+    from bridge import watches
 
-    monkeypatch.setattr(follow_module._Waker, "dispatch", lambda self, event: None)
+    monkeypatch.setattr(watches._Waker, "dispatch", lambda self, event: None)
     with follower([alert], state, poll_interval=0.2) as f:
         line, took = first_line_while_waiting(f, lambda: append(alert, "missed by events\n"))
         assert line is not None and line.text == "missed by events"

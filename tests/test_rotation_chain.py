@@ -1,7 +1,7 @@
 """The rotation chain: the pure planner, and one followed path walking real files through random
 sequences of writes, rotations (every scheme), compressions and restarts.
 
-The random test drives the follower's ``_Tail`` (the code the service runs, without watchdog)
+The random test drives the follower's ``Tail`` (the code the service runs, without watchdog)
 over real files in tmp_path, with the same os calls logrotate and Snort 3 make; it asserts that
 every line written is delivered exactly once, in order.
 """
@@ -14,11 +14,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge.follow import _Tail
 from bridge.lines import MAX_LINE_BYTES
 from bridge.positions import Position, fingerprint
 from bridge.readers import FileReader, plan_resume, snapshot_chain
 from bridge.rotation import FileInfo, RotatedName, order_rotated, parse_rotated_name, plan_chain
+from bridge.tail import Tail
 from rotation_rig import BASE, SCHEMES, History
 
 
@@ -133,7 +133,7 @@ def test_every_line_exactly_once_in_order_whatever_happens(tmp_path_factory, sch
 
     def new_tail():
         nonlocal saved
-        tail = _Tail(history.path, saved, False, MAX_LINE_BYTES)
+        tail = Tail(history.path, saved, False, MAX_LINE_BYTES)
         tail.ensure_open()  # as Follower.start does, saving where a new path starts
         saved = saved or tail.initial_position()
         return tail
@@ -184,7 +184,7 @@ def test_a_file_compressed_before_its_tail_was_read_is_finished_from_the_archive
     plan = plan_resume(history.path, saved)
     assert plan.found == "copied" and [s.file.path for s in plan.steps] == [
         os.path.join(str(tmp_path), f"{BASE}.1.gz"), history.path]
-    tail = _Tail(history.path, saved, False, MAX_LINE_BYTES)
+    tail = Tail(history.path, saved, False, MAX_LINE_BYTES)
     got = []
     for _ in range(5):
         got += [line.text for line in tail.poll()]
