@@ -22,8 +22,7 @@ from test_tzspd import Tzspd, send, wait_for
 from tzsp.batcher import PURE_PYTHON_ENV
 from tzsp.capture_files import CaptureError, read_capture
 from tzsp.codec import encode_frame
-from tzsp.fanout import consumer_for, flow_key, network_offset, record_splitter
-from tzsp.output import split_by_consumer
+from tzsp.fanout import consumer_for, flow_key, network_offset, record_splitter, split_by_consumer
 from tzsp.pcap import RECORD_HEADER
 from tzsp.receiver import Policy, Receiver
 from tzsp.stats import Counters
@@ -428,7 +427,8 @@ def test_a_consumer_that_cannot_take_its_share_gets_it_back_with_the_rest(two_so
 
 
 def test_exec_sink_writes_directly_only_while_every_consumer_runs_with_nothing_held(tmp_path):
-    from tzsp.output import Consumer, ExecSink
+    from tzsp.consumer import Consumer
+    from tzsp.output import ExecSink
     from tzsp.pcap import global_header
 
     stats = Counters()

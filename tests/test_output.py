@@ -12,19 +12,10 @@ import pytest
 
 from tzsp.capture_files import read_capture
 from tzsp.codec import Frame
-from tzsp.output import (
-    Consumer,
-    ReaderGone,
-    RotatingFileSink,
-    StreamSink,
-    enlarge_pipe,
-    record_ends,
-    records_through,
-    rotated_name,
-    whole_records_within,
-    write_some,
-)
-from tzsp.pcap import global_header, record
+from tzsp.consumer import Consumer
+from tzsp.fdwrite import enlarge_pipe, write_some
+from tzsp.output import ReaderGone, RotatingFileSink, StreamSink, rotated_name
+from tzsp.pcap import global_header, record, record_ends, records_through, whole_records_within
 from tzsp.stats import Counters
 
 HEADER = global_header(1)

@@ -632,8 +632,8 @@ static PyTypeObject BatcherType = {
 };
 
 /* ---------------------------------------------------------------- --fanout: flow hash
- * Mirrors tzsp.fanout (flow_key, consumer_for) and tzsp.output.split_by_consumer byte for
- * byte; tests compare the two on crafted and random frames. */
+ * Mirrors tzsp.fanout (flow_key, consumer_for, split_by_consumer) byte for byte; tests
+ * compare the two on crafted and random frames. */
 
 static uint32_t crc_table[256];
 

@@ -328,8 +328,7 @@ class PyBatcher:
         several consumers get each batch cut by the flow hash into ``parts``, each share written
         to its pipe. -> (records, bytes, received, not_allowed, drops, status, errno, leftovers)
         where leftovers are (consumer, offset, length, count, done) shares not delivered."""
-        from .fanout import consumer_for
-        from .output import split_by_consumer
+        from .fanout import consumer_for, split_by_consumer
 
         fds = list(fds)
         n = len(fds)

@@ -4,7 +4,8 @@
     tzspd --allow 192.0.2.1/32 --exec 'snort -c snort.lua -r /dev/stdin --daq-batch-size 1'
 
 This module is the command line and the event loop (signals, timers, shutdown); the
-receive path is tzsp.receiver, the outputs tzsp.output, the counters tzsp.stats.
+receive path is tzsp.receiver, the outputs tzsp.output (its consumer processes
+tzsp.consumer), the counters tzsp.stats.
 """
 
 from __future__ import annotations
@@ -20,18 +21,12 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
+from .consumer import Consumer
 from .fanout import record_splitter
+from .fdwrite import enlarge_pipe
 from .httpserver import parse_listen
 from .linktypes import linktype_name, parse_linktype
-from .output import (
-    Consumer,
-    ExecSink,
-    OutputError,
-    ReaderGone,
-    RotatingFileSink,
-    StreamSink,
-    enlarge_pipe,
-)
+from .output import ExecSink, OutputError, ReaderGone, RotatingFileSink, StreamSink
 from .pcap import global_header
 from .sdnotify import Notifier
 from .receiver import (

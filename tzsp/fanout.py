@@ -13,6 +13,9 @@ directions, must reach the same process. The flow key is the protocol and the tw
 Ethernet frames may carry VLAN tags (802.1Q, 802.1ad, QinQ) and PPPoE sessions; the raw-IP
 link types are read directly. The hash is CRC-32 of the key, so the choice is stable across
 runs and processes.
+
+``split_by_consumer`` cuts a batch of pcap records into one share per consumer, in order
+(the C accelerator's ``split_records`` does the same cut byte for byte).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from __future__ import annotations
 import struct
 import zlib
 from typing import Callable, Optional
+
+from .pcap import RECORD_HEADER
 
 LINKTYPE_ETHERNET = 1
 LINKTYPE_RAW = 101  # "raw" IP; 12 and 14 are older numbers for the same
@@ -138,12 +143,31 @@ def consumer_for(frame, linktype: int, consumers: int) -> int:
     return zlib.crc32(key) % consumers
 
 
+def split_by_consumer(records, choose: Callable[[memoryview], int], consumers: int) -> list[tuple[bytearray, int]]:
+    """Cut a batch of pcap records into one batch per consumer, keeping their order:
+    ``choose(frame)`` gives each record's consumer index."""
+    parts = [(bytearray(), [0]) for _ in range(consumers)]
+    view = memoryview(records)
+    offset = 0
+    header = RECORD_HEADER.size
+    total = len(view)
+    unpack = RECORD_HEADER.unpack_from
+    while offset + header <= total:
+        end = offset + header + unpack(view, offset)[2]
+        if end > total:
+            break
+        part = parts[choose(view[offset + header : end])]
+        part[0].extend(view[offset:end])
+        part[1][0] += 1
+        offset = end
+    return [(data, counted[0]) for data, counted in parts]
+
+
 def record_splitter(linktype: int, consumers: int, accelerated: Optional[bool] = None) -> Callable:
     """``split(records) -> [(bytes, count)] * consumers`` for a batch of pcap records: the C
     accelerator's ``split_records`` when built (unless ``accelerated`` is False or
     TZSPD_PURE_PYTHON is set), else the same cut in Python; both give identical bytes."""
     from .batcher import native_module
-    from .output import split_by_consumer
 
     module = native_module(accelerated)
     if module is not None:

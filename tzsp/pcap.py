@@ -1,8 +1,10 @@
-"""Classic libpcap stream format (what `snort -r -` reads), written little-endian. Pure."""
+"""Classic libpcap stream format (what `snort -r -` reads), written little-endian; and where
+each record of a batch ends. Pure."""
 
 from __future__ import annotations
 
 import struct
+from typing import Iterator
 
 from tzsp.codec import Frame
 
@@ -36,3 +38,37 @@ def record(frame: Frame, nanosecond: bool = False) -> bytes:
     length = len(frame.data)
     orig_len = min(max(frame.orig_len, length), _MAX_U32)
     return RECORD_HEADER.pack(seconds, fraction, length, orig_len) + bytes(frame.data)
+
+
+def record_ends(records) -> Iterator[int]:
+    """Offsets just past each whole pcap record in ``records`` (a batch with no global header)."""
+    view = memoryview(records)
+    offset = 0
+    header = RECORD_HEADER.size
+    while offset + header <= len(view):
+        incl_len = RECORD_HEADER.unpack_from(view, offset)[2]
+        end = offset + header + incl_len
+        if end > len(view):
+            return
+        yield end
+        offset = end
+
+
+def whole_records_within(records, limit: int) -> tuple[int, int]:
+    """(bytes, records) of the longest prefix of whole records no longer than ``limit``."""
+    size = count = 0
+    for end in record_ends(records):
+        if end > limit:
+            break
+        size, count = end, count + 1
+    return size, count
+
+
+def records_through(records, reach: int) -> tuple[int, int]:
+    """(bytes, records) of the shortest prefix of whole records at least ``reach`` long (or all)."""
+    size = count = 0
+    for end in record_ends(records):
+        size, count = end, count + 1
+        if end >= reach:
+            break
+    return size, count
