@@ -20,11 +20,14 @@ our own restart (the row stays ``applied`` until then).
 Offences: every new block of an address (not an extension of one in force) is one row in
 ``offences``, kept for ``remember_for`` (the policy's escalation counts them); ``unblock`` clears
 them unless asked to keep them.
+
+Here: opening the file and every change to it. The tables and their migration are in
+``responder.ledger_schema``, the read-only queries in ``responder.ledger_queries``, the lock and
+transaction discipline in ``responder.ledger_transactions``.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import sqlite3
 import threading
@@ -32,131 +35,27 @@ from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from responder.events import BlockRequest, IPAddress
+from responder.ledger_queries import BlockRecord, LedgerQueries, RouterBlock, RouterMeta, RouterState
+from responder.ledger_schema import (
+    FINAL_STATUSES, OPEN_STATUSES, SCHEMA_VERSION, STATUSES, LedgerError, address_key, migrate,
+)
+from responder.ledger_transactions import Batch, Transaction
 
-SCHEMA_VERSION = 2
+# Users of the ledger import its names from here, whichever of the modules above holds them.
+__all__ = [
+    "Ledger", "LedgerError", "BlockOutcome", "BlockRecord", "RouterBlock", "RouterMeta", "RouterState",
+    "STATUSES", "OPEN_STATUSES", "FINAL_STATUSES", "SCHEMA_VERSION", "LEDGER_FILE", "address_key",
+    "refresh_threshold",
+]
+
 LEDGER_FILE = "responder.sqlite3"
 REBOOT_SLACK = 5.0  # seconds of disagreement between our clock and a router's uptime we ignore
 
-STATUSES = ("pending", "applied", "failed", "removing", "removed", "expired")
-OPEN_STATUSES = ("pending", "applied", "failed", "removing")  # the worker still has something to check
-FINAL_STATUSES = ("removed", "expired")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS blocks (
-    address    TEXT PRIMARY KEY,               -- ipaddress-normalised text
-    reason     TEXT NOT NULL,
-    sid        TEXT NOT NULL,
-    first_seen REAL NOT NULL,
-    last_seen  REAL NOT NULL,
-    expires_at REAL NOT NULL,
-    state      TEXT NOT NULL CHECK (state IN ('active', 'unblocked')),
-    duration   REAL NOT NULL DEFAULT 0,        -- as requested, seconds
-    duration_why TEXT NOT NULL DEFAULT '',     -- how the duration was reached, or "by hand"
-    source     TEXT NOT NULL DEFAULT ''        -- where the deciding alert was read: "file:line"
-);
-CREATE TABLE IF NOT EXISTS router_blocks (
-    router     TEXT NOT NULL,
-    address    TEXT NOT NULL REFERENCES blocks(address) ON DELETE CASCADE,
-    status     TEXT NOT NULL CHECK (status IN ('pending','applied','failed','removing','removed','expired')),
-    applied_at REAL,
-    expires_at REAL,                           -- when the router's entry runs out, as last sent
-    last_error TEXT,
-    attempts   INTEGER NOT NULL DEFAULT 0,
-    updated_at REAL NOT NULL,
-    generation INTEGER NOT NULL DEFAULT 0,     -- bumped by every block/unblock: stale results lose
-    static     INTEGER NOT NULL DEFAULT 0,     -- a static entry (beyond the router timeouts), removed by us
-    PRIMARY KEY (router, address)
-);
-CREATE INDEX IF NOT EXISTS router_blocks_open ON router_blocks (router, status);
-CREATE TABLE IF NOT EXISTS router_meta (
-    router      TEXT PRIMARY KEY,
-    reachable   INTEGER NOT NULL DEFAULT 0,
-    last_uptime REAL,
-    last_seen   REAL,                          -- last successful exchange
-    last_error  TEXT,
-    error_at    REAL,
-    reboots     INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS offences (
-    address    TEXT NOT NULL,
-    at         REAL NOT NULL,
-    sid        TEXT NOT NULL,
-    duration   REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS offences_by_address ON offences (address, at);
-"""
-# Columns added since version 1, each added in place where a ledger lacks it: version 1 ledgers
-# (before escalation and static entries), and early version 2 ones (before sources were kept).
-_ADDED_COLUMNS = (
-    ("blocks", "duration", "REAL NOT NULL DEFAULT 0"),
-    ("blocks", "duration_why", "TEXT NOT NULL DEFAULT ''"),
-    ("blocks", "source", "TEXT NOT NULL DEFAULT ''"),
-    ("router_blocks", "static", "INTEGER NOT NULL DEFAULT 0"),
-)
 _UPSERT_STATUS = (
     "INSERT INTO router_blocks (router, address, status, attempts, updated_at) VALUES (?, ?, ?, 0, ?) "
     "ON CONFLICT (router, address) DO UPDATE SET status = excluded.status, last_error = NULL, "
     "updated_at = excluded.updated_at, generation = generation + 1"
 )
-
-
-class LedgerError(RuntimeError):
-    """The ledger file cannot be used (unknown schema version, not a database...)."""
-
-
-@dataclass(frozen=True)
-class RouterBlock:
-    """One address as one router's worker sees it: the block joined with its state there."""
-
-    router: str
-    address: IPAddress
-    reason: str
-    sid: str
-    block_state: str  # active | unblocked
-    block_expires_at: float
-    status: str
-    expires_at: Optional[float]  # the router entry's end as last sent
-    last_error: Optional[str]
-    attempts: int
-    generation: int = 0
-    static: bool = False  # the router holds a static entry we must remove when the block ends
-
-
-@dataclass(frozen=True)
-class RouterState:
-    status: str
-    expires_at: Optional[float]
-    last_error: Optional[str]
-    attempts: int
-    static: bool = False
-
-
-@dataclass(frozen=True)
-class BlockRecord:
-    address: IPAddress
-    reason: str
-    sid: str
-    first_seen: float
-    last_seen: float
-    expires_at: float
-    state: str
-    routers: Dict[str, RouterState]
-    duration: float = 0.0
-    duration_why: str = ""
-    offences: int = 0  # within the remember_for the caller asked about
-    source: str = ""  # where the alert that made (or last renewed) the block was read: "file:line"
-
-
-@dataclass(frozen=True)
-class RouterMeta:
-    router: str
-    reachable: bool
-    last_uptime: Optional[float]
-    last_seen: Optional[float]
-    last_error: Optional[str]
-    error_at: Optional[float]
-    reboots: int
 
 
 @dataclass(frozen=True)
@@ -165,12 +64,6 @@ class BlockOutcome:
 
     kind: str
     expires_at: float
-
-
-def address_key(address: IPAddress) -> str:
-    if not isinstance(address, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
-        raise TypeError(f"the ledger stores ipaddress addresses only, got {type(address).__name__}")
-    return str(address)
 
 
 def refresh_threshold(duration: float) -> float:
@@ -182,7 +75,9 @@ def refresh_threshold(duration: float) -> float:
     return max(1.0, 0.05 * duration)
 
 
-class Ledger:
+class Ledger(LedgerQueries):
+    """Opens the ledger file and makes every change to it; the queries come from ``LedgerQueries``."""
+
     def __init__(self, path: str) -> None:
         self.path = path
         directory = os.path.dirname(os.path.abspath(path))
@@ -211,36 +106,17 @@ class Ledger:
 
     def _migrate(self) -> None:
         with self._transaction() as cur:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    cur.execute(statement)
-            for table, column, declaration in _ADDED_COLUMNS:
-                if column not in {info[1] for info in cur.execute(f"PRAGMA table_info({table})")}:
-                    cur.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
-            row = cur.execute("SELECT version FROM schema_version").fetchone()
-            if row is None:
-                cur.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-            elif row[0] == 1:
-                cur.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
-            elif row[0] != SCHEMA_VERSION:
-                raise LedgerError(
-                    f"{self.path}: ledger schema version {row[0]}, this program knows {SCHEMA_VERSION}; "
-                    "move the file aside to start a fresh ledger"
-                )
+            migrate(cur, self.path)
 
-    def _transaction(self):
-        return _Transaction(self)
+    def _transaction(self) -> Transaction:
+        return Transaction(self)
 
-    def batch(self) -> "_Batch":
+    def batch(self) -> Batch:
         """``with ledger.batch():`` -- every change made inside (by this thread) is one
         transaction, committed durably once at the end: a storm of blocks costs one commit per
         pass, not one per block. Other threads wait for the ledger meanwhile. A change that
         fails inside is undone alone (a savepoint); the rest of the batch still commits."""
-        return _Batch(self)
-
-    def _read(self, sql: str, params: Sequence = ()) -> List[tuple]:
-        with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+        return Batch(self)
 
     # -- blocks ---------------------------------------------------------------------------
 
@@ -386,81 +262,13 @@ class Ledger:
             )
             return cur.rowcount
 
-    def router_blocks(self, router: str, statuses: Sequence[str] = OPEN_STATUSES) -> List[RouterBlock]:
-        """The rows of ``router`` whose status is one of ``statuses``, oldest change first."""
-        marks = ",".join("?" for _ in statuses)
-        rows = self._read(
-            f"{_ROUTER_BLOCK_COLUMNS} WHERE rb.router = ? AND rb.status IN ({marks}) ORDER BY rb.updated_at, rb.address",
-            (router, *statuses),
-        )
-        return [_router_block(r) for r in rows]
-
-    def static_due(self, router: str, now: float) -> List[RouterBlock]:
-        """Static entries on ``router`` whose block has ended: ours to remove now (an unblock is "removing")."""
-        rows = self._read(
-            f"{_ROUTER_BLOCK_COLUMNS} WHERE rb.router = ? AND rb.static = 1 AND rb.status = 'applied' "
-            "AND b.expires_at <= ? ORDER BY rb.updated_at, rb.address",
-            (router, now),
-        )
-        return [_router_block(r) for r in rows]
-
-    # -- offences -------------------------------------------------------------------------
-
-    def offence_count(self, address: IPAddress, since: float) -> int:
-        """Blocks of ``address`` recorded at or after ``since``."""
-        row = self._read("SELECT COUNT(*) FROM offences WHERE address = ? AND at >= ?", (address_key(address), since))
-        return int(row[0][0])
-
-    def offence_counts(self, since: float) -> Dict[str, int]:
-        """Offences per address (ledger text form) at or after ``since``."""
-        rows = self._read("SELECT address, COUNT(*) FROM offences WHERE at >= ? GROUP BY address", (since,))
-        return {address: int(count) for address, count in rows}
+    # -- forgetting -----------------------------------------------------------------------
 
     def purge_offences(self, before: float) -> int:
         """Forget offences older than ``before`` (now - remember_for)."""
         with self._transaction() as cur:
             cur.execute("DELETE FROM offences WHERE at < ?", (before,))
             return cur.rowcount
-
-    def pending_count(self, router: str, now: float) -> int:
-        """Blocks still to be sent to (or removed from) ``router``."""
-        row = self._read(
-            "SELECT COUNT(*) FROM router_blocks rb JOIN blocks b ON b.address = rb.address WHERE rb.router = ? "
-            "AND ((rb.status IN ('pending', 'failed') AND b.state = 'active' AND b.expires_at > ?) "
-            "OR rb.status = 'removing' OR (rb.static = 1 AND rb.status = 'applied' AND b.expires_at <= ?))",
-            (router, now, now),
-        )
-        return int(row[0][0])
-
-    def router_state(self, router: str, address: IPAddress) -> Optional[RouterState]:
-        rows = self._read(
-            "SELECT status, expires_at, last_error, attempts, static FROM router_blocks WHERE router = ? AND address = ?",
-            (router, address_key(address)),
-        )
-        return RouterState(*rows[0][:4], bool(rows[0][4])) if rows else None
-
-    def blocks(self, now: float, include_inactive: bool = False, offences_since: Optional[float] = None) -> List[BlockRecord]:
-        """Blocks in force (and, with ``include_inactive``, expired and unblocked ones), each with per-router state
-        (and, with ``offences_since``, its offences since then)."""
-        where = "" if include_inactive else "WHERE (state = 'active' AND expires_at > ?) OR address IN " \
-            "(SELECT address FROM router_blocks WHERE status = 'removing')"
-        params: Tuple = () if include_inactive else (now,)
-        rows = self._read(
-            f"SELECT address, reason, sid, first_seen, last_seen, expires_at, state, duration, duration_why, source FROM blocks "
-            f"{where} ORDER BY first_seen, address",
-            params,
-        )
-        per_router: Dict[str, Dict[str, RouterState]] = {}
-        for router, address, status, expires_at, error, attempts, static in self._read(
-            "SELECT router, address, status, expires_at, last_error, attempts, static FROM router_blocks ORDER BY router"
-        ):
-            per_router.setdefault(address, {})[router] = RouterState(status, expires_at, error, attempts, bool(static))
-        counts = self.offence_counts(offences_since) if offences_since is not None else {}
-        return [
-            BlockRecord(ipaddress.ip_address(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], per_router.get(r[0], {}),
-                        r[7], r[8], counts.get(r[0], 0), r[9])
-            for r in rows
-        ]
 
     def prune(self, now: float, keep_for: float = 7 * 86400.0) -> int:
         """Forget blocks that ended more than ``keep_for`` ago and have nothing left to do anywhere."""
@@ -502,89 +310,3 @@ class Ledger:
                 "last_error = excluded.last_error, error_at = excluded.error_at",
                 (router, 1 if reachable else 0, error, now),
             )
-
-    def router_meta(self, router: str) -> RouterMeta:
-        rows = self._read(
-            "SELECT router, reachable, last_uptime, last_seen, last_error, error_at, reboots FROM router_meta "
-            "WHERE router = ?",
-            (router,),
-        )
-        if not rows:
-            return RouterMeta(router, False, None, None, None, None, 0)
-        r = rows[0]
-        return RouterMeta(r[0], bool(r[1]), r[2], r[3], r[4], r[5], r[6])
-
-
-_ROUTER_BLOCK_COLUMNS = (
-    "SELECT rb.router, rb.address, b.reason, b.sid, b.state, b.expires_at, rb.status, rb.expires_at, "
-    "rb.last_error, rb.attempts, rb.generation, rb.static FROM router_blocks rb JOIN blocks b ON b.address = rb.address"
-)
-
-
-def _router_block(r: tuple) -> RouterBlock:
-    return RouterBlock(r[0], ipaddress.ip_address(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], bool(r[11]))
-
-
-class _Transaction:
-    """``with`` block holding the ledger lock around one IMMEDIATE transaction, or, inside a
-    batch of the same thread, around a savepoint of the batch's transaction."""
-
-    def __init__(self, ledger: "Ledger") -> None:
-        self._ledger = ledger
-        self._conn = ledger._conn
-        self._lock = ledger._lock
-        self._nested = False
-
-    def __enter__(self) -> sqlite3.Cursor:
-        self._lock.acquire()
-        self._nested = self._ledger._batch_depth > 0  # the lock is ours: it is our batch
-        try:
-            self._conn.execute("SAVEPOINT change" if self._nested else "BEGIN IMMEDIATE")
-        except BaseException:
-            self._lock.release()
-            raise
-        return self._conn.cursor()
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        try:
-            if self._nested:
-                if exc_type:
-                    self._conn.execute("ROLLBACK TO change")
-                self._conn.execute("RELEASE change")
-            else:
-                self._conn.execute("ROLLBACK" if exc_type else "COMMIT")
-        finally:
-            self._lock.release()
-
-
-class _Batch:
-    """See Ledger.batch. Re-entrant: an inner batch joins the outer one."""
-
-    def __init__(self, ledger: "Ledger") -> None:
-        self._ledger = ledger
-
-    def __enter__(self) -> "_Batch":
-        ledger = self._ledger
-        ledger._lock.acquire()
-        if ledger._batch_depth == 0:
-            try:
-                ledger._conn.execute("BEGIN IMMEDIATE")
-            except BaseException:
-                ledger._lock.release()
-                raise
-        ledger._batch_depth += 1
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        ledger = self._ledger
-        try:
-            ledger._batch_depth -= 1
-            if ledger._batch_depth == 0:
-                try:
-                    ledger._conn.execute("ROLLBACK" if exc_type else "COMMIT")
-                except BaseException:
-                    if ledger._conn.in_transaction:
-                        ledger._conn.execute("ROLLBACK")
-                    raise
-        finally:
-            ledger._lock.release()

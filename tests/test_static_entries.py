@@ -19,7 +19,7 @@ from responder.routeros.duration import (MAX_TIMEOUT_SECONDS, V6_MAX_TIMEOUT_SEC
                                          timeout_limit_of)
 from responder.sim import SimRouter
 from responder.sim.state import StateError
-from responder.worker import Mark, Remove, Send, plan_steps
+from responder.sync_plan import Mark, Remove, Send, plan_steps
 
 from responder_rig import LIST, Lab, shared_host_key, wait_until
 

@@ -20,7 +20,8 @@ from responder.config import RouterConfig
 from responder.errors import RouterCommandError, RouterUnreachable
 from responder.events import BlockRequest
 from responder.ledger import Ledger, RouterBlock
-from responder.worker import Mark, Remove, RouterWorker, Send, normalise_listing, plan_steps
+from responder.sync_plan import Mark, Remove, Send, normalise_listing, plan_steps
+from responder.worker import RouterWorker
 
 from responder_rig import wait_until
 

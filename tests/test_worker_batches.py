@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from responder import worker as worker_module
+from responder import step_runner
 from responder.api import ApiSession
 from responder.errors import RouterCommandError, RouterError
 from responder.events import BlockRequest
@@ -132,8 +132,8 @@ def test_a_burst_to_three_api_routers_costs_a_few_batches_not_a_round_trip_per_b
     assert wait_until(lambda: all(all_status(responder, n, burst, "applied") for n in ("r1", "r2", "r3")), timeout=30)
     for name in ("r1", "r2", "r3"):
         batches = recorder.of(name, "add_blocks")
-        assert [len(b[2]) for b in batches] == [worker_module.BATCH, 300 - worker_module.BATCH]
-        assert len(batches) == math.ceil(300 / worker_module.BATCH) and not recorder.of(name, "add_block")
+        assert [len(b[2]) for b in batches] == [step_runner.BATCH, 300 - step_runner.BATCH]
+        assert len(batches) == math.ceil(300 / step_runner.BATCH) and not recorder.of(name, "add_block")
         assert len(lab.adds(name)) == 300  # every block sent once
         entries = lab.entries(name)
         for address in burst:
@@ -255,7 +255,7 @@ def test_unblocks_go_in_batches_too(lab):
 
 
 def test_a_huge_backlog_shows_progress_between_batches_and_stops_between_them(lab, monkeypatch):
-    monkeypatch.setattr(worker_module, "BATCH", 10)
+    monkeypatch.setattr(step_runner, "BATCH", 10)
     lab.add("r1")
     recorder = Recorder()
     burst = addresses(35)
