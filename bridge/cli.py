@@ -24,14 +24,15 @@ from bridge.config import CONFIG_ENV, Config, ConfigError, default_config_path, 
 SUBCOMMAND_MODULES = (
     "bridge.check",  # check
     "responder.cli",  # block, unblock, list, routers, trust, provision
-    "bridge.service",  # run, scan
+    "bridge.service",  # run
+    "bridge.scan_command",  # scan
     "bridge.notify.cli",  # notify test
 )
 
 # Shown in --help until the module that provides them is installed.
 PLACEHOLDERS = {
     "run": ("follow the alerts and block on the routers", "bridge.service"),
-    "scan": ("detect port scans in a packet stream (--pcap FILE|-)", "bridge.service"),
+    "scan": ("detect port scans in a packet stream (--pcap FILE|-)", "bridge.scan_command"),
     "block": ("block ADDR on every router [--for DUR] [--reason TEXT]", "responder.cli"),
     "unblock": ("remove ADDR from every router", "responder.cli"),
     "list": ("list current blocks [--json]", "responder.cli"),

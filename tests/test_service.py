@@ -17,7 +17,7 @@ from bridge.config import parse_config
 from bridge.events import Origin
 from bridge.pipeline import Pipeline, build_policy
 from bridge.scan import ScanDetector
-from bridge.service import FIREWALL, followed_sources
+from bridge.service_parts import FIREWALL, followed_sources
 from bridge.syslog_listener import datagram_lines, split_listen_address
 from responder.responder import TargetRefused, check_target
 
