@@ -8,6 +8,7 @@ notifications do; the people on call get a handful of messages that count all 10
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 import threading
@@ -170,13 +171,13 @@ def test_a_router_down_at_start_then_up_says_how_long_and_what_catches_up(tmp_pa
     assert up["type"] == "success" and down["type"] == "failure"
 
 
-def test_a_silent_alert_file_is_told_once_and_again_when_it_speaks(tmp_path, monkeypatch):
-    alerts = tmp_path / "alert_fast.txt"
-    alerts.write_text("")
+@contextlib.contextmanager
+def silence_watched(tmp_path, monkeypatch, alerts_path, silent_after: str):
+    """A running Service told only of silent sensors, following ``alerts_path``; yields the receiver."""
     path = tmp_path / "config.toml"
-    path.write_text(f'state_dir = "{tmp_path / "state"}"\n[[alerts]]\npath = "{alerts}"\nformat = "fast"\n'
-                    '[notify]\nurls_env = "TZSP_IPS_TEST_NOTIFY"\nmin_interval = "1s"\nsilent_after = "2s"\n'
-                    'events = ["sensor_silent"]\n')
+    path.write_text(f'state_dir = "{tmp_path / "state"}"\n[[alerts]]\npath = "{alerts_path}"\nformat = "fast"\n'
+                    '[notify]\nurls_env = "TZSP_IPS_TEST_NOTIFY"\nmin_interval = "1s"\n'
+                    f'silent_after = "{silent_after}"\nevents = ["sensor_silent"]\n')
     with JsonReceiver() as hook:
         monkeypatch.setenv("TZSP_IPS_TEST_NOTIFY", hook.url)
         service = Service(load_config(str(path)))
@@ -184,15 +185,22 @@ def test_a_silent_alert_file_is_told_once_and_again_when_it_speaks(tmp_path, mon
         runner = threading.Thread(target=service.run, daemon=True)
         runner.start()
         try:
-            assert wait_for(lambda: len(hook.posts) == 1, 30)
-            time.sleep(1.5)  # still silent: told once, not again
-            assert len(hook.posts) == 1
-            with open(alerts, "a") as handle:
-                handle.write("not an alert, but the file is alive\n")
-            assert wait_for(lambda: len(hook.posts) == 2, 30)
+            yield hook
         finally:
             service.request_stop()
             runner.join(30)
+
+
+def test_a_silent_alert_file_is_told_once_and_again_when_it_speaks(tmp_path, monkeypatch):
+    alerts = tmp_path / "alert_fast.txt"
+    alerts.write_text("")
+    with silence_watched(tmp_path, monkeypatch, alerts, "2s") as hook:
+        assert wait_for(lambda: len(hook.posts) == 1, 30)
+        time.sleep(1.5)  # still silent: told once, not again
+        assert len(hook.posts) == 1
+        with open(alerts, "a") as handle:
+            handle.write("not an alert, but the file is alive\n")
+        assert wait_for(lambda: len(hook.posts) == 2, 30)
     silent, back = hook.posts
     assert silent["title"].endswith(f"sensor silent: {alerts}") and "no line for 2s" in silent["message"]
     assert back["title"].endswith(f"sensor back: {alerts}") and back["type"] == "success"
@@ -204,30 +212,16 @@ def test_each_file_of_a_glob_alerts_path_is_a_sensor_of_its_own(tmp_path, monkey
     for alerts in files.values():
         alerts.parent.mkdir(parents=True)
         alerts.write_text("")
-    pattern = sensors / "*" / "alert_fast.txt"
-    path = tmp_path / "config.toml"
-    path.write_text(f'state_dir = "{tmp_path / "state"}"\n[[alerts]]\npath = "{pattern}"\nformat = "fast"\n'
-                    '[notify]\nurls_env = "TZSP_IPS_TEST_NOTIFY"\nmin_interval = "1s"\nsilent_after = "3s"\n'
-                    'events = ["sensor_silent"]\n')
-    with JsonReceiver() as hook:
-        monkeypatch.setenv("TZSP_IPS_TEST_NOTIFY", hook.url)
-        service = Service(load_config(str(path)))
-        service.start()
-        runner = threading.Thread(target=service.run, daemon=True)
-        runner.start()
-        try:
-            for alerts in files.values():
-                with open(alerts, "a") as handle:
-                    handle.write("a line: this sensor is alive\n")
-            deadline = time.monotonic() + 8
-            while time.monotonic() < deadline and not hook.posts:  # sensor1 speaks on, sensor2 falls silent
-                with open(files["sensor1"], "a") as handle:
-                    handle.write("still alive\n")
-                time.sleep(0.5)
-            time.sleep(1.5)
-        finally:
-            service.request_stop()
-            runner.join(30)
+    with silence_watched(tmp_path, monkeypatch, sensors / "*" / "alert_fast.txt", "3s") as hook:
+        for alerts in files.values():
+            with open(alerts, "a") as handle:
+                handle.write("a line: this sensor is alive\n")
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline and not hook.posts:  # sensor1 speaks on, sensor2 falls silent
+            with open(files["sensor1"], "a") as handle:
+                handle.write("still alive\n")
+            time.sleep(0.5)
+        time.sleep(1.5)
     titles = [post["title"] for post in hook.posts]
     assert titles and all(title.endswith(f"sensor silent: {files['sensor2']}") for title in titles), titles
 

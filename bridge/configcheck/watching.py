@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import urllib.parse
 from typing import Any, Mapping
 
 from bridge.config import DEFAULT_NOTIFY_EVENTS_WITH_TZSPD, MAX_TZSPD_METRICS, NOTIFY_EVENTS, HttpConfig, NotifyConfig
 from bridge.configcheck.values import _BAD, _ENV_RE, _HOSTNAME_RE, ValueChecks, _is_ip, _kind
+from tzsp.httpserver import is_loopback
 
 
 class WatchingChecks(ValueChecks):
@@ -96,10 +96,4 @@ class WatchingChecks(ValueChecks):
 
 
 def _loopback_listen(listen: str) -> bool:
-    host = listen.rpartition(":")[0].strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback(listen.rpartition(":")[0].strip("[]"))
