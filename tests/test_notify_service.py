@@ -25,6 +25,18 @@ STORM = 10_000
 ATTACKERS = ipaddress.ip_address("11.0.0.0")
 
 
+@contextlib.contextmanager
+def serving(service: Service, join: float = 30):
+    """``service`` (started) runs its loop in a thread until the block ends; yields that thread."""
+    runner = threading.Thread(target=service.run, daemon=True)
+    runner.start()
+    try:
+        yield runner
+    finally:
+        service.request_stop()
+        runner.join(join)
+
+
 def fast(src: str, sid: int) -> str:
     return (f'12/04-10:00:00.000001 [**] [1:{sid}:1] "TEST attack {sid}" [**] [Priority: 1] '
             f"{{TCP}} {src}:4444 -> 10.1.2.3:80\n")
@@ -64,17 +76,12 @@ def run_storm(tmp_path, notify: bool) -> Service:
     alerts.write_text("")
     service = Service(load_config(storm_config(tmp_path, alerts, notify)))
     service.start()
-    runner = threading.Thread(target=service.run, daemon=True)
-    runner.start()
-    try:
+    with serving(service, join=60) as runner:
         with open(alerts, "a") as handle:
             handle.write("".join(fast(str(ATTACKERS + n), 1000101 + n % 3) for n in range(STORM)))
         assert wait_for(lambda: service.pipeline.counts.blocks == STORM, 180), service.status_text()
         ledger = service.responder.ledger
         assert len([r for r in ledger.blocks(time.time()) if r.state == "active"]) == STORM
-    finally:
-        service.request_stop()
-        runner.join(60)
     assert not runner.is_alive()
     return service
 
@@ -118,15 +125,10 @@ def test_reload_rebuilds_the_notifications_and_a_bad_notify_is_refused(tmp_path,
         assert service.reload() and service.notifications is not old and old._stopping.is_set()
         write("HOOK_UNSET")
         assert not service.reload()  # the environment variable is empty: refused, HOOK_B stays
-        runner = threading.Thread(target=service.run, daemon=True)
-        runner.start()
-        try:
+        with serving(service):
             with open(alerts, "a") as handle:
                 handle.write(fast("203.0.113.7", 1000101))
             assert wait_for(lambda: second.posts, 30)
-        finally:
-            service.request_stop()
-            runner.join(30)
         assert first.posts == [] and "blocked 203.0.113.7" in second.posts[0]["title"]
 
 
@@ -150,9 +152,7 @@ def test_a_router_down_at_start_then_up_says_how_long_and_what_catches_up(tmp_pa
         monkeypatch.setenv("TZSP_IPS_TEST_NOTIFY", hook.url)
         service = Service(load_config(str(path)))
         service.start()
-        runner = threading.Thread(target=service.run, daemon=True)
-        runner.start()
-        try:
+        with serving(service):
             assert wait_for(lambda: any("router core1 down" in p["title"] for p in hook.posts), 30), hook.posts
             with open(alerts, "a") as handle:
                 handle.write("".join(fast(f"203.0.113.{n}", 1000101) for n in (1, 2, 3)))
@@ -160,9 +160,6 @@ def test_a_router_down_at_start_then_up_says_how_long_and_what_catches_up(tmp_pa
             sim.start("127.0.0.1", port)
             assert wait_for(lambda: any("router core1 up" in p["title"] for p in hook.posts), 60), hook.posts
             assert wait_for(lambda: all(f"203.0.113.{n}" in lab.entries("core1") for n in (1, 2, 3)), 30)
-        finally:
-            service.request_stop()
-            runner.join(30)
             lab.close()
     down = next(p for p in hook.posts if "router core1 down" in p["title"])
     up = next(p for p in hook.posts if "router core1 up" in p["title"])
@@ -182,13 +179,8 @@ def silence_watched(tmp_path, monkeypatch, alerts_path, silent_after: str):
         monkeypatch.setenv("TZSP_IPS_TEST_NOTIFY", hook.url)
         service = Service(load_config(str(path)))
         service.start()
-        runner = threading.Thread(target=service.run, daemon=True)
-        runner.start()
-        try:
+        with serving(service):
             yield hook
-        finally:
-            service.request_stop()
-            runner.join(30)
 
 
 def test_a_silent_alert_file_is_told_once_and_again_when_it_speaks(tmp_path, monkeypatch):
@@ -242,18 +234,13 @@ def run_guard(tmp_path, monkeypatch, then) -> list:
         monkeypatch.setenv("TZSP_IPS_TEST_NOTIFY", hook.url)
         service = Service(load_config(str(path)))
         service.start()
-        runner = threading.Thread(target=service.run, daemon=True)
-        runner.start()
-        try:
+        with serving(service):
             with open(alerts, "a") as handle:
                 handle.write("".join(fast(f"203.0.113.{n}", 1000101) for n in range(1, 6)))
             assert wait_for(lambda: len(hook.posts) == 1, 30), hook.posts
             then(service, path)
             assert wait_for(lambda: len(hook.posts) == 2, 30), hook.posts
             time.sleep(1.5)  # nothing more: the resume is told once
-        finally:
-            service.request_stop()
-            runner.join(30)
         return hook.posts
 
 
