@@ -33,6 +33,8 @@ import struct
 import time
 from typing import Optional
 
+from tzsp.pcap import whole_records_within
+
 EMPTY, FULL, PENDING = 0, 1, 2
 FULL_BEFORE = -1  # internal: no room for this record, it stays for the next call
 SLOT = 65536  # no UDP payload is larger: never truncated
@@ -78,7 +80,6 @@ _TIMESTAMP_ONLY = struct.Struct("@niiqq")  # one cmsghdr + timespec: 32 bytes on
 _U32 = struct.Struct("@I")
 _RECORD_HEADER = struct.Struct("<IIII")
 _FAMILY = struct.Struct("@H")
-_U32LE = struct.Struct("<I")
 
 _libc = None
 
@@ -308,14 +309,9 @@ class PyBatcher:
             if pos:
                 done, error = _write_all(fd, view[:pos])
                 if error:  # whole records written before the error still count
-                    at = 0
-                    while at + 16 <= done:
-                        end = at + 16 + _U32LE.unpack_from(view, at + 8)[0]
-                        if end > done:
-                            break
-                        written += 1
-                        at = end
-                    nbytes += at
+                    size, whole = whole_records_within(view[:pos], done)
+                    written += whole
+                    nbytes += size
                     break
                 written += count
                 nbytes += pos
