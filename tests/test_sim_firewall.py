@@ -141,15 +141,20 @@ def detections(lines):
     return alerts
 
 
-@pytest.mark.parametrize("name", sorted(SCANS))
-def test_scans_through_the_provisioned_router_are_logged_and_detected(name, syslog):
+def logged_by_router(name: str, syslog) -> list:
+    """The firewall log lines a provisioned routeros-sim sends while ``name`` passes through it."""
     listener, lines = syslog
     sim = provisioned_router(listener.bound[1])
     try:
         sim.receive_capture(CAPTURES / name)
-        got = received(sim, lines)
+        return received(sim, lines)
     finally:
         sim.stop()
+
+
+@pytest.mark.parametrize("name", sorted(SCANS))
+def test_scans_through_the_provisioned_router_are_logged_and_detected(name, syslog):
+    got = logged_by_router(name, syslog)
     scanner, kind = SCANS[name]
     alerts = detections(got)
     assert alerts and {str(a.src) for a in alerts} == {scanner}
@@ -163,13 +168,7 @@ def test_scans_through_the_provisioned_router_are_logged_and_detected(name, sysl
 
 @pytest.mark.parametrize("name", BENIGN)
 def test_benign_traffic_through_the_router_makes_nobody_a_scanner(name, syslog):
-    listener, lines = syslog
-    sim = provisioned_router(listener.bound[1])
-    try:
-        sim.receive_capture(CAPTURES / name)
-        got = received(sim, lines)
-    finally:
-        sim.stop()
+    got = logged_by_router(name, syslog)
     assert detections(got) == []
     assert not any("tzsp-ips-stealth" in line for line in got)
 
