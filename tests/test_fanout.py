@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from test_recvmmsg import need_accelerator, records_of, two_sockets  # noqa: F401 (a fixture)
 from test_recvmmsg import send as send_to_both
-from test_tzspd import Tzspd, send, wait_for
+from conftest import wait_for
+from test_tzspd import Tzspd, send
 from tzsp.batcher import PURE_PYTHON_ENV
 from tzsp.capture_files import CaptureError, read_capture
 from tzsp.codec import encode_frame

@@ -36,7 +36,8 @@ from scapy.layers.l2 import Ether
 from scapy.utils import PcapWriter
 
 from conftest import ROOT, console_script, require_tool
-from netns_rig import Daemon, NamespaceUnavailable, Network, in_namespace, probe_namespaces, wait_for
+from conftest import wait_for
+from netns_rig import Daemon, NamespaceUnavailable, Network, in_namespace, probe_namespaces
 from responder_rig import Lab
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]

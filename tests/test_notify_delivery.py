@@ -18,7 +18,8 @@ import pytest
 from bridge.config import ConfigError, NotifyConfig, load_config
 from bridge.notify.delivery import Endpoint, Notifications, make_endpoints, read_urls
 from conftest import console_script
-from notify_rig import Hanging, JsonReceiver, MailReceiver, free_port, wait_for
+from conftest import wait_for
+from notify_rig import Hanging, JsonReceiver, MailReceiver, free_port
 from responder.feed import Feed, RouterChanged
 from test_notify_digest import blocked
 
@@ -98,7 +99,7 @@ def test_blocks_and_routers_reach_a_webhook_and_a_mailbox():
         try:
             feed.publish(blocked("203.0.113.7", time.time()))
             feed.publish(RouterChanged("core1", False, time.time(), "router core1: connection refused"))
-            assert wait_for(lambda: len(hook.posts) == 2 and len(mail.messages) == 2)
+            assert wait_for(lambda: len(hook.posts) == 2 and len(mail.messages) == 2, 20)
         finally:
             assert notifications.stop(timeout=10)
     titles = sorted(post["title"] for post in hook.posts)
@@ -117,9 +118,9 @@ def test_a_dead_endpoint_is_retried_then_dropped_with_one_log_line_while_the_liv
         notifications = Notifications(FAST, [dead, Endpoint(hook.url, backoff=QUICK)], settle=0.1).start(feed)
         try:
             feed.publish(blocked("203.0.113.7", time.time()))
-            assert wait_for(lambda: len(hook.posts) == 1 and dead.dropped == 1)
+            assert wait_for(lambda: len(hook.posts) == 1 and dead.dropped == 1, 20)
             feed.publish(RouterChanged("core1", False, time.time(), "refused"))
-            assert wait_for(lambda: len(hook.posts) == 2 and dead.dropped == 2)
+            assert wait_for(lambda: len(hook.posts) == 2 and dead.dropped == 2, 20)
         finally:
             notifications.stop(timeout=10)
     failures = [r.getMessage() for r in caplog.records if "failed, message" in r.getMessage()]
@@ -133,7 +134,7 @@ def test_a_hanging_endpoint_holds_up_neither_the_others_nor_the_stop():
         stuck = Endpoint(f"json://127.0.0.1:{hang.port}/hook?cto=60&rto=60", backoff=QUICK)
         notifications = Notifications(FAST, [stuck, Endpoint(hook.url)], settle=0.1).start(feed)
         feed.publish(blocked("203.0.113.7", time.time()))
-        assert wait_for(lambda: len(hook.posts) == 1 and hang.accepted)  # the live one is served meanwhile
+        assert wait_for(lambda: len(hook.posts) == 1 and hang.accepted, 20)  # the live one is served meanwhile
         feed.publish(blocked("203.0.113.8", time.time()))
         started = time.monotonic()
         clean = notifications.stop(timeout=2.0)

@@ -23,7 +23,8 @@ from bridge.notify.poller import TzspdPoller, fetch, metrics_url
 from bridge.notify.restarts import TOTAL, RestartWatch, SnortRestarted, TzspdUnreachable, read_metrics
 from bridge.notify.text import utc
 from conftest import free_port
-from notify_rig import JsonReceiver, wait_for
+from conftest import wait_for
+from notify_rig import JsonReceiver
 from responder.feed import Feed
 from tzsp.metrics import TzspdCollector
 from tzsp.output import Consumer, ExecSink

@@ -18,7 +18,8 @@ import pytest
 
 from bridge.config import load_config
 from bridge.service import Service
-from notify_rig import JsonReceiver, free_port, wait_for
+from conftest import wait_for
+from notify_rig import JsonReceiver, free_port
 from responder_rig import write_ed25519
 
 STORM = 10_000

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import wait_for
 from tzsp.capture_files import read_capture
 from tzsp.codec import Frame
 from tzsp.consumer import Consumer
@@ -34,15 +35,6 @@ def saved_frames(path) -> list[bytes]:
     linktype, records = read_capture(path)
     assert linktype == 1
     return [frame for _, frame in records]
-
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 # ------------------------------------------------------------ record walking

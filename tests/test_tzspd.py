@@ -15,20 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import console_script, free_port, require_tool
+from conftest import console_script, free_port, require_tool, wait_for
 from tzsp.capture_files import read_capture
 from tzsp.codec import Tag, encode_frame
 
 STOP_CONSUMER = Path(__file__).parent / "data" / "stop_consumer.py"
-
-
-def wait_for(predicate, timeout=10.0, step=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return False
 
 
 def port_for(listen: str) -> int:
@@ -324,7 +315,7 @@ def test_broken_pipe_ends_tzspd_with_a_message(tmp_path, source_capture):
             send(tzspd.port, [encode_frame(frames[0])])
             return tzspd.proc.poll() is not None
 
-        assert wait_for(sent_and_exited, timeout=15, step=0.05)
+        assert wait_for(sent_and_exited, timeout=15, interval=0.05)
         head.wait(10)
         stderr = tzspd.stderr()
     assert tzspd.proc.returncode == 1

@@ -13,8 +13,8 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import free_port
-from test_tzspd import Tzspd, send, wait_for
+from conftest import free_port, wait_for
+from test_tzspd import Tzspd, send
 from tzsp.codec import encode_frame
 from tzsp.httpserver import HttpServer, Response, is_loopback, parse_listen
 from tzsp.metrics import DROP_REASONS, TzspdCollector, health_problems
