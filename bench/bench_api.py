@@ -30,10 +30,10 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from responder import known_hosts  # noqa: E402
-from responder.api import ApiSession  # noqa: E402
+from responder.transport import known_hosts  # noqa: E402
+from responder.transport.api import ApiSession  # noqa: E402
 from responder.config import RouterConfig  # noqa: E402
-from responder.router import RouterSession  # noqa: E402
+from responder.transport.ssh_session import RouterSession  # noqa: E402
 from responder.routeros import commands  # noqa: E402
 
 LIST = "blacklist"

@@ -21,7 +21,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from bridge.follow import Follower  # noqa: E402
+from bridge.follow.follower import Follower  # noqa: E402
 
 SAMPLE = ('[**] [1:2023753:3] "ET SCAN MS Terminal Server Traffic on Non-standard Port" [**] '
           '[Classification: Attempted Information Leak] [Priority: 2] {TCP} '

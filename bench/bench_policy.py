@@ -1,4 +1,4 @@
-"""Decisions per second of bridge.policy.Policy on the real calibration alerts.
+"""Decisions per second of bridge.decide.policy.Policy on the real calibration alerts.
 
 Run: python bench/bench_policy.py  (from the repository root). The alerts are parsed first (not
 timed); then every alert is decided four times over, the last three passes with random public
@@ -16,7 +16,7 @@ from pathlib import Path
 from bridge.config import PolicyConfig
 from bridge.events import Origin
 from bridge.parsers import parse_line
-from bridge.policy import Policy
+from bridge.decide.policy import Policy
 
 ALERTS = Path(__file__).resolve().parent.parent / "tests" / "data" / "snort" / "calibration" / "alerts"
 

@@ -26,11 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import dpkt  # noqa: E402
 
-from bridge.probes import probe_from_firewall_event, probe_from_frame  # noqa: E402
-from bridge.routeros_log import parse_firewall_line  # noqa: E402
-from bridge.scan import ScanDetector  # noqa: E402
-from bridge.scan_source import PcapStream  # noqa: E402
-from responder.sim.firewall import Firewall, decode_frame  # noqa: E402
+from bridge.scan.probes import probe_from_firewall_event, probe_from_frame  # noqa: E402
+from bridge.scan.routeros_log import parse_firewall_line  # noqa: E402
+from bridge.scan.detector import ScanDetector  # noqa: E402
+from bridge.scan.packet_source import PcapStream  # noqa: E402
+from responder.sim.router.firewall import Firewall, decode_frame  # noqa: E402
 from tzsp.capture_files import read_capture  # noqa: E402
 
 CAPTURES = Path(__file__).resolve().parent.parent / "tests" / "data" / "captures"
@@ -71,7 +71,7 @@ def stream_rate(data: bytes, packets: int) -> float:
 
 def log_lines(packets: list) -> list:
     """What the provisioned rules log for these packets (routeros-sim's firewall, no limit)."""
-    from responder.sim.firewall import FilterRule, parse_tcp_flags
+    from responder.sim.router.firewall import FilterRule, parse_tcp_flags
 
     firewall = Firewall()
     firewall.rules = [FilterRule(1, "input", "log", connection_state=("new",), log_prefix="tzsp-ips"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import List, Tuple
 
-from responder import known_hosts
+from responder.transport import known_hosts
 
 USER = "ips"
 Identity = Tuple[int, str, bytes]  # (SSH port on 127.0.0.1, host key type, host key blob)

@@ -18,7 +18,7 @@ from typing import IO, Callable, Dict, Iterable, Iterator, Optional, Union
 
 from bridge.events import Alert, Decision, Origin
 from bridge.parsers import FORMATS, UnparsableLine, parse_line
-from bridge.policy import Policy
+from bridge.decide.policy import Policy
 from responder.routeros.duration import format_duration
 
 JSON_KEYS = (
@@ -154,7 +154,7 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
 
 def run_check(args: argparse.Namespace) -> int:
     from bridge.cli import EXIT_FAILED, EXIT_OK, load_for
-    from bridge.hostaddrs import host_addresses, router_addresses
+    from bridge.decide.hostaddrs import host_addresses, router_addresses
 
     config, note = load_for(args, optional=True)
     if note:

@@ -165,8 +165,8 @@ class Demo:
     # the parts
 
     def start_routers(self) -> None:
-        from responder import known_hosts
-        from responder.ssh import key_fingerprint
+        from responder.transport import known_hosts
+        from responder.transport.ssh import key_fingerprint
 
         _write_key(self.dir / "id_ed25519")
         known = self.dir / "known_hosts"
@@ -204,7 +204,7 @@ class Demo:
 
     def address_lists(self, config) -> Dict[str, Tuple[set, str]]:
         """Per router: the addresses in the list, and the list as the router prints it."""
-        from responder.router import RouterSession
+        from responder.transport.ssh_session import RouterSession
 
         result = {}
         for router in config.routers:

@@ -2,7 +2,7 @@
 
 alert line -> parse_line -> Policy.decide -> Responder.block; RouterOS firewall log line ->
 FirewallEvent -> probe -> ScanDetector -> the same policy and responder; a packet's probe ->
-the same detector. No sockets, files or threads here: the shell (bridge/service.py) feeds this
+the same detector. No sockets, files or threads here: the shell (bridge/service/service.py) feeds this
 from its queue, and this calls the responder (which only records and wakes its workers).
 Not thread-safe, like the policy it drives.
 """
@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, Optional, Tuple
 
 from bridge.config import Config
-from bridge.durations import LedgerOffences
+from bridge.decide.durations import LedgerOffences
 from bridge.events import Alert, Decision, IPAddress, Origin
 from bridge.parsers import UnparsableLine, parse_line
-from bridge.policy import Policy
-from bridge.probes import probe_from_firewall_event
-from bridge.routeros_log import NotAFirewallLine, parse_firewall_line
-from bridge.scan import Probe, ScanDetector
+from bridge.decide.policy import Policy
+from bridge.scan.probes import probe_from_firewall_event
+from bridge.scan.routeros_log import NotAFirewallLine, parse_firewall_line
+from bridge.scan.detector import Probe, ScanDetector
 from responder.events import BlockRequest
 from responder.feed import NO_FEED, BlockLifted, Decided, Feed, FloodGuardChanged, LineRead
 

@@ -1,7 +1,7 @@
 """The responder: block an address on every configured router at once, remember it, catch up.
 
 ``block`` records the request in the ledger and wakes one worker per router; it returns at
-once. Each worker (responder/worker.py) brings its router to what the ledger wants, so a
+once. Each worker (responder/sync/worker.py) brings its router to what the ledger wants, so a
 router that is down receives its blocks when it is back, with the remaining time, and a
 restart of this process re-sends nothing that is already in place.
 """
@@ -15,12 +15,12 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 
-from responder.backoff import Backoff
+from responder.sync.backoff import Backoff
 from responder.config import RouterConfig
 from responder.events import BlockRequest, IPAddress
 from responder.feed import NO_FEED, Feed
 from responder.ledger import BlockOutcome, Ledger, RouterState
-from responder.worker import POLL_INTERVAL, RouterWorker
+from responder.sync.worker import POLL_INTERVAL, RouterWorker
 
 _LIMITED_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 SETTLED_STATUSES = ("applied", "failed", "removed", "expired")
@@ -64,10 +64,10 @@ class RouterStatus:
 def default_session_factory(cfg: RouterConfig):
     """The session for ``cfg.transport``: RouterSession (SSH) or ApiSession (RouterOS API)."""
     if cfg.transport == "api":
-        from responder.api import ApiSession
+        from responder.transport.api import ApiSession
 
         return ApiSession(cfg)
-    from responder.router import RouterSession  # paramiko is only imported when a router is used
+    from responder.transport.ssh_session import RouterSession  # paramiko is only imported when a router is used
 
     return RouterSession(cfg)
 

@@ -7,7 +7,7 @@ import os
 import shutil
 from typing import Callable, Optional
 
-from bridge.rotation import parse_rotated_name
+from bridge.follow.rotation import parse_rotated_name
 
 BASE = "alert_fast.txt"
 SCHEMES = ("numeric", "numeric-gz", "copytruncate", "date", "dateext", "seconds")

@@ -12,7 +12,7 @@ from bridge.cli import main as snort_bridge
 from bridge.config import parse_config
 from bridge.events import Origin
 from bridge.pipeline import Pipeline
-from bridge.policy import Policy
+from bridge.decide.policy import Policy
 from conftest import free_port
 from responder.events import BlockRequest
 from responder.ledger import Ledger

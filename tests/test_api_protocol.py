@@ -1,4 +1,4 @@
-"""The RouterOS API wire format (responder/sim/api_protocol.py), pure: no sockets.
+"""The RouterOS API wire format (responder/sim/wire/api_protocol.py), pure: no sockets.
 
 Length forms are checked at every boundary against the byte layout of ROUTEROS.md section 5,
 and against librouteros's own encoder (an independent implementation) where both apply.
@@ -11,9 +11,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from librouteros.protocol import encode_length as librouteros_length
 
-from responder.sim.api_protocol import (
-    ApiProtocolError, SentenceDecoder, compile_query, decode_length, encode_length, encode_sentence, encode_word,
-    parse_reply, parse_request, reply_words,
+from responder.sim.wire.api_protocol import (
+    ApiProtocolError,
+    SentenceDecoder,
+    compile_query,
+    decode_length,
+    encode_length,
+    encode_sentence,
+    encode_word,
+    parse_reply,
+    parse_request,
+    reply_words,
 )
 
 # (length, exact bytes) at both sides of every form boundary

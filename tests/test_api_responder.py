@@ -1,4 +1,4 @@
-"""The API transport (responder/api.py, responder/tls.py) against routeros-sim over real TCP/TLS.
+"""The API transport (responder/transport/api.py, responder/transport/tls.py) against routeros-sim over real TCP/TLS.
 
 The same set as tests/test_responder_sim.py for SSH (three routers, down then up, reboot,
 duplicates, permissions, hangs), plus certificates: a CA-verified router, a wrong CA, a pinned
@@ -19,8 +19,8 @@ import pytest
 
 from bridge.cli import main as snort_bridge
 from bridge.config import ConfigError, parse_config
-from responder import tls
-from responder.api import ApiSession
+from responder.transport import tls
+from responder.transport.api import ApiSession
 from responder.config import RouterConfig
 from responder.errors import (
     AuthenticationFailed, CommandTimeout, HostKeyRefused, RouterCommandError, SecretRefused,
@@ -29,7 +29,7 @@ from responder.events import BlockRequest
 from responder.responder import default_session_factory
 from responder.routeros.duration import parse_duration
 from responder.sim import SimRouter
-from responder.sim.api_server import make_certificate
+from responder.sim.wire.api_server import make_certificate
 
 from responder_rig import LIST, Lab, wait_until, write_config
 
@@ -412,7 +412,7 @@ def test_trust_pins_the_certificate_and_a_replaced_one_is_refused(lab, tmp_path,
     assert "DIFFERS" in capsys.readouterr().out
     assert impostor.commands_log == []
     from bridge.cli import build_parser
-    from responder.cli import cmd_trust
+    from bridge.cli.routers import cmd_trust
 
     assert cmd_trust(build_parser().parse_args(["trust", "r1", "--config", config]), ask=lambda prompt: "n") == 1
     out = capsys.readouterr().out

@@ -12,8 +12,8 @@ import paramiko
 import pytest
 
 from responder.sim import SimRouter
-from responder.sim.api_protocol import SentenceDecoder, encode_sentence, parse_reply
-from responder.sim.api_server import challenge_response
+from responder.sim.wire.api_protocol import SentenceDecoder, encode_sentence, parse_reply
+from responder.sim.wire.api_server import challenge_response
 
 from conftest import console_script
 

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from bridge.attribution import FlowMemory, attribute
+from bridge.decide.attribution import FlowMemory, attribute
 from bridge.events import Alert, Origin
 
 SCANNER = ipaddress.ip_address("192.168.1.10")

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from responder.backoff import Backoff, backoff_delay
+from responder.sync.backoff import Backoff, backoff_delay
 
 
 def test_ceiling_doubles_then_caps():

@@ -21,7 +21,7 @@ import pytest
 from bridge.config import PolicyConfig
 from bridge.events import Alert, Origin
 from bridge.parsers import UnparsableLine, parse_line
-from bridge.policy import Policy
+from bridge.decide.policy import Policy
 
 ALERTS = Path(__file__).resolve().parent / "data" / "snort" / "calibration" / "alerts"
 T0 = 1_800_000_000.0

@@ -9,9 +9,9 @@ from dataclasses import replace
 import pytest
 
 from bridge.config import ConfigError, PolicyConfig, example_config, parse_config
-from bridge.durations import block_duration, ordinal
+from bridge.decide.durations import block_duration, ordinal
 from bridge.pipeline import Pipeline
-from bridge.policy import Policy
+from bridge.decide.policy import Policy
 from responder.events import BlockRequest
 from responder.ledger import SCHEMA_VERSION, Ledger
 from test_attribution import make_alert

@@ -14,13 +14,13 @@ import pytest
 from bridge.config import PolicyConfig
 from bridge.events import DECISION_REASONS, Origin
 from bridge.pipeline import Pipeline
-from bridge.policy import Policy
-from responder.backoff import Backoff
+from bridge.decide.policy import Policy
+from responder.sync.backoff import Backoff
 from responder.config import RouterConfig
 from responder.feed import (Decided, EntryApplied, EntryRemoved, Feed, FloodGuardChanged, LineRead, QueueSubscriber,
                             RouterChanged)
 from responder.ledger import Ledger
-from responder.worker import RouterWorker
+from responder.sync.worker import RouterWorker
 from responder_rig import wait_until
 from test_policy import OPEN, T0, attack
 from test_worker import NOW, Clock, FakeRouter, FakeSession, block

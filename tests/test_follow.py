@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from bridge.follow import Follower
+from bridge.follow.follower import Follower
 
 EVENTS_ONLY = 60.0  # safety poll so slow it never fires during a test
 
@@ -379,7 +379,7 @@ def test_file_events_wake_a_waiting_reader(alert, state):
 
 
 def test_the_safety_poll_catches_what_an_event_missed(alert, state, monkeypatch):
-    from bridge import watches
+    from bridge.follow import watches
 
     monkeypatch.setattr(watches._Waker, "dispatch", lambda self, event: None)
     with follower([alert], state, poll_interval=0.2) as f:

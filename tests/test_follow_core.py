@@ -12,9 +12,9 @@ import shutil
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.lines import LineSplitter, RawLine, decode_line
-from bridge.readers import FileReader, plan_resume
-from bridge.positions import Position, fingerprint
+from bridge.follow.lines import LineSplitter, RawLine, decode_line
+from bridge.follow.readers import FileReader, plan_resume
+from bridge.follow.positions import Position, fingerprint
 
 
 # --- LineSplitter -------------------------------------------------------------------------------

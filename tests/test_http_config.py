@@ -7,7 +7,7 @@ import os
 import pytest
 
 from bridge.config import ConfigError, example_config, parse_config
-from bridge.web import TokenError, read_token
+from bridge.watching.web import TokenError, read_token
 
 TOKEN = "0123456789abcdef0123"
 

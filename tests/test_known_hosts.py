@@ -12,7 +12,7 @@ import subprocess
 import paramiko
 import pytest
 
-from responder import known_hosts as kh
+from responder.transport import known_hosts as kh
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from bridge.notify.digest import SETTLE, Digester
 from bridge.notify.text import span, utc
 from bridge.config import PolicyConfig
 from bridge.pipeline import Pipeline
-from bridge.policy import Policy
+from bridge.decide.policy import Policy
 from responder.feed import BlockLifted, Decided, EntryApplied, Feed, FloodGuardChanged, LineRead, RouterChanged
 from test_service import FakeLedger, _Record
 
@@ -204,7 +204,7 @@ def test_a_trip_and_its_resume_within_the_interval_make_one_digest():
 
 
 def test_the_flood_guard_resumes_through_the_pipeline_when_its_quiet_minute_is_over():
-    from bridge.policy import FLOOD_WINDOW
+    from bridge.decide.policy import FLOOD_WINDOW
 
     feed, clock = Feed(), [T0]
     d = digester(events=("flood_guard",))

@@ -17,7 +17,7 @@ import time
 import pytest
 
 from bridge.config import load_config
-from bridge.service import Service
+from bridge.service.service import Service
 from conftest import wait_for
 from notify_rig import JsonReceiver, free_port
 from responder_rig import write_ed25519
@@ -246,7 +246,7 @@ def run_guard(tmp_path, monkeypatch, then) -> list:
 
 
 def test_the_flood_guard_resume_is_told_when_its_quiet_minute_is_over(tmp_path, monkeypatch):
-    monkeypatch.setattr("bridge.policy.FLOOD_WINDOW", 2.0)  # a quiet "minute" of 2 s
+    monkeypatch.setattr("bridge.decide.policy.FLOOD_WINDOW", 2.0)  # a quiet "minute" of 2 s
     trip, cleared = run_guard(tmp_path, monkeypatch, lambda service, path: None)  # no alert: the loop's clock
     assert trip["title"].endswith("FLOOD GUARD tripped: blocking stopped") and trip["type"] == "failure"
     assert "cleared: blocking resumed after 2s; 3 block decisions held back" in cleared["title"], cleared["title"]

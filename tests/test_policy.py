@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from bridge.config import PolicyConfig
 from bridge.events import Alert, Origin
-from bridge.policy import FLOOD_WINDOW, Policy
+from bridge.decide.policy import FLOOD_WINDOW, Policy
 from test_attribution import make_alert, scan
 
 OPEN = PolicyConfig(protected=())  # the defaults, without protecting 192.168.0.0/16
@@ -252,7 +252,7 @@ def test_hostile_alerts_only_ever_target_ipaddresses(src, dst, gid, priority, sp
 
 
 def test_host_and_router_addresses_from_this_machine():
-    from bridge.hostaddrs import _fib_trie_addresses, host_addresses, router_addresses
+    from bridge.decide.hostaddrs import _fib_trie_addresses, host_addresses, router_addresses
     from responder.config import RouterConfig
 
     mine = host_addresses()

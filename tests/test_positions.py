@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from bridge.positions import (
+from bridge.follow.positions import (
     FINGERPRINT_BYTES,
     Position,
     PositionStore,
@@ -101,7 +101,7 @@ def test_a_bad_positions_file_is_logged_set_aside_and_starts_fresh(tmp_path, cap
     store = PositionStore(str(tmp_path))
     with open(store.path, "wb") as f:
         f.write(content)
-    with caplog.at_level(logging.ERROR, logger="bridge.positions"):
+    with caplog.at_level(logging.ERROR, logger="bridge.follow.positions"):
         assert store.load() == {}
     assert "unreadable" in caplog.text and store.path in caplog.text
     assert not os.path.exists(store.path)

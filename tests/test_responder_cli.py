@@ -15,7 +15,7 @@ import time
 import pytest
 
 from bridge.cli import main as snort_bridge
-from responder import known_hosts
+from responder.transport import known_hosts
 from responder.events import BlockRequest
 from responder.ledger import Ledger
 
@@ -226,7 +226,7 @@ def test_trust_asks_records_and_warns_about_a_changed_key(lab, tmp_path, capsys)
     assert "snort-bridge trust r1" in capsys.readouterr().out  # the error says what to do
     assert lab.sent("r1", "") == []
 
-    from responder.cli import cmd_trust
+    from bridge.cli.routers import cmd_trust
     from bridge.cli import build_parser
 
     args = build_parser().parse_args(["trust", "r1", "--config", config])

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from responder import known_hosts
+from responder.transport import known_hosts
 from responder.events import BlockRequest
 from responder.ledger import Ledger
 from responder.responder import TargetRefused

@@ -14,11 +14,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge.lines import MAX_LINE_BYTES
-from bridge.positions import Position, fingerprint
-from bridge.readers import FileReader, plan_resume, snapshot_chain
-from bridge.rotation import FileInfo, RotatedName, order_rotated, parse_rotated_name, plan_chain
-from bridge.tail import Tail
+from bridge.follow.lines import MAX_LINE_BYTES
+from bridge.follow.positions import Position, fingerprint
+from bridge.follow.readers import FileReader, plan_resume, snapshot_chain
+from bridge.follow.rotation import FileInfo, RotatedName, order_rotated, parse_rotated_name, plan_chain
+from bridge.follow.tail import Tail
 from rotation_rig import BASE, SCHEMES, History
 
 

@@ -5,7 +5,7 @@ import ipaddress
 import pytest
 from hypothesis import given, strategies as st
 
-from bridge.routeros_log import NotAFirewallLine, parse_firewall_line
+from bridge.scan.routeros_log import NotAFirewallLine, parse_firewall_line
 
 # The message bodies are the real examples quoted in RouterOS's documentation and public log parsers.
 V7_INPUT = ("BAN INPUT 80 input: in:ether1 out:(unknown 0), connection-state:new src-mac aa:bb:cc:dd:dd:ee, "

@@ -8,9 +8,9 @@ from scapy.layers.l2 import Dot1Q, Ether
 from scapy.layers.ppp import PPP, PPPoE
 
 from bridge.events import PORTSCAN_GID
-from bridge.probes import probe_from_firewall_event, probe_from_frame
-from bridge.routeros_log import parse_firewall_line
-from bridge.scan import Probe, ScanDetector
+from bridge.scan.probes import probe_from_firewall_event, probe_from_frame
+from bridge.scan.routeros_log import parse_firewall_line
+from bridge.scan.detector import Probe, ScanDetector
 
 SCANNER = ipaddress.ip_address("203.0.113.50")
 TARGET = ipaddress.ip_address("198.51.100.10")

@@ -9,9 +9,9 @@ import subprocess
 
 import pytest
 
-from bridge.probes import probe_from_frame
-from bridge.scan import ScanDetector, scan_type, tcp_probe_kind
-from bridge.scan_source import PcapStream, PcapStreamError
+from bridge.scan.probes import probe_from_frame
+from bridge.scan.detector import ScanDetector, scan_type, tcp_probe_kind
+from bridge.scan.packet_source import PcapStream, PcapStreamError
 from conftest import DATA, console_script
 from tzsp.capture_files import read_capture
 

@@ -17,7 +17,7 @@ from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import Ether
 from scapy.utils import PcapWriter, rdpcap
 
-from bridge.scan_source import PcapStream, PcapStreamError
+from bridge.scan.packet_source import PcapStream, PcapStreamError
 from conftest import console_script, free_port
 from responder_rig import Lab, wait_until
 

@@ -19,13 +19,13 @@ from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 from scapy.utils import PcapWriter
 
-from bridge.alert_out import AlertFileWriter, alert_json_line
+from bridge.scan.alert_out import AlertFileWriter, alert_json_line
 from bridge.config import parse_config
 from bridge.events import Alert, Origin
 from bridge.parsers import parse_line
 from bridge.pipeline import Pipeline
-from bridge.policy import Policy
-from bridge.scan import Probe, ScanDetector
+from bridge.decide.policy import Policy
+from bridge.scan.detector import Probe, ScanDetector
 from conftest import console_script
 
 SCANNER, TARGET = "203.0.113.66", "192.0.2.80"

@@ -16,9 +16,9 @@ import pytest
 from bridge.config import parse_config
 from bridge.events import Origin
 from bridge.pipeline import Pipeline, build_policy
-from bridge.scan import ScanDetector
-from bridge.service_parts import FIREWALL, followed_sources
-from bridge.syslog_listener import datagram_lines, split_listen_address
+from bridge.scan.detector import ScanDetector
+from bridge.service.parts import FIREWALL, followed_sources
+from bridge.scan.syslog_listener import datagram_lines, split_listen_address
 from responder.responder import TargetRefused, check_target
 
 ORIGIN = Origin("/var/log/snort/alert_fast.txt", 0, 1)

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from responder.sim.cli_parser import CliSyntaxError, Literal, MenuCommand, VarRef, Concat, parse_line, parse_script
-from responder.sim.state import RouterProfile, RouterState, StateError, normalise_address
+from responder.sim.script.parser import (
+    CliSyntaxError,
+    Literal,
+    MenuCommand,
+    VarRef,
+    Concat,
+    parse_line,
+    parse_script,
+)
+from responder.sim.router.state import RouterProfile, RouterState, StateError, normalise_address
 from responder_rig import FakeClock
 
 

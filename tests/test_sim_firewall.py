@@ -13,15 +13,15 @@ import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
-from bridge.probes import probe_from_firewall_event
-from bridge.routeros_log import parse_firewall_line
-from bridge.scan import ScanDetector
-from bridge.syslog_listener import SyslogListener
+from bridge.scan.probes import probe_from_firewall_event
+from bridge.scan.routeros_log import parse_firewall_line
+from bridge.scan.detector import ScanDetector
+from bridge.scan.syslog_listener import SyslogListener
 from conftest import DATA, console_script, free_port
 from responder.provision import ProvisionPlan, render_provision
 from responder.sim import SimRouter
-from responder.sim.firewall import Conntrack, FilterRule, Limit, decode_frame, log_message
-from responder.sim.state import ALL_POLICIES
+from responder.sim.router.firewall import Conntrack, FilterRule, Limit, decode_frame, log_message
+from responder.sim.router.state import ALL_POLICIES
 from test_scan_captures import BENIGN, SCANS
 from tzsp.receiver import AllowList
 

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from responder.sim.interpreter import Interpreter
-from responder.sim.state import RouterProfile, RouterState
+from responder.sim.script.interpreter import Interpreter
+from responder.sim.router.state import RouterProfile, RouterState
 from responder_rig import FakeClock
 
 START = float(calendar.timegm((2026, 10, 1, 8, 50, 30, 0, 0, 0)))  # 2026-10-01 08:50:30 UTC

@@ -16,7 +16,7 @@ import pytest
 from conftest import console_script, free_port, require_tool
 from responder.sim import SimRouter
 from responder_rig import FakeClock, write_ed25519
-from responder.sim.ssh_server import CIPHERS, KEX, MACS
+from responder.sim.wire.ssh_server import CIPHERS, KEX, MACS
 
 AL = "/ip firewall address-list"
 

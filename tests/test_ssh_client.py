@@ -18,13 +18,13 @@ from typing import Callable, Optional
 import paramiko
 import pytest
 
-from responder import known_hosts
+from responder.transport import known_hosts
 from responder.config import RouterConfig
 from responder.errors import (
     AuthenticationFailed, CommandTimeout, HostKeyRefused, RouterCommandError, RouterUnreachable, SecretRefused)
-from responder.router import RouterSession
-from responder.secrets import read_password
-from responder.ssh import fetch_host_key, key_fingerprint
+from responder.transport.ssh_session import RouterSession
+from responder.transport.secrets import read_password
+from responder.transport.ssh import fetch_host_key, key_fingerprint
 from responder_rig import write_ed25519
 
 ADDR = ipaddress.ip_address("203.0.113.9")

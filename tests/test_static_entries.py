@@ -18,8 +18,8 @@ from responder.ledger import Ledger, RouterBlock
 from responder.routeros.duration import (MAX_TIMEOUT_SECONDS, V6_MAX_TIMEOUT_SECONDS, format_range_limit,
                                          timeout_limit_of)
 from responder.sim import SimRouter
-from responder.sim.state import StateError
-from responder.sync_plan import Mark, Remove, Send, plan_steps
+from responder.sim.router.state import StateError
+from responder.sync.plan import Mark, Remove, Send, plan_steps
 
 from responder_rig import LIST, Lab, shared_host_key, wait_until
 
@@ -141,7 +141,7 @@ class FlavourLab(Lab):
         sim.add_user("ips", authorized_keys=(self.key,), policies=("ssh", "read", "write"))
         self.sims[name] = sim
         self.ports[name] = sim.start("127.0.0.1", 0)
-        from responder import known_hosts
+        from responder.transport import known_hosts
 
         known_hosts.record(self.known_hosts, known_hosts.host_name("127.0.0.1", self.ports[name]),
                            sim.host_key.get_name(), sim.host_key.asbytes())

@@ -10,11 +10,20 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bridge.events import DECISION_REASONS, Alert, Decision, Origin
-from bridge.observe import MAX_WAITING_BLOCKS, Observer
-from bridge.status import BlockRow, RouterRow, Snapshot, SourceRow, TzspdView, chart_svg, health_problems, render_page
-from bridge.web import Gate, tzspd_counters
+from bridge.watching.observe import MAX_WAITING_BLOCKS, Observer
+from bridge.watching.status import (
+    BlockRow,
+    RouterRow,
+    Snapshot,
+    SourceRow,
+    TzspdView,
+    chart_svg,
+    health_problems,
+    render_page,
+)
+from bridge.watching.web import Gate, tzspd_counters
 from responder.feed import Decided, EntryApplied, EntryRefused, FloodGuardChanged, LineRead, RouterChanged
-from tzsp.httpserver import Request
+from plumbing.httpserver import Request
 
 T0 = 1_790_000_000.0
 ALERTS = "/var/log/snort/alert_fast.txt"

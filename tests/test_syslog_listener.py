@@ -6,8 +6,8 @@ import threading
 import time
 
 from bridge.config import parse_config
-from bridge.service_parts import syslog_senders
-from bridge.syslog_listener import SyslogListener
+from bridge.service.parts import syslog_senders
+from bridge.scan.syslog_listener import SyslogListener
 from tests.conftest import free_port
 from tzsp.receiver import AllowList
 

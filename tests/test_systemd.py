@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, require_tool
-from tzsp.sdnotify import Notifier
+from plumbing.sdnotify import Notifier
 
 UNITS = ["tzspd.service", "snort-bridge.service"]
 HARDENING = {

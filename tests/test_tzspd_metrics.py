@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from conftest import free_port, wait_for
 from test_tzspd import Tzspd, send
 from tzsp.codec import encode_frame
-from tzsp.httpserver import HttpServer, Response, is_loopback, parse_listen
+from plumbing.httpserver import HttpServer, Response, is_loopback, parse_listen
 from tzsp.metrics import DROP_REASONS, TzspdCollector, health_problems
 from tzsp.output import Consumer, ExecSink
 from tzsp.stats import Counters

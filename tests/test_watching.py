@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from bridge.status import ALERT_COLOUR, BLOCK_COLOUR
+from bridge.watching.status import ALERT_COLOUR, BLOCK_COLOUR
 from conftest import free_port
 from responder_rig import Lab, wait_until
 from test_e2e_service import Service, append, fast_line, write_service_config
@@ -188,8 +188,8 @@ def test_in_process_service_serves_survives_a_reload_and_closes_its_port(tmp_pat
     import threading
 
     from bridge.config import load_config
-    from bridge.service import Service as BridgeService
-    from tzsp.sdnotify import Notifier
+    from bridge.service.service import Service as BridgeService
+    from plumbing.sdnotify import Notifier
 
     alerts = tmp_path / "alert_fast.txt"
     alerts.write_text("")

@@ -15,13 +15,13 @@ from typing import Optional
 
 import pytest
 
-from responder.backoff import Backoff
+from responder.sync.backoff import Backoff
 from responder.config import RouterConfig
 from responder.errors import RouterCommandError, RouterUnreachable
 from responder.events import BlockRequest
 from responder.ledger import Ledger, RouterBlock
-from responder.sync_plan import Mark, Remove, Send, normalise_listing, plan_steps
-from responder.worker import RouterWorker
+from responder.sync.plan import Mark, Remove, Send, normalise_listing, plan_steps
+from responder.sync.worker import RouterWorker
 
 from responder_rig import wait_until
 

@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from responder import step_runner
-from responder.api import ApiSession
+from responder.sync import step_runner
+from responder.transport.api import ApiSession
 from responder.errors import RouterCommandError, RouterError
 from responder.events import BlockRequest
 from responder.responder import Responder, default_session_factory

@@ -125,7 +125,7 @@ class _Interface:
 
 class PcapngSection:
     """Pcapng block state without I/O: the current section's byte order and interfaces. Used over
-    a seekable file here, and over a pipe by ``bridge.scan_source.PcapStream``."""
+    a seekable file here, and over a pipe by ``bridge.scan.packet_source.PcapStream``."""
 
     def __init__(self, name: str) -> None:
         self.name = name

@@ -24,11 +24,11 @@ from typing import Optional
 from .consumer import Consumer
 from .fanout import record_splitter
 from .fdwrite import enlarge_pipe
-from .httpserver import parse_listen
+from plumbing.httpserver import parse_listen
 from .linktypes import linktype_name, parse_linktype
 from .output import ExecSink, OutputError, ReaderGone, RotatingFileSink, StreamSink
 from .pcap import global_header
-from .sdnotify import Notifier
+from plumbing.sdnotify import Notifier
 from .receiver import (
     DEFAULT_PORT,
     DEFAULT_RCVBUF,

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 
-from .httpserver import HttpServer, Request, Response, parse_listen
+from plumbing.httpserver import HttpServer, Request, Response, parse_listen
 from .stats import Counters
 
 DEFAULT_METRICS_PORT = 9471

@@ -51,7 +51,7 @@ def read_urls(config: NotifyConfig, environ: Optional[Mapping[str, str]] = None)
     environ = os.environ if environ is None else environ
     if config.urls_file:
         from responder.errors import SecretRefused
-        from responder.secrets import _read_private_file  # the same check as for password files
+        from responder.transport.secrets import _read_private_file  # the same check as for password files
 
         key = "notify.urls_file"
         try:

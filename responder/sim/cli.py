@@ -18,9 +18,9 @@ from typing import List, Optional
 
 import paramiko
 
-from responder.sim.api_server import ApiCertificate, make_certificate
+from responder.sim.wire.api_server import ApiCertificate, make_certificate
 from responder.sim.server import SimRouter
-from responder.ssh import key_fingerprint
+from responder.transport.ssh import key_fingerprint
 
 
 class UsageError(Exception):

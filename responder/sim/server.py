@@ -10,13 +10,25 @@ from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, 
 
 import paramiko
 
-from responder.sim.firewall import Verdict, decode_frame
-from responder.sim.api_server import ApiCertificate, ApiServer, check_challenge, make_certificate, server_context
-from responder.sim.interpreter import ExecResult, Interpreter
-from responder.sim.ssh_server import SshServer
-from responder.sim.state import AddressEntryView, RouterProfile, RouterState, StateError, normalise_address
-from responder.sim.tables import parse_public_key
-from responder.ssh import key_fingerprint
+from responder.sim.router.firewall import Verdict, decode_frame
+from responder.sim.wire.api_server import (
+    ApiCertificate,
+    ApiServer,
+    check_challenge,
+    make_certificate,
+    server_context,
+)
+from responder.sim.script.interpreter import ExecResult, Interpreter
+from responder.sim.wire.ssh_server import SshServer
+from responder.sim.router.state import (
+    AddressEntryView,
+    RouterProfile,
+    RouterState,
+    StateError,
+    normalise_address,
+)
+from responder.sim.router.tables import parse_public_key
+from responder.transport.ssh import key_fingerprint
 
 KeyLike = Union[paramiko.PKey, str]
 GENERATE = "generate"  # api_certificate: a self-signed one for 127.0.0.1, made when api-ssl first starts

@@ -1,0 +1,394 @@
+"""Run parsed CLI statements against a RouterState and produce what the router prints.
+
+``Interpreter.run_line(user, line)`` is the whole behaviour of one SSH exec: parse errors
+print one line and run nothing (exit status configurable, real routers vary); a runtime
+error prints its text and stops the rest of the line (exit status 0). Output lines are
+joined with CRLF. The caller holds no lock: the line runs under ``state.lock``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from responder.routeros.duration import format_duration
+from responder.sim.router import printing
+from responder.sim.script.parser import (
+    ChangeMenu,
+    CliSyntaxError,
+    Concat,
+    Condition,
+    Literal,
+    MenuCommand,
+    Put,
+    Statement,
+    Subst,
+    Value,
+    VarCommand,
+    VarRef,
+    parse_line,
+    parse_script,
+)
+from responder.sim.router.printing import Record
+from responder.sim.router.state import RouterState, StateError, normalise_address, parse_id
+from responder.sim.router.tables import AddressListTable, SshKeyTable, Table, TimeValue, table_for
+
+_READ_VERBS = frozenset({"print", "find", "get"})
+_MAX_SCRIPT_DEPTH = 8
+
+
+class RuntimeCliError(Exception):
+    """Printed as-is; stops the rest of the line."""
+
+    def __init__(self, text: str, kind: str = "other"):
+        super().__init__(text)
+        self.text = text
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    lines: Tuple[str, ...]
+    exit_status: int
+    error_kind: Optional[str] = None  # None on success; "syntax", "duplicate", "permission", ...
+
+    @property
+    def output(self) -> str:
+        """What goes to the SSH channel: CRLF line ends, nothing at all for no output."""
+        return "".join(line + "\r\n" for line in self.lines)
+
+
+@dataclass
+class _Scope:
+    """One running line or script: whose it is, what it may do, its variables and item numbers."""
+
+    user: str
+    policies: frozenset
+    out: List[str]
+    locals: Dict[str, object] = field(default_factory=dict)
+    declared: set = field(default_factory=set)
+    numbers: Dict[Tuple[str, ...], List[str]] = field(default_factory=dict)
+    depth: int = 0
+
+
+def to_text(value: object) -> str:
+    """How ``:put`` and string concatenation show a value."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        if value and all(isinstance(v, dict) for v in value):
+            return printing.render_as_value([{k: to_text(x) for k, x in v.items()} for v in value])
+        return ";".join(to_text(v) for v in value)
+    if isinstance(value, dict):
+        return printing.render_as_value([{k: to_text(x) for k, x in value.items()}])
+    return str(value)
+
+
+class Interpreter:
+    def __init__(self, state: RouterState, *, parse_error_exit: int = 0):
+        self.state = state
+        self.parse_error_exit = parse_error_exit
+
+    @property
+    def flavour(self) -> str:
+        return self.state.profile.flavour
+
+    # -- entry points -------------------------------------------------------------------------
+    def run_line(self, user: str, line: str) -> ExecResult:
+        try:
+            statements = parse_line(line, self.flavour)
+        except CliSyntaxError as exc:
+            return ExecResult((exc.text,), self.parse_error_exit, exc.kind)
+        with self.state.lock:
+            scope = _Scope(user=user, policies=self.state.policies_of(user), out=[])
+            try:
+                for statement in statements:
+                    self.execute(statement, scope, quiet=False)
+            except RuntimeCliError as exc:
+                scope.out.append(exc.text)
+                return ExecResult(tuple(scope.out), 0, exc.kind)
+        return ExecResult(tuple(scope.out), 0)
+
+    # -- statements ---------------------------------------------------------------------------
+    def execute(self, statement: Statement, scope: _Scope, *, quiet: bool) -> object:
+        if isinstance(statement, ChangeMenu):
+            return None
+        if isinstance(statement, Put):
+            value = self.evaluate(statement.value, scope) if statement.value is not None else None
+            scope.out.extend(to_text(value).split("\n"))
+            return None
+        if isinstance(statement, VarCommand):
+            return self.execute_var(statement, scope)
+        return self.execute_command(statement, scope, quiet=quiet)
+
+    def execute_var(self, statement: VarCommand, scope: _Scope) -> None:
+        value = self.evaluate(statement.value, scope) if statement.value is not None else None
+        name = statement.name
+        if statement.kind == "global":
+            scope.declared.add(name)
+            scope.locals.pop(name, None)
+            if statement.value is not None:
+                self.state.set_global(scope.user, name, value)
+        elif statement.kind == "local":
+            scope.locals[name] = value
+        elif name in scope.locals or name not in scope.declared:
+            scope.locals[name] = value
+        else:
+            self.state.set_global(scope.user, name, value)
+
+    def evaluate(self, value: Value, scope: _Scope) -> object:
+        if isinstance(value, Literal):
+            return value.text
+        if isinstance(value, VarRef):
+            if value.name in scope.locals:
+                return scope.locals[value.name]
+            if value.name in scope.declared:
+                return self.state.get_global(scope.user, value.name)
+            return None  # an undeclared variable is "nothing"
+        if isinstance(value, Concat):
+            return "".join(to_text(self.evaluate(part, scope)) for part in value.parts)
+        if isinstance(value, Subst):
+            return self.execute(value.statement, scope, quiet=True)
+        raise TypeError(f"not a value: {value!r}")
+
+    # -- menu commands ------------------------------------------------------------------------
+    def refuse(self, command: MenuCommand, text: str, kind: str) -> RuntimeCliError:
+        """v7 names the command and line after the message (ROUTEROS.md §1)."""
+        if self.flavour == "v7":
+            text = f"{text} ({command.path}; line {command.line})"
+        return RuntimeCliError(text, kind)
+
+    def check_policy(self, command: MenuCommand, scope: _Scope, table: Optional[Table]) -> None:
+        if command.verb in _READ_VERBS:
+            needed = frozenset({"read"})
+        elif command.menu == ("system", "script") and command.verb == "run":
+            needed = frozenset({"read"})
+        else:
+            needed = table.write_policies if table is not None else frozenset({"write"})
+        if not needed <= scope.policies:
+            raise self.refuse(command, "not enough permissions (9)", "permission")
+
+    def execute_command(self, command: MenuCommand, scope: _Scope, *, quiet: bool) -> object:
+        table = table_for(self.state, command.menu)
+        self.check_policy(command, scope, table)
+        args = {key: to_text(self.evaluate(value, scope)) for key, value in command.args}
+        try:
+            if command.menu == ("system", "resource"):
+                return self.resource(command, scope)
+            if command.menu == ("system", "identity"):
+                return self.identity(command, args, scope)
+            if command.menu == ("system", "script") and command.verb == "run":
+                scripts = self.resolve(command, scope, table)
+                for script in scripts:
+                    self.run_script(script, scope, command)
+                return None
+            return self.table_verb(command, table, args, scope, quiet=quiet)
+        except StateError as exc:
+            if exc.text.startswith("Script Error:"):
+                raise self.refuse(command, exc.text, exc.kind) from None
+            raise RuntimeCliError(exc.text, exc.kind) from None
+
+    def table_verb(self, command: MenuCommand, table: Table, args: Dict[str, str], scope: _Scope,
+                   *, quiet: bool) -> object:
+        verb = command.verb
+        if verb == "add":
+            return table.item_id(table.add(args, scope.user))
+        if verb == "import" and isinstance(table, SshKeyTable):
+            table.import_file(args)
+            return None
+        if verb == "find":
+            return [table.item_id(item) for item in self.select(table, command.conditions, scope)]
+        if verb == "print":
+            return self.print_table(command, table, args, scope, quiet=quiet)
+        items = self.resolve(command, scope, table)
+        if verb == "get":
+            return self.get_property(command, table, items, scope)
+        for item in items:
+            if verb == "remove":
+                table.remove(item)
+            elif verb == "set":
+                table.update(item, args)
+            elif verb in ("enable", "disable"):
+                table.enable(item, verb == "enable")
+        return None
+
+    # -- item selection -----------------------------------------------------------------------
+    def select(self, table: Table, conditions: Sequence[Condition], scope: _Scope) -> list:
+        tests = [(c, self.evaluate(c.value, scope) if c.value is not None else None) for c in conditions]
+        return [item for item in table.items() if all(self.matches(table, item, c, v) for c, v in tests)]
+
+    def matches(self, table: Table, item, condition: Condition, wanted: object) -> bool:
+        values = table.values(item, self.flavour)
+        values[".id"] = table.item_id(item)
+        have = values.get(condition.prop)
+        if condition.op == "":
+            result = have is True or to_text(have) in ("yes", "true")
+        elif condition.op == "~":
+            try:
+                result = re.search(to_text(wanted), to_text(have)) is not None
+            except re.error:
+                raise RuntimeCliError("invalid regular expression", "syntax") from None
+        else:
+            equal = self.same_value(table, condition.prop, have, wanted)
+            result = equal if condition.op == "=" else not equal
+        return result != condition.negate
+
+    @staticmethod
+    def same_value(table: Table, prop: str, have: object, wanted: object) -> bool:
+        text = to_text(wanted)
+        if isinstance(have, bool) or prop in table.booleans:
+            truthy = have is True or to_text(have) in ("yes", "true")
+            return text.lower() in (("yes", "true") if truthy else ("no", "false"))
+        if prop == "address" and isinstance(table, AddressListTable):
+            try:
+                return normalise_address(text, table.family) == have
+            except StateError:
+                return False
+        if prop == ".id":
+            return text.upper() == to_text(have).upper()
+        return text == to_text(have)
+
+    def resolve(self, command: MenuCommand, scope: _Scope, table: Table) -> list:
+        """Items named by ids (``*1A``), printed numbers (``0,1``), names, or ``[find ...]``."""
+        refs: List[str] = []
+        for value in command.positionals[:1]:
+            result = self.evaluate(value, scope)
+            for part in (result if isinstance(result, list) else [result]):
+                refs.extend(r for r in to_text(part).split(",") if r)
+        if not command.positionals:
+            raise self.refuse(command, "Script Error: missing value(s) of argument(s) numbers", "other")
+        items = table.items()
+        by_id = {table.item_id(item): item for item in items}
+        out = []
+        for ref in refs:
+            if parse_id(ref) is not None:
+                found = by_id.get(ref.upper())
+            elif ref.isdigit():
+                numbers = scope.numbers.get(command.menu, [])
+                index = int(ref)
+                found = by_id.get(numbers[index]) if index < len(numbers) else None
+            else:
+                found = next((item for item in items if table.name_of(item) == ref), None)
+            if found is None:
+                raise RuntimeCliError("no such item", "no-such-item")
+            if found not in out:
+                out.append(found)
+        return out
+
+    # -- print / get --------------------------------------------------------------------------
+    def records(self, table: Table, items: list, proplist: Optional[List[str]]) -> List[Record]:
+        records = []
+        for index, item in enumerate(items):
+            fields = table.fields(item, self.flavour)
+            if proplist is not None:
+                fields = [f for f in fields if f.name in proplist]
+            records.append(Record(index, table.flags(item), tuple(fields), table.comment(item)))
+        return records
+
+    def print_table(self, command: MenuCommand, table: Table, args: Dict[str, str], scope: _Scope,
+                    *, quiet: bool) -> object:
+        items = self.select(table, command.conditions, scope)
+        if "from" in args:
+            wanted = {table.item_id(i) for i in self.resolve(
+                MenuCommand(command.menu, "print", positionals=(Literal(args["from"]),)), scope, table)}
+            items = [i for i in items if table.item_id(i) in wanted]
+        proplist = [p.strip() for p in args["proplist"].split(",")] if "proplist" in args else None
+        if "count-only" in command.flags:
+            if not quiet:
+                scope.out.append(str(len(items)))
+            return len(items)
+        if "as-value" in command.flags:
+            rows = []
+            for item in items:
+                row = {".id": table.item_id(item), **table.values(item, self.flavour)}
+                if proplist is not None:
+                    row = {k: v for k, v in row.items() if k in proplist or k == ".id"}
+                rows.append(row)
+            return rows
+        scope.numbers[command.menu] = [table.item_id(i) for i in items]
+        records = self.records(table, items, proplist)
+        if "terse" in command.flags:
+            scope.out.extend(printing.render_terse(self.flavour, records))
+        elif "detail" in command.flags or table.default_detail:
+            scope.out.extend(printing.render_detail(self.flavour, records, table.legend))
+        else:
+            scope.out.extend(printing.render_table(self.flavour, records, table.columns, table.legend))
+        return None
+
+    def get_property(self, command: MenuCommand, table: Table, items: list, scope: _Scope) -> object:
+        if len(command.positionals) < 2 and command.arg("value-name") is None:
+            raise self.refuse(command, "Script Error: missing value(s) of argument(s) value-name", "other")
+        name_value = command.positionals[1] if len(command.positionals) > 1 else command.arg("value-name")
+        name = to_text(self.evaluate(name_value, scope))
+        if len(items) != 1:
+            raise RuntimeCliError("no such item", "no-such-item")
+        values = table.values(items[0], self.flavour)
+        values[".id"] = table.item_id(items[0])
+        if name not in values and name not in {f.name for f in table.fields(items[0], self.flavour)}:
+            raise RuntimeCliError(f"input does not match any value of value-name", "other")
+        return values.get(name)
+
+    # -- singleton menus ----------------------------------------------------------------------
+    def resource_values(self) -> List[Tuple[str, object]]:
+        profile = self.state.profile
+        return [
+            ("uptime", TimeValue(self.state.uptime())), ("version", profile.version),
+            ("build-time", "2024-10-22 10:17:35" if profile.flavour == "v7" else "oct/22/2024 10:17:35"),
+            ("factory-software", profile.version.split()[0]), ("free-memory", "870.4MiB"),
+            ("total-memory", "1024.0MiB"), ("cpu", "QEMU"), ("cpu-count", "1"), ("cpu-frequency", "2496MHz"),
+            ("cpu-load", "1%"), ("free-hdd-space", "80.2MiB"), ("total-hdd-space", "89.2MiB"),
+            ("architecture-name", profile.architecture), ("board-name", profile.board_name),
+            ("platform", "MikroTik"),
+        ]
+
+    def resource(self, command: MenuCommand, scope: _Scope) -> object:
+        values = self.resource_values()
+        if command.verb == "get":
+            return self.get_singleton(command, dict(values), scope)
+        if "as-value" in command.flags:
+            return [dict(values)]
+        shown = [(k, format_duration(int(v.seconds)) if isinstance(v, TimeValue) else to_text(v)) for k, v in values]
+        scope.out.extend(printing.render_properties(shown))
+        return None
+
+    def identity(self, command: MenuCommand, args: Dict[str, str], scope: _Scope) -> object:
+        if command.verb == "set":
+            if "name" in args:
+                self.state.identity = args["name"]
+            return None
+        if command.verb == "get":
+            return self.get_singleton(command, {"name": self.state.identity}, scope)
+        if "as-value" in command.flags:
+            return [{"name": self.state.identity}]
+        scope.out.extend(printing.render_properties([("name", self.state.identity)]))
+        return None
+
+    def get_singleton(self, command: MenuCommand, values: Dict[str, object], scope: _Scope) -> object:
+        name_value = command.positionals[0] if command.positionals else command.arg("value-name")
+        name = to_text(self.evaluate(name_value, scope)) if name_value is not None else ""
+        if name not in values:
+            raise RuntimeCliError("input does not match any value of value-name", "other")
+        return values[name]
+
+    # -- scripts ------------------------------------------------------------------------------
+    def run_script(self, script, scope: _Scope, command: MenuCommand) -> None:
+        """As the caller (its globals), with the script's policies; needs all of them."""
+        if not script.policy <= scope.policies:
+            raise self.refuse(command, "not enough permissions (9)", "permission")
+        if scope.depth >= _MAX_SCRIPT_DEPTH:
+            raise RuntimeCliError("script error: too many nested script runs", "other")
+        script.run_count += 1
+        inner = _Scope(user=scope.user, policies=script.policy & scope.policies, out=scope.out, depth=scope.depth + 1)
+        try:
+            statements = parse_script(script.source, self.flavour)
+            for statement in statements:
+                self.execute(statement, inner, quiet=False)
+        except CliSyntaxError as exc:
+            self.state.log.append(f"script error: {exc.text}")
+            raise RuntimeCliError(exc.text, exc.kind) from None
+        except RuntimeCliError as exc:
+            self.state.log.append(f"script error: {exc.text}")
+            raise

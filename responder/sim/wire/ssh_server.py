@@ -1,0 +1,190 @@
+"""The SSH face of the simulator: paramiko Transport per connection, exec channels only.
+
+Looks like RouterOS on the wire (ROUTEROS.md §4): banner ``SSH-2.0-ROSSSH``; kex
+curve25519-sha256 and diffie-hellman-group-exchange-sha256; host key rsa-sha2-256 (plus
+ssh-ed25519 when given an Ed25519 key); ciphers aes192-ctr, aes256-ctr, aes256-gcm; MACs
+hmac-sha2-256/512. A paramiko client therefore negotiates DH-GEX, as against a real router.
+
+Authentication rules and the command itself are delegated to a ``Backend`` (SimRouter), so this
+module only moves bytes. Faults for tests: ``backend.hang`` (accept TCP, never speak),
+``backend.hang_exec`` (log in, never answer a command), ``backend.latency`` (seconds per command).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from typing import Dict, List, Optional, Protocol, Tuple
+
+import paramiko
+from paramiko.kex_curve25519 import KexCurve25519
+from paramiko.kex_group14 import KexGroup14SHA256
+from paramiko.kex_group16 import KexGroup16SHA512
+from paramiko.primes import ModulusPack
+
+from responder.sim.wire.listener import TcpListener
+
+log = logging.getLogger(__name__)
+
+BANNER = "SSH-2.0-ROSSSH"
+KEX = ("curve25519-sha256", "diffie-hellman-group-exchange-sha256")
+CIPHERS = ("aes192-ctr", "aes256-ctr", "aes256-gcm@openssh.com")
+MACS = ("hmac-sha2-256", "hmac-sha2-512")
+_EXEC_WAIT = 30.0  # how long an opened session channel may wait for its exec request
+
+
+class Backend(Protocol):
+    hang: bool
+    hang_exec: bool
+    latency: float
+
+    def authenticate_password(self, login: str, password: str, peer: str) -> Optional[str]: ...
+    def authenticate_key(self, login: str, key: paramiko.PKey, peer: str) -> Optional[str]: ...
+    def user_has_keys(self, login: str) -> bool: ...
+    def run_exec(self, user: str, command: str) -> Tuple[bytes, int]: ...
+
+
+def _modulus_pack() -> ModulusPack:
+    """The well-known RFC 3526 groups (2048, 4096 bits) serve DH group exchange; no moduli file needed."""
+    pack = ModulusPack()
+    pack.pack = {2048: [(2, KexGroup14SHA256.P)], 4096: [(2, KexGroup16SHA512.P)]}
+    return pack
+
+
+_MODULI = _modulus_pack()
+
+
+def configure_transport(transport: paramiko.Transport, host_keys: List[paramiko.PKey]) -> None:
+    """Make a server Transport offer what RouterOS offers (instance attributes shadow paramiko's)."""
+    transport.local_version = BANNER
+    for key in host_keys:
+        transport.add_server_key(key)
+    transport._kex_info = dict(paramiko.Transport._kex_info, **{"curve25519-sha256": KexCurve25519})
+    transport._preferred_kex = KEX
+    transport._modulus_pack = _MODULI
+    names = ["rsa-sha2-256" if key.get_name() == "ssh-rsa" else key.get_name() for key in host_keys]
+    transport._preferred_keys = tuple(names)
+    transport._preferred_ciphers = CIPHERS
+    transport._preferred_macs = MACS
+
+
+class _Connection(paramiko.ServerInterface):
+    """One client: who logged in, and the exec command each channel asked for."""
+
+    def __init__(self, backend: Backend, peer: str):
+        self.backend = backend
+        self.peer = peer
+        self.user: Optional[str] = None
+        self.commands: Dict[int, str] = {}
+        self.ready: Dict[int, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def event_for(self, chanid: int) -> threading.Event:
+        with self._lock:
+            return self.ready.setdefault(chanid, threading.Event())
+
+    def get_allowed_auths(self, username: str) -> str:
+        return "publickey" if self.backend.user_has_keys(username) else "publickey,password"
+
+    def check_auth_password(self, username: str, password: str) -> int:
+        return self._logged_in(self.backend.authenticate_password(username, password, self.peer))
+
+    def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
+        return self._logged_in(self.backend.authenticate_key(username, key, self.peer))
+
+    def _logged_in(self, user) -> int:
+        """The connection's user from now on, or a refusal when the backend knew no such login."""
+        if user is None:
+            return paramiko.AUTH_FAILED
+        self.user = user
+        return paramiko.AUTH_SUCCESSFUL
+
+    def check_channel_request(self, kind: str, chanid: int) -> int:
+        if kind == "session":
+            return paramiko.OPEN_SUCCEEDED
+        return paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+
+    def check_channel_exec_request(self, channel: paramiko.Channel, command: bytes) -> bool:
+        self.commands[channel.get_id()] = command.decode("utf-8", errors="replace")
+        self.event_for(channel.get_id()).set()
+        return True
+
+    def check_channel_pty_request(self, *args) -> bool:
+        return True
+
+    def check_channel_shell_request(self, channel: paramiko.Channel) -> bool:
+        return False  # interactive shell not emulated: exec is the responder's path
+
+
+class SshServer(TcpListener):
+    """Listening socket plus one thread per connection and per exec channel."""
+
+    thread_prefix = "sim-ssh"
+
+    def __init__(self, backend: Backend, host_keys: List[paramiko.PKey]):
+        super().__init__()
+        self.backend = backend
+        self.host_keys = host_keys
+        self._transports: List[paramiko.Transport] = []
+
+    def serve_connection(self, sock: socket.socket, peer: str) -> None:
+        self._converse(sock, peer)
+
+    def _converse(self, sock: socket.socket, peer: str) -> None:
+        if self.backend.hang:
+            self._stopping.wait()  # accept TCP, never say a word
+            sock.close()
+            return
+        # Small SSH packets (exec reply, exit-status, close) must not wait for delayed ACKs.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        transport = paramiko.Transport(sock)
+        transport.set_log_channel("responder.sim.ssh")
+        configure_transport(transport, self.host_keys)
+        connection = _Connection(self.backend, peer)
+        with self._lock:
+            self._transports.append(transport)
+        try:
+            transport.start_server(server=connection)
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            log.debug("ssh negotiation with %s failed: %s", peer, exc)
+            transport.close()
+            return
+        while transport.is_active() and not self._stopping.is_set():
+            channel = transport.accept(timeout=0.2)
+            if channel is not None:
+                self._spawn(self._serve_channel, "sim-ssh-chan", connection, channel)
+        transport.close()
+        with self._lock:
+            if transport in self._transports:
+                self._transports.remove(transport)
+
+    def _serve_channel(self, connection: _Connection, channel: paramiko.Channel) -> None:
+        try:
+            if not connection.event_for(channel.get_id()).wait(_EXEC_WAIT) or connection.user is None:
+                return
+            command = connection.commands[channel.get_id()]
+            if self.backend.hang_exec:
+                self._stopping.wait()
+                return
+            if self.backend.latency > 0:
+                time.sleep(self.backend.latency)
+            output, status = self.backend.run_exec(connection.user, command)
+            channel.sendall(output)
+            channel.send_exit_status(status)
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            log.debug("exec channel failed: %s", exc)
+        finally:
+            try:
+                channel.close()
+            except (OSError, EOFError, paramiko.SSHException):
+                pass  # the client went away first
+
+    def drop_connections(self) -> None:
+        """Close every open client connection (what a reboot does); keep listening."""
+        with self._lock:
+            transports, self._transports = self._transports, []
+        for transport in transports:
+            transport.close()
+        super().drop_connections()

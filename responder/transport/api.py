@@ -1,0 +1,441 @@
+"""One router over the RouterOS API (8728, or api-ssl on 8729): RouterSession's interface, another wire.
+
+librouteros supplies the framing (word and sentence encoding over a socket) and the legacy login
+hash. Its ``Api.__call__`` reads replies strictly in order, one command at a time, so commands
+here go through its protocol layer with a ``.tag`` each instead: ``add_blocks`` writes a window
+of commands in one TCP write and matches the replies by tag, so N blocks cost about one round
+trip rather than N. Values are kept as text (librouteros's own reader would turn a comment
+"123" into an int).
+
+The router judges nothing by text here: an error is a ``!trap`` with a message, which becomes
+the same RouterCommandError kinds as over SSH (``failure: already have such entry`` is a
+duplicate, and blocking counts it as success). Connect and every command run under deadlines
+(``connect_timeout``, ``command_timeout``); a timeout drops the connection and the worker
+reconnects with backoff.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import select
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+from librouteros.api import Api
+from librouteros.connections import SocketTransport
+from librouteros.exceptions import ConnectionClosed, FatalError, LibRouterosError, MultiTrapError, TrapError
+from librouteros.login import encode_password
+from librouteros.protocol import ApiProtocol, encode_sentence
+
+from responder.transport import secrets, tls
+from responder.config import RouterConfig
+from responder.errors import (
+    AuthenticationFailed, CommandTimeout, RouterCommandError, RouterUnreachable, SecretRefused,
+)
+from responder.routeros import commands, replies
+from responder.routeros.duration import DurationError, parse_duration
+
+log = logging.getLogger(__name__)
+
+ADDED, REFRESHED, PRESENT = "added", "refreshed", "present"
+API_PORT, API_SSL_PORT = 8728, 8729
+WINDOW = 64  # commands in flight at once: enough to fill a round trip, small enough for any socket buffer
+_LIST_PATHS = {4: "/ip/firewall/address-list", 6: "/ipv6/firewall/address-list"}
+_PROPS = "=.proplist=.id,list,address,timeout,dynamic,disabled,comment"
+_PERMISSION_FIX = "the user needs a group with api,read,write (see `snort-bridge provision`)"
+
+Outcome = Union[str, RouterCommandError]
+
+
+@dataclass
+class ApiReply:
+    """Everything the router said to one command: ``!re`` rows, the ``!trap`` (if any), ``!done``'s words."""
+
+    rows: List[Dict[str, str]] = field(default_factory=list)
+    trap: Optional[Dict[str, str]] = None
+    done: Dict[str, str] = field(default_factory=dict)
+
+
+class _DeadlineTransport(SocketTransport):
+    """librouteros's socket transport, with one deadline for a whole read (not per recv call)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__(sock)
+        self.deadline = float("inf")
+
+    def _arm(self) -> None:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise socket.timeout("deadline passed")
+        self.sock.settimeout(remaining)
+
+    def write(self, data: bytes) -> None:
+        self._arm()
+        self.sock.sendall(data)
+
+    def read(self, length: int) -> bytes:
+        data = bytearray()
+        while len(data) < length:
+            self._arm()
+            got = self.sock.recv(length - len(data))
+            if not got:
+                raise ConnectionClosed("the router closed the connection")
+            data += got
+        return bytes(data)
+
+
+def _reply_parts(kind: str, words: Sequence[str]) -> Tuple[Dict[str, str], Optional[str]]:
+    """(attributes, tag) of a reply sentence's words, values as text."""
+    attributes: Dict[str, str] = {}
+    tag = None
+    for word in words:
+        if word.startswith("="):
+            name, _, value = word[1:].partition("=")
+            attributes[name] = value
+        elif word.startswith(".tag="):
+            tag = word[5:]
+    return attributes, tag
+
+
+def _kind_of(message: str) -> str:
+    """The RouterCommandError kind of a ``!trap`` message (the CLI's texts, plus the API's own)."""
+    reply = replies.classify(message)
+    if not reply.ok:
+        return reply.kind
+    if message.startswith("no such command"):
+        return "bad-command"  # "no such command" / "no such command prefix": unknown menu or verb
+    if message.startswith("unknown parameter"):
+        return "expected-end"
+    return "other"
+
+
+def needs_refresh(row: Dict[str, str], timeout_s: float) -> bool:
+    """Re-arm only a dynamic entry that would expire sooner than asked: never shorten a longer
+    block, never put a timeout on a static entry an admin added by hand."""
+    if row.get("dynamic") != "true" or not row.get("timeout"):
+        return False
+    try:
+        return parse_duration(row["timeout"]) < timeout_s
+    except DurationError:
+        return False
+
+
+def _is_readable(sock: socket.socket) -> bool:
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
+class ApiSession:
+    """One router over one API connection; the same public interface as router.RouterSession."""
+
+    def __init__(self, cfg: RouterConfig, *, password: Optional[str] = None) -> None:
+        commands.check_name(f"routers.{cfg.name}.list", cfg.list)
+        if cfg.mode == "script":
+            raise ValueError(f"routers.{cfg.name}: mode = \"script\" needs transport = \"ssh\" "
+                             "(the API cannot set the script's :global)")
+        self.cfg = cfg
+        self._password = password
+        self._lock = threading.RLock()
+        self._sock: Optional[socket.socket] = None
+        self._transport: Optional[_DeadlineTransport] = None
+        self._api: Optional[Api] = None
+        self._has_ipv6 = True  # a v6 router without the ipv6 package answers "no such command prefix"
+        self._warned_plain = False
+
+    # -- connection -------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.cfg.name
+
+    @property
+    def connected(self) -> bool:
+        """False once the router has closed the connection (a reboot, ``!fatal``), seen without a command."""
+        if self._api is None:
+            return False
+        if not self._lock.acquire(blocking=False):
+            return True  # a command is under way on another thread; it will tell
+        try:
+            # Between commands the router has nothing to say: anything readable is EOF or !fatal.
+            return self._sock is not None and not _is_readable(self._sock)
+        finally:
+            self._lock.release()
+
+    def connect(self) -> None:
+        """(Re)connect and log in: RouterUnreachable, HostKeyRefused, AuthenticationFailed or SecretRefused."""
+        with self._lock:
+            self.close()
+            password = self._password if self._password is not None else secrets.read_password(self.cfg)
+            if password is None:
+                raise SecretRefused(self.name, "the RouterOS API logs in with a password: set password_file or "
+                                               "password_env (key_file is for transport = \"ssh\")")
+            deadline = time.monotonic() + self.cfg.connect_timeout
+            where = f"{self.cfg.host}:{self.cfg.port}"
+            try:
+                sock = socket.create_connection((self.cfg.host, self.cfg.port),
+                                                timeout=max(0.01, deadline - time.monotonic()))
+            except OSError as exc:
+                raise RouterUnreachable(self.name, f"cannot connect to {where}: {exc.strerror or exc}") from None
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # small request/reply sentences
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+                if self.cfg.tls:
+                    sock = tls.secure(sock, self.cfg, deadline)
+                elif not self._warned_plain and not ipaddress.ip_address(sock.getpeername()[0]).is_loopback:
+                    log.warning("router %s: the plain API sends the password unencrypted; consider tls = true",
+                                self.name)
+                    self._warned_plain = True
+                transport = _DeadlineTransport(sock)
+                transport.deadline = deadline
+                api = Api(ApiProtocol(transport, encoding="utf-8"))
+                self._login(api, password, where)
+            except BaseException:
+                sock.close()
+                raise
+            transport.deadline = float("inf")
+            self._sock, self._transport, self._api = sock, transport, api
+
+    def _login(self, api: Api, password: str, where: str) -> None:
+        user = self.cfg.user
+        try:
+            rows = tuple(api.rawCmd("/login", f"=name={user}", f"=password={password}"))
+            if rows and "ret" in rows[0]:  # before 6.43: a challenge, answered with an md5 of it
+                tuple(api.rawCmd("/login", f"=name={user}", f"=response={encode_password(str(rows[0]['ret']), password)}"))
+        except socket.timeout:
+            raise RouterUnreachable(self.name, f"login to {where} timed out: no answer within "
+                                               f"{self.cfg.connect_timeout:g}s (connect_timeout)") from None
+        except FatalError as exc:
+            raise RouterUnreachable(self.name, f"{where} ended the session at login: {exc}") from None
+        except (TrapError, MultiTrapError) as exc:
+            raise AuthenticationFailed(
+                self.name, f"{where} refused the login of user {user!r} ({exc}); check the password, that the "
+                           "user's group has the api policy and that it may log in from this address") from None
+        except LibRouterosError as exc:
+            raise RouterUnreachable(self.name, f"connection to {where} lost during login ({exc})") from None
+        except (OSError, UnicodeError) as exc:
+            raise RouterUnreachable(self.name, f"connection to {where} lost during login ({exc})") from None
+
+    def close(self) -> None:
+        with self._lock:
+            sock, self._sock, self._api, self._transport = self._sock, None, None, None
+            if sock is not None:
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+
+    def __enter__(self) -> "ApiSession":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- raw commands -----------------------------------------------------------------------
+    def exchange(self, sentences: Sequence[Sequence[str]]) -> List[ApiReply]:
+        """Send every sentence (a command word and its words), pipelined with ``.tag``; the replies in order.
+
+        ``!trap`` is left in the reply for the caller to judge; a lost connection, a ``!fatal`` or a
+        silence longer than ``command_timeout`` (waiting for any one reply) drops the connection.
+        """
+        if not sentences:
+            return []
+        with self._lock:
+            if not self.connected:
+                self.connect()
+            try:
+                return self._pipeline(sentences)
+            except socket.timeout:
+                self.close()
+                raise CommandTimeout(self.name, f"no reply within {self.cfg.command_timeout:g}s (command_timeout); "
+                                                "reconnecting") from None
+            except FatalError as exc:
+                self.close()
+                raise RouterUnreachable(self.name, f"the router ended the session: {exc}") from None
+            except (ConnectionClosed, OSError) as exc:
+                self.close()
+                raise RouterUnreachable(self.name, f"connection lost ({exc or type(exc).__name__})") from None
+            except LibRouterosError as exc:
+                self.close()
+                raise RouterUnreachable(self.name, f"unreadable reply from the router ({exc}); reconnecting") from None
+
+    def _pipeline(self, sentences: Sequence[Sequence[str]]) -> List[ApiReply]:
+        transport, protocol = self._transport, self._api.protocol
+        results = [ApiReply() for _ in sentences]
+        sent = finished = 0
+        while finished < len(sentences):
+            if sent - finished < WINDOW and sent < len(sentences):
+                batch = []
+                while sent - finished < WINDOW and sent < len(sentences):
+                    batch.append(encode_sentence(*sentences[sent], f".tag={sent}", encoding="utf-8"))
+                    sent += 1
+                transport.deadline = time.monotonic() + self.cfg.command_timeout
+                transport.write(b"".join(batch))
+            transport.deadline = time.monotonic() + self.cfg.command_timeout
+            kind, words = protocol.readSentence()
+            attributes, tag = _reply_parts(kind, words)
+            if tag is None or not tag.isdigit() or int(tag) >= sent:
+                raise ConnectionClosed(f"a {kind} reply with tag {tag!r}, which no command of ours carried")
+            reply = results[int(tag)]
+            if kind == "!re":
+                reply.rows.append(attributes)
+            elif kind == "!trap":
+                reply.trap = attributes
+            elif kind == "!done":
+                reply.done = attributes
+                finished += 1
+            # "!empty" (RouterOS 7.18+: no rows) is always followed by "!done": nothing to keep
+        transport.deadline = float("inf")
+        return results
+
+    def _error(self, trap: Dict[str, str], sentence: Sequence[str]) -> RouterCommandError:
+        message = trap.get("message", "(no message)")
+        kind = _kind_of(message)
+        command = " ".join(sentence)
+        if kind == "permission":
+            return RouterCommandError(self.name, f"{message} -- {_PERMISSION_FIX} (command: {command})",
+                                      kind=kind, output=message)
+        return replies.command_error(self.name, replies.Reply(False, kind, message), command)
+
+    def run(self, command: str, *words: str) -> List[Dict[str, str]]:
+        """One raw API command (``/ip/address/print``, ``=name=value`` words...): its rows; any ``!trap`` raises."""
+        sentence = [command, *words]
+        [reply] = self.exchange([sentence])
+        if reply.trap is not None:
+            raise self._error(reply.trap, sentence)
+        return reply.rows or ([reply.done] if reply.done else [])
+
+    # -- what the responder does ------------------------------------------------------------
+    def _find(self, address) -> List[str]:
+        path = _LIST_PATHS[address.version]
+        return [f"{path}/print", f"?list={self.cfg.list}", f"?address={commands.render_address(address)}", _PROPS]
+
+    def add_block(self, address, timeout_s: Optional[float], comment: str) -> str:
+        """Block ``address`` for ``timeout_s``: "added", "refreshed" (was there, timeout re-armed) or "present"."""
+        [outcome] = self.add_blocks([(address, timeout_s, comment)])
+        return _raised(outcome)
+
+    def add_blocks(self, blocks: Iterable[Tuple[object, float, str]]) -> List[Outcome]:
+        """Many blocks in about three round trips at most (add; look up duplicates; re-arm them).
+
+        One outcome per block, in order: "added" / "refreshed" / "present", or the
+        RouterCommandError the router gave for that block (the others are not affected).
+        """
+        blocks = list(blocks)
+        adds = []
+        for address, timeout_s, comment in blocks:  # all rendered before anything is sent (TypeError otherwise)
+            shown = commands.render_address(address)
+            cleaned = commands.clean_comment(comment).encode("utf-8", "replace").decode("utf-8")
+            words = [f"{_LIST_PATHS[address.version]}/add", f"=list={self.cfg.list}", f"=address={shown}"]
+            if timeout_s is not None:  # None: a static entry (longer than the router's timeouts)
+                words.append(f"=timeout={commands.render_timeout(timeout_s)}")
+            if cleaned:
+                words.append(f"=comment={cleaned}")
+            adds.append(words)
+        outcomes: List[Outcome] = []
+        duplicates = []
+        for index, (sentence, reply) in enumerate(zip(adds, self.exchange(adds))):
+            if reply.trap is None:
+                outcomes.append(ADDED)
+                continue
+            error = self._error(reply.trap, sentence)
+            outcomes.append(PRESENT if error.kind == "duplicate" else error)
+            if error.kind == "duplicate" and (self.cfg.refresh_existing or blocks[index][1] is None):
+                duplicates.append(index)
+        if not duplicates:
+            return outcomes
+        finds = [self._find(blocks[i][0]) for i in duplicates]
+        refreshes = []
+        for index, sentence, reply in zip(duplicates, finds, self.exchange(finds)):
+            if reply.trap is not None:
+                outcomes[index] = self._error(reply.trap, sentence)
+                continue
+            address, timeout_s, _ = blocks[index]
+            row = next((r for r in reply.rows if r.get("disabled") != "true"), None)
+            if row is None or not row.get(".id"):
+                continue
+            path = _LIST_PATHS[address.version]
+            if timeout_s is None:
+                # Static asked, a dynamic entry there: it would run out (or vanish in a reboot) first.
+                if row.get("dynamic") == "true":
+                    refreshes.append((index, [f"{path}/remove", f"=.id={row['.id']}"]))
+            elif needs_refresh(row, timeout_s):
+                refreshes.append((index, [f"{path}/set", f"=.id={row['.id']}",
+                                          f"=timeout={commands.render_timeout(timeout_s)}"]))
+        readds = []
+        for (index, sentence), reply in zip(refreshes, self.exchange([s for _, s in refreshes])):
+            outcomes[index] = REFRESHED if reply.trap is None else self._error(reply.trap, sentence)
+            if reply.trap is None and sentence[0].endswith("/remove"):
+                readds.append(index)
+        for index, reply in zip(readds, self.exchange([adds[i] for i in readds])):
+            if reply.trap is not None:
+                outcomes[index] = self._error(reply.trap, adds[index])
+        return outcomes
+
+    def remove_block(self, address) -> bool:
+        """Remove ``address`` from the list; True if an entry was there."""
+        [outcome] = self.remove_blocks([address])
+        return _raised(outcome)
+
+    def remove_blocks(self, addresses: Iterable[object]) -> List[Union[bool, RouterCommandError]]:
+        """Remove many addresses in about two round trips (look them up; remove what was found).
+
+        One outcome per address, in order: True if an entry was there, False if not, or the
+        RouterCommandError the router gave for that address (the others are not affected).
+        """
+        addresses = list(addresses)
+        finds = [self._find(address) for address in addresses]  # all rendered before anything is sent
+        outcomes: List[Union[bool, RouterCommandError]] = []
+        removes = []
+        for index, (sentence, found) in enumerate(zip(finds, self.exchange(finds))):
+            if found.trap is not None:
+                outcomes.append(self._error(found.trap, sentence))
+                continue
+            ids = [row[".id"] for row in found.rows if row.get(".id")]
+            outcomes.append(bool(ids))
+            if ids:
+                path = _LIST_PATHS[addresses[index].version]
+                removes.append((index, [f"{path}/remove", f"=.id={','.join(ids)}"]))
+        for (index, sentence), reply in zip(removes, self.exchange([s for _, s in removes])):
+            if reply.trap is not None:
+                error = self._error(reply.trap, sentence)
+                if error.kind != "no-such-item":  # it expired in between: gone either way
+                    outcomes[index] = error
+        return outcomes
+
+    def list_blocks(self) -> dict:
+        """Entries of the configured list, IPv4 and IPv6, keyed by normalised address."""
+        families = [4, 6] if self._has_ipv6 else [4]
+        prints = [[f"{_LIST_PATHS[f]}/print", f"?list={self.cfg.list}", _PROPS] for f in families]
+        found: dict = {}
+        for family, sentence, reply in zip(families, prints, self.exchange(prints)):
+            if reply.trap is not None:
+                error = self._error(reply.trap, sentence)
+                if family == 6 and error.kind == "bad-command":
+                    self._has_ipv6 = False
+                    continue
+                raise error
+            rows = (replies.entry_from_fields(row) for row in reply.rows)
+            found.update(replies.entries_of_list((e for e in rows if e is not None), self.cfg.list))
+        return found
+
+    def uptime(self) -> float:
+        """Seconds since the router booted (a decrease means it rebooted and lost its timed entries)."""
+        rows = self.run("/system/resource/print", "=.proplist=uptime")
+        text = rows[0].get("uptime", "") if rows else ""
+        try:
+            return parse_duration(text)
+        except DurationError:
+            raise replies.ReplyParseError(f"no uptime in the router's reply: {rows!r:.200}") from None
+
+
+def _raised(outcome):
+    """A one-block outcome as a return value, or raised when it is the router's refusal."""
+    if isinstance(outcome, RouterCommandError):
+        raise outcome
+    return outcome
