@@ -30,11 +30,11 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from responder.config import RouterConfig  # noqa: E402
+from responder.routeros import commands  # noqa: E402
 from responder.transport import known_hosts  # noqa: E402
 from responder.transport.api import ApiSession  # noqa: E402
-from responder.config import RouterConfig  # noqa: E402
 from responder.transport.ssh_session import RouterSession  # noqa: E402
-from responder.routeros import commands  # noqa: E402
 
 LIST = "blacklist"
 PASSWORD = "bench-password"
@@ -92,14 +92,17 @@ def main() -> int:
     workdir = tempfile.mkdtemp(prefix="bench-api-")
     known = os.path.join(workdir, "known_hosts")
     known_hosts.record(known, known_hosts.host_name("127.0.0.1", ssh_port), key_type, key_blob)
-    common = dict(host="127.0.0.1", user="ips", known_hosts=known, list=LIST, connect_timeout=10.0,
-                  command_timeout=10.0)
+    common = dict(
+        host="127.0.0.1", user="ips", known_hosts=known, list=LIST, connect_timeout=10.0, command_timeout=10.0
+    )
     ssh_cfg = RouterConfig(name="ssh", port=ssh_port, **common)
     api_cfg = RouterConfig(name="api", port=api_port, transport="api", **common)
     ssl_cfg = RouterConfig(name="api-ssl", port=ssl_port, transport="api", tls=True, fingerprint=cert_sha256, **common)
 
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average "
-          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}, Python {platform.python_version()}, loopback")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average "
+        f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}, Python {platform.python_version()}, loopback"
+    )
     print(f"{args.blocks} fresh IPv4 addresses per row, on an open session\n")
     sent = 0
     results = []
@@ -108,14 +111,24 @@ def main() -> int:
     ssh.connect()
     batch = addresses(sent, args.blocks)
     sent += args.blocks
-    results.append(("ssh single (one exec per block)", rate(args.blocks, timed(
-        lambda: [ssh.add_block(a, 3600, "bench") for a in batch]))))
+    results.append(
+        (
+            "ssh single (one exec per block)",
+            rate(args.blocks, timed(lambda: [ssh.add_block(a, 3600, "bench") for a in batch])),
+        )
+    )
     batch = addresses(sent, args.blocks)
     sent += args.blocks
-    lines = ["; ".join(commands.render_add(None, LIST, a, 3600, "bench") for a in batch[i:i + args.per_line])
-             for i in range(0, len(batch), args.per_line)]
-    results.append((f"ssh line ({args.per_line} adds per exec)", rate(args.blocks, timed(
-        lambda: [ssh.run(line) for line in lines]))))
+    lines = [
+        "; ".join(commands.render_add(None, LIST, a, 3600, "bench") for a in batch[i : i + args.per_line])
+        for i in range(0, len(batch), args.per_line)
+    ]
+    results.append(
+        (
+            f"ssh line ({args.per_line} adds per exec)",
+            rate(args.blocks, timed(lambda: [ssh.run(line) for line in lines])),
+        )
+    )
     ssh.close()
 
     for label, cfg in (("api", api_cfg), ("api-ssl", ssl_cfg)):
@@ -123,22 +136,38 @@ def main() -> int:
         session.connect()
         batch = addresses(sent, args.blocks)
         sent += args.blocks
-        results.append((f"{label} single (one round trip per block)", rate(args.blocks, timed(
-            lambda: [session.add_block(a, 3600, "bench") for a in batch]))))
+        results.append(
+            (
+                f"{label} single (one round trip per block)",
+                rate(args.blocks, timed(lambda: [session.add_block(a, 3600, "bench") for a in batch])),
+            )
+        )
         batch = addresses(sent, args.blocks)
         sent += args.blocks
         outcomes = []
-        results.append((f"{label} bulk (add_blocks, pipelined)", rate(args.blocks, timed(
-            lambda: outcomes.extend(session.add_blocks([(a, 3600, "bench") for a in batch]))))))
+        results.append(
+            (
+                f"{label} bulk (add_blocks, pipelined)",
+                rate(
+                    args.blocks, timed(lambda: outcomes.extend(session.add_blocks([(a, 3600, "bench") for a in batch])))
+                ),
+            )
+        )
         assert outcomes == ["added"] * args.blocks, set(map(str, outcomes))
         session.close()
 
     for label, result in results:
         print(f"  {label:<42} {result}")
     print()
-    print(f"  connect ssh (RSA host key, DH-GEX, password) {connect_times(lambda: RouterSession(ssh_cfg, password=PASSWORD), args.connects)}")
-    print(f"  connect api (TCP, login)                     {connect_times(lambda: ApiSession(api_cfg, password=PASSWORD), args.connects)}")
-    print(f"  connect api-ssl (TCP, TLS, pin, login)       {connect_times(lambda: ApiSession(ssl_cfg, password=PASSWORD), args.connects)}")
+    print(
+        f"  connect ssh (RSA host key, DH-GEX, password) {connect_times(lambda: RouterSession(ssh_cfg, password=PASSWORD), args.connects)}"
+    )
+    print(
+        f"  connect api (TCP, login)                     {connect_times(lambda: ApiSession(api_cfg, password=PASSWORD), args.connects)}"
+    )
+    print(
+        f"  connect api-ssl (TCP, TLS, pin, login)       {connect_times(lambda: ApiSession(ssl_cfg, password=PASSWORD), args.connects)}"
+    )
 
     parent.send("count")
     held = parent.recv()

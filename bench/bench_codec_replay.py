@@ -38,7 +38,7 @@ WIRELESS = bytes.fromhex("010000120a01d60b01280c016c1201061101010166778899aabb00
 
 
 def frame(size: int) -> bytes:
-    eth = bytes.fromhex("020000000002" "020000000001" "0800")
+    eth = bytes.fromhex("0200000000020200000000010800")
     ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, size - 14, 1, 0x4000, 64, 6, 0, bytes(4), bytes(4))
     tcp = struct.pack("!HHIIBBHHH", 40000, 80, 1, 0, 5 << 4, 0x18, 65535, 0, 0)
     return (eth + ip + tcp).ljust(size, b"p")

@@ -23,9 +23,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from bridge.follow.follower import Follower  # noqa: E402
 
-SAMPLE = ('[**] [1:2023753:3] "ET SCAN MS Terminal Server Traffic on Non-standard Port" [**] '
-          '[Classification: Attempted Information Leak] [Priority: 2] {TCP} '
-          '203.0.113.7:51234 -> 192.0.2.10:3390')
+SAMPLE = (
+    '[**] [1:2023753:3] "ET SCAN MS Terminal Server Traffic on Non-standard Port" [**] '
+    "[Classification: Attempted Information Leak] [Priority: 2] {TCP} "
+    "203.0.113.7:51234 -> 192.0.2.10:3390"
+)
 
 WRITER = r"""
 import os, sys, time
@@ -52,10 +54,10 @@ def latency(count: int, rate: float, use_inotify: bool, poll_interval: float) ->
         path = os.path.join(tmp, "alert_fast.txt")
         open(path, "w").close()
         delays = []
-        with Follower([path], os.path.join(tmp, "state"), use_inotify=use_inotify,
-                      poll_interval=poll_interval, save_interval=0.2) as follower:
-            writer = subprocess.Popen([sys.executable, "-c", WRITER, path, str(count), str(rate),
-                                       SAMPLE])
+        with Follower(
+            [path], os.path.join(tmp, "state"), use_inotify=use_inotify, poll_interval=poll_interval, save_interval=0.2
+        ) as follower:
+            writer = subprocess.Popen([sys.executable, "-c", WRITER, path, str(count), str(rate), SAMPLE])
             deadline = time.monotonic() + count / rate + 30
             for line in follower.lines(timeout=5):
                 delays.append((time.monotonic_ns() - int(line.text.split(" ", 1)[0])) / 1e6)
@@ -65,8 +67,11 @@ def latency(count: int, rate: float, use_inotify: bool, poll_interval: float) ->
             writer.wait(timeout=30)
     return {
         "mode": "inotify" if use_inotify else f"polling {poll_interval}s",
-        "lines": len(delays), "expected": count, "rate": rate,
-        "p50_ms": statistics.median(delays), "p99_ms": percentile(delays, 99),
+        "lines": len(delays),
+        "expected": count,
+        "rate": rate,
+        "p50_ms": statistics.median(delays),
+        "p99_ms": percentile(delays, 99),
         "max_ms": max(delays),
     }
 
@@ -89,8 +94,13 @@ def throughput(count: int, commit: str) -> dict:
                 if seen == count:
                     break
             elapsed = time.perf_counter() - started
-    return {"commit": commit, "lines": seen, "seconds": elapsed,
-            "lines_per_s": seen / elapsed, "MB_per_s": size / elapsed / 1e6}
+    return {
+        "commit": commit,
+        "lines": seen,
+        "seconds": elapsed,
+        "lines_per_s": seen / elapsed,
+        "MB_per_s": size / elapsed / 1e6,
+    }
 
 
 def main(argv=None) -> int:
@@ -100,17 +110,28 @@ def main(argv=None) -> int:
     parser.add_argument("--bulk", type=int, default=200000, help="lines for the throughput run")
     args = parser.parse_args(argv)
 
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {os.uname().sysname} "
-          f"{os.uname().release}, tmp on {tempfile.gettempdir()}")
-    for result in (latency(args.lines, args.rate, True, 1.0),
-                   latency(min(args.lines, 500), min(args.rate, 100.0), False, 0.1)):
-        print("latency  {mode:<14} {lines}/{expected} lines at {rate:.0f}/s: p50 {p50_ms:.2f} ms, "
-              "p99 {p99_ms:.2f} ms, max {max_ms:.2f} ms".format(**result))
-    for commit, count in (("none", args.bulk), ("every line, saved every 0.2 s", args.bulk),
-                          ("every line, saved each time", max(1, args.bulk // 40))):
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {os.uname().sysname} "
+        f"{os.uname().release}, tmp on {tempfile.gettempdir()}"
+    )
+    for result in (
+        latency(args.lines, args.rate, True, 1.0),
+        latency(min(args.lines, 500), min(args.rate, 100.0), False, 0.1),
+    ):
+        print(
+            "latency  {mode:<14} {lines}/{expected} lines at {rate:.0f}/s: p50 {p50_ms:.2f} ms, "
+            "p99 {p99_ms:.2f} ms, max {max_ms:.2f} ms".format(**result)
+        )
+    for commit, count in (
+        ("none", args.bulk),
+        ("every line, saved every 0.2 s", args.bulk),
+        ("every line, saved each time", max(1, args.bulk // 40)),
+    ):
         r = throughput(count, commit)
-        print("throughput commit={commit:<30} {lines} lines in {seconds:.2f} s: "
-              "{lines_per_s:,.0f} lines/s, {MB_per_s:.1f} MB/s".format(**r))
+        print(
+            "throughput commit={commit:<30} {lines} lines in {seconds:.2f} s: "
+            "{lines_per_s:,.0f} lines/s, {MB_per_s:.1f} MB/s".format(**r)
+        )
     return 0
 
 

@@ -30,9 +30,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from bridge import snort_engines  # noqa: E402
 import live_rig  # noqa: E402
 from live_rig import Capture, LiveIPS  # noqa: E402
+
+from bridge import snort_engines  # noqa: E402
 
 NMAP = ("192.168.1.10", ("192.168.1.25",))
 ATTACKS = [
@@ -43,8 +44,18 @@ ATTACKS = [
     Capture("test12-icmp-portscan.pcap", "192.168.1.109"),
     Capture("activeosfingerprinting.pcapng", "172.16.16.128", ("172.16.16.150",)),
     Capture("synscan.pcapng", "172.16.0.8", ("64.13.134.52",)),
-    *(Capture(name, *NMAP) for name in ("TCP_SYN_SCAN.pcap", "TCP_CONNECT_SCAN.pcap", "UDP_SCAN.pcap",
-                                        "version_scan.pcap", "FIN_SCAN.pcap", "NULL_SCAN.pcap", "XMAS_TREE_SCAN.pcap")),
+    *(
+        Capture(name, *NMAP)
+        for name in (
+            "TCP_SYN_SCAN.pcap",
+            "TCP_CONNECT_SCAN.pcap",
+            "UDP_SCAN.pcap",
+            "version_scan.pcap",
+            "FIN_SCAN.pcap",
+            "NULL_SCAN.pcap",
+            "XMAS_TREE_SCAN.pcap",
+        )
+    ),
 ]
 
 
@@ -82,8 +93,10 @@ def machine() -> str:
     except OSError:
         pass
     load = os.getloadavg()[0]
-    return (f"{os.cpu_count()} vCPU {cpu}, Python {platform.python_version()}, {platform.system()} {platform.release()}, "
-            f"load average {load:.1f} at start")
+    return (
+        f"{os.cpu_count()} vCPU {cpu}, Python {platform.python_version()}, {platform.system()} {platform.release()}, "
+        f"load average {load:.1f} at start"
+    )
 
 
 class Watcher(threading.Thread):
@@ -151,9 +164,11 @@ def main() -> int:
     engines = snort_engines.find_snorts()
     print(f"machine: {machine()}")
     pace = "the captures' own timing" if args.realtime else f"{args.rate} datagrams/s"
-    print(f"replay at {pace}, {args.rounds} round(s); median seconds from the capture's last packet sent to the "
-          f"attacker on both routers (negative: blocked while the attack was still streaming), and in brackets "
-          f"from its first packet")
+    print(
+        f"replay at {pace}, {args.rounds} round(s); median seconds from the capture's last packet sent to the "
+        f"attacker on both routers (negative: blocked while the attack was still streaming), and in brackets "
+        f"from its first packet"
+    )
     table = {}
     for major in [int(m) for m in args.engines.split(",")]:
         snort = engines.get(major)

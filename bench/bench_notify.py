@@ -65,11 +65,13 @@ def write_config(directory: str, alerts: str, notify: bool) -> str:
     with open(key, "w") as handle:
         handle.write("unused: the router behind a closed port is never logged into\n")
     os.chmod(key, 0o600)
-    text = (f'state_dir = "{directory}/state"\n[policy]\nprotected = ["10.0.0.0/8"]\nblock_for = "10m"\n'
-            f"max_new_blocks_per_minute = 10000000\n"
-            f'[[alerts]]\npath = "{alerts}"\nformat = "fast"\n'
-            f'[[routers]]\nname = "core1"\nhost = "127.0.0.1"\nport = {closed_port()}\nkey_file = "{key}"\n'
-            f'known_hosts = "{directory}/known_hosts"\nconnect_timeout = "1s"\n')
+    text = (
+        f'state_dir = "{directory}/state"\n[policy]\nprotected = ["10.0.0.0/8"]\nblock_for = "10m"\n'
+        f"max_new_blocks_per_minute = 10000000\n"
+        f'[[alerts]]\npath = "{alerts}"\nformat = "fast"\n'
+        f'[[routers]]\nname = "core1"\nhost = "127.0.0.1"\nport = {closed_port()}\nkey_file = "{key}"\n'
+        f'known_hosts = "{directory}/known_hosts"\nconnect_timeout = "1s"\n'
+    )
     if notify:
         text += f'[notify]\nurls_env = "{ENV}"\nmin_interval = "5s"\n'
     path = os.path.join(directory, "config.toml")
@@ -90,7 +92,9 @@ def one_run(blocks: int, urls: str) -> float:
         runner.start()
         lines = "".join(
             f'12/04-10:00:00.000001 [**] [1:{1000101 + n % 3}:1] "bench attack" [**] [Priority: 1] '
-            f"{{TCP}} {ipaddress.ip_address('11.0.0.0') + n}:4444 -> 10.1.2.3:80\n" for n in range(blocks))
+            f"{{TCP}} {ipaddress.ip_address('11.0.0.0') + n}:4444 -> 10.1.2.3:80\n"
+            for n in range(blocks)
+        )
         started = time.perf_counter()
         with open(alerts, "a") as handle:
             handle.write(lines)
@@ -114,8 +118,17 @@ def per_event_costs(count: int = 100_000) -> None:
 
     def decided(n: int) -> Decided:
         address = ipaddress.ip_address("11.0.0.0") + n
-        alert = Alert(1, 1000101 + n % 3, 1, "bench attack", "fast", Origin("/tmp/alert_fast.txt", 0, n + 1), priority=1,
-                      src=address, dst=ipaddress.ip_address("10.1.2.3"))
+        alert = Alert(
+            1,
+            1000101 + n % 3,
+            1,
+            "bench attack",
+            "fast",
+            Origin("/tmp/alert_fast.txt", 0, n + 1),
+            priority=1,
+            src=address,
+            dst=ipaddress.ip_address("10.1.2.3"),
+        )
         return Decided(Decision("block", "priority", alert, target=address, block_for=600.0, reason="priority"), 0.0)
 
     events = [decided(n) for n in range(count)]
@@ -123,8 +136,9 @@ def per_event_costs(count: int = 100_000) -> None:
     for label, subscribe in (("feed without subscribers", False), ("feed + notifications", True)):
         feed = Feed()
         if subscribe:
-            notifications = Notifications(NotifyConfig(urls_env="X"), [], sensors=["/tmp/alert_fast.txt"],
-                                          queue_size=count * 2)
+            notifications = Notifications(
+                NotifyConfig(urls_env="X"), [], sensors=["/tmp/alert_fast.txt"], queue_size=count * 2
+            )
             feed.subscribe(notifications.subscriber)  # the queue only: its thread is not started here
         started = time.perf_counter()
         for line, event in zip(lines, events):
@@ -159,8 +173,10 @@ def main() -> None:
     hanging.bind(("127.0.0.1", 0))
     hanging.listen(100)  # accepted by the kernel, never answered
     stuck = f"json://127.0.0.1:{hanging.getsockname()[1]}/hook"
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
-          f"{args.blocks} blocks per run, best and median of {args.runs}")
+    print(
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
+        f"{args.blocks} blocks per run, best and median of {args.runs}"
+    )
     variants = (("no [notify]", ""), ("webhook", hook.url), ("webhook + hanging endpoint", f"{hook.url} {stuck}"))
     times: dict = {name: [] for name, _ in variants}
     sent: dict = {name: 0 for name, _ in variants}
@@ -171,8 +187,10 @@ def main() -> None:
             sent[name] += len(hook.posts) - before
     for name, _ in variants:
         median = statistics.median(times[name])
-        print(f"{name:28s} best {min(times[name]):6.2f} s  median {median:6.2f} s  ({args.blocks / median:7.0f} blocks/s)"
-              f"  webhook messages per run: {sent[name] / args.runs:.1f}")
+        print(
+            f"{name:28s} best {min(times[name]):6.2f} s  median {median:6.2f} s  ({args.blocks / median:7.0f} blocks/s)"
+            f"  webhook messages per run: {sent[name] / args.runs:.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -52,20 +52,51 @@ def corpora(count: int) -> dict:
     s3_syslog = lines_of(DATA / "snort/snort3/alert_syslog_auth_info/syslog_rsyslog_file.log")
     eve = [line for line in lines_of(DATA / "suricata/eve.json") if '"event_type":"alert"' in line]
     return {
-        "fast (Snort 3, calibration XMAS file)": ("fast", repeat_to(lines_of(CAL / "snort3/XMAS_TREE_SCAN.pcap/alert_fast.txt"), count)),
-        "fast (Snort 2, calibration FIN file)": ("fast", repeat_to(lines_of(CAL / "snort2/FIN_SCAN.pcap/alert.fast"), count)),
-        "fast (Snort 3, distinct src/second)": ("fast", distinct(s3_fast[2], "192.0.2.77", "11/14-22:13:23.105015", count)),
+        "fast (Snort 3, calibration XMAS file)": (
+            "fast",
+            repeat_to(lines_of(CAL / "snort3/XMAS_TREE_SCAN.pcap/alert_fast.txt"), count),
+        ),
+        "fast (Snort 2, calibration FIN file)": (
+            "fast",
+            repeat_to(lines_of(CAL / "snort2/FIN_SCAN.pcap/alert.fast"), count),
+        ),
+        "fast (Snort 3, distinct src/second)": (
+            "fast",
+            distinct(s3_fast[2], "192.0.2.77", "11/14-22:13:23.105015", count),
+        ),
         "syslog (rsyslog file, Snort 3)": ("syslog", repeat_to(s3_syslog, count)),
-        "syslog (raw <PRI>, Snort 2)": ("syslog", repeat_to(lines_of(DATA / "snort/snort2/conf_outputs/syslog_raw_wire.log"), count)),
-        "json (Snort 3, calibration XMAS file)": ("json", repeat_to(lines_of(CAL / "snort3/XMAS_TREE_SCAN.pcap/alert_json.txt"), count)),
-        "json (Snort 3, all 53 fields)": ("json", repeat_to(lines_of(DATA / "snort/snort3/alert_json_all/alert_json.txt"), count)),
-        "csv (Snort 3 default)": ("csv", repeat_to(lines_of(DATA / "snort/snort3/alert_csv_default/alert_csv.txt"), count)),
-        "csv (Snort 3 all fields)": ("csv", repeat_to(lines_of(DATA / "snort/snort3/alert_csv_all/alert_csv.txt"), count)),
+        "syslog (raw <PRI>, Snort 2)": (
+            "syslog",
+            repeat_to(lines_of(DATA / "snort/snort2/conf_outputs/syslog_raw_wire.log"), count),
+        ),
+        "json (Snort 3, calibration XMAS file)": (
+            "json",
+            repeat_to(lines_of(CAL / "snort3/XMAS_TREE_SCAN.pcap/alert_json.txt"), count),
+        ),
+        "json (Snort 3, all 53 fields)": (
+            "json",
+            repeat_to(lines_of(DATA / "snort/snort3/alert_json_all/alert_json.txt"), count),
+        ),
+        "csv (Snort 3 default)": (
+            "csv",
+            repeat_to(lines_of(DATA / "snort/snort3/alert_csv_default/alert_csv.txt"), count),
+        ),
+        "csv (Snort 3 all fields)": (
+            "csv",
+            repeat_to(lines_of(DATA / "snort/snort3/alert_csv_all/alert_csv.txt"), count),
+        ),
         "csv (Snort 2 default)": ("csv", repeat_to(lines_of(DATA / "snort/snort2/conf_outputs/alert.csv"), count)),
         "eve (Suricata alerts)": ("eve", repeat_to(eve, count)),
         "not alerts (packet dump lines)": (
             "fast",
-            repeat_to([line for line in lines_of(DATA / "snort/snort3/alert_fast_packet/alert_fast.txt") if "[**] [" not in line], count),
+            repeat_to(
+                [
+                    line
+                    for line in lines_of(DATA / "snort/snort3/alert_fast_packet/alert_fast.txt")
+                    if "[**] [" not in line
+                ],
+                count,
+            ),
         ),
     }
 

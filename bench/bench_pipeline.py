@@ -57,15 +57,21 @@ def watch_routers(count: int, public_key: str, conn) -> None:
                 awaited.update(addresses)
                 continue
             # "times": for each address, when it was on every router (None: not yet everywhere)
-            conn.send([max(seen[a] for seen in first_seen) if all(a in seen for seen in first_seen) else None
-                       for a in addresses])
+            conn.send(
+                [
+                    max(seen[a] for seen in first_seen) if all(a in seen for seen in first_seen) else None
+                    for a in addresses
+                ]
+            )
     for sim in sims:
         sim.stop()
 
 
 def alert_line(address: str) -> str:
-    return (f'11/14-22:13:20.123456 [**] [1:1000001:1] "BENCH attack" [**] [Priority: 1] '
-            f"{{TCP}} {address}:4444 -> 192.0.2.1:80\n")
+    return (
+        f'11/14-22:13:20.123456 [**] [1:1000001:1] "BENCH attack" [**] [Priority: 1] '
+        f"{{TCP}} {address}:4444 -> 192.0.2.1:80\n"
+    )
 
 
 def attacker(index: int) -> str:
@@ -90,13 +96,29 @@ def run(routers: int, alerts: int, burst: int, workdir: str) -> dict:
     sims.start()
     alert_file = os.path.join(workdir, "alert_fast.txt")
     known = os.path.join(workdir, "known_hosts")
-    lines = [f'state_dir = "{workdir}/state"', "[policy]", "protected = []", 'block_for = "1h"',
-             "max_new_blocks_per_minute = 100000", "[[alerts]]", f'path = "{alert_file}"', 'format = "fast"']
+    lines = [
+        f'state_dir = "{workdir}/state"',
+        "[policy]",
+        "protected = []",
+        'block_for = "1h"',
+        "max_new_blocks_per_minute = 100000",
+        "[[alerts]]",
+        f'path = "{alert_file}"',
+        'format = "fast"',
+    ]
     identities = parent.recv()
     trust_routers(known, identities)
     for index, (port, _, _) in enumerate(identities):
-        lines += ["[[routers]]", f'name = "r{index}"', 'host = "127.0.0.1"', f"port = {port}", f'user = "{USER}"',
-                  f'key_file = "{key_path}"', f'known_hosts = "{known}"', f'list = "{LIST}"']
+        lines += [
+            "[[routers]]",
+            f'name = "r{index}"',
+            'host = "127.0.0.1"',
+            f"port = {port}",
+            f'user = "{USER}"',
+            f'key_file = "{key_path}"',
+            f'known_hosts = "{known}"',
+            f'list = "{LIST}"',
+        ]
     config = os.path.join(workdir, "config.toml")
     with open(config, "w") as handle:
         handle.write("\n".join(lines) + "\n")
@@ -150,8 +172,11 @@ def run(routers: int, alerts: int, burst: int, workdir: str) -> dict:
 
 def old_approach(routers: int, per_router: float = 1.0, period: float = 60.0) -> dict:
     """cron every ``period`` s, then one login per router in turn: uniform wait plus the logins."""
-    return {"p50_s": 0.50 * period + routers * per_router, "p99_s": 0.99 * period + routers * per_router,
-            "max_s": period + routers * per_router}
+    return {
+        "p50_s": 0.50 * period + routers * per_router,
+        "p99_s": 0.99 * period + routers * per_router,
+        "max_s": period + routers * per_router,
+    }
 
 
 def main() -> int:
@@ -167,14 +192,20 @@ def main() -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     old = old_approach(args.routers)
     load = os.getloadavg()
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-          f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}"
+    )
     print(f"alert line written -> address on all {result['routers']} routers, {result['alerts']} alerts one at a time:")
     print(f"  p50 {result['p50_ms']:.1f} ms   p99 {result['p99_ms']:.1f} ms   max {result['max_ms']:.1f} ms")
-    print(f"burst of {result['burst']} lines written at once: all on every router after {result['burst_s']:.2f} s "
-          f"({result['burst'] / result['burst_s']:.0f} blocks/s)")
-    print(f"old approach (cron each minute, 1 s per router): p50 {old['p50_s']:.1f} s   p99 {old['p99_s']:.1f} s   "
-          f"max {old['max_s']:.1f} s")
+    print(
+        f"burst of {result['burst']} lines written at once: all on every router after {result['burst_s']:.2f} s "
+        f"({result['burst'] / result['burst_s']:.0f} blocks/s)"
+    )
+    print(
+        f"old approach (cron each minute, 1 s per router): p50 {old['p50_s']:.1f} s   p99 {old['p99_s']:.1f} s   "
+        f"max {old['max_s']:.1f} s"
+    )
     return 0
 
 

@@ -14,9 +14,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from bridge.config import PolicyConfig
+from bridge.decide.policy import Policy
 from bridge.events import Origin
 from bridge.parsers import parse_line
-from bridge.decide.policy import Policy
 
 ALERTS = Path(__file__).resolve().parent.parent / "tests" / "data" / "snort" / "calibration" / "alerts"
 

@@ -30,9 +30,9 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from bridge.config import parse_config  # noqa: E402
-from responder.transport import known_hosts  # noqa: E402
 from responder.events import BlockRequest  # noqa: E402
 from responder.responder import Responder, default_session_factory  # noqa: E402
+from responder.transport import known_hosts  # noqa: E402
 
 LIST = "blacklist"
 PASSWORD = "bench-password"
@@ -50,8 +50,19 @@ def serve_routers(count: int, public_key: str, conn) -> None:
         sim.start_api("127.0.0.1", 0)
         sim.start_api("127.0.0.1", 0, tls=True)
         sims.append(sim)
-    conn.send([(sim.port, sim.host_key.get_name(), sim.host_key.asbytes(), sim.api_port(), sim.api_port(tls=True),
-                sim.api_certificate.sha256) for sim in sims])
+    conn.send(
+        [
+            (
+                sim.port,
+                sim.host_key.get_name(),
+                sim.host_key.asbytes(),
+                sim.api_port(),
+                sim.api_port(tls=True),
+                sim.api_certificate.sha256,
+            )
+            for sim in sims
+        ]
+    )
     while True:
         message = conn.recv()
         if message == "stop":
@@ -108,11 +119,15 @@ def run(transport: str, count: int, blocks: int, burst: int, workdir: str) -> di
     tag = f"{transport}_{count}"
     key_path = os.path.join(workdir, f"id_{tag}")
     with open(key_path, "wb") as handle:
-        handle.write(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                                           serialization.NoEncryption()))
+        handle.write(
+            private.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+            )
+        )
     os.chmod(key_path, 0o600)
-    public = private.public_key().public_bytes(serialization.Encoding.OpenSSH,
-                                               serialization.PublicFormat.OpenSSH).decode()
+    public = (
+        private.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    )
 
     parent, child = multiprocessing.Pipe()
     process = multiprocessing.Process(target=serve_routers, args=(count, public, child), daemon=True)
@@ -160,9 +175,16 @@ def run(transport: str, count: int, blocks: int, burst: int, workdir: str) -> di
     if any(n != blocks + burst for n in present):
         raise SystemExit(f"routers hold {present} entries, expected {blocks + burst} each")
     return {
-        "transport": transport, "routers": count, "blocks": blocks,
-        "p50_ms": statistics.median(latencies), "p99_ms": percentile(latencies, 0.99), "max_ms": max(latencies),
-        "burst": burst, "burst_s": burst_s, "burst_rate": burst / burst_s, "burst_calls": burst_calls,
+        "transport": transport,
+        "routers": count,
+        "blocks": blocks,
+        "p50_ms": statistics.median(latencies),
+        "p99_ms": percentile(latencies, 0.99),
+        "max_ms": max(latencies),
+        "burst": burst,
+        "burst_s": burst_s,
+        "burst_rate": burst / burst_s,
+        "burst_calls": burst_calls,
     }
 
 
@@ -174,16 +196,23 @@ def main() -> int:
     parser.add_argument("--burst", type=int, default=200, help="blocks issued at once per router count")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-responder-") as workdir:
-        print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average "
-              f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}, Python {platform.python_version()}, loopback")
-        print(f"{'transport':>9} {'routers':>7} {'blocks':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'burst':>6} "
-              f"{'burst s':>8} {'blocks/s':>9} {'calls/router':>12}")
+        print(
+            f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average "
+            f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}, Python {platform.python_version()}, loopback"
+        )
+        print(
+            f"{'transport':>9} {'routers':>7} {'blocks':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'burst':>6} "
+            f"{'burst s':>8} {'blocks/s':>9} {'calls/router':>12}"
+        )
         for count in (int(c) for c in args.routers.split(",")):
             for transport in args.transports.split(","):
                 r = run(transport, count, args.blocks, args.burst, workdir)
-                print(f"{r['transport']:>9} {r['routers']:>7} {r['blocks']:>6} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} "
-                      f"{r['max_ms']:>8.1f} {r['burst']:>6} {r['burst_s']:>8.2f} {r['burst_rate']:>9.0f} "
-                      f"{r['burst_calls']:>12.0f}", flush=True)
+                print(
+                    f"{r['transport']:>9} {r['routers']:>7} {r['blocks']:>6} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} "
+                    f"{r['max_ms']:>8.1f} {r['burst']:>6} {r['burst_s']:>8.2f} {r['burst_rate']:>9.0f} "
+                    f"{r['burst_calls']:>12.0f}",
+                    flush=True,
+                )
     return 0
 
 

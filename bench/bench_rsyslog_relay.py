@@ -30,10 +30,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RSYSLOG = ROOT / "snort" / "rsyslog"
-SAMPLE = ('"proto" : "TCP", "dir" : "C2S", "src_ap" : "203.0.113.7:51234", "dst_ap" : "192.0.2.10:3390", '
-          '"rule" : "1:2023753:3", "action" : "allow", "msg" : "ET SCAN MS Terminal Server Traffic on Non-standard Port", '
-          '"class" : "Attempted Information Leak", "priority" : 2, "pkt_num" : 123456, "pkt_len" : 60, '
-          '"tcp_flags" : "******S*", "b64_data" : "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=="')
+SAMPLE = (
+    '"proto" : "TCP", "dir" : "C2S", "src_ap" : "203.0.113.7:51234", "dst_ap" : "192.0.2.10:3390", '
+    '"rule" : "1:2023753:3", "action" : "allow", "msg" : "ET SCAN MS Terminal Server Traffic on Non-standard Port", '
+    '"class" : "Attempted Information Leak", "priority" : 2, "pkt_num" : 123456, "pkt_len" : 60, '
+    '"tcp_flags" : "******S*", "b64_data" : "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=="'
+)
 
 
 def free_port() -> int:
@@ -45,8 +47,11 @@ def free_port() -> int:
 def start(work: Path, include: str, extra_global: str = "") -> subprocess.Popen:
     work.mkdir(parents=True, exist_ok=True)
     (work / "rsyslog.conf").write_text(f'global(workDirectory="{work}"{extra_global})\ninclude(file="{include}")\n')
-    return subprocess.Popen(["rsyslogd", "-n", "-i", str(work / "pid"), "-f", str(work / "rsyslog.conf")],
-                            stdout=open(work / "log", "wb"), stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        ["rsyslogd", "-n", "-i", str(work / "pid"), "-f", str(work / "rsyslog.conf")],
+        stdout=open(work / "log", "wb"),
+        stderr=subprocess.STDOUT,
+    )
 
 
 def lines_in(path: Path, offset: int):
@@ -77,9 +82,13 @@ def main() -> int:
     out_dir = tmp / "central" / "sensors"
     sensor_conf = (RSYSLOG / "40-tzsp-ips-sensor.conf").read_text()
     sensor_conf = sensor_conf.replace('file="/var/log/snort/alert_json.txt"', f'file="{alerts}"')
-    sensor_conf = sensor_conf.replace('target="central.example.net"', 'target="127.0.0.1"').replace('port="2514"', f'port="{port}"')
+    sensor_conf = sensor_conf.replace('target="central.example.net"', 'target="127.0.0.1"').replace(
+        'port="2514"', f'port="{port}"'
+    )
     central_conf = (RSYSLOG / "40-tzsp-ips-central.conf").read_text()
-    central_conf = central_conf.replace("/var/log/tzsp-ips/sensors/", f"{out_dir}/").replace('port="2514"', f'port="{port}"')
+    central_conf = central_conf.replace("/var/log/tzsp-ips/sensors/", f"{out_dir}/").replace(
+        'port="2514"', f'port="{port}"'
+    )
     (tmp / "sensor").mkdir(parents=True)
     (tmp / "central").mkdir(parents=True)
     (tmp / "sensor" / "sensor.conf").write_text(sensor_conf)
@@ -122,8 +131,10 @@ def main() -> int:
             time.sleep(0.0005)
         delays.sort()
         q = statistics.quantiles(delays, n=100)
-        print(f"latency, {len(delays)} of {args.lines} lines at {args.rate:g}/s (write -> line in the central file): "
-              f"p50 {q[49]:.2f} ms, p99 {q[98]:.2f} ms, max {delays[-1]:.2f} ms")
+        print(
+            f"latency, {len(delays)} of {args.lines} lines at {args.rate:g}/s (write -> line in the central file): "
+            f"p50 {q[49]:.2f} ms, p99 {q[98]:.2f} ms, max {delays[-1]:.2f} ms"
+        )
 
         line = ('{"seq" : 0, %s}\n' % SAMPLE).encode()
         size_before = target.stat().st_size
@@ -138,8 +149,10 @@ def main() -> int:
             time.sleep(0.005)
         took = time.monotonic() - started
         arrived = (target.stat().st_size - size_before) // len(line)
-        print(f"burst: {arrived} of {args.burst} lines ({len(line)} bytes each) in the central file after {took:.2f} s "
-              f"({arrived / took:,.0f} lines/s; writing them took {written:.2f} s)")
+        print(
+            f"burst: {arrived} of {args.burst} lines ({len(line)} bytes each) in the central file after {took:.2f} s "
+            f"({arrived / took:,.0f} lines/s; writing them took {written:.2f} s)"
+        )
     finally:
         os.close(fd)
         for process in (sensor, central):

@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import dpkt  # noqa: E402
 
-from bridge.scan.probes import probe_from_firewall_event, probe_from_frame  # noqa: E402
-from bridge.scan.routeros_log import parse_firewall_line  # noqa: E402
 from bridge.scan.detector import ScanDetector  # noqa: E402
 from bridge.scan.packet_source import PcapStream  # noqa: E402
+from bridge.scan.probes import probe_from_firewall_event, probe_from_frame  # noqa: E402
+from bridge.scan.routeros_log import parse_firewall_line  # noqa: E402
 from responder.sim.router.firewall import Firewall, decode_frame  # noqa: E402
 from tzsp.capture_files import read_capture  # noqa: E402
 
@@ -59,7 +59,7 @@ def stream_rate(data: bytes, packets: int) -> float:
         stream, detector = PcapStream(), ScanDetector()
         started = time.perf_counter()
         for start in range(0, len(data), CHUNK):
-            for stamp, frame in stream.feed(data[start:start + CHUNK]):
+            for stamp, frame in stream.feed(data[start : start + CHUNK]):
                 probe = probe_from_frame(stream.linktype, frame, stamp)
                 if probe is not None:
                     detector.feed(probe)
@@ -74,9 +74,18 @@ def log_lines(packets: list) -> list:
     from responder.sim.router.firewall import FilterRule, parse_tcp_flags
 
     firewall = Firewall()
-    firewall.rules = [FilterRule(1, "input", "log", connection_state=("new",), log_prefix="tzsp-ips"),
-                      FilterRule(2, "input", "log", protocol=6, connection_state=("invalid",),
-                                 tcp_flags=parse_tcp_flags("!ack,!rst"), log_prefix="tzsp-ips-stealth")]
+    firewall.rules = [
+        FilterRule(1, "input", "log", connection_state=("new",), log_prefix="tzsp-ips"),
+        FilterRule(
+            2,
+            "input",
+            "log",
+            protocol=6,
+            connection_state=("invalid",),
+            tcp_flags=parse_tcp_flags("!ack,!rst"),
+            log_prefix="tzsp-ips-stealth",
+        ),
+    ]
     lines = []
     for stamp, frame in packets:
         packet = decode_frame(frame)

@@ -33,15 +33,19 @@ def percentile(samples, fraction):
 
 
 def summary(samples):
-    return {"n": len(samples), "p50_ms": round(statistics.median(samples) * 1000, 2),
-            "p99_ms": round(percentile(samples, 0.99) * 1000, 2)}
+    return {
+        "n": len(samples),
+        "p50_ms": round(statistics.median(samples) * 1000, 2),
+        "p99_ms": round(percentile(samples, 0.99) * 1000, 2),
+    }
 
 
 def connect(port):
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-    client.connect("127.0.0.1", port=port, username="ips+ct80w", password="pw", look_for_keys=False,
-                   allow_agent=False, timeout=10)
+    client.connect(
+        "127.0.0.1", port=port, username="ips+ct80w", password="pw", look_for_keys=False, allow_agent=False, timeout=10
+    )
     return client
 
 
@@ -52,8 +56,10 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    results = {"machine": f"{platform.machine()} {os.cpu_count()} cpus, Python {platform.python_version()}, "
-                          f"paramiko {paramiko.__version__}"}
+    results = {
+        "machine": f"{platform.machine()} {os.cpu_count()} cpus, Python {platform.python_version()}, "
+        f"paramiko {paramiko.__version__}"
+    }
     with SimRouter() as sim:
         sim.add_user("ips", password="pw")
         port = sim.start()
@@ -72,7 +78,9 @@ def main() -> int:
                 client.get_transport().sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             samples = []
             for n in range(args.execs):
-                command = f"/ip firewall address-list add list=blk address=10.{base}.{n >> 8 & 255}.{n & 255} timeout=1h"
+                command = (
+                    f"/ip firewall address-list add list=blk address=10.{base}.{n >> 8 & 255}.{n & 255} timeout=1h"
+                )
                 start = time.perf_counter()
                 _, stdout, _ = client.exec_command(command)
                 stdout.read()
@@ -84,7 +92,9 @@ def main() -> int:
         lines = 5000
         start = time.perf_counter()
         for n in range(lines):
-            sim.execute("ips", f"/ip firewall address-list add list=x address=172.16.{n >> 8 & 255}.{n & 255} timeout=1h")
+            sim.execute(
+                "ips", f"/ip firewall address-list add list=x address=172.16.{n >> 8 & 255}.{n & 255} timeout=1h"
+            )
         elapsed = time.perf_counter() - start
         results["interpreter_add_lines_per_s"] = round(lines / elapsed)
         start = time.perf_counter()

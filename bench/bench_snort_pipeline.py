@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shlex
 import shutil
@@ -44,6 +43,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from bench_tzspd import busy_seconds, cpu_seconds, free_port, load_tool, machine, niceness, udp_socket  # noqa: E402
+
 from tzsp.capture_files import CaptureError, read_capture  # noqa: E402
 
 SCAN_NAME = re.compile(r"scan|fingerprint|dvwa|malicious|attack", re.IGNORECASE)  # mixed in, not looped whole
@@ -80,8 +80,12 @@ def build_mix(captures: Path, scan_share: float, out: Path) -> dict:
             f.write(struct.pack("<IIII", 1_700_000_000 + i // 1_000_000, i % 1_000_000, len(frame), len(frame)))
             f.write(frame)
     sizes = [len(frame) for frame in mix]
-    return {"frames": len(mix), "scan_frames": len(scan_frames), "mean_bytes": round(statistics.mean(sizes)),
-            "captures": used}
+    return {
+        "frames": len(mix),
+        "scan_frames": len(scan_frames),
+        "mean_bytes": round(statistics.mean(sizes)),
+        "captures": used,
+    }
 
 
 # ---------------------------------------------------------------- processes
@@ -109,16 +113,31 @@ class Pipeline:
         slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")
         self.out = open(workdir / f"{slug}.out", "w+")
         snort = f"{shlex.quote(args.snort)} -c {shlex.quote(args.snort_config)} -r /dev/stdin {args.snort_args}"
-        tzspd = [sys.executable, "-m", "tzsp.daemon", "--listen", "127.0.0.1", "--port", str(port),
-                 "--allow", "127.0.0.1/32", "-q"]
+        tzspd = [
+            sys.executable,
+            "-m",
+            "tzsp.daemon",
+            "--listen",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--allow",
+            "127.0.0.1/32",
+            "-q",
+        ]
         self.piped = None
         logs = workdir / slug
         logs.mkdir(exist_ok=True)
         if kind == "pipe":
             argv = shlex.split(args.tzsp2pcap.replace("{PORT}", str(port)))
             self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self.out, preexec_fn=niceness(args.nice))
-            self.piped = subprocess.Popen(shlex.split(snort) + ["-l", str(logs)], stdin=self.proc.stdout,
-                                          stdout=self.out, stderr=subprocess.STDOUT, preexec_fn=niceness(args.nice))
+            self.piped = subprocess.Popen(
+                shlex.split(snort) + ["-l", str(logs)],
+                stdin=self.proc.stdout,
+                stdout=self.out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=niceness(args.nice),
+            )
             self.proc.stdout.close()
         else:
             fanout = int(kind)
@@ -128,9 +147,13 @@ class Pipeline:
                 command = f"{snort} -l {logs}/{{consumer}}"
             else:
                 command = f"{snort} -l {logs}"
-            self.proc = subprocess.Popen(tzspd + ["--fanout", str(fanout), "--exec", command],
-                                         stdout=self.out, stderr=subprocess.STDOUT, cwd=HERE.parent,
-                                         preexec_fn=niceness(args.nice))  # its Snorts inherit it
+            self.proc = subprocess.Popen(
+                tzspd + ["--fanout", str(fanout), "--exec", command],
+                stdout=self.out,
+                stderr=subprocess.STDOUT,
+                cwd=HERE.parent,
+                preexec_fn=niceness(args.nice),
+            )  # its Snorts inherit it
         self.snort_count = 1 if kind == "pipe" else int(kind)
 
     def snorts(self) -> list[int]:
@@ -214,9 +237,26 @@ def run_point(name, kind, args, tool, mix, rate, workdir) -> dict:
     try:
         pipeline.wait_ready()
         before = (tree_cpu(pipeline.pids()), cpu_seconds(pipeline.proc.pid), busy_seconds(), time.monotonic())
-        sender = subprocess.run([tool, "send", "-f", str(mix), "-p", str(port), "-r", str(rate), "-n", str(count),
-                                 "-t", str(args.seconds + 2)], capture_output=True, text=True, check=True,
-                                preexec_fn=niceness(args.nice))
+        sender = subprocess.run(
+            [
+                tool,
+                "send",
+                "-f",
+                str(mix),
+                "-p",
+                str(port),
+                "-r",
+                str(rate),
+                "-n",
+                str(count),
+                "-t",
+                str(args.seconds + 2),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            preexec_fn=niceness(args.nice),
+        )
         sent = json.loads(sender.stdout)
         pipeline.wait_drained()
         after = (tree_cpu(pipeline.pids()), cpu_seconds(pipeline.proc.pid), busy_seconds(), time.monotonic())
@@ -226,12 +266,19 @@ def run_point(name, kind, args, tool, mix, rate, workdir) -> dict:
     total_cpu = after[0] - before[0]
     receiver_cpu = after[1] - before[1]
     return {
-        "name": name, "rate": rate, "offered_pps": round(sent["pps"]), "sent": sent["sent"], "analysed": seen,
+        "name": name,
+        "rate": rate,
+        "offered_pps": round(sent["pps"]),
+        "sent": sent["sent"],
+        "analysed": seen,
         "loss_pct": round(100.0 * (sent["sent"] - seen) / sent["sent"], 4) if sent["sent"] else 0.0,
-        "sock_drops": drops, "cpu_s": round(total_cpu, 3), "receiver_cpu_s": round(receiver_cpu, 3),
+        "sock_drops": drops,
+        "cpu_s": round(total_cpu, 3),
+        "receiver_cpu_s": round(receiver_cpu, 3),
         "us_per_pkt": round(total_cpu * 1e6 / seen, 2) if seen else None,
         "receiver_us_per_pkt": round(receiver_cpu * 1e6 / seen, 2) if seen else None,
-        "bg_cpu_s": round(max(0.0, (after[2] - before[2]) - total_cpu), 2), "window_s": round(after[3] - before[3], 2),
+        "bg_cpu_s": round(max(0.0, (after[2] - before[2]) - total_cpu), 2),
+        "window_s": round(after[3] - before[3], 2),
     }
 
 
@@ -242,7 +289,9 @@ def main(argv=None) -> int:
     parser.add_argument("--snort-args", default="--daq-batch-size 1", help="more Snort options")
     parser.add_argument("--captures", required=True, type=Path, help="directory of captures for the mix")
     parser.add_argument("--scan-share", type=float, default=0.05, help="share of scan frames in the mix")
-    parser.add_argument("--tzsp2pcap", help="command printing the pcap stream, {PORT} replaced, e.g. 'tzsp2pcap -p {PORT} -f'")
+    parser.add_argument(
+        "--tzsp2pcap", help="command printing the pcap stream, {PORT} replaced, e.g. 'tzsp2pcap -p {PORT} -f'"
+    )
     parser.add_argument("--fanout", default="1,2", help="tzspd --exec with these numbers of Snort processes")
     parser.add_argument("--cpu-rates", default="50000", help="fixed rates for CPU per packet")
     parser.add_argument("--no-search", action="store_true")
@@ -293,9 +342,11 @@ def measure(args, tool, workdir: Path, mix: Path) -> int:
             run = run_point(name, kind, args, tool, mix, rate, workdir)
             log(run)
             runs.append(run)
-        return {key: statistics.median(r[key] for r in runs if r[key] is not None)
-                for key in ("offered_pps", "loss_pct", "us_per_pkt", "receiver_us_per_pkt", "bg_cpu_s")
-                if any(r[key] is not None for r in runs)}
+        return {
+            key: statistics.median(r[key] for r in runs if r[key] is not None)
+            for key in ("offered_pps", "loss_pct", "us_per_pkt", "receiver_us_per_pkt", "bg_cpu_s")
+            if any(r[key] is not None for r in runs)
+        }
 
     cpu_rows = []
     for rate in (int(r) for r in args.cpu_rates.split(",") if r):
@@ -329,11 +380,16 @@ def measure(args, tool, workdir: Path, mix: Path) -> int:
             search[name] = (good, history)
             log({"max_lossless": name, "pps": good})
 
-    print(f"\nmix: {described['frames']} frames ({described['scan_frames']} from scans), mean "
-          f"{described['mean_bytes']} B; {args.seconds:g} s per run, median of {args.reps}")
+    print(
+        f"\nmix: {described['frames']} frames ({described['scan_frames']} from scans), mean "
+        f"{described['mean_bytes']} B; {args.seconds:g} s per run, median of {args.reps}"
+    )
     if cpu_rows:
-        print("\n| rate | " + " | ".join(f"{name.replace('|', chr(92) + '|')}: µs/pkt all (receiver), loss"
-                                       for name, _ in pipelines) + " |")
+        print(
+            "\n| rate | "
+            + " | ".join(f"{name.replace('|', chr(92) + '|')}: µs/pkt all (receiver), loss" for name, _ in pipelines)
+            + " |"
+        )
         print("|---" * (1 + len(pipelines)) + "|")
         for rate, results in cpu_rows:
             cells = []
@@ -342,7 +398,7 @@ def measure(args, tool, workdir: Path, mix: Path) -> int:
                 cells.append(f"{r.get('us_per_pkt', 0):.2f} ({r.get('receiver_us_per_pkt', 0):.2f}), {r['loss_pct']}%")
             print(f"| {rate:,} | " + " | ".join(cells) + " |")
     if search:
-        print("\n| pipeline | highest rate with < {0}% loss |\n|---|---|".format(args.loss))
+        print(f"\n| pipeline | highest rate with < {args.loss}% loss |\n|---|---|")
         for name, (good, history) in search.items():
             shown = f"≥ {-good:,} (sender-bound)" if good < 0 else f"{good:,}"
             print(f"| {name.replace('|', chr(92) + '|')} | {shown} |")

@@ -38,8 +38,10 @@ LIST = "blacklist"
 
 
 def alert_line(address: str) -> str:
-    return (f'12/04-05:13:20.123456 [**] [1:1000001:1] "STORM attack" [**] [Priority: 1] '
-            f"{{TCP}} {address}:4444 -> 192.0.2.1:80\n")
+    return (
+        f'12/04-05:13:20.123456 [**] [1:1000001:1] "STORM attack" [**] [Priority: 1] '
+        f"{{TCP}} {address}:4444 -> 192.0.2.1:80\n"
+    )
 
 
 def attacker(index: int) -> str:
@@ -64,13 +66,30 @@ def write_config(workdir: str, transport: str, routers, key_path: str) -> str:
     os.chmod(password_file, 0o600)
     known = os.path.join(workdir, f"known_hosts_{transport}")
     if transport == "down":  # routers that never answer: the line -> ledger path alone
-        tables = [dict(name=f"r{i}", host="127.0.0.1", port=9, user="ips", transport="api",
-                       password_file=password_file, list=LIST) for i in range(len(routers))]
+        tables = [
+            dict(
+                name=f"r{i}",
+                host="127.0.0.1",
+                port=9,
+                user="ips",
+                transport="api",
+                password_file=password_file,
+                list=LIST,
+            )
+            for i in range(len(routers))
+        ]
     else:
         tables = router_tables(transport, routers, key_path, known, password_file)
-    lines = [f'state_dir = "{workdir}/state_{transport}"', "[policy]", "protected = []", 'block_for = "1h"',
-             "max_new_blocks_per_minute = 1000000", "[[alerts]]", f'path = "{workdir}/alert_fast.txt"',
-             'format = "fast"']
+    lines = [
+        f'state_dir = "{workdir}/state_{transport}"',
+        "[policy]",
+        "protected = []",
+        'block_for = "1h"',
+        "max_new_blocks_per_minute = 1000000",
+        "[[alerts]]",
+        f'path = "{workdir}/alert_fast.txt"',
+        'format = "fast"',
+    ]
     for table in tables:
         lines.append("[[routers]]")
         lines += [f"{k} = {v}" if isinstance(v, int) else f'{k} = "{v}"' for k, v in table.items()]
@@ -116,8 +135,10 @@ def run(transport: str, count: int, attackers: int, rotate_every: int, workdir: 
         for index in range(attackers):
             if rotate_every and index and index % rotate_every == 0:
                 handle.close()
-                rotated = sorted((int(n.rsplit(".", 1)[1]) for n in os.listdir(workdir)
-                                  if n.startswith("alert_fast.txt.")), reverse=True)
+                rotated = sorted(
+                    (int(n.rsplit(".", 1)[1]) for n in os.listdir(workdir) if n.startswith("alert_fast.txt.")),
+                    reverse=True,
+                )
                 for number in rotated:
                     os.rename(f"{alert_file}.{number}", f"{alert_file}.{number + 1}")
                 os.rename(alert_file, f"{alert_file}.1")
@@ -147,32 +168,53 @@ def run(transport: str, count: int, attackers: int, rotate_every: int, workdir: 
         parent.send("stop")
         sims.join(10)
     if on_routers is None:
-        raise SystemExit(f"{transport}: not every attacker reached every router: {present}; "
-                         f"ledger {ledger_count(ledger)} of {attackers + 1}")
-    return {"transport": transport, "routers": count, "attackers": attackers, "written_s": written,
-            "ledger_s": in_ledger, "routers_s": on_routers, "present": present}
+        raise SystemExit(
+            f"{transport}: not every attacker reached every router: {present}; "
+            f"ledger {ledger_count(ledger)} of {attackers + 1}"
+        )
+    return {
+        "transport": transport,
+        "routers": count,
+        "attackers": attackers,
+        "written_s": written,
+        "ledger_s": in_ledger,
+        "routers_s": on_routers,
+        "present": present,
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--attackers", type=int, default=10_000)
     parser.add_argument("--routers", type=int, default=3)
-    parser.add_argument("--transports", default="down,api,ssh",
-                        help="ssh, api, or down (routers that never answer: the line -> ledger path alone)")
+    parser.add_argument(
+        "--transports",
+        default="down,api,ssh",
+        help="ssh, api, or down (routers that never answer: the line -> ledger path alone)",
+    )
     parser.add_argument("--rotate-every", type=int, default=0, help="rotate the file every N lines (0: never)")
     args = parser.parse_args()
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-          f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-    print(f"{args.attackers} distinct attackers written at once"
-          + (f", rotated every {args.rotate_every} lines" if args.rotate_every else ""))
-    print(f"{'transport':>9} {'routers':>7} {'write s':>8} {'ledger s':>9} {'blocks/s':>9} {'routers s':>10} "
-          f"{'blocks/s':>9}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
+    )
+    print(
+        f"{args.attackers} distinct attackers written at once"
+        + (f", rotated every {args.rotate_every} lines" if args.rotate_every else "")
+    )
+    print(
+        f"{'transport':>9} {'routers':>7} {'write s':>8} {'ledger s':>9} {'blocks/s':>9} {'routers s':>10} "
+        f"{'blocks/s':>9}"
+    )
     with tempfile.TemporaryDirectory(prefix="bench-storm-") as workdir:
         for transport in args.transports.split(","):
             r = run(transport, args.routers, args.attackers, args.rotate_every, workdir)
-            print(f"{r['transport']:>9} {r['routers']:>7} {r['written_s']:>8.2f} {r['ledger_s']:>9.2f} "
-                  f"{r['attackers'] / r['ledger_s']:>9.0f} {r['routers_s']:>10.2f} "
-                  f"{r['attackers'] / r['routers_s']:>9.0f}", flush=True)
+            print(
+                f"{r['transport']:>9} {r['routers']:>7} {r['written_s']:>8.2f} {r['ledger_s']:>9.2f} "
+                f"{r['attackers'] / r['ledger_s']:>9.0f} {r['routers_s']:>10.2f} "
+                f"{r['attackers'] / r['routers_s']:>9.0f}",
+                flush=True,
+            )
     return 0
 
 

@@ -87,9 +87,20 @@ def load_tool() -> str | None:
 def build_frame(size: int) -> bytearray:
     """The datagram tzsp_load sends: TZSP header + Ethernet/IPv4/TCP frame of ``size`` bytes."""
     size = max(size, 62)
-    eth = bytes.fromhex("020000000002" "020000000001" "0800")
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, size - 14, 1, 0x4000, 64, 6, 0,
-                     socket.inet_aton("192.0.2.1"), socket.inet_aton("198.51.100.1"))
+    eth = bytes.fromhex("0200000000020200000000010800")
+    ip = struct.pack(
+        "!BBHHHBBH4s4s",
+        0x45,
+        0,
+        size - 14,
+        1,
+        0x4000,
+        64,
+        6,
+        0,
+        socket.inet_aton("192.0.2.1"),
+        socket.inet_aton("198.51.100.1"),
+    )
     tcp = struct.pack("!HHIIBBHHH", 40000, 80, 1, 0, 5 << 4, 0x18, 65535, 0, 0)
     payload = MAGIC + b"\0\0\0\0" + bytes(i & 0xFF for i in range(size - 62))
     return bytearray(TZSP_HEADER + eth + ip + tcp + payload)
@@ -232,8 +243,10 @@ class Receiver:
     def __init__(self, command: str, tool: str | None, count: int, nice: int | None):
         self.port = free_port()
         self.metrics_port = free_tcp_port() if "{METRICS}" in command else None
-        argv = [part.replace("{PORT}", str(self.port)).replace("{METRICS}", str(self.metrics_port))
-                for part in shlex.split(command)]
+        argv = [
+            part.replace("{PORT}", str(self.port)).replace("{METRICS}", str(self.metrics_port))
+            for part in shlex.split(command)
+        ]
         env = dict(os.environ, PYTHONUNBUFFERED="1")  # the worst case for a Python receiver's stdout
         self.stderr = tempfile.TemporaryFile()
         self.fanout = "{COUNTER}" in command  # consumers count themselves and print JSON lines
@@ -241,20 +254,26 @@ class Receiver:
             if not tool:
                 raise RuntimeError("a {COUNTER} command needs the compiled tzsp_load")
             argv = [part.replace("{COUNTER}", f"{tool} count -n {count}") for part in argv]
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self.stderr, env=env,
-                                     preexec_fn=niceness(nice))
+        self.proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=self.stderr, env=env, preexec_fn=niceness(nice)
+        )
         if self.fanout:
             self.counter, self.counter_pid, self.queue = None, None, None
             return
         if tool:
-            self.counter = subprocess.Popen([tool, "count", "-n", str(count)], stdin=self.proc.stdout,
-                                            stdout=subprocess.PIPE, preexec_fn=niceness(nice))
+            self.counter = subprocess.Popen(
+                [tool, "count", "-n", str(count)],
+                stdin=self.proc.stdout,
+                stdout=subprocess.PIPE,
+                preexec_fn=niceness(nice),
+            )
             self.counter_pid = self.counter.pid
             self.queue = None
         else:
             self.queue = MP.Queue()
-            self.counter = MP.Process(target=python_counter,
-                                      args=(os.fdopen(os.dup(self.proc.stdout.fileno()), "rb", 0), self.queue))
+            self.counter = MP.Process(
+                target=python_counter, args=(os.fdopen(os.dup(self.proc.stdout.fileno()), "rb", 0), self.queue)
+            )
             self.counter.start()
             self.counter_pid = self.counter.pid
         self.proc.stdout.close()
@@ -311,8 +330,11 @@ class Receiver:
 
 def send(tool: str | None, port: int, size: int, rate: int, count: int, seconds: float, nice: int | None) -> dict:
     if tool:
-        proc = subprocess.Popen([tool, "send", "-p", str(port), "-s", str(size), "-r", str(rate), "-n", str(count),
-                                 "-t", str(seconds)], stdout=subprocess.PIPE, preexec_fn=niceness(nice))
+        proc = subprocess.Popen(
+            [tool, "send", "-p", str(port), "-s", str(size), "-r", str(rate), "-n", str(count), "-t", str(seconds)],
+            stdout=subprocess.PIPE,
+            preexec_fn=niceness(nice),
+        )
         out = proc.stdout.read()
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -347,7 +369,7 @@ class Scraper:
             except OSError:
                 self.failures += 1
 
-    def __enter__(self) -> "Scraper":
+    def __enter__(self) -> Scraper:
         deadline = time.monotonic() + 30  # the server is up (and prometheus_client imported) before measuring
         while True:
             try:
@@ -384,12 +406,17 @@ def scrape_cost(command: str, tool: str | None, scrapes: int) -> dict:
         cpu = cpu_seconds(receiver.proc.pid) - before
     finally:
         receiver.stop()
-    return {"scrapes": scrapes, "cpu_s": round(cpu, 3), "us_per_scrape": round(cpu * 1e6 / scrapes, 1),
-            "wall_ms_per_scrape": round(wall * 1e3 / scrapes, 2)}
+    return {
+        "scrapes": scrapes,
+        "cpu_s": round(cpu, 3),
+        "us_per_scrape": round(cpu * 1e6 / scrapes, 1),
+        "wall_ms_per_scrape": round(wall * 1e3 / scrapes, 2),
+    }
 
 
-def run_point(command: str, tool: str | None, size: int, rate: int, seconds: float, nice: int | None,
-              scrape_every: float = 1.0) -> dict:
+def run_point(
+    command: str, tool: str | None, size: int, rate: int, seconds: float, nice: int | None, scrape_every: float = 1.0
+) -> dict:
     count = max(10000, int(rate * seconds)) if rate else 4_000_000
     receiver = Receiver(command, tool, count, nice)
     scraper = None
@@ -413,13 +440,22 @@ def run_point(command: str, tool: str | None, size: int, rate: int, seconds: flo
     delivered = counted["delivered"]
     total = sent["sent"]
     return {
-        "size": size, "rate": rate, "offered_pps": round(sent["pps"]), "sent": total,
-        "delivered": delivered, "records": counted["records"], "header_ok": counted["header_ok"],
-        "lost": total - delivered, "loss_pct": round(100.0 * (total - delivered) / total, 4) if total else 0.0,
-        "sock_drops": drops, "recv_cpu_s": round(recv_cpu, 3),
+        "size": size,
+        "rate": rate,
+        "offered_pps": round(sent["pps"]),
+        "sent": total,
+        "delivered": delivered,
+        "records": counted["records"],
+        "header_ok": counted["header_ok"],
+        "lost": total - delivered,
+        "loss_pct": round(100.0 * (total - delivered) / total, 4) if total else 0.0,
+        "sock_drops": drops,
+        "recv_cpu_s": round(recv_cpu, 3),
         "us_per_pkt": round(recv_cpu * 1e6 / delivered, 3) if delivered else None,
-        "send_cpu_s": sent["send_cpu_s"], "count_cpu_s": round(counter_cpu, 3),
-        "bg_cpu_s": round(max(0.0, bg_cpu), 2), "window_s": round(after[3] - before[3], 2),
+        "send_cpu_s": sent["send_cpu_s"],
+        "count_cpu_s": round(counter_cpu, 3),
+        "bg_cpu_s": round(max(0.0, bg_cpu), 2),
+        "window_s": round(after[3] - before[3], 2),
         "exit": receiver.proc.returncode,
         "scrapes": None if scraper is None else scraper.scrapes,
         "scrape_failures": None if scraper is None else scraper.failures,
@@ -452,6 +488,7 @@ def median_point(receivers, tool, size, rate, args, log) -> dict:
 
 def max_lossless(name, command, tool, size, args, log) -> dict:
     """Highest offered rate whose median loss over ``reps`` runs is below ``--loss``."""
+
     def probe(rate):
         points = []
         for _ in range(args.reps):
@@ -491,31 +528,55 @@ def soak(command, tool, args, log) -> dict:
     try:
         receiver.wait_bound()
         time.sleep(0.5)
-        sender = MP.Process(target=lambda: log({"soak_sender": send(tool, receiver.port, args.soak_size,
-                                                                   args.soak_rate, count, args.soak + 5, args.nice)}))
+        sender = MP.Process(
+            target=lambda: log(
+                {
+                    "soak_sender": send(
+                        tool, receiver.port, args.soak_size, args.soak_rate, count, args.soak + 5, args.nice
+                    )
+                }
+            )
+        )
         started = time.monotonic()
         cpu_before = cpu_seconds(receiver.proc.pid)
         sender.start()
         while sender.is_alive() and time.monotonic() - started < args.soak + 60:
-            sample = {"t": round(time.monotonic() - started, 1), **memory_kb(receiver.proc.pid),
-                      "cpu_s": round(cpu_seconds(receiver.proc.pid) - cpu_before, 2)}
+            sample = {
+                "t": round(time.monotonic() - started, 1),
+                **memory_kb(receiver.proc.pid),
+                "cpu_s": round(cpu_seconds(receiver.proc.pid) - cpu_before, 2),
+            }
             samples.append(sample)
             log({"soak_sample": sample})
             sender.join(min(10.0, max(1.0, args.soak / 60)))
         receiver.wait_drained()
         _, _, drops = udp_socket(receiver.port)
-        samples.append({"t": round(time.monotonic() - started, 1), **memory_kb(receiver.proc.pid),
-                        "cpu_s": round(cpu_seconds(receiver.proc.pid) - cpu_before, 2)})
+        samples.append(
+            {
+                "t": round(time.monotonic() - started, 1),
+                **memory_kb(receiver.proc.pid),
+                "cpu_s": round(cpu_seconds(receiver.proc.pid) - cpu_before, 2),
+            }
+        )
     finally:
         counted = receiver.stop()
     first = next((s for s in samples if s["t"] >= 10), samples[0])
     last = samples[-1]
     return {
-        "soak_s": args.soak, "rate": args.soak_rate, "size": args.soak_size, "sent_target": count,
-        "delivered": counted["delivered"], "loss_pct": round(100.0 * (count - counted["delivered"]) / count, 4),
-        "sock_drops": drops, "rss_kb_at_10s": first.get("VmRSS"), "peak_rss_kb_at_10s": first.get("VmHWM"),
-        "rss_kb_at_end": last.get("VmRSS"), "peak_rss_kb_at_end": last.get("VmHWM"),
-        "cpu_s": last["cpu_s"], "samples": len(samples), "receiver_exit": receiver.proc.returncode,
+        "soak_s": args.soak,
+        "rate": args.soak_rate,
+        "size": args.soak_size,
+        "sent_target": count,
+        "delivered": counted["delivered"],
+        "loss_pct": round(100.0 * (count - counted["delivered"]) / count, 4),
+        "sock_drops": drops,
+        "rss_kb_at_10s": first.get("VmRSS"),
+        "peak_rss_kb_at_10s": first.get("VmHWM"),
+        "rss_kb_at_end": last.get("VmRSS"),
+        "peak_rss_kb_at_end": last.get("VmHWM"),
+        "cpu_s": last["cpu_s"],
+        "samples": len(samples),
+        "receiver_exit": receiver.proc.returncode,
         "receiver_alive_at_end": "VmRSS" in last,
     }
 
@@ -526,14 +587,24 @@ def soak(command, tool, args, log) -> dict:
 def main(argv=None) -> int:
     default = f"{shlex.quote(sys.executable)} -m tzsp.daemon --listen 127.0.0.1 --port {{PORT}} --allow 127.0.0.1/32 -q"
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--receiver", default=default, help="the receiver under test; {PORT} is replaced (default: tzspd)")
+    parser.add_argument(
+        "--receiver", default=default, help="the receiver under test; {PORT} is replaced (default: tzspd)"
+    )
     parser.add_argument("--name", default="tzspd")
-    parser.add_argument("--compare", action="append", default=[], metavar="NAME=COMMAND",
-                        help="another receiver measured in the same run (repeatable)")
-    parser.add_argument("--modes", metavar="LIST",
-                        help="measure the receiver in these output modes side by side, e.g. stdout,exec,fanout2: "
-                        "exec adds --exec {COUNTER}, fanoutN --fanout N --exec {COUNTER} (each consumer a pcap "
-                        "counter; only the receiver's own CPU is counted); ratios are then to the first mode")
+    parser.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="NAME=COMMAND",
+        help="another receiver measured in the same run (repeatable)",
+    )
+    parser.add_argument(
+        "--modes",
+        metavar="LIST",
+        help="measure the receiver in these output modes side by side, e.g. stdout,exec,fanout2: "
+        "exec adds --exec {COUNTER}, fanoutN --fanout N --exec {COUNTER} (each consumer a pcap "
+        "counter; only the receiver's own CPU is counted); ratios are then to the first mode",
+    )
     parser.add_argument("--sizes", default="64,1400", help="Ethernet frame sizes")
     parser.add_argument("--cpu-rates", default="100000,200000", help="fixed rates for CPU per packet ('' for none)")
     parser.add_argument("--no-search", action="store_true", help="skip the highest-lossless-rate search")
@@ -545,13 +616,18 @@ def main(argv=None) -> int:
     parser.add_argument("--resolution", type=float, default=0.1, help="search stops when bounds are this close")
     parser.add_argument("--nice", type=int, help="run receivers, sender and counter at this niceness (e.g. -20)")
     parser.add_argument("--python-load", action="store_true", help="use the Python sender/counter even with a compiler")
-    parser.add_argument("--soak", type=float, metavar="SECONDS", help="instead: run the receiver this long at --soak-rate")
+    parser.add_argument(
+        "--soak", type=float, metavar="SECONDS", help="instead: run the receiver this long at --soak-rate"
+    )
     parser.add_argument("--soak-rate", type=int, default=100000)
     parser.add_argument("--soak-size", type=int, default=64)
     parser.add_argument("--out", help="append every run as a JSON line here")
-    parser.add_argument("--scrape", action="store_true",
-                        help="also measure the receiver with --metrics 127.0.0.1:{METRICS}, its /metrics fetched "
-                        "every --scrape-every seconds")
+    parser.add_argument(
+        "--scrape",
+        action="store_true",
+        help="also measure the receiver with --metrics 127.0.0.1:{METRICS}, its /metrics fetched "
+        "every --scrape-every seconds",
+    )
     parser.add_argument("--scrape-every", type=float, default=1.0, metavar="S")
     args = parser.parse_args(argv)
 
@@ -582,18 +658,24 @@ def main(argv=None) -> int:
     if args.soak:
         result = soak(args.receiver, tool, args, log)
         log({"soak": result})
-        print(f"\nsoak of {args.name}: {args.soak:.0f} s at {args.soak_rate} pps, {args.soak_size}-byte frames ({load_kind})")
-        print(f"RSS {result['rss_kb_at_10s']} kB at 10 s -> {result['rss_kb_at_end']} kB at the end; "
-              f"peak RSS {result['peak_rss_kb_at_10s']} kB -> {result['peak_rss_kb_at_end']} kB; "
-              f"loss {result['loss_pct']}%, CPU {result['cpu_s']} s")
+        print(
+            f"\nsoak of {args.name}: {args.soak:.0f} s at {args.soak_rate} pps, {args.soak_size}-byte frames ({load_kind})"
+        )
+        print(
+            f"RSS {result['rss_kb_at_10s']} kB at 10 s -> {result['rss_kb_at_end']} kB at the end; "
+            f"peak RSS {result['peak_rss_kb_at_10s']} kB -> {result['peak_rss_kb_at_end']} kB; "
+            f"loss {result['loss_pct']}%, CPU {result['cpu_s']} s"
+        )
         return 0
 
     if args.scrape:
         cost = scrape_cost(receivers[-1][1], tool, 500)
         log({"scrape_cost": cost})
-        print(f"\none scrape of {receivers[-1][0]}'s /metrics costs it {cost['us_per_scrape']} µs of CPU "
-              f"({cost['wall_ms_per_scrape']} ms wall); at one scrape a second and 100k packets/s that is "
-              f"{cost['us_per_scrape'] / 100000:.4f} µs per packet")
+        print(
+            f"\none scrape of {receivers[-1][0]}'s /metrics costs it {cost['us_per_scrape']} µs of CPU "
+            f"({cost['wall_ms_per_scrape']} ms wall); at one scrape a second and 100k packets/s that is "
+            f"{cost['us_per_scrape'] / 100000:.4f} µs per packet"
+        )
 
     sizes = [int(s) for s in args.sizes.split(",") if s]
     rates = [int(r) for r in args.cpu_rates.split(",") if r]
@@ -624,12 +706,20 @@ def mode_receiver(name: str, command: str, mode: str) -> tuple[str, str]:
 def machine() -> dict:
     model = ""
     try:
-        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                     if line.startswith("model name"))
+        model = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
-    return {"cpus": os.cpu_count(), "model": model, "kernel": os.uname().release,
-            "python": sys.version.split()[0], "loadavg": os.getloadavg()}
+    return {
+        "cpus": os.cpu_count(),
+        "model": model,
+        "kernel": os.uname().release,
+        "python": sys.version.split()[0],
+        "loadavg": os.getloadavg(),
+    }
 
 
 def ratio(mine, theirs) -> str:
@@ -644,25 +734,45 @@ def report(receivers, cpu_rows, search_rows, args, load_kind) -> None:
     modes = bool(args.modes)  # ratios of each mode to the first (how much more it costs)
     print(f"\nload: {load_kind}; median of {args.reps} runs of {args.seconds:g} s; niceness {args.nice}")
     if cpu_rows:
-        print("\n| frame | rate | " + " | ".join(f"{n} µs/pkt (loss)" for n, _ in receivers)
-              + "".join(f" | {o}/{mine}" if modes else f" | {mine}/{o}" for o in others) + " | bg CPU s |")
+        print(
+            "\n| frame | rate | "
+            + " | ".join(f"{n} µs/pkt (loss)" for n, _ in receivers)
+            + "".join(f" | {o}/{mine}" if modes else f" | {mine}/{o}" for o in others)
+            + " | bg CPU s |"
+        )
         print("|---" * (3 + len(receivers) + len(others)) + "|")
         for size, rate, summary in cpu_rows:
-            cells = [f"{summary[n]['us_per_pkt']:.2f} ({summary[n]['loss_pct']}%)" if summary[n]["us_per_pkt"] else "-"
-                     for n, _ in receivers]
-            ratios = [ratio(summary[o]["us_per_pkt"], summary[mine]["us_per_pkt"]) if modes
-                      else ratio(summary[mine]["us_per_pkt"], summary[o]["us_per_pkt"]) for o in others]
+            cells = [
+                f"{summary[n]['us_per_pkt']:.2f} ({summary[n]['loss_pct']}%)" if summary[n]["us_per_pkt"] else "-"
+                for n, _ in receivers
+            ]
+            ratios = [
+                ratio(summary[o]["us_per_pkt"], summary[mine]["us_per_pkt"])
+                if modes
+                else ratio(summary[mine]["us_per_pkt"], summary[o]["us_per_pkt"])
+                for o in others
+            ]
             bg = max(summary[n]["bg_cpu_s"] for n, _ in receivers)
             print(f"| {size} B | {rate:,} | " + " | ".join(cells) + "".join(f" | {r}" for r in ratios) + f" | {bg} |")
     if search_rows:
-        print(f"\n| frame | " + " | ".join(f"{n} lossless pps" for n, _ in receivers)
-              + "".join(f" | {o}/{mine}" if modes else f" | {mine}/{o}" for o in others) + " |")
+        print(
+            "\n| frame | "
+            + " | ".join(f"{n} lossless pps" for n, _ in receivers)
+            + "".join(f" | {o}/{mine}" if modes else f" | {mine}/{o}" for o in others)
+            + " |"
+        )
         print("|---" * (1 + len(receivers) + len(others)) + "|")
         for size, found in search_rows:
-            cells = [f"{found[n]['max_lossless_pps']:,}" + (" (sender-bound)" if found[n]["sender_bound"] else "")
-                     for n, _ in receivers]
-            ratios = [ratio(found[o]["max_lossless_pps"], found[mine]["max_lossless_pps"]) if modes
-                      else ratio(found[mine]["max_lossless_pps"], found[o]["max_lossless_pps"]) for o in others]
+            cells = [
+                f"{found[n]['max_lossless_pps']:,}" + (" (sender-bound)" if found[n]["sender_bound"] else "")
+                for n, _ in receivers
+            ]
+            ratios = [
+                ratio(found[o]["max_lossless_pps"], found[mine]["max_lossless_pps"])
+                if modes
+                else ratio(found[mine]["max_lossless_pps"], found[o]["max_lossless_pps"])
+                for o in others
+            ]
             print(f"| {size} B | " + " | ".join(cells) + "".join(f" | {r}" for r in ratios) + " |")
 
 

@@ -7,12 +7,11 @@ lock; the child calls ``start_routers`` and the parent ``trust_routers`` with wh
 from __future__ import annotations
 
 import os
-from typing import List, Tuple
 
 from responder.transport import known_hosts
 
 USER = "ips"
-Identity = Tuple[int, str, bytes]  # (SSH port on 127.0.0.1, host key type, host key blob)
+Identity = tuple[int, str, bytes]  # (SSH port on 127.0.0.1, host key type, host key blob)
 
 
 def write_client_key(path: str) -> str:
@@ -22,11 +21,15 @@ def write_client_key(path: str) -> str:
 
     private = ed25519.Ed25519PrivateKey.generate()
     with open(path, "wb") as handle:
-        handle.write(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                                           serialization.NoEncryption()))
+        handle.write(
+            private.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+            )
+        )
     os.chmod(path, 0o600)
-    return private.public_key().public_bytes(serialization.Encoding.OpenSSH,
-                                             serialization.PublicFormat.OpenSSH).decode()
+    return (
+        private.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    )
 
 
 def start_routers(count: int, public_key: str, conn) -> list:
@@ -46,7 +49,7 @@ def start_routers(count: int, public_key: str, conn) -> list:
     return sims
 
 
-def trust_routers(known_hosts_path: str, identities: List[Identity]) -> None:
+def trust_routers(known_hosts_path: str, identities: list[Identity]) -> None:
     """In the parent: record every router's host key in ``known_hosts_path``."""
     for port, key_type, blob in identities:
         known_hosts.record(known_hosts_path, known_hosts.host_name("127.0.0.1", port), key_type, blob)

@@ -13,12 +13,13 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, Callable, Dict, Iterable, Iterator, Optional, Union
+from typing import IO
 
+from bridge.decide.policy import Policy
 from bridge.events import Alert, Decision, Origin
 from bridge.parsers import FORMATS, UnparsableLine, parse_line
-from bridge.decide.policy import Policy
 from responder.routeros.duration import format_duration
 
 JSON_KEYS = (
@@ -33,17 +34,17 @@ class CheckedLine:
     """One input line: its number, and either the alert with its decision or why it is no alert."""
 
     number: int
-    decision: Optional[Decision] = None
-    error: Optional[str] = None
+    decision: Decision | None = None
+    error: str | None = None
     noise: bool = False
 
     @property
-    def alert(self) -> Optional[Alert]:
+    def alert(self) -> Alert | None:
         return self.decision.alert if self.decision else None
 
 
 def check_lines(
-    lines: Iterable[Union[bytes, str]],
+    lines: Iterable[bytes | str],
     policy: Policy,
     source: str = "-",
     fmt: str = "auto",
@@ -67,7 +68,7 @@ def check_lines(
         yield CheckedLine(number, decision=policy.decide(alert, _alert_time(alert) or clock()))
 
 
-def as_json(item: CheckedLine) -> Dict[str, object]:
+def as_json(item: CheckedLine) -> dict[str, object]:
     """The --json object of an alert line: exactly JSON_KEYS."""
     decision = item.decision
     assert decision is not None
@@ -119,7 +120,7 @@ class Tally:
     def __init__(self) -> None:
         self.alerts = 0
         self.unparsable = 0
-        self.blocked: Dict[str, None] = {}  # ordered set
+        self.blocked: dict[str, None] = {}  # ordered set
 
     def add(self, item: CheckedLine) -> None:
         if item.decision is None:
@@ -137,7 +138,7 @@ class Tally:
 # -- the subcommand ---------------------------------------------------------------------------
 
 
-def register(subparsers: "argparse._SubParsersAction") -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "check",
         help="show how alert lines parse and what the policy decides",
@@ -159,7 +160,9 @@ def run_check(args: argparse.Namespace) -> int:
     config, note = load_for(args, optional=True)
     if note:
         print(f"snort-bridge check: {note}", file=sys.stderr)
-    policy = Policy(config.policy, always_protected=[*router_addresses(config.routers, resolve=False), *host_addresses()])
+    policy = Policy(
+        config.policy, always_protected=[*router_addresses(config.routers, resolve=False), *host_addresses()]
+    )
     try:
         stream: IO[bytes] = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")
     except OSError as exc:
@@ -181,7 +184,7 @@ def run_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _alert_time(alert: Alert) -> Optional[float]:
+def _alert_time(alert: Alert) -> float | None:
     """The alert's own time: a file of alerts over days replays with its blocks ending and repeat
     offenders escalating as they did, not as if every line arrived this second."""
     if alert.time is None:
@@ -192,18 +195,18 @@ def _alert_time(alert: Alert) -> Optional[float]:
         return None
 
 
-def _duration(decision: Decision) -> Optional[str]:
+def _duration(decision: Decision) -> str | None:
     if decision.action != "block":
         return None
     text = format_duration(decision.block_for)
     return f"{text}: {decision.duration_why}" if decision.duration_why else text
 
 
-def _address(value: object) -> Optional[str]:
+def _address(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def _endpoint(address: object, port: Optional[int]) -> str:
+def _endpoint(address: object, port: int | None) -> str:
     if address is None:
         return "-"
     text = f"[{address}]" if ":" in str(address) and port is not None else str(address)

@@ -21,7 +21,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 DEADLINE = 50.0  # seconds for the whole run, start to verdict
@@ -42,7 +41,7 @@ def office_packets() -> list:
     """scapy packets, in time order, of benign traffic mixed with the two attackers."""
     from scapy.all import DNS, DNSQR, DNSRR, ICMP, IP, TCP, UDP, Ether, Raw
 
-    def eth(index: int) -> "Ether":
+    def eth(index: int) -> Ether:
         return Ether(src=f"02:00:00:00:00:{index:02x}", dst="02:00:00:00:00:01")
 
     def tcp_session(client: str, server: str, sport: int, request: bytes, reply: bytes, mac: int) -> list:
@@ -50,9 +49,17 @@ def office_packets() -> list:
             eth(mac) / IP(src=client, dst=server) / TCP(sport=sport, dport=80, flags="S", seq=1000),
             eth(80) / IP(src=server, dst=client) / TCP(sport=80, dport=sport, flags="SA", seq=5000, ack=1001),
             eth(mac) / IP(src=client, dst=server) / TCP(sport=sport, dport=80, flags="A", seq=1001, ack=5001),
-            eth(mac) / IP(src=client, dst=server) / TCP(sport=sport, dport=80, flags="PA", seq=1001, ack=5001) / Raw(request),
-            eth(80) / IP(src=server, dst=client) / TCP(sport=80, dport=sport, flags="PA", seq=5001, ack=1001 + len(request)) / Raw(reply),
-            eth(mac) / IP(src=client, dst=server) / TCP(sport=sport, dport=80, flags="FA", seq=1001 + len(request), ack=5001 + len(reply)),
+            eth(mac)
+            / IP(src=client, dst=server)
+            / TCP(sport=sport, dport=80, flags="PA", seq=1001, ack=5001)
+            / Raw(request),
+            eth(80)
+            / IP(src=server, dst=client)
+            / TCP(sport=80, dport=sport, flags="PA", seq=5001, ack=1001 + len(request))
+            / Raw(reply),
+            eth(mac)
+            / IP(src=client, dst=server)
+            / TCP(sport=sport, dport=80, flags="FA", seq=1001 + len(request), ack=5001 + len(reply)),
         ]
 
     def get(host: str, path: str) -> bytes:
@@ -81,8 +88,14 @@ def office_packets() -> list:
     for port in (21, 22, 23, 25, 53, 110, 135, 139, 143, 443, 445, 993, 995, 1433, 3306, 3389, 5432, 5900, 8080, 8443):
         insider.append(eth(67) / IP(src=INSIDER, dst=SERVER) / TCP(sport=62000, dport=port, flags="S", seq=5))
         insider.append(eth(80) / IP(src=SERVER, dst=INSIDER) / TCP(sport=port, dport=62000, flags="RA", seq=0, ack=6))
-    insider += tcp_session(INSIDER, SERVER, 52000, get(SERVER, "/cgi-bin/view?file=../../../../etc/passwd"),
-                           b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", 67)
+    insider += tcp_session(
+        INSIDER,
+        SERVER,
+        52000,
+        get(SERVER, "/cgi-bin/view?file=../../../../etc/passwd"),
+        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+        67,
+    )
 
     # interleave: benign traffic throughout, the attacks in the middle
     packets = benign[:8] + scan[:100] + benign[8:14] + insider + scan[100:] + benign[14:]
@@ -95,15 +108,18 @@ def office_packets() -> list:
 # -- keys, routers, configuration ------------------------------------------------------------------
 
 
-def _write_key(path: Path) -> "object":
+def _write_key(path: Path) -> object:
     """A fresh ed25519 key in OpenSSH format (mode 0600), with its .pub beside it; returns the paramiko key."""
     import paramiko
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
     private = ed25519.Ed25519PrivateKey.generate()
-    path.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                                           serialization.NoEncryption()))
+    path.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+        )
+    )
     os.chmod(path, 0o600)
     key = paramiko.PKey.from_path(str(path))
     Path(f"{path}.pub").write_text(f"{key.get_name()} {key.get_base64()} tzsp-ips-demo\n")
@@ -137,12 +153,12 @@ def _text(path: Path) -> str:
 class Demo:
     def __init__(self, workdir: Path):
         self.dir = workdir
-        self.processes: List[subprocess.Popen] = []
+        self.processes: list[subprocess.Popen] = []
         self.handles: list = []
-        self.routers: Dict[str, int] = {}
-        self.fingerprints: Dict[str, str] = {}
+        self.routers: dict[str, int] = {}
+        self.fingerprints: dict[str, str] = {}
 
-    def spawn(self, argv: List[str], log_name: str, **kwargs) -> subprocess.Popen:
+    def spawn(self, argv: list[str], log_name: str, **kwargs) -> subprocess.Popen:
         handle = open(self.dir / log_name, "ab")
         self.handles.append(handle)
         process = subprocess.Popen(argv, stdout=kwargs.pop("stdout", handle), stderr=handle, **kwargs)
@@ -173,36 +189,73 @@ class Demo:
         for name in ROUTERS:
             host_key = _write_key(self.dir / f"{name}_host_key")
             port = _free_port(socket.SOCK_STREAM)
-            process = self.spawn([sys.executable, "-m", "responder.sim.cli", "--listen", "127.0.0.1", "--port", str(port),
-                                  "--user", "ips", "--authorized-key", str(self.dir / "id_ed25519.pub"),
-                                  "--host-key", str(self.dir / f"{name}_host_key"), "--identity", name],
-                                 f"{name}.log")
-            if not wait_until(lambda: "listening on" in _text(self.dir / f"{name}.log") or process.poll() is not None, 15):
+            process = self.spawn(
+                [
+                    sys.executable,
+                    "-m",
+                    "responder.sim.cli",
+                    "--listen",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--user",
+                    "ips",
+                    "--authorized-key",
+                    str(self.dir / "id_ed25519.pub"),
+                    "--host-key",
+                    str(self.dir / f"{name}_host_key"),
+                    "--identity",
+                    name,
+                ],
+                f"{name}.log",
+            )
+            if not wait_until(
+                lambda: "listening on" in _text(self.dir / f"{name}.log") or process.poll() is not None, 15
+            ):
                 raise RuntimeError(f"routeros-sim {name} did not start")
             if process.poll() is not None:
                 raise RuntimeError(f"routeros-sim {name} stopped: {_text(self.dir / f'{name}.log')}")
-            known_hosts.record(str(known), known_hosts.host_name("127.0.0.1", port), host_key.get_name(), host_key.asbytes())
+            known_hosts.record(
+                str(known), known_hosts.host_name("127.0.0.1", port), host_key.get_name(), host_key.asbytes()
+            )
             self.routers[name] = port
             self.fingerprints[name] = key_fingerprint(host_key)
 
-    def write_config(self, alerts: List[Tuple[str, str]]) -> Path:
+    def write_config(self, alerts: list[tuple[str, str]]) -> Path:
         lines = [
-            "# written by the tzsp-ips demo", f'state_dir = "{self.dir / "state"}"', "",
-            "[policy]", f'protected = ["{LAN}"]', 'block_for = "10m"', "",
-            "[scan]", "ports = 15", 'window = "10s"', "",
+            "# written by the tzsp-ips demo",
+            f'state_dir = "{self.dir / "state"}"',
+            "",
+            "[policy]",
+            f'protected = ["{LAN}"]',
+            'block_for = "10m"',
+            "",
+            "[scan]",
+            "ports = 15",
+            'window = "10s"',
+            "",
         ]
         for path, fmt in alerts:
             lines += ["[[alerts]]", f'path = "{path}"', f'format = "{fmt}"', ""]
         for name, port in self.routers.items():
-            lines += ["[[routers]]", f'name = "{name}"', 'host = "127.0.0.1"', f"port = {port}", 'user = "ips"',
-                      f'key_file = "{self.dir / "id_ed25519"}"', f'known_hosts = "{self.dir / "known_hosts"}"',
-                      f'list = "{LIST}"', 'connect_timeout = "3s"', ""]
+            lines += [
+                "[[routers]]",
+                f'name = "{name}"',
+                'host = "127.0.0.1"',
+                f"port = {port}",
+                'user = "ips"',
+                f'key_file = "{self.dir / "id_ed25519"}"',
+                f'known_hosts = "{self.dir / "known_hosts"}"',
+                f'list = "{LIST}"',
+                'connect_timeout = "3s"',
+                "",
+            ]
         path = self.dir / "config.toml"
         path.write_text("\n".join(lines))
         os.chmod(path, 0o600)
         return path
 
-    def address_lists(self, config) -> Dict[str, Tuple[set, str]]:
+    def address_lists(self, config) -> dict[str, tuple[set, str]]:
         """Per router: the addresses in the list, and the list as the router prints it."""
         from responder.transport.ssh_session import RouterSession
 
@@ -218,7 +271,7 @@ class Demo:
 # -- the detector: Snort when it is there and loads our configuration, else the built-in one -----------
 
 
-def snort_setup(workdir: Path) -> Tuple[Optional[Tuple[str, List[Tuple[str, str]], Dict[str, str]]], str]:
+def snort_setup(workdir: Path) -> tuple[tuple[str, list[tuple[str, str]], dict[str, str]] | None, str]:
     """((consumer command for tzspd --exec, alert files to follow, environment), description of the
     detector and why), or (None, why the built-in detector runs). Snort 3 first, then Snort 2: the
     first whose shipped configuration loads here (``snort -T``)."""
@@ -254,12 +307,12 @@ def snort_setup(workdir: Path) -> Tuple[Optional[Tuple[str, List[Tuple[str, str]
 # -- the run -------------------------------------------------------------------------------------------
 
 
-def _interesting(lines: str) -> List[str]:
+def _interesting(lines: str) -> list[str]:
     keep = ("scan detected", "BLOCK ", "not blocking", "FLOOD GUARD")
     return [line.split("snort-bridge: ", 1)[-1] for line in lines.splitlines() if any(k in line for k in keep)]
 
 
-def _tzspd_counters(log: str) -> Optional[dict]:
+def _tzspd_counters(log: str) -> dict | None:
     stats = [line for line in log.splitlines() if line.startswith("{")]
     try:
         return json.loads(stats[-1]) if stats else None
@@ -302,23 +355,57 @@ def run(workdir: Path) -> int:
             consumer = f"{sys.executable} -m bridge.cli scan --pcap - --config {config_path}"
         print(f"   detector: {detector}")
         bridge = demo.spawn([sys.executable, "-m", "bridge.cli", "run", "--config", str(config_path)], "run.log")
-        if not wait_until(lambda: "started:" in _text(workdir / "run.log") or bridge.poll() is not None, 20) or bridge.poll() is not None:
+        if (
+            not wait_until(lambda: "started:" in _text(workdir / "run.log") or bridge.poll() is not None, 20)
+            or bridge.poll() is not None
+        ):
             raise RuntimeError("snort-bridge run did not start:\n" + _text(workdir / "run.log"))
         print(f"   snort-bridge run --config {config_path.name}        (policy: protect {LAN}, block for 10m)")
         shown = "snort-bridge scan --pcap -" if snort is None else consumer.split(" -l ")[0]
         print(f"   tzspd --listen 127.0.0.1 --port {tzsp_port} --allow 127.0.0.1/32 --exec '{shown}'")
-        tzspd = demo.spawn([sys.executable, "-m", "tzsp.daemon", "--listen", "127.0.0.1", "--port", str(tzsp_port),
-                            "--allow", "127.0.0.1/32", "--stats-json", "--exec", consumer], "tzspd.log",
-                           env=snort_environment)
-        if not wait_until(lambda: "listening" in _text(workdir / "tzspd.log") or tzspd.poll() is not None, 15) or tzspd.poll() is not None:
+        tzspd = demo.spawn(
+            [
+                sys.executable,
+                "-m",
+                "tzsp.daemon",
+                "--listen",
+                "127.0.0.1",
+                "--port",
+                str(tzsp_port),
+                "--allow",
+                "127.0.0.1/32",
+                "--stats-json",
+                "--exec",
+                consumer,
+            ],
+            "tzspd.log",
+            env=snort_environment,
+        )
+        if (
+            not wait_until(lambda: "listening" in _text(workdir / "tzspd.log") or tzspd.poll() is not None, 15)
+            or tzspd.poll() is not None
+        ):
             raise RuntimeError("tzspd did not start:\n" + _text(workdir / "tzspd.log"))
 
         _say(f"4. the router streams what it sees: tzsp-replay office.pcap --to 127.0.0.1:{tzsp_port} --rate 1000")
-        subprocess.run([sys.executable, "-m", "tzsp.replay", str(capture), "--to", f"127.0.0.1:{tzsp_port}",
-                        "--rate", "1000", "-q"], check=True, timeout=30)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tzsp.replay",
+                str(capture),
+                "--to",
+                f"127.0.0.1:{tzsp_port}",
+                "--rate",
+                "1000",
+                "-q",
+            ],
+            check=True,
+            timeout=30,
+        )
 
         config = load_config(str(config_path))
-        lists: Dict[str, Tuple[set, str]] = {}
+        lists: dict[str, tuple[set, str]] = {}
 
         def scanner_blocked_everywhere() -> bool:
             nonlocal lists
@@ -340,8 +427,10 @@ def run(workdir: Path) -> int:
         counters = _tzspd_counters(_text(workdir / "tzspd.log"))
         _say("5. what the sensor saw")
         if counters:
-            print(f"   tzspd: {counters.get('received')} TZSP datagrams received, {counters.get('written')} frames "
-                  f"passed to the detector, {counters.get('malformed')} malformed, {counters.get('not_allowed')} not allowed")
+            print(
+                f"   tzspd: {counters.get('received')} TZSP datagrams received, {counters.get('written')} frames "
+                f"passed to the detector, {counters.get('malformed')} malformed, {counters.get('not_allowed')} not allowed"
+            )
         for line in _text(workdir / "tzspd.log").splitlines():
             if line.startswith("snort-bridge: ") and " packets, " in line:
                 print(f"   snort-bridge scan: {line.split(': ', 1)[1]}")
@@ -361,8 +450,10 @@ def run(workdir: Path) -> int:
         ok = blocked and len(lists) == len(ROUTERS) and not any(wrong.values())
         took = time.monotonic() - started
         if ok:
-            _say(f"OK ({took:.0f} s): the scanner {SCANNER} is blocked on both routers; the benign hosts and "
-                 f"the attacker inside the protected LAN ({INSIDER}) are not.")
+            _say(
+                f"OK ({took:.0f} s): the scanner {SCANNER} is blocked on both routers; the benign hosts and "
+                f"the attacker inside the protected LAN ({INSIDER}) are not."
+            )
             return 0
         problems = []
         if not blocked:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Optional, Union
+from typing import Literal, Union
 
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
@@ -47,19 +47,19 @@ class Alert:
     msg: str
     format: str  # fast | syslog | json | csv | eve | routeros-log | scan-detector
     origin: Origin
-    priority: Optional[int] = None
-    classification: Optional[str] = None
-    proto: Optional[str] = None  # "TCP", "UDP", "ICMP", "PROTO:255", ...
-    src: Optional[IPAddress] = None
-    sport: Optional[int] = None
-    dst: Optional[IPAddress] = None
-    dport: Optional[int] = None
-    time: Optional[datetime] = None
-    engine: Optional[str] = None  # "snort2" | "snort3" | "suricata" | "tzsp-ips" when known
+    priority: int | None = None
+    classification: str | None = None
+    proto: str | None = None  # "TCP", "UDP", "ICMP", "PROTO:255", ...
+    src: IPAddress | None = None
+    sport: int | None = None
+    dst: IPAddress | None = None
+    dport: int | None = None
+    time: datetime | None = None
+    engine: str | None = None  # "snort2" | "snort3" | "suricata" | "tzsp-ips" when known
     # Evidence for attribution; only some formats carry it (Snort 3 alert_json, Suricata eve).
-    direction: Optional[str] = None  # "C2S" | "S2C" | ...
-    tcp_flags: Optional[str] = None  # Snort's "***A*R**" form
-    icmp_type: Optional[int] = None
+    direction: str | None = None  # "C2S" | "S2C" | ...
+    tcp_flags: str | None = None  # Snort's "***A*R**" form
+    icmp_type: int | None = None
 
     def __init__(
         self,
@@ -69,25 +69,43 @@ class Alert:
         msg: str,
         format: str,
         origin: Origin,
-        priority: Optional[int] = None,
-        classification: Optional[str] = None,
-        proto: Optional[str] = None,
-        src: Optional[IPAddress] = None,
-        sport: Optional[int] = None,
-        dst: Optional[IPAddress] = None,
-        dport: Optional[int] = None,
-        time: Optional[datetime] = None,
-        engine: Optional[str] = None,
-        direction: Optional[str] = None,
-        tcp_flags: Optional[str] = None,
-        icmp_type: Optional[int] = None,
+        priority: int | None = None,
+        classification: str | None = None,
+        proto: str | None = None,
+        src: IPAddress | None = None,
+        sport: int | None = None,
+        dst: IPAddress | None = None,
+        dport: int | None = None,
+        time: datetime | None = None,
+        engine: str | None = None,
+        direction: str | None = None,
+        tcp_flags: str | None = None,
+        icmp_type: int | None = None,
     ) -> None:
-        _set(self, "__dict__", {
-            "gid": gid, "sid": sid, "rev": rev, "msg": msg, "format": format, "origin": origin,
-            "priority": priority, "classification": classification, "proto": proto, "src": src,
-            "sport": sport, "dst": dst, "dport": dport, "time": time, "engine": engine,
-            "direction": direction, "tcp_flags": tcp_flags, "icmp_type": icmp_type,
-        })
+        _set(
+            self,
+            "__dict__",
+            {
+                "gid": gid,
+                "sid": sid,
+                "rev": rev,
+                "msg": msg,
+                "format": format,
+                "origin": origin,
+                "priority": priority,
+                "classification": classification,
+                "proto": proto,
+                "src": src,
+                "sport": sport,
+                "dst": dst,
+                "dport": dport,
+                "time": time,
+                "engine": engine,
+                "direction": direction,
+                "tcp_flags": tcp_flags,
+                "icmp_type": icmp_type,
+            },
+        )
 
     @property
     def gid_sid(self) -> str:
@@ -100,19 +118,19 @@ class Alert:
 
 # Every value Decision.reason takes; metrics label decisions with these and nothing else.
 DECISION_REASONS = (
-    "priority",          # block: priority <= min_priority
-    "portscan",          # block: a port scan (gid 122 or the built-in detector)
-    "included",          # block: gid:sid in include_sids
-    "excluded",          # ignore: gid:sid in exclude_sids
-    "not_included",      # ignore: include_sids is set and this is not in it
-    "low_priority",      # ignore: priority > min_priority
-    "portscan_off",      # ignore: a port scan while policy.portscan = false
-    "no_priority",       # ignore: the format carries no priority
-    "no_attacker",       # ignore: no end could be safely named the attacker
-    "protected",         # ignore: the attacker end is protected
-    "threshold",         # ignore: fewer than threshold alerts within window
-    "already_blocked",   # ignore: folded into a block in force
-    "flood_guard",       # ignore: the flood guard holds
+    "priority",  # block: priority <= min_priority
+    "portscan",  # block: a port scan (gid 122 or the built-in detector)
+    "included",  # block: gid:sid in include_sids
+    "excluded",  # ignore: gid:sid in exclude_sids
+    "not_included",  # ignore: include_sids is set and this is not in it
+    "low_priority",  # ignore: priority > min_priority
+    "portscan_off",  # ignore: a port scan while policy.portscan = false
+    "no_priority",  # ignore: the format carries no priority
+    "no_attacker",  # ignore: no end could be safely named the attacker
+    "protected",  # ignore: the attacker end is protected
+    "threshold",  # ignore: fewer than threshold alerts within window
+    "already_blocked",  # ignore: folded into a block in force
+    "flood_guard",  # ignore: the flood guard holds
 )
 
 
@@ -123,7 +141,7 @@ class Decision:
     action: Literal["block", "ignore"]
     why: str
     alert: Alert
-    target: Optional[IPAddress] = None
+    target: IPAddress | None = None
     block_for: float = 0.0  # seconds; the address-list timeout
     attribution: str = ""  # how the attacker end was chosen, e.g. "src (default)", "dst: reply packet (S2C)"
     # Why, as one word from DECISION_REASONS: a bounded label for metrics and digests (``why`` is for people).

@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterable, Optional, Tuple
 
 from bridge.config import Config
 from bridge.decide.durations import LedgerOffences
+from bridge.decide.policy import Policy
 from bridge.events import Alert, Decision, IPAddress, Origin
 from bridge.parsers import UnparsableLine, parse_line
-from bridge.decide.policy import Policy
+from bridge.scan.detector import Probe, ScanDetector
 from bridge.scan.probes import probe_from_firewall_event
 from bridge.scan.routeros_log import NotAFirewallLine, parse_firewall_line
-from bridge.scan.detector import Probe, ScanDetector
 from responder.events import BlockRequest
 from responder.feed import NO_FEED, BlockLifted, Decided, Feed, FloodGuardChanged, LineRead
 
@@ -55,17 +55,22 @@ class Counts:
         return ", ".join(parts)
 
 
-def build_policy(config: Config, *, protect: Iterable = (), previous: Optional[Policy] = None) -> Policy:
+def build_policy(config: Config, *, protect: Iterable = (), previous: Policy | None = None) -> Policy:
     """The policy for ``config``, with ``protect`` (routers, this host) never blocked.
 
     ``Pipeline.resync`` then tells it which blocks are in force (from the ledger).
     ``previous`` (on reload) hands over what was learnt about flows, and the flood guard when its
     limits did not change, so a reload neither forgets a tripped guard nor who initiated what.
     """
-    policy = Policy(config.policy, always_protected=list(protect), memory=previous.memory if previous else None,
-                    offences=previous.offences if previous else None)
+    policy = Policy(
+        config.policy,
+        always_protected=list(protect),
+        memory=previous.memory if previous else None,
+        offences=previous.offences if previous else None,
+    )
     if previous is not None and (previous.config.max_new_blocks_per_minute, previous.config.rollback) == (
-        config.policy.max_new_blocks_per_minute, config.policy.rollback
+        config.policy.max_new_blocks_per_minute,
+        config.policy.rollback,
     ):
         policy.guard = previous.guard
     return policy
@@ -77,9 +82,9 @@ class _Throttle:
     def __init__(self, interval: float = UNPARSABLE_REPORT_INTERVAL, clock: Callable[[], float] = time.monotonic):
         self.interval = interval
         self.clock = clock
-        self._last: Dict[str, Tuple[float, int]] = {}
+        self._last: dict[str, tuple[float, int]] = {}
 
-    def allow(self, key: str) -> Optional[int]:
+    def allow(self, key: str) -> int | None:
         """None to stay quiet; else the number of reports suppressed since the last one."""
         now = self.clock()
         last, held = self._last.get(key, (-1e18, 0))
@@ -95,8 +100,16 @@ class _Throttle:
 class Pipeline:
     """Inputs in, decisions and block requests out; keeps the counts."""
 
-    def __init__(self, policy: Policy, responder=None, detector: Optional[ScanDetector] = None, *,
-                 clock: Callable[[], float] = time.time, routers: int = 0, feed: Feed = NO_FEED):
+    def __init__(
+        self,
+        policy: Policy,
+        responder=None,
+        detector: ScanDetector | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        routers: int = 0,
+        feed: Feed = NO_FEED,
+    ):
         self.policy = policy
         self.responder = responder  # None: decisions are only logged (no routers, or --dry-run)
         self.detector = detector
@@ -104,7 +117,7 @@ class Pipeline:
         self.routers = routers
         self.feed = feed  # what happened, for metrics, notifications and the status page
         self.counts = Counts()
-        self.noted: Dict[IPAddress, float] = {}  # blocks the policy knows of (for resync with the ledger)
+        self.noted: dict[IPAddress, float] = {}  # blocks the policy knows of (for resync with the ledger)
         ledger = getattr(responder, "ledger", None)
         if ledger is not None:  # offences are counted where they are kept: across restarts, cleared by unblock
             policy.offences = LedgerOffences(ledger)
@@ -112,7 +125,7 @@ class Pipeline:
 
     # -- inputs ---------------------------------------------------------------------------
 
-    def alert_line(self, text: str, origin: Origin, fmt: str = "auto") -> Optional[Decision]:
+    def alert_line(self, text: str, origin: Origin, fmt: str = "auto") -> Decision | None:
         """One line of an alert file; None when it is not an alert (logged, never raised)."""
         self.counts.lines += 1
         try:
@@ -127,7 +140,7 @@ class Pipeline:
         self.feed.publish(LineRead(origin.source, "alert", self.clock()))
         return self.act(alert)
 
-    def firewall_line(self, text: str, origin: Origin, received_at: float) -> Optional[Decision]:
+    def firewall_line(self, text: str, origin: Origin, received_at: float) -> Decision | None:
         """One RouterOS log line (syslog datagram or followed file): a probe for the scan detector."""
         self.counts.firewall_lines += 1
         self.feed.publish(LineRead(origin.source, "firewall", self.clock()))
@@ -142,7 +155,7 @@ class Pipeline:
         probe = probe_from_firewall_event(event, received_at)
         return self.probe(probe, via=event.router or origin.source) if probe is not None else None
 
-    def probe(self, probe: Probe, via: str = "") -> Optional[Decision]:
+    def probe(self, probe: Probe, via: str = "") -> Decision | None:
         """A connection attempt for the detector; a Decision when it crossed the threshold."""
         if self.detector is None:
             return None
@@ -178,8 +191,15 @@ class Pipeline:
         alert = decision.alert
         where = f"{self.routers} router(s)" if self.responder is not None else "no router (dry run)"
         if self.responder is not None:
-            request = BlockRequest(decision.target, decision.block_for, decision.why, alert.gid_sid, requested_at=now,
-                                   duration_why=decision.duration_why, source=str(alert.origin))
+            request = BlockRequest(
+                decision.target,
+                decision.block_for,
+                decision.why,
+                alert.gid_sid,
+                requested_at=now,
+                duration_why=decision.duration_why,
+                source=str(alert.origin),
+            )
             try:
                 self.responder.block(request)
             except Exception as exc:  # noqa: BLE001 -- a refused target or a ledger error must not stop the service
@@ -231,8 +251,9 @@ class Pipeline:
 
     def _guard_resumed(self, resumed) -> None:
         log.warning("%s", resumed.describe())
-        self.feed.publish(FloodGuardChanged(False, resumed.at, resumed.describe(), held=resumed.held,
-                                            since=resumed.tripped_at))
+        self.feed.publish(
+            FloodGuardChanged(False, resumed.at, resumed.describe(), held=resumed.held, since=resumed.tripped_at)
+        )
 
     def _report_unparsable(self, origin: Origin, reason: str) -> None:
         held = self._throttle.allow(f"unparsable {origin.source}")
@@ -261,7 +282,6 @@ class Pipeline:
             if self.noted.get(address) != until:
                 self.noted[address] = until
                 self.policy.note_blocked(address, until)
-
 
 
 def _where(alert: Alert) -> str:

@@ -19,9 +19,9 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "snort"
@@ -32,7 +32,7 @@ STOCK_LUA_VARIABLE = "SNORT_LUA_PATH"
 _VERSION = re.compile(r"Version (\d+)\.(\d+)\.(\d+)(?:\.(\d+))?")
 
 
-def parse_version(banner: str) -> Optional[str]:
+def parse_version(banner: str) -> str | None:
     """'3.12.2.0' from the banner of ``snort -V`` (Snort 3 and 2 both print "Version X.Y.Z[.W]")."""
     match = _VERSION.search(banner)
     if not match:
@@ -57,7 +57,7 @@ class Snort:
     def shipped_config(self, shipped: Path = SHIPPED) -> Path:
         return shipped / "snort3" / "tzsp-ips.lua" if self.major == 3 else shipped / "snort2" / "tzsp-ips.conf"
 
-    def read_stdin_args(self) -> List[str]:
+    def read_stdin_args(self) -> list[str]:
         """How this engine reads a pcap stream from a pipe, packet by packet as it arrives.
 
         Snort 3 refuses "-r -" and waits for 64 packets per batch unless told otherwise."""
@@ -65,15 +65,15 @@ class Snort:
             return ["-r", "/dev/stdin", "--daq-batch-size", "1"]
         return ["-r", "-"]
 
-    def command(self, config: Path, log_dir: str, *extra: str) -> List[str]:
+    def command(self, config: Path, log_dir: str, *extra: str) -> list[str]:
         return [self.path, "-c", str(config), *self.read_stdin_args(), "-l", log_dir, "-q", *extra]
 
-    def alert_file(self) -> Tuple[str, str]:
+    def alert_file(self) -> tuple[str, str]:
         """(file name inside -l, snort-bridge format) of what our configuration writes for the bridge."""
         return ("alert_json.txt", "json") if self.major == 3 else ("alert.fast", "fast")
 
 
-def stock_lua_dir(snort_path: str) -> Optional[Path]:
+def stock_lua_dir(snort_path: str) -> Path | None:
     """<prefix>/etc/snort of the installation a Snort 3 binary belongs to, if snort.lua is there."""
     prefix = Path(os.path.realpath(snort_path)).parent.parent
     for candidate in (prefix / "etc" / "snort", Path("/etc/snort") if prefix == Path("/usr") else None):
@@ -82,7 +82,7 @@ def stock_lua_dir(snort_path: str) -> Optional[Path]:
     return None
 
 
-def snort_env(snort: Snort, base: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+def snort_env(snort: Snort, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment to run ``snort`` in: $SNORT_LUA_PATH from its prefix when not already set."""
     env = dict(os.environ if base is None else base)
     if snort.major == 3 and not env.get(STOCK_LUA_VARIABLE):
@@ -92,7 +92,7 @@ def snort_env(snort: Snort, base: Optional[Mapping[str, str]] = None) -> Dict[st
     return env
 
 
-def probe(path: str, found_as: str, timeout: float = 20.0) -> Optional[Snort]:
+def probe(path: str, found_as: str, timeout: float = 20.0) -> Snort | None:
     try:
         result = subprocess.run([path, "-V"], capture_output=True, text=True, timeout=timeout)
     except (OSError, subprocess.SubprocessError):
@@ -101,10 +101,10 @@ def probe(path: str, found_as: str, timeout: float = 20.0) -> Optional[Snort]:
     return Snort(path, version, found_as) if version else None
 
 
-def find_snorts(environ: Optional[Mapping[str, str]] = None) -> Dict[int, Snort]:
+def find_snorts(environ: Mapping[str, str] | None = None) -> dict[int, Snort]:
     """{major version: Snort} of every engine found; the variables win over PATH, then PATH order."""
     environ = os.environ if environ is None else environ
-    candidates: List[Tuple[str, str]] = []
+    candidates: list[tuple[str, str]] = []
     for major, variable in ENV_NAMES.items():
         if environ.get(variable):
             candidates.append((environ[variable], f"${variable}"))
@@ -112,7 +112,7 @@ def find_snorts(environ: Optional[Mapping[str, str]] = None) -> Dict[int, Snort]
         path = shutil.which(name, path=environ.get("PATH"))
         if path:
             candidates.append((path, f"{name} on PATH"))
-    found: Dict[int, Snort] = {}
+    found: dict[int, Snort] = {}
     seen = set()
     for path, found_as in candidates:
         real = os.path.realpath(path)
@@ -125,13 +125,19 @@ def find_snorts(environ: Optional[Mapping[str, str]] = None) -> Dict[int, Snort]
     return found
 
 
-def check_config(snort: Snort, config: Path, env: Optional[Mapping[str, str]] = None,
-                 timeout: float = 120.0) -> Tuple[bool, str]:
+def check_config(
+    snort: Snort, config: Path, env: Mapping[str, str] | None = None, timeout: float = 120.0
+) -> tuple[bool, str]:
     """``snort -c CONFIG -T``: (loads, last line of its output)."""
     try:
         with tempfile.TemporaryDirectory(prefix="snort-T-") as logs:  # Snort 2 opens its alert file in -T
-            result = subprocess.run([snort.path, "-c", str(config), "-T", "-q", "-l", logs], capture_output=True,
-                                    text=True, timeout=timeout, env=dict(env) if env is not None else snort_env(snort))
+            result = subprocess.run(
+                [snort.path, "-c", str(config), "-T", "-q", "-l", logs],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                env=dict(env) if env is not None else snort_env(snort),
+            )
     except (OSError, subprocess.SubprocessError) as exc:
         return False, str(exc)
     lines = (result.stderr + result.stdout).strip().splitlines()

@@ -15,9 +15,9 @@ import ipaddress
 import logging
 import socket
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Dict, Mapping, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
 
 log = logging.getLogger("tzsp.http")
@@ -32,7 +32,7 @@ class Request:
     path: str
     query: Mapping[str, str]
     headers: Mapping[str, str]  # lower-case names
-    peer: Tuple[str, int]
+    peer: tuple[str, int]
 
 
 @dataclass(frozen=True)
@@ -40,13 +40,13 @@ class Response:
     status: int
     body: bytes
     content_type: str = "text/plain; charset=utf-8"
-    headers: Tuple[Tuple[str, str], ...] = field(default_factory=tuple)
+    headers: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
 
 Route = Callable[[Request], Response]
 
 
-def parse_listen(text: str, default_port: int) -> Tuple[str, int]:
+def parse_listen(text: str, default_port: int) -> tuple[str, int]:
     """``HOST:PORT``, ``[v6]:PORT`` or ``:PORT`` (loopback) -> (host, port); ValueError otherwise."""
     text = text.strip()
     if text.startswith("["):
@@ -81,7 +81,7 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 16
 
-    def __init__(self, address, handler, routes: Dict[str, Route], max_clients: int, timeout: float):
+    def __init__(self, address, handler, routes: dict[str, Route], max_clients: int, timeout: float):
         family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.address_family = family
         self.routes = routes
@@ -96,8 +96,10 @@ class _Server(ThreadingHTTPServer):
             self.busy += 1
             try:
                 request.settimeout(0.5)
-                request.sendall(b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 5\r\n"
-                                b"Retry-After: 1\r\nConnection: close\r\n\r\nbusy\n")
+                request.sendall(
+                    b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 5\r\n"
+                    b"Retry-After: 1\r\nConnection: close\r\n\r\nbusy\n"
+                )
             except OSError:
                 pass
             self.shutdown_request(request)
@@ -175,22 +177,30 @@ class _Handler(BaseHTTPRequestHandler):
 class HttpServer:
     """Serves ``routes`` on its own threads; ``start`` binds (OSError if it cannot), ``stop`` closes."""
 
-    def __init__(self, host: str, port: int, routes: Dict[str, Route], *,
-                 max_clients: int = DEFAULT_MAX_CLIENTS, timeout: float = DEFAULT_TIMEOUT):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        routes: dict[str, Route],
+        *,
+        max_clients: int = DEFAULT_MAX_CLIENTS,
+        timeout: float = DEFAULT_TIMEOUT,
+    ):
         self._server = _Server((host, port), _Handler, dict(routes), max_clients, timeout)
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
 
     @property
-    def address(self) -> Tuple[str, int]:
+    def address(self) -> tuple[str, int]:
         return self._server.server_address[:2]
 
     @property
     def turned_away(self) -> int:
         return self._server.busy
 
-    def start(self) -> "HttpServer":
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.5},
-                                        name="http", daemon=True)
+    def start(self) -> HttpServer:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.5}, name="http", daemon=True
+        )
         self._thread.start()
         return self
 

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Optional
 
 
 class Notifier:
-    def __init__(self, environ: Optional[dict] = None) -> None:
+    def __init__(self, environ: dict | None = None) -> None:
         env = os.environ if environ is None else environ
         address = env.get("NOTIFY_SOCKET", "")
         if address.startswith("@"):
@@ -22,7 +21,7 @@ class Notifier:
         pid = env.get("WATCHDOG_PID", "")
         watched = usec.isdigit() and (not pid or pid == str(os.getpid()))
         # Ping at half the interval systemd waits, as sd_watchdog_enabled(3) advises.
-        self.watchdog_interval: Optional[float] = int(usec) / 2e6 if watched else None
+        self.watchdog_interval: float | None = int(usec) / 2e6 if watched else None
 
     @property
     def enabled(self) -> bool:

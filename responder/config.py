@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -13,9 +13,9 @@ class RouterConfig:
     port: int = 22
     transport: Literal["ssh", "api"] = "ssh"
     user: str = "ips"
-    key_file: Optional[str] = None
-    password_file: Optional[str] = None  # mode 0600; never a password on the command line
-    password_env: Optional[str] = None  # name of an environment variable holding the password
+    key_file: str | None = None
+    password_file: str | None = None  # mode 0600; never a password on the command line
+    password_env: str | None = None  # name of an environment variable holding the password
     known_hosts: str = "/etc/tzsp-ips/known_hosts"  # OpenSSH format; [host]:port for port != 22
     list: str = "blacklist"
     mode: Literal["address-list", "script"] = "address-list"
@@ -27,8 +27,8 @@ class RouterConfig:
     reconcile_interval: float = 60.0  # seconds between desired/actual comparisons
     # API transport (issue 6); unused with ssh
     tls: bool = False
-    ca_file: Optional[str] = None
-    fingerprint: Optional[str] = None  # pinned SHA-256 of the router's certificate
+    ca_file: str | None = None
+    fingerprint: str | None = None  # pinned SHA-256 of the router's certificate
 
     @property
     def known_hosts_key(self) -> str:

@@ -42,5 +42,7 @@ class RouterCommandError(RouterError):
 
     def __init__(self, router: str, message: str, *, kind: str = "other", output: str = "") -> None:
         super().__init__(router, message)
-        self.kind = kind  # permission | bad-command | syntax | expected-end | out-of-range | no-such-item | duplicate | other
+        self.kind = (
+            kind  # permission | bad-command | syntax | expected-end | out-of-range | no-such-item | duplicate | other
+        )
         self.output = output

@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Tuple
 
 from responder.events import IPAddress
 
@@ -49,9 +49,9 @@ class FloodGuardChanged:
     tripped: bool
     at: float
     description: str
-    rolled_back: Tuple[IPAddress, ...] = ()
+    rolled_back: tuple[IPAddress, ...] = ()
     held: int = 0  # resume: block decisions not made while it held
-    since: Optional[float] = None  # resume: when it tripped
+    since: float | None = None  # resume: when it tripped
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,8 @@ class RouterChanged:
     router: str
     up: bool
     at: float
-    error: Optional[str] = None
-    pending: Optional[int] = None  # up: blocks (and unblocks) waiting in the ledger for it, as it connected
+    error: str | None = None
+    pending: int | None = None  # up: blocks (and unblocks) waiting in the ledger for it, as it connected
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ class EntryApplied:
     router: str
     address: IPAddress
     at: float
-    expires_at: Optional[float] = None
+    expires_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ class Feed:
     """Hands every published event to every subscriber, in the publisher's thread."""
 
     def __init__(self) -> None:
-        self._subscribers: List[Subscriber] = []
+        self._subscribers: list[Subscriber] = []
         self._lock = threading.Lock()
 
     def subscribe(self, subscriber: Subscriber) -> Subscriber:
@@ -134,7 +134,7 @@ class QueueSubscriber:
     """A bounded queue of events for a consumer thread; counts what did not fit instead of waiting."""
 
     def __init__(self, maxsize: int = 10_000, accept: Callable[[object], bool] = lambda event: True) -> None:
-        self.queue: "queue.Queue[object]" = queue.Queue(maxsize)
+        self.queue: queue.Queue[object] = queue.Queue(maxsize)
         self.accept = accept
         self.dropped = 0
 

@@ -22,7 +22,6 @@ import binascii
 import ipaddress
 import struct
 from dataclasses import dataclass
-from typing import List, Optional
 
 from responder.events import IPAddress
 from responder.routeros.commands import check_name
@@ -44,9 +43,11 @@ def stealth_log_rule(flavour: str, scan_ports: int) -> str:
     invalid packets that answer something (late ACKs, resets of forgotten connections)."""
     burst = max(30, 2 * scan_ports)
     mode = ":packet" if flavour == "v7" else ""  # v7 spells the mode; v6 knows only packets
-    return (f"chain=input action=log protocol=tcp connection-state=invalid tcp-flags=!ack,!rst "
-            f"limit={STEALTH_LOG_RATE},{burst}{mode} log-prefix={STEALTH_LOG_PREFIX} "
-            f"comment={quote_value(COMMENT + ': log stealth scan probes, FIN/NULL/XMAS (port-scan detector)')}")
+    return (
+        f"chain=input action=log protocol=tcp connection-state=invalid tcp-flags=!ack,!rst "
+        f"limit={STEALTH_LOG_RATE},{burst}{mode} log-prefix={STEALTH_LOG_PREFIX} "
+        f"comment={quote_value(COMMENT + ': log stealth scan probes, FIN/NULL/XMAS (port-scan detector)')}"
+    )
 
 
 class ProvisionError(ValueError):
@@ -79,7 +80,7 @@ def parse_public_key(text: str) -> PublicKey:
     if len(blob) < 4:
         raise ProvisionError("the public key is truncated")
     (length,) = struct.unpack(">I", blob[:4])
-    if blob[4:4 + length] != key_type.encode("ascii"):
+    if blob[4 : 4 + length] != key_type.encode("ascii"):
         raise ProvisionError(f"the public key data does not match its type {key_type!r}")
     return PublicKey(key_type, blob)
 
@@ -92,13 +93,13 @@ class ProvisionPlan:
     user: str = "ips"
     group: str = "tzsp-ips"
     list_name: str = "blacklist"
-    public_key: Optional[PublicKey] = None
-    throwaway_password: Optional[str] = None  # set with a key, so the account never has an empty password
-    password_source: Optional[str] = None  # "the file X" / "$VAR": where the operator keeps the password
+    public_key: PublicKey | None = None
+    throwaway_password: str | None = None  # set with a key, so the account never has an empty password
+    password_source: str | None = None  # "the file X" / "$VAR": where the operator keeps the password
     flavour: str = "v7"
     tzsp: str = "mangle"
     tzsp_port: int = TZSP_PORT
-    syslog_port: Optional[int] = None  # None: no syslog listener configured, no remote logging
+    syslog_port: int | None = None  # None: no syslog listener configured, no remote logging
     transport: str = "ssh"  # "api": the user gets the api policy and the api(-ssl) service is set up
     api_tls: bool = True  # with transport "api": api-ssl with a certificate (8729), else plain api (8728)
     scan_ports: int = 15  # [scan] ports: sizes the stealth log rule's burst
@@ -141,7 +142,7 @@ def render_provision(plan: ProvisionPlan) -> str:
     if plan.transport not in ("ssh", "api"):
         raise ProvisionError(f"transport must be ssh or api, got {plan.transport!r}")
     login = "API" if plan.transport == "api" else "SSH"
-    lines: List[str] = [
+    lines: list[str] = [
         f"# tzsp-ips: set up router {plan.router} ({plan.router_host}) for the IPS host {host}",
         "# Paste into the router's terminal as an administrator, or upload and run /import.",
         "",
@@ -171,13 +172,19 @@ def render_provision(plan: ProvisionPlan) -> str:
         lines += _api_service(plan, host_prefix)
     lines += ["", f"# 2. drop what the responder puts in address list {list_name}, at the top of input and forward"]
     for menu in ("/ip firewall filter", "/ipv6 firewall filter"):
-        lines.append(_top_rule(menu, "chain=input action=log connection-state=new log-prefix=tzsp-ips "
-                                     f"comment={quote_value(COMMENT + ': log new connections (port-scan detector)')}"))
+        lines.append(
+            _top_rule(
+                menu,
+                "chain=input action=log connection-state=new log-prefix=tzsp-ips "
+                f"comment={quote_value(COMMENT + ': log new connections (port-scan detector)')}",
+            )
+        )
         lines.append(_top_rule(menu, stealth_log_rule(plan.flavour, plan.scan_ports)))
         for chain, direction in (("input", "src"), ("forward", "src"), ("forward", "dst")):
             comment = quote_value(f"{COMMENT}: drop {direction} in {list_name}")
-            lines.append(_top_rule(
-                menu, f"chain={chain} action=drop {direction}-address-list={list_name} comment={comment}"))
+            lines.append(
+                _top_rule(menu, f"chain={chain} action=drop {direction}-address-list={list_name} comment={comment}")
+            )
 
     lines.append("")
     if plan.tzsp == "mangle":
@@ -209,18 +216,22 @@ def render_provision(plan: ProvisionPlan) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _api_service(plan: ProvisionPlan, host_prefix: str) -> List[str]:
+def _api_service(plan: ProvisionPlan, host_prefix: str) -> list[str]:
     """The API service, only for this host; for api-ssl a certificate first (without one RouterOS
     offers only anonymous DH, which the responder refuses)."""
     if not plan.api_tls:
-        return ["", "# 1b. the plain API (8728), only for this host: the password crosses the network unencrypted",
-                f"/ip service set api address={host_prefix} disabled=no"]
+        return [
+            "",
+            "# 1b. the plain API (8728), only for this host: the password crosses the network unencrypted",
+            f"/ip service set api address={host_prefix} disabled=no",
+        ]
     try:
         san = f"IP:{ipaddress.ip_address(plan.router_host)}"
     except ValueError:
         san = f"DNS:{plan.router_host}"
     return [
-        "", "# 1b. a certificate for api-ssl (8729), and the service only for this host",
+        "",
+        "# 1b. a certificate for api-ssl (8729), and the service only for this host",
         f"/certificate add name=tzsp-ips-api common-name={quote_value(plan.router_host)} "
         f"subject-alt-name={quote_value(san)} days-valid=3650 key-usage=digital-signature,key-encipherment,tls-server",
         "/certificate sign tzsp-ips-api",
@@ -229,7 +240,7 @@ def _api_service(plan: ProvisionPlan, host_prefix: str) -> List[str]:
     ]
 
 
-def syslog_port_of(listen: Optional[str]) -> Optional[int]:
+def syslog_port_of(listen: str | None) -> int | None:
     """The port of a ``host:port`` / ``[v6]:port`` listener, or None; ProvisionError if malformed."""
     if not listen:
         return None
@@ -239,7 +250,7 @@ def syslog_port_of(listen: Optional[str]) -> Optional[int]:
     return _port("scan.syslog port", int(port))
 
 
-def password_source(password_file: Optional[str], password_env: Optional[str]) -> Optional[str]:
+def password_source(password_file: str | None, password_env: str | None) -> str | None:
     """Where the operator keeps the router password, for the script's advice line."""
     if password_file:
         return f"the file {password_file}"

@@ -12,14 +12,14 @@ import contextlib
 import ipaddress
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 
-from responder.sync.backoff import Backoff
 from responder.config import RouterConfig
 from responder.events import BlockRequest, IPAddress
 from responder.feed import NO_FEED, Feed
 from responder.ledger import BlockOutcome, Ledger, RouterState
+from responder.sync.backoff import Backoff
 from responder.sync.worker import POLL_INTERVAL, RouterWorker
 
 _LIMITED_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
@@ -30,7 +30,7 @@ class TargetRefused(ValueError):
     """Not something the responder will ever send to a router."""
 
 
-def check_target(address: Union[IPAddress, str]) -> IPAddress:
+def check_target(address: IPAddress | str) -> IPAddress:
     """``address`` as an ipaddress address, or TargetRefused.
 
     Text is parsed strictly by ``ipaddress`` (no networks, no names). As a last guard behind the
@@ -42,8 +42,11 @@ def check_target(address: Union[IPAddress, str]) -> IPAddress:
     if address.version == 6 and address.ipv4_mapped is not None:
         candidates.append(address.ipv4_mapped)
     for candidate in candidates:
-        for flag, what in (("is_loopback", "loopback"), ("is_unspecified", "unspecified"),
-                           ("is_multicast", "multicast")):
+        for flag, what in (
+            ("is_loopback", "loopback"),
+            ("is_unspecified", "unspecified"),
+            ("is_multicast", "multicast"),
+        ):
             if getattr(candidate, flag):
                 raise TargetRefused(f"{address} is a {what} address; it is never blocked")
         if candidate == _LIMITED_BROADCAST:
@@ -55,9 +58,9 @@ def check_target(address: Union[IPAddress, str]) -> IPAddress:
 class RouterStatus:
     name: str
     connected: bool
-    last_error: Optional[str]
+    last_error: str | None
     pending: int  # blocks (or unblocks) not yet done on this router
-    last_seen: Optional[float]
+    last_seen: float | None
     reboots: int
 
 
@@ -82,7 +85,7 @@ class Responder:
         backoff_base: float = 0.5,
         backoff_cap: float = 60.0,
         poll_interval: float = POLL_INTERVAL,
-        ledger: Optional[Ledger] = None,
+        ledger: Ledger | None = None,
         feed: Feed = NO_FEED,
     ) -> None:
         self.config = config
@@ -91,20 +94,26 @@ class Responder:
         self._own_ledger = ledger is None
         self.ledger = ledger if ledger is not None else Ledger.in_state_dir(config.state_dir)
         self._changed = threading.Condition()
-        self._workers: Dict[str, RouterWorker] = {
+        self._workers: dict[str, RouterWorker] = {
             cfg.name: RouterWorker(
-                cfg, self.ledger, session_factory, Backoff(base=backoff_base, cap=backoff_cap),
-                clock=clock, on_change=self._notify, poll_interval=poll_interval, feed=feed,
+                cfg,
+                self.ledger,
+                session_factory,
+                Backoff(base=backoff_base, cap=backoff_cap),
+                clock=clock,
+                on_change=self._notify,
+                poll_interval=poll_interval,
+                feed=feed,
             )
             for cfg in config.routers
         }
         self._started = False
         self._batching = 0
         self._wake_pending = False
-        self._queued: List[BlockRequest] = []
+        self._queued: list[BlockRequest] = []
 
     @property
-    def router_names(self) -> Tuple[str, ...]:
+    def router_names(self) -> tuple[str, ...]:
         return tuple(self._workers)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -132,7 +141,7 @@ class Responder:
         self._started = False
         return clean
 
-    def __enter__(self) -> "Responder":
+    def __enter__(self) -> Responder:
         self.start()
         return self
 
@@ -141,7 +150,7 @@ class Responder:
 
     # -- requests -------------------------------------------------------------------------
 
-    def block(self, request: BlockRequest) -> Optional[BlockOutcome]:
+    def block(self, request: BlockRequest) -> BlockOutcome | None:
         """Block ``request.address`` on every router; returns as soon as it is recorded.
         Inside ``batch()`` it is recorded with the batch's other blocks when the batch ends
         (None is returned); a refused target raises at once either way."""
@@ -180,7 +189,7 @@ class Responder:
             self._wake_pending = False
             self._wake_all()
 
-    def unblock(self, address: Union[IPAddress, str], *, keep_offences: bool = False) -> bool:
+    def unblock(self, address: IPAddress | str, *, keep_offences: bool = False) -> bool:
         """Remove ``address`` from every router; True if it was actively blocked.
 
         Its offences are forgotten (its next block is a first offence) unless ``keep_offences``."""
@@ -203,39 +212,45 @@ class Responder:
 
     # -- what happened ----------------------------------------------------------------------
 
-    def states(self, address: Union[IPAddress, str]) -> Dict[str, Optional[RouterState]]:
+    def states(self, address: IPAddress | str) -> dict[str, RouterState | None]:
         address = parse_address(address)
         return {name: self.ledger.router_state(name, address) for name in self._workers}
 
-    def status(self) -> Tuple[RouterStatus, ...]:
+    def status(self) -> tuple[RouterStatus, ...]:
         now = self._clock()
         result = []
         for name, worker in self._workers.items():
             meta = self.ledger.router_meta(name)
-            result.append(RouterStatus(
-                name=name,
-                connected=worker.connected,
-                last_error=worker.last_error if worker.last_error is not None else meta.last_error,
-                pending=self.ledger.pending_count(name, now),
-                last_seen=meta.last_seen,
-                reboots=meta.reboots,
-            ))
+            result.append(
+                RouterStatus(
+                    name=name,
+                    connected=worker.connected,
+                    last_error=worker.last_error if worker.last_error is not None else meta.last_error,
+                    pending=self.ledger.pending_count(name, now),
+                    last_seen=meta.last_seen,
+                    reboots=meta.reboots,
+                )
+            )
         return tuple(result)
 
-    def wait_applied(self, address: Union[IPAddress, str], timeout: float) -> bool:
+    def wait_applied(self, address: IPAddress | str, timeout: float) -> bool:
         """True once every router has ``address`` applied; False at ``timeout``."""
         address = parse_address(address)
-        return self._wait(lambda: all(
-            state is not None and state.status == "applied" for state in self.states(address).values()
-        ), timeout)
+        return self._wait(
+            lambda: all(state is not None and state.status == "applied" for state in self.states(address).values()),
+            timeout,
+        )
 
-    def wait_removed(self, address: Union[IPAddress, str], timeout: float) -> bool:
+    def wait_removed(self, address: IPAddress | str, timeout: float) -> bool:
         address = parse_address(address)
-        return self._wait(lambda: all(
-            state is None or state.status in ("removed", "expired") for state in self.states(address).values()
-        ), timeout)
+        return self._wait(
+            lambda: all(
+                state is None or state.status in ("removed", "expired") for state in self.states(address).values()
+            ),
+            timeout,
+        )
 
-    def wait_settled(self, address: Union[IPAddress, str], timeout: float) -> Dict[str, Optional[RouterState]]:
+    def wait_settled(self, address: IPAddress | str, timeout: float) -> dict[str, RouterState | None]:
         """Wait until each router has either dealt with ``address`` or failed to connect since we started.
 
         For the command line: it reports what happened where, instead of waiting out the backoff
@@ -269,7 +284,7 @@ class Responder:
             self._changed.notify_all()
 
 
-def parse_address(address: Union[IPAddress, str]) -> IPAddress:
+def parse_address(address: IPAddress | str) -> IPAddress:
     """An ipaddress address from one, or from text ``ipaddress`` accepts; else TargetRefused."""
     if isinstance(address, str):
         try:

@@ -17,14 +17,15 @@ import re
 import signal
 import subprocess
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+from conftest import DATA, console_script
+from responder_rig import Lab, wait_until
 
 from bridge import snort_engines
 from bridge.snort_engines import Snort
-from conftest import DATA, console_script
-from responder_rig import Lab, wait_until
 
 CAPTURES = DATA / "captures"
 ROUTERS = ("core1", "edge2")
@@ -35,8 +36,8 @@ START_DEADLINE = 60.0  # Snort 3 compiles its rules at start; slow under load
 @dataclass(frozen=True)
 class Capture:
     name: str
-    attacker: Optional[str]  # None: benign, nobody in it may be blocked
-    victims: Tuple[str, ...] = ()
+    attacker: str | None  # None: benign, nobody in it may be blocked
+    victims: tuple[str, ...] = ()
     directory: Path = CAPTURES
 
     @property
@@ -55,19 +56,31 @@ ANDROID = Capture("android.pcap", None)
 HTTP_GOOGLE = Capture("http_google.pcapng", None)
 DNS_LAB = Capture("dns_lab.pcapng", None)
 ICMP_ECHO = Capture("icmp_echo.pcapng", None)
-ALL = (DVWA_TRAVERSAL, DVWA_SQLI, SSH_BRUTEFORCE, TCP_SYN_SCAN, XMAS_SCAN, ICMP_SWEEP, OS_FINGERPRINT,
-       ANDROID, HTTP_GOOGLE, DNS_LAB, ICMP_ECHO)
+ALL = (
+    DVWA_TRAVERSAL,
+    DVWA_SQLI,
+    SSH_BRUTEFORCE,
+    TCP_SYN_SCAN,
+    XMAS_SCAN,
+    ICMP_SWEEP,
+    OS_FINGERPRINT,
+    ANDROID,
+    HTTP_GOOGLE,
+    DNS_LAB,
+    ICMP_ECHO,
+)
 
 
 def benign_hosts(capture: Capture) -> set:
     """Every IPv4 address in a benign capture (none of them may end up blocked)."""
     from scapy.all import IP, rdpcap
 
-    return {address for packet in rdpcap(str(capture.path)) if IP in packet
-            for address in (packet[IP].src, packet[IP].dst)}
+    return {
+        address for packet in rdpcap(str(capture.path)) if IP in packet for address in (packet[IP].src, packet[IP].dst)
+    }
 
 
-def _children(pid: int) -> List[int]:
+def _children(pid: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -107,8 +120,9 @@ class LiveIPS:
     """One Snort setup (``mode``: "exec" = tzspd --exec, "pipe" = the shell's ``tzspd | snort``), the
     bridge and two routers. ``start()``, stream captures with ``replay()``, look with ``blocked()``."""
 
-    def __init__(self, tmp_path: Path, snort: Snort, *, mode: str = "exec", fanout: int = 1,
-                 protected: Sequence[str] = ()):
+    def __init__(
+        self, tmp_path: Path, snort: Snort, *, mode: str = "exec", fanout: int = 1, protected: Sequence[str] = ()
+    ):
         assert mode in ("exec", "pipe") and (fanout == 1 or mode == "exec")
         self.tmp = tmp_path
         self.snort = snort
@@ -119,7 +133,7 @@ class LiveIPS:
         self.env = snort_engines.snort_env(snort, dict(os.environ, PYTHONUNBUFFERED="1"))
         self.config = snort_engines.prepare_config(snort, tmp_path)
         self.port = 0  # tzspd's, once started
-        self.processes: List[subprocess.Popen] = []
+        self.processes: list[subprocess.Popen] = []
         self.handles = []
         self.snort_log = tmp_path / "snort-and-tzspd.log"
         self.bridge_log = tmp_path / "bridge.log"
@@ -129,7 +143,7 @@ class LiveIPS:
     def log_dir(self, consumer: int) -> Path:
         return self.tmp / f"snort-logs-{consumer}"
 
-    def snort_command(self, log_dir: str) -> List[str]:
+    def snort_command(self, log_dir: str) -> list[str]:
         return self.snort.command(self.config, log_dir)
 
     def _spawn(self, argv, log: Path, **kwargs) -> subprocess.Popen:
@@ -139,7 +153,7 @@ class LiveIPS:
         self.processes.append(process)
         return process
 
-    def start(self) -> "LiveIPS":
+    def start(self) -> LiveIPS:
         for name in ROUTERS:
             self.lab.add(name)
         name, form = self.snort.alert_file()
@@ -148,10 +162,14 @@ class LiveIPS:
             self.log_dir(consumer).mkdir()
             alerts.append((self.log_dir(consumer) / name, form))
         self._write_bridge_config(alerts)
-        self.bridge = self._spawn([*console_script("snort-bridge"), "run", "--config", str(self.tmp / "config.toml")],
-                                  self.bridge_log, stdout=subprocess.DEVNULL)
-        assert wait_until(lambda: "started:" in self.bridge_text() or self.bridge.poll() is not None, START_DEADLINE), \
+        self.bridge = self._spawn(
+            [*console_script("snort-bridge"), "run", "--config", str(self.tmp / "config.toml")],
+            self.bridge_log,
+            stdout=subprocess.DEVNULL,
+        )
+        assert wait_until(lambda: "started:" in self.bridge_text() or self.bridge.poll() is not None, START_DEADLINE), (
             self.bridge_text()
+        )
         assert self.bridge.poll() is None, self.bridge_text()
         # port 0: the kernel picks a free one and tzspd says which ("listening on [127.0.0.1]:PORT")
         tzspd = [*console_script("tzspd"), "--listen", "127.0.0.1", "--port", "0", "--allow", "127.0.0.1/32"]
@@ -165,21 +183,29 @@ class LiveIPS:
             self.snort_process = None
         else:  # the README's literal form: the shell's pipe, nobody restarts Snort
             self.tzspd = self._spawn(tzspd, self.snort_log, stdout=subprocess.PIPE)
-            self.snort_process = self._spawn(self.snort_command(str(self.log_dir(1))), self.snort_log,
-                                             stdin=self.tzspd.stdout)
+            self.snort_process = self._spawn(
+                self.snort_command(str(self.log_dir(1))), self.snort_log, stdin=self.tzspd.stdout
+            )
             self.tzspd.stdout.close()
         listening = re.compile(r"listening on \[127\.0\.0\.1\]:(\d+)")
-        assert wait_until(lambda: listening.search(self.snort_log_text()) or self.tzspd.poll() is not None,
-                          START_DEADLINE), self.snort_log_text()
+        assert wait_until(
+            lambda: listening.search(self.snort_log_text()) or self.tzspd.poll() is not None, START_DEADLINE
+        ), self.snort_log_text()
         found = listening.search(self.snort_log_text())
         assert found, self.snort_log_text()
         self.port = int(found.group(1))
         self.wait_for_snort(self.fanout)
         return self
 
-    def _write_bridge_config(self, alerts: Iterable[Tuple[Path, str]]) -> None:
-        lines = [f'state_dir = "{self.tmp / "state"}"', "", "[policy]", 'block_for = "10m"',
-                 "protected = [" + ", ".join(f'"{p}"' for p in self.protected) + "]", ""]
+    def _write_bridge_config(self, alerts: Iterable[tuple[Path, str]]) -> None:
+        lines = [
+            f'state_dir = "{self.tmp / "state"}"',
+            "",
+            "[policy]",
+            'block_for = "10m"',
+            "protected = [" + ", ".join(f'"{p}"' for p in self.protected) + "]",
+            "",
+        ]
         for path, form in alerts:
             lines += ["[[alerts]]", f'path = "{path}"', f'format = "{form}"', ""]
         for name, port in self.lab.ports.items():
@@ -191,12 +217,13 @@ class LiveIPS:
         path.write_text("\n".join(lines))
         os.chmod(path, 0o600)
 
-    def wait_for_snort(self, count: int, previous: Sequence[int] = ()) -> List[int]:
+    def wait_for_snort(self, count: int, previous: Sequence[int] = ()) -> list[int]:
         """Until ``count`` Snort processes (none of ``previous``) wait for packets on their pipe; their pids.
 
         Snort's "Commencing packet processing" sits in its stdout buffer until it exits, so the sign
         is a Snort thread asleep in the kernel's pipe read (/proc/PID/task/*/wchan)."""
-        def fresh() -> List[int]:
+
+        def fresh() -> list[int]:
             return [pid for pid in self.snort_pids() if pid not in previous]
 
         def ready() -> bool:
@@ -204,7 +231,9 @@ class LiveIPS:
             return len(pids) >= count and all(_reading_pipe(pid) for pid in pids)
 
         def dead() -> bool:
-            return self.tzspd.poll() is not None or (self.snort_process is not None and self.snort_process.poll() is not None)
+            return self.tzspd.poll() is not None or (
+                self.snort_process is not None and self.snort_process.poll() is not None
+            )
 
         assert wait_until(lambda: ready() or dead(), START_DEADLINE), self.snort_log_text()[-3000:]
         assert not dead(), self.snort_log_text()[-3000:]
@@ -216,7 +245,7 @@ class LiveIPS:
     def bridge_text(self) -> str:
         return self.bridge_log.read_text(errors="replace") if self.bridge_log.exists() else ""
 
-    def snort_pids(self) -> List[int]:
+    def snort_pids(self) -> list[int]:
         if self.snort_process is not None:
             return [self.snort_process.pid]
         return sorted(pid for pid in _children(self.tzspd.pid) if _comm(pid).startswith("snort"))
@@ -244,7 +273,7 @@ class LiveIPS:
 
     # -- traffic and what the routers hold
 
-    def replay(self, capture: Capture, rate: Optional[int] = RATE, background: bool = False):
+    def replay(self, capture: Capture, rate: int | None = RATE, background: bool = False):
         """Stream ``capture`` to tzspd as a router would (``rate`` None: with its own timing); returns the
         monotonic time its last packet went out (or the running tzsp-replay when ``background``)."""
         pace = ["--realtime"] if rate is None else ["--rate", str(rate)]
@@ -254,7 +283,7 @@ class LiveIPS:
         subprocess.run(argv, check=True, timeout=120, stdout=subprocess.DEVNULL)
         return time.monotonic()
 
-    def lists(self) -> Dict[str, set]:
+    def lists(self) -> dict[str, set]:
         return {name: set(self.lab.entries(name)) for name in ROUTERS}
 
     def blocked_anywhere(self) -> set:
@@ -263,7 +292,7 @@ class LiveIPS:
     def blocked_everywhere(self, address: str) -> bool:
         return all(address in entries for entries in self.lists().values())
 
-    def wait_blocked(self, address: str, timeout: float) -> Optional[float]:
+    def wait_blocked(self, address: str, timeout: float) -> float | None:
         """Monotonic time at which ``address`` was seen on every router, or None after ``timeout``."""
         if wait_until(lambda: self.blocked_everywhere(address), timeout, interval=0.02):
             return time.monotonic()
@@ -272,5 +301,3 @@ class LiveIPS:
     def alert_lines(self) -> int:
         name, _ = self.snort.alert_file()
         return sum(len(path.read_bytes().splitlines()) for path in self.tmp.glob(f"snort-logs-*/{name}*"))
-
-

@@ -14,8 +14,8 @@ import os
 import signal
 import subprocess
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
 
 CLONE_NEWNET = 0x40000000
 DEADLINE = 30.0
@@ -47,7 +47,7 @@ class Network:
 
     def __init__(self, prefix: str):
         self.prefix = prefix
-        self.namespaces: List[str] = []
+        self.namespaces: list[str] = []
 
     def host(self, role: str) -> str:
         name = f"{self.prefix}-{role}"
@@ -67,8 +67,9 @@ class Network:
         ip("-n", ns, "link", "set", ifname, "up" if up else "down")
 
     def sysctl(self, ns: str, key: str, value: str) -> None:
-        subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", f"{key}={value}"], check=True,
-                       timeout=DEADLINE)
+        subprocess.run(
+            ["ip", "netns", "exec", ns, "sysctl", "-q", "-w", f"{key}={value}"], check=True, timeout=DEADLINE
+        )
 
     def close(self) -> None:
         for name in reversed(self.namespaces):
@@ -81,7 +82,7 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 def in_namespace(ns: str, function: Callable[[], object]) -> object:
     """``function()`` on a thread that joined network namespace ``ns`` (setns affects only that thread)."""
-    outcome: Dict[str, object] = {}
+    outcome: dict[str, object] = {}
 
     def target() -> None:
         try:
@@ -107,18 +108,23 @@ def in_namespace(ns: str, function: Callable[[], object]) -> object:
 class Daemon:
     """One process in a namespace, its stdout and stderr in a log file."""
 
-    def __init__(self, ns: str, argv: Sequence[str], log: Path, env: Optional[dict] = None):
+    def __init__(self, ns: str, argv: Sequence[str], log: Path, env: dict | None = None):
         self.ns = ns
         self.argv = list(argv)
         self.log = log
         self.env = env
-        self.process: Optional[subprocess.Popen] = None
+        self.process: subprocess.Popen | None = None
 
-    def start(self) -> "Daemon":
+    def start(self) -> Daemon:
         handle = open(self.log, "ab")
         try:
-            self.process = subprocess.Popen(["ip", "netns", "exec", self.ns, *self.argv], stdout=handle,
-                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env)
+            self.process = subprocess.Popen(
+                ["ip", "netns", "exec", self.ns, *self.argv],
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.env,
+            )
         finally:
             handle.close()
         return self
@@ -129,7 +135,7 @@ class Daemon:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def stop(self, timeout: float = DEADLINE) -> Optional[int]:
+    def stop(self, timeout: float = DEADLINE) -> int | None:
         if not self.running():
             return self.process.returncode if self.process else None
         assert self.process is not None

@@ -6,14 +6,13 @@ import json
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import List
 
 
 class JsonReceiver:
     """An HTTP server taking apprise's ``json://`` posts; ``status`` is what it answers."""
 
     def __init__(self, status: int = 200) -> None:
-        self.posts: List[dict] = []
+        self.posts: list[dict] = []
         self.status = status
         receiver = self
 
@@ -38,7 +37,7 @@ class JsonReceiver:
         self.url = f"json://127.0.0.1:{self.port}/hook"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "JsonReceiver":
+    def __enter__(self) -> JsonReceiver:
         self._thread.start()
         return self
 
@@ -70,13 +69,16 @@ class MailReceiver:
 
         self.logins: list = []
         # No TLS on loopback: allow AUTH in the clear, as a local relay would.
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=free_port(),
-                                     authenticator=login, auth_require_tls=False)
+        self.controller = Controller(
+            Handler(), hostname="127.0.0.1", port=free_port(), authenticator=login, auth_require_tls=False
+        )
         self.port = self.controller.port
-        self.url = (f"mailto://ips:secret@127.0.0.1:{self.port}?smtp=127.0.0.1&mode=insecure"
-                    f"&from=ips@example.test&to=oncall@example.test")
+        self.url = (
+            f"mailto://ips:secret@127.0.0.1:{self.port}?smtp=127.0.0.1&mode=insecure"
+            f"&from=ips@example.test&to=oncall@example.test"
+        )
 
-    def __enter__(self) -> "MailReceiver":
+    def __enter__(self) -> MailReceiver:
         self.controller.start()
         return self
 
@@ -110,7 +112,7 @@ class Hanging:
                 return
             self.accepted.append(conn)
 
-    def __enter__(self) -> "Hanging":
+    def __enter__(self) -> Hanging:
         self._thread.start()
         return self
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import functools
 import ipaddress
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import paramiko
 from cryptography.hazmat.primitives import serialization
@@ -14,16 +14,24 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from bridge.config import parse_config
 from bridge.demo import wait_until  # noqa: F401 -- the responder tests import it from here
-from responder.transport import known_hosts
 from responder.responder import Responder
 from responder.sim import SimRouter
+from responder.transport import known_hosts
 
 
-def write_config(tmp_path: Path, routers: Sequence[dict], *, protected: Iterable[str] = ("192.168.0.0/16",),
-                 extra: str = "") -> str:
+def write_config(
+    tmp_path: Path, routers: Sequence[dict], *, protected: Iterable[str] = ("192.168.0.0/16",), extra: str = ""
+) -> str:
     """A snort-bridge TOML file with ``routers`` (dicts of router keys); returns its path."""
-    lines = [f'state_dir = "{tmp_path / "state"}"', "", "[policy]", 'block_for = "5m"',
-             "protected = [" + ", ".join(f'"{p}"' for p in protected) + "]", extra, ""]
+    lines = [
+        f'state_dir = "{tmp_path / "state"}"',
+        "",
+        "[policy]",
+        'block_for = "5m"',
+        "protected = [" + ", ".join(f'"{p}"' for p in protected) + "]",
+        extra,
+        "",
+    ]
     for router in routers:
         lines.append("[[routers]]")
         for key, value in router.items():
@@ -43,8 +51,11 @@ def write_config(tmp_path: Path, routers: Sequence[dict], *, protected: Iterable
 def write_ed25519(path: Path) -> paramiko.PKey:
     """A fresh ed25519 private key file at ``path`` (OpenSSH format, mode 0600), read back by paramiko."""
     private = ed25519.Ed25519PrivateKey.generate()
-    path.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                                           serialization.NoEncryption()))
+    path.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+        )
+    )
     os.chmod(path, 0o600)
     return paramiko.PKey.from_path(str(path))
 
@@ -71,7 +82,7 @@ class FakeClock:
         self.now += seconds
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def shared_host_key() -> paramiko.RSAKey:
     """One RSA host key for the whole test run: generating a 2048-bit key is the slow part of a SimRouter."""
     return paramiko.RSAKey.generate(2048)
@@ -100,14 +111,27 @@ class Lab:
             self.ports[name] = sim.start("127.0.0.1", port or 0)
         else:
             self.ports[name] = port
-        known_hosts.record(self.known_hosts, known_hosts.host_name("127.0.0.1", self.ports[name]),
-                           sim.host_key.get_name(), sim.host_key.asbytes())
+        known_hosts.record(
+            self.known_hosts,
+            known_hosts.host_name("127.0.0.1", self.ports[name]),
+            sim.host_key.get_name(),
+            sim.host_key.asbytes(),
+        )
         return sim
 
     def router_table(self, name, port, **extra):
-        table = dict(name=name, host="127.0.0.1", port=port, user="ips", key_file=self.key_path,
-                     known_hosts=self.known_hosts, list=LIST, connect_timeout="3s", command_timeout="3s",
-                     reconcile_interval="60s")
+        table = dict(
+            name=name,
+            host="127.0.0.1",
+            port=port,
+            user="ips",
+            key_file=self.key_path,
+            known_hosts=self.known_hosts,
+            list=LIST,
+            connect_timeout="3s",
+            command_timeout="3s",
+            reconcile_interval="60s",
+        )
         table.update(extra)
         return table
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from bridge.follow.rotation import parse_rotated_name
 
@@ -23,7 +23,7 @@ class History:
         self.written = []
         self.rotations = 0
 
-    def write(self, count: int, line: Optional[Callable[[int], str]] = None) -> None:
+    def write(self, count: int, line: Callable[[int], str] | None = None) -> None:
         """``count`` more lines: ``line(n)`` for the n-th line written (0-based), or a numbered one."""
         with open(self.path, "ab") as f:
             data = []
@@ -40,8 +40,9 @@ class History:
     def _shift_numeric(self) -> None:
         numbered = sorted(((-parse_rotated_name(BASE, n).key, n) for n in self.rotated()), reverse=True)
         for number, name in numbered:
-            os.rename(os.path.join(self.dir, name),
-                      os.path.join(self.dir, name.replace(f".{number}", f".{number + 1}", 1)))
+            os.rename(
+                os.path.join(self.dir, name), os.path.join(self.dir, name.replace(f".{number}", f".{number + 1}", 1))
+            )
 
     def rotate(self, midway: Callable[[], None] = lambda: None) -> None:
         """One rotation; ``midway`` is called between its steps (the old file moved away or

@@ -8,21 +8,24 @@ import json
 import sqlite3
 import time
 
+from conftest import free_port
+from responder_rig import write_config
+
 from bridge.cli import main as snort_bridge
 from bridge.config import parse_config
+from bridge.decide.policy import Policy
 from bridge.events import Origin
 from bridge.pipeline import Pipeline
-from bridge.decide.policy import Policy
-from conftest import free_port
 from responder.events import BlockRequest
 from responder.ledger import Ledger
-from responder_rig import write_config
 
 A = ipaddress.ip_address("198.51.100.7")
 SENSOR1 = "/var/log/tzsp-ips/sensors/sensor1/alert_json.txt"
 SENSOR2 = "/var/log/tzsp-ips/sensors/sensor2/alert_json.txt"
-LINE = ('12/04-05:00:01.000000 [**] [1:1000101:1] "web traversal" [**] [Priority: 1] '
-        "{TCP} 198.51.100.7:4444 -> 192.0.2.10:80")
+LINE = (
+    '12/04-05:00:01.000000 [**] [1:1000101:1] "web traversal" [**] [Priority: 1] '
+    "{TCP} 198.51.100.7:4444 -> 192.0.2.10:80"
+)
 
 
 class RecordingResponder:
@@ -46,11 +49,15 @@ def test_the_block_request_and_the_decision_name_the_file_and_line():
 def test_the_ledger_stores_the_source_and_the_latest_renewal_replaces_it(tmp_path):
     ledger = Ledger.in_state_dir(str(tmp_path))
     try:
-        ledger.record_block(BlockRequest(A, 300, "why", "1:1", requested_at=1000.0, source=f"{SENSOR1}:3"), ["r1"], 1000.0)
+        ledger.record_block(
+            BlockRequest(A, 300, "why", "1:1", requested_at=1000.0, source=f"{SENSOR1}:3"), ["r1"], 1000.0
+        )
         [record] = ledger.blocks(1001.0)
         assert record.source == f"{SENSOR1}:3"
         # renewed much later from the other sensor: the block now says where it was last seen
-        ledger.record_block(BlockRequest(A, 300, "why", "1:1", requested_at=1200.0, source=f"{SENSOR2}:9"), ["r1"], 1200.0)
+        ledger.record_block(
+            BlockRequest(A, 300, "why", "1:1", requested_at=1200.0, source=f"{SENSOR2}:9"), ["r1"], 1200.0
+        )
         [record] = ledger.blocks(1201.0)
         assert record.source == f"{SENSOR2}:9"
         ledger.record_block(BlockRequest(A, 300, "by hand", "", requested_at=1300.0), ["r1"], 1300.0)
@@ -75,9 +82,17 @@ def test_a_ledger_written_before_sources_were_kept_opens_and_keeps_its_blocks(tm
     try:
         [record] = ledger.blocks(1001.0)
         assert (str(record.address), record.reason, record.source) == ("198.51.100.7", "old reason", "")
-        ledger.record_block(BlockRequest(ipaddress.ip_address("198.51.100.8"), 300, "new", "1:2", requested_at=1001.0,
-                                         source=f"{SENSOR1}:1"), ["r1"], 1001.0)
-        assert {str(r.address): r.source for r in ledger.blocks(1002.0)} == {"198.51.100.7": "", "198.51.100.8": f"{SENSOR1}:1"}
+        ledger.record_block(
+            BlockRequest(
+                ipaddress.ip_address("198.51.100.8"), 300, "new", "1:2", requested_at=1001.0, source=f"{SENSOR1}:1"
+            ),
+            ["r1"],
+            1001.0,
+        )
+        assert {str(r.address): r.source for r in ledger.blocks(1002.0)} == {
+            "198.51.100.7": "",
+            "198.51.100.8": f"{SENSOR1}:1",
+        }
     finally:
         ledger.close()
 
@@ -87,8 +102,9 @@ def test_list_shows_the_source_as_text_and_json(tmp_path, capsys):
     config = write_config(tmp_path, [router])
     ledger = Ledger.in_state_dir(str(tmp_path / "state"))
     now = time.time()
-    ledger.record_block(BlockRequest(A, 300, "web traversal", "1:1000101", requested_at=now, source=f"{SENSOR1}:12"),
-                        ["r1"], now)
+    ledger.record_block(
+        BlockRequest(A, 300, "web traversal", "1:1000101", requested_at=now, source=f"{SENSOR1}:12"), ["r1"], now
+    )
     ledger.close()
     assert snort_bridge(["list", "--config", config]) == 0
     assert f"[{SENSOR1}:12]" in capsys.readouterr().out

@@ -26,11 +26,17 @@ from responder.sim.wire.api_protocol import (
 
 # (length, exact bytes) at both sides of every form boundary
 LENGTHS = [
-    (0, b"\x00"), (1, b"\x01"), (0x7F, b"\x7f"),
-    (0x80, b"\x80\x80"), (0x3FFF, b"\xbf\xff"),
-    (0x4000, b"\xc0\x40\x00"), (0x1FFFFF, b"\xdf\xff\xff"),
-    (0x200000, b"\xe0\x20\x00\x00"), (0xFFFFFFF, b"\xef\xff\xff\xff"),
-    (0x10000000, b"\xf0\x10\x00\x00\x00"), (0xFFFFFFFF, b"\xf0\xff\xff\xff\xff"),
+    (0, b"\x00"),
+    (1, b"\x01"),
+    (0x7F, b"\x7f"),
+    (0x80, b"\x80\x80"),
+    (0x3FFF, b"\xbf\xff"),
+    (0x4000, b"\xc0\x40\x00"),
+    (0x1FFFFF, b"\xdf\xff\xff"),
+    (0x200000, b"\xe0\x20\x00\x00"),
+    (0xFFFFFFF, b"\xef\xff\xff\xff"),
+    (0x10000000, b"\xf0\x10\x00\x00\x00"),
+    (0xFFFFFFFF, b"\xf0\xff\xff\xff\xff"),
 ]
 
 
@@ -116,17 +122,28 @@ def test_byte_at_a_time_gives_each_sentence_exactly_when_it_ends():
     decoder = SentenceDecoder()
     completed_at = []
     for i in range(len(stream)):
-        for sentence in decoder.feed(stream[i:i + 1]):
+        for sentence in decoder.feed(stream[i : i + 1]):
             completed_at.append((i, sentence))
     first_end = len(encode_sentence(["/ip/firewall/address-list/print", "?list=x"])) - 1
-    assert completed_at == [(first_end, (b"/ip/firewall/address-list/print", b"?list=x")),
-                            (len(stream) - 1, (b"/quit",))]
+    assert completed_at == [
+        (first_end, (b"/ip/firewall/address-list/print", b"?list=x")),
+        (len(stream) - 1, (b"/quit",)),
+    ]
     assert decoder.feed(b"\x00") == [()]  # an empty sentence is a sentence (the server ignores it)
 
 
 def test_request_words_are_taken_apart():
-    request = parse_request(["/ip/firewall/address-list/set", "=.id=*1", "=comment=a=b", ".tag=7",
-                             "=.proplist=address,timeout", "?list=x", "?#|"])
+    request = parse_request(
+        [
+            "/ip/firewall/address-list/set",
+            "=.id=*1",
+            "=comment=a=b",
+            ".tag=7",
+            "=.proplist=address,timeout",
+            "?list=x",
+            "?#|",
+        ]
+    )
     assert request.command == "/ip/firewall/address-list/set"
     assert request.attributes == {".id": "*1", "comment": "a=b", ".proplist": "address,timeout"}
     assert request.tag == "7" and request.proplist == ["address", "timeout"]
@@ -150,19 +167,22 @@ ROWS = [
 ]
 
 
-@pytest.mark.parametrize("query,expected", [
-    ([], [0, 1, 2]),
-    (["?list=a"], [0, 1]),
-    (["?=list=a", "?address=2.2.2.2"], [1]),  # several values: all must hold
-    (["?address=1.1.1.1", "?address=2.2.2.2", "?#|"], [0, 1, 2]),
-    (["?list=a", "?address=1.1.1.1", "?#&!"], [1, 2]),
-    (["?timeout"], [0]),
-    (["?-timeout"], [1, 2]),
-    (["?>n=9"], [1]),  # numbers compare as numbers: 10 > 9
-    (["?<n=10"], [0]),
-    (["?list=b", "?#.|"], [2]),
-    (["?list=a", "?comment", "?#1|"], [0, 1]),  # 1: copy of the value below the top, then or
-])
+@pytest.mark.parametrize(
+    "query,expected",
+    [
+        ([], [0, 1, 2]),
+        (["?list=a"], [0, 1]),
+        (["?=list=a", "?address=2.2.2.2"], [1]),  # several values: all must hold
+        (["?address=1.1.1.1", "?address=2.2.2.2", "?#|"], [0, 1, 2]),
+        (["?list=a", "?address=1.1.1.1", "?#&!"], [1, 2]),
+        (["?timeout"], [0]),
+        (["?-timeout"], [1, 2]),
+        (["?>n=9"], [1]),  # numbers compare as numbers: 10 > 9
+        (["?<n=10"], [0]),
+        (["?list=b", "?#.|"], [2]),
+        (["?list=a", "?comment", "?#1|"], [0, 1]),  # 1: copy of the value below the top, then or
+    ],
+)
 def test_queries_select_like_routeros(query, expected):
     predicate = compile_query(query)
     assert [i for i, row in enumerate(ROWS) if predicate(row)] == expected

@@ -16,22 +16,25 @@ import time
 
 import paramiko
 import pytest
+from responder_rig import LIST, Lab, wait_until, write_config
 
 from bridge.cli import main as snort_bridge
 from bridge.config import ConfigError, parse_config
-from responder.transport import tls
-from responder.transport.api import ApiSession
 from responder.config import RouterConfig
 from responder.errors import (
-    AuthenticationFailed, CommandTimeout, HostKeyRefused, RouterCommandError, SecretRefused,
+    AuthenticationFailed,
+    CommandTimeout,
+    HostKeyRefused,
+    RouterCommandError,
+    SecretRefused,
 )
 from responder.events import BlockRequest
 from responder.responder import default_session_factory
 from responder.routeros.duration import parse_duration
 from responder.sim import SimRouter
 from responder.sim.wire.api_server import make_certificate
-
-from responder_rig import LIST, Lab, wait_until, write_config
+from responder.transport import tls
+from responder.transport.api import ApiSession
 
 A = ipaddress.ip_address("203.0.113.7")
 B = ipaddress.ip_address("2001:db8::66")
@@ -69,17 +72,31 @@ class ApiLab(Lab):
         return sim
 
     def router_table(self, name, port, **extra):
-        table = dict(name=name, host="127.0.0.1", port=port, transport="api", tls=self.tls, user="ips",
-                     password_file=str(self.password_file), known_hosts=self.known_hosts, list=LIST,
-                     connect_timeout="3s", command_timeout="3s", reconcile_interval="60s")
+        table = dict(
+            name=name,
+            host="127.0.0.1",
+            port=port,
+            transport="api",
+            tls=self.tls,
+            user="ips",
+            password_file=str(self.password_file),
+            known_hosts=self.known_hosts,
+            list=LIST,
+            connect_timeout="3s",
+            command_timeout="3s",
+            reconcile_interval="60s",
+        )
         if self.tls:
             table["ca_file"] = str(self.ca_file)
         table.update(extra)
         return {key: value for key, value in table.items() if value is not None}  # None: leave it out
 
     def cfg(self, name, **extra) -> RouterConfig:
-        return self.config().routers[list(self.ports).index(name)] if not extra else \
-            parse_config({"routers": [self.router_table(name, self.ports[name], **extra)]}).routers[0]
+        return (
+            self.config().routers[list(self.ports).index(name)]
+            if not extra
+            else parse_config({"routers": [self.router_table(name, self.ports[name], **extra)]}).routers[0]
+        )
 
     def adds(self, name):
         return self.sent(name, "/address-list/add")
@@ -194,8 +211,9 @@ def test_permission_error_names_the_router_and_the_api_policy(lab):
     lab.add("readonly", policies=("api", "read"))
     responder = lab.responder()
     responder.block(block(A))
-    assert wait_until(lambda: router_status(responder, "good", A) == "applied"
-                      and router_status(responder, "readonly", A) == "failed")
+    assert wait_until(
+        lambda: router_status(responder, "good", A) == "applied" and router_status(responder, "readonly", A) == "failed"
+    )
     error = responder.states(A)["readonly"].last_error
     assert "router readonly" in error and "not enough permissions" in error and "api,read,write" in error
     with ApiSession(lab.cfg("readonly")) as session:
@@ -375,7 +393,7 @@ def test_a_certificate_from_another_ca_is_refused_before_login(lab, host_key):
 
 def test_a_pinned_fingerprint_is_checked_right_or_wrong(lab):
     sim = lab.add("r1", api_certificate=make_certificate("self-signed", hosts=("10.9.9.9",)))
-    right = ":".join(sim.api_certificate.sha256[i:i + 2] for i in range(0, 64, 2))
+    right = ":".join(sim.api_certificate.sha256[i : i + 2] for i in range(0, 64, 2))
     with ApiSession(lab.cfg("r1", ca_file=None, fingerprint=f"sha256:{right}")) as session:
         assert session.uptime() >= 0  # self-signed, names another host: the pin is what counts
     wrong = "ab" * 32

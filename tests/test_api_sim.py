@@ -10,12 +10,11 @@ import time
 
 import paramiko
 import pytest
+from conftest import console_script
 
 from responder.sim import SimRouter
 from responder.sim.wire.api_protocol import SentenceDecoder, encode_sentence, parse_reply
 from responder.sim.wire.api_server import challenge_response
-
-from conftest import console_script
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +86,9 @@ def api(sim):
 
 def test_login_then_add_print_set_remove_with_the_same_state_as_ssh(sim, api):
     assert api.login() == [("!done", {}, None)]
-    assert api.call("/ip/firewall/address-list/add", "=list=bl", "=address=203.0.113.7", "=timeout=5m",
-                    "=comment=a=b c") == [("!done", {"ret": "*1"}, None)]
+    assert api.call(
+        "/ip/firewall/address-list/add", "=list=bl", "=address=203.0.113.7", "=timeout=5m", "=comment=a=b c"
+    ) == [("!done", {"ret": "*1"}, None)]
     [(kind, row, _), done] = api.call("/ip/firewall/address-list/print", "?list=bl")
     assert kind == "!re" and done[0] == "!done"
     assert row[".id"] == "*1" and row["address"] == "203.0.113.7" and row["comment"] == "a=b c"
@@ -106,20 +106,26 @@ def test_login_then_add_print_set_remove_with_the_same_state_as_ssh(sim, api):
 
 def test_trap_is_followed_by_done_and_tags_are_echoed_on_every_reply(sim, api):
     api.login()
-    api.send(["/ip/firewall/address-list/add", "=list=bl", "=address=192.0.2.1", ".tag=a"],
-             ["/ip/firewall/address-list/add", "=list=bl", "=address=192.0.2.1", ".tag=b"],
-             ["/ip/firewall/address-list/print", ".tag=c"])
+    api.send(
+        ["/ip/firewall/address-list/add", "=list=bl", "=address=192.0.2.1", ".tag=a"],
+        ["/ip/firewall/address-list/add", "=list=bl", "=address=192.0.2.1", ".tag=b"],
+        ["/ip/firewall/address-list/print", ".tag=c"],
+    )
     replies = api.until_done() + api.until_done() + api.until_done()
     assert replies == [
         ("!done", {"ret": "*1"}, "a"),
-        ("!trap", {"message": "failure: already have such entry"}, "b"), ("!done", {}, "b"),
-        ("!re", replies[3][1], "c"), ("!done", {}, "c"),
+        ("!trap", {"message": "failure: already have such entry"}, "b"),
+        ("!done", {}, "b"),
+        ("!re", replies[3][1], "c"),
+        ("!done", {}, "c"),
     ]
     assert api.call("/ip/firewall/address-list/remove", "=.id=*9")[0][1] == {"message": "no such item"}
     assert api.call("/ip/firewall/address-list/add", "=list=bl", "=address=192.0.2.2", "=bogus=1")[0][1] == {
-        "message": "unknown parameter bogus"}
+        "message": "unknown parameter bogus"
+    }
     assert api.call("/ip/firewall/address-list/add", "=list=bl", "=address=192.0.2.3", "=timeout=99999w")[0][1][
-        "message"].startswith("value of timeout is out of range")
+        "message"
+    ].startswith("value of timeout is out of range")
     assert api.call("/no/such/menu/print")[0][1] == {"message": "no such command prefix"}
     assert api.call("/ip/firewall/address-list/frobnicate")[0][1] == {"message": "no such command"}
     assert api.call("/cancel", "=tag=a") == [("!done", {}, None)]  # nothing runs in the background here
@@ -164,19 +170,24 @@ def test_quit_ends_the_session(sim, api):
     assert api.closed()
 
 
-@pytest.mark.parametrize("name,password,policies,address", [
-    ("ips", "wrong", ("api", "read", "write"), None),
-    ("nobody", "pw", ("api", "read", "write"), None),
-    ("ips", "pw", ("ssh", "read", "write"), None),  # no api policy
-    ("ips", "pw", ("api", "read", "write"), "192.0.2.0/24"),  # not from this address
-])
+@pytest.mark.parametrize(
+    "name,password,policies,address",
+    [
+        ("ips", "wrong", ("api", "read", "write"), None),
+        ("nobody", "pw", ("api", "read", "write"), None),
+        ("ips", "pw", ("ssh", "read", "write"), None),  # no api policy
+        ("ips", "pw", ("api", "read", "write"), "192.0.2.0/24"),  # not from this address
+    ],
+)
 def test_login_refusals(host_key, name, password, policies, address):
     router = SimRouter(host_key=host_key)
     router.add_user("ips", password="pw", policies=policies, address=address)
     client = RawApi(router.start_api())
     try:
-        assert client.login(name, password) == [("!trap", {"message": "invalid user name or password (6)"}, None),
-                                                ("!done", {}, None)]
+        assert client.login(name, password) == [
+            ("!trap", {"message": "invalid user name or password (6)"}, None),
+            ("!done", {}, None),
+        ]
         assert client.call("/system/resource/print")[0][0] == "!fatal"  # still not logged in
     finally:
         client.close()
@@ -190,7 +201,9 @@ def test_read_only_user_gets_a_permission_trap_and_keeps_the_session(host_key):
     try:
         client.login()
         assert client.call("/ip/firewall/address-list/add", "=list=bl", "=address=192.0.2.1") == [
-            ("!trap", {"message": "not enough permissions (9)"}, None), ("!done", {}, None)]
+            ("!trap", {"message": "not enough permissions (9)"}, None),
+            ("!done", {}, None),
+        ]
         assert client.call("/ip/firewall/address-list/print")[-1][0] == "!done"
         assert router.address_list("bl") == []
     finally:
@@ -264,8 +277,21 @@ def test_routeros_sim_command_serves_the_api_and_keeps_its_certificate(tmp_path)
     (tmp_path / "pw").write_text("pw\n")
     (tmp_path / "pw").chmod(0o600)
     args = console_script("routeros-sim") + [
-        "--port", "0", "--api-port", "0", "--api-ssl-port", "0", "--host-key", str(tmp_path / "hk"),
-        "--password-file", str(tmp_path / "pw"), "--user", "ips", "--policy", "api,read,write"]
+        "--port",
+        "0",
+        "--api-port",
+        "0",
+        "--api-ssl-port",
+        "0",
+        "--host-key",
+        str(tmp_path / "hk"),
+        "--password-file",
+        str(tmp_path / "pw"),
+        "--user",
+        "ips",
+        "--policy",
+        "api,read,write",
+    ]
     fingerprints = []
     for _ in range(2):
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -92,7 +92,12 @@ def test_snort3_scan_on_icmp_unreachable_names_the_destination():
 
 
 def test_snort3_scan_on_a_probe_names_the_source():
-    syn = attribute(scan("192.168.1.10", "192.168.1.25", sport=35503, dport=50006, fmt="json", direction="C2S", tcp_flags="******S*"), {})
+    syn = attribute(
+        scan(
+            "192.168.1.10", "192.168.1.25", sport=35503, dport=50006, fmt="json", direction="C2S", tcp_flags="******S*"
+        ),
+        {},
+    )
     assert syn.attacker == SCANNER and "probe" in syn.how
     sweep = attribute(scan("192.168.1.109", "192.168.1.0", proto="ICMP", fmt="json", direction="C2S", icmp_type=8), {})
     assert sweep.attacker == ipaddress.ip_address("192.168.1.109")
@@ -145,7 +150,9 @@ def test_memory_of_an_earlier_attacker_names_the_scanner():
 def test_memory_of_who_initiated_the_flow():
     memory = FlowMemory()
     # an earlier alert_json event showed the flow's direction: 192.168.1.10 is the client
-    memory.observe(make_alert(gid=129, sid=15, priority=3, fmt="json", direction="C2S", sport=50000, dport=50001), now=1.0)
+    memory.observe(
+        make_alert(gid=129, sid=15, priority=3, fmt="json", direction="C2S", sport=50000, dport=50001), now=1.0
+    )
     later = scan("192.168.1.25", "192.168.1.10", sport=50001, dport=50000)
     result = attribute(later, {}, "evidence", memory, now=2.0)
     assert result.attacker == SCANNER and "initiated" in result.how

@@ -14,19 +14,18 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import replace
 from pathlib import Path
-from typing import Dict, List, Optional, Set
 
 import pytest
 
 from bridge.config import PolicyConfig
+from bridge.decide.policy import Policy
 from bridge.events import Alert, Origin
 from bridge.parsers import UnparsableLine, parse_line
-from bridge.decide.policy import Policy
 
 ALERTS = Path(__file__).resolve().parent / "data" / "snort" / "calibration" / "alerts"
 T0 = 1_800_000_000.0
 
-ATTACKER: Dict[str, Optional[str]] = {
+ATTACKER: dict[str, str | None] = {
     "TCP_SYN_SCAN.pcap": "192.168.1.10",
     "TCP_CONNECT_SCAN.pcap": "192.168.1.10",
     "UDP_SCAN.pcap": "192.168.1.10",
@@ -59,7 +58,7 @@ SNORT3_FAST_UNDECIDABLE = {"TCP_SYN_SCAN.pcap", "UDP_SCAN.pcap", "version_scan.p
 OPEN_DEFAULT = replace(PolicyConfig(), protected=())
 
 
-def read_alerts(path: Path) -> List[Alert]:
+def read_alerts(path: Path) -> list[Alert]:
     alerts = []
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
@@ -72,7 +71,7 @@ def read_alerts(path: Path) -> List[Alert]:
     return alerts
 
 
-def blocked(alerts: List[Alert], config: PolicyConfig = OPEN_DEFAULT, policy: Optional[Policy] = None) -> Set[str]:
+def blocked(alerts: list[Alert], config: PolicyConfig = OPEN_DEFAULT, policy: Policy | None = None) -> set[str]:
     policy = policy or Policy(config)
     targets = set()
     for index, alert in enumerate(alerts):
@@ -83,7 +82,7 @@ def blocked(alerts: List[Alert], config: PolicyConfig = OPEN_DEFAULT, policy: Op
     return targets
 
 
-def expected(capture: str) -> Set[str]:
+def expected(capture: str) -> set[str]:
     attacker = ATTACKER[capture]
     return {attacker} if attacker else set()
 

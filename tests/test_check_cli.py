@@ -10,11 +10,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import DATA, console_script
 
 from bridge import cli
 from bridge.check import JSON_KEYS
 from bridge.config import parse_config
-from conftest import DATA, console_script
 
 CALIBRATION = DATA / "snort" / "calibration" / "alerts"
 OPEN = '[policy]\nprotected = ["10.99.0.0/16"]\n'  # the nmap attackers live in 192.168.0.0/16
@@ -65,7 +65,8 @@ def test_check_reports_unparsable_lines_and_hostile_ones(open_config, tmp_path):
     hostile = (
         b"garbage that is no alert\n"
         b"\n"
-        + b"A" * 1_000_000 + b"\n"
+        + b"A" * 1_000_000
+        + b"\n"
         + b'01/03-19:20:36.968966 [**] [1:1000101:1] "x 6.6.6.6; /system reset-configuration" [**] [Priority: 1] '
         b"{TCP} 203.0.113.9:40000 -> 198.51.100.2:80\n"
         b"\xff\xfe\x00binary\n"
@@ -98,7 +99,9 @@ def test_check_human_output_without_config_uses_defaults(tmp_path):
         # the default protected 192.168.0.0/16 holds the nmap scanner; the SSH attacker is outside it
         assert "192.168.1.10 is protected (policy.protected 192.168.0.0/16)" in out
         assert "=> BLOCK 147.32.80.40" in out
-    assert out.startswith("line 1: fast 122:1:1 \"(portscan) TCP Portscan\" [Attempted Information Leak] priority 2 PROTO:255")
+    assert out.startswith(
+        'line 1: fast 122:1:1 "(portscan) TCP Portscan" [Attempted Information Leak] priority 2 PROTO:255'
+    )
     assert "Snort 2 port-scan pseudo-packet" in out
     assert out.rstrip().splitlines()[-1].startswith("11 alert(s), 0 unparsable line(s); blocked:")
 

@@ -133,7 +133,7 @@ def test_non_frame_types_are_returned_for_counting():
 
 
 def test_padding_is_skipped_and_not_kept():
-    datagram = codec.decode(bytes.fromhex("01000001" "00" "0a01d6" "0000" "01" "aabb"))
+    datagram = codec.decode(bytes.fromhex("01000001000a01d6000001aabb"))
     assert datagram.tags == (Tag(10, b"\xd6"),)
     assert datagram.frame == b"\xaa\xbb"
 
@@ -263,13 +263,15 @@ def test_scapy_parses_what_we_encode(scapy_tag, number, value):
     parsed = sz.TZSP(wire)
     layer = parsed.getlayer(type(scapy_tag))
     assert layer is not None, parsed.show(dump=True)
-    assert bytes(layer)[:2 + len(value)] == bytes([number, len(value)]) + value
+    assert bytes(layer)[: 2 + len(value)] == bytes([number, len(value)]) + value
     assert parsed.get_encapsulated_payload()[Ether].dst == "d4:ca:6d:00:00:01"
 
 
 def test_scapy_keepalive_and_80211():
     assert codec.decode(bytes(sz.TZSP(type=sz.TZSP.TYPE_KEEPALIVE, encapsulated_protocol=0))).type == codec.KEEPALIVE
-    wire = bytes(sz.TZSP(encapsulated_protocol=0x12) / sz.TZSPTagRXChannel(rx_channel=11) / sz.TZSPTagEnd() / Raw(b"\x80\x00"))
+    wire = bytes(
+        sz.TZSP(encapsulated_protocol=0x12) / sz.TZSPTagRXChannel(rx_channel=11) / sz.TZSPTagEnd() / Raw(b"\x80\x00")
+    )
     datagram = codec.decode(wire)
     assert (datagram.encapsulation, datagram.tags, datagram.frame) == (18, (Tag(18, b"\x0b"),), b"\x80\x00")
 
@@ -289,13 +291,13 @@ def test_tag_accessors_agree_with_scapy_fields():
 
 # ---- properties -------------------------------------------------------------------------------
 
-tags = st.lists(
-    st.builds(Tag, st.integers(2, 255), st.binary(max_size=255)), max_size=6
-).map(tuple)
+tags = st.lists(st.builds(Tag, st.integers(2, 255), st.binary(max_size=255)), max_size=6).map(tuple)
 frame_datagrams = st.builds(
     Datagram, st.just(1), st.integers(0, 3), st.integers(0, 0xFFFF), tags, st.binary(max_size=300)
 )
-tagless_datagrams = st.builds(Datagram, st.just(1), st.sampled_from([4, 5]), st.integers(0, 0xFFFF), st.just(()), st.just(b""))
+tagless_datagrams = st.builds(
+    Datagram, st.just(1), st.sampled_from([4, 5]), st.integers(0, 0xFFFF), st.just(()), st.just(b"")
+)
 
 
 @given(st.one_of(frame_datagrams, tagless_datagrams))

@@ -45,14 +45,15 @@ def test_empty_file_gives_defaults():
 
 
 def test_missing_router_keys_are_named():
-    text = ROUTER + '[[routers]]\nport = 22\n'
+    text = ROUTER + "[[routers]]\nport = 22\n"
     found = problems(text)
     assert "routers[1].name: missing; every [[routers]] table needs name and host" in found
     assert any(p.startswith("routers[1].host: missing") for p in found)
 
 
 def test_bad_values_name_key_and_expectation():
-    text = """
+    text = (
+        """
 state_dir = "/tmp/x"
 [policy]
 block_for = "5 minutes"
@@ -69,7 +70,10 @@ format = "xml"
 [scan]
 syslog = "0.0.0.0"
 ports = 1
-""" + ROUTER.replace('"192.0.2.1"', '"bad host!"') + 'port = 70000\ntransport = "telnet"\nmode = "firewall"\nlist = "x; /system reset"\n'
+"""
+        + ROUTER.replace('"192.0.2.1"', '"bad host!"')
+        + 'port = 70000\ntransport = "telnet"\nmode = "firewall"\nlist = "x; /system reset"\n'
+    )
     found = problems(text)
     expected_prefixes = [
         'policy.block_for: expected a duration such as "30s", "5m"',
@@ -77,7 +81,7 @@ ports = 1
         "policy.min_priority: expected a whole number",
         "policy.portscan: expected true or false",
         "policy.threshold: 0 is out of range",
-        'policy.protected[0]: \'10.0.0.1/8\' has host bits set; did you mean "10.0.0.0/8"?',
+        "policy.protected[0]: '10.0.0.1/8' has host bits set; did you mean \"10.0.0.0/8\"?",
         "policy.protected[1]: expected a network",
         'policy.include_sids[0]: expected a "gid:sid" string',
         'policy.attacker."1:2": expected "src" or "dst"',
@@ -98,7 +102,9 @@ ports = 1
 
 
 def test_unknown_keys_get_a_did_you_mean():
-    found = problems('stat_dir = "/x"\n[policy]\nblockfor = "5m"\n[[routers]]\nname = "a"\nhost = "::1"\nknownhosts = "/k"\n')
+    found = problems(
+        'stat_dir = "/x"\n[policy]\nblockfor = "5m"\n[[routers]]\nname = "a"\nhost = "::1"\nknownhosts = "/k"\n'
+    )
     assert "stat_dir: unknown key; did you mean 'state_dir'?" in found
     assert "policy.blockfor: unknown key; did you mean 'block_for'?" in found
     assert "routers[0].knownhosts: unknown key; did you mean 'known_hosts'?" in found

@@ -23,10 +23,10 @@ import threading
 import time
 
 import pytest
-
-from responder.ledger import Ledger
 from rotation_rig import BASE, History
 from test_e2e_service import Service, write_service_config
+
+from responder.ledger import Ledger
 
 SCALE = float(os.environ.get("TZSP_IPS_CRASH_SCALE", "1"))
 SETTLE = 180.0  # seconds for the routers to catch up after the last restart (a loaded CI machine)
@@ -37,8 +37,10 @@ def attacker(n: int) -> str:
 
 
 def fast_line(n: int) -> str:
-    return (f'12/04-05:13:20.{n % 1000000:06d} [**] [1:1000001:1] "STORM attack" [**] [Priority: 1] '
-            f"{{TCP}} {attacker(n)}:4444 -> 10.1.2.3:80")
+    return (
+        f'12/04-05:13:20.{n % 1000000:06d} [**] [1:1000001:1] "STORM attack" [**] [Priority: 1] '
+        f"{{TCP}} {attacker(n)}:4444 -> 10.1.2.3:80"
+    )
 
 
 class Crasher:
@@ -68,8 +70,9 @@ class Crasher:
         return "".join(service.text() for service in self.services)
 
 
-def storm(history: History, crasher: Crasher, *, attackers: int, rotate_every: int, kills: int,
-          seed: int, chunk: int = 50) -> None:
+def storm(
+    history: History, crasher: Crasher, *, attackers: int, rotate_every: int, kills: int, seed: int, chunk: int = 50
+) -> None:
     """Write ``attackers`` lines, rotating every ``rotate_every``; ``kills`` kill -9s spread over
     the storm, every third in the middle of a rotation."""
     rng = random.Random(seed)
@@ -106,8 +109,10 @@ def check_everything_once(lab, state_dir, attackers: int, crasher: Crasher) -> N
     for name, sim in lab.sims.items():
         listed = [entry.address.split("/")[0] for entry in sim.address_list("blacklist")]
         missing = wanted - set(listed)
-        assert not missing, (f"{name}: {len(missing)} of {attackers} attackers never blocked, e.g. "
-                             f"{sorted(missing)[:5]}; {crasher.kills} kills\n" + crasher.text()[-3000:])
+        assert not missing, (
+            f"{name}: {len(missing)} of {attackers} attackers never blocked, e.g. "
+            f"{sorted(missing)[:5]}; {crasher.kills} kills\n" + crasher.text()[-3000:]
+        )
         assert len(listed) == len(set(listed)) == attackers, name  # nothing extra, nothing twice
         accepted = sim.state.addresses[4].next_number - 1
         assert accepted == attackers, f"{name}: {accepted} adds accepted for {attackers} attackers"
@@ -122,8 +127,9 @@ def check_everything_once(lab, state_dir, attackers: int, crasher: Crasher) -> N
         ledger.close()
 
 
-def run_storm(lab, services, tmp_path, *, scheme: str, attackers: int, rotate_every: int, kills: int,
-              seed: int, routers) -> None:
+def run_storm(
+    lab, services, tmp_path, *, scheme: str, attackers: int, rotate_every: int, kills: int, seed: int, routers
+) -> None:
     logdir = tmp_path / "log"
     logdir.mkdir()
     history = History(logdir, scheme)
@@ -148,19 +154,28 @@ def lab(tmp_path):
     lab.close()
 
 
-
 def test_the_issue_scenario_2000_attackers_logrotate_every_400_lines_5_kills_2_ssh_routers(lab, services, tmp_path):
     lab.add("r1")
     lab.add("r2")
     routers = [lab.router_table(name, port) for name, port in lab.ports.items()]
-    run_storm(lab, services, tmp_path, scheme="numeric", attackers=int(2000 * SCALE), rotate_every=400,
-              kills=5, seed=17, routers=routers)
+    run_storm(
+        lab,
+        services,
+        tmp_path,
+        scheme="numeric",
+        attackers=int(2000 * SCALE),
+        rotate_every=400,
+        kills=5,
+        seed=17,
+        routers=routers,
+    )
 
 
 def api_lab(lab, tmp_path, names=("r1", "r2")):
     """Routers that speak the RouterOS API (pipelined adds): the storm reaches them sooner."""
-    from responder.sim import SimRouter
     from responder_rig import shared_host_key
+
+    from responder.sim import SimRouter
 
     password_file = tmp_path / "router.password"
     password_file.write_text("storm-password\n")
@@ -171,18 +186,47 @@ def api_lab(lab, tmp_path, names=("r1", "r2")):
         sim.add_user("ips", password="storm-password", policies=("api", "read", "write"))
         port = sim.start_api("127.0.0.1", 0)
         lab.sims[name] = sim
-        tables.append(dict(name=name, host="127.0.0.1", port=port, user="ips", transport="api",
-                           password_file=str(password_file), list="blacklist", connect_timeout="3s",
-                           command_timeout="10s", reconcile_interval="60s"))
+        tables.append(
+            dict(
+                name=name,
+                host="127.0.0.1",
+                port=port,
+                user="ips",
+                transport="api",
+                password_file=str(password_file),
+                list="blacklist",
+                connect_timeout="3s",
+                command_timeout="10s",
+                reconcile_interval="60s",
+            )
+        )
     return tables
 
 
 @pytest.mark.parametrize("scheme", ["numeric-gz", "copytruncate", "dateext", "seconds"])
 def test_kill_9_in_a_loop_while_rotating_in_every_scheme(lab, services, tmp_path, scheme):
-    run_storm(lab, services, tmp_path, scheme=scheme, attackers=int(1500 * SCALE), rotate_every=250,
-              kills=4, seed=sum(map(ord, scheme)), routers=api_lab(lab, tmp_path))
+    run_storm(
+        lab,
+        services,
+        tmp_path,
+        scheme=scheme,
+        attackers=int(1500 * SCALE),
+        rotate_every=250,
+        kills=4,
+        seed=sum(map(ord, scheme)),
+        routers=api_lab(lab, tmp_path),
+    )
 
 
 def test_10000_attackers_rotated_every_300_lines_and_compressed_with_kills_in_a_loop(lab, services, tmp_path):
-    run_storm(lab, services, tmp_path, scheme="numeric-gz", attackers=int(10000 * SCALE), rotate_every=300,
-              kills=8, seed=10000, routers=api_lab(lab, tmp_path))
+    run_storm(
+        lab,
+        services,
+        tmp_path,
+        scheme="numeric-gz",
+        attackers=int(10000 * SCALE),
+        rotate_every=300,
+        kills=8,
+        seed=10000,
+        routers=api_lab(lab, tmp_path),
+    )

@@ -20,7 +20,9 @@ def test_the_demo_blocks_the_scanner_on_both_routers_and_nobody_else(tmp_path):
     listings = out.split("== 7.", 1)[1].split("\n== OK", 1)[0]
     for router in demo.ROUTERS:
         assert f"[{router}]" in listings
-    assert len(re.findall(rf"\b{re.escape(demo.SCANNER)}\b", listings)) >= 2 * len(demo.ROUTERS)  # comment + entry per router
+    assert len(re.findall(rf"\b{re.escape(demo.SCANNER)}\b", listings)) >= 2 * len(
+        demo.ROUTERS
+    )  # comment + entry per router
     for innocent in (*demo.BENIGN, demo.INSIDER):
         assert not re.search(rf"\b{re.escape(innocent)}\b", listings), innocent
     # what was decided: the insider was seen and deliberately not blocked

@@ -17,17 +17,19 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import console_script, free_port
-from responder.ledger import Ledger
 from responder_rig import Lab, wait_until
+
+from responder.ledger import Ledger
 
 DEADLINE = 20.0
 
 
 def fast_line(src: str, dst: str = "10.1.2.3", sid: int = 1000001, priority: int = 1) -> str:
-    return (f'11/14-22:13:20.123456 [**] [1:{sid}:1] "TEST attack" [**] [Classification: Attempted '
-            f"Administrator Privilege Gain] [Priority: {priority}] {{TCP}} {src}:4444 -> {dst}:80\n")
+    return (
+        f'11/14-22:13:20.123456 [**] [1:{sid}:1] "TEST attack" [**] [Classification: Attempted '
+        f"Administrator Privilege Gain] [Priority: {priority}] {{TCP}} {src}:4444 -> {dst}:80\n"
+    )
 
 
 class Service:
@@ -38,10 +40,13 @@ class Service:
         self.log = log
         self.process = None
 
-    def start(self) -> "Service":
+    def start(self) -> Service:
         self.handle = open(self.log, "ab")
-        self.process = subprocess.Popen([*console_script("snort-bridge"), "run", "--config", self.config],
-                                        stderr=self.handle, stdout=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            [*console_script("snort-bridge"), "run", "--config", self.config],
+            stderr=self.handle,
+            stdout=subprocess.DEVNULL,
+        )
         assert wait_until(lambda: "started:" in self.text() or self.process.poll() is not None, DEADLINE), self.text()
         assert self.process.poll() is None, self.text()
         return self
@@ -76,8 +81,14 @@ def lab(tmp_path):
 
 def write_service_config(lab: Lab, *, alerts=None, protected=("10.0.0.0/8",), scan: str = "", routers=None) -> str:
     tmp = lab.tmp_path
-    lines = [f'state_dir = "{tmp / "state"}"', "", "[policy]", 'block_for = "10m"',
-             "protected = [" + ", ".join(f'"{p}"' for p in protected) + "]", ""]
+    lines = [
+        f'state_dir = "{tmp / "state"}"',
+        "",
+        "[policy]",
+        'block_for = "10m"',
+        "protected = [" + ", ".join(f'"{p}"' for p in protected) + "]",
+        "",
+    ]
     if alerts is not None:
         lines += ["[[alerts]]", f'path = "{alerts}"', 'format = "fast"', ""]
     if scan:
@@ -168,8 +179,10 @@ def test_firewall_log_datagrams_from_a_router_lead_to_a_block(lab, services, tmp
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
         sender.sendto(b"system,info user ips logged in via ssh", ("127.0.0.1", port))  # another topic: ignored
         for index, dport in enumerate((21, 22, 23, 25, 80, 110, 143)):
-            message = (f"SCAN input: in:ether1 out:(unknown 0), connection-state:new src-mac aa:bb:cc:dd:ee:ff, "
-                       f"proto TCP (SYN), {scanner}:{40000 + index}->{target}:{dport}, len 60")
+            message = (
+                f"SCAN input: in:ether1 out:(unknown 0), connection-state:new src-mac aa:bb:cc:dd:ee:ff, "
+                f"proto TCP (SYN), {scanner}:{40000 + index}->{target}:{dport}, len 60"
+            )
             if form == "default":
                 datagram = f"firewall,info {message}"
             else:
@@ -220,8 +233,12 @@ def test_sigterm_with_pending_blocks_for_a_down_router_keeps_them(lab, services,
         assert state is not None and state.status == "pending"
     finally:
         ledger.close()
-    listing = subprocess.run([*console_script("snort-bridge"), "list", "--json", "--config", config],
-                             capture_output=True, text=True, timeout=DEADLINE)
+    listing = subprocess.run(
+        [*console_script("snort-bridge"), "list", "--json", "--config", config],
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+    )
     assert "203.0.113.50" in listing.stdout
     # the next start delivers it once the router is back
     lab.sims["down"].start("127.0.0.1", down_port)
@@ -232,16 +249,26 @@ def test_sigterm_with_pending_blocks_for_a_down_router_keeps_them(lab, services,
     assert len(lab.adds("up")) == 1
 
 
-@pytest.mark.parametrize("body, problems", [
-    pytest.param('[[alerts]]\npath = "a.txt"\n[[routers]]\nname = "r1"\n[scan]\nports = 1\n',
-                 ["routers[0].host: missing", "scan.ports: 1 is out of range"], id="bad-keys-named"),
-    pytest.param("", ["alerts: nothing to follow"], id="nothing-to-follow"),
-])
+@pytest.mark.parametrize(
+    "body, problems",
+    [
+        pytest.param(
+            '[[alerts]]\npath = "a.txt"\n[[routers]]\nname = "r1"\n[scan]\nports = 1\n',
+            ["routers[0].host: missing", "scan.ports: 1 is out of range"],
+            id="bad-keys-named",
+        ),
+        pytest.param("", ["alerts: nothing to follow"], id="nothing-to-follow"),
+    ],
+)
 def test_a_bad_configuration_is_refused_at_start(tmp_path, body, problems):
     config = tmp_path / "config.toml"
     config.write_text(f'state_dir = "{tmp_path}"\n' + body)
-    result = subprocess.run([*console_script("snort-bridge"), "run", "--config", str(config)],
-                            capture_output=True, text=True, timeout=DEADLINE)
+    result = subprocess.run(
+        [*console_script("snort-bridge"), "run", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+    )
     assert result.returncode == 2
     for problem in problems:
         assert problem in result.stderr
@@ -260,12 +287,13 @@ def test_sd_notify_ready_watchdog_status_and_stopping(lab, services, tmp_path):
         log = open(tmp_path / "run.log", "wb")
         process = subprocess.Popen([*console_script("snort-bridge"), "run", "--config", config], stderr=log, env=env)
         try:
+
             def collect(until) -> bool:
                 deadline = time.monotonic() + DEADLINE
                 while time.monotonic() < deadline:
                     try:
                         received.append(sock.recv(4096).decode())
-                    except socket.timeout:
+                    except TimeoutError:
                         pass
                     if until():
                         return True

@@ -7,14 +7,14 @@ import sqlite3
 from dataclasses import replace
 
 import pytest
+from test_attribution import make_alert
 
 from bridge.config import ConfigError, PolicyConfig, example_config, parse_config
 from bridge.decide.durations import block_duration, ordinal
-from bridge.pipeline import Pipeline
 from bridge.decide.policy import Policy
+from bridge.pipeline import Pipeline
 from responder.events import BlockRequest
 from responder.ledger import SCHEMA_VERSION, Ledger
-from test_attribution import make_alert
 
 NET = ipaddress.ip_network("203.0.113.0/24")
 NARROW = ipaddress.ip_network("203.0.113.0/28")
@@ -22,8 +22,13 @@ ATTACKER = ipaddress.ip_address("203.0.113.7")
 OTHER = ipaddress.ip_address("198.51.100.9")
 HOUR = 3600.0
 T0 = 1_800_000_000.0
-RULES = PolicyConfig(protected=(), repeat_factor=4.0, max_block_for=7 * 86400.0, block_for_rules={"1:1000122": HOUR},
-                     block_for_networks={NET: 86400.0, NARROW: 600.0})
+RULES = PolicyConfig(
+    protected=(),
+    repeat_factor=4.0,
+    max_block_for=7 * 86400.0,
+    block_for_rules={"1:1000122": HOUR},
+    block_for_networks={NET: 86400.0, NARROW: 600.0},
+)
 
 
 def attack(src=str(ATTACKER), sid=1000122):
@@ -37,7 +42,9 @@ def test_precedence_network_longest_prefix_then_rule_then_block_for():
     assert block_duration(RULES, ATTACKER, "1:1000122", 0).source == "network 203.0.113.0/28"  # /28 beats /24
     wide = ipaddress.ip_address("203.0.113.200")
     assert (block_duration(RULES, wide, "1:1000122", 0).base, block_duration(RULES, wide, "1:1000122", 0).source) == (
-        86400.0, "network 203.0.113.0/24")
+        86400.0,
+        "network 203.0.113.0/24",
+    )
     assert block_duration(RULES, OTHER, "1:1000122", 0).source == "rule 1:1000122"
     plain = block_duration(RULES, OTHER, "1:2000001", 0)
     assert (plain.seconds, plain.source) == (300.0, "block_for")
@@ -63,7 +70,18 @@ def test_escalation_multiplies_and_the_cap_holds():
 
 def test_ordinals():
     assert [ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 101, 111)] == [
-        "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st", "111th"]
+        "1st",
+        "2nd",
+        "3rd",
+        "4th",
+        "11th",
+        "12th",
+        "13th",
+        "21st",
+        "22nd",
+        "101st",
+        "111th",
+    ]
 
 
 # -- the policy: offences within remember_for ---------------------------------------------------------
@@ -93,8 +111,10 @@ def test_forgotten_address_starts_over_in_memory():
 
 
 def test_config_reads_escalation_keys_and_names_bad_ones():
-    config = parse_config('[policy]\nrepeat_factor = 2\nmax_block_for = "2w"\nremember_for = "60d"\n'
-                          'block_for_rules = { "1:1000122" = "1h" }\nblock_for_networks = { "203.0.113.0/24" = "1d" }\n')
+    config = parse_config(
+        '[policy]\nrepeat_factor = 2\nmax_block_for = "2w"\nremember_for = "60d"\n'
+        'block_for_rules = { "1:1000122" = "1h" }\nblock_for_networks = { "203.0.113.0/24" = "1d" }\n'
+    )
     p = config.policy
     assert (p.repeat_factor, p.max_block_for, p.remember_for) == (2.0, 14 * 86400.0, 60 * 86400.0)
     assert p.block_for_rules == {"1:1000122": HOUR} and p.block_for_networks == {NET: 86400.0}
@@ -104,14 +124,18 @@ def test_config_reads_escalation_keys_and_names_bad_ones():
     assert parse_config('[policy]\nblock_for = "2w"\n').policy.max_block_for == 14 * 86400.0
     assert parse_config('[policy]\nblock_for_rules = { "1:2" = "3w" }\n').policy.max_block_for == 21 * 86400.0
     with pytest.raises(ConfigError) as caught:
-        parse_config('[policy]\nrepeat_factor = 0.5\nblock_for_rules = { "1000122" = "1h", "1:2" = "soon" }\n'
-                     'block_for_networks = { "203.0.113.7/24" = "1d" }\nmax_block_for = "1d"\nblock_for = "2d"\n')
+        parse_config(
+            '[policy]\nrepeat_factor = 0.5\nblock_for_rules = { "1000122" = "1h", "1:2" = "soon" }\n'
+            'block_for_networks = { "203.0.113.7/24" = "1d" }\nmax_block_for = "1d"\nblock_for = "2d"\n'
+        )
     problems = caught.value.problems
     assert any(p.startswith("policy.repeat_factor: expected a number from 1") for p in problems)
     assert any(p.startswith('policy.block_for_rules."1000122": expected a "gid:sid" key') for p in problems)
     assert any(p.startswith('policy.block_for_rules."1:2": expected a duration') for p in problems)
-    assert any(p.startswith('policy.block_for_networks."203.0.113.7/24": \'203.0.113.7/24\' has host bits set')
-               for p in problems)
+    assert any(
+        p.startswith("policy.block_for_networks.\"203.0.113.7/24\": '203.0.113.7/24' has host bits set")
+        for p in problems
+    )
     assert any(p.startswith("policy.block_for: '2d' is longer than policy.max_block_for (1d)") for p in problems)
 
 
@@ -167,7 +191,8 @@ def test_version_1_ledger_is_migrated_in_place(tmp_path):
         " expires_at REAL, last_error TEXT, attempts INTEGER NOT NULL DEFAULT 0, updated_at REAL NOT NULL,"
         " generation INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (router, address));"
         f"INSERT INTO blocks VALUES ('{OTHER}', 'old', '1:1', {T0}, {T0}, {T0 + HOUR}, 'active');"
-        f"INSERT INTO router_blocks (router, address, status, updated_at) VALUES ('r1', '{OTHER}', 'applied', {T0});")
+        f"INSERT INTO router_blocks (router, address, status, updated_at) VALUES ('r1', '{OTHER}', 'applied', {T0});"
+    )
     conn.close()
     ledger = Ledger(str(path))
     [record] = ledger.blocks(T0 + 1)
@@ -182,8 +207,9 @@ def test_pipeline_counts_offences_in_the_ledger_across_a_restart(tmp_path):
     """The run path: the policy asks the ledger, so a restart does not reset a repeat offender."""
     from responder.responder import Responder
 
-    config = parse_config({"state_dir": str(tmp_path / "state"),
-                           "policy": {"protected": [], "block_for_rules": {"1:1000122": "1h"}}})
+    config = parse_config(
+        {"state_dir": str(tmp_path / "state"), "policy": {"protected": [], "block_for_rules": {"1:1000122": "1h"}}}
+    )
     clock = [T0]
     for expected in (HOUR, 4 * HOUR, 16 * HOUR):
         responder = Responder(config, clock=lambda: clock[0])  # no routers: the ledger alone
@@ -208,5 +234,7 @@ def test_config_check_says_how_durations_are_set(tmp_path, capsys):
     path = tmp_path / "c.toml"
     path.write_text('[policy]\nrepeat_factor = 2\nblock_for_rules = { "1:1000122" = "1h" }\n')
     assert snort_bridge(["config", "check", "--config", str(path)]) == 0
-    assert "durations: repeat offenders x2 per block within 4w2d, at most 1w; 1 per rule, 0 per network" in \
-        capsys.readouterr().out
+    assert (
+        "durations: repeat offenders x2 per block within 4w2d, at most 1w; 1 per rule, 0 per network"
+        in capsys.readouterr().out
+    )

@@ -13,13 +13,13 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import wait_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from test_recvmmsg import need_accelerator, records_of, two_sockets  # noqa: F401 (a fixture)
 from test_recvmmsg import send as send_to_both
-from conftest import wait_for
 from test_tzspd import Tzspd, send
+
 from tzsp.batcher import PURE_PYTHON_ENV
 from tzsp.capture_files import CaptureError, read_capture
 from tzsp.codec import encode_frame
@@ -36,14 +36,32 @@ MAC_A, MAC_B = bytes.fromhex("020000000001"), bytes.fromhex("020000000002")
 
 
 def checksum_free_ipv4(source, destination, protocol, payload, ident=1, flags_fragment=0) -> bytes:
-    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident, flags_fragment, 64, protocol, 0,
-                         ipaddress.IPv4Address(source).packed, ipaddress.IPv4Address(destination).packed)
+    header = struct.pack(
+        "!BBHHHBBH4s4s",
+        0x45,
+        0,
+        20 + len(payload),
+        ident,
+        flags_fragment,
+        64,
+        protocol,
+        0,
+        ipaddress.IPv4Address(source).packed,
+        ipaddress.IPv4Address(destination).packed,
+    )
     return header + payload
 
 
 def ipv6(source, destination, next_header, payload) -> bytes:
-    header = struct.pack("!IHBB16s16s", 6 << 28, len(payload), next_header, 64,
-                         ipaddress.IPv6Address(source).packed, ipaddress.IPv6Address(destination).packed)
+    header = struct.pack(
+        "!IHBB16s16s",
+        6 << 28,
+        len(payload),
+        next_header,
+        64,
+        ipaddress.IPv6Address(source).packed,
+        ipaddress.IPv6Address(destination).packed,
+    )
     return header + payload
 
 
@@ -57,8 +75,10 @@ def ether(payload, ethertype=0x0800, vlans=()) -> bytes:
 
 
 def pppoe(ip_packet, ppp_protocol=0x0021) -> bytes:
-    return ether(struct.pack("!BBHH", 0x11, 0, 7, len(ip_packet) + 2) + struct.pack("!H", ppp_protocol) + ip_packet,
-                 ethertype=0x8864)
+    return ether(
+        struct.pack("!BBHH", 0x11, 0, 7, len(ip_packet) + 2) + struct.pack("!H", ppp_protocol) + ip_packet,
+        ethertype=0x8864,
+    )
 
 
 def tcp4(a, b, sport, dport, body=b"", vlans=()):
@@ -78,10 +98,14 @@ def udp6(a, b, sport, dport, body=b""):
         (tcp4("192.0.2.1", "198.51.100.7", 40000, 80), tcp4("198.51.100.7", "192.0.2.1", 80, 40000)),
         (udp6("2001:db8::1", "2001:db8::53", 5353, 53), udp6("2001:db8::53", "2001:db8::1", 53, 5353)),
         (tcp4("10.0.0.1", "10.0.0.2", 1, 2, vlans=(10,)), tcp4("10.0.0.2", "10.0.0.1", 2, 1, vlans=(10, 20))),
-        (pppoe(checksum_free_ipv4("10.0.0.1", "10.0.0.2", 17, ports(1, 2))),
-         ether(checksum_free_ipv4("10.0.0.2", "10.0.0.1", 17, ports(2, 1)))),
-        (ether(checksum_free_ipv4("192.0.2.1", "192.0.2.2", 1, b"\x08\x00" + bytes(6))),
-         ether(checksum_free_ipv4("192.0.2.2", "192.0.2.1", 1, b"\x00\x00" + bytes(6)))),  # ICMP
+        (
+            pppoe(checksum_free_ipv4("10.0.0.1", "10.0.0.2", 17, ports(1, 2))),
+            ether(checksum_free_ipv4("10.0.0.2", "10.0.0.1", 17, ports(2, 1))),
+        ),
+        (
+            ether(checksum_free_ipv4("192.0.2.1", "192.0.2.2", 1, b"\x08\x00" + bytes(6))),
+            ether(checksum_free_ipv4("192.0.2.2", "192.0.2.1", 1, b"\x00\x00" + bytes(6))),
+        ),  # ICMP
     ],
 )
 def test_both_directions_of_a_flow_have_one_key(forward, backward):
@@ -105,8 +129,9 @@ def test_fragments_of_a_datagram_go_together():
     assert flow_key(first, 1) == flow_key(later, 1) == flow_key(reply_fragment, 1)
     fragment_header = struct.pack("!BBHI", 17, 0, 1, 99)
     v6_first = ether(ipv6("2001:db8::1", "2001:db8::2", 44, fragment_header + ports(1, 2)), ethertype=0x86DD)
-    v6_later = ether(ipv6("2001:db8::1", "2001:db8::2", 44, struct.pack("!BBHI", 17, 0, 0x100, 99) + bytes(24)),
-                     ethertype=0x86DD)
+    v6_later = ether(
+        ipv6("2001:db8::1", "2001:db8::2", 44, struct.pack("!BBHI", 17, 0, 0x100, 99) + bytes(24)), ethertype=0x86DD
+    )
     assert flow_key(v6_first, 1) == flow_key(v6_later, 1)
 
 
@@ -177,8 +202,11 @@ def conversation(flows: int) -> list[bytes]:
             body = seq.to_bytes(4, "big")
             seq += 1
             if i % 3 == 0:
-                frames.append(udp6(f"2001:db8::{i:x}", "2001:db8::53", 3000 + i, 53, body) if turn % 2 == 0
-                              else udp6("2001:db8::53", f"2001:db8::{i:x}", 53, 3000 + i, body))
+                frames.append(
+                    udp6(f"2001:db8::{i:x}", "2001:db8::53", 3000 + i, 53, body)
+                    if turn % 2 == 0
+                    else udp6("2001:db8::53", f"2001:db8::{i:x}", 53, 3000 + i, body)
+                )
             else:
                 frames.append(tcp4(a, b, 20000 + i, 443, body) if turn % 2 == 0 else tcp4(b, a, 443, 20000 + i, body))
     frames.append(ether(b"ARP" + bytes(25) + b"\x01", ethertype=0x0806))
@@ -203,8 +231,9 @@ def test_fanout_sends_each_flow_both_ways_to_one_consumer_and_loses_nothing(tmp_
     out.mkdir()
     frames = conversation(60)
     command = f"{sys.executable} {FANOUT_CONSUMER} {out}"
-    with Tzspd(tmp_path, "--allow", "127.0.0.1/32", "--exec", command, "--fanout", "3",
-               environment={PURE_PYTHON_ENV: pure}) as tzspd:
+    with Tzspd(
+        tmp_path, "--allow", "127.0.0.1/32", "--exec", command, "--fanout", "3", environment={PURE_PYTHON_ENV: pure}
+    ) as tzspd:
         send(tzspd.port, [encode_frame(f) for f in frames])
         tzspd.stats(until=lambda s: s["written"] == len(frames))
         status, final = tzspd.stop()
@@ -239,8 +268,9 @@ def test_a_consumer_that_dies_is_restarted_alone_with_a_fresh_header(tmp_path):
     frames = conversation(40)
     first, second = frames[:60], frames[60:]
     command = f"{sys.executable} {FANOUT_CONSUMER} {out}"
-    with Tzspd(tmp_path, "--allow", "127.0.0.1/32", "--exec", command, "--fanout", "2",
-               "--exec-backoff", "0.2") as tzspd:
+    with Tzspd(
+        tmp_path, "--allow", "127.0.0.1/32", "--exec", command, "--fanout", "2", "--exec-backoff", "0.2"
+    ) as tzspd:
         send(tzspd.port, [encode_frame(f) for f in first])
         tzspd.stats(until=lambda s: s["written"] == len(first))
 
@@ -306,14 +336,19 @@ def test_c_and_python_split_a_conversation_identically(consumers):
 ip_types = st.sampled_from([b"\x08\x00", b"\x86\xdd", b"\x81\x00", b"\x88\x64"])
 headerish = st.builds(
     lambda mac, kind, version, rest: mac + kind + bytes([version]) + rest,
-    st.binary(min_size=12, max_size=12), ip_types, st.sampled_from([0x45, 0x46, 0x60, 0x4F, 0x44]),
+    st.binary(min_size=12, max_size=12),
+    ip_types,
+    st.sampled_from([0x45, 0x46, 0x60, 0x4F, 0x44]),
     st.binary(max_size=90),
 )
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.one_of(st.binary(max_size=100), headerish), max_size=30),
-       st.sampled_from([1, 101, 9]), st.integers(1, 9))
+@given(
+    st.lists(st.one_of(st.binary(max_size=100), headerish), max_size=30),
+    st.sampled_from([1, 101, 9]),
+    st.integers(1, 9),
+)
 def test_c_and_python_split_any_frames_identically(frames, linktype, consumers):
     need_accelerator()
     native, python = both_splits(frames, linktype, consumers)
@@ -433,8 +468,17 @@ def test_exec_sink_writes_directly_only_while_every_consumer_runs_with_nothing_h
     from tzsp.pcap import global_header
 
     stats = Counters()
-    consumers = [Consumer([sys.executable, str(FANOUT_CONSUMER), str(tmp_path)], global_header(1), stats, 1 << 20,
-                          backoff=60.0, env=dict(os.environ, TZSPD_CONSUMER=str(i + 1))) for i in range(2)]
+    consumers = [
+        Consumer(
+            [sys.executable, str(FANOUT_CONSUMER), str(tmp_path)],
+            global_header(1),
+            stats,
+            1 << 20,
+            backoff=60.0,
+            env=dict(os.environ, TZSPD_CONSUMER=str(i + 1)),
+        )
+        for i in range(2)
+    ]
     sink = ExecSink(consumers, record_splitter(1, 2))
     sink.start()
     try:

@@ -10,20 +10,27 @@ import ipaddress
 from dataclasses import replace
 
 import pytest
-
-from bridge.config import PolicyConfig
-from bridge.events import DECISION_REASONS, Origin
-from bridge.pipeline import Pipeline
-from bridge.decide.policy import Policy
-from responder.sync.backoff import Backoff
-from responder.config import RouterConfig
-from responder.feed import (Decided, EntryApplied, EntryRemoved, Feed, FloodGuardChanged, LineRead, QueueSubscriber,
-                            RouterChanged)
-from responder.ledger import Ledger
-from responder.sync.worker import RouterWorker
 from responder_rig import wait_until
 from test_policy import OPEN, T0, attack
 from test_worker import NOW, Clock, FakeRouter, FakeSession, block
+
+from bridge.decide.policy import Policy
+from bridge.events import DECISION_REASONS, Origin
+from bridge.pipeline import Pipeline
+from responder.config import RouterConfig
+from responder.feed import (
+    Decided,
+    EntryApplied,
+    EntryRemoved,
+    Feed,
+    FloodGuardChanged,
+    LineRead,
+    QueueSubscriber,
+    RouterChanged,
+)
+from responder.ledger import Ledger
+from responder.sync.backoff import Backoff
+from responder.sync.worker import RouterWorker
 
 FAST = "12/04-10:00:00.000001  [**] [1:1000101:1] web attack [**] [Priority: 1] {TCP} 203.0.113.7:40000 -> 198.51.100.20:80"
 
@@ -98,9 +105,15 @@ def worker_rig(tmp_path):
     router = FakeRouter(clock)
     feed = Feed()
     events = collect(feed)
-    worker = RouterWorker(RouterConfig(name="r1", host="127.0.0.1", reconcile_interval=3600.0), ledger,
-                          lambda c: FakeSession(router, c.name), Backoff(base=0.01, cap=0.05),
-                          clock=clock, poll_interval=0.05, feed=feed)
+    worker = RouterWorker(
+        RouterConfig(name="r1", host="127.0.0.1", reconcile_interval=3600.0),
+        ledger,
+        lambda c: FakeSession(router, c.name),
+        Backoff(base=0.01, cap=0.05),
+        clock=clock,
+        poll_interval=0.05,
+        feed=feed,
+    )
     yield clock, ledger, router, worker, events
     assert worker.stop(5.0)
     ledger.close()

@@ -77,7 +77,10 @@ def test_appended_lines_arrive_in_order_with_numbers(logdir, state):
         append(path, "a1\na2\na3\n")
         got = take(f, 3)
         assert [(l.path, l.number, l.offset, l.text) for l in got] == [
-            (str(path), 1, 0, "a1"), (str(path), 2, 3, "a2"), (str(path), 3, 6, "a3")]
+            (str(path), 1, 0, "a1"),
+            (str(path), 2, 3, "a2"),
+            (str(path), 3, 6, "a3"),
+        ]
         append(path, "a4\n")
         append(path, "a5\n")
         assert texts(take(f, 2)) == ["a4", "a5"]
@@ -162,8 +165,7 @@ def test_a_file_that_appears_after_start_is_read_from_its_beginning(logdir, stat
         assert f.read_ready() == []
 
 
-def test_a_missing_directory_is_an_error_message_then_followed_when_it_appears(tmp_path, state,
-                                                                               caplog):
+def test_a_missing_directory_is_an_error_message_then_followed_when_it_appears(tmp_path, state, caplog):
     path = tmp_path / "not" / "yet" / "alert"
     with caplog.at_level(logging.ERROR, logger="bridge.follow"):
         f = follower([path], state, poll_interval=0.1)
@@ -297,8 +299,12 @@ def test_hostile_content(alert, state, caplog):
         append(alert, b"before\n" + huge + big_ok + b"nul\x00byte\n" + b"bad \xff\xfe utf8\r\nafter\n")
         got = take(f, 5)
         assert [(l.number, l.text) for l in got] == [
-            (1, "before"), (3, "B" * 1_000_000), (4, "nul\x00byte"), (5, "bad \ufffd\ufffd utf8"),
-            (6, "after")]
+            (1, "before"),
+            (3, "B" * 1_000_000),
+            (4, "nul\x00byte"),
+            (5, "bad \ufffd\ufffd utf8"),
+            (6, "after"),
+        ]
         assert f"skipped line 2 of {alert} at offset 7" in caplog.text
         assert f.read_ready() == []
 
@@ -333,8 +339,7 @@ def test_a_line_after_a_skipped_over_long_line_needs_no_further_event(alert, sta
         assert [(l.number, l.text) for l in got] == [(2, "after")]
 
 
-def test_inotify_watch_refused_falls_back_to_polling_that_directory(logdir, state, monkeypatch,
-                                                                      caplog):
+def test_inotify_watch_refused_falls_back_to_polling_that_directory(logdir, state, monkeypatch, caplog):
     import errno
 
     from watchdog.observers import Observer
@@ -436,7 +441,10 @@ def test_a_glob_follows_every_match_and_files_that_appear_later_from_their_start
         append(first, "four\n")
         got = take(follower, 3)
         assert sorted((line.path, line.text) for line in got) == [
-            (str(first), "four"), (str(later), "three"), (str(later), "two")]
+            (str(first), "four"),
+            (str(later), "three"),
+            (str(later), "two"),
+        ]
         assert follower.read_ready() == []
     with Follower([str(logdir / "*" / "alert_fast.txt")], str(state), poll_interval=0.1) as follower:
         append(logdir / "s2" / "alert_fast.txt", "five\n")
@@ -455,8 +463,13 @@ def test_paths_can_be_added_while_following(logdir, state):
 
 
 def test_a_glob_that_also_matches_rotated_files_follows_only_the_current_ones(logdir, state):
-    for name in ("alert_fast.txt", "alert_fast.txt.1", "alert_fast.txt.2.gz", "alert_json.txt",
-                 "alert_json.txt.1733300000"):
+    for name in (
+        "alert_fast.txt",
+        "alert_fast.txt.1",
+        "alert_fast.txt.2.gz",
+        "alert_json.txt",
+        "alert_json.txt.1733300000",
+    ):
         append(logdir / name, f"{name}\n")
     with Follower([str(logdir / "alert_*")], str(state), poll_interval=EVENTS_ONLY) as follower:
         assert sorted(follower.paths) == [str(logdir / "alert_fast.txt"), str(logdir / "alert_json.txt")]
@@ -478,8 +491,10 @@ def test_numeric_rotations_at_full_speed_while_reading_lose_and_repeat_nothing(l
         for i in range(total):
             if i and i % every == 0:
                 handle.close()
-                numbers = sorted((int(n.rsplit(".", 1)[1]) for n in os.listdir(logdir)
-                                  if n.startswith("alert_fast.txt.")), reverse=True)
+                numbers = sorted(
+                    (int(n.rsplit(".", 1)[1]) for n in os.listdir(logdir) if n.startswith("alert_fast.txt.")),
+                    reverse=True,
+                )
                 for number in numbers:
                     os.rename(f"{path}.{number}", f"{path}.{number + 1}")
                 os.rename(path, f"{path}.1")

@@ -13,9 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridge.follow.lines import LineSplitter, RawLine, decode_line
-from bridge.follow.readers import FileReader, plan_resume
 from bridge.follow.positions import Position, fingerprint
-
+from bridge.follow.readers import FileReader, plan_resume
 
 # --- LineSplitter -------------------------------------------------------------------------------
 
@@ -103,8 +102,7 @@ def test_reader_reads_new_complete_lines_with_numbers_and_positions(tmp_path):
         assert [(l.number, l.offset, l.text) for l in lines] == [(1, 0, "first"), (2, 6, "second")]
         assert r.at_eof
         st = os.stat(path)
-        assert lines[1].position == Position(path, st.st_dev, st.st_ino, 13, 2,
-                                             fingerprint(b"first\nsecond\n"))
+        assert lines[1].position == Position(path, st.st_dev, st.st_ino, 13, 2, fingerprint(b"first\nsecond\n"))
         assert r.read_available() == []
         write(path, b"rd\n")
         [third] = r.read_available()

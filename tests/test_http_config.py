@@ -35,7 +35,8 @@ def test_beyond_loopback_without_a_token_is_refused():
     for listen in ("0.0.0.0:9470", "[::]:9470", "192.0.2.10:9470", "ids.example.net:9470"):
         assert problems(f'[http]\nlisten = "{listen}"\n') == [
             f"http.token_file: missing; http.listen = '{listen}' is reachable from other hosts, so every request "
-            "must carry a token: expected a file holding it (mode 0600)"]
+            "must carry a token: expected a file holding it (mode 0600)"
+        ]
 
 
 def test_token_file_must_be_private(tmp_path):
@@ -52,9 +53,9 @@ def test_token_file_must_be_private(tmp_path):
 def test_other_keys_are_checked():
     assert problems('[http]\nlisten = "nowhere"\nsilent_after = "soon"\ntzspd = 9471\nport = 1\n') == [
         "http.port: unknown key; expected one of listen, silent_after, token_file, tzspd",
-        "http.listen: expected \"ADDRESS:PORT\" such as \"0.0.0.0:5514\" or \"[::]:5514\", got 'nowhere'",
-        "http.silent_after: expected a duration such as \"30s\", \"5m\", \"1d2h\" or \"00:05:00\", got 'soon'",
-        "http.tzspd: expected \"ADDRESS:PORT\" such as \"0.0.0.0:5514\" or \"[::]:5514\", got a number (9471)",
+        'http.listen: expected "ADDRESS:PORT" such as "0.0.0.0:5514" or "[::]:5514", got \'nowhere\'',
+        'http.silent_after: expected a duration such as "30s", "5m", "1d2h" or "00:05:00", got \'soon\'',
+        'http.tzspd: expected "ADDRESS:PORT" such as "0.0.0.0:5514" or "[::]:5514", got a number (9471)',
     ]
     http = parse_config('[http]\nsilent_after = "10m"\ntzspd = "127.0.0.1:9471"\n').http
     assert (http.silent_after, http.tzspd) == (600.0, "127.0.0.1:9471")

@@ -46,14 +46,20 @@ def test_check_ok_unknown_changed(keys):
 
 def test_patterns_hashes_negation_and_revoked(keys):
     good, other = keys
-    text = "\n".join([
-        "# a comment", "", "garbage", "host ssh-rsa !!!notbase64", "@weird host ssh-rsa AAAA",
-        line("core1,192.0.2.1", good),
-        line("*.example.net,!bad.example.net", good),
-        line(hashed("[10.0.0.1]:2222"), good),
-        line("revoked.example.net", other, "@revoked"),
-        line("revoked.example.net", good),
-    ])
+    text = "\n".join(
+        [
+            "# a comment",
+            "",
+            "garbage",
+            "host ssh-rsa !!!notbase64",
+            "@weird host ssh-rsa AAAA",
+            line("core1,192.0.2.1", good),
+            line("*.example.net,!bad.example.net", good),
+            line(hashed("[10.0.0.1]:2222"), good),
+            line("revoked.example.net", other, "@revoked"),
+            line("revoked.example.net", good),
+        ]
+    )
     entries = kh.parse_known_hosts(text)
     assert len(entries) == 5
     assert kh.check(entries, "192.0.2.1", good.asbytes()) == kh.OK

@@ -74,8 +74,9 @@ def test_repeat_block_only_rearms_routers_when_it_extends_enough(ledger):
     ledger.record_block(BlockRequest(A, 300, "x", requested_at=1000.0), ROUTERS, now=1000.0)
     for name in ROUTERS:
         ledger.set_status(name, A, "applied", 1000.0, expires_at=1300.0)
-    small = ledger.record_block(BlockRequest(A, 300, "x", requested_at=1000.0 + refresh_threshold(300) / 2),
-                                ROUTERS, now=1007.0)
+    small = ledger.record_block(
+        BlockRequest(A, 300, "x", requested_at=1000.0 + refresh_threshold(300) / 2), ROUTERS, now=1007.0
+    )
     assert small.kind == "unchanged"
     assert statuses(ledger, A) == {"r1": "applied", "r2": "applied"}
     big = ledger.record_block(BlockRequest(A, 300, "x", requested_at=1100.0), ROUTERS, now=1100.0)
@@ -166,8 +167,10 @@ def test_concurrent_writers_from_threads_and_a_second_connection(tmp_path):
             led.record_block(BlockRequest(address, 300, "t", requested_at=1000.0), ROUTERS, now=1000.0)
             led.set_status("r1", address, "applied", 1000.0, expires_at=1300.0)
 
-    threads = [threading.Thread(target=write, args=(led, addresses[i::4]))
-               for i, led in enumerate((first, second, first, second))]
+    threads = [
+        threading.Thread(target=write, args=(led, addresses[i::4]))
+        for i, led in enumerate((first, second, first, second))
+    ]
     for t in threads:
         t.start()
     for t in threads:

@@ -33,8 +33,9 @@ def test_record_blocks_gives_what_record_block_gives_one_by_one(tmp_path):
         together = many.record_blocks(requests, ROUTERS, now=1200.0)
         assert together == singly
         assert {"new", "extended"} <= {o.kind for o in together}
-        assert [(b.address, b.expires_at, b.last_seen, b.reason) for b in many.blocks(1200.0)] == \
-            [(b.address, b.expires_at, b.last_seen, b.reason) for b in one.blocks(1200.0)]
+        assert [(b.address, b.expires_at, b.last_seen, b.reason) for b in many.blocks(1200.0)] == [
+            (b.address, b.expires_at, b.last_seen, b.reason) for b in one.blocks(1200.0)
+        ]
         assert many.router_state("r2", addr(3)).status == "pending"
         offences = "SELECT address, at, sid, duration FROM offences ORDER BY address, at"
         assert many._read(offences) == one._read(offences)
@@ -47,8 +48,9 @@ def test_a_batch_is_one_transaction_seen_by_others_only_once_committed(ledger, t
     other = sqlite3.connect(ledger.path)
     try:
         with ledger.batch():
-            ledger.record_blocks([BlockRequest(addr(n), 300, "x", requested_at=1000.0) for n in range(1000)],
-                                 ROUTERS, now=1000.0)
+            ledger.record_blocks(
+                [BlockRequest(addr(n), 300, "x", requested_at=1000.0) for n in range(1000)], ROUTERS, now=1000.0
+            )
             ledger.set_status("r1", addr(1), "applied", 1000.5)  # nested: a savepoint
             assert other.execute("SELECT COUNT(*) FROM blocks").fetchone()[0] == 0
         assert other.execute("SELECT COUNT(*) FROM blocks").fetchone()[0] == 1000
@@ -64,10 +66,14 @@ def test_a_failed_change_inside_a_batch_is_undone_alone(ledger):
             ledger.set_status("r1", addr(1), "no-such-status", 1000.0)
         with pytest.raises(sqlite3.IntegrityError):
             with ledger._transaction() as cur:
-                cur.execute("INSERT INTO blocks (address, reason, sid, first_seen, last_seen, expires_at, state) "
-                            "VALUES ('198.18.0.9', 'x', '', 1, 1, 2, 'active')")
-                cur.execute("INSERT INTO blocks (address, reason, sid, first_seen, last_seen, expires_at, state) "
-                            "VALUES ('198.18.0.9', 'x', '', 1, 1, 2, 'active')")  # a duplicate key
+                cur.execute(
+                    "INSERT INTO blocks (address, reason, sid, first_seen, last_seen, expires_at, state) "
+                    "VALUES ('198.18.0.9', 'x', '', 1, 1, 2, 'active')"
+                )
+                cur.execute(
+                    "INSERT INTO blocks (address, reason, sid, first_seen, last_seen, expires_at, state) "
+                    "VALUES ('198.18.0.9', 'x', '', 1, 1, 2, 'active')"
+                )  # a duplicate key
     assert [str(b.address) for b in ledger.blocks(1000.0)] == ["198.18.0.1"]
 
 
@@ -83,9 +89,14 @@ def test_responder_batch_records_at_the_end_and_an_unblock_inside_comes_after_it
     from bridge.config import parse_config
     from responder.responder import Responder
 
-    config = parse_config({"state_dir": str(tmp_path / "state"),
-                           "routers": [{"name": "r1", "host": "127.0.0.1", "port": 9, "user": "ips",
-                                        "key_file": str(tmp_path / "absent-key")}]})
+    config = parse_config(
+        {
+            "state_dir": str(tmp_path / "state"),
+            "routers": [
+                {"name": "r1", "host": "127.0.0.1", "port": 9, "user": "ips", "key_file": str(tmp_path / "absent-key")}
+            ],
+        }
+    )
     responder = Responder(config, session_factory=lambda cfg: (_ for _ in ()).throw(OSError("no router")))
     try:
         with responder.batch():

@@ -40,7 +40,25 @@ def test_slip_only_as_raw_ip_when_it_looks_like_ip(frame, linktype):
 
 @pytest.mark.parametrize(
     "linktype, encapsulation",
-    [(1, 1), (101, 7), (228, 7), (229, 7), (12, 7), (14, 7), (50, 4), (9, 4), (105, 18), (119, 119), (127, 126), (163, 127), (6, 2), (10, 5), (113, None), (0, None), (147, None)],
+    [
+        (1, 1),
+        (101, 7),
+        (228, 7),
+        (229, 7),
+        (12, 7),
+        (14, 7),
+        (50, 4),
+        (9, 4),
+        (105, 18),
+        (119, 119),
+        (127, 126),
+        (163, 127),
+        (6, 2),
+        (10, 5),
+        (113, None),
+        (0, None),
+        (147, None),
+    ],
 )
 def test_encapsulation_for_a_capture_linktype(linktype, encapsulation):
     assert lt.encapsulation_for_linktype(linktype) == encapsulation
@@ -58,8 +76,23 @@ def test_encapsulation_names_map_into_the_table():
 
 @pytest.mark.parametrize(
     "text, linktype",
-    [("ethernet", 1), ("Ethernet", 1), ("EN10MB", 1), ("raw", 101), ("ppp", 50), ("radiotap", 127), ("avs", 163),
-     ("ieee802-11", 105), ("prism", 119), ("token_ring", 6), ("fddi", 10), ("ipv6", 229), ("105", 105), ("0x7f", 127), (" 1 ", 1)],
+    [
+        ("ethernet", 1),
+        ("Ethernet", 1),
+        ("EN10MB", 1),
+        ("raw", 101),
+        ("ppp", 50),
+        ("radiotap", 127),
+        ("avs", 163),
+        ("ieee802-11", 105),
+        ("prism", 119),
+        ("token_ring", 6),
+        ("fddi", 10),
+        ("ipv6", 229),
+        ("105", 105),
+        ("0x7f", 127),
+        (" 1 ", 1),
+    ],
 )
 def test_parse_linktype(text, linktype):
     assert lt.parse_linktype(text) == linktype
@@ -74,7 +107,14 @@ def test_parse_linktype_errors_list_the_names(text):
 
 
 def test_linktype_name_uses_canonical_names():
-    assert [lt.linktype_name(n) for n in (1, 50, 101, 127, 163, 105)] == ["ethernet", "ppp", "raw", "radiotap", "avs", "ieee802_11"]
+    assert [lt.linktype_name(n) for n in (1, 50, 101, 127, 163, 105)] == [
+        "ethernet",
+        "ppp",
+        "raw",
+        "radiotap",
+        "avs",
+        "ieee802_11",
+    ]
     assert lt.linktype_name(4242) == "linktype-4242"
     for name, number in lt.LINKTYPE_BY_NAME.items():
         assert lt.parse_linktype(lt.linktype_name(number)) == number

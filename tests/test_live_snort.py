@@ -18,15 +18,30 @@ from __future__ import annotations
 import time
 
 import pytest
+from live_rig import (
+    ANDROID,
+    DNS_LAB,
+    DVWA_SQLI,
+    DVWA_TRAVERSAL,
+    HTTP_GOOGLE,
+    ICMP_ECHO,
+    ICMP_SWEEP,
+    OS_FINGERPRINT,
+    SSH_BRUTEFORCE,
+    TCP_SYN_SCAN,
+    XMAS_SCAN,
+    LiveIPS,
+    benign_hosts,
+)
 
 from bridge import snort_engines
-from live_rig import (ANDROID, DNS_LAB, DVWA_SQLI, DVWA_TRAVERSAL, HTTP_GOOGLE, ICMP_ECHO, ICMP_SWEEP,
-                      OS_FINGERPRINT, SSH_BRUTEFORCE, TCP_SYN_SCAN, XMAS_SCAN, LiveIPS, benign_hosts)
 
 ENGINES = snort_engines.find_snorts()
 if not ENGINES:
-    pytest.skip("live tier skipped: no Snort found (snort3, snort2 or snort on PATH, or $SNORT3/$SNORT2)",
-                allow_module_level=True)
+    pytest.skip(
+        "live tier skipped: no Snort found (snort3, snort2 or snort on PATH, or $SNORT3/$SNORT2)",
+        allow_module_level=True,
+    )
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]
 BLOCK_DEADLINE = 10.0  # seconds from a capture's last packet to its attacker on every router (load included)
@@ -46,8 +61,10 @@ def stream_and_check(ips: LiveIPS, captures, protected_attackers=()) -> dict:
         sent = ips.replay(capture)
         if capture.attacker and capture.attacker not in protected_attackers:
             seen = ips.wait_blocked(capture.attacker, BLOCK_DEADLINE)
-            assert seen is not None, (f"{capture.attacker} ({capture.name}) not on every router {BLOCK_DEADLINE}s after its "
-                                      f"last packet: {ips.lists()}\n{ips.bridge_text()[-3000:]}")
+            assert seen is not None, (
+                f"{capture.attacker} ({capture.name}) not on every router {BLOCK_DEADLINE}s after its "
+                f"last packet: {ips.lists()}\n{ips.bridge_text()[-3000:]}"
+            )
             latencies[capture.name] = seen - sent
     return latencies
 

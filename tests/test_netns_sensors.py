@@ -31,14 +31,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, console_script, require_tool, wait_for
+from netns_rig import Daemon, NamespaceUnavailable, Network, in_namespace, probe_namespaces
+from responder_rig import Lab
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 from scapy.utils import PcapWriter
-
-from conftest import ROOT, console_script, require_tool
-from conftest import wait_for
-from netns_rig import Daemon, NamespaceUnavailable, Network, in_namespace, probe_namespaces
-from responder_rig import Lab
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -79,23 +77,32 @@ def snort3_consumer(home: Path):
     if not re.search(r"Version 3\.", version.stdout + version.stderr):
         return None
     # the shipped file includes the stock snort.lua of a source build in /usr/local; use this build's
-    stock = [Path(os.path.realpath(snort)).parent.parent / "etc" / "snort" / "snort.lua",
-             Path("/usr/local/etc/snort/snort.lua")]
+    stock = [
+        Path(os.path.realpath(snort)).parent.parent / "etc" / "snort" / "snort.lua",
+        Path("/usr/local/etc/snort/snort.lua"),
+    ]
     found = next((path for path in stock if path.exists()), None)
     if found is None:
         return None
     conf_dir = home / "snort-conf"
     conf_dir.mkdir(parents=True)
     lua = (ROOT / "snort" / "snort3" / "tzsp-ips.lua").read_text()
-    (conf_dir / "tzsp-ips.lua").write_text(lua.replace("include '/usr/local/etc/snort/snort.lua'", f"include '{found}'"))
+    (conf_dir / "tzsp-ips.lua").write_text(
+        lua.replace("include '/usr/local/etc/snort/snort.lua'", f"include '{found}'")
+    )
     shutil.copy(ROOT / "snort" / "snort3" / "local.rules", conf_dir / "local.rules")
-    checked = subprocess.run([snort, "-c", str(conf_dir / "tzsp-ips.lua"), "-T", "-q"], capture_output=True, text=True,
-                             timeout=120)
-    assert checked.returncode == 0, f"Snort 3 found, but the shipped configuration does not load:\n{checked.stderr[-2000:]}"
+    checked = subprocess.run(
+        [snort, "-c", str(conf_dir / "tzsp-ips.lua"), "-T", "-q"], capture_output=True, text=True, timeout=120
+    )
+    assert checked.returncode == 0, (
+        f"Snort 3 found, but the shipped configuration does not load:\n{checked.stderr[-2000:]}"
+    )
     logs = home / "snort"
     logs.mkdir()
-    return (f"{snort} -c {conf_dir / 'tzsp-ips.lua'} -r /dev/stdin --daq-batch-size 1 -l {logs} -q",
-            logs / "alert_json.txt")
+    return (
+        f"{snort} -c {conf_dir / 'tzsp-ips.lua'} -r /dev/stdin --daq-batch-size 1 -l {logs} -q",
+        logs / "alert_json.txt",
+    )
 
 
 class Sensor:
@@ -118,13 +125,33 @@ class Sensor:
         # share one hostname; real sensors have their own and need no localHostname)
         (work / "rsyslog.conf").write_text(
             f'global(workDirectory="{work}" localHostname="{name}")\n'
-            f'include(file="{work / "40-tzsp-ips-sensor.conf"}")\n')
-        self.rsyslog = Daemon(ns, ["rsyslogd", "-n", "-i", str(work / "rsyslogd.pid"), "-f", str(work / "rsyslog.conf")],
-                              home / "rsyslogd.log")
+            f'include(file="{work / "40-tzsp-ips-sensor.conf"}")\n'
+        )
+        self.rsyslog = Daemon(
+            ns,
+            ["rsyslogd", "-n", "-i", str(work / "rsyslogd.pid"), "-f", str(work / "rsyslog.conf")],
+            home / "rsyslogd.log",
+        )
         env = {k: v for k, v in os.environ.items() if k != "TZSP_IPS_CONFIG"}
-        detector = snort[0] if snort else f"{sys.executable} -m bridge.cli scan --pcap - --dry-run --alerts {self.alerts}"
-        self.tzspd = Daemon(ns, [*console_script("tzspd"), "--listen", "127.0.0.1", "--port", str(TZSP_PORT),
-                                 "--allow", "127.0.0.1/32", "--exec", detector], home / "tzspd.log", env=env)
+        detector = (
+            snort[0] if snort else f"{sys.executable} -m bridge.cli scan --pcap - --dry-run --alerts {self.alerts}"
+        )
+        self.tzspd = Daemon(
+            ns,
+            [
+                *console_script("tzspd"),
+                "--listen",
+                "127.0.0.1",
+                "--port",
+                str(TZSP_PORT),
+                "--allow",
+                "127.0.0.1/32",
+                "--exec",
+                detector,
+            ],
+            home / "tzspd.log",
+            env=env,
+        )
 
     def start(self) -> None:
         self.tzspd.start()
@@ -136,8 +163,21 @@ class Sensor:
     def attack(self, capture: Path) -> float:
         """Replay a port scan into this sensor's tzspd, as its router would mirror it; when it was sent."""
         sent = time.time()
-        subprocess.run(["ip", "netns", "exec", self.ns, *console_script("tzsp-replay"), str(capture), "--to",
-                        f"127.0.0.1:{TZSP_PORT}", "-q"], check=True, timeout=30)
+        subprocess.run(
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.ns,
+                *console_script("tzsp-replay"),
+                str(capture),
+                "--to",
+                f"127.0.0.1:{TZSP_PORT}",
+                "-q",
+            ],
+            check=True,
+            timeout=30,
+        )
         return sent
 
     def logs(self) -> str:
@@ -163,7 +203,7 @@ class Rig:
         self.daemons: list = []
         self.captures: dict = {}
 
-    def build(self) -> "Rig":
+    def build(self) -> Rig:
         net, tmp = self.net, self.tmp
         self.central = net.host("central")
         sysctl = sysctl_settings(RSYSLOG / "60-tzsp-ips-sensor.sysctl.conf")
@@ -183,22 +223,31 @@ class Rig:
         config = marked(config, "/var/log/tzsp-ips/sensors/", f"{self.sensor_dir}/")
         config = marked(config, f'port="{RELP_PORT}"', f'port="{RELP_PORT}"')
         (work / "40-tzsp-ips-central.conf").write_text(config)
-        (work / "rsyslog.conf").write_text(f'global(workDirectory="{work}")\n'
-                                           f'include(file="{work / "40-tzsp-ips-central.conf"}")\n')
+        (work / "rsyslog.conf").write_text(
+            f'global(workDirectory="{work}")\ninclude(file="{work / "40-tzsp-ips-central.conf"}")\n'
+        )
         for path in (work / "rsyslog.conf", tmp / "sensor1" / "rsyslog" / "rsyslog.conf"):
             check = subprocess.run(["rsyslogd", "-N1", "-f", str(path)], capture_output=True, text=True, timeout=30)
             assert check.returncode == 0, f"rsyslogd -N1 -f {path}:\n{check.stdout}{check.stderr}"
-        self.central_rsyslog = Daemon(self.central, ["rsyslogd", "-n", "-i", str(work / "rsyslogd.pid"), "-f",
-                                                     str(work / "rsyslog.conf")], tmp / "central" / "rsyslogd.log")
+        self.central_rsyslog = Daemon(
+            self.central,
+            ["rsyslogd", "-n", "-i", str(work / "rsyslogd.pid"), "-f", str(work / "rsyslog.conf")],
+            tmp / "central" / "rsyslogd.log",
+        )
 
         # the routers: simulators whose SSH listeners live on the central host
         for name, port in ROUTER_PORTS.items():
             sim = self.lab.add(name, start=False, port=port)
             in_namespace(self.central, lambda sim=sim, port=port: sim.start("127.0.0.1", port))
         self.config = self._bridge_config()
-        self.bridge = Daemon(self.central, [*console_script("snort-bridge"), "run", "--config", self.config],
-                             tmp / "central" / "bridge.log")
-        self.daemons = [self.central_rsyslog, self.bridge] + [d for s in self.sensors.values() for d in (s.rsyslog, s.tzspd)]
+        self.bridge = Daemon(
+            self.central,
+            [*console_script("snort-bridge"), "run", "--config", self.config],
+            tmp / "central" / "bridge.log",
+        )
+        self.daemons = [self.central_rsyslog, self.bridge] + [
+            d for s in self.sensors.values() for d in (s.rsyslog, s.tzspd)
+        ]
 
         # the bridge starts before any sensor file exists: they appear with the first alert
         self.bridge.start()
@@ -214,8 +263,14 @@ class Rig:
         return self
 
     def _bridge_config(self) -> str:
-        lines = [f'state_dir = "{self.tmp / "central" / "state"}"', "", "[policy]", 'block_for = "10m"',
-                 'protected = ["192.0.2.0/24"]', ""]
+        lines = [
+            f'state_dir = "{self.tmp / "central" / "state"}"',
+            "",
+            "[policy]",
+            'block_for = "10m"',
+            'protected = ["192.0.2.0/24"]',
+            "",
+        ]
         for name in SENSORS:  # one [[alerts]] per sensor file (a glob would cover them all)
             lines += ["[[alerts]]", f'path = "{self.sensor_dir / name / "alert_json.txt"}"', 'format = "json"', ""]
         lines += ["[http]", f'listen = "{HTTP}"', ""]
@@ -236,10 +291,18 @@ class Rig:
             path = self.tmp / f"scan-{attacker}.pcap"
             ether = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
             writer = PcapWriter(str(path), sync=True)
-            writer.write([ether / IP(src=attacker, dst=TARGET) / TCP(sport=40000 + port, dport=port, flags="S")
-                          for port in range(20, 40)])
-            writer.write([ether / IP(src=attacker, dst=TARGET) / TCP(sport=41000 + port, dport=port, flags="FPU")
-                          for port in range(20, 28)])
+            writer.write(
+                [
+                    ether / IP(src=attacker, dst=TARGET) / TCP(sport=40000 + port, dport=port, flags="S")
+                    for port in range(20, 40)
+                ]
+            )
+            writer.write(
+                [
+                    ether / IP(src=attacker, dst=TARGET) / TCP(sport=41000 + port, dport=port, flags="FPU")
+                    for port in range(20, 28)
+                ]
+            )
             writer.close()
             self.captures[attacker] = path
         return self.captures[attacker]
@@ -252,7 +315,8 @@ class Rig:
 
     def await_block(self, what: str, attacker: str, since: float, timeout: float = BLOCK_DEADLINE) -> float:
         assert wait_for(lambda: self.blocked_everywhere(attacker), timeout, 0.02), (
-            f"{attacker} ({what}) not blocked on every router within {timeout:g}s\n{self.logs()}")
+            f"{attacker} ({what}) not blocked on every router within {timeout:g}s\n{self.logs()}"
+        )
         took = time.time() - since
         ATTACK_LOG.append((what, attacker, took))
         return took
@@ -268,20 +332,29 @@ class Rig:
             assert set(self.lab.entries(name)) == attackers
 
     def listing(self) -> dict:
-        result = subprocess.run([*console_script("snort-bridge"), "list", "--json", "--config", self.config],
-                                capture_output=True, text=True, timeout=30, check=True)
+        result = subprocess.run(
+            [*console_script("snort-bridge"), "list", "--json", "--config", self.config],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
         return {block["address"]: block for block in json.loads(result.stdout)["blocks"]}
 
     def metrics(self) -> str:
         """The central bridge's /metrics, fetched from the central host (a thread in its namespace)."""
+
         def fetch() -> str:
             with urllib.request.urlopen(f"http://{HTTP}/metrics", timeout=10) as response:
                 return response.read().decode()
+
         return in_namespace(self.central, fetch)
 
     def logs(self) -> str:
-        parts = [f"--- central bridge:\n{self.bridge.text()[-4000:]}",
-                 f"--- central rsyslogd:\n{self.central_rsyslog.text()[-2000:]}"]
+        parts = [
+            f"--- central bridge:\n{self.bridge.text()[-4000:]}",
+            f"--- central rsyslogd:\n{self.central_rsyslog.text()[-2000:]}",
+        ]
         parts += [sensor.logs() for sensor in self.sensors.values()]
         return "\n".join(parts)
 
@@ -322,8 +395,9 @@ def test_attacks_seen_by_two_sensors_are_blocked_on_every_router_once(rig):
     both = rig.attack("sensor1", "198.51.100.13")
     rig.attack("sensor2", "198.51.100.13")
     rig.await_block("both sensors", "198.51.100.13", both)
-    assert wait_for(lambda: all(
-        "198.51.100.13" in (rig.sensor_dir / s / "alert_json.txt").read_text() for s in SENSORS), 10), rig.logs()
+    assert wait_for(
+        lambda: all("198.51.100.13" in (rig.sensor_dir / s / "alert_json.txt").read_text() for s in SENSORS), 10
+    ), rig.logs()
     rig.assert_each_blocked_once()
 
     # the central files are what the sensors' detectors wrote, line for line
@@ -331,8 +405,8 @@ def test_attacks_seen_by_two_sensors_are_blocked_on_every_router_once(rig):
         assert wait_for(lambda: same_lines(rig.sensor_dir / name / "alert_json.txt", rig.sensors[name].alerts), 10)
     # every block names the file it came from, hence the sensor
     listing = rig.listing()
-    assert f"/sensors/sensor1/alert_json.txt:" in listing["198.51.100.11"]["source"]
-    assert f"/sensors/sensor2/alert_json.txt:" in listing["198.51.100.12"]["source"]
+    assert "/sensors/sensor1/alert_json.txt:" in listing["198.51.100.11"]["source"]
+    assert "/sensors/sensor2/alert_json.txt:" in listing["198.51.100.12"]["source"]
     assert re.search(r"BLOCK 198\.51\.100\.11 .*\[\S*/sensors/sensor1/alert_json\.txt:1\]", rig.bridge.text())
     # and the metrics count each sensor's alerts apart
     metrics = rig.metrics()
@@ -366,8 +440,10 @@ def test_a_sensor_link_down_for_30s_loses_nothing(rig):
 
 def test_central_rsyslog_stopped_and_started_loses_nothing(rig):
     assert rig.central_rsyslog.stop() == 0, rig.central_rsyslog.text()
-    pending = [("central rsyslog down", "198.51.100.31", rig.attack("sensor1", "198.51.100.31")),
-               ("central rsyslog down", "198.51.100.32", rig.attack("sensor2", "198.51.100.32"))]
+    pending = [
+        ("central rsyslog down", "198.51.100.31", rig.attack("sensor1", "198.51.100.31")),
+        ("central rsyslog down", "198.51.100.32", rig.attack("sensor2", "198.51.100.32")),
+    ]
     time.sleep(3)
     for _, attacker, _ in pending:
         assert not rig.blocked_everywhere(attacker), "blocked without the central rsyslog: the test proves nothing"
@@ -397,4 +473,6 @@ def test_a_sensor_rsyslog_restarted_loses_nothing(rig):
     rig.assert_each_blocked_once()
     # after every fault, each central file holds exactly what its sensor wrote (and no heartbeat)
     for name in SENSORS:
-        assert wait_for(lambda: same_lines(rig.sensor_dir / name / "alert_json.txt", rig.sensors[name].alerts), 10), name
+        assert wait_for(lambda: same_lines(rig.sensor_dir / name / "alert_json.txt", rig.sensors[name].alerts), 10), (
+            name
+        )

@@ -14,14 +14,13 @@ import subprocess
 import time
 
 import pytest
+from conftest import console_script, wait_for
+from notify_rig import Hanging, JsonReceiver, MailReceiver, free_port
+from test_notify_digest import blocked
 
 from bridge.config import ConfigError, NotifyConfig, load_config
 from bridge.notify.delivery import Endpoint, Notifications, make_endpoints, read_urls
-from conftest import console_script
-from conftest import wait_for
-from notify_rig import Hanging, JsonReceiver, MailReceiver, free_port
 from responder.feed import Feed, RouterChanged
-from test_notify_digest import blocked
 
 FAST = NotifyConfig(urls_env="X", min_interval=1.0)
 QUICK = (0.05, 0.05, 0.05)  # retry backoff for tests
@@ -41,8 +40,12 @@ def write_config(tmp_path, urls_file: str) -> str:
 
 
 def notify_test(config: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*console_script("snort-bridge"), "notify", "test", "--config", config],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [*console_script("snort-bridge"), "notify", "test", "--config", config],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_notify_test_sends_to_every_url_and_says_which_worked(tmp_path):
@@ -71,7 +74,9 @@ def test_a_urls_file_others_can_read_is_refused_naming_the_key(tmp_path):
     config = write_config(tmp_path, write_urls(tmp_path, "json://127.0.0.1:9/hook", mode=0o644))
     with pytest.raises(ConfigError) as caught:
         load_config(config)
-    assert any(p.startswith("notify.urls_file: ") and "mode 0644" in p and "chmod 600" in p for p in caught.value.problems)
+    assert any(
+        p.startswith("notify.urls_file: ") and "mode 0644" in p and "chmod 600" in p for p in caught.value.problems
+    )
     result = notify_test(config)
     assert result.returncode == 2 and "notify.urls_file" in result.stderr
 
@@ -79,8 +84,9 @@ def test_a_urls_file_others_can_read_is_refused_naming_the_key(tmp_path):
 def test_unusable_urls_are_named_by_key_and_number_never_by_their_text(tmp_path):
     with pytest.raises(ConfigError) as caught:
         read_urls(NotifyConfig(urls_env="TZSP_IPS_NOTIFY_URLS"), environ={})
-    assert caught.value.problems == ["notify.urls_env: environment variable TZSP_IPS_NOTIFY_URLS is not set or empty; "
-                                     "expected apprise URLs"]
+    assert caught.value.problems == [
+        "notify.urls_env: environment variable TZSP_IPS_NOTIFY_URLS is not set or empty; expected apprise URLs"
+    ]
     urls, key = read_urls(NotifyConfig(urls_env="U"), environ={"U": "json://127.0.0.1:9/a  nope://tok3n@x\n"})
     assert key == "notify.urls_env" and len(urls) == 2
     with pytest.raises(ConfigError) as caught:
@@ -94,8 +100,9 @@ def test_unusable_urls_are_named_by_key_and_number_never_by_their_text(tmp_path)
 def test_blocks_and_routers_reach_a_webhook_and_a_mailbox():
     feed = Feed()
     with JsonReceiver() as hook, MailReceiver() as mail:
-        notifications = Notifications(FAST, [Endpoint(hook.url), Endpoint(mail.url)], routers=("core1",),
-                                      host="ips1", settle=0.1).start(feed)
+        notifications = Notifications(
+            FAST, [Endpoint(hook.url), Endpoint(mail.url)], routers=("core1",), host="ips1", settle=0.1
+        ).start(feed)
         try:
             feed.publish(blocked("203.0.113.7", time.time()))
             feed.publish(RouterChanged("core1", False, time.time(), "router core1: connection refused"))
@@ -147,8 +154,9 @@ def test_a_hanging_endpoint_holds_up_neither_the_others_nor_the_stop():
 def test_publishing_never_waits_and_a_full_queue_counts_instead():
     feed = Feed()
     with Hanging() as hang:
-        notifications = Notifications(FAST, [Endpoint(f"json://127.0.0.1:{hang.port}/x?rto=60")], queue_size=100,
-                                      settle=0.1)
+        notifications = Notifications(
+            FAST, [Endpoint(f"json://127.0.0.1:{hang.port}/x?rto=60")], queue_size=100, settle=0.1
+        )
         feed.subscribe(notifications.subscriber)  # subscribed, but nobody takes from the queue
         for n in range(1000):
             feed.publish(blocked(str(ipaddress.ip_address("11.0.0.0") + n), time.time()))
@@ -159,8 +167,10 @@ def test_notify_config_errors_name_the_key(tmp_path):
     from bridge.config import parse_config
 
     with pytest.raises(ConfigError) as caught:
-        parse_config('[notify]\nurls_env = "U"\nevents = ["block", "blocks", "snort_restarted"]\n'
-                     'min_interval = "soon"\nsilent_after = 0\nurls_fil = "x"\n')
+        parse_config(
+            '[notify]\nurls_env = "U"\nevents = ["block", "blocks", "snort_restarted"]\n'
+            'min_interval = "soon"\nsilent_after = 0\nurls_fil = "x"\n'
+        )
     problems = caught.value.problems
     assert "notify.urls_fil: unknown key; did you mean 'urls_file'?" in problems
     assert any(p.startswith("notify.events[1]: expected one of block | unblock | router_down") for p in problems)
@@ -168,7 +178,9 @@ def test_notify_config_errors_name_the_key(tmp_path):
     assert any(p.startswith("notify.silent_after: ") for p in problems)
     with pytest.raises(ConfigError, match="notify.urls_file: missing"):
         parse_config("[notify]\n")
-    assert parse_config('[notify]\nurls_env = "U"\nevents = ["snort_restarted"]\n').notify.events == ("snort_restarted",)
+    assert parse_config('[notify]\nurls_env = "U"\nevents = ["snort_restarted"]\n').notify.events == (
+        "snort_restarted",
+    )
     config = parse_config('[notify]\nurls_env = "U"\n')
     assert config.notify.events == ("block", "router_down", "router_up", "flood_guard", "sensor_silent")
     assert config.notify.min_interval == 60.0

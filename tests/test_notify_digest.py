@@ -10,28 +10,47 @@ import ipaddress
 import re
 
 import pytest
+from test_service import FakeLedger, _Record
 
+from bridge.config import PolicyConfig
+from bridge.decide.policy import Policy
 from bridge.events import Alert, Decision, Origin
 from bridge.notify.digest import SETTLE, Digester
 from bridge.notify.text import span, utc
-from bridge.config import PolicyConfig
 from bridge.pipeline import Pipeline
-from bridge.decide.policy import Policy
 from responder.feed import BlockLifted, Decided, EntryApplied, Feed, FloodGuardChanged, LineRead, RouterChanged
-from test_service import FakeLedger, _Record
 
 T0 = 1_796_342_400.0  # 2026-12-04 00:00:00 UTC
 EVERYTHING = ("block", "unblock", "router_down", "router_up", "flood_guard", "sensor_silent")
 SENSOR = "/var/log/snort/alert_fast.txt"
 
 
-def blocked(address: str, at: float = T0, sid: int = 1000101, msg: str = "web attack", block_for: float = 300.0) -> Decided:
-    alert = Alert(gid=1, sid=sid, rev=1, msg=msg, format="fast", origin=Origin(SENSOR, 4096, 17), priority=1,
-                  proto="TCP", src=ipaddress.ip_address(address), sport=40000,
-                  dst=ipaddress.ip_address("198.51.100.20"), dport=80)
-    decision = Decision("block", f"priority 1 <= min_priority 1 ({alert.gid_sid})", alert,
-                        target=ipaddress.ip_address(address), block_for=block_for,
-                        attribution="src (default)", reason="priority")
+def blocked(
+    address: str, at: float = T0, sid: int = 1000101, msg: str = "web attack", block_for: float = 300.0
+) -> Decided:
+    alert = Alert(
+        gid=1,
+        sid=sid,
+        rev=1,
+        msg=msg,
+        format="fast",
+        origin=Origin(SENSOR, 4096, 17),
+        priority=1,
+        proto="TCP",
+        src=ipaddress.ip_address(address),
+        sport=40000,
+        dst=ipaddress.ip_address("198.51.100.20"),
+        dport=80,
+    )
+    decision = Decision(
+        "block",
+        f"priority 1 <= min_priority 1 ({alert.gid_sid})",
+        alert,
+        target=ipaddress.ip_address(address),
+        block_for=block_for,
+        attribution="src (default)",
+        reason="priority",
+    )
     return Decided(decision, at)
 
 
@@ -62,8 +81,15 @@ def test_a_storm_of_ten_thousand_blocks_gives_a_handful_of_digests_that_count_ev
     messages = []
     for n in range(10_000):  # 10,000 new attackers over 100 s, two rules
         now = T0 + n * 0.01
-        d.offer(blocked(str(ipaddress.ip_address("11.0.0.0") + n), now, sid=1000101 + n % 2,
-                        msg="web attack" if n % 2 == 0 else "sql injection"), now)
+        d.offer(
+            blocked(
+                str(ipaddress.ip_address("11.0.0.0") + n),
+                now,
+                sid=1000101 + n % 2,
+                msg="web attack" if n % 2 == 0 else "sql injection",
+            ),
+            now,
+        )
         messages += d.due(now)
     messages += d.flush(T0 + 100)
     assert 2 <= len(messages) <= 4, [m.title for m in messages]
@@ -71,7 +97,11 @@ def test_a_storm_of_ten_thousand_blocks_gives_a_handful_of_digests_that_count_ev
     first, second = messages[0], messages[1]
     counted = int(re.match(r"tzsp-ips@ips1: ([\d,]+) blocks (?:in|at once)", second.title)[1].replace(",", ""))
     assert counted == second.events > 5_000
-    assert "Top rules:" in second.body and "1:1000101  web attack" in second.body and "1:1000102  sql injection" in second.body
+    assert (
+        "Top rules:" in second.body
+        and "1:1000101  web attack" in second.body
+        and "1:1000102  sql injection" in second.body
+    )
     assert "Top addresses:" in second.body and "more addresses" in second.body
     assert "Undo one: snort-bridge unblock ADDR" in second.body
     assert first.events == 201  # what came within the first SETTLE seconds, at 100 blocks a second
@@ -151,38 +181,57 @@ def test_an_unblock_by_hand_is_seen_at_the_resync_and_told_with_its_end():
     messages = [m for m in d.due(T0 + 100 + SETTLE) if m.kind == "unblock"]
     [message] = messages
     assert message.title == "tzsp-ips@ips1: unblocked 203.0.113.7"
-    assert "203.0.113.7 unblocked at 00:01:40 UTC, 3m20s before its end (00:05:00 UTC); removed from core1, edge2" in message.body
+    assert (
+        "203.0.113.7 unblocked at 00:01:40 UTC, 3m20s before its end (00:05:00 UTC); removed from core1, edge2"
+        in message.body
+    )
     assert "snort-bridge unblock" in message.body and "protected" in message.body
 
 
 def test_the_flood_guard_trip_says_what_was_rolled_back():
     d = digester()
-    d.offer(FloodGuardChanged(True, T0, "FLOOD GUARD TRIPPED: 101 new blocks within 60s > max_new_blocks_per_minute 100",
-                              (ipaddress.ip_address("203.0.113.9"),)), T0)
+    d.offer(
+        FloodGuardChanged(
+            True,
+            T0,
+            "FLOOD GUARD TRIPPED: 101 new blocks within 60s > max_new_blocks_per_minute 100",
+            (ipaddress.ip_address("203.0.113.9"),),
+        ),
+        T0,
+    )
     [message] = d.due(T0 + SETTLE)
     assert "FLOOD GUARD" in message.title and "101 new blocks" in message.body
     assert "rolled back: 203.0.113.9" in message.body and message.severity == "failure"
 
 
 def guard_cleared(at: float, since: float, held: int = 37) -> FloodGuardChanged:
-    return FloodGuardChanged(False, at, "FLOOD GUARD CLEARED: blocking resumed after a quiet minute", held=held,
-                             since=since)
+    return FloodGuardChanged(
+        False, at, "FLOOD GUARD CLEARED: blocking resumed after a quiet minute", held=held, since=since
+    )
 
 
 def test_the_flood_guard_resume_is_told_after_its_trip_with_how_long_and_how_many_were_held():
     d = digester()
     d.offer(guard_cleared(T0, T0 - 300), T0)  # no trip told before (e.g. it tripped before a restart)
     assert d.due(T0 + 100) == [] and d.suppressed == 1
-    d.offer(FloodGuardChanged(True, T0 + 200, "FLOOD GUARD TRIPPED: 101 new blocks within 60s > "
-                              "max_new_blocks_per_minute 100"), T0 + 200)
+    d.offer(
+        FloodGuardChanged(
+            True, T0 + 200, "FLOOD GUARD TRIPPED: 101 new blocks within 60s > max_new_blocks_per_minute 100"
+        ),
+        T0 + 200,
+    )
     [trip] = d.due(T0 + 200 + SETTLE)
     assert trip.title == "tzsp-ips@ips1: FLOOD GUARD tripped: blocking stopped" and trip.severity == "failure"
     d.offer(guard_cleared(T0 + 500, T0 + 200), T0 + 500)  # after min_interval: at once
     [cleared] = d.due(T0 + 500 + SETTLE)
     assert cleared.kind == "flood_guard" and cleared.severity == "success"
-    assert cleared.title == "tzsp-ips@ips1: FLOOD GUARD cleared: blocking resumed after 5m; 37 block decisions held back"
-    assert (f"{utc(T0 + 500)}: blocking resumed after 5m (it held since 00:03:20 UTC): a quiet minute passed; "
-            "37 block decisions held back meanwhile") in cleared.body
+    assert (
+        cleared.title == "tzsp-ips@ips1: FLOOD GUARD cleared: blocking resumed after 5m; 37 block decisions held back"
+    )
+    assert (
+        f"{utc(T0 + 500)}: blocking resumed after 5m (it held since 00:03:20 UTC): a quiet minute passed; "
+        "37 block decisions held back meanwhile"
+    ) in cleared.body
     assert "snort-bridge list" in cleared.body
     d.offer(guard_cleared(T0 + 900, T0 + 200), T0 + 900)  # told once
     assert d.due(T0 + 1000) == [] and d.suppressed == 2
@@ -198,9 +247,15 @@ def test_a_trip_and_its_resume_within_the_interval_make_one_digest():
     assert d.due(T0 + 50) == []
     [digest] = d.due(T0 + SETTLE + 60)
     assert digest.events == 3 and digest.severity == "success"
-    assert digest.title == "tzsp-ips@ips1: FLOOD GUARD tripped and cleared: blocking resumed after 20s; 1 block decision held back"
-    assert digest.body.index("3 block decisions held back") < digest.body.index("TRIPPED: again") < digest.body.index(
-        "1 block decision held back")
+    assert (
+        digest.title
+        == "tzsp-ips@ips1: FLOOD GUARD tripped and cleared: blocking resumed after 20s; 1 block decision held back"
+    )
+    assert (
+        digest.body.index("3 block decisions held back")
+        < digest.body.index("TRIPPED: again")
+        < digest.body.index("1 block decision held back")
+    )
 
 
 def test_the_flood_guard_resumes_through_the_pipeline_when_its_quiet_minute_is_over():
@@ -209,8 +264,9 @@ def test_the_flood_guard_resumes_through_the_pipeline_when_its_quiet_minute_is_o
     feed, clock = Feed(), [T0]
     d = digester(events=("flood_guard",))
     feed.subscribe(lambda event: d.offer(event, clock[0]) if d.wants(event) else None)
-    pipeline = Pipeline(Policy(PolicyConfig(protected=(), max_new_blocks_per_minute=2)), feed=feed,
-                        clock=lambda: clock[0])
+    pipeline = Pipeline(
+        Policy(PolicyConfig(protected=(), max_new_blocks_per_minute=2)), feed=feed, clock=lambda: clock[0]
+    )
     for n in range(1, 6):  # two blocks, the third trips it, two more are held
         pipeline.act(blocked(f"203.0.113.{n}").decision.alert)
     pipeline.tick()  # still within the minute
@@ -279,8 +335,9 @@ def test_flush_tells_what_is_gathered_at_stop():
     assert d.flush(T0 + 5) == []
 
 
-@pytest.mark.parametrize("seconds, text", [(0, "0s"), (45, "45s"), (300, "5m"), (330, "5m30s"), (3720, "1h2m"),
-                                           (93600, "1d2h")])
+@pytest.mark.parametrize(
+    "seconds, text", [(0, "0s"), (45, "45s"), (300, "5m"), (330, "5m30s"), (3720, "1h2m"), (93600, "1d2h")]
+)
 def test_spans_read_like_routeros_durations(seconds, text):
     assert span(seconds) == text
 

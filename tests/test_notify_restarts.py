@@ -14,6 +14,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from conftest import free_port, wait_for
+from notify_rig import JsonReceiver
 from prometheus_client import CollectorRegistry, generate_latest
 
 from bridge.config import ConfigError, NotifyConfig, parse_config
@@ -22,9 +24,6 @@ from bridge.notify.digest import SETTLE, Digester
 from bridge.notify.poller import TzspdPoller, fetch, metrics_url
 from bridge.notify.restarts import TOTAL, RestartWatch, SnortRestarted, TzspdUnreachable, read_metrics
 from bridge.notify.text import utc
-from conftest import free_port
-from conftest import wait_for
-from notify_rig import JsonReceiver
 from responder.feed import Feed
 from tzsp.metrics import TzspdCollector
 from tzsp.output import Consumer, ExecSink
@@ -47,8 +46,9 @@ def exposition(restarts=(0, 0), running=(True, True), started=1_796_000_000.0) -
             consumer.pending += b"x" * 4096
         consumers.append(consumer)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(TzspdCollector(stats, ExecSink(consumers, split=lambda r: []) if consumers else None,
-                                     started=started))
+    registry.register(
+        TzspdCollector(stats, ExecSink(consumers, split=lambda r: []) if consumers else None, started=started)
+    )
     return generate_latest(registry).decode()
 
 
@@ -93,7 +93,8 @@ def test_an_unreadable_endpoint_is_told_once_after_two_polls_and_once_when_it_an
     watch = RestartWatch()
     assert watch.failed(SENSOR, "connection refused", T0) == []  # one blip is not news
     assert watch.failed(SENSOR, "connection refused", T0 + 15) == [
-        TzspdUnreachable(SENSOR, True, T0 + 15, T0, "connection refused")]
+        TzspdUnreachable(SENSOR, True, T0 + 15, T0, "connection refused")
+    ]
     assert watch.failed(SENSOR, "connection refused", T0 + 30) == []  # told once per outage
     events, _ = watch.seen(SENSOR, read_metrics(exposition()), T0 + 45)
     assert events == [TzspdUnreachable(SENSOR, False, T0 + 45, T0)]
@@ -134,8 +135,10 @@ def test_a_restart_says_which_sensor_which_consumer_how_often_since_when_and_wha
     [message] = d.due(T0 + 15 + SETTLE)
     assert message.kind == "snort" and message.severity == "warning"
     assert message.title == f"tzsp-ips@ips1: Snort restarted on {SENSOR} (consumer 2), 3 times"
-    assert (f"{SENSOR} consumer 2: Snort restarted 3 times between {utc(T0)} and 00:00:15 UTC "
-            f"(17 in all since tzspd started {utc(T0 - 86400)}); running now") in message.body
+    assert (
+        f"{SENSOR} consumer 2: Snort restarted 3 times between {utc(T0)} and 00:00:15 UTC "
+        f"(17 in all since tzspd started {utc(T0 - 86400)}); running now"
+    ) in message.body
     assert "journalctl -u tzspd" in message.body and "Snort's own log" in message.body
 
 
@@ -149,8 +152,9 @@ def test_restarts_within_the_interval_are_one_digest_and_a_dead_consumer_is_a_fa
     assert d.due(T0 + 50) == []
     [digest] = d.due(T0 + 15 + SETTLE + 60)
     assert digest.events == 3 and digest.severity == "failure"
-    assert digest.title == (f"tzsp-ips@ips1: Snort restarted on {SENSOR} (consumer 2), 6 times; "
-                            "tzspd metrics unreadable: 10.0.0.6:9471")
+    assert digest.title == (
+        f"tzsp-ips@ips1: Snort restarted on {SENSOR} (consumer 2), 6 times; tzspd metrics unreadable: 10.0.0.6:9471"
+    )
     assert "restarted 6 times between" in digest.body and "NOT running now (2,048 bytes held for it)" in digest.body
     assert f"10.0.0.6:9471: tzspd's metrics unreadable since {utc(T0 + 30)}: connection refused" in digest.body
 
@@ -169,13 +173,17 @@ def test_tzspd_metrics_adds_snort_restarted_to_the_default_events_and_bad_entrie
     assert config.notify.tzspd_metrics == ("127.0.0.1:9471", "http://[::1]:9471/metrics")
     assert config.notify.events[-1] == "snort_restarted"
     assert "snort_restarted" not in parse_config('[notify]\nurls_env = "U"\n').notify.events
-    chosen = parse_config('[notify]\nurls_env = "U"\nevents = ["snort_restarted"]\ntzspd_metrics = ["127.0.0.1:9471"]\n')
+    chosen = parse_config(
+        '[notify]\nurls_env = "U"\nevents = ["snort_restarted"]\ntzspd_metrics = ["127.0.0.1:9471"]\n'
+    )
     assert chosen.notify.events == ("snort_restarted",)  # chosen events are kept as they are
     with pytest.raises(ConfigError, match=r'notify.tzspd_metrics: set, but notify.events leaves out "snort_restarted"'):
         parse_config('[notify]\nurls_env = "U"\nevents = ["block"]\ntzspd_metrics = ["127.0.0.1:9471"]\n')
     with pytest.raises(ConfigError) as caught:
-        parse_config('[notify]\nurls_env = "U"\ntzspd_metrics = ["127.0.0.1", "ftp://h/x", "http://u:pw@h:1/", '
-                     '"127.0.0.1:9471", "127.0.0.1:9471"]\n')
+        parse_config(
+            '[notify]\nurls_env = "U"\ntzspd_metrics = ["127.0.0.1", "ftp://h/x", "http://u:pw@h:1/", '
+            '"127.0.0.1:9471", "127.0.0.1:9471"]\n'
+        )
     problems = caught.value.problems
     assert any(p.startswith('notify.tzspd_metrics[0]: expected "HOST:PORT" of tzspd --metrics') for p in problems)
     assert any(p.startswith("notify.tzspd_metrics[1]: expected") for p in problems)
@@ -260,6 +268,7 @@ def test_a_dead_endpoint_is_a_failure_counted_not_an_end_of_the_poller():
 
 def test_a_real_tzspd_restarting_its_consumer_is_told_once_naming_the_sensor_and_consumer(tmp_path):
     from test_tzspd import Tzspd, send
+
     from tzsp.codec import encode_frame
 
     port = free_port(socket.SOCK_STREAM)
@@ -268,11 +277,14 @@ def test_a_real_tzspd_restarting_its_consumer_is_told_once_naming_the_sensor_and
     consumer = "sh -c 'head -c 100 >/dev/null'"
     endpoint = f"127.0.0.1:{port}"
     config = NotifyConfig(urls_env="X", min_interval=60.0, events=("snort_restarted",), tzspd_metrics=(endpoint,))
-    with Tzspd(tmp_path, "--exec", consumer, "--exec-backoff", "0.2", "--metrics", endpoint) as tzspd, \
-            JsonReceiver() as hook:
+    with (
+        Tzspd(tmp_path, "--exec", consumer, "--exec-backoff", "0.2", "--metrics", endpoint) as tzspd,
+        JsonReceiver() as hook,
+    ):
         assert wait_for(lambda: _restarts(endpoint) == 0, 15)  # serving, its consumer started once
-        notifications = Notifications(config, [Endpoint(hook.url)], host="ips1", settle=0.1,
-                                      poll_interval=0.3).start(Feed())
+        notifications = Notifications(config, [Endpoint(hook.url)], host="ips1", settle=0.1, poll_interval=0.3).start(
+            Feed()
+        )
         try:
             poller = notifications.poller
             assert wait_for(lambda: poller.polls >= 1, 15)  # the baseline is learnt

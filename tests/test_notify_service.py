@@ -15,12 +15,12 @@ import threading
 import time
 
 import pytest
-
-from bridge.config import load_config
-from bridge.service.service import Service
 from conftest import wait_for
 from notify_rig import JsonReceiver, free_port
 from responder_rig import write_ed25519
+
+from bridge.config import load_config
+from bridge.service.service import Service
 
 STORM = 10_000
 ATTACKERS = ipaddress.ip_address("11.0.0.0")
@@ -39,8 +39,10 @@ def serving(service: Service, join: float = 30):
 
 
 def fast(src: str, sid: int) -> str:
-    return (f'12/04-10:00:00.000001 [**] [1:{sid}:1] "TEST attack {sid}" [**] [Priority: 1] '
-            f"{{TCP}} {src}:4444 -> 10.1.2.3:80\n")
+    return (
+        f'12/04-10:00:00.000001 [**] [1:{sid}:1] "TEST attack {sid}" [**] [Priority: 1] '
+        f"{{TCP}} {src}:4444 -> 10.1.2.3:80\n"
+    )
 
 
 def storm_config(tmp_path, alerts, notify: bool) -> str:
@@ -48,7 +50,7 @@ def storm_config(tmp_path, alerts, notify: bool) -> str:
     write_ed25519(key)
     (tmp_path / "known_hosts").write_text("")
     text = f'''
-state_dir = "{tmp_path / 'state'}"
+state_dir = "{tmp_path / "state"}"
 [policy]
 protected = ["10.0.0.0/8"]
 block_for = "10m"
@@ -61,12 +63,14 @@ name = "core1"
 host = "127.0.0.1"
 port = {free_port()}
 key_file = "{key}"
-known_hosts = "{tmp_path / 'known_hosts'}"
+known_hosts = "{tmp_path / "known_hosts"}"
 connect_timeout = "1s"
 '''
     if notify:
-        text += '[notify]\nurls_env = "TZSP_IPS_TEST_NOTIFY"\nmin_interval = "3s"\n' \
-                'events = ["block", "router_down", "router_up", "flood_guard"]\n'
+        text += (
+            '[notify]\nurls_env = "TZSP_IPS_TEST_NOTIFY"\nmin_interval = "3s"\n'
+            'events = ["block", "router_down", "router_up", "flood_guard"]\n'
+        )
     path = tmp_path / "config.toml"
     path.write_text(text)
     return str(path)
@@ -112,8 +116,10 @@ def test_reload_rebuilds_the_notifications_and_a_bad_notify_is_refused(tmp_path,
     path = tmp_path / "config.toml"
 
     def write(env: str) -> None:
-        path.write_text(f'state_dir = "{tmp_path / "state"}"\n[[alerts]]\npath = "{alerts}"\nformat = "fast"\n'
-                        f'[notify]\nurls_env = "{env}"\nmin_interval = "1s"\nevents = ["block"]\n')
+        path.write_text(
+            f'state_dir = "{tmp_path / "state"}"\n[[alerts]]\npath = "{alerts}"\nformat = "fast"\n'
+            f'[notify]\nurls_env = "{env}"\nmin_interval = "1s"\nevents = ["block"]\n'
+        )
 
     with JsonReceiver() as first, JsonReceiver() as second:
         monkeypatch.setenv("HOOK_A", first.url)
@@ -144,11 +150,12 @@ def test_a_router_down_at_start_then_up_says_how_long_and_what_catches_up(tmp_pa
     alerts.write_text("")
     table = lab.router_table("core1", port, connect_timeout="2s")
     path = tmp_path / "config.toml"
-    path.write_text(f'state_dir = "{tmp_path / "state"}"\n[policy]\nprotected = ["10.0.0.0/8"]\n'
-                    f'[[alerts]]\npath = "{alerts}"\nformat = "fast"\n'
-                    '[notify]\nurls_env = "TZSP_IPS_TEST_NOTIFY"\nmin_interval = "2s"\n'
-                    '[[routers]]\n' + "".join(f'{k} = "{v}"\n' if isinstance(v, str) else f"{k} = {v}\n"
-                                              for k, v in table.items()))
+    path.write_text(
+        f'state_dir = "{tmp_path / "state"}"\n[policy]\nprotected = ["10.0.0.0/8"]\n'
+        f'[[alerts]]\npath = "{alerts}"\nformat = "fast"\n'
+        '[notify]\nurls_env = "TZSP_IPS_TEST_NOTIFY"\nmin_interval = "2s"\n'
+        "[[routers]]\n" + "".join(f'{k} = "{v}"\n' if isinstance(v, str) else f"{k} = {v}\n" for k, v in table.items())
+    )
     with JsonReceiver() as hook:
         monkeypatch.setenv("TZSP_IPS_TEST_NOTIFY", hook.url)
         service = Service(load_config(str(path)))
@@ -173,9 +180,11 @@ def test_a_router_down_at_start_then_up_says_how_long_and_what_catches_up(tmp_pa
 def silence_watched(tmp_path, monkeypatch, alerts_path, silent_after: str):
     """A running Service told only of silent sensors, following ``alerts_path``; yields the receiver."""
     path = tmp_path / "config.toml"
-    path.write_text(f'state_dir = "{tmp_path / "state"}"\n[[alerts]]\npath = "{alerts_path}"\nformat = "fast"\n'
-                    '[notify]\nurls_env = "TZSP_IPS_TEST_NOTIFY"\nmin_interval = "1s"\n'
-                    f'silent_after = "{silent_after}"\nevents = ["sensor_silent"]\n')
+    path.write_text(
+        f'state_dir = "{tmp_path / "state"}"\n[[alerts]]\npath = "{alerts_path}"\nformat = "fast"\n'
+        '[notify]\nurls_env = "TZSP_IPS_TEST_NOTIFY"\nmin_interval = "1s"\n'
+        f'silent_after = "{silent_after}"\nevents = ["sensor_silent"]\n'
+    )
     with JsonReceiver() as hook:
         monkeypatch.setenv("TZSP_IPS_TEST_NOTIFY", hook.url)
         service = Service(load_config(str(path)))
@@ -220,9 +229,11 @@ def test_each_file_of_a_glob_alerts_path_is_a_sensor_of_its_own(tmp_path, monkey
 
 
 def guard_config(path, alerts, limit: int) -> None:
-    path.write_text(f'state_dir = "{path.parent / "state"}"\n[policy]\nprotected = ["10.0.0.0/8"]\n'
-                    f'max_new_blocks_per_minute = {limit}\n[[alerts]]\npath = "{alerts}"\nformat = "fast"\n'
-                    '[notify]\nurls_env = "TZSP_IPS_TEST_NOTIFY"\nmin_interval = "1s"\nevents = ["flood_guard"]\n')
+    path.write_text(
+        f'state_dir = "{path.parent / "state"}"\n[policy]\nprotected = ["10.0.0.0/8"]\n'
+        f'max_new_blocks_per_minute = {limit}\n[[alerts]]\npath = "{alerts}"\nformat = "fast"\n'
+        '[notify]\nurls_env = "TZSP_IPS_TEST_NOTIFY"\nmin_interval = "1s"\nevents = ["flood_guard"]\n'
+    )
 
 
 def run_guard(tmp_path, monkeypatch, then) -> list:
@@ -261,5 +272,8 @@ def test_a_reload_with_new_flood_guard_limits_resumes_blocking_and_says_so(tmp_p
 
     trip, cleared = run_guard(tmp_path, monkeypatch, reload)
     assert "tripped" in trip["title"]
-    assert "FLOOD GUARD cleared: blocking resumed after" in cleared["title"] and "3 block decisions held back" in cleared["title"]
+    assert (
+        "FLOOD GUARD cleared: blocking resumed after" in cleared["title"]
+        and "3 block decisions held back" in cleared["title"]
+    )
     assert "a reload replaced it" in cleared["message"]

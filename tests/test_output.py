@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import wait_for
+
 from tzsp.capture_files import read_capture
 from tzsp.codec import Frame
 from tzsp.consumer import Consumer
@@ -155,7 +155,9 @@ def test_enlarge_pipe_only_touches_pipes(tmp_path):
 
 
 def stop_consumer(tmp_path, stats, buffer_bytes=1 << 20, clock=time.monotonic):
-    return Consumer([sys.executable, str(STOP_CONSUMER), str(tmp_path)], HEADER, stats, buffer_bytes, backoff=5.0, clock=clock)
+    return Consumer(
+        [sys.executable, str(STOP_CONSUMER), str(tmp_path)], HEADER, stats, buffer_bytes, backoff=5.0, clock=clock
+    )
 
 
 def runs(tmp_path):

@@ -114,9 +114,10 @@ def test_fast_portscan_pseudo_packet_and_non_ip():
     arp = parse('02/23-10:46:39.004087 [**] [112:1:1] "(arp_spoof) unicast ARP request" [**] [Priority: 3] {ARP}  -> ')
     assert (arp.src, arp.dst, arp.proto) == (None, None, "ARP")
     # a follower that strips trailing blanks must not make it unparsable
-    assert parse(
-        '02/23-10:46:39.004087 [**] [112:1:1] "(arp_spoof) unicast ARP request" [**] [Priority: 3] {ARP}  ->'
-    ).dst is None
+    assert (
+        parse('02/23-10:46:39.004087 [**] [112:1:1] "(arp_spoof) unicast ARP request" [**] [Priority: 3] {ARP}  ->').dst
+        is None
+    )
 
 
 def test_fast_message_text_never_moves_the_addresses():
@@ -152,7 +153,7 @@ def test_fast_message_text_never_moves_the_addresses():
         S3.replace("[Priority: 1]", "[Priority: \u0663]"),  # Arabic-Indic digit three
         S3.replace("[1:1000001:1]", "[\u0661:1000001:1]"),
         S3.replace(":51515", ":\u0665\u0661\u0665"),
-        "11/14-22:13:23.105015 [**] [1:2:3] \"m\" [**] [Priority: 1] {TCP} " + "1" * 100_000 + " -> 1.2.3.4:1",
+        '11/14-22:13:23.105015 [**] [1:2:3] "m" [**] [Priority: 1] {TCP} ' + "1" * 100_000 + " -> 1.2.3.4:1",
         ("11/14-22:13:23.105015 [**] [1:2:3] " + " [**] " * 50_000),
     ],
 )
@@ -244,7 +245,9 @@ def test_syslog_non_alerts():
 
 
 def test_syslog_message_text_never_moves_the_addresses():
-    line = "<33>Nov 22 03:38:45 snort: [1:2:3] x {TCP} 6.6.6.6:1 -> 7.7.7.7:2 [Priority: 1] {ICMP} 192.0.2.1 -> 192.0.2.2"
+    line = (
+        "<33>Nov 22 03:38:45 snort: [1:2:3] x {TCP} 6.6.6.6:1 -> 7.7.7.7:2 [Priority: 1] {ICMP} 192.0.2.1 -> 192.0.2.2"
+    )
     alert = parse(line)
     assert endpoints(alert) == (ip("192.0.2.1"), None, ip("192.0.2.2"), None)
 
@@ -257,8 +260,17 @@ def test_json_subsets_in_any_order():
     a = parse('{"dst_ap" : "198.51.100.10:80", "rule" : "1:2:3", "src_ap" : "192.0.2.77:51515", "proto" : "TCP"}')
     assert (a.gid, a.sid, a.rev, a.msg, a.priority, a.time) == (1, 2, 3, "", None, None)
     assert endpoints(a) == (ip("192.0.2.77"), 51515, ip("198.51.100.10"), 80)
-    b = parse('{ "sid" : 1000001, "gid" : 1, "rev" : 1, "class" : "Web Application Attack", "src_addr" : "2001:db8::1" }')
-    assert (b.gid, b.sid, b.rev, b.classification, b.src, b.dst) == (1, 1000001, 1, "Web Application Attack", ip("2001:db8::1"), None)
+    b = parse(
+        '{ "sid" : 1000001, "gid" : 1, "rev" : 1, "class" : "Web Application Attack", "src_addr" : "2001:db8::1" }'
+    )
+    assert (b.gid, b.sid, b.rev, b.classification, b.src, b.dst) == (
+        1,
+        1000001,
+        1,
+        "Web Application Attack",
+        ip("2001:db8::1"),
+        None,
+    )
     # ap fields always print a port ("%s:%u"), 0 for ICMP: that is no port
     c = parse('{ "rule" : "1:2:3", "proto" : "ICMP", "src_ap" : "2001:db8::1:0", "dst_ap" : "2001:db8::2:0" }')
     assert endpoints(c) == (ip("2001:db8::1"), None, ip("2001:db8::2"), None)
@@ -327,7 +339,12 @@ def test_csv_user_field_lists():
 
 def test_csv_bad_lines():
     fields = ("rule", "src_addr", "dst_addr")
-    for line in ["1:2:3, 1.2.3.4", "1:2:3, 1.2.3.4; reboot, 5.6.7.8", "x, 1.2.3.4, 5.6.7.8", "1:2:3, 1.2.3.4, 5.6.7.8, extra"]:
+    for line in [
+        "1:2:3, 1.2.3.4",
+        "1:2:3, 1.2.3.4; reboot, 5.6.7.8",
+        "x, 1.2.3.4, 5.6.7.8",
+        "1:2:3, 1.2.3.4, 5.6.7.8, extra",
+    ]:
         with pytest.raises(UnparsableLine):
             parse(line, "csv", csv_fields=fields)
     with pytest.raises(UnparsableLine, match="csv_fields"):
@@ -428,9 +445,32 @@ def test_any_text_gives_an_alert_or_unparsable(line):
 
 
 FRAGMENTS = [
-    "11/14-22:13:23.105015", "23/11/14-", " [**] ", "[1:2:3] ", '"', "[Priority: 1] ", "[Classification: x] ",
-    "{TCP} ", "{ICMP} ", " -> ", "1.2.3.4", ":80", "2001:db8::1", "<33>", "Nov 22 03:35:41 ", "snort[1]: ",
-    "{", "}", '"rule" : "1:2:3"', '"src_ap" : ', ", ", ",", '"event_type":"alert"', "\x00", "\n", " ",
+    "11/14-22:13:23.105015",
+    "23/11/14-",
+    " [**] ",
+    "[1:2:3] ",
+    '"',
+    "[Priority: 1] ",
+    "[Classification: x] ",
+    "{TCP} ",
+    "{ICMP} ",
+    " -> ",
+    "1.2.3.4",
+    ":80",
+    "2001:db8::1",
+    "<33>",
+    "Nov 22 03:35:41 ",
+    "snort[1]: ",
+    "{",
+    "}",
+    '"rule" : "1:2:3"',
+    '"src_ap" : ',
+    ", ",
+    ",",
+    '"event_type":"alert"',
+    "\x00",
+    "\n",
+    " ",
 ]
 
 

@@ -14,8 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridge.events import Alert, Origin
-from bridge.parsers import Clock, UnparsableLine, parse_line
-from bridge.parsers import snort_json
+from bridge.parsers import Clock, UnparsableLine, parse_line, snort_json
 from bridge.parsers.snort_json import load_object
 
 UTC = timezone.utc
@@ -107,10 +106,23 @@ def test_without_orjson_every_sample_line_gives_the_same_alert(monkeypatch):
     assert sum(isinstance(a, Alert) for a in with_orjson) > 100
 
 
-NUMBERS = {"gid": 1, "sid": 1000001, "rev": 2, "priority": 1, "src_port": 51515, "dst_port": 80, "icmp_type": 3,
-           "seconds": 1700000000}
-BASE = {"msg": "m", "proto": "TCP", "src_addr": "192.0.2.77", "dst_addr": "198.51.100.10",
-        "timestamp": "11/14-22:13:20.082001"}
+NUMBERS = {
+    "gid": 1,
+    "sid": 1000001,
+    "rev": 2,
+    "priority": 1,
+    "src_port": 51515,
+    "dst_port": 80,
+    "icmp_type": 3,
+    "seconds": 1700000000,
+}
+BASE = {
+    "msg": "m",
+    "proto": "TCP",
+    "src_addr": "192.0.2.77",
+    "dst_addr": "198.51.100.10",
+    "timestamp": "11/14-22:13:20.082001",
+}
 
 
 def test_json_numbers_and_the_same_numbers_as_text_give_one_alert():
@@ -121,9 +133,19 @@ def test_json_numbers_and_the_same_numbers_as_text_give_one_alert():
     assert as_numbers.time == datetime(2023, 11, 14, 22, 13, 20, 82001, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("field, value", [("priority", -1), ("priority", 2**32), ("src_port", 65536),
-                                          ("dst_port", -1), ("sid", 2**32), ("icmp_type", True), ("seconds", -1),
-                                          ("gid", 1.0)])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("priority", -1),
+        ("priority", 2**32),
+        ("src_port", 65536),
+        ("dst_port", -1),
+        ("sid", 2**32),
+        ("icmp_type", True),
+        ("seconds", -1),
+        ("gid", 1.0),
+    ],
+)
 def test_json_numbers_out_of_range_are_refused(field, value):
     with pytest.raises(UnparsableLine):
         parse_line(json.dumps({**BASE, **NUMBERS, field: value}), ORIGIN, "json", clock=CLOCK)

@@ -174,9 +174,7 @@ def test_json_all_fields_carry_the_attribution_evidence():
 # ---------------------------------------------------------------------------------------
 # the calibration runs: 18 captures x 2 engines, recommended configurations
 
-CALIBRATION_FILES = sorted(
-    str(path.relative_to(CALIBRATION)) for path in CALIBRATION.rglob("*") if path.is_file()
-)
+CALIBRATION_FILES = sorted(str(path.relative_to(CALIBRATION)) for path in CALIBRATION.rglob("*") if path.is_file())
 
 
 def test_calibration_files_are_all_there():

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import dpkt
 import pytest
+from conftest import DATA, require_tool
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 from scapy.utils import PcapNgWriter, PcapReader, PcapWriter, wrpcap
 
-from conftest import DATA, require_tool
 from tzsp import pcap
 from tzsp.capture_files import CaptureError, read_capture
 from tzsp.codec import Frame
@@ -144,7 +144,9 @@ def test_real_tzsp_pcapng_matches_tshark(tmp_path):
     path = DATA / "simple_http_tzsp.pcapng"
     out = subprocess.run(
         [tshark, "-r", str(path), "-T", "fields", "-e", "frame.time_epoch", "-e", "frame.cap_len"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.returncode == 0, out.stderr
     expected = []
@@ -173,12 +175,16 @@ def pcapng_bytes(interfaces, packets, little: bool = True) -> bytes:
         if tsresol is not None:
             opts.append(option(code=dpkt.pcapng.PCAPNG_OPT_IF_TSRESOL, data=bytes([tsresol])))
         if tsoffset is not None:
-            opts.append(option(code=dpkt.pcapng.PCAPNG_OPT_IF_TSOFFSET, data=struct.pack("<q" if little else ">q", tsoffset)))
+            opts.append(
+                option(code=dpkt.pcapng.PCAPNG_OPT_IF_TSOFFSET, data=struct.pack("<q" if little else ">q", tsoffset))
+            )
         opts.append(option(code=dpkt.pcapng.PCAPNG_OPT_ENDOFOPT, data=b""))
         blocks.append(getattr(ng, "InterfaceDescriptionBlock" + le)(linktype=linktype, snaplen=65535, opts=opts))
     for index, units, data in packets:
         blocks.append(
-            getattr(ng, "EnhancedPacketBlock" + le)(iface_id=index, ts_high=units >> 32, ts_low=units & 0xFFFFFFFF, pkt_data=data)
+            getattr(ng, "EnhancedPacketBlock" + le)(
+                iface_id=index, ts_high=units >> 32, ts_low=units & 0xFFFFFFFF, pkt_data=data
+            )
         )
     return b"".join(bytes(b) for b in blocks)
 

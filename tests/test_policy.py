@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_attribution import make_alert, scan
 
 from bridge.config import PolicyConfig
-from bridge.events import Alert, Origin
 from bridge.decide.policy import FLOOD_WINDOW, Policy
-from test_attribution import make_alert, scan
+from bridge.events import Alert, Origin
 
 OPEN = PolicyConfig(protected=())  # the defaults, without protecting 192.168.0.0/16
 ATTACKER = ipaddress.ip_address("203.0.113.7")
@@ -131,7 +131,13 @@ def test_ipv4_mapped_ipv6_is_blocked_as_ipv4():
 def test_threshold_within_window_uses_alert_time():
     policy = Policy(replace(OPEN, threshold=3, window=60.0))
     start = datetime(2026, 3, 1, 12, 0, 0)
-    times = [start, start + timedelta(seconds=30), start + timedelta(seconds=100), start + timedelta(seconds=110), start + timedelta(seconds=120)]
+    times = [
+        start,
+        start + timedelta(seconds=30),
+        start + timedelta(seconds=100),
+        start + timedelta(seconds=110),
+        start + timedelta(seconds=120),
+    ]
     actions = [policy.decide(attack(time=t), T0).action for t in times]
     # 0s, 30s: 1 and 2 of 3; at 100s the 0s and 30s ones are older than 60s; 120s: 100, 110, 120 -> 3 of 3
     assert actions == ["ignore", "ignore", "ignore", "ignore", "block"]
@@ -234,18 +240,34 @@ def test_hostile_messages_never_become_targets():
     icmp_type=st.one_of(st.none(), st.integers(-1, 300)),
     msg=st.text(max_size=80),
 )
-def test_hostile_alerts_only_ever_target_ipaddresses(src, dst, gid, priority, sport, dport, proto, flags, direction, icmp_type, msg):
+def test_hostile_alerts_only_ever_target_ipaddresses(
+    src, dst, gid, priority, sport, dport, proto, flags, direction, icmp_type, msg
+):
     policy = Policy(replace(OPEN, portscan_attribution="src", attacker={"1:1": "dst"}))
     alert = Alert(
-        gid=gid, sid=1, rev=1, msg=msg, format="json", origin=Origin("h"), priority=priority, proto=proto,
-        src=src, sport=sport, dst=dst, dport=dport, direction=direction, tcp_flags=flags, icmp_type=icmp_type,
+        gid=gid,
+        sid=1,
+        rev=1,
+        msg=msg,
+        format="json",
+        origin=Origin("h"),
+        priority=priority,
+        proto=proto,
+        src=src,
+        sport=sport,
+        dst=dst,
+        dport=dport,
+        direction=direction,
+        tcp_flags=flags,
+        icmp_type=icmp_type,
     )
     decision = policy.decide(alert, T0)
     assert decision.why
     if decision.action == "block":
         assert isinstance(decision.target, (ipaddress.IPv4Address, ipaddress.IPv6Address))
         assert decision.target in (src, dst) or decision.target in (
-            getattr(src, "ipv4_mapped", None), getattr(dst, "ipv4_mapped", None)
+            getattr(src, "ipv4_mapped", None),
+            getattr(dst, "ipv4_mapped", None),
         )
     else:
         assert decision.target is None
@@ -261,15 +283,25 @@ def test_host_and_router_addresses_from_this_machine():
         assert ipaddress.ip_address("127.0.0.1") in mine
     sample = "  |-- 10.1.2.3\n     /32 host LOCAL\n  |-- 10.1.2.255\n     /32 link BROADCAST\n  |-- 10.1.2.0\n     /24 link UNICAST\n"
     assert _fib_trie_addresses(sample) == {ipaddress.ip_address("10.1.2.3"), ipaddress.ip_address("10.1.2.255")}
-    routers = [RouterConfig(name="a", host="192.0.2.1"), RouterConfig(name="b", host="localhost"), RouterConfig(name="c", host="2001:db8::1")]
-    assert router_addresses(routers, resolve=False) == [ipaddress.ip_address("192.0.2.1"), ipaddress.ip_address("2001:db8::1")]
+    routers = [
+        RouterConfig(name="a", host="192.0.2.1"),
+        RouterConfig(name="b", host="localhost"),
+        RouterConfig(name="c", host="2001:db8::1"),
+    ]
+    assert router_addresses(routers, resolve=False) == [
+        ipaddress.ip_address("192.0.2.1"),
+        ipaddress.ip_address("2001:db8::1"),
+    ]
     # "localhost" resolves through the system's resolver (/etc/hosts); whatever it answers is what
     # counts, and a machine that cannot resolve it must still get the literal addresses.
     try:
         resolved = {ipaddress.ip_address(info[4][0].split("%")[0]) for info in socket.getaddrinfo("localhost", None)}
     except socket.gaierror:
         resolved = set()
-    assert set(router_addresses(routers, resolve=True)) == {ipaddress.ip_address("192.0.2.1"), ipaddress.ip_address("2001:db8::1")} | resolved
+    assert (
+        set(router_addresses(routers, resolve=True))
+        == {ipaddress.ip_address("192.0.2.1"), ipaddress.ip_address("2001:db8::1")} | resolved
+    )
     policy = Policy(OPEN, always_protected=mine)
     for address in mine:
         assert policy.decide(attack(src=str(address)), T0).action == "ignore"

@@ -49,7 +49,7 @@ def test_group_has_exactly_ssh_read_write_and_user_is_limited_to_this_host():
 
 
 def test_public_key_is_imported_verbatim_without_its_comment():
-    line = ed25519_line(comment="evil\" ; /system reset")
+    line = ed25519_line(comment='evil" ; /system reset')
     key = parse_public_key(line)
     script = render_provision(plan(public_key=key))
     [key_line] = [row for row in script.splitlines() if row.startswith("/user ssh-keys add")]
@@ -86,8 +86,10 @@ def test_stealth_probes_are_logged_and_only_they_with_a_limit(flavour, limit):
     script = render_provision(plan(flavour=flavour))
     for menu in ("/ip firewall filter", "/ipv6 firewall filter"):
         [rule] = [line for line in script.splitlines() if f"{menu} add" in line and "stealth" in line]
-        args = ("chain=input action=log protocol=tcp connection-state=invalid tcp-flags=!ack,!rst "
-                f"{limit} log-prefix=tzsp-ips-stealth ")
+        args = (
+            "chain=input action=log protocol=tcp connection-state=invalid tcp-flags=!ack,!rst "
+            f"{limit} log-prefix=tzsp-ips-stealth "
+        )
         assert f"{menu} add {args}" in rule and "place-before=" in rule
     # the burst carries a scan past the detector's threshold on its own, however fast it is
     assert "limit=10,80:packet" in render_provision(plan(scan_ports=40))
@@ -95,8 +97,9 @@ def test_stealth_probes_are_logged_and_only_they_with_a_limit(flavour, limit):
 
 def test_tzsp_by_mangle_or_sniffer():
     mangle = render_provision(plan(tzsp="mangle", tzsp_port=37009))
-    assert ("/ip firewall mangle add chain=prerouting action=sniff-tzsp sniff-target=198.51.100.5 "
-            "sniff-target-port=37009") in mangle
+    assert (
+        "/ip firewall mangle add chain=prerouting action=sniff-tzsp sniff-target=198.51.100.5 sniff-target-port=37009"
+    ) in mangle
     sniffer = render_provision(plan(tzsp="sniffer"))
     assert "/tool sniffer set streaming-enabled=yes streaming-server=198.51.100.5:37008 filter-stream=yes" in sniffer
     assert "/tool sniffer start" in sniffer and "sniff-tzsp" not in sniffer
@@ -125,17 +128,20 @@ def test_every_command_is_a_single_ascii_line():
     assert 'password="p\\C3\\A9\\0A\\$x"' in script
 
 
-@pytest.mark.parametrize("field,value,error", [
-    ("this_host", "198.51.100.5", ProvisionError),  # text is never rendered as an address
-    ("this_host", ipaddress.ip_address("0.0.0.0"), ProvisionError),
-    ("user", "ips; /system reset", ValueError),
-    ("list_name", "a b", ValueError),
-    ("group", "", ValueError),
-    ("tzsp", "span", ProvisionError),
-    ("flavour", "v8", ProvisionError),
-    ("tzsp_port", 70000, ProvisionError),
-    ("syslog_port", 0, ProvisionError),
-])
+@pytest.mark.parametrize(
+    "field,value,error",
+    [
+        ("this_host", "198.51.100.5", ProvisionError),  # text is never rendered as an address
+        ("this_host", ipaddress.ip_address("0.0.0.0"), ProvisionError),
+        ("user", "ips; /system reset", ValueError),
+        ("list_name", "a b", ValueError),
+        ("group", "", ValueError),
+        ("tzsp", "span", ProvisionError),
+        ("flavour", "v8", ProvisionError),
+        ("tzsp_port", 70000, ProvisionError),
+        ("syslog_port", 0, ProvisionError),
+    ],
+)
 def test_bad_inputs_are_refused(field, value, error):
     with pytest.raises(error):
         render_provision(plan(**{field: value}))

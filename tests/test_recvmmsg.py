@@ -26,7 +26,7 @@ from tzsp.pcap import RECORD_HEADER
 from tzsp.receiver import AllowList, Policy, Receiver, classify, open_socket
 from tzsp.stats import Counters
 
-ETHER_FRAME = bytes.fromhex("020000000002020000000001" "0800") + bytes(range(46))
+ETHER_FRAME = bytes.fromhex("0200000000020200000000010800") + bytes(range(46))
 FIXED_NS = 1_700_000_000_123_456_789
 TAG82 = Tag(82, struct.pack("!II", 1_600_000_000, 5_000))
 
@@ -120,8 +120,14 @@ def run_both(sockets, policy, allow, batch_bytes, traffic, expected, kernel_time
     for sock, accelerated in zip(sockets, (True, False)):
         stats, sink = Counters(), Collecting()
         receiver = Receiver(
-            sock, policy, allow, stats, batch_bytes=batch_bytes, kernel_timestamps=kernel_timestamps,
-            accelerated=accelerated, clock=lambda: FIXED_NS,
+            sock,
+            policy,
+            allow,
+            stats,
+            batch_bytes=batch_bytes,
+            kernel_timestamps=kernel_timestamps,
+            accelerated=accelerated,
+            clock=lambda: FIXED_NS,
         )
         assert receiver.accelerated is accelerated
         assert drain_until(receiver, sink, expected) == expected
@@ -171,11 +177,18 @@ def test_without_allow_list_every_sender_is_taken(two_sockets):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.one_of(
-    st.binary(max_size=80),
-    st.binary(max_size=300).map(lambda b: b"\x01\x00\x00\x01\x01" + b),
-    st.binary(max_size=60).map(lambda b: b"\x01\x00\x00\x01" + b),
-), min_size=1, max_size=150), st.sampled_from([Policy(), Policy(nanosecond=True, snaplen=40)]))
+@given(
+    st.lists(
+        st.one_of(
+            st.binary(max_size=80),
+            st.binary(max_size=300).map(lambda b: b"\x01\x00\x00\x01\x01" + b),
+            st.binary(max_size=60).map(lambda b: b"\x01\x00\x00\x01" + b),
+        ),
+        min_size=1,
+        max_size=150,
+    ),
+    st.sampled_from([Policy(), Policy(nanosecond=True, snaplen=40)]),
+)
 def test_any_datagrams_give_identical_output(two_sockets, datagrams, policy):
     need_accelerator()
     (c_sink, c_stats), (py_sink, py_stats) = run_both(

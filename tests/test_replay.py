@@ -11,13 +11,13 @@ from contextlib import contextmanager
 from decimal import Decimal
 
 import pytest
+from conftest import DATA, console_script
 from scapy.layers.inet import IP, TCP, UDP, fragment
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import CookedLinux, Ether
 from scapy.packet import Raw
 from scapy.utils import PcapReader, wrpcap
 
-from conftest import DATA, console_script
 from tzsp import codec, replay
 from tzsp.replay import Outgoing, Pacer
 
@@ -27,7 +27,12 @@ TZSP_CAPTURE = DATA / "simple_http_tzsp.pcapng"
 def ethernet_packets(n: int, start: float = 1_700_000_000.0, gap: float = 0.001):
     packets = []
     for i in range(n):
-        packet = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src="10.0.0.1", dst=f"10.0.1.{i % 250}") / TCP(sport=40000 + i, dport=80) / Raw(b"p" * i)
+        packet = (
+            Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+            / IP(src="10.0.0.1", dst=f"10.0.1.{i % 250}")
+            / TCP(sport=40000 + i, dport=80)
+            / Raw(b"p" * i)
+        )
         packet.time = Decimal(repr(start)) + Decimal(repr(gap)) * i
         packets.append(packet)
     return packets
@@ -53,13 +58,13 @@ def receive(sock: socket.socket, expected: int, deadline: float = 10.0) -> list:
         sock.settimeout(max(end - time.monotonic(), 0.01))
         try:
             got.append(sock.recv(70000))
-        except socket.timeout:
+        except TimeoutError:
             break
     sock.settimeout(0.05)
     try:
         while True:
             got.append(sock.recv(70000))
-    except (socket.timeout, BlockingIOError):
+    except (TimeoutError, BlockingIOError):
         pass
     return got
 
@@ -74,7 +79,12 @@ def to(sock: socket.socket) -> str:
 
 @pytest.mark.parametrize(
     "text, expected",
-    [("127.0.0.1:37008", ("127.0.0.1", 37008)), ("[::1]:9", ("::1", 9)), ("sensor.example:1", ("sensor.example", 1)), (" 10.0.0.1:65535 ", ("10.0.0.1", 65535))],
+    [
+        ("127.0.0.1:37008", ("127.0.0.1", 37008)),
+        ("[::1]:9", ("::1", 9)),
+        ("sensor.example:1", ("sensor.example", 1)),
+        (" 10.0.0.1:65535 ", ("10.0.0.1", 65535)),
+    ],
 )
 def test_parse_destination(text, expected):
     assert replay.parse_destination(text) == expected
@@ -82,7 +92,16 @@ def test_parse_destination(text, expected):
 
 @pytest.mark.parametrize(
     "text, words",
-    [("127.0.0.1", "HOST:PORT"), (":37008", "HOST:PORT"), ("::1:37008", "brackets"), ("[::1]37008", r"\[ADDRESS\]:PORT"), ("[nothost]:1", "not an IPv6"), ("h:0", "1-65535"), ("h:70000", "1-65535"), ("h:x", "1-65535")],
+    [
+        ("127.0.0.1", "HOST:PORT"),
+        (":37008", "HOST:PORT"),
+        ("::1:37008", "brackets"),
+        ("[::1]37008", r"\[ADDRESS\]:PORT"),
+        ("[nothost]:1", "not an IPv6"),
+        ("h:0", "1-65535"),
+        ("h:70000", "1-65535"),
+        ("h:x", "1-65535"),
+    ],
 )
 def test_parse_destination_errors(text, words):
     with pytest.raises(ValueError, match=words):
@@ -148,7 +167,13 @@ def test_send_all_counts_errors_and_respects_count():
             raise ConnectionRefusedError(111, "refused")
 
     summary = replay.Summary()
-    items = [Outgoing(0, b"ok"), Outgoing(0, b"x" * 101), Outgoing(0, b"refused"), Outgoing(0, b"ok"), Outgoing(0, b"never")]
+    items = [
+        Outgoing(0, b"ok"),
+        Outgoing(0, b"x" * 101),
+        Outgoing(0, b"refused"),
+        Outgoing(0, b"ok"),
+        Outgoing(0, b"never"),
+    ]
     pacer = Pacer()
     replay.send_all(send, items, pacer, summary, max_payload=100, count=4)
     assert (summary.sent, summary.bytes) == (2, 4)
@@ -159,8 +184,14 @@ def test_send_all_counts_errors_and_respects_count():
 
 def test_tzsp_datagrams_wrap_each_frame():
     records = [(5, b"frame-a"), (1_700_000_000_000_000_009, b"frame-b")]
-    assert [o.payload for o in replay.tzsp_datagrams(records, 1)] == [codec.FAST_HEADER + b"frame-a", codec.FAST_HEADER + b"frame-b"]
-    tagged = [codec.decode(o.payload) for o in replay.tzsp_datagrams(records, 18, packet_ids=True, time_tags=True, first_sequence=7)]
+    assert [o.payload for o in replay.tzsp_datagrams(records, 1)] == [
+        codec.FAST_HEADER + b"frame-a",
+        codec.FAST_HEADER + b"frame-b",
+    ]
+    tagged = [
+        codec.decode(o.payload)
+        for o in replay.tzsp_datagrams(records, 18, packet_ids=True, time_tags=True, first_sequence=7)
+    ]
     assert [d.packet_id for d in tagged] == [7, 8]
     assert [d.capture_time_ns for d in tagged] == [5, 1_700_000_000_000_000_009]
     assert {d.encapsulation for d in tagged} == {18}
@@ -349,7 +380,9 @@ def test_console_script_runs(tmp_path):
     packets = ethernet_packets(2)
     wrpcap(str(path), packets)
     with receiver() as sock:
-        done = subprocess.run(console_script("tzsp-replay") + [str(path), "--to", to(sock)], capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            console_script("tzsp-replay") + [str(path), "--to", to(sock)], capture_output=True, text=True, timeout=60
+        )
         got = receive(sock, 2)
     assert done.returncode == 0, done.stderr
     assert got == [codec.encode_frame(bytes(p)) for p in packets]

@@ -13,15 +13,14 @@ import subprocess
 import time
 
 import pytest
+from conftest import console_script, free_port
+from responder_rig import Lab, client_key, write_config
 
 from bridge.cli import main as snort_bridge
-from responder.transport import known_hosts
 from responder.events import BlockRequest
 from responder.ledger import Ledger
-
-from conftest import console_script, free_port
 from responder.sim import SimRouter
-from responder_rig import Lab, client_key, write_config
+from responder.transport import known_hosts
 
 A = ipaddress.ip_address("203.0.113.7")
 B = ipaddress.ip_address("198.51.100.9")
@@ -39,16 +38,19 @@ def ledger_of(tmp_path) -> Ledger:
     return Ledger.in_state_dir(str(tmp_path / "state"))
 
 
-@pytest.mark.parametrize("target,message", [
-    ("example.com", "not an IPv4 or IPv6 address"),
-    ("203.0.113.7; /system reset", "not an IPv4 or IPv6 address"),
-    ("203.0.113.0/24", "not an IPv4 or IPv6 address"),
-    ("127.0.0.1", "loopback"),
-    ("::", "unspecified"),
-    ("224.0.0.1", "multicast"),
-    ("::ffff:127.0.0.1", "loopback"),
-    ("192.168.1.20", "policy.protected"),
-])
+@pytest.mark.parametrize(
+    "target,message",
+    [
+        ("example.com", "not an IPv4 or IPv6 address"),
+        ("203.0.113.7; /system reset", "not an IPv4 or IPv6 address"),
+        ("203.0.113.0/24", "not an IPv4 or IPv6 address"),
+        ("127.0.0.1", "loopback"),
+        ("::", "unspecified"),
+        ("224.0.0.1", "multicast"),
+        ("::ffff:127.0.0.1", "loopback"),
+        ("192.168.1.20", "policy.protected"),
+    ],
+)
 def test_block_refuses_targets_before_anything_is_recorded_or_sent(tmp_path, capsys, target, message):
     config = write_config(tmp_path, [down_router()])
     started = time.monotonic()
@@ -86,8 +88,9 @@ def test_list_shows_each_router_state_as_text_and_json(tmp_path, capsys):
     earlier = BlockRequest(A, 60, "ET SCAN nmap", "1:2000", requested_at=now - 3600)
     ledger.record_block(earlier, ["r1", "r2"], now - 3600)  # an earlier offence, long over
     why = "2nd offence; block_for sets 1m; ×4"
-    ledger.record_block(BlockRequest(A, 240, "ET SCAN nmap", "1:2000", requested_at=now, duration_why=why),
-                        ["r1", "r2"], now)
+    ledger.record_block(
+        BlockRequest(A, 240, "ET SCAN nmap", "1:2000", requested_at=now, duration_why=why), ["r1", "r2"], now
+    )
     ledger.set_status("r1", A, "applied", now, expires_at=now + 240, static=True)
     ledger.close()
 
@@ -138,8 +141,11 @@ def test_routers_reports_an_unreachable_router_with_its_error(tmp_path, capsys):
 
 def test_provision_prints_the_script_with_our_key_and_address(tmp_path, capsys):
     key_path, key = client_key(tmp_path)
-    config = write_config(tmp_path, [dict(name="core1", host="127.0.0.1", key_file=key_path, list="ips-block")],
-                          extra='[scan]\nsyslog = "0.0.0.0:5514"')
+    config = write_config(
+        tmp_path,
+        [dict(name="core1", host="127.0.0.1", key_file=key_path, list="ips-block")],
+        extra='[scan]\nsyslog = "0.0.0.0:5514"',
+    )
     assert snort_bridge(["provision", "core1", "--config", config]) == 0
     script = capsys.readouterr().out
     assert f'key="{key.get_name()} {key.get_base64()}"' in script  # derived from the private key
@@ -147,8 +153,9 @@ def test_provision_prints_the_script_with_our_key_and_address(tmp_path, capsys):
     assert "src-address-list=ips-block" in script
     assert "remote-port=5514" in script and "sniff-target=127.0.0.1 sniff-target-port=37008" in script
 
-    assert snort_bridge(["provision", "core1", "--this-host", "2001:db8::5", "--tzsp", "sniffer",
-                         "--config", config]) == 0
+    assert (
+        snort_bridge(["provision", "core1", "--this-host", "2001:db8::5", "--tzsp", "sniffer", "--config", config]) == 0
+    )
     script = capsys.readouterr().out
     assert "address=2001:db8::5/128" in script and "streaming-server=[2001:db8::5]:37008" in script
 
@@ -171,11 +178,16 @@ def test_trust_of_a_router_that_is_down_fails_clearly(tmp_path, capsys):
 
 def test_subcommands_are_registered_in_the_installed_command(tmp_path):
     config = write_config(tmp_path, [down_router("r1")])
-    result = subprocess.run(console_script("snort-bridge") + ["block", "--help"], capture_output=True, text=True,
-                            timeout=30)
+    result = subprocess.run(
+        console_script("snort-bridge") + ["block", "--help"], capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 0 and "--reason" in result.stdout and "--config" in result.stdout
-    result = subprocess.run(console_script("snort-bridge") + ["list", "--json", "--config", config],
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        console_script("snort-bridge") + ["list", "--json", "--config", config],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["blocks"] == []
 
@@ -226,8 +238,8 @@ def test_trust_asks_records_and_warns_about_a_changed_key(lab, tmp_path, capsys)
     assert "snort-bridge trust r1" in capsys.readouterr().out  # the error says what to do
     assert lab.sent("r1", "") == []
 
-    from bridge.cli.routers import cmd_trust
     from bridge.cli import build_parser
+    from bridge.cli.routers import cmd_trust
 
     args = build_parser().parse_args(["trust", "r1", "--config", config])
     assert cmd_trust(args, ask=lambda prompt: "n") == 1

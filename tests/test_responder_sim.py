@@ -12,15 +12,14 @@ import threading
 import time
 
 import pytest
+from responder_rig import LIST, Lab, wait_until
 
-from responder.transport import known_hosts
 from responder.events import BlockRequest
 from responder.ledger import Ledger
 from responder.responder import TargetRefused
 from responder.routeros.duration import parse_duration
 from responder.sim import SimRouter
-
-from responder_rig import LIST, Lab, wait_until
+from responder.transport import known_hosts
 
 A = ipaddress.ip_address("203.0.113.7")
 B = ipaddress.ip_address("2001:db8::66")
@@ -114,8 +113,9 @@ def test_permission_error_names_the_router_and_spares_the_others(lab):
     lab.add("readonly", policies=("ssh", "read"))
     responder = lab.responder()
     responder.block(block(A))
-    assert wait_until(lambda: router_status(responder, "good", A) == "applied"
-                      and router_status(responder, "readonly", A) == "failed")
+    assert wait_until(
+        lambda: router_status(responder, "good", A) == "applied" and router_status(responder, "readonly", A) == "failed"
+    )
     state = responder.states(A)["readonly"]
     assert "router readonly" in state.last_error and "permission" in state.last_error
     status = {s.name: s for s in responder.status()}
@@ -162,8 +162,9 @@ def test_a_router_that_accepts_tcp_and_never_answers_does_not_slow_the_others(la
         responder = lab.responder(lab.config(extra_routers=[hanging]))
         started = time.monotonic()
         responder.block(block(A))
-        assert wait_until(lambda: all(router_status(responder, n, A) == "applied" for n in ("r1", "r2")),
-                          timeout=hang_timeout - 1)
+        assert wait_until(
+            lambda: all(router_status(responder, n, A) == "applied" for n in ("r1", "r2")), timeout=hang_timeout - 1
+        )
         assert time.monotonic() - started < hang_timeout  # not behind the silent router's timeout
         assert router_status(responder, "mute", A) == "pending"
         assert wait_until(lambda: "timed out" in (responder.status()[2].last_error or ""), timeout=hang_timeout + 5)
@@ -194,8 +195,12 @@ def test_a_router_that_logs_in_but_never_answers_a_command_is_cut_off_in_time(la
 def test_changed_host_key_is_refused_until_trusted(lab):
     sim = lab.add("r1")
     other = SimRouter()  # a different host key recorded for this address: a man in the middle, or a re-key
-    known_hosts.record(lab.known_hosts, known_hosts.host_name("127.0.0.1", lab.ports["r1"]),
-                       other.host_key.get_name(), other.host_key.asbytes())
+    known_hosts.record(
+        lab.known_hosts,
+        known_hosts.host_name("127.0.0.1", lab.ports["r1"]),
+        other.host_key.get_name(),
+        other.host_key.asbytes(),
+    )
     responder = lab.responder()
     responder.block(block(A))
     assert wait_until(lambda: "trust" in (responder.status()[0].last_error or ""))
@@ -244,4 +249,3 @@ def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-

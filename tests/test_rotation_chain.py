@@ -13,36 +13,48 @@ import os
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rotation_rig import BASE, SCHEMES, History
 
 from bridge.follow.lines import MAX_LINE_BYTES
 from bridge.follow.positions import Position, fingerprint
 from bridge.follow.readers import FileReader, plan_resume, snapshot_chain
 from bridge.follow.rotation import FileInfo, RotatedName, order_rotated, parse_rotated_name, plan_chain
 from bridge.follow.tail import Tail
-from rotation_rig import BASE, SCHEMES, History
-
 
 # --- names ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("alert_fast.txt.1", RotatedName("numeric", -1, "")),
-    ("alert_fast.txt.12.gz", RotatedName("numeric", -12, ".gz")),
-    ("alert_fast.txt.1733300000", RotatedName("seconds", 1733300000, "")),
-    ("alert_fast.txt.1733300000.xz", RotatedName("seconds", 1733300000, ".xz")),
-    ("alert_fast.txt-20241204", RotatedName("date", "20241204", "")),
-    ("alert_fast.txt-2024-12-04.gz", RotatedName("date", "2024-12-04", ".gz")),
-    ("alert_fast.txt-20241204-1733300000", RotatedName("date", "20241204-1733300000", "")),
-    ("alert_fast-20241204.txt", RotatedName("date", "20241204", "")),
-    ("alert_fast-20241204.txt.bz2", RotatedName("date", "20241204", ".bz2")),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("alert_fast.txt.1", RotatedName("numeric", -1, "")),
+        ("alert_fast.txt.12.gz", RotatedName("numeric", -12, ".gz")),
+        ("alert_fast.txt.1733300000", RotatedName("seconds", 1733300000, "")),
+        ("alert_fast.txt.1733300000.xz", RotatedName("seconds", 1733300000, ".xz")),
+        ("alert_fast.txt-20241204", RotatedName("date", "20241204", "")),
+        ("alert_fast.txt-2024-12-04.gz", RotatedName("date", "2024-12-04", ".gz")),
+        ("alert_fast.txt-20241204-1733300000", RotatedName("date", "20241204-1733300000", "")),
+        ("alert_fast-20241204.txt", RotatedName("date", "20241204", "")),
+        ("alert_fast-20241204.txt.bz2", RotatedName("date", "20241204", ".bz2")),
+    ],
+)
 def test_rotated_names_of_every_scheme(name, expected):
     assert parse_rotated_name(BASE, name) == expected
 
 
-@pytest.mark.parametrize("name", ["alert_fast.txt", "alert_fast.txt.bak", "alert_fast.txt.1.tmp",
-                                  "alert_fast.txt-old", "other.txt.1", "alert_fast.txt.corrupt",
-                                  "alert_fast.txt-2024", "alert_json.txt.1733300000"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "alert_fast.txt",
+        "alert_fast.txt.bak",
+        "alert_fast.txt.1.tmp",
+        "alert_fast.txt-old",
+        "other.txt.1",
+        "alert_fast.txt.corrupt",
+        "alert_fast.txt-2024",
+        "alert_json.txt.1733300000",
+    ],
+)
 def test_other_names_are_not_rotations(name):
     assert parse_rotated_name(BASE, name) is None
 
@@ -55,8 +67,10 @@ def test_numeric_rotations_sort_highest_number_first_and_mixed_schemes_by_mtime(
     names = ["alert_fast.txt.1", "alert_fast.txt.3.gz", "alert_fast.txt.2"]
     files = [(info(n, i, b""), parse_rotated_name(BASE, n)) for i, n in enumerate(names)]
     assert [f.path for f in order_rotated(files)] == ["alert_fast.txt.3.gz", "alert_fast.txt.2", "alert_fast.txt.1"]
-    mixed = [(info("alert_fast.txt.1", 1, b"", mtime=30), parse_rotated_name(BASE, "alert_fast.txt.1")),
-             (info("alert_fast.txt-20240101", 2, b"", mtime=10), parse_rotated_name(BASE, "alert_fast.txt-20240101"))]
+    mixed = [
+        (info("alert_fast.txt.1", 1, b"", mtime=30), parse_rotated_name(BASE, "alert_fast.txt.1")),
+        (info("alert_fast.txt-20240101", 2, b"", mtime=10), parse_rotated_name(BASE, "alert_fast.txt-20240101")),
+    ]
     assert [f.path for f in order_rotated(mixed)] == ["alert_fast.txt-20240101", "alert_fast.txt.1"]
 
 
@@ -75,8 +89,16 @@ def test_the_plan_is_the_saved_file_then_every_later_file_in_order(sizes, data):
     files = [content(n, size) for n, size in enumerate(sizes)]
     compressed = data.draw(st.lists(st.booleans(), min_size=len(files), max_size=len(files)))
     compressed[-1] = False  # the current file is never compressed
-    chain = [info(f"f{n}", 100 + n + (50 if compressed[n] else 0), body, mtime=n + 1,
-                  compression=".gz" if compressed[n] else "") for n, body in enumerate(files)]
+    chain = [
+        info(
+            f"f{n}",
+            100 + n + (50 if compressed[n] else 0),
+            body,
+            mtime=n + 1,
+            compression=".gz" if compressed[n] else "",
+        )
+        for n, body in enumerate(files)
+    ]
     which = data.draw(st.integers(0, len(files) - 1))
     lines = data.draw(st.integers(0, sizes[which]))
     offset = len(content(which, lines))
@@ -92,8 +114,11 @@ def test_the_plan_is_the_saved_file_then_every_later_file_in_order(sizes, data):
 
 
 def test_a_saved_file_that_is_gone_continues_with_the_files_modified_after_it():
-    old, newer, current = info("a.2", 1, content(1, 3), mtime=10), info("a.1", 2, content(2, 3), mtime=30), \
-        info("a", 3, content(3, 1), mtime=40)
+    old, newer, current = (
+        info("a.2", 1, content(1, 3), mtime=10),
+        info("a.1", 2, content(2, 3), mtime=30),
+        info("a", 3, content(3, 1), mtime=40),
+    )
     saved = Position("a", 1, 99, 20, 1, fingerprint(content(0, 5)[:20]), mtime_ns=20)
     plan = plan_chain(current, [old, newer], saved)
     assert plan.found == "gone" and [s.file.path for s in plan.steps] == ["a.1", "a"]
@@ -115,13 +140,16 @@ def test_copytruncate_finds_the_copy_and_an_inode_reuse_is_not_taken_for_the_sav
 # --- real files, random histories -----------------------------------------------------------------
 
 
-operations = st.lists(st.one_of(
-    st.tuples(st.just("write"), st.integers(1, 25)),
-    st.tuples(st.just("rotate"), st.just(0)),
-    st.tuples(st.just("compress"), st.integers(0, 5)),
-    st.tuples(st.just("read"), st.integers(1, 3)),
-    st.tuples(st.just("restart"), st.just(0)),
-), max_size=30)
+operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("write"), st.integers(1, 25)),
+        st.tuples(st.just("rotate"), st.just(0)),
+        st.tuples(st.just("compress"), st.integers(0, 5)),
+        st.tuples(st.just("read"), st.integers(1, 3)),
+        st.tuples(st.just("restart"), st.just(0)),
+    ),
+    max_size=30,
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -183,7 +211,9 @@ def test_a_file_compressed_before_its_tail_was_read_is_finished_from_the_archive
     assert sorted(history.rotated()) == [f"{BASE}.1.gz"]
     plan = plan_resume(history.path, saved)
     assert plan.found == "copied" and [s.file.path for s in plan.steps] == [
-        os.path.join(str(tmp_path), f"{BASE}.1.gz"), history.path]
+        os.path.join(str(tmp_path), f"{BASE}.1.gz"),
+        history.path,
+    ]
     tail = Tail(history.path, saved, False, MAX_LINE_BYTES)
     got = []
     for _ in range(5):

@@ -21,7 +21,7 @@ HOSTILE = [
     "a; /system reset-configuration",
     "line1\nline2\r\n/user add name=evil",
     "[/ip firewall address-list remove [find]]",
-    "back\\slash \\\" tricky",
+    'back\\slash \\" tricky',
     "question? help",
     "naïve ünïcødé 攻撃 \u202e rtl",
     "\x00nul\x1b[31mred\x7f",
@@ -43,7 +43,7 @@ def test_render_add_keeps_hostile_comment_inside_one_quoted_value(comment):
     head, literal = split_comment(command)
     assert head == "/ip firewall address-list add list=blacklist address=203.0.113.7 timeout=5m"
     assert command.isascii() and "\n" not in command and "\r" not in command
-    assert re.search(r'(?<!\\)\$', literal) is None  # every $ escaped: nothing interpolates
+    assert re.search(r"(?<!\\)\$", literal) is None  # every $ escaped: nothing interpolates
     assert unquote_value(literal) == commands.clean_comment(comment)
 
 
@@ -56,7 +56,10 @@ def test_clean_comment_flattens_and_limits():
 
 
 def test_empty_comment_is_left_out():
-    assert commands.render_add(None, "bl", V4, 60, " \n ") == "/ip firewall address-list add list=bl address=203.0.113.7 timeout=1m"
+    assert (
+        commands.render_add(None, "bl", V4, 60, " \n ")
+        == "/ip firewall address-list add list=bl address=203.0.113.7 timeout=1m"
+    )
 
 
 def test_ipv6_goes_to_ipv6_menu_as_128():
@@ -64,7 +67,7 @@ def test_ipv6_goes_to_ipv6_menu_as_128():
     assert command.startswith("/ipv6 firewall address-list add list=bl address=2001:db8::7/128 timeout=1h ")
     with pytest.raises(ValueError):
         commands.render_add(commands.IPV4_LIST_PATH, "bl", V6, 3600, "x")
-    assert commands.render_add(commands.IPV6_LIST_PATH, "bl", V6, 1, "") .startswith("/ipv6 ")
+    assert commands.render_add(commands.IPV6_LIST_PATH, "bl", V6, 1, "").startswith("/ipv6 ")
 
 
 def test_networks_render_with_prefix_and_hosts_bare():
@@ -75,7 +78,7 @@ def test_networks_render_with_prefix_and_hosts_bare():
 
 
 def test_timeout_is_capped_and_at_least_one_second():
-    capped = commands.render_add(None, "bl", V4, 10 ** 12, "")
+    capped = commands.render_add(None, "bl", V4, 10**12, "")
     assert capped.endswith("timeout=35w3d13h13m56s")
     assert parse_duration("35w3d13h13m56s") == MAX_TIMEOUT_SECONDS
     assert commands.render_add(None, "bl", V4, 0.2, "").endswith("timeout=1s")
@@ -84,29 +87,46 @@ def test_timeout_is_capped_and_at_least_one_second():
         commands.render_add(None, "bl", V4, "5m", "")
 
 
-NOT_ADDRESSES = ["203.0.113.7", b"203.0.113.7", 3405803783, None, True, 1.5, ["203.0.113.7"],
-                 "1.2.3.4; /system reset-configuration", object()]
+NOT_ADDRESSES = [
+    "203.0.113.7",
+    b"203.0.113.7",
+    3405803783,
+    None,
+    True,
+    1.5,
+    ["203.0.113.7"],
+    "1.2.3.4; /system reset-configuration",
+    object(),
+]
 
 
 @pytest.mark.parametrize("bad", NOT_ADDRESSES, ids=lambda v: type(v).__name__ + repr(v)[:20])
 def test_every_renderer_rejects_non_addresses_with_type_error(bad):
-    for render in (lambda: commands.render_add(None, "bl", bad, 60, "c"),
-                   lambda: commands.render_remove("bl", bad),
-                   lambda: commands.render_set_timeout("bl", bad, 60),
-                   lambda: commands.render_script_block(bad, "filter"),
-                   lambda: commands.render_address(bad),
-                   lambda: commands.family_path(bad)):
+    for render in (
+        lambda: commands.render_add(None, "bl", bad, 60, "c"),
+        lambda: commands.render_remove("bl", bad),
+        lambda: commands.render_set_timeout("bl", bad, 60),
+        lambda: commands.render_script_block(bad, "filter"),
+        lambda: commands.render_address(bad),
+        lambda: commands.family_path(bad),
+    ):
         with pytest.raises(TypeError):
             render()
 
 
 def test_remove_and_refresh_use_find_with_the_router_spelling():
-    assert commands.render_remove("blacklist", V4) == \
-        "/ip firewall address-list remove [find list=blacklist address=203.0.113.7]"
-    assert commands.render_remove("blacklist", V6) == \
-        "/ipv6 firewall address-list remove [find list=blacklist address=2001:db8::7/128]"
-    assert commands.render_set_timeout("bl", V4, 600) == \
-        "/ip firewall address-list set [find list=bl address=203.0.113.7] timeout=10m"
+    assert (
+        commands.render_remove("blacklist", V4)
+        == "/ip firewall address-list remove [find list=blacklist address=203.0.113.7]"
+    )
+    assert (
+        commands.render_remove("blacklist", V6)
+        == "/ipv6 firewall address-list remove [find list=blacklist address=2001:db8::7/128]"
+    )
+    assert (
+        commands.render_set_timeout("bl", V4, 600)
+        == "/ip firewall address-list set [find list=bl address=203.0.113.7] timeout=10m"
+    )
 
 
 def test_print_renders_terse_and_as_value():

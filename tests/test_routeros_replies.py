@@ -8,15 +8,23 @@ import pytest
 
 from responder.errors import RouterCommandError
 from responder.routeros.replies import (
-    ReplyParseError, classify, command_error, normalise_address, parse_address_list, parse_uptime)
+    ReplyParseError,
+    classify,
+    command_error,
+    normalise_address,
+    parse_address_list,
+    parse_uptime,
+)
 
 # Samples as quoted in ROUTEROS.md section 2 (S15 ntc-templates fixture, S32, S21b), with CRLF as exec prints.
 V6_TERSE = " 14 D list=azeazeaze address=192.168.3.0/24 creation-time=jun/14/2022 07:53:49 timeout=4m52s \r\n"
 V7_TERSE = "list=testing address=34.127.16.140 creation-time=2024-10-22 21:20:36 dynamic=no\r\n"
 V6_IPV6_TERSE = " 4 D list=azeazeaze address=d4de:e2c0::/26 timeout=7m49s dynamic=yes \r\n"
-AS_VALUE = (".id=*1;address=198.51.100.23;creation-time=2026-10-01 08:50:30;dynamic=true;list=port-scanners;"
-            "timeout=23h59m55s;.id=*2;address=2001:db8::5/128;comment=tzsp-ips [1:2] x y;creation-time="
-            "2026-10-01 08:51:00;disabled=true;dynamic=false;list=port-scanners\r\n")
+AS_VALUE = (
+    ".id=*1;address=198.51.100.23;creation-time=2026-10-01 08:50:30;dynamic=true;list=port-scanners;"
+    "timeout=23h59m55s;.id=*2;address=2001:db8::5/128;comment=tzsp-ips [1:2] x y;creation-time="
+    "2026-10-01 08:51:00;disabled=true;dynamic=false;list=port-scanners\r\n"
+)
 
 
 def test_v6_terse_with_index_and_flags():
@@ -52,9 +60,11 @@ def test_as_value_several_entries_on_one_line():
 
 
 def test_terse_with_comment_and_disabled_flag_and_headers_skipped():
-    text = ("Flags: X - disabled, D - dynamic\r\n"
-            " 0 X  list=bl address=10.0.0.0/8 comment=static, old entry creation-time=jan/02/2020 00:00:00\r\n"
-            " 1 D  list=bl comment=tzsp-ips [1:2000:1] ET SCAN address=10.1.2.3 timeout=1d00:00:05\r\n\r\n")
+    text = (
+        "Flags: X - disabled, D - dynamic\r\n"
+        " 0 X  list=bl address=10.0.0.0/8 comment=static, old entry creation-time=jan/02/2020 00:00:00\r\n"
+        " 1 D  list=bl comment=tzsp-ips [1:2000:1] ET SCAN address=10.1.2.3 timeout=1d00:00:05\r\n\r\n"
+    )
     static, dynamic = parse_address_list(text, flavour_hint="v6")
     assert static.disabled and not static.dynamic and static.comment == "static, old entry"
     assert static.address == ipaddress.ip_network("10.0.0.0/8")
@@ -79,15 +89,18 @@ def test_error_reply_is_not_parsed_as_entries():
         parse_address_list("not enough permissions (9)\r\n")
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("1.2.3.4", ipaddress.ip_address("1.2.3.4")),
-    ("1.2.3.4/32", ipaddress.ip_address("1.2.3.4")),
-    ("203.0.113.77/24", ipaddress.ip_network("203.0.113.0/24")),
-    ("2001:db8::1", ipaddress.ip_address("2001:db8::1")),
-    ("2001:DB8::1/128", ipaddress.ip_address("2001:db8::1")),
-    ("198.51.100.0-198.51.100.9", "198.51.100.0-198.51.100.9"),
-    ("example.com", "example.com"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("1.2.3.4", ipaddress.ip_address("1.2.3.4")),
+        ("1.2.3.4/32", ipaddress.ip_address("1.2.3.4")),
+        ("203.0.113.77/24", ipaddress.ip_network("203.0.113.0/24")),
+        ("2001:db8::1", ipaddress.ip_address("2001:db8::1")),
+        ("2001:DB8::1/128", ipaddress.ip_address("2001:db8::1")),
+        ("198.51.100.0-198.51.100.9", "198.51.100.0-198.51.100.9"),
+        ("example.com", "example.com"),
+    ],
+)
 def test_normalise_address(text, expected):
     assert normalise_address(text) == expected
 
@@ -140,13 +153,16 @@ def test_command_error_names_router_and_fix():
     assert "35w3d13h13m56s" in str(timeout) and timeout.kind == "out-of-range"
 
 
-@pytest.mark.parametrize("output, seconds", [
-    ("                   uptime: 1w2d3h4m5s\r\n              version: 7.16 (stable)\r\n", 788645),
-    ("             uptime: 1w2d03:04:05\r\n            version: 6.49.10 (long-term)\r\n", 788645),
-    ("uptime: 00:00:09\r\n", 9),
-    ("uptime: 3m12s\r\n", 192),
-    ("1d02:00:00\r\n", 93600),
-])
+@pytest.mark.parametrize(
+    "output, seconds",
+    [
+        ("                   uptime: 1w2d3h4m5s\r\n              version: 7.16 (stable)\r\n", 788645),
+        ("             uptime: 1w2d03:04:05\r\n            version: 6.49.10 (long-term)\r\n", 788645),
+        ("uptime: 00:00:09\r\n", 9),
+        ("uptime: 3m12s\r\n", 192),
+        ("1d02:00:00\r\n", 93600),
+    ],
+)
 def test_parse_uptime(output, seconds):
     assert parse_uptime(output) == seconds
 

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, free_port, require_tool
 
 RSYSLOG = ROOT / "snort" / "rsyslog"
@@ -27,11 +26,16 @@ def test_the_shipped_rsyslog_file_passes_rsyslogs_own_check(tmp_path, name):
     assert "error" not in (result.stdout + result.stderr).lower(), result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("name,settings", [
-    ("40-tzsp-ips-sensor.conf", ('file="/var/log/snort/alert_json.txt"', 'tag="alert_json"',
-                                 'target="central.example.net"', 'port="2514"')),
-    ("40-tzsp-ips-central.conf", ('port="2514"', "/var/log/tzsp-ips/sensors/")),
-])
+@pytest.mark.parametrize(
+    "name,settings",
+    [
+        (
+            "40-tzsp-ips-sensor.conf",
+            ('file="/var/log/snort/alert_json.txt"', 'tag="alert_json"', 'target="central.example.net"', 'port="2514"'),
+        ),
+        ("40-tzsp-ips-central.conf", ('port="2514"', "/var/log/tzsp-ips/sensors/")),
+    ],
+)
 def test_every_value_a_user_must_set_is_marked(name, settings):
     lines = (RSYSLOG / name).read_text().splitlines()
     for setting in settings:
@@ -59,30 +63,46 @@ def _certificates(directory: Path, names) -> None:
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
     def pem_key(key, path: Path) -> None:
-        path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+        path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
         path.chmod(0o600)
 
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tzsp-ips test CA")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
-          .not_valid_after(now + datetime.timedelta(days=1))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
-          .sign(ca_key, hashes.SHA256()))
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
     (directory / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     for name in names:
         key = ec.generate_private_key(ec.SECP256R1())
-        cert = (x509.CertificateBuilder()
-                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])).issuer_name(ca_name)
-                .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
-                .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
-                               critical=False)
-                .sign(ca_key, hashes.SHA256()))
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(ca_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .add_extension(
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+                critical=False,
+            )
+            .sign(ca_key, hashes.SHA256())
+        )
         (directory / f"{name}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         pem_key(key, directory / f"{name}.key")
 
@@ -99,7 +119,9 @@ def _tls_on(text: str, tls_dir: Path, own: str, peers) -> str:
     text = text.replace("/etc/tzsp-ips/tls/ca.pem", str(tls_dir / "ca.pem"))
     text = re.sub(r'tls\.myCert="[^"]*"', f'tls.myCert="{tls_dir / own}.pem"', text)
     text = re.sub(r'tls\.myPrivKey="[^"]*"', f'tls.myPrivKey="{tls_dir / own}.key"', text)
-    text = re.sub(r"tls\.permittedPeer=\[[^\]]*\]", "tls.permittedPeer=[" + ", ".join(f'"{p}"' for p in peers) + "]", text)
+    text = re.sub(
+        r"tls\.permittedPeer=\[[^\]]*\]", "tls.permittedPeer=[" + ", ".join(f'"{p}"' for p in peers) + "]", text
+    )
     assert 'tls="on"' in text and str(tls_dir / own) in text
     return text
 
@@ -109,10 +131,15 @@ class _Rsyslogd:
         home.mkdir(parents=True)
         (home / "40.conf").write_text(config)
         extra = f' localHostname="{hostname}"' if hostname else ""
-        (home / "rsyslog.conf").write_text(f'global(workDirectory="{home}"{extra})\ninclude(file="{home / "40.conf"}")\n')
+        (home / "rsyslog.conf").write_text(
+            f'global(workDirectory="{home}"{extra})\ninclude(file="{home / "40.conf"}")\n'
+        )
         self.log = home / "log"
-        self.process = subprocess.Popen(["rsyslogd", "-n", "-i", str(home / "pid"), "-f", str(home / "rsyslog.conf")],
-                                        stdout=open(self.log, "wb"), stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            ["rsyslogd", "-n", "-i", str(home / "pid"), "-f", str(home / "rsyslog.conf")],
+            stdout=open(self.log, "wb"),
+            stderr=subprocess.STDOUT,
+        )
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -137,9 +164,14 @@ def test_tls_as_the_files_describe_it_delivers_only_from_a_permitted_sensor(tmp_
             alerts.write_text(f'{{"rule" : "1:1:1", "msg" : "from {name}"}}\n')
             sensor = (RSYSLOG / "40-tzsp-ips-sensor.conf").read_text()
             sensor = sensor.replace('file="/var/log/snort/alert_json.txt"', f'file="{alerts}"')
-            sensor = sensor.replace('target="central.example.net"', 'target="127.0.0.1"').replace('port="2514"', f'port="{port}"')
-            daemons.append(_Rsyslogd(tmp_path / name, _tls_on(sensor, tls, f"{name}.example.net", ["central.example.net"]),
-                                     hostname=name))
+            sensor = sensor.replace('target="central.example.net"', 'target="127.0.0.1"').replace(
+                'port="2514"', f'port="{port}"'
+            )
+            daemons.append(
+                _Rsyslogd(
+                    tmp_path / name, _tls_on(sensor, tls, f"{name}.example.net", ["central.example.net"]), hostname=name
+                )
+            )
         delivered = out / "edge1" / "alert_json.txt"
         deadline = time.monotonic() + 30
         while not (delivered.exists() and delivered.read_text()) and time.monotonic() < deadline:
@@ -147,7 +179,9 @@ def test_tls_as_the_files_describe_it_delivers_only_from_a_permitted_sensor(tmp_
         logs = "\n".join(d.log.read_text(errors="replace") for d in daemons)
         # RELP delivers at least once: a session broken before its acknowledgement (a slow handshake
         # on a loaded machine) sends the line again, so it may be there twice, never changed
-        assert delivered.exists() and set(delivered.read_text().splitlines()) == {'{"rule" : "1:1:1", "msg" : "from edge1"}'}, logs
+        assert delivered.exists() and set(delivered.read_text().splitlines()) == {
+            '{"rule" : "1:1:1", "msg" : "from edge1"}'
+        }, logs
         time.sleep(2)  # the rogue sensor had as long and more: its certificate name is not permitted
         assert not (out / "rogue").exists(), logs
         assert "rogue.example.net" in daemons[0].log.read_text(errors="replace"), logs  # it tried, and was refused

@@ -8,9 +8,9 @@ from scapy.layers.l2 import Dot1Q, Ether
 from scapy.layers.ppp import PPP, PPPoE
 
 from bridge.events import PORTSCAN_GID
+from bridge.scan.detector import Probe, ScanDetector
 from bridge.scan.probes import probe_from_firewall_event, probe_from_frame
 from bridge.scan.routeros_log import parse_firewall_line
-from bridge.scan.detector import Probe, ScanDetector
 
 SCANNER = ipaddress.ip_address("203.0.113.50")
 TARGET = ipaddress.ip_address("198.51.100.10")
@@ -67,8 +67,10 @@ def test_one_detection_per_window_then_again_after_it():
 
 def test_sources_are_counted_separately_and_memory_is_bounded():
     detector = ScanDetector(ports=3, window=10, max_sources=100)
-    many = [Probe(ipaddress.ip_address(f"10.0.{i // 256}.{i % 256}"), TARGET, "TCP", 80 + i % 2, float(i))
-            for i in range(5000)]
+    many = [
+        Probe(ipaddress.ip_address(f"10.0.{i // 256}.{i % 256}"), TARGET, "TCP", 80 + i % 2, float(i))
+        for i in range(5000)
+    ]
     assert first_detection(detector, many)[0] is None
     assert detector.tracked_sources() == 100
 
@@ -96,7 +98,9 @@ def test_probes_from_frames():
     assert probe(Ether() / IPv6() / ICMPv6EchoRequest()).proto == "ICMPV6"
     assert probe(IP(src="9.9.9.9") / TCP(dport=80, flags="S"), linktype=101).src == ipaddress.ip_address("9.9.9.9")
     assert probe(Ether() / IP(frag=10) / TCP(flags="S")) is None  # a later fragment
-    pppoe = probe(Ether() / PPPoE(sessionid=7) / PPP(proto=0x0021) / IP(src="1.2.3.4", dst="5.6.7.8") / TCP(dport=23, flags="S"))
+    pppoe = probe(
+        Ether() / PPPoE(sessionid=7) / PPP(proto=0x0021) / IP(src="1.2.3.4", dst="5.6.7.8") / TCP(dport=23, flags="S")
+    )
     assert (str(pppoe.src), pppoe.dport) == ("1.2.3.4", 23)  # a MikroTik WAN link is often PPPoE
 
 
@@ -110,20 +114,26 @@ def test_truncated_frames_never_raise():
 
 def test_probes_from_firewall_log_lines_drive_the_detector():
     detector = ScanDetector(ports=10, window=10)
-    lines = [f"firewall,info SCAN input: in:ether1 out:(unknown 0), proto TCP (SYN), 203.0.113.50:40000->198.51.100.10:{port}, len 44"
-             for port in range(1000, 1012)]
+    lines = [
+        f"firewall,info SCAN input: in:ether1 out:(unknown 0), proto TCP (SYN), 203.0.113.50:40000->198.51.100.10:{port}, len 44"
+        for port in range(1000, 1012)
+    ]
     stream = [probe_from_firewall_event(parse_firewall_line(line), 100.0 + i / 10) for i, line in enumerate(lines)]
     index, alert = first_detection(detector, stream)
     assert index == 9 and alert.src == SCANNER
-    reply = parse_firewall_line("forward: in:a out:b, proto TCP (SYN,ACK), 198.51.100.10:80->203.0.113.50:40000, len 44")
+    reply = parse_firewall_line(
+        "forward: in:a out:b, proto TCP (SYN,ACK), 198.51.100.10:80->203.0.113.50:40000, len 44"
+    )
     assert probe_from_firewall_event(reply, 0.0) is None
 
 
 def resolver_answers(count, start=0.0):
     """A DNS server answering ``count`` clients, each from port 53 to a different client port."""
     resolver = ipaddress.ip_address("198.51.100.53")
-    return [Probe(resolver, ipaddress.ip_address(f"10.0.{i // 200}.{i % 200 + 1}"), "UDP", 30000 + i, start + i * 0.01, 53)
-            for i in range(count)]
+    return [
+        Probe(resolver, ipaddress.ip_address(f"10.0.{i // 200}.{i % 200 + 1}"), "UDP", 30000 + i, start + i * 0.01, 53)
+        for i in range(count)
+    ]
 
 
 def test_a_busy_resolver_is_not_a_udp_scanner():
@@ -149,14 +159,18 @@ def test_a_udp_scan_from_a_high_port_is_still_caught():
 
 
 def test_udp_probes_from_frames_carry_the_source_port():
-    probe = probe_from_frame(1, bytes(Ether() / IP(src="198.51.100.53", dst="10.0.0.9") / UDP(sport=53, dport=41000)), 1.0)
+    probe = probe_from_frame(
+        1, bytes(Ether() / IP(src="198.51.100.53", dst="10.0.0.9") / UDP(sport=53, dport=41000)), 1.0
+    )
     assert (probe.sport, probe.dport) == (53, 41000)
 
 
 def test_stealth_probes_from_firewall_log_lines_carry_their_scan_type():
     def probe(flags, state="invalid"):
-        line = (f"firewall,info tzsp-ips-stealth input: in:ether1 out:(unknown 0), connection-state:{state} "
-                f"src-mac 00:0c:29:aa:bb:cc, proto TCP{flags}, 203.0.113.50:35503->198.51.100.10:80, len 40")
+        line = (
+            f"firewall,info tzsp-ips-stealth input: in:ether1 out:(unknown 0), connection-state:{state} "
+            f"src-mac 00:0c:29:aa:bb:cc, proto TCP{flags}, 203.0.113.50:35503->198.51.100.10:80, len 40"
+        )
         return probe_from_firewall_event(parse_firewall_line(line), 1.0)
 
     assert probe(" (FIN)").kind == "FIN"

@@ -8,11 +8,11 @@ import os
 import subprocess
 
 import pytest
+from conftest import DATA, console_script
 
-from bridge.scan.probes import probe_from_frame
 from bridge.scan.detector import ScanDetector, scan_type, tcp_probe_kind
 from bridge.scan.packet_source import PcapStream, PcapStreamError
-from conftest import DATA, console_script
+from bridge.scan.probes import probe_from_frame
 from tzsp.capture_files import read_capture
 
 CAPTURES = DATA / "captures"
@@ -35,7 +35,7 @@ def detections(name: str, chunk: int = 4096):
     data = (CAPTURES / name).read_bytes()
     stream, detector, alerts = PcapStream(), ScanDetector(ports=15, window=10), []
     for start in range(0, len(data), chunk):
-        for stamp, frame in stream.feed(data[start:start + chunk]):
+        for stamp, frame in stream.feed(data[start : start + chunk]):
             probe = probe_from_frame(stream.linktype, frame, stamp)
             alert = detector.feed(probe) if probe is not None else None
             if alert is not None:
@@ -68,7 +68,7 @@ def test_a_pcapng_stream_gives_the_same_packets_as_the_file_reader():
     for chunk in (1, 7, 100, len(data)):  # block boundaries fall anywhere
         stream, got = PcapStream(), []
         for start in range(0, len(data), chunk):
-            got += stream.feed(data[start:start + chunk])
+            got += stream.feed(data[start : start + chunk])
         assert stream.linktype == linktype == 1
         assert got == expected and stream.pending == 0
 
@@ -78,14 +78,22 @@ def test_a_damaged_pcapng_stream_is_refused_with_where():
     with pytest.raises(PcapStreamError, match="byte-order"):
         PcapStream().feed(bytes(data[:8]) + b"\x00\x00\x00\x00" + bytes(data[12:]))
     first = int.from_bytes(data[4:8], "little")  # the section header's length: the next block starts there
-    data[first + 4:first + 8] = (13).to_bytes(4, "little")  # a block length that is no multiple of 4
+    data[first + 4 : first + 8] = (13).to_bytes(4, "little")  # a block length that is no multiple of 4
     with pytest.raises(PcapStreamError, match=f"block length 13 at offset {first}"):
         PcapStream().feed(bytes(data))
 
 
 def test_tcp_probe_kinds_are_the_nmap_shapes():
     assert [tcp_probe_kind(f) for f in (0x02, 0x01, 0x00, 0x29, 0x03, 0x2B, 0xC2, 0xE9)] == [
-        "SYN", "FIN", "NULL", "XMAS", "SYN+FIN", "SYN+FIN+PSH+URG", "SYN", "XMAS"]
+        "SYN",
+        "FIN",
+        "NULL",
+        "XMAS",
+        "SYN+FIN",
+        "SYN+FIN+PSH+URG",
+        "SYN",
+        "XMAS",
+    ]
     for answer in (0x12, 0x10, 0x04, 0x14, 0x11, 0x18):  # SYN/ACK, ACK, RST, RST/ACK, FIN/ACK, PSH/ACK
         assert tcp_probe_kind(answer) is None
     assert tcp_probe_kind(0x40) == "ECE"
@@ -94,9 +102,13 @@ def test_tcp_probe_kinds_are_the_nmap_shapes():
 
 def test_scan_command_reads_a_pcapng_stream_on_stdin():
     data = (CAPTURES / "synscan.pcapng").read_bytes()
-    result = subprocess.run([*console_script("snort-bridge"), "scan", "--pcap", "-", "--dry-run"],
-                            input=data, capture_output=True, timeout=60,
-                            env={k: v for k, v in os.environ.items() if k != "TZSP_IPS_CONFIG"})
+    result = subprocess.run(
+        [*console_script("snort-bridge"), "scan", "--pcap", "-", "--dry-run"],
+        input=data,
+        capture_output=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if k != "TZSP_IPS_CONFIG"},
+    )
     assert result.returncode == 0, result.stderr.decode()
     out = result.stdout.decode()
     assert "SCAN 172.16.0.8 -> 64.13.134.52: (tzsp-ips scan) TCP SYN scan, 15 ports in 10 s" in out

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import os
 import select
-import socket
 import struct
 import subprocess
 import sys
 import time
 
 import pytest
+from conftest import console_script, free_port
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from responder_rig import Lab, wait_until
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import Ether
 from scapy.utils import PcapWriter, rdpcap
 
 from bridge.scan.packet_source import PcapStream, PcapStreamError
-from conftest import console_script, free_port
-from responder_rig import Lab, wait_until
 
 SCANNER, TARGET, CLIENT = "203.0.113.66", "192.0.2.80", "192.0.2.21"
 DEADLINE = 20.0
@@ -63,7 +62,7 @@ def big_endian(data: bytes) -> bytes:
     while position < len(data):
         seconds, fraction, stored, original = struct.unpack_from("<IIII", data, position)
         out += struct.pack(">IIII", seconds, fraction, stored, original)
-        out += data[position + 16:position + 16 + stored]
+        out += data[position + 16 : position + 16 + stored]
         position += 16 + stored
     return bytes(out)
 
@@ -153,9 +152,13 @@ def _read_until(process, word: str, timeout: float) -> str:
 
 def test_a_scan_on_a_pipe_is_reported_as_it_arrives_not_at_the_end(tmp_path):
     data = pcap_bytes(tmp_path, benign_packets() + scan_packets(range(20, 40)))
-    process = subprocess.Popen([*console_script("snort-bridge"), "scan", "--pcap", "-", "--dry-run"],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               env=_without_config())
+    process = subprocess.Popen(
+        [*console_script("snort-bridge"), "scan", "--pcap", "-", "--dry-run"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_without_config(),
+    )
     try:
         process.stdin.write(data)
         process.stdin.flush()  # the pipe stays open: the capture has not ended
@@ -175,9 +178,13 @@ def test_a_scan_on_a_pipe_is_reported_as_it_arrives_not_at_the_end(tmp_path):
 
 
 def test_scan_refuses_a_stream_that_is_not_pcap(tmp_path):
-    result = subprocess.run([*console_script("snort-bridge"), "scan", "--pcap", "-", "--dry-run"],
-                            input=b"hello, this is text\n", capture_output=True, timeout=DEADLINE,
-                            env=_without_config())
+    result = subprocess.run(
+        [*console_script("snort-bridge"), "scan", "--pcap", "-", "--dry-run"],
+        input=b"hello, this is text\n",
+        capture_output=True,
+        timeout=DEADLINE,
+        env=_without_config(),
+    )
     assert result.returncode == 1
     assert b"not a pcap stream" in result.stderr
 
@@ -186,7 +193,9 @@ def _config(lab: Lab, tmp_path, scan: str = 'ports = 15\nwindow = "10s"') -> str
     lines = [f'state_dir = "{tmp_path / "state"}"', "[policy]", 'protected = ["10.0.0.0/8"]', "[scan]", scan]
     for name, port in lab.ports.items():
         lines.append("[[routers]]")
-        lines += [f"{k} = {v}" if isinstance(v, int) else f'{k} = "{v}"' for k, v in lab.router_table(name, port).items()]
+        lines += [
+            f"{k} = {v}" if isinstance(v, int) else f'{k} = "{v}"' for k, v in lab.router_table(name, port).items()
+        ]
     path = tmp_path / "config.toml"
     path.write_text("\n".join(lines) + "\n")
     os.chmod(path, 0o600)
@@ -201,8 +210,12 @@ def test_scan_of_a_file_blocks_the_scanner_on_the_routers(tmp_path):
         config = _config(lab, tmp_path)
         pcap = tmp_path / "scan.pcap"
         pcap.write_bytes(pcap_bytes(tmp_path, benign_packets() + scan_packets()))
-        result = subprocess.run([*console_script("snort-bridge"), "scan", "--pcap", str(pcap), "--config", config],
-                                capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [*console_script("snort-bridge"), "scan", "--pcap", str(pcap), "--config", config],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert result.returncode == 0, result.stderr
         assert f"BLOCK {SCANNER} on 2 router(s)" in result.stderr
         for name in lab.sims:
@@ -222,11 +235,26 @@ def test_scan_under_tzspd_exec_blocks_while_the_stream_runs(tmp_path):
         port = free_port()
         consumer = f"{sys.executable} -m bridge.cli scan --pcap - --config {config}"
         log = open(tmp_path / "tzspd.log", "wb")
-        tzspd = subprocess.Popen([*console_script("tzspd"), "--listen", "127.0.0.1", "--port", str(port),
-                                  "--allow", "127.0.0.1/32", "--exec", consumer], stderr=log)
+        tzspd = subprocess.Popen(
+            [
+                *console_script("tzspd"),
+                "--listen",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--allow",
+                "127.0.0.1/32",
+                "--exec",
+                consumer,
+            ],
+            stderr=log,
+        )
         assert wait_until(lambda: b"listening" in (tmp_path / "tzspd.log").read_bytes(), DEADLINE)
-        subprocess.run([*console_script("tzsp-replay"), str(capture), "--to", f"127.0.0.1:{port}", "-q"],
-                       check=True, timeout=DEADLINE)
+        subprocess.run(
+            [*console_script("tzsp-replay"), str(capture), "--to", f"127.0.0.1:{port}", "-q"],
+            check=True,
+            timeout=DEADLINE,
+        )
         # blocked while tzspd (and so the scan process) keeps running
         assert wait_until(lambda: SCANNER in lab.entries("r1"), DEADLINE), (tmp_path / "tzspd.log").read_text()
         assert tzspd.poll() is None

@@ -15,18 +15,18 @@ import subprocess
 from datetime import datetime, timezone
 
 import pytest
+from conftest import console_script
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 from scapy.utils import PcapWriter
 
-from bridge.scan.alert_out import AlertFileWriter, alert_json_line
 from bridge.config import parse_config
+from bridge.decide.policy import Policy
 from bridge.events import Alert, Origin
 from bridge.parsers import parse_line
 from bridge.pipeline import Pipeline
-from bridge.decide.policy import Policy
+from bridge.scan.alert_out import AlertFileWriter, alert_json_line
 from bridge.scan.detector import Probe, ScanDetector
-from conftest import console_script
 
 SCANNER, TARGET = "203.0.113.66", "192.0.2.80"
 SENSOR1 = "/var/log/tzsp-ips/sensors/sensor1/alert_json.txt"
@@ -37,8 +37,16 @@ def detector_alert(start: float = 1_790_000_000.25) -> Alert:
     detector = ScanDetector(ports=5, window=10.0)
     alert = None
     for index, port in enumerate(range(20, 25)):
-        alert = detector.feed(Probe(ipaddress.ip_address(SCANNER), ipaddress.ip_address(TARGET), "TCP", port,
-                                    start + index * 0.1, sport=50000))
+        alert = detector.feed(
+            Probe(
+                ipaddress.ip_address(SCANNER),
+                ipaddress.ip_address(TARGET),
+                "TCP",
+                port,
+                start + index * 0.1,
+                sport=50000,
+            )
+        )
     assert alert is not None
     return alert
 
@@ -52,8 +60,20 @@ def test_a_detection_written_as_alert_json_reads_back_as_the_same_alert(fmt):
     line = alert_json_line(alert)
     assert "\n" not in line
     back = parse_line(line, Origin(SENSOR1, 0, 1), fmt)
-    for field in ("gid", "sid", "rev", "msg", "priority", "classification", "proto", "src", "sport", "dst", "dport",
-                  "direction"):
+    for field in (
+        "gid",
+        "sid",
+        "rev",
+        "msg",
+        "priority",
+        "classification",
+        "proto",
+        "src",
+        "sport",
+        "dst",
+        "dport",
+        "direction",
+    ):
         assert getattr(back, field) == getattr(alert, field), field
     assert back.time == alert.time  # seconds + the printed fraction: exact to the microsecond
     assert back.origin.source == SENSOR1
@@ -69,15 +89,34 @@ def test_the_central_policy_blocks_the_scanner_a_sensor_reported_never_the_targe
 
 
 def test_a_written_line_keeps_odd_messages_and_ipv6_intact():
-    alert = Alert(gid=1, sid=1000101, rev=2, msg='say "hi" \\ [**] ünï', format="fast", origin=Origin("x"),
-                  priority=1, proto="TCP", src=ipaddress.ip_address("2001:db8::1"), sport=4444,
-                  dst=ipaddress.ip_address("2001:db8::2"), dport=80,
-                  time=datetime(2026, 12, 4, 5, 0, 1, 123456, tzinfo=timezone.utc), tcp_flags="******S*")
+    alert = Alert(
+        gid=1,
+        sid=1000101,
+        rev=2,
+        msg='say "hi" \\ [**] ünï',
+        format="fast",
+        origin=Origin("x"),
+        priority=1,
+        proto="TCP",
+        src=ipaddress.ip_address("2001:db8::1"),
+        sport=4444,
+        dst=ipaddress.ip_address("2001:db8::2"),
+        dport=80,
+        time=datetime(2026, 12, 4, 5, 0, 1, 123456, tzinfo=timezone.utc),
+        tcp_flags="******S*",
+    )
     line = alert_json_line(alert)
     assert line.isascii()
     back = parse_line(line, Origin("y"), "json")
     assert (back.msg, back.src, back.sport, back.dst, back.dport, back.tcp_flags, back.time) == (
-        alert.msg, alert.src, alert.sport, alert.dst, alert.dport, alert.tcp_flags, alert.time)
+        alert.msg,
+        alert.src,
+        alert.sport,
+        alert.dst,
+        alert.dport,
+        alert.tcp_flags,
+        alert.time,
+    )
 
 
 def test_the_writer_appends_whole_lines(tmp_path):
@@ -96,7 +135,11 @@ def test_the_writer_appends_whole_lines(tmp_path):
 def test_scan_with_alerts_writes_one_alert_json_line_per_detection(tmp_path):
     packets = []
     for index, port in enumerate(range(20, 60)):
-        packet = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src=SCANNER, dst=TARGET) / TCP(sport=50000, dport=port, flags="S")
+        packet = (
+            Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+            / IP(src=SCANNER, dst=TARGET)
+            / TCP(sport=50000, dport=port, flags="S")
+        )
         packet.time = 1_790_000_000.0 + index * 0.01
         packets.append(packet)
     capture = tmp_path / "scan.pcap"
@@ -105,8 +148,13 @@ def test_scan_with_alerts_writes_one_alert_json_line_per_detection(tmp_path):
     writer.close()
     out = tmp_path / "alerts" / "alert_json.txt"
     env = {k: v for k, v in os.environ.items() if k != "TZSP_IPS_CONFIG"}
-    result = subprocess.run([*console_script("snort-bridge"), "scan", "--pcap", str(capture), "--dry-run",
-                             "--alerts", str(out)], capture_output=True, text=True, timeout=60, env=env)
+    result = subprocess.run(
+        [*console_script("snort-bridge"), "scan", "--pcap", str(capture), "--dry-run", "--alerts", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     lines = out.read_text().splitlines()
     assert len(lines) == 1  # one detection per scanner per window
@@ -118,8 +166,10 @@ def test_scan_with_alerts_writes_one_alert_json_line_per_detection(tmp_path):
 
 
 def fast_line(src: str, second: int, dst: str = "192.0.2.10") -> str:
-    return (f"12/04-05:00:{second:02d}.000000 [**] [1:1000101:1] \"web traversal\" [**] "
-            f"[Priority: 1] {{TCP}} {src}:4444 -> {dst}:80")
+    return (
+        f'12/04-05:00:{second:02d}.000000 [**] [1:1000101:1] "web traversal" [**] '
+        f"[Priority: 1] {{TCP}} {src}:4444 -> {dst}:80"
+    )
 
 
 def central_pipeline(**policy) -> Pipeline:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import ipaddress
 import logging
 from dataclasses import dataclass, field
-from typing import List
 
 import pytest
 
@@ -17,24 +16,23 @@ from bridge.config import parse_config
 from bridge.events import Origin
 from bridge.pipeline import Pipeline, build_policy
 from bridge.scan.detector import ScanDetector
-from bridge.service.parts import FIREWALL, followed_sources
 from bridge.scan.syslog_listener import datagram_lines, split_listen_address
+from bridge.service.parts import FIREWALL, followed_sources
 from responder.responder import TargetRefused, check_target
 
 ORIGIN = Origin("/var/log/snort/alert_fast.txt", 0, 1)
 
 
 def fast(src: str, dst: str = "10.1.2.3", sid: int = 1000001) -> str:
-    return (f'11/14-22:13:20.123456 [**] [1:{sid}:1] "TEST attack" [**] [Priority: 1] '
-            f"{{TCP}} {src}:4444 -> {dst}:80")
+    return f'11/14-22:13:20.123456 [**] [1:{sid}:1] "TEST attack" [**] [Priority: 1] {{TCP}} {src}:4444 -> {dst}:80'
 
 
 @dataclass
 class Recorder:
     """Stands in for responder.Responder: records what it was asked, refuses like it does."""
 
-    blocked: List = field(default_factory=list)
-    unblocked: List = field(default_factory=list)
+    blocked: list = field(default_factory=list)
+    unblocked: list = field(default_factory=list)
 
     def block(self, request):
         check_target(request.address)
@@ -53,7 +51,7 @@ class _Record:
 
 @dataclass
 class FakeLedger:
-    records: List[_Record] = field(default_factory=list)
+    records: list[_Record] = field(default_factory=list)
 
     def blocks(self, now):
         return [r for r in self.records if r.expires_at > now]
@@ -120,8 +118,10 @@ def test_firewall_lines_feed_the_detector_and_block_the_scanner_not_the_target()
     recorder = Recorder()
     pipe = pipeline(responder=recorder, detector=ScanDetector(ports=4, window=10))
     for index, port in enumerate((22, 23, 80, 443)):
-        line = (f"firewall,info input: in:ether1 out:(unknown 0), proto TCP (SYN), "
-                f"198.51.100.9:{5000 + index}->192.0.2.1:{port}, len 60")
+        line = (
+            f"firewall,info input: in:ether1 out:(unknown 0), proto TCP (SYN), "
+            f"198.51.100.9:{5000 + index}->192.0.2.1:{port}, len 60"
+        )
         decision = pipe.firewall_line(line, Origin("udp:127.0.0.1:5514"), 500.0 + index)
     assert decision is not None and decision.action == "block"
     assert decision.attribution.startswith("src")  # the detector's alerts name the scanner as source
@@ -133,7 +133,9 @@ def test_other_log_topics_are_ignored_quietly_but_broken_firewall_lines_count(ca
     pipe = pipeline(responder=Recorder(), detector=ScanDetector())
     with caplog.at_level(logging.WARNING, logger="snort-bridge"):
         pipe.firewall_line("system,info,account user admin logged in", Origin("udp:x"), 1.0)
-        pipe.firewall_line("firewall,info input: in:ether1 out:x, proto TCP (SYN), 1.2.3.4:1->nonsense:2, len 1", Origin("udp:x"), 1.0)
+        pipe.firewall_line(
+            "firewall,info input: in:ether1 out:x, proto TCP (SYN), 1.2.3.4:1->nonsense:2, len 1", Origin("udp:x"), 1.0
+        )
     assert pipe.counts.unparsable == 1
     assert len(caplog.records) == 1
 
@@ -164,7 +166,9 @@ def test_resync_seeds_from_the_ledger_and_forgets_blocks_undone_by_hand():
 
 def test_reload_keeps_flow_memory_and_a_tripped_guard():
     first = build_policy(parse_config({"policy": {"max_new_blocks_per_minute": 5}}))
-    same_limits = build_policy(parse_config({"policy": {"max_new_blocks_per_minute": 5, "protected": []}}), previous=first)
+    same_limits = build_policy(
+        parse_config({"policy": {"max_new_blocks_per_minute": 5, "protected": []}}), previous=first
+    )
     assert same_limits.memory is first.memory and same_limits.guard is first.guard
     new_limits = build_policy(parse_config({"policy": {"max_new_blocks_per_minute": 9}}), previous=first)
     assert new_limits.memory is first.memory and new_limits.guard is not first.guard
@@ -177,18 +181,26 @@ def test_dry_run_pipeline_decides_without_a_responder():
 
 
 def test_followed_sources_map_paths_to_formats(tmp_path):
-    config = parse_config({
-        "alerts": [{"path": "/var/log/snort/alert_json.txt", "format": "json"}],
-        "scan": {"files": ["/var/log/routeros/firewall.log"]},
-    })
-    assert followed_sources(config) == {"/var/log/snort/alert_json.txt": "json", "/var/log/routeros/firewall.log": FIREWALL}
+    config = parse_config(
+        {
+            "alerts": [{"path": "/var/log/snort/alert_json.txt", "format": "json"}],
+            "scan": {"files": ["/var/log/routeros/firewall.log"]},
+        }
+    )
+    assert followed_sources(config) == {
+        "/var/log/snort/alert_json.txt": "json",
+        "/var/log/routeros/firewall.log": FIREWALL,
+    }
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("0.0.0.0:5514", ("0.0.0.0", 5514)),
-    ("[::]:514", ("::", 514)),
-    ("logs.example.net:5514", ("logs.example.net", 5514)),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("0.0.0.0:5514", ("0.0.0.0", 5514)),
+        ("[::]:514", ("::", 514)),
+        ("logs.example.net:5514", ("logs.example.net", 5514)),
+    ],
+)
 def test_listen_addresses(text, expected):
     assert split_listen_address(text) == expected
 
@@ -200,4 +212,8 @@ def test_bad_listen_addresses(bad):
 
 
 def test_datagram_lines_split_and_clean():
-    assert datagram_lines(b"firewall,info a\x00b\n\nfirewall,info c\r\n\xff") == ["firewall,info ab", "firewall,info c", "\ufffd"]
+    assert datagram_lines(b"firewall,info a\x00b\n\nfirewall,info c\r\n\xff") == [
+        "firewall,info ab",
+        "firewall,info c",
+        "\ufffd",
+    ]

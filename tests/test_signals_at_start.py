@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import console_script
 
 STARTS = 8  # per daemon and signal order; the old race lost about 1 start in 30 on a quiet machine
@@ -100,14 +99,23 @@ def stops_cleanly(argv: list, ready: str) -> None:
 
 
 def tzspd_argv(tmp_path: Path) -> list:
-    return console_script("tzspd") + ["--listen", "127.0.0.1", "--port", "0", "--allow", "127.0.0.1/32",
-                                      "-o", str(tmp_path / "out.pcap")]
+    return console_script("tzspd") + [
+        "--listen",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--allow",
+        "127.0.0.1/32",
+        "-o",
+        str(tmp_path / "out.pcap"),
+    ]
 
 
 def bridge_argv(tmp_path: Path) -> list:
     config = tmp_path / "config.toml"
-    config.write_text(f'state_dir = "{tmp_path / "state"}"\n\n[[alerts]]\npath = "{tmp_path / "alert.fast"}"\n'
-                      'format = "fast"\n')
+    config.write_text(
+        f'state_dir = "{tmp_path / "state"}"\n\n[[alerts]]\npath = "{tmp_path / "alert.fast"}"\nformat = "fast"\n'
+    )
     os.chmod(config, 0o600)
     return console_script("snort-bridge") + ["run", "--config", str(config)]
 

@@ -3,39 +3,48 @@
 from __future__ import annotations
 
 import pytest
+from responder_rig import FakeClock
 
+from responder.sim.router.state import RouterProfile, RouterState, StateError, normalise_address
 from responder.sim.script.parser import (
     CliSyntaxError,
+    Concat,
     Literal,
     MenuCommand,
     VarRef,
-    Concat,
     parse_line,
     parse_script,
 )
-from responder.sim.router.state import RouterProfile, RouterState, StateError, normalise_address
-from responder_rig import FakeClock
 
 
-@pytest.mark.parametrize("text,family,expected", [
-    ("1.2.3.4", 4, "1.2.3.4"),
-    ("1.2.3.4/32", 4, "1.2.3.4"),
-    ("203.0.113.77/24", 4, "203.0.113.0/24"),
-    ("198.51.100.0-198.51.100.255", 4, "198.51.100.0/24"),
-    ("198.51.100.7-198.51.100.7", 4, "198.51.100.7"),
-    ("198.51.100.1-198.51.100.5", 4, "198.51.100.1-198.51.100.5"),
-    ("Example.COM", 4, "example.com"),
-    ("2001:db8::1", 6, "2001:db8::1/128"),
-    ("2001:db8::77/64", 6, "2001:db8::/64"),
-    ("ipv6.example.net", 6, "ipv6.example.net"),
-])
+@pytest.mark.parametrize(
+    "text,family,expected",
+    [
+        ("1.2.3.4", 4, "1.2.3.4"),
+        ("1.2.3.4/32", 4, "1.2.3.4"),
+        ("203.0.113.77/24", 4, "203.0.113.0/24"),
+        ("198.51.100.0-198.51.100.255", 4, "198.51.100.0/24"),
+        ("198.51.100.7-198.51.100.7", 4, "198.51.100.7"),
+        ("198.51.100.1-198.51.100.5", 4, "198.51.100.1-198.51.100.5"),
+        ("Example.COM", 4, "example.com"),
+        ("2001:db8::1", 6, "2001:db8::1/128"),
+        ("2001:db8::77/64", 6, "2001:db8::/64"),
+        ("ipv6.example.net", 6, "ipv6.example.net"),
+    ],
+)
 def test_addresses_are_normalised_like_routeros(text, family, expected):
     assert normalise_address(text, family) == expected
 
 
-@pytest.mark.parametrize("text,family", [
-    ("2001:db8::1-2001:db8::5", 6), ("2001:db8::1", 4), ("bad name!", 4), ("1.2.3.9-1.2.3.1", 4),
-])
+@pytest.mark.parametrize(
+    "text,family",
+    [
+        ("2001:db8::1-2001:db8::5", 6),
+        ("2001:db8::1", 4),
+        ("bad name!", 4),
+        ("1.2.3.9-1.2.3.1", 4),
+    ],
+)
 def test_impossible_addresses_are_refused_as_dns_names(text, family):
     with pytest.raises(StateError, match="is not a valid dns name"):
         normalise_address(text, family)
@@ -85,7 +94,9 @@ def test_set_timeout_rearms_from_now():
 
 def test_timeout_range():
     state = RouterState(clock=FakeClock())
-    state.add_address(4, list_name="l", address="192.0.2.1", timeout=35 * 7 * 86400 + 3 * 86400 + 13 * 3600 + 13 * 60 + 56)
+    state.add_address(
+        4, list_name="l", address="192.0.2.1", timeout=35 * 7 * 86400 + 3 * 86400 + 13 * 3600 + 13 * 60 + 56
+    )
     with pytest.raises(StateError, match=r"^value of timeout is out of range \(00:00:00 \.\. 35w3d13:13:56\)$"):
         state.add_address(4, list_name="l", address="192.0.2.2", timeout=36 * 7 * 86400)
 
@@ -141,17 +152,24 @@ def test_bare_menu_sets_the_directory_for_the_rest_of_the_line():
     assert statements[2].menu == ("ip", "firewall", "address-list")
 
 
-@pytest.mark.parametrize("line,kind,text", [
-    ("/interface fakemenuxyz", "bad-command", "bad command name interface (line 1 column 2)"),
-    ("/ip firewall fakemenuxyz print", "bad-command", "bad command name fakemenuxyz (line 1 column 14)"),
-    ("/ip/firewall/address-list/nosuch", "bad-command", "bad command name nosuch (line 1 column 27)"),
-    ("/ip firewall address-list add list=blk foo=bar", "expected-end", "expected end of command (line 1 column 43)"),
-    ("/ip firewall address-list print bogus", "expected-end", "expected end of command (line 1 column 33)"),
-    ('/ip firewall address-list add list="blk', "syntax", "syntax error (line 1 column 36)"),
-    ("/ip firewall address-list add comment={x}", "syntax", "syntax error (line 1 column 39)"),
-    (":put [/ip firewall address-list find", "syntax", "syntax error (line 1 column 37)"),
-    (":nosuch 1", "bad-command", "bad command name nosuch (line 1 column 2)"),
-])
+@pytest.mark.parametrize(
+    "line,kind,text",
+    [
+        ("/interface fakemenuxyz", "bad-command", "bad command name interface (line 1 column 2)"),
+        ("/ip firewall fakemenuxyz print", "bad-command", "bad command name fakemenuxyz (line 1 column 14)"),
+        ("/ip/firewall/address-list/nosuch", "bad-command", "bad command name nosuch (line 1 column 27)"),
+        (
+            "/ip firewall address-list add list=blk foo=bar",
+            "expected-end",
+            "expected end of command (line 1 column 43)",
+        ),
+        ("/ip firewall address-list print bogus", "expected-end", "expected end of command (line 1 column 33)"),
+        ('/ip firewall address-list add list="blk', "syntax", "syntax error (line 1 column 36)"),
+        ("/ip firewall address-list add comment={x}", "syntax", "syntax error (line 1 column 39)"),
+        (":put [/ip firewall address-list find", "syntax", "syntax error (line 1 column 37)"),
+        (":nosuch 1", "bad-command", "bad command name nosuch (line 1 column 2)"),
+    ],
+)
 def test_parse_errors_carry_routeros_text_and_column(line, kind, text):
     with pytest.raises(CliSyntaxError) as caught:
         parse_line(line)

@@ -10,19 +10,19 @@ import subprocess
 import time
 
 import pytest
+from conftest import DATA, console_script, free_port
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import Ether
+from test_scan_captures import BENIGN, SCANS
 
+from bridge.scan.detector import ScanDetector
 from bridge.scan.probes import probe_from_firewall_event
 from bridge.scan.routeros_log import parse_firewall_line
-from bridge.scan.detector import ScanDetector
 from bridge.scan.syslog_listener import SyslogListener
-from conftest import DATA, console_script, free_port
 from responder.provision import ProvisionPlan, render_provision
 from responder.sim import SimRouter
 from responder.sim.router.firewall import Conntrack, FilterRule, Limit, decode_frame, log_message
 from responder.sim.router.state import ALL_POLICIES
-from test_scan_captures import BENIGN, SCANS
 from tzsp.receiver import AllowList
 
 CAPTURES = DATA / "captures"
@@ -31,8 +31,11 @@ SCANNER, ROUTER = "203.0.113.50", "198.51.100.1"
 
 def frame(flags="S", sport=40000, dport=80, src=SCANNER, dst=ROUTER, proto="tcp"):
     ether = Ether(src="00:0c:29:aa:bb:cc", dst="02:00:00:00:00:01")
-    layer = {"tcp": lambda: TCP(sport=sport, dport=dport, flags=flags), "udp": lambda: UDP(sport=sport, dport=dport),
-             "icmp": lambda: ICMP(type=flags)}[proto]()
+    layer = {
+        "tcp": lambda: TCP(sport=sport, dport=dport, flags=flags),
+        "udp": lambda: UDP(sport=sport, dport=dport),
+        "icmp": lambda: ICMP(type=flags),
+    }[proto]()
     return bytes(ether / IP(src=src, dst=dst) / layer)
 
 
@@ -63,14 +66,19 @@ def test_log_messages_read_as_routeros_writes_them_and_parse_back():
     rule = FilterRule(1, "input", action="log", log_prefix="tzsp-ips-stealth")
     xmas = decode_frame(frame(flags="FPU", sport=35503, dport=80))
     text = log_message(rule, xmas, "invalid", "v7", "ether1")
-    assert text == ("tzsp-ips-stealth input: in:ether1 out:(unknown 0), connection-state:invalid "
-                    f"src-mac 00:0c:29:aa:bb:cc, proto TCP (FIN,PSH,URG), {SCANNER}:35503->{ROUTER}:80, len 40")
+    assert text == (
+        "tzsp-ips-stealth input: in:ether1 out:(unknown 0), connection-state:invalid "
+        f"src-mac 00:0c:29:aa:bb:cc, proto TCP (FIN,PSH,URG), {SCANNER}:35503->{ROUTER}:80, len 40"
+    )
     assert "connection-state" not in log_message(rule, xmas, "invalid", "v6", "ether1")  # v6 does not print it
     synack = log_message(FilterRule(2, "input"), decode_frame(frame(flags="SA")), "new", "v7", "ether1")
     assert synack.startswith("input: in:ether1") and "proto TCP (SYN,ACK)" in synack  # the order real logs show
     ping = log_message(rule, decode_frame(frame(proto="icmp", flags=8)), "new", "v7", "ether1")
     assert f"proto ICMP (type 8, code 0), {SCANNER}->{ROUTER}, len 28" in ping
-    for message, kind in ((text, "XMAS"), (log_message(rule, decode_frame(frame(flags="")), "invalid", "v7", "e"), "NULL")):
+    for message, kind in (
+        (text, "XMAS"),
+        (log_message(rule, decode_frame(frame(flags="")), "invalid", "v7", "e"), "NULL"),
+    ):
         probe = probe_from_firewall_event(parse_firewall_line("firewall,info " + message), 1.0)
         assert (str(probe.src), probe.dport, probe.kind) == (SCANNER, 80, kind)
 
@@ -91,8 +99,10 @@ def run_provision(sim: SimRouter, script: str, user: str = "admin") -> None:
     """Run the provisioning script as an administrator pastes it. The simulator has no ``:do`` or
     ``:pick``: a ``:do { add ... place-before=[:pick [find] 0] } on-error={ add ... }`` line is run
     as the router would -- before the first rule when there is one, else appended."""
-    wrapped = re.compile(r"^:do \{ (?P<menu>/\S+ \S+ \S+) add (?P<args>.*) place-before=\[:pick \[(?P=menu) find\] 0\] \}"
-                         r" on-error=\{ (?P=menu) add (?P=args) \}$")
+    wrapped = re.compile(
+        r"^:do \{ (?P<menu>/\S+ \S+ \S+) add (?P<args>.*) place-before=\[:pick \[(?P=menu) find\] 0\] \}"
+        r" on-error=\{ (?P=menu) add (?P=args) \}$"
+    )
     for line in script.splitlines():
         if not line or line.startswith("#"):
             continue
@@ -108,16 +118,25 @@ def run_provision(sim: SimRouter, script: str, user: str = "admin") -> None:
 def syslog():
     """A real UDP syslog listener on loopback, as `snort-bridge run` has with [scan] syslog."""
     lines = []
-    listener = SyslogListener(f"127.0.0.1:{free_port()}", lambda text, peer, at: lines.append(text),
-                              AllowList((ipaddress.ip_network("127.0.0.0/8"),))).start()
+    listener = SyslogListener(
+        f"127.0.0.1:{free_port()}",
+        lambda text, peer, at: lines.append(text),
+        AllowList((ipaddress.ip_network("127.0.0.0/8"),)),
+    ).start()
     yield listener, lines
     listener.stop()
 
 
 def provisioned_router(port: int, flavour: str = "v7") -> SimRouter:
     sim = SimRouter(flavour=flavour, users=[{"name": "admin", "password": "pw", "policies": ALL_POLICIES}])
-    plan = ProvisionPlan(router="sim", router_host="127.0.0.1", this_host=ipaddress.ip_address("127.0.0.1"),
-                         syslog_port=port, tzsp="none", flavour=flavour)
+    plan = ProvisionPlan(
+        router="sim",
+        router_host="127.0.0.1",
+        this_host=ipaddress.ip_address("127.0.0.1"),
+        syslog_port=port,
+        tzsp="none",
+        flavour=flavour,
+    )
     run_provision(sim, render_provision(plan))
     assert sim.logs_remotely()
     return sim
@@ -190,8 +209,9 @@ def ssh_lines(port: int, lines) -> None:
 
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # a throwaway test router
-    client.connect("127.0.0.1", port=port, username="admin", password="pw", look_for_keys=False,
-                   allow_agent=False, timeout=20)
+    client.connect(
+        "127.0.0.1", port=port, username="admin", password="pw", look_for_keys=False, allow_agent=False, timeout=20
+    )
     try:
         for line in lines:
             _, stdout, _ = client.exec_command(line, timeout=20)
@@ -203,14 +223,34 @@ def ssh_lines(port: int, lines) -> None:
 def test_routeros_sim_replays_a_capture_once_provisioned_over_ssh(syslog, tmp_path):
     listener, lines = syslog
     process = subprocess.Popen(
-        [*console_script("routeros-sim"), "--port", "0", "--host-key", str(tmp_path / "key"), "--policy",
-         ",".join(ALL_POLICIES), "--password-env", "SIM_PW", "--replay", str(CAPTURES / "NULL_SCAN.pcap")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={"SIM_PW": "pw", "PATH": "/usr/bin:/bin"}, text=True)
+        [
+            *console_script("routeros-sim"),
+            "--port",
+            "0",
+            "--host-key",
+            str(tmp_path / "key"),
+            "--policy",
+            ",".join(ALL_POLICIES),
+            "--password-env",
+            "SIM_PW",
+            "--replay",
+            str(CAPTURES / "NULL_SCAN.pcap"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={"SIM_PW": "pw", "PATH": "/usr/bin:/bin"},
+        text=True,
+    )
     try:
         banner = process.stdout.readline()
         port = int(re.search(r":(\d+) \(SSH\)", banner).group(1))
-        plan = ProvisionPlan(router="sim", router_host="127.0.0.1", this_host=ipaddress.ip_address("127.0.0.1"),
-                             syslog_port=listener.bound[1], tzsp="none")
+        plan = ProvisionPlan(
+            router="sim",
+            router_host="127.0.0.1",
+            this_host=ipaddress.ip_address("127.0.0.1"),
+            syslog_port=listener.bound[1],
+            tzsp="none",
+        )
         script = render_provision(plan)
         # the simulator has no :do/:pick; a fresh router's filter table is empty, so the on-error
         # branch (append) is what the router runs for the first rule; the stealth rule is enough here
@@ -245,11 +285,28 @@ def test_the_service_blocks_a_stealth_scanner_the_provisioned_router_logged(tmp_
         sim = lab.add("r1")
         port = free_port()
         config = write_service_config(lab, scan=f'syslog = "127.0.0.1:{port}"')
-        script = subprocess.run([*console_script("snort-bridge"), "provision", "r1", "--config", config,
-                                 "--this-host", "127.0.0.1", "--tzsp", "none"],
-                                capture_output=True, text=True, timeout=60, check=True).stdout
-        wanted = [line for line in script.splitlines()
-                  if line.startswith("/system logging") or ("firewall filter" in line and "action=log" in line)]
+        script = subprocess.run(
+            [
+                *console_script("snort-bridge"),
+                "provision",
+                "r1",
+                "--config",
+                config,
+                "--this-host",
+                "127.0.0.1",
+                "--tzsp",
+                "none",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        wanted = [
+            line
+            for line in script.splitlines()
+            if line.startswith("/system logging") or ("firewall filter" in line and "action=log" in line)
+        ]
         assert len(wanted) == 6  # new and stealth, IPv4 and IPv6; the logging action and rule
         run_provision(sim, "\n".join(wanted), user="ips")  # the lab's user has write: enough for these
         service = Service(config, tmp_path / "run.log").start()

@@ -6,10 +6,10 @@ import calendar
 import re
 
 import pytest
-
-from responder.sim.script.interpreter import Interpreter
-from responder.sim.router.state import RouterProfile, RouterState
 from responder_rig import FakeClock
+
+from responder.sim.router.state import RouterProfile, RouterState
+from responder.sim.script.interpreter import Interpreter
 
 START = float(calendar.timegm((2026, 10, 1, 8, 50, 30, 0, 0, 0)))  # 2026-10-01 08:50:30 UTC
 AL = "/ip firewall address-list"
@@ -135,7 +135,8 @@ def test_timeout_forms_and_out_of_range(router):
     router.run(f"{AL} add list=a address=192.0.2.2 timeout=00:05:00")
     router.run(f"{AL} add list=a address=192.0.2.3 timeout=120")
     longest, shown = {"v7": ("35w3d13h13m56s", "35w3d13:13:56"), "v6": ("3w3d20h31m23s", "3w3d20:31:23")}[
-        router.state.profile.flavour]  # v6: the lower limit routeros-sim assumes (responder/routeros/duration.py)
+        router.state.profile.flavour
+    ]  # v6: the lower limit routeros-sim assumes (responder/routeros/duration.py)
     router.run(f"{AL} add list=a address=192.0.2.4 timeout={longest}")
     remaining = [e.deadline - router.clock() for e in router.state.entries(4)]
     assert remaining == [93600, 300, 120, router.state.profile.max_timeout]
@@ -202,7 +203,8 @@ def test_parse_error_exit_status_is_configurable():
 def test_read_only_user_gets_not_enough_permissions():
     v7, v6 = Router("v7"), Router("v6")
     assert v7.out(f"{AL} add list=blk address=192.0.2.1", user="viewer") == (
-        "not enough permissions (9) (/ip/firewall/address-list/add; line 1)\r\n")
+        "not enough permissions (9) (/ip/firewall/address-list/add; line 1)\r\n"
+    )
     assert v6.out(f"{AL} add list=blk address=192.0.2.1", user="viewer") == "not enough permissions (9)\r\n"
     assert v7.out(f"{AL} print count-only", user="viewer") == "0\r\n"
     assert v7.out("/user add name=eve group=full password=x", user="ips").startswith("not enough permissions (9)")
@@ -210,8 +212,11 @@ def test_read_only_user_gets_not_enough_permissions():
 
 
 def test_globals_are_per_user_and_scripts_run_as_the_caller(router):
-    router.run('/system script add name=block source=":global ip; '
-               '/ip firewall address-list add list=blk address=\\$ip timeout=1d"', user="admin")
+    router.run(
+        '/system script add name=block source=":global ip; '
+        '/ip firewall address-list add list=blk address=\\$ip timeout=1d"',
+        user="admin",
+    )
     router.state.scripts["block"].policy = frozenset({"read", "write"})
     assert router.out(":global ip 192.0.2.7; /system script run block", user="ips") == ""
     assert [e.address for e in router.state.entries(4)] == ["192.0.2.7"]
@@ -255,10 +260,12 @@ def test_user_ssh_keys_add_and_import():
     router = Router("v7")
     small = f"ssh-rsa {paramiko.RSAKey.generate(1024).get_base64()} tiny"
     assert router.out(f'/user ssh-keys add user=ips key="{small}"', user="admin") == (
-        "keys smaller than 2048bit are not allowed\r\n")
+        "keys smaller than 2048bit are not allowed\r\n"
+    )
     router.state.files["k.pub"] = "ecdsa-sha2-nistp256 AAAAE2VjZHNh key"
     assert router.out("/user ssh-keys import user=ips public-key-file=k.pub", user="admin") == (
-        "unable to load key file (wrong format or bad passphrase)\r\n")
+        "unable to load key file (wrong format or bad passphrase)\r\n"
+    )
     public = ed25519.Ed25519PrivateKey.generate().public_key()
     line = public.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
     assert router.out(f'/user ssh-keys add user=ips key="{line} me@host"', user="admin") == ""
@@ -288,14 +295,53 @@ def test_user_and_script_set(router):
     assert router.out("/system script run s", user="ips") == "two\r\n"
 
 
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st
 
-_PIECES = st.sampled_from([
-    "/ip firewall address-list ", "/ipv6/firewall/address-list/", "add ", "set ", "remove ", "print ", "find ",
-    "list=", "address=", "timeout=", "comment=", "where ", "[", "]", ";", '"', "\\", "$ip", ":global ", ":put ",
-    "1.2.3.4", "2001:db8::1", "1d", "00:05:00", "*1", "0", "!", "=", "~", "terse ", "as-value ", "count-only ",
-    "/system script run ", "/user ", "{", " ", "\n", "and ", "dynamic ", "x",
-])
+_PIECES = st.sampled_from(
+    [
+        "/ip firewall address-list ",
+        "/ipv6/firewall/address-list/",
+        "add ",
+        "set ",
+        "remove ",
+        "print ",
+        "find ",
+        "list=",
+        "address=",
+        "timeout=",
+        "comment=",
+        "where ",
+        "[",
+        "]",
+        ";",
+        '"',
+        "\\",
+        "$ip",
+        ":global ",
+        ":put ",
+        "1.2.3.4",
+        "2001:db8::1",
+        "1d",
+        "00:05:00",
+        "*1",
+        "0",
+        "!",
+        "=",
+        "~",
+        "terse ",
+        "as-value ",
+        "count-only ",
+        "/system script run ",
+        "/user ",
+        "{",
+        " ",
+        "\n",
+        "and ",
+        "dynamic ",
+        "x",
+    ]
+)
 
 
 @settings(max_examples=300, deadline=None)

@@ -12,10 +12,10 @@ import time
 
 import paramiko
 import pytest
-
 from conftest import console_script, free_port, require_tool
-from responder.sim import SimRouter
 from responder_rig import FakeClock, write_ed25519
+
+from responder.sim import SimRouter
 from responder.sim.wire.ssh_server import CIPHERS, KEX, MACS
 
 AL = "/ip firewall address-list"
@@ -69,12 +69,12 @@ def _read_kexinit(port: int):
         while len(rest) < 4 or len(rest) < 4 + struct.unpack(">I", rest[:4])[0]:
             rest += sock.recv(4096)
     length, padding = struct.unpack(">IB", rest[:5])
-    payload = rest[5:4 + length - padding]
+    payload = rest[5 : 4 + length - padding]
     assert payload[0] == 20  # SSH_MSG_KEXINIT
     pos, lists = 17, []
     for _ in range(10):
-        (n,) = struct.unpack(">I", payload[pos:pos + 4])
-        lists.append(payload[pos + 4:pos + 4 + n].decode().split(","))
+        (n,) = struct.unpack(">I", payload[pos : pos + 4])
+        lists.append(payload[pos + 4 : pos + 4 + n].decode().split(","))
         pos += 4 + n
     return banner.decode(), lists
 
@@ -146,7 +146,7 @@ def test_add_print_remove_round_trip(host_key, flavour):
         router.start()
         with connect(router, password="pw") as client:
             assert run(client, f'{AL} add list=blk address=203.0.113.77/24 timeout=1d comment="sid 1"')[0] == b""
-            assert run(client, f"/ipv6 firewall address-list add list=blk address=2001:db8::1")[0] == b""
+            assert run(client, "/ipv6 firewall address-list add list=blk address=2001:db8::1")[0] == b""
             terse = run(client, f"{AL} print terse where list=blk")[0].decode()
             assert "list=blk address=203.0.113.0/24 " in terse and "comment=sid 1 " in terse
             as_value = run(client, f":put [{AL} print as-value where list=blk]")[0].decode()
@@ -180,8 +180,7 @@ def test_permission_error_for_read_only_user(sim):
 
 
 def test_global_in_one_exec_is_seen_by_a_script_in_the_next(sim):
-    sim.add_script("block", ":global ip; /ip firewall address-list add list=blk address=$ip timeout=1d",
-                   owner="ips")
+    sim.add_script("block", ":global ip; /ip firewall address-list add list=blk address=$ip timeout=1d", owner="ips")
     with connect(sim, password="s3cret") as client:
         assert run(client, ":global ip 198.51.100.9")[0] == b""
         assert run(client, "/system script run block")[0] == b""
@@ -252,9 +251,26 @@ def test_routeros_sim_command(tmp_path, host_key):
     port = free_port(socket.SOCK_STREAM)
     env = dict(os.environ, SIM_PW="pw from env")
     proc = subprocess.Popen(
-        console_script("routeros-sim") + ["--port", str(port), "--user", "ips", "--password-env", "SIM_PW",
-                                          "--host-key", str(key_file), "--flavour", "v6", "--identity", "lab"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        console_script("routeros-sim")
+        + [
+            "--port",
+            str(port),
+            "--user",
+            "ips",
+            "--password-env",
+            "SIM_PW",
+            "--host-key",
+            str(key_file),
+            "--flavour",
+            "v6",
+            "--identity",
+            "lab",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         banner = []
         while not banner or banner[-1] != "Ctrl-C stops.\n":
@@ -266,8 +282,15 @@ def test_routeros_sim_command(tmp_path, host_key):
         assert "pw from env" not in text
         client = paramiko.SSHClient()
         client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-        client.connect("127.0.0.1", port=port, username="ips", password="pw from env", look_for_keys=False,
-                       allow_agent=False, timeout=10)
+        client.connect(
+            "127.0.0.1",
+            port=port,
+            username="ips",
+            password="pw from env",
+            look_for_keys=False,
+            allow_agent=False,
+            timeout=10,
+        )
         with client:
             assert run(client, "/system identity print")[0] == b"name: lab\r\n"
             assert b"Flags: X - disabled, D - dynamic" in run(client, f"{AL} print")[0]
@@ -284,8 +307,12 @@ def test_password_option_warns_that_ps_shows_it(capsys):
 
 
 def test_routeros_sim_command_refuses_a_bad_password_file(tmp_path):
-    missing = subprocess.run(console_script("routeros-sim") + ["--password-file", str(tmp_path / "nope")],
-                             capture_output=True, text=True, timeout=30)
+    missing = subprocess.run(
+        console_script("routeros-sim") + ["--password-file", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert missing.returncode == 2 and "--password-file" in missing.stderr
 
 
@@ -300,10 +327,27 @@ def test_openssh_client_negotiates_curve25519_and_rsa_sha2_256(tmp_path, host_ke
         known = tmp_path / "known_hosts"
         known.write_text(f"[127.0.0.1]:{port} ssh-rsa {host_key.get_base64()}\n")
         done = subprocess.run(
-            [ssh, "-vv", "-F", "/dev/null", "-i", str(key), "-o", f"UserKnownHostsFile={known}",
-             "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-p", str(port), "ips+ct80w@127.0.0.1",
-             f"{AL} add list=blk address=192.0.2.1; :put [{AL} print count-only]"],
-            capture_output=True, timeout=30)
+            [
+                ssh,
+                "-vv",
+                "-F",
+                "/dev/null",
+                "-i",
+                str(key),
+                "-o",
+                f"UserKnownHostsFile={known}",
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "BatchMode=yes",
+                "-p",
+                str(port),
+                "ips+ct80w@127.0.0.1",
+                f"{AL} add list=blk address=192.0.2.1; :put [{AL} print count-only]",
+            ],
+            capture_output=True,
+            timeout=30,
+        )
     assert done.returncode == 0 and done.stdout == b"1\r\n"
     log = done.stderr.decode()
     assert "remote software version ROSSSH" in log

@@ -72,8 +72,18 @@ def test_the_stock_snort_lua_is_found_beside_the_binary_through_a_symlink(tmp_pa
 
 def test_each_engine_reads_the_pipe_its_own_way_and_gets_its_own_config(tmp_path):
     three, two = Snort("/s3", "3.12.2.0", "x"), Snort("/s2", "2.9.19", "x")
-    assert three.command(Path("/c.lua"), "/logs") == ["/s3", "-c", "/c.lua", "-r", "/dev/stdin", "--daq-batch-size", "1",
-                                                      "-l", "/logs", "-q"]
+    assert three.command(Path("/c.lua"), "/logs") == [
+        "/s3",
+        "-c",
+        "/c.lua",
+        "-r",
+        "/dev/stdin",
+        "--daq-batch-size",
+        "1",
+        "-l",
+        "/logs",
+        "-q",
+    ]
     assert two.command(Path("/c.conf"), "/logs")[3:5] == ["-r", "-"]
     assert three.shipped_config().name == "tzsp-ips.lua" and two.shipped_config().name == "tzsp-ips.conf"
     copy = snort_engines.prepare_config(two, tmp_path)

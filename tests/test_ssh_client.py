@@ -7,25 +7,30 @@ tests against the simulator itself are at the end of this file.
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Optional
 
 import paramiko
 import pytest
+from responder_rig import write_ed25519
 
-from responder.transport import known_hosts
 from responder.config import RouterConfig
 from responder.errors import (
-    AuthenticationFailed, CommandTimeout, HostKeyRefused, RouterCommandError, RouterUnreachable, SecretRefused)
-from responder.transport.ssh_session import RouterSession
+    AuthenticationFailed,
+    CommandTimeout,
+    HostKeyRefused,
+    RouterCommandError,
+    RouterUnreachable,
+    SecretRefused,
+)
+from responder.transport import known_hosts
 from responder.transport.secrets import read_password
 from responder.transport.ssh import fetch_host_key, key_fingerprint
-from responder_rig import write_ed25519
+from responder.transport.ssh_session import RouterSession
 
 ADDR = ipaddress.ip_address("203.0.113.9")
 
@@ -67,8 +72,15 @@ def once_reachable(action: Callable[[], object], timeout: float = 20.0):
 class CannedServer(paramiko.ServerInterface):
     """A tiny SSH exec server: ``answer(command) -> (stdout, exit status)`` or None to never answer."""
 
-    def __init__(self, host_key: paramiko.PKey, answer: Callable[[str], Optional[tuple]], *,
-                 password: Optional[str] = None, authorized: tuple = (), port: int = 0) -> None:
+    def __init__(
+        self,
+        host_key: paramiko.PKey,
+        answer: Callable[[str], tuple | None],
+        *,
+        password: str | None = None,
+        authorized: tuple = (),
+        port: int = 0,
+    ) -> None:
         self.host_key, self.answer = host_key, answer
         self.password, self.authorized = password, [k.asbytes() for k in authorized]
         self.commands: list = []
@@ -166,8 +178,16 @@ def trusted(tmp_path: Path, port: int, key: paramiko.PKey) -> str:
 
 
 def config(tmp_path: Path, port: int, **overrides) -> RouterConfig:
-    values = dict(name="r1", host="127.0.0.1", port=port, known_hosts=str(tmp_path / "known_hosts"),
-                  list="blacklist", connect_timeout=3.0, command_timeout=2.0, keepalive=5.0)
+    values = dict(
+        name="r1",
+        host="127.0.0.1",
+        port=port,
+        known_hosts=str(tmp_path / "known_hosts"),
+        list="blacklist",
+        connect_timeout=3.0,
+        command_timeout=2.0,
+        keepalive=5.0,
+    )
     values.update(overrides)
     return RouterConfig(**values)
 
@@ -185,13 +205,15 @@ def answer_with(table: dict, default=("", 0)):
             if command.startswith(prefix):
                 return reply
         return default
+
     return answer
 
 
 # --------------------------------------------------------------------------- tests
 def test_run_over_ssh_with_password_file(tmp_path, servers, rsa_host_key):
-    server = servers(rsa_host_key, answer_with({"/system resource print": ("   uptime: 1w2d03:04:05\n", 0)}),
-                     password="s3cret pw")
+    server = servers(
+        rsa_host_key, answer_with({"/system resource print": ("   uptime: 1w2d03:04:05\n", 0)}), password="s3cret pw"
+    )
     trusted(tmp_path, server.port, rsa_host_key)
     cfg = config(tmp_path, server.port, password_file=password_file(tmp_path, "s3cret pw\n"))
     with RouterSession(cfg) as session:
@@ -329,22 +351,33 @@ def test_reconnect_after_server_restart(tmp_path, servers, rsa_host_key):
 
 
 def duplicate_server(servers, host_key, entry_line):
-    return servers(host_key, answer_with({
-        "/ip firewall address-list add": ("failure: already have such entry\n", 0),
-        "/ip firewall address-list print": (entry_line, 0),
-        "/ip firewall address-list set": ("", 0)}), password="pw")
+    return servers(
+        host_key,
+        answer_with(
+            {
+                "/ip firewall address-list add": ("failure: already have such entry\n", 0),
+                "/ip firewall address-list print": (entry_line, 0),
+                "/ip firewall address-list set": ("", 0),
+            }
+        ),
+        password="pw",
+    )
 
 
 def test_add_block_refreshes_only_an_entry_that_would_expire_sooner(tmp_path, servers, rsa_host_key):
-    server = duplicate_server(servers, rsa_host_key,
-                              "list=blacklist address=203.0.113.9 creation-time=2026-10-01 08:50:30 timeout=1m dynamic=yes\n")
+    server = duplicate_server(
+        servers,
+        rsa_host_key,
+        "list=blacklist address=203.0.113.9 creation-time=2026-10-01 08:50:30 timeout=1m dynamic=yes\n",
+    )
     trusted(tmp_path, server.port, rsa_host_key)
     with RouterSession(config(tmp_path, server.port), password="pw") as session:
-        assert session.add_block(ADDR, 300, "tzsp-ips [1:2] \"$x\"") == "refreshed"
+        assert session.add_block(ADDR, 300, 'tzsp-ips [1:2] "$x"') == "refreshed"
     assert server.commands == [
         '/ip firewall address-list add list=blacklist address=203.0.113.9 timeout=5m comment="tzsp-ips [1:2] \\"\\$x\\""',
         "/ip firewall address-list print terse where list=blacklist",
-        "/ip firewall address-list set [find list=blacklist address=203.0.113.9] timeout=5m"]
+        "/ip firewall address-list set [find list=blacklist address=203.0.113.9] timeout=5m",
+    ]
     with RouterSession(config(tmp_path, server.port, refresh_existing=False), password="pw") as session:
         assert session.add_block(ADDR, 300, "") == "present"
         with pytest.raises(RouterCommandError) as caught:
@@ -354,10 +387,13 @@ def test_add_block_refreshes_only_an_entry_that_would_expire_sooner(tmp_path, se
         RouterSession(config(tmp_path, server.port), password="pw").add_block("203.0.113.9", 300, "")
 
 
-@pytest.mark.parametrize("entry_line", [
-    "list=blacklist address=203.0.113.9 creation-time=2026-10-01 08:50:30 timeout=1d dynamic=yes\n",  # longer block
-    "list=blacklist address=203.0.113.9 creation-time=2026-10-01 08:50:30 dynamic=no\n",  # permanent, added by hand
-])
+@pytest.mark.parametrize(
+    "entry_line",
+    [
+        "list=blacklist address=203.0.113.9 creation-time=2026-10-01 08:50:30 timeout=1d dynamic=yes\n",  # longer block
+        "list=blacklist address=203.0.113.9 creation-time=2026-10-01 08:50:30 dynamic=no\n",  # permanent, added by hand
+    ],
+)
 def test_add_block_never_shortens_a_block_or_times_out_a_static_entry(tmp_path, servers, rsa_host_key, entry_line):
     server = duplicate_server(servers, rsa_host_key, entry_line)
     trusted(tmp_path, server.port, rsa_host_key)
@@ -373,12 +409,15 @@ def test_permission_error_names_router_and_fix(tmp_path, servers, rsa_host_key):
         with pytest.raises(RouterCommandError) as caught:
             session.add_block(ADDR, 60, "x")
     assert caught.value.kind == "permission"
-    assert str(caught.value).startswith("router core1: not enough permissions (9) -- the user needs a group with ssh,read,write")
+    assert str(caught.value).startswith(
+        "router core1: not enough permissions (9) -- the user needs a group with ssh,read,write"
+    )
 
 
 def test_bad_command_with_exit_status_one(tmp_path, servers, rsa_host_key):
-    server = servers(rsa_host_key, answer_with({}, default=("bad command name ipv6 (line 1 column 2)\n", 1)),
-                     password="pw")
+    server = servers(
+        rsa_host_key, answer_with({}, default=("bad command name ipv6 (line 1 column 2)\n", 1)), password="pw"
+    )
     trusted(tmp_path, server.port, rsa_host_key)
     with RouterSession(config(tmp_path, server.port), password="pw") as session:
         with pytest.raises(RouterCommandError) as caught:
@@ -388,11 +427,20 @@ def test_bad_command_with_exit_status_one(tmp_path, servers, rsa_host_key):
 
 
 def test_list_blocks_v6_router_without_ipv6_package(tmp_path, servers, rsa_host_key):
-    v4 = (" 0 D list=blacklist address=203.0.113.9 creation-time=jun/14/2022 07:53:49 timeout=4m52s \n"
-          " 1   list=blacklist address=198.51.100.0/24 creation-time=jun/14/2022 07:53:49 \n")
-    server = servers(rsa_host_key, answer_with({
-        "/ip firewall address-list print terse where list=blacklist": (v4, 0),
-        "/ipv6": ("bad command name ipv6 (line 1 column 2)\n", 1)}), password="pw")
+    v4 = (
+        " 0 D list=blacklist address=203.0.113.9 creation-time=jun/14/2022 07:53:49 timeout=4m52s \n"
+        " 1   list=blacklist address=198.51.100.0/24 creation-time=jun/14/2022 07:53:49 \n"
+    )
+    server = servers(
+        rsa_host_key,
+        answer_with(
+            {
+                "/ip firewall address-list print terse where list=blacklist": (v4, 0),
+                "/ipv6": ("bad command name ipv6 (line 1 column 2)\n", 1),
+            }
+        ),
+        password="pw",
+    )
     trusted(tmp_path, server.port, rsa_host_key)
     with RouterSession(config(tmp_path, server.port), password="pw") as session:
         blocks = session.list_blocks()
@@ -426,15 +474,19 @@ def test_keepalive_is_sent_on_an_idle_connection(tmp_path, servers, rsa_host_key
 def test_read_password_sources(tmp_path):
     base = RouterConfig(name="r9", host="192.0.2.9")
     assert read_password(base, environ={}) is None
-    assert read_password(replace(base, password_file=password_file(tmp_path, "pw with spaces\r\n")), {}) == \
-        "pw with spaces"
+    assert (
+        read_password(replace(base, password_file=password_file(tmp_path, "pw with spaces\r\n")), {})
+        == "pw with spaces"
+    )
     assert read_password(replace(base, password_file=password_file(tmp_path, " two\nlines\n")), {}) == " two\nlines"
     assert read_password(replace(base, password_env="PW"), {"PW": "x$y"}) == "x$y"
-    for bad in (replace(base, password_file=password_file(tmp_path, "")),
-                replace(base, password_file=password_file(tmp_path, "pw", 0o640)),
-                replace(base, password_file=str(tmp_path / "missing")),
-                replace(base, password_file=str(tmp_path)),
-                replace(base, password_env="UNSET_PW")):
+    for bad in (
+        replace(base, password_file=password_file(tmp_path, "")),
+        replace(base, password_file=password_file(tmp_path, "pw", 0o640)),
+        replace(base, password_file=str(tmp_path / "missing")),
+        replace(base, password_file=str(tmp_path)),
+        replace(base, password_env="UNSET_PW"),
+    ):
         with pytest.raises(SecretRefused) as caught:
             read_password(bad, environ={})
         assert str(caught.value).startswith("router r9: ")
@@ -502,6 +554,7 @@ def test_sim_parses_as_value_too(tmp_path, sims):
         session.add_block(ADDR, 60, "a; b")
         from responder.routeros.commands import render_print_as_value
         from responder.routeros.replies import parse_address_list
+
         [entry] = parse_address_list(session.run(render_print_as_value("blacklist", 4)))
         assert entry.address == ADDR and entry.id.startswith("*") and entry.dynamic
 
@@ -533,8 +586,9 @@ def test_sim_permission_error(tmp_path, sims):
 
 def test_sim_script_mode_runs_the_wiki_script(tmp_path, sims):
     sim = sims(users={"ips": "pw"})
-    sim.add_script("filter", ":global ip; /ip firewall address-list add list=blacklist address=$ip timeout=1d",
-                   owner="ips")
+    sim.add_script(
+        "filter", ":global ip; /ip firewall address-list add list=blacklist address=$ip timeout=1d", owner="ips"
+    )
     with sim_session(tmp_path, sim, mode="script", script="filter") as session:
         assert session.add_block(ADDR, 300, "") == "added"
         assert [e.address for e in sim.address_list("blacklist")] == ["203.0.113.9"]
@@ -546,8 +600,12 @@ def test_sim_unknown_and_changed_host_key(tmp_path, sims, other_host_key):
     with pytest.raises(HostKeyRefused) as unknown:
         RouterSession(config(tmp_path, sim.port), password="pw").connect()
     assert unknown.value.reason == "unknown" and sim.fingerprint in str(unknown.value)
-    known_hosts.record(str(tmp_path / "known_hosts"), known_hosts.host_name("127.0.0.1", sim.port),
-                       other_host_key.get_name(), other_host_key.asbytes())
+    known_hosts.record(
+        str(tmp_path / "known_hosts"),
+        known_hosts.host_name("127.0.0.1", sim.port),
+        other_host_key.get_name(),
+        other_host_key.asbytes(),
+    )
     with pytest.raises(HostKeyRefused) as changed:
         RouterSession(config(tmp_path, sim.port), password="pw").connect()
     assert changed.value.reason == "changed" and sim.fingerprint in str(changed.value)

@@ -12,16 +12,19 @@ import ipaddress
 import time
 
 import pytest
+from responder_rig import LIST, Lab, shared_host_key, wait_until
 
 from responder.events import BlockRequest
 from responder.ledger import Ledger, RouterBlock
-from responder.routeros.duration import (MAX_TIMEOUT_SECONDS, V6_MAX_TIMEOUT_SECONDS, format_range_limit,
-                                         timeout_limit_of)
+from responder.routeros.duration import (
+    MAX_TIMEOUT_SECONDS,
+    V6_MAX_TIMEOUT_SECONDS,
+    format_range_limit,
+    timeout_limit_of,
+)
 from responder.sim import SimRouter
 from responder.sim.router.state import StateError
 from responder.sync.plan import Mark, Remove, Send, plan_steps
-
-from responder_rig import LIST, Lab, shared_host_key, wait_until
 
 A = ipaddress.ip_address("203.0.113.7")
 B = ipaddress.ip_address("198.51.100.9")
@@ -67,8 +70,12 @@ def test_sim_refuses_timeouts_beyond_its_flavours_limit(flavour):
 def test_limits_differ_per_flavour_and_parse_back():
     assert format_range_limit(MAX_TIMEOUT_SECONDS) == "35w3d13:13:56"
     assert LIMITS["v6"] < 25 * DAY < LIMITS["v7"]
-    assert timeout_limit_of("value of timeout is out of range (00:00:00 .. 35w3d13:13:56) (/ip/firewall/address-list/add; line 1)") \
+    assert (
+        timeout_limit_of(
+            "value of timeout is out of range (00:00:00 .. 35w3d13:13:56) (/ip/firewall/address-list/add; line 1)"
+        )
         == MAX_TIMEOUT_SECONDS
+    )
     assert timeout_limit_of("failure: already have such entry") is None
 
 
@@ -101,20 +108,28 @@ def test_plan_sends_beyond_the_limit_as_static_with_the_end_in_its_comment():
 
 def test_plan_removes_our_static_entry_when_its_block_ends_but_never_one_added_by_hand():
     ended = NOW - 1
-    assert plan_steps([row(status="applied", static=True, expires=ended)], None, NOW, retry_failed=False) == \
-        [Remove(A, 3, final="expired")]
+    assert plan_steps([row(status="applied", static=True, expires=ended)], None, NOW, retry_failed=False) == [
+        Remove(A, 3, final="expired")
+    ]
     ours = {A: Entry(None, "tzsp-ips [1:2] until 2026-01-01 00:00Z: bad")}
-    assert plan_steps([row(status="pending", expires=ended)], ours, NOW, retry_failed=True) == [Remove(A, 3, final="expired")]
+    assert plan_steps([row(status="pending", expires=ended)], ours, NOW, retry_failed=True) == [
+        Remove(A, 3, final="expired")
+    ]
     by_hand = {A: Entry(None, "office printer, keep")}
-    assert plan_steps([row(status="applied", expires=ended)], by_hand, NOW, retry_failed=True) == [Mark(A, "expired", generation=3)]
+    assert plan_steps([row(status="applied", expires=ended)], by_hand, NOW, retry_failed=True) == [
+        Mark(A, "expired", generation=3)
+    ]
     # a dynamic entry ends by itself
-    assert plan_steps([row(status="applied", expires=ended)], None, NOW, retry_failed=False) == [Mark(A, "expired", generation=3)]
+    assert plan_steps([row(status="applied", expires=ended)], None, NOW, retry_failed=False) == [
+        Mark(A, "expired", generation=3)
+    ]
 
 
 def test_plan_confirms_our_static_entry_after_a_reboot_and_keeps_the_flag():
     ours = {A: Entry(None, "tzsp-ips [1:2] until x: bad")}
-    assert plan_steps([row(status="pending", static=True)], ours, NOW, retry_failed=True, max_timeout=LIMITS["v6"]) == \
-        [Mark(A, "applied", NOW + 40 * DAY, 3, static=True)]
+    assert plan_steps([row(status="pending", static=True)], ours, NOW, retry_failed=True, max_timeout=LIMITS["v6"]) == [
+        Mark(A, "applied", NOW + 40 * DAY, 3, static=True)
+    ]
 
 
 def test_ledger_finds_static_entries_due_and_keeps_them_from_pruning(tmp_path):
@@ -143,8 +158,12 @@ class FlavourLab(Lab):
         self.ports[name] = sim.start("127.0.0.1", 0)
         from responder.transport import known_hosts
 
-        known_hosts.record(self.known_hosts, known_hosts.host_name("127.0.0.1", self.ports[name]),
-                           sim.host_key.get_name(), sim.host_key.asbytes())
+        known_hosts.record(
+            self.known_hosts,
+            known_hosts.host_name("127.0.0.1", self.ports[name]),
+            sim.host_key.get_name(),
+            sim.host_key.asbytes(),
+        )
         return sim
 
 
@@ -227,8 +246,9 @@ def test_a_dynamic_entry_is_replaced_when_a_block_grows_beyond_the_limit(lab):
     assert responder.wait_applied(A, timeout=20)
     assert lab.entries("r1")[str(A)].dynamic
     responder.block(request(A, 60 * DAY, clock))  # e.g. `snort-bridge block --for 60d` on a repeat offender
-    assert wait_until(lambda: lab.entries("r1").get(str(A)) is not None and lab.entries("r1")[str(A)].timeout is None,
-                      timeout=20)
+    assert wait_until(
+        lambda: lab.entries("r1").get(str(A)) is not None and lab.entries("r1")[str(A)].timeout is None, timeout=20
+    )
     assert wait_until(lambda: state(responder, A).static and state(responder, A).status == "applied", timeout=10)
 
 

@@ -22,8 +22,8 @@ from bridge.watching.status import (
     render_page,
 )
 from bridge.watching.web import Gate, tzspd_counters
-from responder.feed import Decided, EntryApplied, EntryRefused, FloodGuardChanged, LineRead, RouterChanged
 from plumbing.httpserver import Request
+from responder.feed import Decided, EntryApplied, EntryRefused, FloodGuardChanged, LineRead, RouterChanged
 
 T0 = 1_790_000_000.0
 ALERTS = "/var/log/snort/alert_fast.txt"
@@ -38,13 +38,28 @@ def samples(observer: Observer) -> dict:
 
 
 def alert(src="203.0.113.7", dst="10.0.0.5", sid=1000101) -> Alert:
-    return Alert(gid=1, sid=sid, rev=1, msg="TEST attack <script>", format="fast", origin=Origin(ALERTS),
-                 priority=1, src=ipaddress.ip_address(src), dst=ipaddress.ip_address(dst))
+    return Alert(
+        gid=1,
+        sid=sid,
+        rev=1,
+        msg="TEST attack <script>",
+        format="fast",
+        origin=Origin(ALERTS),
+        priority=1,
+        src=ipaddress.ip_address(src),
+        dst=ipaddress.ip_address(dst),
+    )
 
 
 def block(target="203.0.113.7") -> Decision:
-    return Decision(action="block", alert=alert(src=target), why="priority 1 <= 1", target=ipaddress.ip_address(target),
-                    block_for=300, reason="priority")
+    return Decision(
+        action="block",
+        alert=alert(src=target),
+        why="priority 1 <= 1",
+        target=ipaddress.ip_address(target),
+        block_for=300,
+        reason="priority",
+    )
 
 
 def ignore(reason="protected") -> Decision:
@@ -125,9 +140,12 @@ def test_alerts_and_blocks_per_minute():
 
 
 def healthy(**changes) -> Snapshot:
-    base = dict(now=T0 + 3600, started=T0,
-                routers=(RouterRow("r1", True, 0, None, T0),),
-                sources=(SourceRow(ALERTS, True, T0 + 3500, 0),))
+    base = dict(
+        now=T0 + 3600,
+        started=T0,
+        routers=(RouterRow("r1", True, 0, None, T0),),
+        sources=(SourceRow(ALERTS, True, T0 + 3500, 0),),
+    )
     base.update(changes)
     return Snapshot(**base)
 
@@ -169,8 +187,11 @@ def page_snapshot() -> Snapshot:
     observer(LineRead(ALERTS, "alert", T0 + 3000))
     observer(Decided(block(), T0 + 3000))
     return healthy(
-        blocks=(BlockRow("203.0.113.7", "TEST attack <script>", "1:1000101", T0 + 3900,
-                         (("r1", "applied"), ("r2", "pending"))),),
+        blocks=(
+            BlockRow(
+                "203.0.113.7", "TEST attack <script>", "1:1000101", T0 + 3900, (("r1", "applied"), ("r2", "pending"))
+            ),
+        ),
         routers=(RouterRow("r1", True, 0, None, T0), RouterRow("r2", False, 1, "connection refused", T0 + 60)),
         decisions=tuple(observer.recent_decisions()),
         per_minute=tuple(observer.per_minute(T0 + 3600, 180)),
@@ -182,9 +203,9 @@ def test_page_shows_blocks_routers_decisions_chart_and_sensor():
     snap = page_snapshot()
     page = render_page(snap, health_problems(snap, None))
     assert "<title>tzsp-ips: 1 blocked</title>" in page
-    assert "203.0.113.7" in page and "r1: <span class=\"ok\">applied</span>" in page
-    assert "r2: <span class=\"bad\">pending</span>" in page
-    assert "<span class=\"bad\">unreachable</span>" in page and "connection refused" in page
+    assert "203.0.113.7" in page and 'r1: <span class="ok">applied</span>' in page
+    assert 'r2: <span class="bad">pending</span>' in page
+    assert '<span class="bad">unreachable</span>' in page and "connection refused" in page
     assert "router r2 unreachable" in page  # the problem list
     # Two charts: three hours for a screen, the last hour for a phone (CSS shows one of them).
     assert page.count('<rect class="alerts"') == 2 and page.count('<rect class="blocks"') == 2
@@ -233,7 +254,9 @@ def test_gate_takes_bearer_cookie_or_query_and_logs_refusals_rate_limited(caplog
 
 
 def test_tzspd_counters_are_read_from_its_exposition():
-    text = ("# TYPE tzspd_datagrams_received_total counter\ntzspd_datagrams_received_total 12.0\n"
-            "# TYPE tzspd_datagrams_dropped_total counter\n"
-            'tzspd_datagrams_dropped_total{reason="short"} 2.0\ntzspd_datagrams_dropped_total{reason="non_frame"} 0.0\n')
+    text = (
+        "# TYPE tzspd_datagrams_received_total counter\ntzspd_datagrams_received_total 12.0\n"
+        "# TYPE tzspd_datagrams_dropped_total counter\n"
+        'tzspd_datagrams_dropped_total{reason="short"} 2.0\ntzspd_datagrams_dropped_total{reason="non_frame"} 0.0\n'
+    )
     assert tzspd_counters(text) == {"datagrams received": 12.0, "datagrams dropped (short)": 2.0}

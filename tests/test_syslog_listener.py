@@ -6,8 +6,8 @@ import threading
 import time
 
 from bridge.config import parse_config
-from bridge.service.parts import syslog_senders
 from bridge.scan.syslog_listener import SyslogListener
+from bridge.service.parts import syslog_senders
 from tests.conftest import free_port
 from tzsp.receiver import AllowList
 
@@ -43,7 +43,7 @@ def test_only_allowed_senders_are_delivered():
 
 
 def config_text(scan_extra=""):
-    return f'''
+    return f"""
 state_dir = "/tmp/x"
 [scan]
 syslog = "127.0.0.1:5514"
@@ -52,7 +52,7 @@ syslog = "127.0.0.1:5514"
 name = "core1"
 host = "192.0.2.1"
 password_env = "P"
-'''
+"""
 
 
 def test_default_senders_are_the_routers_and_scan_allow_replaces_them():

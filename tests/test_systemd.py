@@ -2,7 +2,6 @@
 
 import configparser
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -10,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, require_tool
 from plumbing.sdnotify import Notifier
+from tests.conftest import ROOT, require_tool
 
 UNITS = ["tzspd.service", "snort-bridge.service"]
 HARDENING = {

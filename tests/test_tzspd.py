@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import console_script, free_port, require_tool, wait_for
+
 from tzsp.capture_files import read_capture
 from tzsp.codec import Tag, encode_frame
 
@@ -35,8 +35,9 @@ def port_for(listen: str) -> int:
 class Tzspd:
     """A tzspd subprocess with its counters read through SIGUSR1 (--stats-json on stderr)."""
 
-    def __init__(self, tmp_path, *options, listen="127.0.0.1", stdout=subprocess.DEVNULL, stats_json=True,
-                 environment=None):
+    def __init__(
+        self, tmp_path, *options, listen="127.0.0.1", stdout=subprocess.DEVNULL, stats_json=True, environment=None
+    ):
         self.port = port_for(listen)
         self.err_path = Path(tmp_path) / f"tzspd-{self.port}.stderr"
         self._err = open(self.err_path, "wb")
@@ -109,7 +110,10 @@ def source_capture(tmp_path_factory):
 
     ether = Ether(src="02:00:00:00:00:02", dst="02:00:00:00:00:01")
     packets = demo_packets() + [
-        ether / IP(src=SERVER, dst=CLIENT) / TCP(sport=80, dport=40000, flags="A") / Raw(bytes(range(256)) * 5 + bytes(180)),
+        ether
+        / IP(src=SERVER, dst=CLIENT)
+        / TCP(sport=80, dport=40000, flags="A")
+        / Raw(bytes(range(256)) * 5 + bytes(180)),
         ether / IP(src=SERVER, dst=CLIENT) / UDP(sport=9, dport=9) / Raw(b"J" * 8900),
     ]
     path = tmp_path_factory.mktemp("capture") / "source.pcap"
@@ -133,12 +137,15 @@ def test_replayed_capture_reaches_tcpdump_byte_for_byte(tmp_path, source_capture
     with Tzspd(tmp_path, "--allow", "127.0.0.1/32", stdout=subprocess.PIPE) as tzspd:
         tcpdump = subprocess.Popen(
             ["tcpdump", "-n", "-r", "-", "-w", str(rewritten)],
-            stdin=tzspd.proc.stdout, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            stdin=tzspd.proc.stdout,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         tzspd.proc.stdout.close()
         replay = subprocess.run(
             console_script("tzsp-replay") + [str(capture), "--to", f"127.0.0.1:{tzspd.port}", "-q"],
-            capture_output=True, timeout=30,
+            capture_output=True,
+            timeout=30,
         )
         assert replay.returncode == 0, replay.stderr
         tzspd.stats(until=lambda s: s["written"] == len(expected))
@@ -180,10 +187,14 @@ def test_tshark_reads_a_raw_ip_stream_with_nanosecond_times(tmp_path, source_cap
     require_tool("tshark")
     _, frames = source_capture
     ip_packets = [frame[14:] for frame in frames]  # the same packets without the Ethernet header
-    with Tzspd(tmp_path, "--linktype", "raw", "--nanosecond", "--allow", "127.0.0.1/32", stdout=subprocess.PIPE) as tzspd:
+    with Tzspd(
+        tmp_path, "--linktype", "raw", "--nanosecond", "--allow", "127.0.0.1/32", stdout=subprocess.PIPE
+    ) as tzspd:
         tshark = subprocess.Popen(
             ["tshark", "-r", "-", "-T", "json", "-x"],
-            stdin=tzspd.proc.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            stdin=tzspd.proc.stdout,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         tzspd.proc.stdout.close()
         send(tzspd.port, [encode_frame(p, encapsulation=7) for p in ip_packets])
@@ -207,7 +218,9 @@ def test_snaplen_keeps_the_original_length(tmp_path, source_capture):
     with Tzspd(tmp_path, "--snaplen", "60", "--allow", "127.0.0.1/32", stdout=subprocess.PIPE) as tzspd:
         tshark = subprocess.Popen(
             ["tshark", "-r", "-", "-T", "fields", "-e", "frame.len", "-e", "frame.cap_len"],
-            stdin=tzspd.proc.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            stdin=tzspd.proc.stdout,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         tzspd.proc.stdout.close()
         send(tzspd.port, [encode_frame(f) for f in frames])
@@ -262,22 +275,29 @@ def test_malformed_and_non_frame_datagrams_are_counted_by_reason(tmp_path, sourc
     _, frames = source_capture
     output = tmp_path / "out.pcap"
     with Tzspd(tmp_path, "--allow", "127.0.0.1/32", "-o", str(output)) as tzspd:
-        send(tzspd.port, [
-            b"\x01\x00",  # short
-            b"\x02\x00\x00\x01\x01" + frames[0],  # bad-version
-            b"\x01\x07\x00\x01\x01" + frames[0],  # unknown-type
-            b"\x01\x00\x00\x01\x28\x04\x00\x00",  # tag-overrun
-            b"\x01\x00\x00\x01\x0a\x01\xc4",  # no-end
-            b"\x01\x04\x00\x00",  # keepalive
-            b"\x01\x03\x00\x01\x01",  # config
-            encode_frame(frames[0], tags=[Tag(40, struct.pack("!I", 1))]),
-            encode_frame(frames[1], tags=[Tag(40, struct.pack("!I", 4))]),  # ids 2 and 3 lost
-        ])
+        send(
+            tzspd.port,
+            [
+                b"\x01\x00",  # short
+                b"\x02\x00\x00\x01\x01" + frames[0],  # bad-version
+                b"\x01\x07\x00\x01\x01" + frames[0],  # unknown-type
+                b"\x01\x00\x00\x01\x28\x04\x00\x00",  # tag-overrun
+                b"\x01\x00\x00\x01\x0a\x01\xc4",  # no-end
+                b"\x01\x04\x00\x00",  # keepalive
+                b"\x01\x03\x00\x01\x01",  # config
+                encode_frame(frames[0], tags=[Tag(40, struct.pack("!I", 1))]),
+                encode_frame(frames[1], tags=[Tag(40, struct.pack("!I", 4))]),  # ids 2 and 3 lost
+            ],
+        )
         tzspd.stats(until=lambda s: s["received"] == 9)
         status, final = tzspd.stop()
     assert status == 0
     assert final["malformed_by_reason"] == {
-        "bad-version": 1, "no-end": 1, "short": 1, "tag-overrun": 1, "unknown-type": 1,
+        "bad-version": 1,
+        "no-end": 1,
+        "short": 1,
+        "tag-overrun": 1,
+        "unknown-type": 1,
     }
     assert (final["non_frame"], final["written"], final["tag40_gaps"]) == (2, 2, 2)
     assert frames_of(output)[1] == frames[:2]
@@ -285,8 +305,9 @@ def test_malformed_and_non_frame_datagrams_are_counted_by_reason(tmp_path, sourc
 
 def test_sigusr1_and_interval_print_counters_as_text(tmp_path, source_capture):
     _, frames = source_capture
-    with Tzspd(tmp_path, "--allow", "127.0.0.1/32", "-o", str(tmp_path / "o.pcap"),
-               "--stats-interval", "0.3", stats_json=False) as tzspd:
+    with Tzspd(
+        tmp_path, "--allow", "127.0.0.1/32", "-o", str(tmp_path / "o.pcap"), "--stats-interval", "0.3", stats_json=False
+    ) as tzspd:
         send(tzspd.port, [encode_frame(f) for f in frames[:4]])
 
         def text_lines():
@@ -373,8 +394,9 @@ def test_exec_buffer_overflow_is_dropped_and_counted(tmp_path):
     runs.mkdir()
     consumer = f"{sys.executable} {STOP_CONSUMER} {runs}"
     burst = [b"B" + i.to_bytes(2, "big") + bytes(297) for i in range(10)]  # 316-byte records
-    with Tzspd(tmp_path, "--allow", "127.0.0.1/32", "--exec", consumer, "--exec-buffer", "1000",
-               "--exec-backoff", "3") as tzspd:
+    with Tzspd(
+        tmp_path, "--allow", "127.0.0.1/32", "--exec", consumer, "--exec-buffer", "1000", "--exec-backoff", "3"
+    ) as tzspd:
         send(tzspd.port, [encode_frame(b"STOP" + bytes(60))])
         assert wait_for(lambda: len(list(runs.glob("run-*"))) == 1)
         send(tzspd.port, [encode_frame(f) for f in burst])
@@ -387,9 +409,19 @@ def test_exec_buffer_overflow_is_dropped_and_counted(tmp_path):
 
 def test_exec_command_that_does_not_exist(tmp_path):
     result = subprocess.run(
-        console_script("tzspd") + ["--listen", "127.0.0.1", "--port", str(free_port()), "--allow", "127.0.0.1/32",
-                                   "--exec", str(tmp_path / "no-such-snort")],
-        capture_output=True, timeout=30,
+        console_script("tzspd")
+        + [
+            "--listen",
+            "127.0.0.1",
+            "--port",
+            str(free_port()),
+            "--allow",
+            "127.0.0.1/32",
+            "--exec",
+            str(tmp_path / "no-such-snort"),
+        ],
+        capture_output=True,
+        timeout=30,
     )
     assert result.returncode == 2
     assert b"no-such-snort" in result.stderr
@@ -418,7 +450,8 @@ def test_a_port_in_use_is_a_clear_error():
         port = taken.getsockname()[1]
         result = subprocess.run(
             console_script("tzspd") + ["--listen", "127.0.0.1", "--port", str(port), "-o", os.devnull],
-            capture_output=True, timeout=30,
+            capture_output=True,
+            timeout=30,
         )
     assert result.returncode == 2
     assert f"cannot listen on [127.0.0.1]:{port}".encode() in result.stderr
@@ -431,7 +464,9 @@ def test_refuses_to_write_pcap_to_a_terminal():
     try:
         result = subprocess.run(
             console_script("tzspd") + ["--listen", "127.0.0.1", "--port", str(free_port())],
-            stdout=slave, stderr=subprocess.PIPE, timeout=30,
+            stdout=slave,
+            stderr=subprocess.PIPE,
+            timeout=30,
         )
     finally:
         os.close(slave)

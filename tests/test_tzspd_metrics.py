@@ -10,13 +10,13 @@ import urllib.error
 import urllib.request
 
 import pytest
+from conftest import free_port, wait_for
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-
-from conftest import free_port, wait_for
 from test_tzspd import Tzspd, send
-from tzsp.codec import encode_frame
+
 from plumbing.httpserver import HttpServer, Response, is_loopback, parse_listen
+from tzsp.codec import encode_frame
 from tzsp.metrics import DROP_REASONS, TzspdCollector, health_problems
 from tzsp.output import Consumer, ExecSink
 from tzsp.stats import Counters
@@ -52,8 +52,16 @@ def get(url, headers=None, timeout=10):
 
 
 def test_collector_reads_every_counter_with_the_contract_names():
-    stats = Counters(received=10, written=6, not_allowed=1, other_linktype=1, non_frame=1, kernel_drops=3,
-                     consumer_restarts=2, buffer_overflow=4)
+    stats = Counters(
+        received=10,
+        written=6,
+        not_allowed=1,
+        other_linktype=1,
+        non_frame=1,
+        kernel_drops=3,
+        consumer_restarts=2,
+        buffer_overflow=4,
+    )
     stats.count_malformed("short")
     stats.count_malformed("bad-version")
     got = exposition(stats)
@@ -90,8 +98,10 @@ def test_each_fanout_consumer_has_its_restarts_and_held_bytes(tmp_path):
     assert got[("tzspd_consumer_held_bytes", ("2",))] == 100
     assert got[("tzspd_consumer_running", ("1",))] == 0
     problems = health_problems(stats, ExecSink([first, second], split=lambda records: []))
-    assert problems == ["consumer 1 is not running (0 bytes held for it)",
-                        "consumer 2 is not running (100 bytes held for it)"]
+    assert problems == [
+        "consumer 1 is not running (0 bytes held for it)",
+        "consumer 2 is not running (100 bytes held for it)",
+    ]
 
 
 def test_listen_addresses():
@@ -111,7 +121,9 @@ def test_listen_addresses():
 def test_tzspd_serves_metrics_and_health(tmp_path):
     port = free_port(socket.SOCK_STREAM)
     frame = bytes(range(60))
-    with Tzspd(tmp_path, "--allow", "127.0.0.1/32", "--metrics", f"127.0.0.1:{port}", "-o", str(tmp_path / "out.pcap")) as tzspd:
+    with Tzspd(
+        tmp_path, "--allow", "127.0.0.1/32", "--metrics", f"127.0.0.1:{port}", "-o", str(tmp_path / "out.pcap")
+    ) as tzspd:
         send(tzspd.port, [encode_frame(frame)] * 5 + [b"\x01"])  # five frames, one too short to be TZSP
         send(tzspd.port, [encode_frame(frame)], source="127.0.0.2")  # outside --allow
         url = f"http://127.0.0.1:{port}"
@@ -156,8 +168,9 @@ def test_metrics_address_is_checked_at_start(tmp_path):
 def test_silent_clients_cannot_hold_the_server(tmp_path):
     """Clients that connect and say nothing take the few slots for at most the timeout; one more
     is told 503 at once; the server answers again once the timeout has passed."""
-    server = HttpServer("127.0.0.1", 0, {"/": lambda request: Response(200, b"hello\n")},
-                        max_clients=2, timeout=1.0).start()
+    server = HttpServer(
+        "127.0.0.1", 0, {"/": lambda request: Response(200, b"hello\n")}, max_clients=2, timeout=1.0
+    ).start()
     host, port = server.address
     silent = [socket.create_connection((host, port)) for _ in range(2)]
     try:
@@ -193,8 +206,9 @@ def _status(host, port) -> int:
 
 def test_a_trickling_client_is_cut_off():
     """One byte every half second never trips the socket timeout; the exchange's deadline does."""
-    server = HttpServer("127.0.0.1", 0, {"/": lambda request: Response(200, b"hello\n")},
-                        max_clients=1, timeout=1.0).start()
+    server = HttpServer(
+        "127.0.0.1", 0, {"/": lambda request: Response(200, b"hello\n")}, max_clients=1, timeout=1.0
+    ).start()
     try:
         with socket.create_connection(server.address, timeout=10) as client:
             started = time.monotonic()

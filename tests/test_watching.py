@@ -12,14 +12,14 @@ import urllib.error
 import urllib.request
 
 import pytest
-
-from bridge.watching.status import ALERT_COLOUR, BLOCK_COLOUR
 from conftest import free_port
 from responder_rig import Lab, wait_until
 from test_e2e_service import Service, append, fast_line, write_service_config
 from test_tzspd import Tzspd, send
-from tzsp.codec import encode_frame
 from watch_rig import Prometheus, chromium, tallest_run
+
+from bridge.watching.status import ALERT_COLOUR, BLOCK_COLOUR
+from tzsp.codec import encode_frame
 
 DEADLINE = 60.0
 ATTACKER = "203.0.113.7"
@@ -27,7 +27,7 @@ TOKEN = "watch-token-0123456789abcdef"
 
 
 def colour(hex_text: str) -> tuple:
-    return tuple(int(hex_text[i:i + 2], 16) for i in (1, 3, 5))
+    return tuple(int(hex_text[i : i + 2], 16) for i in (1, 3, 5))
 
 
 def get(url: str, token: str = None):
@@ -55,16 +55,28 @@ def rig(tmp_path):
     bridge_http = f"127.0.0.1:{free_port(socket.SOCK_STREAM)}"
     config = write_service_config(lab, alerts=alerts)
     with open(config, "a") as handle:
-        handle.write(f'\n[http]\nlisten = "{bridge_http}"\ntoken_file = "{token_file}"\n'
-                     f'tzspd = "{tzspd_metrics}"\nsilent_after = "1h"\n')
+        handle.write(
+            f'\n[http]\nlisten = "{bridge_http}"\ntoken_file = "{token_file}"\n'
+            f'tzspd = "{tzspd_metrics}"\nsilent_after = "1h"\n'
+        )
     service = Service(config, tmp_path / "bridge.log")
     prometheus = None
     try:
         service.start()
-        yield dict(lab=lab, tzspd=tzspd, tzspd_metrics=tzspd_metrics, alerts=alerts, service=service,
-                   bridge=f"http://{bridge_http}", bridge_http=bridge_http, token_file=token_file, tmp_path=tmp_path,
-                   prometheus=lambda: Prometheus(tmp_path, {"tzspd": (tzspd_metrics, None),
-                                                            "bridge": (bridge_http, str(token_file))}))
+        yield dict(
+            lab=lab,
+            tzspd=tzspd,
+            tzspd_metrics=tzspd_metrics,
+            alerts=alerts,
+            service=service,
+            bridge=f"http://{bridge_http}",
+            bridge_http=bridge_http,
+            token_file=token_file,
+            tmp_path=tmp_path,
+            prometheus=lambda: Prometheus(
+                tmp_path, {"tzspd": (tzspd_metrics, None), "bridge": (bridge_http, str(token_file))}
+            ),
+        )
     finally:
         service.kill()
         tzspd.close()
@@ -121,8 +133,11 @@ def test_health_and_the_token(rig):
     def r2_down_r1_up():
         answers.append(get(bridge + "/health", token=TOKEN))
         status, body = answers[-1]
-        return status == 503 and len(json.loads(body)["problems"]) == 1 and \
-            json.loads(body)["problems"][0].startswith("router r2 unreachable since ")
+        return (
+            status == 503
+            and len(json.loads(body)["problems"]) == 1
+            and json.loads(body)["problems"][0].startswith("router r2 unreachable since ")
+        )
 
     assert wait_until(r2_down_r1_up, DEADLINE, interval=0.5), answers[-1]
     problems = json.loads(answers[-1][1])["problems"]
@@ -174,12 +189,17 @@ def test_silent_clients_do_not_slow_the_blocking(rig):
 
 def test_config_check_refuses_an_open_listen_without_a_token(tmp_path):
     config = tmp_path / "config.toml"
-    config.write_text(f'state_dir = "{tmp_path}"\n[[alerts]]\npath = "{tmp_path}/a.txt"\n'
-                      '[http]\nlisten = "0.0.0.0:9470"\n')
+    config.write_text(
+        f'state_dir = "{tmp_path}"\n[[alerts]]\npath = "{tmp_path}/a.txt"\n[http]\nlisten = "0.0.0.0:9470"\n'
+    )
     from conftest import console_script
 
-    done = subprocess.run([*console_script("snort-bridge"), "config", "check", "--config", str(config)],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [*console_script("snort-bridge"), "config", "check", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2, done
     assert "http.token_file: missing" in done.stderr + done.stdout
 
@@ -195,8 +215,10 @@ def test_in_process_service_serves_survives_a_reload_and_closes_its_port(tmp_pat
     alerts.write_text("")
     port = free_port(socket.SOCK_STREAM)
     config_path = tmp_path / "config.toml"
-    text = (f'state_dir = "{tmp_path / "state"}"\n[policy]\nprotected = ["10.0.0.0/8"]\n'
-            f'[[alerts]]\npath = "{alerts}"\nformat = "fast"\n[http]\nlisten = "127.0.0.1:{port}"\n')
+    text = (
+        f'state_dir = "{tmp_path / "state"}"\n[policy]\nprotected = ["10.0.0.0/8"]\n'
+        f'[[alerts]]\npath = "{alerts}"\nformat = "fast"\n[http]\nlisten = "127.0.0.1:{port}"\n'
+    )
     config_path.write_text(text)
     service = BridgeService(load_config(str(config_path)), notifier=Notifier(environ={}))
     service.start()
@@ -205,13 +227,13 @@ def test_in_process_service_serves_survives_a_reload_and_closes_its_port(tmp_pat
     url = f"http://127.0.0.1:{port}"
     try:
         append(alerts, fast_line(ATTACKER))
-        metric = f'tzsp_ips_decisions_total{{action="block",reason="priority"}} 1.0'
+        metric = 'tzsp_ips_decisions_total{action="block",reason="priority"} 1.0'
         assert wait_until(lambda: metric in get(url + "/metrics")[1], DEADLINE)
         assert get(url + "/health") == (200, "ok\n")  # no routers to be down, the file is followed
-        config_path.write_text(text + '[scan]\nports = 20\n')
+        config_path.write_text(text + "[scan]\nports = 20\n")
         assert service.reload()
         append(alerts, fast_line("198.51.100.9"))
-        metric = f'tzsp_ips_decisions_total{{action="block",reason="priority"}} 2.0'
+        metric = 'tzsp_ips_decisions_total{action="block",reason="priority"} 2.0'
         assert wait_until(lambda: metric in get(url + "/metrics")[1], DEADLINE)
         # The page is gathered at most once a second: wait for the one that has the new decision.
         assert wait_until(lambda: "198.51.100.9" in get(url + "/")[1], DEADLINE)

@@ -11,19 +11,17 @@ import ipaddress
 import threading
 import time
 from dataclasses import dataclass
-from typing import Optional
 
 import pytest
+from responder_rig import wait_until
 
-from responder.sync.backoff import Backoff
 from responder.config import RouterConfig
 from responder.errors import RouterCommandError, RouterUnreachable
 from responder.events import BlockRequest
 from responder.ledger import Ledger, RouterBlock
+from responder.sync.backoff import Backoff
 from responder.sync.plan import Mark, Remove, Send, normalise_listing, plan_steps
 from responder.sync.worker import RouterWorker
-
-from responder_rig import wait_until
 
 A = ipaddress.ip_address("203.0.113.7")
 B = ipaddress.ip_address("2001:db8::66")
@@ -32,7 +30,7 @@ NOW = 10_000.0
 
 @dataclass(frozen=True)
 class Entry:
-    timeout_s: Optional[float]
+    timeout_s: float | None
 
 
 def row(address=A, *, status="pending", state="active", expires=NOW + 300, generation=3, sid="1:2", reason="bad"):
@@ -91,8 +89,13 @@ def test_unblock_removes_or_confirms_absence():
 
 
 def test_listing_normalisation_keeps_hosts_and_skips_networks_and_names():
-    listing = {"203.0.113.7": 1, "2001:db8::66/128": 2, "198.51.100.0/24": 3, "example.com": 4,
-               ipaddress.ip_address("192.0.2.1"): 5}
+    listing = {
+        "203.0.113.7": 1,
+        "2001:db8::66/128": 2,
+        "198.51.100.0/24": 3,
+        "example.com": 4,
+        ipaddress.ip_address("192.0.2.1"): 5,
+    }
     assert normalise_listing(listing) == {A: 1, B: 2, ipaddress.ip_address("192.0.2.1"): 5}
 
 
@@ -177,8 +180,14 @@ def rig(tmp_path):
     workers = []
 
     def make_worker():
-        worker = RouterWorker(cfg, ledger, lambda c: FakeSession(router, c.name), Backoff(base=0.01, cap=0.05),
-                              clock=clock, poll_interval=0.05)
+        worker = RouterWorker(
+            cfg,
+            ledger,
+            lambda c: FakeSession(router, c.name),
+            Backoff(base=0.01, cap=0.05),
+            clock=clock,
+            poll_interval=0.05,
+        )
         workers.append(worker)
         return worker
 

@@ -14,16 +14,15 @@ import threading
 import time
 
 import pytest
+from responder_rig import LIST, Lab, wait_until
+from test_api_responder import ApiLab, ca, host_key  # noqa: F401 (the fixtures are used by name)
 
-from responder.sync import step_runner
-from responder.transport.api import ApiSession
 from responder.errors import RouterCommandError, RouterError
 from responder.events import BlockRequest
 from responder.responder import Responder, default_session_factory
 from responder.routeros.duration import parse_duration
-
-from responder_rig import LIST, Lab, wait_until
-from test_api_responder import ApiLab, ca, host_key  # noqa: F401 (the fixtures are used by name)
+from responder.sync import step_runner
+from responder.transport.api import ApiSession
 
 BASE = int(ipaddress.ip_address("198.18.0.1"))
 
@@ -88,8 +87,10 @@ class BatchRecordingSession(RecordingSession):
         refuse = self._recorder.refuse
         sent = [b for b in blocks if b[0] not in refuse]
         outcomes = iter(self._call("add_blocks", sent, self._session.add_blocks, key=lambda b: b[0]))
-        return [RouterCommandError(self._session.name, refuse[b[0]], kind="other") if b[0] in refuse
-                else next(outcomes) for b in blocks]
+        return [
+            RouterCommandError(self._session.name, refuse[b[0]], kind="other") if b[0] in refuse else next(outcomes)
+            for b in blocks
+        ]
 
     def remove_blocks(self, addresses):
         return self._call("remove_blocks", list(addresses), self._session.remove_blocks)
@@ -97,8 +98,9 @@ class BatchRecordingSession(RecordingSession):
 
 def queued_responder(lab, recorder, requests, config=None, *, start=True):
     """A responder whose ledger holds ``requests`` before its workers start (so one pass sees them all)."""
-    responder = Responder(config or lab.config(), session_factory=recorder, backoff_base=0.05, backoff_cap=0.3,
-                          poll_interval=0.1)
+    responder = Responder(
+        config or lab.config(), session_factory=recorder, backoff_base=0.05, backoff_cap=0.3, poll_interval=0.1
+    )
     lab.responders.append(responder)
     for request in requests:
         responder.block(request)
@@ -139,8 +141,10 @@ def test_a_burst_to_three_api_routers_costs_a_few_batches_not_a_round_trip_per_b
         for address in burst:
             # the simulator's clock ran on while we looked: a few seconds under what was asked
             assert durations[address] - 15 <= entries[str(address)].timeout <= durations[address]
-        sent = {c.split("=address=")[1].split()[0]: parse_duration(c.split("=timeout=")[1].split()[0])
-                for c in lab.adds(name)}
+        sent = {
+            c.split("=address=")[1].split()[0]: parse_duration(c.split("=timeout=")[1].split()[0])
+            for c in lab.adds(name)
+        }
         assert all(durations[a] - 10 <= sent[str(a)] <= durations[a] for a in burst)
 
 
@@ -152,11 +156,14 @@ def test_outcomes_in_one_batch_are_recorded_block_by_block(lab):
     recorder = Recorder()
     # by hand, no timeout, after the worker's listing: the router answers the add as a duplicate
     recorder.before_batch = lambda router, verb, batch: sim.execute(
-        "admin", f"/ip firewall address-list add list={LIST} address={static}")
+        "admin", f"/ip firewall address-list add list={LIST} address={static}"
+    )
     recorder.refuse[refused] = "failure: simulated refusal of this one entry"
     everything = [static, short, refused, *fresh]
     responder = queued_responder(lab, recorder, [request(a) for a in everything])
-    assert wait_until(lambda: statuses(responder, "r1", everything) == ["applied", "applied", "failed"] + ["applied"] * 5)
+    assert wait_until(
+        lambda: statuses(responder, "r1", everything) == ["applied", "applied", "failed"] + ["applied"] * 5
+    )
     [batch] = recorder.of("r1", "add_blocks")
     assert batch[2] == [static, short, *fresh]
     entries = lab.entries("r1")
@@ -179,8 +186,9 @@ def test_a_permission_error_for_the_whole_batch_marks_each_block_failed(lab):
     recorder = Recorder()
     burst = addresses(40)
     responder = queued_responder(lab, recorder, [request(a) for a in burst])
-    assert wait_until(lambda: all_status(responder, "good", burst, "applied")
-                      and all_status(responder, "readonly", burst, "failed"))
+    assert wait_until(
+        lambda: all_status(responder, "good", burst, "applied") and all_status(responder, "readonly", burst, "failed")
+    )
     for address in burst:
         state = responder.states(address)["readonly"]
         assert "router readonly" in state.last_error and "not enough permissions" in state.last_error

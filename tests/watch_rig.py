@@ -16,14 +16,14 @@ import time
 import urllib.parse
 import urllib.request
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Dict, Iterable, Optional, Tuple
 
 from conftest import free_port, require_tool
 
 
 class Prometheus:
-    def __init__(self, tmp_path: Path, jobs: Dict[str, Tuple[str, Optional[str]]]):
+    def __init__(self, tmp_path: Path, jobs: dict[str, tuple[str, str | None]]):
         """``jobs``: job name -> (host:port, bearer token file or None)."""
         binary = require_tool("prometheus")
         self.port = free_port(socket.SOCK_STREAM)
@@ -37,15 +37,23 @@ class Prometheus:
         (self.dir / "prometheus.yml").write_text("\n".join(lines) + "\n")
         self.log = open(self.dir / "prometheus.log", "wb")
         self.process = subprocess.Popen(
-            [binary, f"--config.file={self.dir / 'prometheus.yml'}", f"--storage.tsdb.path={self.dir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--storage.tsdb.retention.time=1h", "--log.level=warn"],
-            stdout=subprocess.DEVNULL, stderr=self.log, cwd=self.dir,
+            [
+                binary,
+                f"--config.file={self.dir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={self.dir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--storage.tsdb.retention.time=1h",
+                "--log.level=warn",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,
+            cwd=self.dir,
         )
 
     def text(self) -> str:
         return (self.dir / "prometheus.log").read_text(errors="replace")
 
-    def query(self, expression: str) -> Optional[float]:
+    def query(self, expression: str) -> float | None:
         """The value of an instant query with one result, else None (not scraped yet)."""
         url = f"http://127.0.0.1:{self.port}/api/v1/query?" + urllib.parse.urlencode({"query": expression})
         try:
@@ -58,15 +66,17 @@ class Prometheus:
             return None
         return float(result[0]["value"][1])
 
-    def targets_up(self) -> Dict[str, str]:
+    def targets_up(self) -> dict[str, str]:
         url = f"http://127.0.0.1:{self.port}/api/v1/targets"
         try:
             with urllib.request.urlopen(url, timeout=5) as answer:
                 body = json.load(answer)
         except (OSError, ValueError):
             return {}
-        return {t["labels"]["job"]: t["health"] + (f" ({t['lastError']})" if t.get("lastError") else "")
-                for t in body["data"]["activeTargets"]}
+        return {
+            t["labels"]["job"]: t["health"] + (f" ({t['lastError']})" if t.get("lastError") else "")
+            for t in body["data"]["activeTargets"]
+        }
 
     def close(self) -> None:
         if self.process.poll() is None:
@@ -79,13 +89,29 @@ class Prometheus:
         self.log.close()
 
 
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--disable-dev-shm-usage", "--hide-scrollbars", "--force-device-scale-factor=1")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+    "--force-device-scale-factor=1",
+)
 
 
-def chromium(tmp_path: Path, url: str, *, screenshot: Optional[Path] = None, size: Tuple[int, int] = (412, 1600),
-             timeout: float = 90.0) -> str:
+def chromium(
+    tmp_path: Path,
+    url: str,
+    *,
+    screenshot: Path | None = None,
+    size: tuple[int, int] = (412, 1600),
+    timeout: float = 90.0,
+) -> str:
     """Load ``url`` in headless Chromium with a fresh profile; the DOM it built (or, with
     ``screenshot``, write a PNG of what it drew and return its stderr)."""
     binary = require_tool("chromium")
@@ -101,14 +127,14 @@ def chromium(tmp_path: Path, url: str, *, screenshot: Optional[Path] = None, siz
 # -- reading a PNG (Chromium's screenshot), to count the pixels of a colour -----------------------
 
 
-def png_pixels(path: Path) -> Tuple[int, int, bytes, int]:
+def png_pixels(path: Path) -> tuple[int, int, bytes, int]:
     """(width, height, raw pixel bytes, bytes per pixel) of an 8-bit RGB/RGBA, non-interlaced PNG."""
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
     pos, idat, header = 8, b"", None
     while pos < len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        chunk = data[pos + 8:pos + 8 + length]
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        chunk = data[pos + 8 : pos + 8 + length]
         if kind == b"IHDR":
             header = struct.unpack(">IIBBBBB", chunk)
         elif kind == b"IDAT":
@@ -123,7 +149,7 @@ def png_pixels(path: Path) -> Tuple[int, int, bytes, int]:
     previous = bytearray(stride)
     for row in range(height):
         start = row * (stride + 1)
-        kind, line = raw[start], bytearray(raw[start + 1:start + 1 + stride])
+        kind, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
         if kind == 1:
             for i in range(bpp, stride):
                 line[i] = (line[i] + line[i - bpp]) & 0xFF
@@ -157,7 +183,11 @@ def tallest_run(path: Path, rgb: Iterable[int], tolerance: int = 6) -> int:
         row = y * width * bpp
         for x in range(width):
             i = row + x * bpp
-            if abs(pixels[i] - r) <= tolerance and abs(pixels[i + 1] - g) <= tolerance and abs(pixels[i + 2] - b) <= tolerance:
+            if (
+                abs(pixels[i] - r) <= tolerance
+                and abs(pixels[i + 1] - g) <= tolerance
+                and abs(pixels[i + 2] - b) <= tolerance
+            ):
                 runs[x] += 1
                 if runs[x] > best:
                     best = runs[x]

@@ -31,7 +31,6 @@ import select
 import socket
 import struct
 import time
-from typing import Optional
 
 from tzsp.pcap import whole_records_within
 
@@ -137,7 +136,7 @@ class PyBatcher:
         self._cursor = 0
         self._short = False
         self._pending_ns = 0
-        self._last_key: Optional[bytes] = None
+        self._last_key: bytes | None = None
         self._last_ok = False
 
     def _receive(self, wait: bool = False) -> int:
@@ -362,8 +361,11 @@ class PyBatcher:
                         written += part_count
                         nbytes += length
                         continue
-                    leftovers = [(k, shares[k][0], shares[k][1], shares[k][2], done if k == c else 0)
-                                 for k in range(c, n) if shares[k][2]]
+                    leftovers = [
+                        (k, shares[k][0], shares[k][1], shares[k][2], done if k == c else 0)
+                        for k in range(c, n)
+                        if shares[k][2]
+                    ]
                     break
                 if error:
                     break
@@ -395,7 +397,7 @@ def _write_all(fd: int, data) -> tuple[int, int]:
     return done, 0
 
 
-def native_module(accelerated: Optional[bool] = None):
+def native_module(accelerated: bool | None = None):
     """The C accelerator module ``tzsp._fastrecv``, or None: when it is not built, when
     ``accelerated`` is False, or (for None) when TZSPD_PURE_PYTHON is set. ``accelerated=True``
     insists: ImportError says why it is missing."""
@@ -418,7 +420,7 @@ def accelerator():
     return None if module is None else module.Batcher
 
 
-def make_batcher(fd: int, control: bool = True, vlen: int = DEFAULT_VLEN, accelerated: Optional[bool] = None):
+def make_batcher(fd: int, control: bool = True, vlen: int = DEFAULT_VLEN, accelerated: bool | None = None):
     """A batcher for ``fd``: the C one when available (or when ``accelerated`` is True, which
     fails without it), the pure-Python one when it is not (or ``accelerated`` is False)."""
     module = native_module(accelerated)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import BinaryIO, Iterator
+from collections.abc import Iterator
+from typing import BinaryIO
 
 import dpkt
 from dpkt import pcap as dpcap
@@ -62,8 +63,7 @@ def _read_exact(stream: BinaryIO, size: int, name: str, what: str) -> bytes:
     data = stream.read(size)
     if len(data) != size:
         raise CaptureError(
-            f"{name}: truncated {what} at offset {stream.tell() - len(data)}: "
-            f"needed {size} bytes, got {len(data)}"
+            f"{name}: truncated {what} at offset {stream.tell() - len(data)}: needed {size} bytes, got {len(data)}"
         )
     return data
 

@@ -10,8 +10,8 @@ port-opener (5) datagrams carry neither tags nor a frame.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Optional
 
 VERSION = 1
 
@@ -111,22 +111,22 @@ class Datagram:
         # Type 1 (TX) is accepted as a received frame: RSniffer sends its captures that way.
         return self.type in _FRAME_TYPES
 
-    def tag(self, number: int) -> Optional[Tag]:
+    def tag(self, number: int) -> Tag | None:
         for tag in self.tags:
             if tag.number == number:
                 return tag
         return None
 
     @property
-    def original_length(self) -> Optional[int]:
+    def original_length(self) -> int | None:
         return _unsigned(self.tag(TAG_ORIGINAL_LENGTH), (2, 4))
 
     @property
-    def packet_id(self) -> Optional[int]:
+    def packet_id(self) -> int | None:
         return _unsigned(self.tag(TAG_PACKET_ID), (4,))
 
     @property
-    def capture_time_ns(self) -> Optional[int]:
+    def capture_time_ns(self) -> int | None:
         tag = self.tag(TAG_TIME_STAMP)
         if tag is None or len(tag.value) != 8:
             return None
@@ -146,7 +146,7 @@ class Frame:
     orig_len: int
 
 
-def _unsigned(tag: Optional[Tag], sizes: tuple[int, ...]) -> Optional[int]:
+def _unsigned(tag: Tag | None, sizes: tuple[int, ...]) -> int | None:
     if tag is None or len(tag.value) not in sizes:
         return None
     return int.from_bytes(tag.value, "big")
@@ -187,9 +187,7 @@ def _decode_tags(data: bytes, offset: int) -> tuple[list[Tag], int]:
         start = offset + 2
         remaining = end - start
         if length > remaining:
-            raise TagOverrun(
-                f"tag {number} at offset {offset} claims {length} bytes but only {remaining} remain"
-            )
+            raise TagOverrun(f"tag {number} at offset {offset} claims {length} bytes but only {remaining} remain")
         tags.append(Tag(number, data[start : start + length]))
         offset = start + length
     raise MissingEnd(f"no END tag in {end} bytes: the tag list runs to the end of the datagram")

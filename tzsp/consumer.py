@@ -11,7 +11,7 @@ import shlex
 import signal
 import subprocess
 import time
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 from .fdwrite import enlarge_pipe, write_some
 from .pcap import whole_records_within
@@ -39,7 +39,7 @@ class Consumer:
         backoff_cap: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         label: str = "",
-        env: Optional[dict] = None,
+        env: dict | None = None,
     ):
         self.argv = list(argv)
         self.label = label
@@ -50,9 +50,9 @@ class Consumer:
         self.backoff = backoff
         self.backoff_cap = backoff_cap
         self.clock = clock
-        self.process: Optional[subprocess.Popen] = None
+        self.process: subprocess.Popen | None = None
         self.started_at = 0.0
-        self.restart_at: Optional[float] = None
+        self.restart_at: float | None = None
         self.failures = 0
         self.starts = 0
         self.pending = bytearray()
@@ -65,9 +65,7 @@ class Consumer:
 
     def start(self) -> None:
         """Start the process; raises OSError when the command cannot be run."""
-        process = subprocess.Popen(
-            self.argv, stdin=subprocess.PIPE, close_fds=True, restore_signals=True, env=self.env
-        )
+        process = subprocess.Popen(self.argv, stdin=subprocess.PIPE, close_fds=True, restore_signals=True, env=self.env)
         self.process = process
         self.started_at = self.clock()
         self.restart_at = None
@@ -106,7 +104,7 @@ class Consumer:
         self.broke(records, count, written, error)
 
     @property
-    def direct_fd(self) -> Optional[int]:
+    def direct_fd(self) -> int | None:
         """Its pipe, when the receiver may write to it itself: the process runs (as far as we
         know: a write to one that ended fails with EPIPE) and nothing is held for it."""
         if self.process is None or self.pending:
@@ -156,7 +154,7 @@ class Consumer:
                     self.start()
                 except OSError as error:
                     self.failures += 1
-                    delay = min(self.backoff_cap, self.backoff * (2 ** self.failures))
+                    delay = min(self.backoff_cap, self.backoff * (2**self.failures))
                     self.restart_at = self.clock() + delay
                     log.error("cannot start consumer %s: %s; retrying in %.1f s", self.name, error, delay)
             if self.restart_at is not None:

@@ -19,16 +19,16 @@ import signal
 import sys
 import time
 from dataclasses import dataclass
-from typing import Optional
+
+from plumbing.httpserver import parse_listen
+from plumbing.sdnotify import Notifier
 
 from .consumer import Consumer
 from .fanout import record_splitter
 from .fdwrite import enlarge_pipe
-from plumbing.httpserver import parse_listen
 from .linktypes import linktype_name, parse_linktype
 from .output import ExecSink, OutputError, ReaderGone, RotatingFileSink, StreamSink
 from .pcap import global_header
-from plumbing.sdnotify import Notifier
 from .receiver import (
     DEFAULT_PORT,
     DEFAULT_RCVBUF,
@@ -109,43 +109,106 @@ def build_parser() -> argparse.ArgumentParser:
         "2 bad usage or cannot start.",
     )
     add = parser.add_argument
-    add("--listen", default="::", metavar="ADDR",
-        help="address to listen on (default ::, which also takes IPv4 senders)")
+    add(
+        "--listen",
+        default="::",
+        metavar="ADDR",
+        help="address to listen on (default ::, which also takes IPv4 senders)",
+    )
     add("--port", type=int, default=DEFAULT_PORT, metavar="N", help=f"UDP port (default {DEFAULT_PORT})")
-    add("--allow", action="append", default=[], metavar="CIDR",
+    add(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="CIDR",
         help="accept datagrams only from this sender network (repeatable, IPv4 or IPv6); "
-        "TZSP has no authentication, so set this")
-    add("--linktype", type=_linktype, default=1, metavar="NAME",
+        "TZSP has no authentication, so set this",
+    )
+    add(
+        "--linktype",
+        type=_linktype,
+        default=1,
+        metavar="NAME",
         help="link type of the stream: ethernet (default), raw, ppp, ieee802_11, prism, radiotap, "
-        "avs, token_ring, fddi or a LINKTYPE number; frames of other encapsulations are dropped and counted")
+        "avs, token_ring, fddi or a LINKTYPE number; frames of other encapsulations are dropped and counted",
+    )
     add("-o", "--output", default="-", metavar="FILE", help="write the pcap stream here (default - = stdout)")
-    add("-C", "--rotate-size", type=_positive(float), metavar="MB",
-        help="start a new file once the current one holds this many million bytes (needs -o FILE)")
-    add("-G", "--rotate-interval", type=_positive(float), metavar="SECS",
+    add(
+        "-C",
+        "--rotate-size",
+        type=_positive(float),
+        metavar="MB",
+        help="start a new file once the current one holds this many million bytes (needs -o FILE)",
+    )
+    add(
+        "-G",
+        "--rotate-interval",
+        type=_positive(float),
+        metavar="SECS",
         help="start a new file once the current one is this old (needs -o FILE); with rotation the "
-        "name goes through strftime and gets an index ({index} or -NNN before the extension)")
-    add("--nanosecond", action="store_true", help="nanosecond timestamps (pcap magic a1b23c4d; readers need libpcap >= 1.5)")
-    add("--snaplen", type=_positive(int), default=DEFAULT_SNAPLEN, metavar="N",
-        help=f"cut frames to N bytes (default {DEFAULT_SNAPLEN})")
-    add("--rcvbuf", type=parse_size, default=DEFAULT_RCVBUF, metavar="BYTES",
-        help="socket receive buffer (default 32M); a warning says when the kernel grants less")
-    add("--exec", metavar="CMD", dest="exec_command",
+        "name goes through strftime and gets an index ({index} or -NNN before the extension)",
+    )
+    add(
+        "--nanosecond",
+        action="store_true",
+        help="nanosecond timestamps (pcap magic a1b23c4d; readers need libpcap >= 1.5)",
+    )
+    add(
+        "--snaplen",
+        type=_positive(int),
+        default=DEFAULT_SNAPLEN,
+        metavar="N",
+        help=f"cut frames to N bytes (default {DEFAULT_SNAPLEN})",
+    )
+    add(
+        "--rcvbuf",
+        type=parse_size,
+        default=DEFAULT_RCVBUF,
+        metavar="BYTES",
+        help="socket receive buffer (default 32M); a warning says when the kernel grants less",
+    )
+    add(
+        "--exec",
+        metavar="CMD",
+        dest="exec_command",
         help="run CMD (split like a shell would, but no shell) with its stdin on the stream, and "
         "restart it when it ends; {consumer} in CMD (and TZSPD_CONSUMER in its environment) is its "
-        "number, 1..N with --fanout")
-    add("--exec-buffer", type=parse_size, default=DEFAULT_EXEC_BUFFER, metavar="BYTES",
-        help="with --exec: hold up to this much while the consumer restarts (default 16M); the rest is dropped and counted")
-    add("--exec-backoff", type=_positive(float), default=0.5, metavar="SECS",
-        help="with --exec: first restart delay, doubling up to 30 s while the consumer keeps failing (default 0.5)")
-    add("--fanout", type=_positive(int), default=1, metavar="N",
+        "number, 1..N with --fanout",
+    )
+    add(
+        "--exec-buffer",
+        type=parse_size,
+        default=DEFAULT_EXEC_BUFFER,
+        metavar="BYTES",
+        help="with --exec: hold up to this much while the consumer restarts (default 16M); the rest is dropped and counted",
+    )
+    add(
+        "--exec-backoff",
+        type=_positive(float),
+        default=0.5,
+        metavar="SECS",
+        help="with --exec: first restart delay, doubling up to 30 s while the consumer keeps failing (default 0.5)",
+    )
+    add(
+        "--fanout",
+        type=_positive(int),
+        default=1,
+        metavar="N",
         help="with --exec: run N consumers (e.g. one Snort per core); each frame goes to one of "
-        "them by a symmetric hash of its flow, so both directions of a flow reach the same one")
+        "them by a symmetric hash of its flow, so both directions of a flow reach the same one",
+    )
     add("--stats-interval", type=_positive(float), metavar="S", help="also print the counters every S seconds")
     add("--stats-json", action="store_true", help="print counters as one JSON object per line")
-    add("--metrics", type=_listen, metavar="HOST:PORT",
+    add(
+        "--metrics",
+        type=_listen,
+        metavar="HOST:PORT",
         help="serve /metrics (Prometheus) and /health over HTTP here, e.g. 127.0.0.1:9471; "
-        "read from the counters at scrape time, so the receive path does not pay for it")
-    add("-q", "--quiet", action="store_true", help="only errors (and counters asked for by SIGUSR1 or --stats-interval)")
+        "read from the counters at scrape time, so the receive path does not pay for it",
+    )
+    add(
+        "-q", "--quiet", action="store_true", help="only errors (and counters asked for by SIGUSR1 or --stats-interval)"
+    )
     add("-v", "--verbose", action="store_true", help="more detail on stderr")
     add("--version", action="version", version=f"%(prog)s {version()}")
     return parser
@@ -221,8 +284,12 @@ def make_sink(args: argparse.Namespace, header: bytes, stats: Counters):
         argv = shlex.split(args.exec_command)
         consumers = [
             Consumer(
-                [part.replace(CONSUMER_PLACEHOLDER, str(i + 1)) for part in argv], header, stats,
-                args.exec_buffer, backoff=args.exec_backoff, label=_label(i, args.fanout),
+                [part.replace(CONSUMER_PLACEHOLDER, str(i + 1)) for part in argv],
+                header,
+                stats,
+                args.exec_buffer,
+                backoff=args.exec_backoff,
+                label=_label(i, args.fanout),
                 env=dict(os.environ, TZSPD_CONSUMER=str(i + 1), TZSPD_CONSUMERS=str(args.fanout)),
             )
             for i in range(args.fanout)
@@ -310,7 +377,7 @@ def start_metrics(listen: str, stats: Counters, sink):
     return server
 
 
-def main(argv: Optional[list] = None) -> int:
+def main(argv: list | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     check_arguments(parser, args)
@@ -341,18 +408,25 @@ def main(argv: Optional[list] = None) -> int:
     install_signals(control)
     log.info(
         "listening on [%s]:%d, link type %s (%d), writing to %s",
-        info.bound[0], info.bound[1], linktype_name(policy.linktype), policy.linktype,
+        info.bound[0],
+        info.bound[1],
+        linktype_name(policy.linktype),
+        policy.linktype,
         args.exec_command or args.output,
     )
     if info.rcvbuf_granted < info.rcvbuf_requested:
         log.warning(
             "receive buffer is %d bytes, %d requested: raise net.core.rmem_max "
             "(sysctl -w net.core.rmem_max=%d) or give tzspd CAP_NET_ADMIN, or bursts will be dropped",
-            info.rcvbuf_granted, info.rcvbuf_requested, info.rcvbuf_requested,
+            info.rcvbuf_granted,
+            info.rcvbuf_requested,
+            info.rcvbuf_requested,
         )
     if allow is None:
-        log.warning("no --allow given: accepting TZSP from any sender; spoofed datagrams "
-                    "could make the IPS block whom the spoofer chooses")
+        log.warning(
+            "no --allow given: accepting TZSP from any sender; spoofed datagrams "
+            "could make the IPS block whom the spoofer chooses"
+        )
     if not info.kernel_timestamps:
         log.info("kernel receive timestamps unavailable; using the time each batch is read")
 
@@ -363,8 +437,13 @@ def main(argv: Optional[list] = None) -> int:
     if args.stats_interval:
         timers.append(Periodic(args.stats_interval, report, now))
     if notifier.watchdog_interval:
-        timers.append(Periodic(notifier.watchdog_interval, lambda: notifier.notify(
-            "WATCHDOG=1", f"STATUS=received {stats.received}, written {stats.written}"), now))
+        timers.append(
+            Periodic(
+                notifier.watchdog_interval,
+                lambda: notifier.notify("WATCHDOG=1", f"STATUS=received {stats.received}, written {stats.written}"),
+                now,
+            )
+        )
     status = EXIT_OK
     metrics = None
     try:

@@ -76,8 +76,18 @@ def run(workdir: Path) -> int:
     wrpcap(str(capture), packets)
     port = _free_port()
     tzspd_log = workdir / "tzspd.stderr"
-    tzspd_argv = [sys.executable, "-m", "tzsp.daemon", "--listen", "127.0.0.1", "--port", str(port),
-                  "--allow", "127.0.0.1/32", "--stats-json"]
+    tzspd_argv = [
+        sys.executable,
+        "-m",
+        "tzsp.daemon",
+        "--listen",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--allow",
+        "127.0.0.1/32",
+        "--stats-json",
+    ]
     tcpdump = shutil.which("tcpdump")
     _say(f"wrote {len(packets)} frames to a capture; starting the sensor:")
     print(f"   tzspd --listen 127.0.0.1 --port {port} --allow 127.0.0.1/32 | tcpdump -n -r -", flush=True)
@@ -90,8 +100,10 @@ def run(workdir: Path) -> int:
                 reader = subprocess.Popen([tcpdump, "-n", "-l", "-r", "-"], stdin=tzspd.stdout)
             else:
                 print("   (tcpdump is not installed: showing the pcap stream's size instead)")
-                reader = subprocess.Popen([sys.executable, "-c", "import sys; print(len(sys.stdin.buffer.read()), 'bytes of pcap')"],
-                                          stdin=tzspd.stdout)
+                reader = subprocess.Popen(
+                    [sys.executable, "-c", "import sys; print(len(sys.stdin.buffer.read()), 'bytes of pcap')"],
+                    stdin=tzspd.stdout,
+                )
             processes.append(reader)
             tzspd.stdout.close()
             if not _wait_for(lambda: b"listening on" in tzspd_log.read_bytes() or tzspd.poll() is not None, 10):
@@ -100,8 +112,11 @@ def run(workdir: Path) -> int:
                 raise RuntimeError("tzspd stopped: " + tzspd_log.read_text(errors="replace"))
 
             _say(f"replaying it as TZSP: tzsp-replay demo.pcap --to 127.0.0.1:{port} --rate 10")
-            subprocess.run([sys.executable, "-m", "tzsp.replay", str(capture), "--to", f"127.0.0.1:{port}",
-                            "--rate", "10", "-q"], check=True, timeout=DEADLINE)
+            subprocess.run(
+                [sys.executable, "-m", "tzsp.replay", str(capture), "--to", f"127.0.0.1:{port}", "--rate", "10", "-q"],
+                check=True,
+                timeout=DEADLINE,
+            )
             _say("a datagram from 127.0.0.2 (not in --allow) and one that is not TZSP")
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as spoofer:
                 spoofer.bind(("127.0.0.2", 0))
@@ -131,13 +146,20 @@ def run(workdir: Path) -> int:
             print(f"   {key:18} {value}")
     if final["malformed_by_reason"]:
         print("   malformed by reason: " + ", ".join(f"{r}={n}" for r, n in final["malformed_by_reason"].items()))
-    notes = [line for line in tzspd_log.read_text(errors="replace").splitlines() if line.startswith("tzspd:") and "stats" not in line]
+    notes = [
+        line
+        for line in tzspd_log.read_text(errors="replace").splitlines()
+        if line.startswith("tzspd:") and "stats" not in line
+    ]
     _say("tzspd said:")
     for line in notes:
         print("   " + line)
     ok = final["written"] == len(packets) and final["not_allowed"] == 1 and final["malformed"] == 1
-    _say("done: every frame arrived, the spoofed and the malformed datagram were counted and dropped"
-         if ok else "something was lost: see the counters above")
+    _say(
+        "done: every frame arrived, the spoofed and the malformed datagram were counted and dropped"
+        if ok
+        else "something was lost: see the counters above"
+    )
     return 0 if ok else 1
 
 

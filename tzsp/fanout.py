@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from .pcap import RECORD_HEADER
 
@@ -48,7 +48,7 @@ MAX_IPV6_EXTENSIONS = 8
 _U16 = struct.Struct("!H")
 
 
-def network_offset(frame, linktype: int) -> Optional[int]:
+def network_offset(frame, linktype: int) -> int | None:
     """Where the IP header starts in ``frame``, or None when the frame carries no IP."""
     if linktype in RAW_LINKTYPES:
         return 0
@@ -74,7 +74,7 @@ def network_offset(frame, linktype: int) -> Optional[int]:
     return None
 
 
-def flow_key(frame, linktype: int) -> Optional[bytes]:
+def flow_key(frame, linktype: int) -> bytes | None:
     """The direction-free flow key of a frame (see the module docstring), or None."""
     offset = network_offset(frame, linktype)
     if offset is None or len(frame) <= offset:
@@ -87,7 +87,7 @@ def flow_key(frame, linktype: int) -> Optional[bytes]:
     return None
 
 
-def _ipv4_key(frame, offset: int) -> Optional[bytes]:
+def _ipv4_key(frame, offset: int) -> bytes | None:
     if len(frame) < offset + 20:
         return None
     header_len = (frame[offset] & 0x0F) * 4
@@ -100,7 +100,7 @@ def _ipv4_key(frame, offset: int) -> Optional[bytes]:
     return _endpoints_key(frame, protocol, source, destination, offset + header_len, fragmented=bool(fragment))
 
 
-def _ipv6_key(frame, offset: int) -> Optional[bytes]:
+def _ipv6_key(frame, offset: int) -> bytes | None:
     if len(frame) < offset + 40:
         return None
     protocol = frame[offset + 6]
@@ -163,7 +163,7 @@ def split_by_consumer(records, choose: Callable[[memoryview], int], consumers: i
     return [(data, counted[0]) for data, counted in parts]
 
 
-def record_splitter(linktype: int, consumers: int, accelerated: Optional[bool] = None) -> Callable:
+def record_splitter(linktype: int, consumers: int, accelerated: bool | None = None) -> Callable:
     """``split(records) -> [(bytes, count)] * consumers`` for a batch of pcap records: the C
     accelerator's ``split_records`` when built (unless ``accelerated`` is False or
     TZSPD_PURE_PYTHON is set), else the same cut in Python; both give identical bytes."""

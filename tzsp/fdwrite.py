@@ -8,13 +8,12 @@ import fcntl
 import os
 import select
 import stat
-from typing import Optional
 
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 PIPE_SIZE = 1 << 20  # the unprivileged maximum (fs.pipe-max-size) on stock kernels
 
 
-def write_some(fd: int, data) -> tuple[int, Optional[OSError]]:
+def write_some(fd: int, data) -> tuple[int, OSError | None]:
     """Write all of ``data`` to ``fd``, looping over short writes and waiting out EAGAIN on a
     non-blocking descriptor. Returns (bytes written, the error that stopped it or None)."""
     view = memoryview(data)
@@ -30,7 +29,7 @@ def write_some(fd: int, data) -> tuple[int, Optional[OSError]]:
     return done, None
 
 
-def enlarge_pipe(fd: int, size: int = PIPE_SIZE) -> Optional[int]:
+def enlarge_pipe(fd: int, size: int = PIPE_SIZE) -> int | None:
     """Best effort: grow the pipe behind ``fd`` so big frames and bursts do not stall the
     receiver. Returns the new size, or None when fd is no pipe or the kernel refused."""
     try:

@@ -7,8 +7,6 @@ LINKTYPE values are the ones written in files (libpcap pcap-common.c), not DLT_*
 
 from __future__ import annotations
 
-from typing import Optional
-
 # TZSP encapsulation values (Wireshark packet-tzsp.c, current list).
 ENCAP_ETHERNET = 1
 ENCAP_TOKEN_RING = 2
@@ -103,7 +101,7 @@ _ENCAPSULATION_BY_LINKTYPE = {
 _IP_VERSIONS = (4, 6)
 
 
-def linktype_for(encapsulation: int, frame: bytes = b"") -> Optional[int]:
+def linktype_for(encapsulation: int, frame: bytes = b"") -> int | None:
     """The LINKTYPE to write for a TZSP encapsulation, or None when the frame cannot go in a pcap.
 
     SLIP (3) has no usable pcap form (LINKTYPE_SLIP needs a pseudo-header TZSP lacks), so it is
@@ -116,7 +114,7 @@ def linktype_for(encapsulation: int, frame: bytes = b"") -> Optional[int]:
     return _LINKTYPE_BY_ENCAPSULATION.get(encapsulation)
 
 
-def encapsulation_for_linktype(linktype: int) -> Optional[int]:
+def encapsulation_for_linktype(linktype: int) -> int | None:
     """The TZSP encapsulation that carries frames of a capture file's link type (for replay)."""
     return _ENCAPSULATION_BY_LINKTYPE.get(linktype)
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Iterable, List, Optional, Sequence
+from collections.abc import Iterable, Sequence
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 
 from plumbing.httpserver import HttpServer, Request, Response, parse_listen
+
 from .stats import Counters
 
 DEFAULT_METRICS_PORT = 9471
@@ -24,7 +25,11 @@ DEFAULT_METRICS_PORT = 9471
 # all are exported from the start, at 0, so a rate() over them works before the first drop.
 MALFORMED_REASONS = ("malformed", "short", "bad-version", "unknown-type", "tag-overrun", "no-end")
 DROP_REASONS = tuple(r.replace("-", "_") for r in MALFORMED_REASONS) + (
-    "not_allowed", "other_linktype", "non_frame", "consumer_buffer_full")
+    "not_allowed",
+    "other_linktype",
+    "non_frame",
+    "consumer_buffer_full",
+)
 
 
 def drop_counts(stats: Counters) -> dict:
@@ -57,38 +62,44 @@ def _consumer_running(consumer) -> bool:
 class TzspdCollector:
     """Reads tzspd's counters (and its consumers) each time Prometheus scrapes."""
 
-    def __init__(self, stats: Counters, sink=None, started: Optional[float] = None):
+    def __init__(self, stats: Counters, sink=None, started: float | None = None):
         self.stats = stats
         self.sink = sink
         self.started = time.time() if started is None else started
 
     def collect(self) -> Iterable:
         stats = self.stats
-        yield CounterMetricFamily("tzspd_datagrams_received", "Datagrams read from the UDP socket",
-                                  value=stats.received)
-        yield CounterMetricFamily("tzspd_frames_written", "pcap records handed to the output",
-                                  value=stats.written)
-        yield CounterMetricFamily("tzspd_output_bytes", "Bytes of pcap records written (headers excluded)",
-                                  value=stats.output_bytes)
-        dropped = CounterMetricFamily("tzspd_datagrams_dropped", "Datagrams not written, by reason",
-                                      labels=["reason"])
+        yield CounterMetricFamily(
+            "tzspd_datagrams_received", "Datagrams read from the UDP socket", value=stats.received
+        )
+        yield CounterMetricFamily("tzspd_frames_written", "pcap records handed to the output", value=stats.written)
+        yield CounterMetricFamily(
+            "tzspd_output_bytes", "Bytes of pcap records written (headers excluded)", value=stats.output_bytes
+        )
+        dropped = CounterMetricFamily("tzspd_datagrams_dropped", "Datagrams not written, by reason", labels=["reason"])
         for reason, count in drop_counts(stats).items():
             dropped.add_metric([reason], count)
         yield dropped
-        yield CounterMetricFamily("tzspd_kernel_drops", "Datagrams the kernel dropped (socket buffer full)",
-                                  value=stats.kernel_drops)
-        yield CounterMetricFamily("tzspd_tag40_gaps", "Packet ids missing from the sender's tag-40 sequence",
-                                  value=stats.tag40_gaps)
-        yield CounterMetricFamily("tzspd_consumer_restarts", "--exec consumers started again after they ended",
-                                  value=stats.consumer_restarts)
+        yield CounterMetricFamily(
+            "tzspd_kernel_drops", "Datagrams the kernel dropped (socket buffer full)", value=stats.kernel_drops
+        )
+        yield CounterMetricFamily(
+            "tzspd_tag40_gaps", "Packet ids missing from the sender's tag-40 sequence", value=stats.tag40_gaps
+        )
+        yield CounterMetricFamily(
+            "tzspd_consumer_restarts", "--exec consumers started again after they ended", value=stats.consumer_restarts
+        )
         consumers = consumers_of(self.sink)
         if consumers:
-            restarts = CounterMetricFamily("tzspd_consumer_restarts_by_consumer",
-                                           "Restarts of each --exec consumer", labels=["consumer"])
-            held = GaugeMetricFamily("tzspd_consumer_held_bytes",
-                                     "Bytes held for a consumer that is restarting", labels=["consumer"])
-            running = GaugeMetricFamily("tzspd_consumer_running", "1 while the consumer process runs",
-                                        labels=["consumer"])
+            restarts = CounterMetricFamily(
+                "tzspd_consumer_restarts_by_consumer", "Restarts of each --exec consumer", labels=["consumer"]
+            )
+            held = GaugeMetricFamily(
+                "tzspd_consumer_held_bytes", "Bytes held for a consumer that is restarting", labels=["consumer"]
+            )
+            running = GaugeMetricFamily(
+                "tzspd_consumer_running", "1 while the consumer process runs", labels=["consumer"]
+            )
             for index, consumer in enumerate(consumers):
                 label = [_consumer_label(consumer, index)]
                 restarts.add_metric(label, max(0, getattr(consumer, "starts", 1) - 1))
@@ -100,7 +111,7 @@ class TzspdCollector:
         yield GaugeMetricFamily("tzspd_start_time_seconds", "When tzspd started (Unix time)", value=self.started)
 
 
-def health_problems(stats: Counters, sink=None) -> List[str]:
+def health_problems(stats: Counters, sink=None) -> list[str]:
     """What is wrong now, for /health: an --exec consumer that is not running."""
     problems = []
     for index, consumer in enumerate(consumers_of(sink)):
@@ -115,7 +126,7 @@ def metrics_response(registry: CollectorRegistry, request: Request) -> Response:
     return Response(200, encoder(registry), content_type)
 
 
-def health_response(problems: List[str]) -> Response:
+def health_response(problems: list[str]) -> Response:
     if not problems:
         return Response(200, b"ok\n")
     return Response(503, (json.dumps({"problems": problems}, indent=1) + "\n").encode(), "application/json")

@@ -17,7 +17,7 @@ import logging
 import os
 import re
 import time
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 from .consumer import CONSUMER_EOF_GRACE, Consumer
 from .fdwrite import write_some
@@ -48,7 +48,7 @@ class StreamSink:
         self.owns_fd = owns_fd
 
     @classmethod
-    def open_file(cls, path: str, header: bytes, stats) -> "StreamSink":
+    def open_file(cls, path: str, header: bytes, stats) -> StreamSink:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         return cls(fd, header, stats, path, owns_fd=True)
 
@@ -87,7 +87,7 @@ class StreamSink:
             raise ReaderGone(f"the reader of {self.description} went away (broken pipe)")
         raise OutputError(f"cannot write to {self.description}: {error.strerror or error}")
 
-    def tick(self, now: float) -> Optional[float]:
+    def tick(self, now: float) -> float | None:
         return None
 
     def close(self) -> None:
@@ -125,8 +125,8 @@ class RotatingFileSink:
         pattern: str,
         header: bytes,
         stats,
-        rotate_bytes: Optional[int] = None,
-        rotate_seconds: Optional[float] = None,
+        rotate_bytes: int | None = None,
+        rotate_seconds: float | None = None,
         clock: Callable[[], float] = time.time,
     ):
         self.pattern = pattern
@@ -136,7 +136,7 @@ class RotatingFileSink:
         self.rotate_seconds = rotate_seconds
         self.clock = clock
         self.index = 0
-        self.fd: Optional[int] = None
+        self.fd: int | None = None
         self.path = ""
         self.size = 0
         self.opened_at = 0.0
@@ -194,7 +194,7 @@ class RotatingFileSink:
         self.stats.written += count
         self.stats.output_bytes += len(records)
 
-    def tick(self, now: float) -> Optional[float]:
+    def tick(self, now: float) -> float | None:
         return None
 
     def close(self) -> None:
@@ -212,7 +212,7 @@ class ExecSink:
     flow hash, tzsp.fanout: both directions of a flow reach the same Snort); each consumer has
     its own pcap header, buffer while it restarts, and backoff."""
 
-    def __init__(self, consumers: Sequence[Consumer], split: Optional[Callable[[memoryview], list]] = None):
+    def __init__(self, consumers: Sequence[Consumer], split: Callable[[memoryview], list] | None = None):
         self.consumers = list(consumers)
         if len(self.consumers) > 1 and split is None:
             raise ValueError("several consumers need a split(records) function")
@@ -223,7 +223,7 @@ class ExecSink:
             consumer.start()
 
     @property
-    def direct_fds(self) -> Optional[list]:
+    def direct_fds(self) -> list | None:
         """Every consumer's pipe when all of them run with nothing held: the receiver then
         writes (and splits) by itself (``Receiver.pump_consumers``); None sends batches through
         ``write``, which holds records while a consumer restarts."""
@@ -259,7 +259,7 @@ class ExecSink:
             if part_count:
                 consumer.write(data, part_count)
 
-    def tick(self, now: float) -> Optional[float]:
+    def tick(self, now: float) -> float | None:
         return min(consumer.tick(now) for consumer in self.consumers)
 
     def close(self) -> None:

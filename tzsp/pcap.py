@@ -4,7 +4,7 @@ each record of a batch ends. Pure."""
 from __future__ import annotations
 
 import struct
-from typing import Iterator
+from collections.abc import Iterator
 
 from tzsp.codec import Frame
 

@@ -19,8 +19,9 @@ import os
 import socket
 import struct
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Callable, Iterable, Optional, Protocol, Union
+from typing import Protocol, Union
 
 from .batcher import EMPTY, PENDING, PyBatcher, key_host, make_batcher
 from .codec import TzspError, decode, frame_from_datagram
@@ -69,7 +70,7 @@ class AllowList:
     networks: tuple[Network, ...]
 
     @classmethod
-    def parse(cls, cidrs: Iterable[str]) -> "AllowList":
+    def parse(cls, cidrs: Iterable[str]) -> AllowList:
         networks = []
         for text in cidrs:
             try:
@@ -116,7 +117,7 @@ class Classified:
     outcome: str
     record: bytes = b""
     reason: str = ""
-    packet_id: Optional[int] = None
+    packet_id: int | None = None
 
 
 def classify(data: bytes, received_ns: int, policy: Policy) -> Classified:
@@ -211,11 +212,11 @@ class Receiver:
         self,
         sock: socket.socket,
         policy: Policy,
-        allow: Optional[AllowList],
+        allow: AllowList | None,
         stats,
         batch_bytes: int = DEFAULT_BATCH_BYTES,
         kernel_timestamps: bool = True,
-        accelerated: Optional[bool] = None,
+        accelerated: bool | None = None,
         clock: Callable[[], int] = time.time_ns,
     ):
         self.sock = sock
@@ -233,9 +234,9 @@ class Receiver:
         self._buffer = bytearray(batch_bytes + RESERVE)
         self._view = memoryview(self._buffer)
         self._limit = batch_bytes  # flush once a record ends beyond this
-        self._parts: Optional[bytearray] = None  # --fanout: each consumer's share, made on first use
+        self._parts: bytearray | None = None  # --fanout: each consumer's share, made on first use
         # sender key -> verdict; None without --allow (everyone accepted, nothing to look up)
-        self._senders: Optional[dict[bytes, bool]] = None if allow is None else {}
+        self._senders: dict[bytes, bool] | None = None if allow is None else {}
         self._logged: set[str] = set()
 
     def wait_at_most(self, seconds: float) -> None:
@@ -244,8 +245,9 @@ class Receiver:
         timers and at a signal that came just before the wait began."""
         self.sock.setblocking(True)
         whole = int(seconds)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
-                             TIMEVAL.pack(whole, int((seconds - whole) * 1_000_000)))
+        self.sock.setsockopt(
+            socket.SOL_SOCKET, socket.SO_RCVTIMEO, TIMEVAL.pack(whole, int((seconds - whole) * 1_000_000))
+        )
 
     def drain(self, sink: Sink, max_flushes: int = 4, wait: bool = False) -> int:
         """Receive until the socket is empty, writing whenever the buffer fills and once at the
@@ -254,8 +256,15 @@ class Receiver:
         call that reads the batch: one call per wake-up instead of poll + receive.
         Returns the number of datagrams read."""
         pos, count, received, refused, drops, status = self._drain_into(
-            self._buffer, 0, self._limit, self.clock(), self._nanosecond, self._snaplen, self._fast,
-            self._senders, wait,
+            self._buffer,
+            0,
+            self._limit,
+            self.clock(),
+            self._nanosecond,
+            self._snaplen,
+            self._fast,
+            self._senders,
+            wait,
         )
         if status == EMPTY and not refused and not drops:  # the common wake-up: one batch, all fast
             if count:
@@ -270,8 +279,14 @@ class Receiver:
         the accelerator is built), so a wake-up costs no Python. Datagrams it leaves to Python
         go through ``drain``'s slow path. Returns the number of datagrams read."""
         records, nbytes, received, refused, drops, status, error = self.batcher.pump(
-            sink.direct_fd, self._buffer, self._limit, self._nanosecond, self._snaplen, self._fast,
-            self._senders, seconds,
+            sink.direct_fd,
+            self._buffer,
+            self._limit,
+            self._nanosecond,
+            self._snaplen,
+            self._fast,
+            self._senders,
+            seconds,
         )
         self.stats.received += received
         if refused:
@@ -294,8 +309,16 @@ class Receiver:
         if parts is None and len(fds) > 1:
             parts = self._parts = bytearray(len(self._buffer))
         records, nbytes, received, refused, drops, status, error, leftovers = self.batcher.pump_split(
-            fds, self._buffer, self._buffer if parts is None else parts, self._limit, self._nanosecond,
-            self._snaplen, self._fast, self._senders, seconds, self.policy.linktype,
+            fds,
+            self._buffer,
+            self._buffer if parts is None else parts,
+            self._limit,
+            self._nanosecond,
+            self._snaplen,
+            self._fast,
+            self._senders,
+            seconds,
+            self.policy.linktype,
         )
         self.stats.received += received
         if refused:

@@ -17,8 +17,8 @@ import struct
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Optional
 
 import dpkt
 
@@ -95,7 +95,7 @@ def tzsp_datagrams(
         yield Outgoing(timestamp_ns, codec.encode_frame(frame, encapsulation, tags))
 
 
-def udp_payload(linktype: int, frame: bytes) -> tuple[Optional[bytes], str]:
+def udp_payload(linktype: int, frame: bytes) -> tuple[bytes | None, str]:
     """(UDP payload, "") for a frame holding an unfragmented UDP datagram, else (None, why not)."""
     try:
         if linktype == linktypes.LINKTYPE_ETHERNET:
@@ -121,9 +121,7 @@ def udp_payload(linktype: int, frame: bytes) -> tuple[Optional[bytes], str]:
     return data[: max(datagram.ulen - 8, 0)], ""
 
 
-def raw_tzsp_datagrams(
-    linktype: int, records: Iterable[tuple[int, bytes]], skipped: Counter
-) -> Iterator[Outgoing]:
+def raw_tzsp_datagrams(linktype: int, records: Iterable[tuple[int, bytes]], skipped: Counter) -> Iterator[Outgoing]:
     """UDP payloads (any port) of a capture of TZSP traffic that decode as TZSP, byte for byte."""
     for timestamp_ns, frame in records:
         payload, why = udp_payload(linktype, frame)
@@ -148,14 +146,14 @@ class Pacer:
     each new pass starts where the previous one ended). Neither: None, meaning "now".
     """
 
-    def __init__(self, rate: Optional[float] = None, realtime: bool = False) -> None:
+    def __init__(self, rate: float | None = None, realtime: bool = False) -> None:
         if rate is not None and rate <= 0:
             raise ValueError("rate must be positive")
         if rate is not None and realtime:
             raise ValueError("choose either a rate or realtime pacing")
         self.rate, self.realtime = rate, realtime
         self.count = 0
-        self._pass_base_ns: Optional[int] = None
+        self._pass_base_ns: int | None = None
         self._pass_start = 0.0
         self._last = 0.0
 
@@ -163,7 +161,7 @@ class Pacer:
         self._pass_base_ns = None
         self._pass_start = self._last
 
-    def due(self, timestamp_ns: int) -> Optional[float]:
+    def due(self, timestamp_ns: int) -> float | None:
         index = self.count
         self.count += 1
         if self.rate is not None:
@@ -209,7 +207,7 @@ def send_all(
     summary: Summary,
     *,
     max_payload: int,
-    count: Optional[int] = None,
+    count: int | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
@@ -270,23 +268,39 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     add = parser.add_argument
     add("capture", metavar="CAPTURE", help="pcap or pcapng file")
-    add("--to", required=True, metavar="HOST:PORT",
-        help="destination, e.g. 127.0.0.1:37008 or [::1]:37008 (there is no default)")
+    add(
+        "--to",
+        required=True,
+        metavar="HOST:PORT",
+        help="destination, e.g. 127.0.0.1:37008 or [::1]:37008 (there is no default)",
+    )
     pace = parser.add_mutually_exclusive_group()
-    pace.add_argument("--rate", type=_positive_float, metavar="PPS",
-                      help="datagrams per second (default: as fast as possible)")
-    pace.add_argument("--realtime", action="store_true",
-                      help="keep the capture's original gaps between frames")
-    add("--loop", type=_non_negative_int, default=1, metavar="N",
-        help="send the capture N times; 0 = until interrupted (default 1)")
+    pace.add_argument(
+        "--rate", type=_positive_float, metavar="PPS", help="datagrams per second (default: as fast as possible)"
+    )
+    pace.add_argument("--realtime", action="store_true", help="keep the capture's original gaps between frames")
+    add(
+        "--loop",
+        type=_non_negative_int,
+        default=1,
+        metavar="N",
+        help="send the capture N times; 0 = until interrupted (default 1)",
+    )
     add("--count", type=_positive_int, metavar="N", help="stop after N datagrams in total")
-    add("--raw-tzsp", action="store_true",
-        help="the capture already holds TZSP: re-send its UDP payloads (any port) byte for byte")
-    add("--encapsulation", type=_encapsulation, metavar="NAME|N",
+    add(
+        "--raw-tzsp",
+        action="store_true",
+        help="the capture already holds TZSP: re-send its UDP payloads (any port) byte for byte",
+    )
+    add(
+        "--encapsulation",
+        type=_encapsulation,
+        metavar="NAME|N",
         help="TZSP encapsulation to claim instead of the one derived from the file's link type ("
-        + ", ".join(linktypes.ENCAPSULATION_BY_NAME) + ")")
-    add("--packet-id", action="store_true",
-        help="add tag 40 with a running counter (lets the receiver spot loss)")
+        + ", ".join(linktypes.ENCAPSULATION_BY_NAME)
+        + ")",
+    )
+    add("--packet-id", action="store_true", help="add tag 40 with a running counter (lets the receiver spot loss)")
     add("--time-tag", action="store_true", help="add tag 82 with the frame's original capture time")
     add("-q", "--quiet", action="store_true", help="no summary unless something went wrong")
     return parser
@@ -320,12 +334,14 @@ def _encapsulation(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
-def main(argv: Optional[list] = None) -> int:
+def main(argv: list | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     if args.raw_tzsp and (args.encapsulation is not None or args.packet_id or args.time_tag):
-        parser.error("--raw-tzsp re-sends datagrams unchanged; it cannot be combined with "
-                     "--encapsulation, --packet-id or --time-tag")
+        parser.error(
+            "--raw-tzsp re-sends datagrams unchanged; it cannot be combined with "
+            "--encapsulation, --packet-id or --time-tag"
+        )
     try:
         host, port = parse_destination(args.to)
     except ValueError as exc:
@@ -355,8 +371,9 @@ def main(argv: Optional[list] = None) -> int:
     def one_pass(records, first_sequence: int) -> Iterator[Outgoing]:
         if args.raw_tzsp:
             return raw_tzsp_datagrams(linktype, records, summary.skipped)
-        return tzsp_datagrams(records, encapsulation, packet_ids=args.packet_id,
-                              time_tags=args.time_tag, first_sequence=first_sequence)
+        return tzsp_datagrams(
+            records, encapsulation, packet_ids=args.packet_id, time_tags=args.time_tag, first_sequence=first_sequence
+        )
 
     passes = itertools.count() if args.loop == 0 else range(args.loop)
     status = 0
@@ -367,8 +384,7 @@ def main(argv: Optional[list] = None) -> int:
                 before = pacer.count
                 pacer.new_pass()
                 outgoing = one_pass(records, pacer.count)
-                send_all(sock.send, outgoing, pacer, summary,
-                         max_payload=MAX_PAYLOAD[sock.family], count=args.count)
+                send_all(sock.send, outgoing, pacer, summary, max_payload=MAX_PAYLOAD[sock.family], count=args.count)
                 finished = args.count is not None and pacer.count >= args.count
                 if finished or pacer.count == before:  # done, or nothing to send (don't spin on --loop 0)
                     break
@@ -382,6 +398,7 @@ def main(argv: Optional[list] = None) -> int:
     if status or not args.quiet:
         print(summary.text(shown), file=sys.stderr)
     return status
+
 
 if __name__ == "__main__":
     sys.exit(main())

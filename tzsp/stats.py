@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Optional
 
 PACKET_ID_MODULUS = 1 << 32
 # A tag-40 jump larger than this is a sender restart or reordering, not loss.
@@ -30,7 +29,7 @@ class Counters:
     unsent_at_exit: int = 0  # records held for a consumer that was not running at exit
     output_bytes: int = 0  # bytes of pcap records written (headers excluded)
     tag40_gaps: int = 0  # packet ids missing from the tag-40 sequence (sender-side loss)
-    _last_packet_id: Optional[int] = field(default=None, repr=False)
+    _last_packet_id: int | None = field(default=None, repr=False)
 
     def count_malformed(self, reason: str) -> None:
         self.malformed[reason] = self.malformed.get(reason, 0) + 1

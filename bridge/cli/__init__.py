@@ -15,7 +15,8 @@ import argparse
 import importlib
 import os
 import sys
-from typing import Callable, List, Optional, Sequence, Tuple
+from collections.abc import Callable, Sequence
+from typing import List, Optional, Tuple
 
 from bridge.config import CONFIG_ENV, Config, ConfigError, default_config_path, example_config, load_config
 
@@ -55,7 +56,7 @@ def config_explicit(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "config", None) or os.environ.get(CONFIG_ENV))
 
 
-def load_for(args: argparse.Namespace, optional: bool = False) -> Tuple[Config, Optional[str]]:
+def load_for(args: argparse.Namespace, optional: bool = False) -> tuple[Config, str | None]:
     """The configuration for a subcommand, and a note when built-in defaults stand in.
 
     With ``optional``, a missing default file gives the defaults (and a note saying so); a file
@@ -72,7 +73,9 @@ def build_parser(modules: Sequence[str] = SUBCOMMAND_MODULES) -> argparse.Argume
         prog="snort-bridge",
         description="Follow Snort's alerts, decide what to block, and block it on MikroTik routers.",
     )
-    parser.add_argument("--config", metavar="FILE", help=f"configuration file (default: ${CONFIG_ENV} or /etc/tzsp-ips/config.toml)")
+    parser.add_argument(
+        "--config", metavar="FILE", help=f"configuration file (default: ${CONFIG_ENV} or /etc/tzsp-ips/config.toml)"
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     register_config(subparsers)
     for name in modules:
@@ -86,10 +89,10 @@ def build_parser(modules: Sequence[str] = SUBCOMMAND_MODULES) -> argparse.Argume
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    func: Optional[Callable[[argparse.Namespace], int]] = getattr(args, "func", None)
+    func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
@@ -117,7 +120,7 @@ def format_config_error(exc: ConfigError) -> str:
 # -- `snort-bridge config example | check` ------------------------------------------------------
 
 
-def register_config(subparsers: "argparse._SubParsersAction") -> None:
+def register_config(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("config", help="print an example configuration, or check one")
     actions = parser.add_subparsers(dest="config_command", metavar="ACTION")
     example = actions.add_parser("example", help="print a commented example configuration with every key")
@@ -136,10 +139,15 @@ def describe_durations(policy) -> str:
     """One line: escalation, cap, memory, and how many per-rule / per-network durations."""
     from responder.routeros.duration import format_duration as fmt
 
-    escalation = ("no escalation (repeat_factor 1)" if policy.repeat_factor == 1 else
-                  f"repeat offenders x{policy.repeat_factor:g} per block within {fmt(policy.remember_for)}")
-    return (f"{escalation}, at most {fmt(policy.max_block_for)}; {len(policy.block_for_rules)} per rule, "
-            f"{len(policy.block_for_networks)} per network")
+    escalation = (
+        "no escalation (repeat_factor 1)"
+        if policy.repeat_factor == 1
+        else f"repeat offenders x{policy.repeat_factor:g} per block within {fmt(policy.remember_for)}"
+    )
+    return (
+        f"{escalation}, at most {fmt(policy.max_block_for)}; {len(policy.block_for_rules)} per rule, "
+        f"{len(policy.block_for_networks)} per network"
+    )
 
 
 def _config_check(args: argparse.Namespace) -> int:
@@ -147,7 +155,10 @@ def _config_check(args: argparse.Namespace) -> int:
     policy = config.policy
     print(f"{config.path}: OK")
     print(f"  alerts:  {len(config.alerts)} file(s)" + "".join(f"\n    {a.path} ({a.format})" for a in config.alerts))
-    print(f"  routers: {len(config.routers)}" + "".join(f"\n    {r.name} {r.host}:{r.port} ({r.transport}, list {r.list})" for r in config.routers))
+    print(
+        f"  routers: {len(config.routers)}"
+        + "".join(f"\n    {r.name} {r.host}:{r.port} ({r.transport}, list {r.list})" for r in config.routers)
+    )
     print(
         f"  policy:  priority <= {policy.min_priority}, port scans {'on' if policy.portscan else 'off'}, "
         f"block for {policy.block_for:g}s, threshold {policy.threshold} in {policy.window:g}s, "
@@ -158,8 +169,10 @@ def _config_check(args: argparse.Namespace) -> int:
     notify = config.notify
     if notify is not None:
         where = f"URLs in {notify.urls_file}" if notify.urls_file else f"URLs in ${notify.urls_env}"
-        print(f"  notify:  {', '.join(notify.events)}; digests every {notify.min_interval:g}s; {where} "
-              "(`snort-bridge notify test` tries them)")
+        print(
+            f"  notify:  {', '.join(notify.events)}; digests every {notify.min_interval:g}s; {where} "
+            "(`snort-bridge notify test` tries them)"
+        )
         if notify.tzspd_metrics:
             print(f"  tzspd metrics (snort_restarted): {', '.join(notify.tzspd_metrics)}")
     return EXIT_OK
@@ -177,12 +190,14 @@ def _import_optional(name: str):
         raise
 
 
-def _placeholder(subparsers: "argparse._SubParsersAction", name: str, summary: str, provider: str) -> None:
+def _placeholder(subparsers: argparse._SubParsersAction, name: str, summary: str, provider: str) -> None:
     parser = subparsers.add_parser(name, help=f"{summary} [not available: needs {provider}]", add_help=True)
     parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
     def unavailable(args: argparse.Namespace) -> int:
-        print(f"snort-bridge {name}: not available in this installation (module {provider} is missing)", file=sys.stderr)
+        print(
+            f"snort-bridge {name}: not available in this installation (module {provider} is missing)", file=sys.stderr
+        )
         return EXIT_USAGE
 
     parser.set_defaults(func=unavailable)
@@ -211,11 +226,10 @@ def _add_config_option(parser: argparse.ArgumentParser, top: bool = False) -> No
                 _add_config_option(child)
 
 
-def _unique(parsers) -> List[argparse.ArgumentParser]:
+def _unique(parsers) -> list[argparse.ArgumentParser]:
     seen, result = set(), []
     for parser in parsers:  # aliases map several names to one parser
         if id(parser) not in seen:
             seen.add(id(parser))
             result.append(parser)
     return result
-

@@ -37,12 +37,14 @@ def run_test(args: argparse.Namespace) -> int:
     return EXIT_OK if endpoints else EXIT_USAGE
 
 
-def register(subparsers: "argparse._SubParsersAction") -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("notify", help="notifications: `notify test` sends a test message to every URL")
     actions = parser.add_subparsers(dest="notify_command", metavar="ACTION")
     test = actions.add_parser(
-        "test", help="send a test message to every [notify] URL and say which worked",
+        "test",
+        help="send a test message to every [notify] URL and say which worked",
         description="Send one test message to every apprise URL of [notify] (urls_file or urls_env), one "
-        "attempt each, and print OK or FAILED with the reason per URL (tokens masked). Exit status 1 if any failed.")
+        "attempt each, and print OK or FAILED with the reason per URL (tokens masked). Exit status 1 if any failed.",
+    )
     test.set_defaults(func=run_test)
     parser.set_defaults(func=lambda args: (parser.print_help(sys.stderr), 2)[1])

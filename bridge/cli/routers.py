@@ -15,10 +15,9 @@ import socket
 import sys
 import threading
 import time
-from typing import Callable, Dict, List, Optional
+from collections.abc import Callable
 
 from bridge.config import ConfigError, load_config
-from responder.transport import known_hosts
 from responder.config import RouterConfig
 from responder.errors import RouterError
 from responder.events import BlockRequest
@@ -35,6 +34,7 @@ from responder.provision import (
 )
 from responder.responder import Responder, TargetRefused, check_target, default_session_factory, parse_address
 from responder.routeros.duration import DurationError, format_duration, parse_duration
+from responder.transport import known_hosts
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
 
@@ -47,39 +47,58 @@ def register(subparsers) -> None:
     def add(name: str, func: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
         parser = subparsers.add_parser(name, help=help_text, description=help_text)
         # SUPPRESS: never overwrite a --config given to the main parser
-        parser.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
-                            help="configuration file (default: $TZSP_IPS_CONFIG, else /etc/tzsp-ips/config.toml)")
+        parser.add_argument(
+            "--config",
+            metavar="FILE",
+            default=argparse.SUPPRESS,
+            help="configuration file (default: $TZSP_IPS_CONFIG, else /etc/tzsp-ips/config.toml)",
+        )
         parser.set_defaults(func=_guarded(func), command_name=name)
         return parser
 
     block = add("block", cmd_block, "block an address on every router now")
     block.add_argument("address", metavar="ADDR", help="IPv4 or IPv6 address")
-    block.add_argument("--for", dest="duration", metavar="DURATION",
-                       help="how long, e.g. 30m, 1d2h, 00:05:00 (default: policy.block_for)")
+    block.add_argument(
+        "--for",
+        dest="duration",
+        metavar="DURATION",
+        help="how long, e.g. 30m, 1d2h, 00:05:00 (default: policy.block_for)",
+    )
     block.add_argument("--reason", default="manual block", help="comment on the router entry")
 
     unblock = add("unblock", cmd_unblock, "remove an address from every router")
     unblock.add_argument("address", metavar="ADDR")
-    unblock.add_argument("--keep-offences", action="store_true",
-                         help="keep its earlier offences, so its next block is still escalated")
+    unblock.add_argument(
+        "--keep-offences", action="store_true", help="keep its earlier offences, so its next block is still escalated"
+    )
 
     listing = add("list", cmd_list, "blocks in force and their state on each router (from the ledger)")
     listing.add_argument("--json", action="store_true", help="one JSON document for scripts")
 
     add("routers", cmd_routers, "try every router now: reachable, last error, blocks pending")
 
-    trust = add("trust", cmd_trust, "show a router's SSH host key fingerprint and record it in known_hosts "
-                                    "(transport api: pin its TLS certificate in <known_hosts>.tls)")
+    trust = add(
+        "trust",
+        cmd_trust,
+        "show a router's SSH host key fingerprint and record it in known_hosts "
+        "(transport api: pin its TLS certificate in <known_hosts>.tls)",
+    )
     trust.add_argument("router", metavar="ROUTER", help="router name from the configuration")
     trust.add_argument("--yes", action="store_true", help="record without asking (for scripts)")
 
     provision = add("provision", cmd_provision, "print the RouterOS script that sets a router up")
     provision.add_argument("router", metavar="ROUTER")
-    provision.add_argument("--this-host", metavar="ADDR",
-                           help="address the router reaches this host at (default: the local address "
-                                "this host uses towards the router)")
-    provision.add_argument("--tzsp", choices=("mangle", "sniffer", "none"), default="mangle",
-                           help="how the router streams traffic to tzspd (default: mangle sniff-tzsp)")
+    provision.add_argument(
+        "--this-host",
+        metavar="ADDR",
+        help="address the router reaches this host at (default: the local address this host uses towards the router)",
+    )
+    provision.add_argument(
+        "--tzsp",
+        choices=("mangle", "sniffer", "none"),
+        default="mangle",
+        help="how the router streams traffic to tzspd (default: mangle sniff-tzsp)",
+    )
     provision.add_argument("--tzsp-port", type=int, default=37008, metavar="N")
     provision.add_argument("--flavour", choices=("v6", "v7"), default="v7", help="RouterOS major version")
 
@@ -112,7 +131,7 @@ def _settle_timeout(config) -> float:
     return max((r.connect_timeout + 4 * r.command_timeout for r in config.routers), default=0.0) + 1.0
 
 
-def _report(states: Dict[str, Optional[RouterState]], responder: Responder, done: str, out) -> int:
+def _report(states: dict[str, RouterState | None], responder: Responder, done: str, out) -> int:
     errors = {s.name: s.last_error for s in responder.status()}
     complete = True
     for name, state in states.items():
@@ -189,18 +208,40 @@ def cmd_list(args: argparse.Namespace, out=None) -> int:
     finally:
         ledger.close()
     if args.json:
-        json.dump({"now": now, "blocks": [
+        json.dump(
             {
-                "address": str(r.address), "reason": r.reason, "sid": r.sid, "source": r.source, "state": r.state,
-                "first_seen": r.first_seen, "last_seen": r.last_seen, "expires_at": r.expires_at,
-                "expires_in": max(0.0, round(r.expires_at - now, 1)) if r.state == "active" else 0.0,
-                "offences": r.offences,  # blocks of this address within policy.remember_for, this one included
-                "duration": r.duration, "duration_from": r.duration_why,
-                "routers": {name: {"status": s.status, "expires_at": s.expires_at, "last_error": s.last_error,
-                                   "attempts": s.attempts, "static": s.static} for name, s in r.routers.items()},
-            }
-            for r in records
-        ]}, out, indent=2)
+                "now": now,
+                "blocks": [
+                    {
+                        "address": str(r.address),
+                        "reason": r.reason,
+                        "sid": r.sid,
+                        "source": r.source,
+                        "state": r.state,
+                        "first_seen": r.first_seen,
+                        "last_seen": r.last_seen,
+                        "expires_at": r.expires_at,
+                        "expires_in": max(0.0, round(r.expires_at - now, 1)) if r.state == "active" else 0.0,
+                        "offences": r.offences,  # blocks of this address within policy.remember_for, this one included
+                        "duration": r.duration,
+                        "duration_from": r.duration_why,
+                        "routers": {
+                            name: {
+                                "status": s.status,
+                                "expires_at": s.expires_at,
+                                "last_error": s.last_error,
+                                "attempts": s.attempts,
+                                "static": s.static,
+                            }
+                            for name, s in r.routers.items()
+                        },
+                    }
+                    for r in records
+                ],
+            },
+            out,
+            indent=2,
+        )
         out.write("\n")
         return EXIT_OK
     if not records:
@@ -209,15 +250,19 @@ def cmd_list(args: argparse.Namespace, out=None) -> int:
     rows = [("ADDRESS", "EXPIRES IN", "OFFENCES", "DURATION", "REASON", "ROUTERS")]
     for r in records:
         expires = f"{max(0, r.expires_at - now):.0f}s" if r.state == "active" else "unblocked"
-        routers = " ".join(f"{name}={s.status}{'(static)' if s.static else ''}" for name, s in sorted(r.routers.items()))
+        routers = " ".join(
+            f"{name}={s.status}{'(static)' if s.static else ''}" for name, s in sorted(r.routers.items())
+        )
         reason = (f"[{r.sid}] " if r.sid else "") + r.reason + (f" [{r.source}]" if r.source else "")
-        duration = format_duration(r.duration) + (f" ({r.duration_why})" if r.duration_why else "") if r.duration else "-"
+        duration = (
+            format_duration(r.duration) + (f" ({r.duration_why})" if r.duration_why else "") if r.duration else "-"
+        )
         rows.append((str(r.address), expires, str(r.offences), duration, reason, routers))
     _table(rows, out)
     return EXIT_OK
 
 
-def _table(rows: List[tuple], out) -> None:
+def _table(rows: list[tuple], out) -> None:
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         cells = [str(cell).ljust(width) for cell, width in zip(row, widths)] + [str(row[-1])]
@@ -227,7 +272,7 @@ def _table(rows: List[tuple], out) -> None:
 # -- routers --------------------------------------------------------------------------------
 
 
-def probe(cfg: RouterConfig) -> Optional[str]:
+def probe(cfg: RouterConfig) -> str | None:
     """None if the router answers a command now, else what went wrong."""
     session = default_session_factory(cfg)
     try:
@@ -240,10 +285,10 @@ def probe(cfg: RouterConfig) -> Optional[str]:
         session.close()
 
 
-def cmd_routers(args: argparse.Namespace, out=None, probe_router: Callable[[RouterConfig], Optional[str]] = probe) -> int:
+def cmd_routers(args: argparse.Namespace, out=None, probe_router: Callable[[RouterConfig], str | None] = probe) -> int:
     out = out or sys.stdout
     config = _config(args)
-    results: Dict[str, Optional[str]] = {}
+    results: dict[str, str | None] = {}
 
     def run(cfg: RouterConfig) -> None:
         results[cfg.name] = probe_router(cfg)
@@ -267,8 +312,15 @@ def cmd_routers(args: argparse.Namespace, out=None, probe_router: Callable[[Rout
             all_ok = all_ok and error is None
             recorded = ledger.router_meta(cfg.name).last_error
             shown = error or (f"(earlier) {recorded}" if recorded else "-")
-            rows.append((cfg.name, f"{cfg.host}:{cfg.port}", "yes" if error is None else "no",
-                         str(ledger.pending_count(cfg.name, now)), shown))
+            rows.append(
+                (
+                    cfg.name,
+                    f"{cfg.host}:{cfg.port}",
+                    "yes" if error is None else "no",
+                    str(ledger.pending_count(cfg.name, now)),
+                    shown,
+                )
+            )
     finally:
         ledger.close()
     if not config.routers:
@@ -303,10 +355,18 @@ def cmd_trust(args: argparse.Namespace, out=None, ask: Callable[[str], str] = in
     if verdict == known_hosts.REVOKED:
         raise CommandFailed(f"that key is marked @revoked in {cfg.known_hosts}; not recording it")
     if verdict == known_hosts.CHANGED:
-        print(f"WARNING: {cfg.known_hosts} holds a DIFFERENT key for {name}. If the router was not "
-              "reinstalled or re-keyed, someone may be intercepting the connection.", file=out)
-    if not _confirmed(args.yes, ask, out, "Compare it with the router's own: /ip ssh print (or the key on its console).",
-                      f"Record this key for {name} in {cfg.known_hosts}? [y/N] "):
+        print(
+            f"WARNING: {cfg.known_hosts} holds a DIFFERENT key for {name}. If the router was not "
+            "reinstalled or re-keyed, someone may be intercepting the connection.",
+            file=out,
+        )
+    if not _confirmed(
+        args.yes,
+        ask,
+        out,
+        "Compare it with the router's own: /ip ssh print (or the key on its console).",
+        f"Record this key for {name} in {cfg.known_hosts}? [y/N] ",
+    ):
         return EXIT_PARTIAL
     try:
         known_hosts.record(cfg.known_hosts, name, key.get_name(), key.asbytes())
@@ -340,22 +400,29 @@ def _trust_certificate(cfg: RouterConfig, yes: bool, out, ask: Callable[[str], s
 
     where = f"{cfg.host}:{cfg.port}"
     if not cfg.tls:
-        raise CommandFailed(f"router {cfg.name} uses the plain API (tls = false): there is no certificate to "
-                            "trust, and the password crosses the network unencrypted; set tls = true (port 8729)")
+        raise CommandFailed(
+            f"router {cfg.name} uses the plain API (tls = false): there is no certificate to "
+            "trust, and the password crosses the network unencrypted; set tls = true (port 8729)"
+        )
     try:
         der = tls.fetch_certificate(cfg.host, cfg.port, cfg.connect_timeout)
     except (OSError, ssl.SSLError, ValueError) as exc:
         if tls.offers_only_anonymous(cfg.host, cfg.port, cfg.connect_timeout):
-            raise CommandFailed(f"router {cfg.name}: api-ssl on {where} has no certificate; "
-                                f"{tls.CERTIFICATE_HOWTO}") from None
+            raise CommandFailed(
+                f"router {cfg.name}: api-ssl on {where} has no certificate; {tls.CERTIFICATE_HOWTO}"
+            ) from None
         raise CommandFailed(f"router {cfg.name}: cannot fetch the certificate of {where}: {exc}") from None
     digest = tls.certificate_digest(der)
     path = tls.pin_path(cfg)
     print(f"router {cfg.name} ({where}) offers a certificate {tls.show_fingerprint(digest)}", file=out)
     print(f"  {tls.describe_certificate(der)}", file=out)
     if cfg.fingerprint or cfg.ca_file:
-        print("note: the configuration sets " + ("fingerprint" if cfg.fingerprint else "ca_file")
-              + f"; the pin file {path} is used only when neither is set", file=out)
+        print(
+            "note: the configuration sets "
+            + ("fingerprint" if cfg.fingerprint else "ca_file")
+            + f"; the pin file {path} is used only when neither is set",
+            file=out,
+        )
     verdict = tls.pin_verdict(cfg, digest)
     if verdict == known_hosts.OK:
         print(f"already pinned in {path}", file=out)
@@ -363,10 +430,18 @@ def _trust_certificate(cfg: RouterConfig, yes: bool, out, ask: Callable[[str], s
     if verdict == known_hosts.REVOKED:
         raise CommandFailed(f"that certificate is marked @revoked in {path}; not recording it")
     if verdict == known_hosts.CHANGED:
-        print(f"WARNING: {path} pins a DIFFERENT certificate for {tls.pin_name(cfg)}. If the router's certificate "
-              "was not replaced, someone may be intercepting the connection.", file=out)
-    if not _confirmed(yes, ask, out, "Compare it with the router's own: /certificate print detail (fingerprint).",
-                      f"Pin this certificate for {tls.pin_name(cfg)} in {path}? [y/N] "):
+        print(
+            f"WARNING: {path} pins a DIFFERENT certificate for {tls.pin_name(cfg)}. If the router's certificate "
+            "was not replaced, someone may be intercepting the connection.",
+            file=out,
+        )
+    if not _confirmed(
+        yes,
+        ask,
+        out,
+        "Compare it with the router's own: /certificate print detail (fingerprint).",
+        f"Pin this certificate for {tls.pin_name(cfg)} in {path}? [y/N] ",
+    ):
         return EXIT_PARTIAL
     try:
         tls.record_pin(cfg, digest)
@@ -390,7 +465,7 @@ def local_address_towards(host: str, port: int) -> str:
         raise CommandFailed(f"cannot tell which address reaches {host} ({exc}); give --this-host ADDR") from None
 
 
-def _public_key(cfg: RouterConfig) -> Optional[PublicKey]:
+def _public_key(cfg: RouterConfig) -> PublicKey | None:
     if not cfg.key_file:
         return None
     try:

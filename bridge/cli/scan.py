@@ -33,13 +33,20 @@ def run_scan(args: argparse.Namespace) -> int:
     if note:
         log.info("%s", note)
     scan = config.scan or ScanConfig()
-    detector = ScanDetector(ports=scan.ports, window=scan.window, low_port_weight=scan.low_port_weight, source_name=f"pcap:{args.pcap}")
+    detector = ScanDetector(
+        ports=scan.ports, window=scan.window, low_port_weight=scan.low_port_weight, source_name=f"pcap:{args.pcap}"
+    )
     responder = None if args.dry_run else make_responder(config)
-    pipeline = Pipeline(build_policy(config, protect=protected_addresses(config)), responder, detector, routers=len(config.routers))
+    pipeline = Pipeline(
+        build_policy(config, protect=protected_addresses(config)), responder, detector, routers=len(config.routers)
+    )
     if responder is not None:
         pipeline.resync(responder.ledger, time.time())
     else:
-        log.info("%s: detections are printed, nothing is blocked", "--dry-run" if args.dry_run else "no [[routers]] configured")
+        log.info(
+            "%s: detections are printed, nothing is blocked",
+            "--dry-run" if args.dry_run else "no [[routers]] configured",
+        )
 
     def interrupted(*_: object) -> None:
         raise _Interrupted()
@@ -102,11 +109,13 @@ def run_scan(args: argparse.Namespace) -> int:
             if pending:
                 log.warning("%d block(s) still pending, kept in the ledger for `snort-bridge run`", pending)
     counts = pipeline.counts
-    log.info("%d packets, %d probes, %d scans detected, %d blocks", packets, counts.probes, counts.detections, counts.blocks)
+    log.info(
+        "%d packets, %d probes, %d scans detected, %d blocks", packets, counts.probes, counts.detections, counts.blocks
+    )
     return status
 
 
-def register(subparsers: "argparse._SubParsersAction") -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     scan = subparsers.add_parser(
         "scan",
         help="detect port scans in a packet stream (--pcap FILE|-)",
@@ -116,10 +125,18 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     )
     scan.add_argument("--pcap", required=True, metavar="FILE|-", help="pcap or pcapng file, or - for standard input")
     scan.add_argument("--dry-run", action="store_true", help="print detections and decisions, block nothing")
-    scan.add_argument("--alerts", metavar="FILE",
-                      help="also append each detection to FILE as a Snort 3 alert_json line (a sensor whose "
-                           "alerts rsyslog forwards to the central snort-bridge run)")
-    scan.add_argument("--wait", type=float, default=10.0, metavar="SECONDS",
-                      help="at the end of the stream, wait this long for the routers to apply new blocks (default 10)")
+    scan.add_argument(
+        "--alerts",
+        metavar="FILE",
+        help="also append each detection to FILE as a Snort 3 alert_json line (a sensor whose "
+        "alerts rsyslog forwards to the central snort-bridge run)",
+    )
+    scan.add_argument(
+        "--wait",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="at the end of the stream, wait this long for the routers to apply new blocks (default 10)",
+    )
     scan.add_argument("-v", "--verbose", action="store_true", help="also log decisions that do not block")
     scan.set_defaults(func=run_scan)

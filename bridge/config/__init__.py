@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Literal, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Literal, Optional, Tuple, Union
 
 from bridge.config.example import example_config  # noqa: F401 -- re-exported
 from responder.config import RouterConfig
@@ -32,7 +33,7 @@ ALERT_FORMATS = ("auto", "fast", "syslog", "json", "csv", "eve")
 class ConfigError(ValueError):
     """A configuration problem; ``problems`` lists each as "key: what is wrong"."""
 
-    def __init__(self, problems: List[str], path: str = ""):
+    def __init__(self, problems: list[str], path: str = ""):
         self.problems = list(problems)
         self.path = path
         where = f"{path}: " if path else ""
@@ -44,12 +45,12 @@ class PolicyConfig:
     min_priority: int = 1
     portscan: bool = True
     block_for: float = 300.0  # seconds
-    protected: Tuple[Network, ...] = (ipaddress.ip_network("192.168.0.0/16"),)
+    protected: tuple[Network, ...] = (ipaddress.ip_network("192.168.0.0/16"),)
     threshold: int = 1
     window: float = 60.0
-    include_sids: Tuple[str, ...] = ()  # "gid:sid"; empty = all
-    exclude_sids: Tuple[str, ...] = ()
-    attacker: Dict[str, Literal["src", "dst"]] = field(default_factory=dict)  # per "gid:sid"
+    include_sids: tuple[str, ...] = ()  # "gid:sid"; empty = all
+    exclude_sids: tuple[str, ...] = ()
+    attacker: dict[str, Literal["src", "dst"]] = field(default_factory=dict)  # per "gid:sid"
     max_new_blocks_per_minute: int = 100
     rollback: int = 0
     # Where the alert format cannot show whether a gid-122 alert sits on a reply packet,
@@ -61,8 +62,8 @@ class PolicyConfig:
     repeat_factor: float = 4.0  # 1 = no escalation
     max_block_for: float = 7 * 86400.0
     remember_for: float = 30 * 86400.0
-    block_for_rules: Dict[str, float] = field(default_factory=dict)
-    block_for_networks: Dict[Network, float] = field(default_factory=dict)
+    block_for_rules: dict[str, float] = field(default_factory=dict)
+    block_for_networks: dict[Network, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -75,12 +76,12 @@ class AlertSource:
 class ScanConfig:
     ports: int = 15
     window: float = 10.0
-    syslog: Optional[str] = None  # "host:port" UDP listener for RouterOS firewall log lines
-    files: Tuple[str, ...] = ()
+    syslog: str | None = None  # "host:port" UDP listener for RouterOS firewall log lines
+    files: tuple[str, ...] = ()
     low_port_weight: int = 1  # psd-style: ports < 1024 count this many times (1 = off)
     # Who may send firewall log lines to the syslog listener; empty = the configured routers.
     # UDP is spoofable: a forged line could otherwise make the IPS block whom the forger likes.
-    allow: Tuple[Network, ...] = ()
+    allow: tuple[Network, ...] = ()
 
 
 # Events [notify] can announce (see docs/bridge.md "Notifications"); DEFAULT_NOTIFY_EVENTS if unset.
@@ -93,13 +94,13 @@ MAX_TZSPD_METRICS = 64  # endpoints polled by one bridge
 
 @dataclass(frozen=True)
 class NotifyConfig:
-    urls_file: Optional[str] = None  # apprise URLs, one per line; mode 0600 (they hold tokens)
-    urls_env: Optional[str] = None  # or: an environment variable holding them (whitespace-separated)
-    events: Tuple[str, ...] = DEFAULT_NOTIFY_EVENTS
+    urls_file: str | None = None  # apprise URLs, one per line; mode 0600 (they hold tokens)
+    urls_env: str | None = None  # or: an environment variable holding them (whitespace-separated)
+    events: tuple[str, ...] = DEFAULT_NOTIFY_EVENTS
     min_interval: float = 60.0  # later events of a kind within this are sent as one digest
     silent_after: float = 3600.0  # sensor_silent: no line from an alert file for this long
     # snort_restarted: tzspd --metrics endpoints ("HOST:PORT" or an http(s):// URL) polled for consumer restarts
-    tzspd_metrics: Tuple[str, ...] = ()
+    tzspd_metrics: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -107,21 +108,21 @@ class HttpConfig:
     """[http]: /metrics, /health and the status page (bridge.watching.web)."""
 
     listen: str = "127.0.0.1:9470"
-    token_file: Optional[str] = None  # mode 0600; required when listen is not loopback
-    silent_after: Optional[float] = None  # /health complains when no alert line (or datagram) for this long
-    tzspd: Optional[str] = None  # "host:port" of tzspd --metrics, shown on the page and checked by /health
+    token_file: str | None = None  # mode 0600; required when listen is not loopback
+    silent_after: float | None = None  # /health complains when no alert line (or datagram) for this long
+    tzspd: str | None = None  # "host:port" of tzspd --metrics, shown on the page and checked by /health
 
 
 @dataclass(frozen=True)
 class Config:
     state_dir: str = "/var/lib/tzsp-ips"
     policy: PolicyConfig = field(default_factory=PolicyConfig)
-    alerts: Tuple[AlertSource, ...] = ()
-    scan: Optional[ScanConfig] = None
-    routers: Tuple[RouterConfig, ...] = ()
+    alerts: tuple[AlertSource, ...] = ()
+    scan: ScanConfig | None = None
+    routers: tuple[RouterConfig, ...] = ()
     path: str = ""  # the file it was read from
-    notify: Optional[NotifyConfig] = None  # [notify]; None = no notifications
-    http: Optional[HttpConfig] = None
+    notify: NotifyConfig | None = None  # [notify]; None = no notifications
+    http: HttpConfig | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -137,7 +138,7 @@ def default_config_path() -> str:
     return os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH
 
 
-def load_config(path: Optional[str] = None) -> Config:
+def load_config(path: str | None = None) -> Config:
     """Read and check the file at ``path`` (else $TZSP_IPS_CONFIG, else the default path)."""
     path = path or default_config_path()
     try:
@@ -153,12 +154,12 @@ def load_config(path: Optional[str] = None) -> Config:
     return _parse(text, path, file_mode=mode)
 
 
-def parse_config(text_or_dict: "str | Mapping[str, Any]", path: str = "") -> Config:
+def parse_config(text_or_dict: str | Mapping[str, Any], path: str = "") -> Config:
     """Check a TOML text (or an already-parsed table) and build the Config; ConfigError lists every problem."""
     return _parse(text_or_dict, path, file_mode=None)
 
 
-def _parse(text_or_dict: "str | Mapping[str, Any]", path: str, file_mode: Optional[int]) -> Config:
+def _parse(text_or_dict: str | Mapping[str, Any], path: str, file_mode: int | None) -> Config:
     if isinstance(text_or_dict, str):
         try:
             data = tomllib.loads(text_or_dict)

@@ -3,7 +3,7 @@
 Kept apart from bridge.config because it is text for people; tests check that parse_config accepts it.
 """
 
-_EXAMPLE = '''\
+_EXAMPLE = """\
 # tzsp-ips configuration: snort-bridge reads this file at start (--config FILE, else
 # $TZSP_IPS_CONFIG, else /etc/tzsp-ips/config.toml) and refuses it, naming each bad key,
 # when anything is wrong. Durations are RouterOS-style: "30s", "5m", "1d2h" or "00:05:00".
@@ -103,7 +103,7 @@ user = "ips"
 password_env = "EDGE2_PASSWORD"
 known_hosts = "/etc/tzsp-ips/known_hosts"
 list = "blacklist"
-'''
+"""
 
 
 def example_config() -> str:

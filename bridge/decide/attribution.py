@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import ipaddress
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Dict, FrozenSet, Literal, Mapping, Optional, Set, Tuple
+from typing import Literal
 
 from bridge.events import Alert, IPAddress
 
@@ -39,8 +40,8 @@ _SCANNER_IS_SOURCE_FORMATS = frozenset({"scan-detector", "routeros-log"})
 class Attribution:
     """The attacker end (None: no end can be named safely) and a short account of why."""
 
-    end: Optional[End]
-    attacker: Optional[IPAddress]
+    end: End | None
+    attacker: IPAddress | None
     how: str
     # config | default | packet | pseudo-packet | detector | context | trust-src | none
     basis: str = "none"
@@ -59,8 +60,8 @@ class FlowMemory:
     def __init__(self, max_entries: int = 10_000, ttl: float = 600.0):
         self.max_entries = max_entries
         self.ttl = ttl
-        self._initiators: "OrderedDict[FrozenSet[IPAddress], Tuple[float, Dict[IPAddress, str]]]" = OrderedDict()
-        self._attackers: "OrderedDict[IPAddress, Tuple[float, str]]" = OrderedDict()
+        self._initiators: OrderedDict[frozenset[IPAddress], tuple[float, dict[IPAddress, str]]] = OrderedDict()
+        self._attackers: OrderedDict[IPAddress, tuple[float, str]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._initiators) + len(self._attackers)
@@ -88,19 +89,19 @@ class FlowMemory:
         self._attackers[address] = (now, because)
         self._trim(self._attackers, now)
 
-    def initiators(self, a: IPAddress, b: IPAddress, now: float) -> Dict[IPAddress, str]:
+    def initiators(self, a: IPAddress, b: IPAddress, now: float) -> dict[IPAddress, str]:
         entry = self._initiators.get(frozenset((a, b)))
         if entry is None or now - entry[0] > self.ttl:
             return {}
         return dict(entry[1])
 
-    def attacker(self, address: IPAddress, now: float) -> Optional[str]:
+    def attacker(self, address: IPAddress, now: float) -> str | None:
         entry = self._attackers.get(address)
         if entry is None or now - entry[0] > self.ttl:
             return None
         return entry[1]
 
-    def _trim(self, table: "OrderedDict", now: float) -> None:
+    def _trim(self, table: OrderedDict, now: float) -> None:
         while table:
             oldest_key = next(iter(table))
             stamp = table[oldest_key][0]
@@ -114,7 +115,7 @@ def attribute(
     alert: Alert,
     attacker_map: Mapping[str, str],
     portscan_attribution: str = "evidence",
-    memory: Optional[FlowMemory] = None,
+    memory: FlowMemory | None = None,
     now: float = 0.0,
 ) -> Attribution:
     """Name the attacker end of ``alert``.
@@ -130,7 +131,7 @@ def attribute(
     return _attribute_portscan(alert, portscan_attribution, memory, now)
 
 
-def _attribute_portscan(alert: Alert, mode: str, memory: Optional[FlowMemory], now: float) -> Attribution:
+def _attribute_portscan(alert: Alert, mode: str, memory: FlowMemory | None, now: float) -> Attribution:
     if alert.format in _SCANNER_IS_SOURCE_FORMATS or alert.engine == "tzsp-ips":
         return _named(alert, "src", "src: the built-in detector counts ports per source", "detector")
     pseudo = _pseudo_packet_evidence(alert)
@@ -145,10 +146,10 @@ def _attribute_portscan(alert: Alert, mode: str, memory: Optional[FlowMemory], n
     return _attribute_from_context(alert, mode, memory, now)
 
 
-def _attribute_from_context(alert: Alert, mode: str, memory: Optional[FlowMemory], now: float) -> Attribution:
+def _attribute_from_context(alert: Alert, mode: str, memory: FlowMemory | None, now: float) -> Attribution:
     """No packet-level evidence (alert_fast, syslog, csv): use what earlier alerts and the ports say."""
-    votes: Dict[End, Set[str]] = {"src": set(), "dst": set()}
-    ends: Tuple[Tuple[End, Optional[IPAddress]], ...] = (("src", alert.src), ("dst", alert.dst))
+    votes: dict[End, set[str]] = {"src": set(), "dst": set()}
+    ends: tuple[tuple[End, IPAddress | None], ...] = (("src", alert.src), ("dst", alert.dst))
     if memory is not None and alert.src is not None and alert.dst is not None:
         for initiator, because in memory.initiators(alert.src, alert.dst, now).items():
             for end, address in ends:
@@ -163,12 +164,19 @@ def _attribute_from_context(alert: Alert, mode: str, memory: Optional[FlowMemory
         votes[ports[0]].add(ports[1])
     if votes["src"] and votes["dst"]:
         detail = "; ".join(sorted(votes["src"] | votes["dst"]))
-        return Attribution(None, None, f"nobody: conflicting evidence ({detail}); not blocking rather than risk blocking the victim")
+        return Attribution(
+            None, None, f"nobody: conflicting evidence ({detail}); not blocking rather than risk blocking the victim"
+        )
     for end in ("src", "dst"):
         if votes[end]:
             return _named(alert, end, f"{end}: " + "; ".join(sorted(votes[end])), "context")
     if mode == "src":
-        return _named(alert, "src", "src: no evidence which end scanned; trusting the source (policy.portscan_attribution = \"src\")", "trust-src")
+        return _named(
+            alert,
+            "src",
+            'src: no evidence which end scanned; trusting the source (policy.portscan_attribution = "src")',
+            "trust-src",
+        )
     return Attribution(
         None,
         None,
@@ -185,7 +193,7 @@ def _named(alert: Alert, end: End, how: str, basis: str) -> Attribution:
     return Attribution(end, address, how, basis)
 
 
-def _pseudo_packet_evidence(alert: Alert) -> Optional[Tuple[End, str]]:
+def _pseudo_packet_evidence(alert: Alert) -> tuple[End, str] | None:
     """Snort 2's sfportscan pseudo-packet ({PROTO:255}, no ports) always reads scanner -> target."""
     if not alert.is_portscan:
         return None
@@ -196,7 +204,7 @@ def _pseudo_packet_evidence(alert: Alert) -> Optional[Tuple[End, str]]:
     return None
 
 
-def _packet_evidence(alert: Alert) -> Optional[Tuple[Optional[End], str]]:
+def _packet_evidence(alert: Alert) -> tuple[End | None, str] | None:
     """What the alert packet itself says: a reply (attacker = dst) or a probe (attacker = src).
 
     None: the format carries no such evidence. (None, text): the signs contradict each other.
@@ -232,7 +240,7 @@ def _packet_evidence(alert: Alert) -> Optional[Tuple[Optional[End], str]]:
     return None
 
 
-def _port_evidence(alert: Alert) -> Optional[Tuple[Optional[End], str]]:
+def _port_evidence(alert: Alert) -> tuple[End | None, str] | None:
     """A service port on one end and a client port on the other says which end is the server."""
     if alert.sport is None or alert.dport is None:
         return None
@@ -248,4 +256,3 @@ def _port_evidence(alert: Alert) -> Optional[Tuple[Optional[End], str]]:
     if service(alert.dport) and client(alert.sport):
         return "src", f"port pattern: dst port {alert.dport} is a service port, src port {alert.sport} a client port"
     return None
-

@@ -20,7 +20,7 @@ from __future__ import annotations
 import ipaddress
 from collections import OrderedDict, deque
 from dataclasses import dataclass
-from typing import Deque, Optional, Protocol, Union
+from typing import Protocol, Union
 
 from responder.routeros.duration import format_duration
 
@@ -38,7 +38,7 @@ class BlockDuration:
     capped: bool
 
     def explain(self) -> str:
-        """"3rd offence; rule 1:1000122 sets 1h; ×16; capped at max_block_for 1w"."""
+        """ "3rd offence; rule 1:1000122 sets 1h; ×16; capped at max_block_for 1w"."""
         parts = [f"{ordinal(self.offence)} offence", f"{self.source} sets {format_duration(self.base)}"]
         if self.factor != 1 and self.factor != float("inf"):
             parts.append(f"×{self.factor:g}")
@@ -47,7 +47,7 @@ class BlockDuration:
         return "; ".join(parts)
 
     def describe(self) -> str:
-        """"16h: 3rd offence; rule 1:1000122 sets 1h; ×16"."""
+        """ "16h: 3rd offence; rule 1:1000122 sets 1h; ×16"."""
         return f"{format_duration(self.seconds)}: {self.explain()}"
 
 
@@ -67,7 +67,7 @@ def block_duration(config, target: IPAddress, gid_sid: str, earlier_offences: in
 
 def base_duration(config, target: IPAddress, gid_sid: str):
     """(seconds, where it came from) before escalation."""
-    best: Optional[tuple] = None
+    best: tuple | None = None
     for network, seconds in config.block_for_networks.items():
         if network.version == target.version and target in network:
             if best is None or network.prefixlen > best[0].prefixlen:
@@ -101,7 +101,7 @@ class OffenceMemory:
     """Offences in memory (lost at exit): for `check`, dry runs and tests."""
 
     def __init__(self, limit: int = MAX_REMEMBERED) -> None:
-        self._times: "OrderedDict[IPAddress, Deque[float]]" = OrderedDict()
+        self._times: OrderedDict[IPAddress, deque[float]] = OrderedDict()
         self._limit = limit
 
     def count(self, address: IPAddress, since: float) -> int:

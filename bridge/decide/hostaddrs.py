@@ -9,24 +9,24 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from typing import Iterable, List, Set
+from collections.abc import Iterable
 
 from bridge.events import IPAddress
 from responder.config import RouterConfig
 
 
-def host_addresses(fib_trie: str = "/proc/net/fib_trie", if_inet6: str = "/proc/net/if_inet6") -> List[IPAddress]:
+def host_addresses(fib_trie: str = "/proc/net/fib_trie", if_inet6: str = "/proc/net/if_inet6") -> list[IPAddress]:
     """This host's addresses (and its IPv4 subnets' broadcast addresses), sorted, without duplicates."""
-    found: Set[IPAddress] = set()
+    found: set[IPAddress] = set()
     found.update(_fib_trie_addresses(_read(fib_trie)))
     found.update(_if_inet6_addresses(_read(if_inet6)))
     found.update(_resolve(socket.gethostname()))
     return sorted(found, key=lambda a: (a.version, int(a)))
 
 
-def router_addresses(routers: Iterable[RouterConfig], resolve: bool = True) -> List[IPAddress]:
+def router_addresses(routers: Iterable[RouterConfig], resolve: bool = True) -> list[IPAddress]:
     """The configured routers' addresses; host names are resolved when ``resolve``."""
-    found: Set[IPAddress] = set()
+    found: set[IPAddress] = set()
     for router in routers:
         try:
             found.add(ipaddress.ip_address(router.host))
@@ -36,9 +36,9 @@ def router_addresses(routers: Iterable[RouterConfig], resolve: bool = True) -> L
     return sorted(found, key=lambda a: (a.version, int(a)))
 
 
-def _fib_trie_addresses(text: str) -> Set[IPAddress]:
+def _fib_trie_addresses(text: str) -> set[IPAddress]:
     """Entries of the form "|-- a.b.c.d" followed by "/32 host LOCAL" or "/32 link BROADCAST"."""
-    found: Set[IPAddress] = set()
+    found: set[IPAddress] = set()
     previous = ""
     for raw in text.splitlines():
         line = raw.strip()
@@ -52,8 +52,8 @@ def _fib_trie_addresses(text: str) -> Set[IPAddress]:
     return found
 
 
-def _if_inet6_addresses(text: str) -> Set[IPAddress]:
-    found: Set[IPAddress] = set()
+def _if_inet6_addresses(text: str) -> set[IPAddress]:
+    found: set[IPAddress] = set()
     for line in text.splitlines():
         fields = line.split()
         if fields and len(fields[0]) == 32:
@@ -64,12 +64,12 @@ def _if_inet6_addresses(text: str) -> Set[IPAddress]:
     return found
 
 
-def _resolve(name: str) -> Set[IPAddress]:
+def _resolve(name: str) -> set[IPAddress]:
     try:
         infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
     except (OSError, UnicodeError):
         return set()
-    found: Set[IPAddress] = set()
+    found: set[IPAddress] = set()
     for info in infos:
         try:
             found.add(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]))

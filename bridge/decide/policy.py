@@ -21,11 +21,12 @@ from __future__ import annotations
 import ipaddress
 import time as _time
 from collections import OrderedDict, deque
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Deque, Dict, Iterable, List, Optional, Tuple, Union
+from typing import Union
 
-from bridge.decide.attribution import Attribution, FlowMemory, attribute
 from bridge.config import PolicyConfig
+from bridge.decide.attribution import Attribution, FlowMemory, attribute
 from bridge.decide.durations import OffenceHistory, OffenceMemory, block_duration
 from bridge.events import Alert, Decision, IPAddress
 from responder.routeros.duration import format_duration
@@ -47,7 +48,7 @@ class FloodGuardTrip:
     at: float
     new_blocks: int  # new blocks wanted within the last minute, the one that tripped included
     limit: int
-    rollback: Tuple[IPAddress, ...]  # latest blocks first; the policy has already forgotten them
+    rollback: tuple[IPAddress, ...]  # latest blocks first; the policy has already forgotten them
 
     def describe(self) -> str:
         undo = f", rolling back {len(self.rollback)} latest blocks" if self.rollback else ""
@@ -79,14 +80,14 @@ class FloodGuard:
     def __init__(self, limit: int, rollback: int):
         self.limit = limit
         self.rollback_count = rollback
-        self._recent: Deque[float] = deque()  # times of new blocks within the last minute
-        self._latest: Deque[IPAddress] = deque(maxlen=max(rollback, 1))
-        self.tripped: Optional[FloodGuardTrip] = None
+        self._recent: deque[float] = deque()  # times of new blocks within the last minute
+        self._latest: deque[IPAddress] = deque(maxlen=max(rollback, 1))
+        self.tripped: FloodGuardTrip | None = None
         self.held = 0  # block decisions refused since the trip (reported when it resumes)
-        self._resumed: Optional[FloodGuardResume] = None
+        self._resumed: FloodGuardResume | None = None
         self._last_attempt = 0.0
 
-    def check(self, now: float) -> Optional[str]:
+    def check(self, now: float) -> str | None:
         """None when blocking is allowed; else the loud text for every decision's reason.
 
         Called per decision, and by the service's loop so that a resume is seen (and told) when
@@ -99,7 +100,7 @@ class FloodGuard:
             return None
         return self.holding()
 
-    def clear(self, at: float, why: str = "a quiet minute") -> Optional[FloodGuardResume]:
+    def clear(self, at: float, why: str = "a quiet minute") -> FloodGuardResume | None:
         """Let blocking resume; the resume (also kept for ``take_resume``), or None when not tripped."""
         if self.tripped is None:
             return None
@@ -109,7 +110,7 @@ class FloodGuard:
         self._recent.clear()
         return self._resumed
 
-    def take_resume(self) -> Optional[FloodGuardResume]:
+    def take_resume(self) -> FloodGuardResume | None:
         """The resume that happened since the last call (once)."""
         resumed, self._resumed = self._resumed, None
         return resumed
@@ -119,7 +120,7 @@ class FloodGuard:
         since = _clock(self.tripped.at)
         return f"FLOOD GUARD: blocking stopped since {since} ({self.tripped.new_blocks} new blocks within a minute > {self.limit})"
 
-    def attempt(self, now: float) -> Tuple[Optional[FloodGuardTrip], bool]:
+    def attempt(self, now: float) -> tuple[FloodGuardTrip | None, bool]:
         """A new block is wanted now: (None, False) if it may go out, else (the trip, whether it is new)."""
         self._last_attempt = now
         if self.tripped is not None:
@@ -143,27 +144,36 @@ class FloodGuard:
 class Policy:
     """Holds what the decisions depend on: counts, current blocks, flood guard, flow memory."""
 
-    def __init__(self, config: PolicyConfig, always_protected: Iterable[Protectable] = (), memory: Optional[FlowMemory] = None,
-                 offences: Optional[OffenceHistory] = None):
+    def __init__(
+        self,
+        config: PolicyConfig,
+        always_protected: Iterable[Protectable] = (),
+        memory: FlowMemory | None = None,
+        offences: OffenceHistory | None = None,
+    ):
         self.config = config
         self.offences: OffenceHistory = offences if offences is not None else OffenceMemory()
         self.protected_networks = tuple(config.protected)
-        self.always_protected: List[Union[ipaddress.IPv4Network, ipaddress.IPv6Network]] = []
-        self._shield_cache: Dict[IPAddress, Optional[str]] = {}
+        self.always_protected: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+        self._shield_cache: dict[IPAddress, str | None] = {}
         for item in always_protected:
             self.protect(item)
         self.memory = memory if memory is not None else FlowMemory()
         self.guard = FloodGuard(config.max_new_blocks_per_minute, config.rollback)
-        self._blocked: "OrderedDict[IPAddress, float]" = OrderedDict()  # address -> until
-        self._folded: Dict[IPAddress, int] = {}  # alerts folded into a block in force
-        self._hits: "OrderedDict[IPAddress, Deque[float]]" = OrderedDict()
-        self._guard_event: Optional[FloodGuardTrip] = None
+        self._blocked: OrderedDict[IPAddress, float] = OrderedDict()  # address -> until
+        self._folded: dict[IPAddress, int] = {}  # alerts folded into a block in force
+        self._hits: OrderedDict[IPAddress, deque[float]] = OrderedDict()
+        self._guard_event: FloodGuardTrip | None = None
 
     # -- what the responder side tells the policy ----------------------------------------------
 
     def protect(self, item: Protectable) -> None:
         """Add an address or network that is never blocked (routers, this host)."""
-        network = ipaddress.ip_network(item, strict=False) if not isinstance(item, (ipaddress.IPv4Network, ipaddress.IPv6Network)) else item
+        network = (
+            ipaddress.ip_network(item, strict=False)
+            if not isinstance(item, (ipaddress.IPv4Network, ipaddress.IPv6Network))
+            else item
+        )
         self.always_protected.append(network)
         self._shield_cache = {}
 
@@ -184,16 +194,16 @@ class Policy:
         if forget_offences is not None:
             forget_offences(address)
 
-    def blocked_until(self, address: IPAddress, now: float) -> Optional[float]:
+    def blocked_until(self, address: IPAddress, now: float) -> float | None:
         until = self._blocked.get(_unmapped(address))
         return until if until is not None and until > now else None
 
-    def take_guard_event(self) -> Optional[FloodGuardTrip]:
+    def take_guard_event(self) -> FloodGuardTrip | None:
         """The flood-guard trip that happened since the last call (once), for the service to act on."""
         event, self._guard_event = self._guard_event, None
         return event
 
-    def take_guard_resume(self, now: float) -> Optional[FloodGuardResume]:
+    def take_guard_resume(self, now: float) -> FloodGuardResume | None:
         """The flood guard's resume since the last call (once): found by a decision, or now by the clock."""
         self.guard.check(now)
         return self.guard.take_resume()
@@ -237,12 +247,22 @@ class Policy:
             return _ignore(alert, f"{why}; but {target} is protected ({shield})", "protected", attribution)
         seen = self._count_hit(target, alert, now)
         if seen < config.threshold:
-            return _ignore(alert, f"{why}; {seen} of {config.threshold} alerts from {target} within {format_duration(config.window)}", "threshold", attribution)
+            return _ignore(
+                alert,
+                f"{why}; {seen} of {config.threshold} alerts from {target} within {format_duration(config.window)}",
+                "threshold",
+                attribution,
+            )
         until = self.blocked_until(target, now)
         if until is not None:
             folded = self._folded.get(target, 0) + 1
             self._folded[target] = folded
-            return _ignore(alert, f"{target} already blocked until {_clock(until)} ({folded} later alerts folded in); {why}", "already_blocked", attribution)
+            return _ignore(
+                alert,
+                f"{target} already blocked until {_clock(until)} ({folded} later alerts folded in); {why}",
+                "already_blocked",
+                attribution,
+            )
         trip, fresh = self.guard.attempt(now)
         if trip is not None:
             if fresh:
@@ -268,7 +288,7 @@ class Policy:
             duration_why=explained,
         )
 
-    def _counts(self, alert: Alert) -> Tuple[bool, str, str]:
+    def _counts(self, alert: Alert) -> tuple[bool, str, str]:
         """Does this alert count at all, the reason in words, and as a DECISION_REASONS label."""
         config = self.config
         key = alert.gid_sid
@@ -284,12 +304,16 @@ class Policy:
                 return True, f"port scan ({key}, priority {_text(alert.priority)})", "portscan"
             return False, f"port scan ({key}) but policy.portscan = false", "portscan_off"
         if alert.priority is None:
-            return False, f"{key} carries no priority in this format; list it in policy.include_sids to act on it", "no_priority"
+            return (
+                False,
+                f"{key} carries no priority in this format; list it in policy.include_sids to act on it",
+                "no_priority",
+            )
         if alert.priority <= config.min_priority:
             return True, f"{key} priority {alert.priority} <= min_priority {config.min_priority}", "priority"
         return False, f"{key} priority {alert.priority} > min_priority {config.min_priority}", "low_priority"
 
-    def _protection(self, address: IPAddress) -> Optional[str]:
+    def _protection(self, address: IPAddress) -> str | None:
         """Why ``address`` must never be blocked, or None (cached per address)."""
         try:
             return self._shield_cache[address]
@@ -304,7 +328,7 @@ class Policy:
             pass  # unhashable garbage from a broken parser: just not cached
         return shield
 
-    def _find_protection(self, address: IPAddress) -> Optional[str]:
+    def _find_protection(self, address: IPAddress) -> str | None:
         if not isinstance(address, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
             return "not an IP address"
         kinds = (
@@ -343,14 +367,16 @@ class Policy:
         self._bound(self._hits)
         return len(hits)
 
-    def _bound(self, table: "OrderedDict") -> None:
+    def _bound(self, table: OrderedDict) -> None:
         while len(table) > MAX_TRACKED:
             oldest, _ = table.popitem(last=False)
             self._folded.pop(oldest, None)
 
 
-def _ignore(alert: Alert, why: str, reason: str, attribution: Optional[Attribution] = None) -> Decision:
-    return Decision(action="ignore", why=why, alert=alert, attribution=attribution.how if attribution else "", reason=reason)
+def _ignore(alert: Alert, why: str, reason: str, attribution: Attribution | None = None) -> Decision:
+    return Decision(
+        action="ignore", why=why, alert=alert, attribution=attribution.how if attribution else "", reason=reason
+    )
 
 
 def _unmapped(address: IPAddress) -> IPAddress:
@@ -360,7 +386,7 @@ def _unmapped(address: IPAddress) -> IPAddress:
     return address
 
 
-def _text(value: Optional[int]) -> str:
+def _text(value: int | None) -> str:
     return "unknown" if value is None else str(value)
 
 

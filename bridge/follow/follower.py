@@ -35,7 +35,7 @@ import logging
 import os
 import threading
 import time
-from typing import Deque, Dict, Iterable, Iterator, List, Optional
+from collections.abc import Iterable, Iterator
 
 from bridge.follow.lines import MAX_LINE_BYTES, LineSplitter, RawLine, decode_line  # noqa: F401 -- re-exported
 from bridge.follow.positions import Position, PositionStore
@@ -59,13 +59,20 @@ class Follower:
     (never lose a line). 0 saves on every commit (exact even on a crash, ~100-400 lines/s).
     """
 
-    def __init__(self, paths: Iterable[str], state_dir: str, *,
-                 start_at_end_for_new_files: bool = False, poll_interval: float = 1.0,
-                 use_inotify: bool = True, max_line_bytes: int = MAX_LINE_BYTES,
-                 save_interval: float = 0.2):
+    def __init__(
+        self,
+        paths: Iterable[str],
+        state_dir: str,
+        *,
+        start_at_end_for_new_files: bool = False,
+        poll_interval: float = 1.0,
+        use_inotify: bool = True,
+        max_line_bytes: int = MAX_LINE_BYTES,
+        save_interval: float = 0.2,
+    ):
         given = list(dict.fromkeys(os.path.abspath(p) for p in paths))
-        self.patterns: List[str] = [p for p in given if glob.has_magic(p)]
-        self.paths: List[str] = [p for p in given if not glob.has_magic(p)]
+        self.patterns: list[str] = [p for p in given if glob.has_magic(p)]
+        self.paths: list[str] = [p for p in given if not glob.has_magic(p)]
         if not given:
             raise ValueError("no files to follow")
         if poll_interval <= 0:
@@ -76,21 +83,21 @@ class Follower:
         self.use_inotify = use_inotify
         self.max_line_bytes = max_line_bytes
         self.save_interval = save_interval
-        self._tails: Dict[str, Tail] = {}
-        self._queue: Deque[Line] = collections.deque()
+        self._tails: dict[str, Tail] = {}
+        self._queue: collections.deque[Line] = collections.deque()
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._stopping = False
         self._running = False
         self._watches = DirectoryWatches(self._wake, poll_interval, use_inotify)
-        self._saved: Dict[str, Position] = {}
+        self._saved: dict[str, Position] = {}
         self._last_thorough = 0.0
         self._last_save = 0.0
         self._save_failing = False
 
     # lifecycle
 
-    def start(self) -> "Follower":
+    def start(self) -> Follower:
         with self._lock:
             if self._running:
                 return self
@@ -109,7 +116,7 @@ class Follower:
             self._running = True
             return self
 
-    def add_paths(self, paths: Iterable[str]) -> List[str]:
+    def add_paths(self, paths: Iterable[str]) -> list[str]:
         """Follow more files from now on (e.g. new matches of a glob); returns the new ones.
         A file with no saved position is read from its beginning."""
         with self._lock:
@@ -120,26 +127,37 @@ class Follower:
                 self._wake.set()
             return new
 
-    def _matches(self) -> List[str]:
+    def _matches(self) -> list[str]:
         """Files the glob patterns match now, without the rotated files of a match (which are
         read as part of its chain) and without compressed files."""
-        found: List[str] = []
+        found: list[str] = []
         for pattern in self.patterns:
             found.extend(sorted(p for p in glob.glob(pattern) if os.path.isfile(p)))
         found = list(dict.fromkeys(found))
         names = {(os.path.dirname(p), os.path.basename(p)) for p in [*found, *self.paths]}
-        return [p for p in found if not p.endswith(COMPRESSED_SUFFIXES) and not any(
-            directory == os.path.dirname(p) and base != os.path.basename(p)
-            and parse_rotated_name(base, os.path.basename(p)) is not None for directory, base in names)]
+        return [
+            p
+            for p in found
+            if not p.endswith(COMPRESSED_SUFFIXES)
+            and not any(
+                directory == os.path.dirname(p)
+                and base != os.path.basename(p)
+                and parse_rotated_name(base, os.path.basename(p)) is not None
+                for directory, base in names
+            )
+        ]
 
     def _look_for_new_matches(self) -> None:
         new = [p for p in self._matches() if p not in self.paths]
         if new:
             for path in self.add_paths(new):
-                log.info("following %s too: it matches %s", path,
-                         next((pat for pat in self.patterns if fnmatch.fnmatch(path, pat)), "a pattern"))
+                log.info(
+                    "following %s too: it matches %s",
+                    path,
+                    next((pat for pat in self.patterns if fnmatch.fnmatch(path, pat)), "a pattern"),
+                )
 
-    def _add_tails(self, paths: Iterable[str], start_at_end: Optional[bool] = None) -> None:
+    def _add_tails(self, paths: Iterable[str], start_at_end: bool | None = None) -> None:
         if start_at_end is None:
             start_at_end = self.start_at_end_for_new_files
         for path in paths:
@@ -168,7 +186,7 @@ class Follower:
             self._queue.clear()
             self._running = False
 
-    def __enter__(self) -> "Follower":
+    def __enter__(self) -> Follower:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -176,7 +194,7 @@ class Follower:
 
     # consuming
 
-    def lines(self, timeout: Optional[float] = None) -> Iterator[Line]:
+    def lines(self, timeout: float | None = None) -> Iterator[Line]:
         """Lines as they are written. Ends on stop(), or once ``timeout`` seconds pass
         without a new line (None: never)."""
         if not self._running:
@@ -193,7 +211,7 @@ class Follower:
             if not self._idle(idle_since, timeout):
                 return
 
-    def batches(self, timeout: Optional[float] = None, max_lines: int = 256) -> Iterator[List[Line]]:
+    def batches(self, timeout: float | None = None, max_lines: int = 256) -> Iterator[list[Line]]:
         """Like lines(), in lists of up to ``max_lines`` (what is available now): one hand-over
         per list instead of one per line, for a consumer in another thread."""
         if not self._running:
@@ -210,7 +228,7 @@ class Follower:
             if not self._idle(idle_since, timeout):
                 return
 
-    def _idle(self, idle_since: float, timeout: Optional[float]) -> bool:
+    def _idle(self, idle_since: float, timeout: float | None) -> bool:
         """Nothing to deliver: save positions, wait for an event or the safety poll; False
         once ``timeout`` idle seconds have passed."""
         if self.store.dirty:
@@ -226,7 +244,7 @@ class Follower:
         self._wake.clear()
         return True
 
-    def read_ready(self) -> List[Line]:
+    def read_ready(self) -> list[Line]:
         """Every line available now, without waiting."""
         self._fill()
         out = list(self._queue)
@@ -260,8 +278,7 @@ class Follower:
             self.store.save()
         except OSError as e:
             if not self._save_failing:
-                log.error("cannot save positions to %s: %s (lines may be repeated after a "
-                          "restart)", self.store.path, e)
+                log.error("cannot save positions to %s: %s (lines may be repeated after a restart)", self.store.path, e)
             self._save_failing = True
             return
         if self._save_failing:

@@ -8,7 +8,6 @@ streams (never held in memory) and reported once its newline arrives.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional
 
 MAX_LINE_BYTES = 1 << 20  # longer lines are skipped with a warning
 
@@ -19,7 +18,7 @@ class RawLine:
 
     offset: int
     end: int  # offset just after its newline
-    data: Optional[bytes]
+    data: bytes | None
 
 
 class LineSplitter:
@@ -44,8 +43,8 @@ class LineSplitter:
     def has_partial(self) -> bool:
         return self.read_to > self.offset
 
-    def feed(self, data: bytes) -> List[RawLine]:
-        out: List[RawLine] = []
+    def feed(self, data: bytes) -> list[RawLine]:
+        out: list[RawLine] = []
         start, size = 0, len(data)
         while start < size:
             newline = data.find(b"\n", start)
@@ -72,7 +71,7 @@ class LineSplitter:
             start = newline + 1
         return out
 
-    def take_partial(self) -> Optional[RawLine]:
+    def take_partial(self) -> RawLine | None:
         """The unterminated rest, as a final line -- for a file nobody will write to again."""
         if not self.has_partial:
             return None
@@ -87,5 +86,3 @@ def decode_line(data: bytes) -> str:
     if data.endswith(b"\r"):
         data = data[:-1]
     return data.decode("utf-8", errors="replace")
-
-

@@ -13,8 +13,8 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Dict, Iterator, Optional
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def fingerprint_matches(value: str, head: bytes) -> bool:
     return fingerprint(head[:length]) == value
 
 
-def read_head(path: str, length: int = FINGERPRINT_BYTES) -> Optional[bytes]:
+def read_head(path: str, length: int = FINGERPRINT_BYTES) -> bytes | None:
     """The first ``length`` bytes of ``path`` (fewer if it is shorter); None if unreadable."""
     try:
         with open(path, "rb") as f:
@@ -78,7 +78,7 @@ class Position:
     mtime_ns: int = field(default=0, compare=False)
 
     @classmethod
-    def from_json(cls, data: object) -> "Position":
+    def from_json(cls, data: object) -> Position:
         if not isinstance(data, dict):
             raise ValueError("a position is not an object")
         try:
@@ -114,10 +114,10 @@ class PositionStore:
     def __init__(self, state_dir: str, filename: str = POSITIONS_FILE):
         self.state_dir = state_dir
         self.path = os.path.join(state_dir, filename)
-        self._positions: Dict[str, Position] = {}
+        self._positions: dict[str, Position] = {}
         self._dirty = False
 
-    def load(self) -> Dict[str, Position]:
+    def load(self) -> dict[str, Position]:
         self._positions = {}
         self._dirty = False
         try:
@@ -156,10 +156,12 @@ class PositionStore:
             where = "left in place"
         log.error(
             "positions file %s is unreadable (%s), %s; every followed file starts afresh",
-            self.path, why, where,
+            self.path,
+            why,
+            where,
         )
 
-    def get(self, path: str) -> Optional[Position]:
+    def get(self, path: str) -> Position | None:
         return self._positions.get(path)
 
     def __iter__(self) -> Iterator[Position]:
@@ -187,7 +189,7 @@ class PositionStore:
         try:
             view = memoryview(data)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             os.fsync(fd)
         finally:
             os.close(fd)

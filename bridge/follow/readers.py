@@ -16,8 +16,8 @@ import logging
 import lzma
 import os
 import stat as stat_module
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, List, Optional, Tuple
 
 from bridge.follow.lines import MAX_LINE_BYTES, LineSplitter, RawLine, decode_line
 from bridge.follow.positions import FINGERPRINT_BYTES, Position, fingerprint
@@ -135,8 +135,16 @@ class FileReader:
     or deleted file readable to its end.
     """
 
-    def __init__(self, path: str, file_path: str, fd: int, offset: int = 0, line: int = 0,
-                 max_line_bytes: int = MAX_LINE_BYTES, compression: str = ""):
+    def __init__(
+        self,
+        path: str,
+        file_path: str,
+        fd: int,
+        offset: int = 0,
+        line: int = 0,
+        max_line_bytes: int = MAX_LINE_BYTES,
+        compression: str = "",
+    ):
         st = os.fstat(fd)
         self.path = path
         self.file_path = file_path
@@ -150,13 +158,19 @@ class FileReader:
         self.mtime_ns = st.st_mtime_ns
         self._splitter = LineSplitter(offset, max_line_bytes)
         self._head = b""
-        self._full_fingerprint: Optional[str] = None
+        self._full_fingerprint: str | None = None
         if offset > 0:  # the bytes already read: known now, before anyone can empty the file
             self._head_bytes(min(offset, FINGERPRINT_BYTES))
 
     @classmethod
-    def open(cls, path: str, file_path: Optional[str] = None, offset: int = 0, line: int = 0,
-             max_line_bytes: int = MAX_LINE_BYTES) -> "FileReader":
+    def open(
+        cls,
+        path: str,
+        file_path: str | None = None,
+        offset: int = 0,
+        line: int = 0,
+        max_line_bytes: int = MAX_LINE_BYTES,
+    ) -> FileReader:
         """Open ``file_path`` (default: the followed path); raises OSError like os.open."""
         file_path = file_path or path
         fd = os.open(file_path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
@@ -185,7 +199,7 @@ class FileReader:
             os.close(self.fd)
             self.fd = -1
 
-    def __enter__(self) -> "FileReader":
+    def __enter__(self) -> FileReader:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -225,9 +239,9 @@ class FileReader:
         self._head = b""
         self._full_fingerprint = None
 
-    def read_available(self, budget: int = READ_BUDGET) -> List[Line]:
+    def read_available(self, budget: int = READ_BUDGET) -> list[Line]:
         """New complete lines; ``at_eof`` tells whether the file was read to its current end."""
-        out: List[Line] = []
+        out: list[Line] = []
         read = 0
         self.at_eof = False
         while read < budget:
@@ -241,9 +255,9 @@ class FileReader:
             self._convert(self._splitter.feed(chunk), out)
         return out
 
-    def finish(self) -> List[Line]:
+    def finish(self) -> list[Line]:
         """Everything left, including an unterminated last line: the file is done with."""
-        out: List[Line] = []
+        out: list[Line] = []
         while True:
             more = self.read_available()
             out.extend(more)
@@ -251,24 +265,43 @@ class FileReader:
                 break
         partial = self._splitter.take_partial()
         if partial is not None:
-            log.warning("%s: last line of %s at offset %d has no newline; delivering it as is",
-                        self.path, self.file_path, partial.offset)
+            log.warning(
+                "%s: last line of %s at offset %d has no newline; delivering it as is",
+                self.path,
+                self.file_path,
+                partial.offset,
+            )
             self._convert([partial], out)
         return out
 
-    def _convert(self, raws: Iterable[RawLine], out: List[Line]) -> None:
+    def _convert(self, raws: Iterable[RawLine], out: list[Line]) -> None:
         for raw in raws:
             self.line += 1
             if raw.data is None:
-                log.warning("%s: skipped line %d of %s at offset %d: longer than %d bytes",
-                            self.path, self.line, self.file_path, raw.offset, self.max_line_bytes)
+                log.warning(
+                    "%s: skipped line %d of %s at offset %d: longer than %d bytes",
+                    self.path,
+                    self.line,
+                    self.file_path,
+                    raw.offset,
+                    self.max_line_bytes,
+                )
                 continue
-            out.append(Line(self.path, raw.offset, self.line, decode_line(raw.data),
-                            self._position(raw.end, self.line), self.file_path))
+            out.append(
+                Line(
+                    self.path,
+                    raw.offset,
+                    self.line,
+                    decode_line(raw.data),
+                    self._position(raw.end, self.line),
+                    self.file_path,
+                )
+            )
 
     def _position(self, offset: int, line: int) -> Position:
-        return Position(self.path, self.identity[0], self.identity[1], offset, line,
-                        self._fingerprint_at(offset), self.mtime_ns)
+        return Position(
+            self.path, self.identity[0], self.identity[1], offset, line, self._fingerprint_at(offset), self.mtime_ns
+        )
 
     def _fingerprint_at(self, offset: int) -> str:
         if offset >= FINGERPRINT_BYTES:
@@ -289,7 +322,7 @@ class FileReader:
         return self._head_bytes(min(self.offset, FINGERPRINT_BYTES))
 
 
-def count_lines(fd: int, upto: int) -> Tuple[int, int]:
+def count_lines(fd: int, upto: int) -> tuple[int, int]:
     """(complete lines, offset after the last newline) within the first ``upto`` bytes of fd."""
     lines, last_end, pos = 0, 0, 0
     while pos < upto:
@@ -304,7 +337,7 @@ def count_lines(fd: int, upto: int) -> Tuple[int, int]:
     return lines, last_end
 
 
-def read_head(path: str, length: int = FINGERPRINT_BYTES, fd: Optional[int] = None) -> Optional[bytes]:
+def read_head(path: str, length: int = FINGERPRINT_BYTES, fd: int | None = None) -> bytes | None:
     """The first ``length`` bytes of ``path``'s content, uncompressed for a compressed file
     (fewer if it is shorter or still being written); None if unreadable."""
     suffix = compression_of(path)
@@ -335,11 +368,18 @@ def read_head(path: str, length: int = FINGERPRINT_BYTES, fd: Optional[int] = No
 
 def _info(path: str, st: os.stat_result, order: tuple = ()) -> FileInfo:
     compression = compression_of(path) if order else ""
-    return FileInfo(path, (st.st_dev, st.st_ino), None if compression else st.st_size,
-                    st.st_mtime_ns, read_head(path), compression, order)
+    return FileInfo(
+        path,
+        (st.st_dev, st.st_ino),
+        None if compression else st.st_size,
+        st.st_mtime_ns,
+        read_head(path),
+        compression,
+        order,
+    )
 
 
-def snapshot_chain(path: str, tries: int = 5) -> Tuple[Optional[FileInfo], List[FileInfo]]:
+def snapshot_chain(path: str, tries: int = 5) -> tuple[FileInfo | None, list[FileInfo]]:
     """The file ``path`` names now (None: none) and its rotated files on disk, oldest first.
 
     A numeric rotation renames every file in turn, and a directory listing taken meanwhile may
@@ -353,12 +393,12 @@ def snapshot_chain(path: str, tries: int = 5) -> Tuple[Optional[FileInfo], List[
     return last
 
 
-def _shape(chain: Tuple[Optional[FileInfo], List[FileInfo]]) -> list:
+def _shape(chain: tuple[FileInfo | None, list[FileInfo]]) -> list:
     current, rotated = chain
     return [(f.path, f.identity) for f in ([current] if current else []) + rotated]
 
 
-def _scan_chain(path: str) -> Tuple[Optional[FileInfo], List[FileInfo]]:
+def _scan_chain(path: str) -> tuple[FileInfo | None, list[FileInfo]]:
     directory, base = os.path.split(path)
     current = None
     try:
@@ -387,7 +427,7 @@ def _scan_chain(path: str) -> Tuple[Optional[FileInfo], List[FileInfo]]:
     return current, order_rotated(rotated)
 
 
-def plan_resume(path: str, saved: Optional[Position], start_at_end: bool = False) -> Plan:
+def plan_resume(path: str, saved: Position | None, start_at_end: bool = False) -> Plan:
     """The planner's answer for ``path`` as it is on disk now."""
     current, rotated = snapshot_chain(path)
     return plan_chain(current, rotated, saved, start_at_end)

@@ -25,15 +25,15 @@ When the files of one chain use more than one scheme, they are ordered by modifi
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
 
 from bridge.follow.positions import Position, fingerprint_length, fingerprint_matches
 
-Identity = Tuple[int, int]  # (device, inode)
+Identity = tuple[int, int]  # (device, inode)
 
 COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz")
-SECONDS_FROM = 10 ** 8  # a numeric suffix this large is a Unix time (Snort 3), not a logrotate count
+SECONDS_FROM = 10**8  # a numeric suffix this large is a Unix time (Snort 3), not a logrotate count
 _DATE_RE = re.compile(r"[0-9][0-9_.-]*[0-9]")
 
 
@@ -44,15 +44,15 @@ class RotatedName:
     compression: str  # "" or one of COMPRESSED_SUFFIXES
 
 
-def parse_rotated_name(base: str, name: str) -> Optional[RotatedName]:
+def parse_rotated_name(base: str, name: str) -> RotatedName | None:
     """How ``name`` is a rotation of the file named ``base`` (both without directory); None if not."""
     compression = ""
     for suffix in COMPRESSED_SUFFIXES:
         if name.endswith(suffix):
             compression, name = suffix, name[: -len(suffix)]
             break
-    if name.startswith(base + ".") and name[len(base) + 1:].isdigit():
-        number = int(name[len(base) + 1:])
+    if name.startswith(base + ".") and name[len(base) + 1 :].isdigit():
+        number = int(name[len(base) + 1 :])
         if number >= SECONDS_FROM:
             return RotatedName("seconds", number, compression)
         return RotatedName("numeric", -number, compression)
@@ -62,7 +62,7 @@ def parse_rotated_name(base: str, name: str) -> Optional[RotatedName]:
         candidates.append((base[:dot] + "-", base[dot:]))  # logrotate's `extension`
     for prefix, extension in candidates:
         if name.startswith(prefix) and name.endswith(extension):
-            middle = name[len(prefix): len(name) - len(extension)] if extension else name[len(prefix):]
+            middle = name[len(prefix) : len(name) - len(extension)] if extension else name[len(prefix) :]
             if sum(c.isdigit() for c in middle) >= 6 and _DATE_RE.fullmatch(middle):
                 return RotatedName("date", middle, compression)
     return None
@@ -76,18 +76,18 @@ class FileInfo:
 
     path: str
     identity: Identity
-    size: Optional[int]
+    size: int | None
     mtime_ns: int
-    head: Optional[bytes]
+    head: bytes | None
     compression: str = ""
-    order: Tuple = ()  # sort key among rotated files (from order_rotated)
+    order: tuple = ()  # sort key among rotated files (from order_rotated)
 
     @property
     def has_data(self) -> bool:
         return self.size is None or self.size > 0
 
 
-def order_rotated(files: Sequence[Tuple[FileInfo, RotatedName]]) -> List[FileInfo]:
+def order_rotated(files: Sequence[tuple[FileInfo, RotatedName]]) -> list[FileInfo]:
     """Rotated files oldest first: by their scheme's key, or by modification time if schemes mix."""
     schemes = {name.scheme for _, name in files}
     if len(schemes) <= 1:
@@ -125,11 +125,11 @@ class Plan:
     """
 
     found: str
-    steps: Tuple[Step, ...]
+    steps: tuple[Step, ...]
     reason: str
 
     @property
-    def later(self) -> Tuple[FileInfo, ...]:
+    def later(self) -> tuple[FileInfo, ...]:
         """The files after the saved one (for same/moved/copied), or all of them."""
         first = 1 if self.found in ("same", "moved", "copied") else 0
         return tuple(step.file for step in self.steps[first:])
@@ -142,8 +142,9 @@ def _holds(saved: Position, info: FileInfo) -> bool:
     return info.size is None or info.size >= saved.offset
 
 
-def plan_chain(current: Optional[FileInfo], rotated: Sequence[FileInfo], saved: Optional[Position],
-               start_at_end: bool = False) -> Plan:
+def plan_chain(
+    current: FileInfo | None, rotated: Sequence[FileInfo], saved: Position | None, start_at_end: bool = False
+) -> Plan:
     """Where to read: ``current`` is the file the followed path names (None: none now),
     ``rotated`` its rotated predecessors oldest first (order_rotated), ``saved`` the last
     handled position (None: never read)."""
@@ -155,8 +156,8 @@ def plan_chain(current: Optional[FileInfo], rotated: Sequence[FileInfo], saved: 
             return Plan("new", (Step(current, -1, -1),), "new file: starting at its end")
         return Plan("new", (Step(current),), "new file: starting at its beginning")
 
-    def after(index: int) -> Tuple[Step, ...]:
-        return tuple(Step(info) for info in chain[index + 1:])
+    def after(index: int) -> tuple[Step, ...]:
+        return tuple(Step(info) for info in chain[index + 1 :])
 
     truncated = False
     wanted = (saved.device, saved.inode)
@@ -170,13 +171,18 @@ def plan_chain(current: Optional[FileInfo], rotated: Sequence[FileInfo], saved: 
                 # copytruncate before the first read) hold the lines it had; they come first.
                 copies = [f for f in rotated if f.mtime_ns >= saved.mtime_ns and f.has_data]
                 if copies:
-                    return Plan("truncated", (*map(Step, copies), Step(info)),
-                                f"copied and truncated before it was read: reading the {len(copies)} "
-                                "copy(ies) first")
+                    return Plan(
+                        "truncated",
+                        (*map(Step, copies), Step(info)),
+                        f"copied and truncated before it was read: reading the {len(copies)} copy(ies) first",
+                    )
             steps = (Step(info, saved.offset, saved.line), *after(index))
-            reason = ("same file: resuming at saved offset" if found == "same" else
-                      f"rotated: finishing {info.path} first" +
-                      (f", then {len(steps) - 1} file(s) rotated after it" if len(steps) > 2 else ""))
+            reason = (
+                "same file: resuming at saved offset"
+                if found == "same"
+                else f"rotated: finishing {info.path} first"
+                + (f", then {len(steps) - 1} file(s) rotated after it" if len(steps) > 2 else "")
+            )
             return Plan(found, steps, reason)
         truncated = truncated or info is current
     if fingerprint_length(saved.fingerprint) > 0:

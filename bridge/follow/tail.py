@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import List, Optional
 
 from bridge.follow.positions import Position, fingerprint
 from bridge.follow.readers import FileReader, Line, count_lines, plan_resume
@@ -32,11 +31,10 @@ class Tail:
     we read are seen too.
     """
 
-    def __init__(self, path: str, saved: Optional[Position], start_at_end: bool,
-                 max_line_bytes: int):
+    def __init__(self, path: str, saved: Position | None, start_at_end: bool, max_line_bytes: int):
         self.path = path
         self.max_line_bytes = max_line_bytes
-        self.reader: Optional[FileReader] = None
+        self.reader: FileReader | None = None
         self.more = False
         self._saved = saved
         self._start_at_end = start_at_end
@@ -49,7 +47,7 @@ class Tail:
             log.error("%s", problem)
         self._problem = problem
 
-    def initial_position(self) -> Optional[Position]:
+    def initial_position(self) -> Position | None:
         """Where this path starts (also while it does not exist yet): saved at once, so a
         restart before the first commit neither skips nor repeats anything."""
         return self.reader.position() if self.reader is not None else self._saved
@@ -65,8 +63,7 @@ class Tail:
             if self._saved is None and not plan.steps:
                 # Not there yet: whatever appears from now on is new, also if it is rotated
                 # before we look (the planner then reads rotated files modified since).
-                self._saved = Position(self.path, 0, 0, 0, 0, fingerprint(b""),
-                                       time.time_ns() - APPEAR_SLACK_NS)
+                self._saved = Position(self.path, 0, 0, 0, 0, fingerprint(b""), time.time_ns() - APPEAR_SLACK_NS)
         self._first = False
         if plan.steps:
             self._open(plan.steps[0])
@@ -74,8 +71,7 @@ class Tail:
     def _open(self, step: Step) -> bool:
         file_path = step.file.path
         try:
-            reader = FileReader.open(self.path, file_path, max(step.offset, 0), max(step.line, 0),
-                                     self.max_line_bytes)
+            reader = FileReader.open(self.path, file_path, max(step.offset, 0), max(step.line, 0), self.max_line_bytes)
         except FileNotFoundError:
             self.more = True  # renamed meanwhile: plan again
             return False
@@ -95,10 +91,10 @@ class Tail:
         self.reader = reader
         return True
 
-    def poll(self) -> List[Line]:
+    def poll(self) -> list[Line]:
         """New lines, at most about READ_BUDGET bytes per file read; ``more`` tells whether
         data was left unread."""
-        out: List[Line] = []
+        out: list[Line] = []
         self.more = False
         if self.reader is None:
             self.ensure_open()
@@ -113,7 +109,7 @@ class Tail:
             self.more = True
             return out
         try:
-            st: Optional[os.stat_result] = os.stat(self.path)
+            st: os.stat_result | None = os.stat(self.path)
         except OSError:
             st = None
         emptied = reader.truncated() or reader.rewritten()
@@ -142,9 +138,14 @@ class Tail:
             self._wait(f"{self.path}: {reader.file_path} is not completely written yet; waiting")
             return out
         out.extend(reader.finish())
-        log.info("%s: finished %s (%d lines); now reading %s%s", self.path, reader.file_path,
-                 reader.line, later[0].path,
-                 f" ({len(later) - 1} more file(s) after it)" if len(later) > 1 else "")
+        log.info(
+            "%s: finished %s (%d lines); now reading %s%s",
+            self.path,
+            reader.file_path,
+            reader.line,
+            later[0].path,
+            f" ({len(later) - 1} more file(s) after it)" if len(later) > 1 else "",
+        )
         self._saved = reader.position()  # where to plan from if the next file moves before it opens
         reader.close()
         self.reader = None
@@ -171,4 +172,3 @@ class Tail:
         if self.reader is not None:
             self.reader.close()
         self.reader = None
-

@@ -14,7 +14,6 @@ import logging
 import os
 import stat as stat_module
 import threading
-from typing import Dict, Optional, Tuple
 
 from watchdog.events import (
     DirCreatedEvent,
@@ -32,14 +31,22 @@ log = logging.getLogger("bridge.follow")  # one logger for all the follower's me
 
 _WAKING_EVENTS = frozenset({"created", "modified", "moved", "deleted", "closed"})
 # Asked of the kernel too, so our own opens and reads raise no events at all.
-_EVENT_FILTER = [FileCreatedEvent, FileModifiedEvent, FileMovedEvent, FileDeletedEvent,
-                 FileClosedEvent, DirCreatedEvent, DirMovedEvent, DirDeletedEvent]
+_EVENT_FILTER = [
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileDeletedEvent,
+    FileClosedEvent,
+    DirCreatedEvent,
+    DirMovedEvent,
+    DirDeletedEvent,
+]
 
 
 class _Waker(FileSystemEventHandler):
     """watchdog handler: wakes the reader for events on files named like a followed file."""
 
-    def __init__(self, wake: threading.Event, stems: Dict[str, Tuple[str, ...]]):
+    def __init__(self, wake: threading.Event, stems: dict[str, tuple[str, ...]]):
         super().__init__()
         self._wake = wake
         self._stems = stems  # directory -> stems of followed files in it
@@ -71,9 +78,9 @@ class DirectoryWatches:
         self.use_inotify = use_inotify
         self._observers: list = []
         self._polling_observer = None
-        self._scheduled: Dict[str, Optional[tuple]] = {}  # dir -> (identity, observer, watch)
-        self._stems: Dict[str, Tuple[str, ...]] = {}  # dir -> stems of followed files in it
-        self._dir_problem: Dict[str, str] = {}  # kept across restarts: a problem is logged once
+        self._scheduled: dict[str, tuple | None] = {}  # dir -> (identity, observer, watch)
+        self._stems: dict[str, tuple[str, ...]] = {}  # dir -> stems of followed files in it
+        self._dir_problem: dict[str, str] = {}  # kept across restarts: a problem is logged once
 
     def start(self) -> None:
         """Start afresh: no directories yet, an inotify observer (or the polling one)."""
@@ -90,8 +97,7 @@ class DirectoryWatches:
                 self._observers.append(observer)
                 return
             except Exception as e:  # noqa: BLE001 -- any failure means: poll instead
-                log.warning("file events unavailable (%s); polling every %.1f s", e,
-                            self.poll_interval)
+                log.warning("file events unavailable (%s); polling every %.1f s", e, self.poll_interval)
         self._ensure_polling_observer()
 
     def watch_file(self, path: str) -> None:
@@ -139,7 +145,7 @@ class DirectoryWatches:
             return
         for directory, current in list(self._scheduled.items()):
             try:
-                st: Optional[os.stat_result] = os.stat(directory)
+                st: os.stat_result | None = os.stat(directory)
             except OSError:
                 st = None
             if current is not None:
@@ -152,13 +158,13 @@ class DirectoryWatches:
                     pass
                 self._scheduled[directory] = None
             if st is None or not stat_module.S_ISDIR(st.st_mode):
-                self._directory_problem(directory, f"directory {directory} of followed file(s) "
-                                                   "does not exist; waiting for it to appear")
+                self._directory_problem(
+                    directory, f"directory {directory} of followed file(s) does not exist; waiting for it to appear"
+                )
                 continue
             observer = self._observers[0]
             try:
-                watch = observer.schedule(self._handler, directory, recursive=False,
-                                         event_filter=_EVENT_FILTER)
+                watch = observer.schedule(self._handler, directory, recursive=False, event_filter=_EVENT_FILTER)
             except OSError as e:
                 if e.errno in (errno.ENOENT, errno.ENOTDIR):
                     self._directory_problem(directory, f"cannot watch {directory}: {e}")
@@ -166,8 +172,7 @@ class DirectoryWatches:
                 log.warning("cannot watch %s with file events (%s); polling it", directory, e)
                 observer = self._ensure_polling_observer()
                 try:
-                    watch = observer.schedule(self._handler, directory, recursive=False,
-                                              event_filter=_EVENT_FILTER)
+                    watch = observer.schedule(self._handler, directory, recursive=False, event_filter=_EVENT_FILTER)
                 except OSError as e2:
                     self._directory_problem(directory, f"cannot watch {directory}: {e2}")
                     continue

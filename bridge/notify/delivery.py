@@ -17,8 +17,8 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import apprise
 
@@ -36,14 +36,18 @@ BACKOFF = (2.0, 10.0, 30.0)  # seconds before each retry
 TICK = 1.0  # a sender thread looks at its stop flag at least this often
 POLL = 0.25  # the digest thread takes the queued events this often
 MAX_URLS = 50
-_TYPES = {"info": apprise.NotifyType.INFO, "success": apprise.NotifyType.SUCCESS,
-          "warning": apprise.NotifyType.WARNING, "failure": apprise.NotifyType.FAILURE}
+_TYPES = {
+    "info": apprise.NotifyType.INFO,
+    "success": apprise.NotifyType.SUCCESS,
+    "warning": apprise.NotifyType.WARNING,
+    "failure": apprise.NotifyType.FAILURE,
+}
 
 
 # -- the URLs ---------------------------------------------------------------------------------
 
 
-def read_urls(config: NotifyConfig, environ: Optional[Mapping[str, str]] = None) -> Tuple[List[str], str]:
+def read_urls(config: NotifyConfig, environ: Mapping[str, str] | None = None) -> tuple[list[str], str]:
     """The apprise URLs and the key they came from; ConfigError naming the key when unusable.
 
     A file must be private (mode 0600, as password files): the URLs hold tokens and passwords.
@@ -67,7 +71,9 @@ def read_urls(config: NotifyConfig, environ: Optional[Mapping[str, str]] = None)
         key = "notify.urls_env"
         urls = environ.get(config.urls_env, "").split()
         if not urls:
-            raise ConfigError([f"{key}: environment variable {config.urls_env} is not set or empty; expected apprise URLs"])
+            raise ConfigError(
+                [f"{key}: environment variable {config.urls_env} is not set or empty; expected apprise URLs"]
+            )
     else:
         raise ConfigError(["notify.urls_file: missing; expected urls_file or urls_env"])
     if not urls:
@@ -77,7 +83,7 @@ def read_urls(config: NotifyConfig, environ: Optional[Mapping[str, str]] = None)
     return urls, key
 
 
-def make_endpoints(urls: Sequence[str], key: str) -> List["Endpoint"]:
+def make_endpoints(urls: Sequence[str], key: str) -> list[Endpoint]:
     """One Endpoint per URL; ConfigError naming each URL apprise does not understand (never its text)."""
     endpoints, problems = [], []
     for number, url in enumerate(urls, 1):
@@ -127,9 +133,9 @@ class Endpoint:
             raise ValueError("not an apprise URL")
         self.label = self._apprise[0].url(privacy=True)  # tokens and passwords masked: fit for logs
         self.backoff = tuple(backoff)
-        self._outbox: "queue.Queue[Optional[Message]]" = queue.Queue(outbox)
+        self._outbox: queue.Queue[Message | None] = queue.Queue(outbox)
         self._stopping = threading.Event()
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
         self.sent = 0
         self.dropped = 0  # given up after the retries, or no room in the outbox
         self._failing = False
@@ -137,16 +143,19 @@ class Endpoint:
     def send(self, message: Message) -> Outcome:
         """One attempt, in the calling thread (bounded by apprise's socket timeouts)."""
         try:
-            result = self._apprise.notify(body=message.body, title=message.title,
-                                          notify_type=_TYPES.get(message.severity, apprise.NotifyType.INFO),
-                                          body_format=apprise.NotifyFormat.TEXT)
+            result = self._apprise.notify(
+                body=message.body,
+                title=message.title,
+                notify_type=_TYPES.get(message.severity, apprise.NotifyType.INFO),
+                body_format=apprise.NotifyFormat.TEXT,
+            )
         except Exception as exc:  # noqa: BLE001 -- a plugin's bug must not end the sender thread
             return Outcome(False, f"{type(exc).__name__}: {exc}")
         return Outcome(True) if result else Outcome(False, _failure(result))
 
     # the sender thread
 
-    def start(self) -> "Endpoint":
+    def start(self) -> Endpoint:
         self._thread = threading.Thread(target=self._run, name="notify-sender", daemon=True)
         self._thread.start()
         return self
@@ -200,9 +209,14 @@ class Endpoint:
         self.dropped += 1
         if not self._failing:  # one line per outage, not one per message
             self._failing = True
-            log.warning("notify: %s failed, message %r dropped after %d attempt(s): %s; "
-                        "further failures are only counted until it works again",
-                        self.label, message.title, len(self.backoff) + 1, why)
+            log.warning(
+                "notify: %s failed, message %r dropped after %d attempt(s): %s; "
+                "further failures are only counted until it works again",
+                self.label,
+                message.title,
+                len(self.backoff) + 1,
+                why,
+            )
 
 
 # -- the whole -------------------------------------------------------------------------------------
@@ -219,34 +233,46 @@ class Notifications:
         routers: Sequence[str] = (),
         sensors: Sequence[str] = (),
         host: str = "",
-        pending_blocks: Callable[[str], Optional[int]] = lambda router: None,
+        pending_blocks: Callable[[str], int | None] = lambda router: None,
         clock: Callable[[], float] = time.time,
         queue_size: int = QUEUE_SIZE,
-        settle: Optional[float] = None,
+        settle: float | None = None,
         poll_interval: float = POLL_INTERVAL,
     ) -> None:
         self.config = config
         self.endpoints = list(endpoints)
         self.clock = clock
         extra = {} if settle is None else {"settle": settle}
-        self.digester = Digester(config.events, config.min_interval, now=clock(), routers=routers, sensors=sensors,
-                                 silent_after=config.silent_after, host=host, pending_blocks=pending_blocks, **extra)
+        self.digester = Digester(
+            config.events,
+            config.min_interval,
+            now=clock(),
+            routers=routers,
+            sensors=sensors,
+            silent_after=config.silent_after,
+            host=host,
+            pending_blocks=pending_blocks,
+            **extra,
+        )
         self._watch_lines = self.digester.silent_after is not None
         self._sensors = frozenset(sensors)  # only these files' clocks are kept: bounded, whatever the peers
         self._patterns = tuple(s for s in sensors if glob.has_magic(s))  # and the files these globs match
-        self._matches: Dict[str, bool] = {}  # source -> matches a pattern (files only, at most MAX_SENSORS)
-        self._last_line: Dict[str, float] = {}
+        self._matches: dict[str, bool] = {}  # source -> matches a pattern (files only, at most MAX_SENSORS)
+        self._last_line: dict[str, float] = {}
         self.subscriber = QueueSubscriber(queue_size, accept=self._accept)
         self._stopping = threading.Event()
-        self._thread: Optional[threading.Thread] = None
-        self._feed: Optional[Feed] = None
+        self._thread: threading.Thread | None = None
+        self._feed: Feed | None = None
         self.messages = 0  # messages handed to the endpoints
         self._dropped_told = 0
         # snort_restarted: tzspd's counters, read on their own thread into the same queue as the feed's events
-        self.poller = (TzspdPoller(config.tzspd_metrics, self.subscriber, interval=poll_interval, clock=clock)
-                       if config.tzspd_metrics and "snort_restarted" in self.digester.events else None)
+        self.poller = (
+            TzspdPoller(config.tzspd_metrics, self.subscriber, interval=poll_interval, clock=clock)
+            if config.tzspd_metrics and "snort_restarted" in self.digester.events
+            else None
+        )
 
-    def carry_over(self, previous: "Notifications") -> None:
+    def carry_over(self, previous: Notifications) -> None:
         """After a reload: what the old ones knew (routers down, silent files, tzspd's counts)."""
         self.digester.carry_over(previous.digester)
         if self.poller is not None and previous.poller is not None:
@@ -270,7 +296,7 @@ class Notifications:
             known = self._matches[source] = any(fnmatch.fnmatchcase(source, p) for p in self._patterns)
         return known
 
-    def start(self, feed: Feed) -> "Notifications":
+    def start(self, feed: Feed) -> Notifications:
         for endpoint in self.endpoints:
             endpoint.start()
         self._feed = feed
@@ -335,10 +361,13 @@ class Notifications:
                 break
         self._post(self.digester.flush(self.clock()))
 
-    def _post(self, messages: List[Message]) -> None:
+    def _post(self, messages: list[Message]) -> None:
         dropped = self.subscriber.dropped
         if dropped > self._dropped_told:
-            log.warning("notify: %d event(s) did not fit the queue and are missing from the digests", dropped - self._dropped_told)
+            log.warning(
+                "notify: %d event(s) did not fit the queue and are missing from the digests",
+                dropped - self._dropped_told,
+            )
             self._dropped_told = dropped
         for message in messages:
             self.messages += 1
@@ -346,8 +375,9 @@ class Notifications:
                 endpoint.post(message)
 
 
-def build_notifications(config, *, pending_blocks: Callable[[str], Optional[int]] = lambda r: None,
-                        environ: Optional[Mapping[str, str]] = None) -> Optional[Notifications]:
+def build_notifications(
+    config, *, pending_blocks: Callable[[str], int | None] = lambda r: None, environ: Mapping[str, str] | None = None
+) -> Notifications | None:
     """The notifications for ``config`` (a bridge Config), not started; None without [notify].
 
     Reads the URLs now, so a bad file or URL is a ConfigError at start (or a refused reload).
@@ -359,13 +389,25 @@ def build_notifications(config, *, pending_blocks: Callable[[str], Optional[int]
     urls, key = read_urls(config.notify, environ)
     endpoints = make_endpoints(urls, key)
     sensors = [os.path.abspath(a.path) for a in config.alerts]
-    log.info("notify: %d URL(s), events %s, digests every %gs", len(endpoints), ", ".join(config.notify.events),
-             config.notify.min_interval)
+    log.info(
+        "notify: %d URL(s), events %s, digests every %gs",
+        len(endpoints),
+        ", ".join(config.notify.events),
+        config.notify.min_interval,
+    )
     tzspd = config.notify.tzspd_metrics
     if "snort_restarted" in config.notify.events and not tzspd:
-        log.warning("notify.events: snort_restarted needs notify.tzspd_metrics (the tzspd --metrics endpoints to "
-                    "poll); without it no Snort restart is told")
+        log.warning(
+            "notify.events: snort_restarted needs notify.tzspd_metrics (the tzspd --metrics endpoints to "
+            "poll); without it no Snort restart is told"
+        )
     elif tzspd:
         log.info("notify: snort_restarted from tzspd's metrics at %s, read every %gs", ", ".join(tzspd), POLL_INTERVAL)
-    return Notifications(config.notify, endpoints, routers=[r.name for r in config.routers],
-                         sensors=sensors, host=socket.gethostname(), pending_blocks=pending_blocks)
+    return Notifications(
+        config.notify,
+        endpoints,
+        routers=[r.name for r in config.routers],
+        sensors=sensors,
+        host=socket.gethostname(),
+        pending_blocks=pending_blocks,
+    )

@@ -16,11 +16,21 @@ from __future__ import annotations
 
 import fnmatch
 import glob
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence
 
-from bridge.notify.messages import (BlockBatch, GuardBatch, Message, RouterBatch, RouterNews, RouterState, SensorBatch,
-                                    SensorChanged, UnblockBatch, Voice)
+from bridge.notify.messages import (
+    BlockBatch,
+    GuardBatch,
+    Message,
+    RouterBatch,
+    RouterNews,
+    RouterState,
+    SensorBatch,
+    SensorChanged,
+    UnblockBatch,
+    Voice,
+)
 from bridge.notify.restarts import RestartBatch, SnortRestarted, TzspdUnreachable, tell_restarts
 from responder.feed import BlockLifted, Decided, FloodGuardChanged, RouterChanged
 
@@ -31,7 +41,7 @@ SETTLE = 2.0  # seconds a kind's first event waits for company before it goes ou
 @dataclass
 class _Window:
     last_sent: float = float("-inf")
-    first_at: Optional[float] = None  # when the oldest event still to tell arrived
+    first_at: float | None = None  # when the oldest event still to tell arrived
     batch: object = None
 
 
@@ -49,10 +59,10 @@ class Digester:
         now: float,
         routers: Sequence[str] = (),
         sensors: Sequence[str] = (),
-        silent_after: Optional[float] = None,
+        silent_after: float | None = None,
         host: str = "",
         settle: float = SETTLE,
-        pending_blocks: Callable[[str], Optional[int]] = lambda router: None,
+        pending_blocks: Callable[[str], int | None] = lambda router: None,
     ) -> None:
         self.events = frozenset(events)
         self.min_interval = min_interval
@@ -62,14 +72,14 @@ class Digester:
         # A glob [[alerts]] path is one sensor until a file it matches speaks; from then on each
         # matching file is a sensor of its own (one silent sensor among many is what to tell).
         self._patterns = tuple(source for source in sensors if glob.has_magic(source))
-        self._last_line: Dict[str, float] = {source: now for source in sensors}
-        self._silent: Dict[str, bool] = {source: False for source in sensors}
-        self._router: Dict[str, RouterState] = {}  # what was last told (or learnt) per router
+        self._last_line: dict[str, float] = {source: now for source in sensors}
+        self._silent: dict[str, bool] = {source: False for source in sensors}
+        self._router: dict[str, RouterState] = {}  # what was last told (or learnt) per router
         self._guard_tripped = False  # a trip was told: its resume will be
-        self._windows: Dict[str, _Window] = {}
+        self._windows: dict[str, _Window] = {}
         self.suppressed = 0  # events that repeated what is already known
 
-    def carry_over(self, previous: "Digester") -> None:
+    def carry_over(self, previous: Digester) -> None:
         """After a reload: what the old one knew (routers down, silent files), so nothing is told twice."""
         self._router.update(previous._router)
         self._guard_tripped = previous._guard_tripped
@@ -111,7 +121,7 @@ class Digester:
         elif isinstance(event, (SnortRestarted, TzspdUnreachable)):
             self._batch("snort", RestartBatch, now).add(event)
 
-    def lines_seen(self, last_line: Dict[str, float], now: float) -> None:
+    def lines_seen(self, last_line: dict[str, float], now: float) -> None:
         """The latest line time per followed file (kept by the shell without queueing every line)."""
         if self.silent_after is None:
             return
@@ -130,10 +140,10 @@ class Digester:
                 self._silent[source] = False
                 self._sensor(SensorChanged(source, False, at, since=at), now)
 
-    def _pattern_of(self, source: str) -> Optional[str]:
+    def _pattern_of(self, source: str) -> str | None:
         return next((p for p in self._patterns if fnmatch.fnmatchcase(source, p)), None)
 
-    def _retire(self, pattern: str, spoke_at: Optional[float], now: float) -> None:
+    def _retire(self, pattern: str, spoke_at: float | None, now: float) -> None:
         """A file of ``pattern`` spoke: the pattern stops being a sensor (told back if it was silent)."""
         if pattern in self._last_line:
             del self._last_line[pattern]
@@ -143,7 +153,7 @@ class Digester:
 
     # -- out ---------------------------------------------------------------------------------
 
-    def due(self, now: float) -> List[Message]:
+    def due(self, now: float) -> list[Message]:
         """The messages whose time has come."""
         self._check_silence(now)
         out = []
@@ -154,15 +164,18 @@ class Digester:
                 out.append(self._render(kind, window, now))
         return [m for m in out if m is not None]
 
-    def flush(self, now: float) -> List[Message]:
+    def flush(self, now: float) -> list[Message]:
         """Everything still gathered (at stop): nothing that happened is left untold."""
         out = [self._render(kind, w, now) for kind, w in self._windows.items() if w.first_at is not None]
         return [m for m in out if m is not None]
 
-    def next_due(self, now: float) -> Optional[float]:
+    def next_due(self, now: float) -> float | None:
         """When ``due`` may next have something (for the shell's sleep)."""
-        times = [max(w.first_at + self.settle, w.last_sent + self.min_interval)
-                 for w in self._windows.values() if w.first_at is not None]
+        times = [
+            max(w.first_at + self.settle, w.last_sent + self.min_interval)
+            for w in self._windows.values()
+            if w.first_at is not None
+        ]
         if self.silent_after is not None:
             times += [at + self.silent_after for source, at in self._last_line.items() if not self._silent[source]]
         return min(times) if times else None
@@ -217,11 +230,16 @@ class Digester:
         batch.changes[change.source] += 1
         batch.count += 1
 
-    def _render(self, kind: str, window: _Window, now: float) -> Optional[Message]:
+    def _render(self, kind: str, window: _Window, now: float) -> Message | None:
         batch, window.batch, window.first_at = window.batch, None, None
         window.last_sent = now
         voice = self.voice
-        render = {"block": voice.tell_blocks, "unblock": voice.tell_unblocks, "router": voice.tell_routers,
-                  "flood_guard": voice.tell_guard, "sensor": voice.tell_sensors,
-                  "snort": lambda batch, now: tell_restarts(voice.title, batch, now)}[kind]
+        render = {
+            "block": voice.tell_blocks,
+            "unblock": voice.tell_unblocks,
+            "router": voice.tell_routers,
+            "flood_guard": voice.tell_guard,
+            "sensor": voice.tell_sensors,
+            "snort": lambda batch, now: tell_restarts(voice.title, batch, now),
+        }[kind]
         return render(batch, now)

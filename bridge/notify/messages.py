@@ -8,8 +8,8 @@ command that undoes it.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence
 
 from bridge.notify.text import listing, plural, span, utc
 from responder.feed import BlockLifted, Decided, FloodGuardChanged
@@ -43,12 +43,12 @@ class SensorChanged:
 class BlockBatch:
     def __init__(self) -> None:
         self.count = 0
-        self.first: Optional[Decided] = None
+        self.first: Decided | None = None
         self.rules: Counter = Counter()
-        self.rule_text: Dict[str, str] = {}
+        self.rule_text: dict[str, str] = {}
         self.addresses: Counter = Counter()
         self.others = 0  # blocks of addresses beyond TRACKED distinct ones
-        self.sensors: Dict[str, None] = {}
+        self.sensors: dict[str, None] = {}
         self.started = self.ended = 0.0
         self.longest_until = 0.0
 
@@ -75,7 +75,7 @@ class BlockBatch:
 class UnblockBatch:
     def __init__(self) -> None:
         self.count = 0
-        self.lifted: Dict[object, BlockLifted] = {}  # address -> the latest lift
+        self.lifted: dict[object, BlockLifted] = {}  # address -> the latest lift
         self.others = 0
 
     def add(self, event: BlockLifted) -> None:
@@ -90,34 +90,34 @@ class UnblockBatch:
 class RouterState:
     up: bool
     since: float
-    error: Optional[str] = None
-    pending: Optional[int] = None  # up: what was waiting for it as it connected
+    error: str | None = None
+    pending: int | None = None  # up: what was waiting for it as it connected
 
 
 @dataclass
 class RouterNews:
     changes: int = 0
-    was: Optional[RouterState] = None  # the state last told (None: never told)
-    now: Optional[RouterState] = None
-    first_down: Optional[float] = None  # the first "down" within the window
+    was: RouterState | None = None  # the state last told (None: never told)
+    now: RouterState | None = None
+    first_down: float | None = None  # the first "down" within the window
 
 
 class RouterBatch:
     def __init__(self) -> None:
-        self.news: Dict[str, RouterNews] = {}
+        self.news: dict[str, RouterNews] = {}
         self.count = 0
 
 
 class SensorBatch:
     def __init__(self) -> None:
-        self.news: Dict[str, SensorChanged] = {}  # latest per source
+        self.news: dict[str, SensorChanged] = {}  # latest per source
         self.changes: Counter = Counter()
         self.count = 0
 
 
 class GuardBatch:
     def __init__(self) -> None:
-        self.changes: List[FloodGuardChanged] = []  # trips and resumes, in order (at most 2 per quiet minute)
+        self.changes: list[FloodGuardChanged] = []  # trips and resumes, in order (at most 2 per quiet minute)
         self.count = 0
 
 
@@ -127,8 +127,12 @@ class GuardBatch:
 class Voice:
     """Renders batches as messages for one host and its routers."""
 
-    def __init__(self, host: str = "", routers: Sequence[str] = (),
-                 pending_blocks: Callable[[str], Optional[int]] = lambda router: None) -> None:
+    def __init__(
+        self,
+        host: str = "",
+        routers: Sequence[str] = (),
+        pending_blocks: Callable[[str], int | None] = lambda router: None,
+    ) -> None:
         self.host = host
         self.routers = tuple(routers)
         self.pending_blocks = pending_blocks
@@ -154,13 +158,25 @@ class Voice:
         ]
         distinct = len(batch.addresses)
         if distinct > TOP or batch.others:
-            lines.append(f"  ... {plural(distinct - min(distinct, TOP), 'more address', 'more addresses')}"
-                         + (f" and {plural(batch.others, 'block')} of addresses not counted one by one" if batch.others else ""))
-        lines += ["", f"Sensors: {listing(batch.sensors)}",
-                  "Undo one: snort-bridge unblock ADDR; all blocks in force: snort-bridge list"]
-        return Message("block", self.title(f"{plural(batch.count, 'block')} " + (
-            f"in {span(batch.ended - batch.started)}" if batch.ended - batch.started >= 1 else "at once")),
-                       "\n".join(lines), "warning", batch.count)
+            lines.append(
+                f"  ... {plural(distinct - min(distinct, TOP), 'more address', 'more addresses')}"
+                + (f" and {plural(batch.others, 'block')} of addresses not counted one by one" if batch.others else "")
+            )
+        lines += [
+            "",
+            f"Sensors: {listing(batch.sensors)}",
+            "Undo one: snort-bridge unblock ADDR; all blocks in force: snort-bridge list",
+        ]
+        return Message(
+            "block",
+            self.title(
+                f"{plural(batch.count, 'block')} "
+                + (f"in {span(batch.ended - batch.started)}" if batch.ended - batch.started >= 1 else "at once")
+            ),
+            "\n".join(lines),
+            "warning",
+            batch.count,
+        )
 
     def tell_one_block(self, event: Decided) -> Message:
         decision = event.decision
@@ -168,7 +184,11 @@ class Voice:
         until = event.at + decision.block_for
         flow = ""
         if alert.src is not None and alert.dst is not None:
-            ports = (f":{alert.sport}", f":{alert.dport}") if alert.sport is not None and alert.dport is not None else ("", "")
+            ports = (
+                (f":{alert.sport}", f":{alert.dport}")
+                if alert.sport is not None and alert.dport is not None
+                else ("", "")
+            )
             flow = f"{alert.proto or ''} {alert.src}{ports[0]} -> {alert.dst}{ports[1]}".strip()
         priority = f" (priority {alert.priority})" if alert.priority is not None else ""
         lines = [
@@ -181,19 +201,28 @@ class Voice:
             lines.append(f"Attacker: {decision.attribution}")
         if flow:
             lines.append(f"Alert:    {flow}")
-        lines += [f"Sensor:   {alert.origin}", f"At:       {utc(event.at)}", "",
-                  f"Undo:     snort-bridge unblock {decision.target}"]
+        lines += [
+            f"Sensor:   {alert.origin}",
+            f"At:       {utc(event.at)}",
+            "",
+            f"Undo:     snort-bridge unblock {decision.target}",
+        ]
         return Message("block", self.title(f"blocked {decision.target} ({alert.msg})"), "\n".join(lines), "warning")
 
     def tell_unblocks(self, batch: UnblockBatch, now: float) -> Message:
-        lines = [f"{address} unblocked at {utc(lift.at, date=False)}, {span(lift.was_until - lift.at)} before its end "
-                 f"({utc(lift.was_until, date=False)}); removed from {self.where()}"
-                 for address, lift in list(batch.lifted.items())[:TOP]]
+        lines = [
+            f"{address} unblocked at {utc(lift.at, date=False)}, {span(lift.was_until - lift.at)} before its end "
+            f"({utc(lift.was_until, date=False)}); removed from {self.where()}"
+            for address, lift in list(batch.lifted.items())[:TOP]
+        ]
         more = len(batch.lifted) - min(len(batch.lifted), TOP)
         if more or batch.others:
             lines.append(f"... and {plural(more + batch.others, 'more address', 'more addresses')}")
-        lines += ["", "By `snort-bridge unblock`. A new alert from it may block it again; "
-                  "to keep it from being blocked, add it to [policy] protected. Blocks in force: snort-bridge list"]
+        lines += [
+            "",
+            "By `snort-bridge unblock`. A new alert from it may block it again; "
+            "to keep it from being blocked, add it to [policy] protected. Blocks in force: snort-bridge list",
+        ]
         if len(batch.lifted) == 1 and not batch.others:
             [address] = batch.lifted
             title = f"unblocked {address}"
@@ -201,38 +230,60 @@ class Voice:
             title = f"{plural(len(batch.lifted) + batch.others, 'address', 'addresses')} unblocked"
         return Message("unblock", self.title(title), "\n".join(lines), "info", batch.count)
 
-    def tell_routers(self, batch: RouterBatch, now: float) -> Optional[Message]:
+    def tell_routers(self, batch: RouterBatch, now: float) -> Message | None:
         lines, downs, ups = [], [], []
         for name, news in batch.news.items():
             state = news.now
             if news.was is not None and news.was.up == state.up and news.changes > 1:
                 # told before; it went away and came back (or the reverse) within the interval
-                lines.append(f"{name} is {'up' if state.up else 'DOWN'} again after {plural(news.changes, 'change')} "
-                             f"(flapping) since {utc(news.was.since, date=False)}"
-                             + (f"; last error: {state.error}" if not state.up and state.error else ""))
+                lines.append(
+                    f"{name} is {'up' if state.up else 'DOWN'} again after {plural(news.changes, 'change')} "
+                    f"(flapping) since {utc(news.was.since, date=False)}"
+                    + (f"; last error: {state.error}" if not state.up and state.error else "")
+                )
             elif state.up:
                 ups.append(name)
-                down_since = (news.was.since if news.was is not None and not news.was.up
-                              else news.first_down if news.first_down is not None else state.since)
+                down_since = (
+                    news.was.since
+                    if news.was is not None and not news.was.up
+                    else news.first_down
+                    if news.first_down is not None
+                    else state.since
+                )
                 pending = state.pending if state.pending is not None else self.pending_blocks(name)
-                catching = (f"; {plural(pending, 'pending block')} catching up now" if pending
-                            else "; nothing pending" if pending == 0 else "")
-                lines.append(f"{name} is reachable again after {span(state.since - down_since)} down "
-                             f"(since {utc(down_since, date=False)}){catching}"
-                             + (f" [{news.changes} changes]" if news.changes > 1 else ""))
+                catching = (
+                    f"; {plural(pending, 'pending block')} catching up now"
+                    if pending
+                    else "; nothing pending"
+                    if pending == 0
+                    else ""
+                )
+                lines.append(
+                    f"{name} is reachable again after {span(state.since - down_since)} down "
+                    f"(since {utc(down_since, date=False)}){catching}"
+                    + (f" [{news.changes} changes]" if news.changes > 1 else "")
+                )
             else:
                 downs.append(name)
-                lines.append(f"{name} is UNREACHABLE since {utc(state.since)}: {state.error or 'no answer'}"
-                             + (f" [{news.changes} changes]" if news.changes > 1 else ""))
+                lines.append(
+                    f"{name} is UNREACHABLE since {utc(state.since)}: {state.error or 'no answer'}"
+                    + (f" [{news.changes} changes]" if news.changes > 1 else "")
+                )
         if downs:
-            lines += ["", "Blocks for a router that is down wait in the ledger and are sent when it is back. "
-                      "Check: snort-bridge routers"]
+            lines += [
+                "",
+                "Blocks for a router that is down wait in the ledger and are sent when it is back. "
+                "Check: snort-bridge routers",
+            ]
         if len(batch.news) == 1:
             [name] = batch.news
             title = f"router {name} " + ("down" if downs else "up" if ups else "flapping")
         else:
-            title = f"routers: {len(downs)} down, {len(ups)} up" + (f", {len(batch.news) - len(downs) - len(ups)} flapping"
-                                                                    if len(batch.news) > len(downs) + len(ups) else "")
+            title = f"routers: {len(downs)} down, {len(ups)} up" + (
+                f", {len(batch.news) - len(downs) - len(ups)} flapping"
+                if len(batch.news) > len(downs) + len(ups)
+                else ""
+            )
         return Message("router", self.title(title), "\n".join(lines), "failure" if downs else "success", batch.count)
 
     def tell_guard(self, batch: GuardBatch, now: float) -> Message:
@@ -246,17 +297,35 @@ class Voice:
                 lines.append(f"{utc(change.at)}: {self._resumed(change)}")
         last = batch.changes[-1]
         if last.tripped:
-            lines += ["", "New blocks are held until a quiet minute; alerts are still logged. "
-                      "Blocks in force: snort-bridge list; block by hand: snort-bridge block ADDR"]
-            return Message("flood_guard", self.title("FLOOD GUARD tripped: blocking stopped"), "\n".join(lines),
-                           "failure", batch.count)
-        lines += ["", "New alerts block again. The addresses held back were not blocked: those that keep attacking "
-                  "are blocked by their next alert; the others are in the log (journalctl -u snort-bridge | grep "
-                  "'FLOOD GUARD'). Blocks in force: snort-bridge list"]
+            lines += [
+                "",
+                "New blocks are held until a quiet minute; alerts are still logged. "
+                "Blocks in force: snort-bridge list; block by hand: snort-bridge block ADDR",
+            ]
+            return Message(
+                "flood_guard",
+                self.title("FLOOD GUARD tripped: blocking stopped"),
+                "\n".join(lines),
+                "failure",
+                batch.count,
+            )
+        lines += [
+            "",
+            "New alerts block again. The addresses held back were not blocked: those that keep attacking "
+            "are blocked by their next alert; the others are in the log (journalctl -u snort-bridge | grep "
+            "'FLOOD GUARD'). Blocks in force: snort-bridge list",
+        ]
         tripped_too = " tripped and" if any(change.tripped for change in batch.changes) else ""
-        return Message("flood_guard", self.title(f"FLOOD GUARD{tripped_too} cleared: blocking resumed after "
-                                                 f"{self._held_for(last)}; {plural(last.held, 'block decision')} held back"),
-                       "\n".join(lines), "success", batch.count)
+        return Message(
+            "flood_guard",
+            self.title(
+                f"FLOOD GUARD{tripped_too} cleared: blocking resumed after "
+                f"{self._held_for(last)}; {plural(last.held, 'block decision')} held back"
+            ),
+            "\n".join(lines),
+            "success",
+            batch.count,
+        )
 
     @staticmethod
     def _held_for(resume: FloodGuardChanged) -> str:
@@ -265,8 +334,10 @@ class Voice:
     def _resumed(self, resume: FloodGuardChanged) -> str:
         since = f" (it held since {utc(resume.since, date=False)})" if resume.since is not None else ""
         how = "a reload replaced it" if "reload" in resume.description else "a quiet minute passed"
-        return (f"blocking resumed after {self._held_for(resume)}{since}: {how}; "
-                f"{plural(resume.held, 'block decision')} held back meanwhile")
+        return (
+            f"blocking resumed after {self._held_for(resume)}{since}: {how}; "
+            f"{plural(resume.held, 'block decision')} held back meanwhile"
+        )
 
     def tell_sensors(self, batch: SensorBatch, now: float) -> Message:
         lines, silent = [], 0
@@ -274,18 +345,30 @@ class Voice:
             flapped = f" [{batch.changes[source]} changes]" if batch.changes[source] > 1 else ""
             if change.silent:
                 silent += 1
-                lines.append(f"{source}: no line for {span(change.at - change.since)}, the last at {utc(change.since)}{flapped}")
+                lines.append(
+                    f"{source}: no line for {span(change.at - change.since)}, the last at {utc(change.since)}{flapped}"
+                )
             else:
                 lines.append(f"{source}: lines again since {utc(change.at)}{flapped}")
         if silent:
-            lines += ["", "Is Snort running, and is TZSP still arriving? Check: systemctl status snort tzspd; "
-                      "or the network may just be quiet (raise [notify] silent_after)"]
-        title = (f"sensor silent: {listing(batch.news, 2)}" if silent == len(batch.news)
-                 else f"sensor back: {listing(batch.news, 2)}" if not silent
-                 else f"{silent} sensor(s) silent, {len(batch.news) - silent} back")
+            lines += [
+                "",
+                "Is Snort running, and is TZSP still arriving? Check: systemctl status snort tzspd; "
+                "or the network may just be quiet (raise [notify] silent_after)",
+            ]
+        title = (
+            f"sensor silent: {listing(batch.news, 2)}"
+            if silent == len(batch.news)
+            else f"sensor back: {listing(batch.news, 2)}"
+            if not silent
+            else f"{silent} sensor(s) silent, {len(batch.news) - silent} back"
+        )
         return Message("sensor", self.title(title), "\n".join(lines), "warning" if silent else "success", batch.count)
 
 
 def test_message(host: str = "") -> Message:
-    return Message("test", f"tzsp-ips{'@' + host if host else ''}: test message",
-                   "This is a test from `snort-bridge notify test`: this address receives tzsp-ips notifications.")
+    return Message(
+        "test",
+        f"tzsp-ips{'@' + host if host else ''}: test message",
+        "This is a test from `snort-bridge notify test`: this address receives tzsp-ips notifications.",
+    )

@@ -13,7 +13,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from typing import Callable, List, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 from bridge.notify.restarts import RestartWatch, TzspdUnreachable, read_metrics
 
@@ -44,7 +44,7 @@ def fetch(url: str, timeout: float = TIMEOUT, limit: int = MAX_BYTES) -> str:
     deadline = time.monotonic() + timeout
     request = urllib.request.Request(url, headers={"Accept": "text/plain; version=0.0.4"})
     with _OPENER.open(request, timeout=timeout) as answer:
-        chunks: List[bytes] = []
+        chunks: list[bytes] = []
         size = 0
         while True:
             if time.monotonic() > deadline:  # a server that trickles never trips the socket timeout
@@ -69,9 +69,15 @@ def _reason(exc: BaseException) -> str:
 class TzspdPoller:
     """Polls the endpoints; ``deliver`` takes each event (the notifications' queue subscriber)."""
 
-    def __init__(self, endpoints: Sequence[str], deliver: Callable[[object], None], *,
-                 interval: float = POLL_INTERVAL, timeout: float = TIMEOUT,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        endpoints: Sequence[str],
+        deliver: Callable[[object], None],
+        *,
+        interval: float = POLL_INTERVAL,
+        timeout: float = TIMEOUT,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.endpoints = tuple(endpoints)
         self.deliver = deliver
         self.interval = interval
@@ -81,11 +87,11 @@ class TzspdPoller:
         self.polls = 0  # rounds over all endpoints
         self.failures = 0  # failed readings, all endpoints together
         self._stopping = threading.Event()
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
 
-    def poll(self) -> List[object]:
+    def poll(self) -> list[object]:
         """One round: read every endpoint, deliver and return the events."""
-        events: List[object] = []
+        events: list[object] = []
         for endpoint in self.endpoints:
             if self._stopping.is_set():
                 break
@@ -101,8 +107,12 @@ class TzspdPoller:
             for event in found:
                 if isinstance(event, TzspdUnreachable):  # once per outage, and once when it is back
                     if event.unreachable:
-                        log.warning("notify: tzspd metrics at %s unreadable: %s; Snort restarts there are not "
-                                    "seen until it answers", endpoint, event.error)
+                        log.warning(
+                            "notify: tzspd metrics at %s unreadable: %s; Snort restarts there are not "
+                            "seen until it answers",
+                            endpoint,
+                            event.error,
+                        )
                     else:
                         log.info("notify: tzspd metrics at %s readable again", endpoint)
                 self.deliver(event)
@@ -110,7 +120,7 @@ class TzspdPoller:
         self.polls += 1
         return events
 
-    def start(self) -> "TzspdPoller":
+    def start(self) -> TzspdPoller:
         self._thread = threading.Thread(target=self._run, name="notify-tzspd", daemon=True)
         self._thread.start()
         return self

@@ -10,8 +10,8 @@ A tzspd that restarted (a new start time, or a counter that went down) is learnt
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Tuple
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -25,18 +25,18 @@ UNREACHABLE_AFTER = 2  # failed polls in a row before an endpoint is told unreac
 
 @dataclass(frozen=True)
 class TzspdReading:
-    restarts: Dict[str, int]  # consumer ("1".."N", or TOTAL) -> restarts since tzspd started
-    running: Dict[str, bool] = field(default_factory=dict)
-    held: Dict[str, int] = field(default_factory=dict)  # bytes held for a consumer while it restarts
-    started: Optional[float] = None  # tzspd_start_time_seconds
+    restarts: dict[str, int]  # consumer ("1".."N", or TOTAL) -> restarts since tzspd started
+    running: dict[str, bool] = field(default_factory=dict)
+    held: dict[str, int] = field(default_factory=dict)  # bytes held for a consumer while it restarts
+    started: float | None = None  # tzspd_start_time_seconds
 
 
 def read_metrics(text: str) -> TzspdReading:
     """tzspd's exposition text -> its restart counters; ValueError when it is not tzspd's."""
-    total: Optional[int] = None
-    per: Dict[str, int] = {}
-    running: Dict[str, bool] = {}
-    held: Dict[str, int] = {}
+    total: int | None = None
+    per: dict[str, int] = {}
+    running: dict[str, bool] = {}
+    held: dict[str, int] = {}
     started = None
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -71,9 +71,9 @@ class SnortRestarted:
     since: float  # the poll before, when the count was lower
     at: float
     total: int  # restarts since tzspd started
-    running: Optional[bool] = None  # as read at ``at``
-    held: Optional[int] = None
-    tzspd_started: Optional[float] = None
+    running: bool | None = None  # as read at ``at``
+    held: int | None = None
+    tzspd_started: float | None = None
 
 
 @dataclass(frozen=True)
@@ -89,9 +89,9 @@ class TzspdUnreachable:
 
 @dataclass
 class _Known:
-    started: Optional[float]
-    counts: Dict[str, int]
-    checked: Dict[str, float]  # when each count was last read unchanged
+    started: float | None
+    counts: dict[str, int]
+    checked: dict[str, float]  # when each count was last read unchanged
 
 
 class RestartWatch:
@@ -99,39 +99,55 @@ class RestartWatch:
 
     def __init__(self, unreachable_after: int = UNREACHABLE_AFTER) -> None:
         self.unreachable_after = unreachable_after
-        self._known: Dict[str, _Known] = {}
-        self._failures: Dict[str, Tuple[int, float]] = {}  # sensor -> (failed polls in a row, since)
-        self._told_down: Dict[str, bool] = {}
+        self._known: dict[str, _Known] = {}
+        self._failures: dict[str, tuple[int, float]] = {}  # sensor -> (failed polls in a row, since)
+        self._told_down: dict[str, bool] = {}
 
-    def carry_over(self, previous: "RestartWatch") -> None:
+    def carry_over(self, previous: RestartWatch) -> None:
         """After a reload: the counts already known, so restarts in between are told, not learnt."""
         self._known.update(dict(previous._known))
         self._failures.update(dict(previous._failures))
         self._told_down.update(dict(previous._told_down))
 
-    def seen(self, sensor: str, reading: TzspdReading, now: float) -> Tuple[List[object], Optional[str]]:
+    def seen(self, sensor: str, reading: TzspdReading, now: float) -> tuple[list[object], str | None]:
         """(events, a line for the log or None) for a reading of ``sensor``."""
-        events: List[object] = []
+        events: list[object] = []
         failures = self._failures.pop(sensor, None)
         if self._told_down.pop(sensor, False) and failures is not None:
             events.append(TzspdUnreachable(sensor, False, now, failures[1]))
         known = self._known.get(sensor)
         if known is None or _restarted(known, reading):
             self._known[sensor] = _Known(reading.started, dict(reading.restarts), {c: now for c in reading.restarts})
-            note = None if known is None else (f"tzspd at {sensor} restarted (its counters start again): its "
-                                                "consumers' restarts are counted from now")
+            note = (
+                None
+                if known is None
+                else (
+                    f"tzspd at {sensor} restarted (its counters start again): its "
+                    "consumers' restarts are counted from now"
+                )
+            )
             return events, note
         for consumer, count in reading.restarts.items():
             before = known.counts.get(consumer)
             if before is not None and count > before:
-                events.append(SnortRestarted(sensor, consumer, count - before, known.checked[consumer], now, count,
-                                             reading.running.get(consumer), reading.held.get(consumer),
-                                             reading.started))
+                events.append(
+                    SnortRestarted(
+                        sensor,
+                        consumer,
+                        count - before,
+                        known.checked[consumer],
+                        now,
+                        count,
+                        reading.running.get(consumer),
+                        reading.held.get(consumer),
+                        reading.started,
+                    )
+                )
             known.counts[consumer] = count  # a consumer not seen before (none in tzspd's life) is learnt
             known.checked[consumer] = now
         return events, None
 
-    def failed(self, sensor: str, error: str, now: float) -> List[object]:
+    def failed(self, sensor: str, error: str, now: float) -> list[object]:
         count, since = self._failures.get(sensor, (0, now))
         self._failures[sensor] = (count + 1, since)
         if count + 1 >= self.unreachable_after and not self._told_down.get(sensor):
@@ -159,8 +175,8 @@ class _Restarts:
 
 class RestartBatch:
     def __init__(self) -> None:
-        self.restarts: Dict[Tuple[str, str], _Restarts] = {}  # (sensor, consumer): bounded by the config
-        self.reach: Dict[str, TzspdUnreachable] = {}  # latest per sensor
+        self.restarts: dict[tuple[str, str], _Restarts] = {}  # (sensor, consumer): bounded by the config
+        self.reach: dict[str, TzspdUnreachable] = {}  # latest per sensor
         self.count = 0
 
     def add(self, event: object) -> None:
@@ -179,7 +195,7 @@ class RestartBatch:
 
 def tell_restarts(title: Callable[[str], str], batch: RestartBatch, now: float) -> Message:
     """The message for a batch; ``title`` is Voice.title (the host's prefix)."""
-    lines: List[str] = []
+    lines: list[str] = []
     down = 0
     for (sensor, consumer), gathered in batch.restarts.items():
         last = gathered.last
@@ -190,16 +206,23 @@ def tell_restarts(title: Callable[[str], str], batch: RestartBatch, now: float) 
             state = "; running now"
         else:
             state = "; NOT running now" + (f" ({last.held:,} bytes held for it)" if last.held else "")
-        started = f" in all since tzspd started {utc(last.tzspd_started)}" if last.tzspd_started is not None else " in all"
-        lines.append(f"{who}: Snort restarted {plural(gathered.count, 'time')} between {utc(gathered.since)} and "
-                     f"{utc(last.at, date=False)} ({last.total:,}{started}){state}")
+        started = (
+            f" in all since tzspd started {utc(last.tzspd_started)}" if last.tzspd_started is not None else " in all"
+        )
+        lines.append(
+            f"{who}: Snort restarted {plural(gathered.count, 'time')} between {utc(gathered.since)} and "
+            f"{utc(last.at, date=False)} ({last.total:,}{started}){state}"
+        )
         down += last.running is False
     if batch.restarts:
-        lines += ["", "tzspd started Snort again after it ended. Packets in the dead process's pipe are lost; "
-                  "those that arrived meanwhile were held (up to --exec-buffer) for the new one.",
-                  "Check on that host: journalctl -u tzspd (\"consumer ... exited with status N; restarting\") and Snort's own "
-                  "log (its -l directory, e.g. /var/log/snort/). A Snort that keeps dying is started again after a "
-                  "growing pause (--exec-backoff)."]
+        lines += [
+            "",
+            "tzspd started Snort again after it ended. Packets in the dead process's pipe are lost; "
+            "those that arrived meanwhile were held (up to --exec-buffer) for the new one.",
+            'Check on that host: journalctl -u tzspd ("consumer ... exited with status N; restarting") and Snort\'s own '
+            "log (its -l directory, e.g. /var/log/snort/). A Snort that keeps dying is started again after a "
+            "growing pause (--exec-backoff).",
+        ]
     reach_lines = []
     for sensor, change in batch.reach.items():
         if change.unreachable:
@@ -210,14 +233,20 @@ def tell_restarts(title: Callable[[str], str], batch: RestartBatch, now: float) 
     if reach_lines:
         lines += ([""] if lines else []) + reach_lines
         if any(change.unreachable for change in batch.reach.values()):
-            lines += ["", "Snort restarts there are not seen meanwhile. Is tzspd running (systemctl status tzspd), "
-                      "with --metrics on that address, and is its port open to this host?"]
+            lines += [
+                "",
+                "Snort restarts there are not seen meanwhile. Is tzspd running (systemctl status tzspd), "
+                "with --metrics on that address, and is its port open to this host?",
+            ]
     total = sum(g.count for g in batch.restarts.values())
     sensors = {sensor for sensor, _ in batch.restarts}
     if len(batch.restarts) == 1:
         [(sensor, consumer)] = batch.restarts
-        head = f"Snort restarted on {sensor}" + (f" (consumer {consumer})" if consumer != TOTAL else "") + (
-            f", {total} times" if total > 1 else "")
+        head = (
+            f"Snort restarted on {sensor}"
+            + (f" (consumer {consumer})" if consumer != TOTAL else "")
+            + (f", {total} times" if total > 1 else "")
+        )
     elif batch.restarts:
         head = f"Snort restarted {plural(total, 'time')} on {listing(sorted(sensors), 2)}"
     else:

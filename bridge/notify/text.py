@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Iterable, List
+from collections.abc import Iterable
 
 
 def utc(at: float, date: bool = True) -> str:
@@ -28,7 +28,7 @@ def plural(count: int, word: str, many: str = "") -> str:
 
 
 def listing(names: Iterable[str], limit: int = 5) -> str:
-    items: List[str] = list(names)
+    items: list[str] = list(names)
     if len(items) <= limit:
         return ", ".join(items)
     return ", ".join(items[:limit]) + f" and {len(items) - limit} more"

@@ -9,7 +9,8 @@ the line to pick one (``detect_format``).
 from __future__ import annotations
 
 import re
-from typing import Callable, Dict, Optional, Tuple
+from collections.abc import Callable
+from typing import Dict, Optional, Tuple
 
 from bridge.events import Alert, Origin
 
@@ -24,7 +25,7 @@ __all__ = ["FORMATS", "Clock", "UnparsableLine", "detect_format", "parse_line"]
 
 FORMATS = ("auto", "fast", "syslog", "json", "csv", "eve")
 
-_PARSERS: Dict[str, Callable[[str, Origin, Clock], Alert]] = {
+_PARSERS: dict[str, Callable[[str, Origin, Clock], Alert]] = {
     "fast": parse_fast,
     "syslog": parse_syslog,
     "json": parse_json,
@@ -41,7 +42,7 @@ _SYSLOG_START = re.compile(
 _CSV_ACTION_START = re.compile(r"[a-z_ ]{1,16}, ", re.ASCII)
 
 
-def detect_format(line: str) -> Optional[str]:
+def detect_format(line: str) -> str | None:
     """Which format a line looks like, from its first characters only (cheap); None if none."""
     if not isinstance(line, str):
         return None
@@ -65,7 +66,7 @@ def parse_line(
     line: str,
     origin: Origin,
     fmt: str = "auto",
-    csv_fields: Tuple[str, ...] = (),
+    csv_fields: tuple[str, ...] = (),
     *,
     clock: Clock = LOCAL,
 ) -> Alert:

@@ -12,7 +12,6 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
-from typing import Dict, Optional, Tuple
 
 from bridge.events import IPAddress
 
@@ -52,7 +51,7 @@ def _address(text: str) -> IPAddress:
     return ipaddress.ip_address(text)
 
 
-def parse_address(text: str) -> Optional[IPAddress]:
+def parse_address(text: str) -> IPAddress | None:
     """An address field: "" means the engine printed none (non-IP packet) -> None."""
     if not text:
         return None
@@ -74,7 +73,7 @@ PORT_PROTOCOLS = frozenset({"TCP", "UDP"})  # Snort prints ports for these only
 
 
 @lru_cache(maxsize=8192)  # the same endpoints recur in alert streams; errors are not cached
-def split_endpoint(text: str, with_port: bool) -> Tuple[Optional[IPAddress], Optional[int]]:
+def split_endpoint(text: str, with_port: bool) -> tuple[IPAddress | None, int | None]:
     """One side of ``src -> dst`` as Snort prints it.
 
     Snort 2 and Snort 3 both print ``%s:%d`` for TCP/UDP, also for IPv6, so
@@ -114,8 +113,8 @@ class Clock:
     timestamps without a year (None = the current time).
     """
 
-    tz: Optional[tzinfo] = None
-    now: Optional[datetime] = None
+    tz: tzinfo | None = None
+    now: datetime | None = None
 
     def current(self) -> datetime:
         if self.now is not None:
@@ -143,7 +142,7 @@ def _localized(naive: datetime, clock: Clock) -> datetime:
     return naive.astimezone()  # this host's zone, with the offset of that date (DST)
 
 
-def _with_inferred_year(month: int, day: int, rest: Tuple[int, int, int, int], clock: Clock) -> datetime:
+def _with_inferred_year(month: int, day: int, rest: tuple[int, int, int, int], clock: Clock) -> datetime:
     """A date printed without a year: the latest year that does not put it in the future."""
     now = clock.current()
     years = [now.year, now.year - 1, now.year - 2, now.year - 3, now.year - 4]  # Feb 29 may need 4 back
@@ -160,7 +159,7 @@ def _with_inferred_year(month: int, day: int, rest: Tuple[int, int, int, int], c
     raise UnparsableLine(f"bad date {month:02d}/{day:02d}")
 
 
-def parse_snort_time(text: str, engine: Optional[str], clock: Clock = LOCAL) -> datetime:
+def parse_snort_time(text: str, engine: str | None, clock: Clock = LOCAL) -> datetime:
     """Snort's timestamp as printed in alert_fast, alert_csv and alert_json."""
     last = _LAST_TIME[0]
     if last[0] == text and last[1] == engine and last[2] is clock:  # one packet, several alerts
@@ -186,11 +185,11 @@ def parse_snort_time(text: str, engine: Optional[str], clock: Clock = LOCAL) -> 
 _LAST_TIME: list = [("", None, None, None)]  # the last timestamp read, whole: (text, engine, clock, datetime)
 
 
-_SECONDS: Dict[Tuple[str, Optional[str], Clock], datetime] = {}
+_SECONDS: dict[tuple[str, str | None, Clock], datetime] = {}
 _FRACTION_SCALE = (0, 100000, 10000, 1000, 100, 10, 1)
 
 
-def _snort_second(text: str, engine: Optional[str], clock: Clock) -> datetime:
+def _snort_second(text: str, engine: str | None, clock: Clock) -> datetime:
     match = _SNORT_TIME.fullmatch(text)
     if match is None or match.group(7) is not None:
         raise UnparsableLine(f"bad timestamp {shown(text)}")
@@ -267,8 +266,12 @@ def parse_iso_time(text: str, clock: Clock = LOCAL) -> datetime:
         raise UnparsableLine(f"bad timestamp {shown(text)}") from None
 
 
-_MONTHS = {name: number for number, name in enumerate(
-    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), start=1)}
+_MONTHS = {
+    name: number
+    for number, name in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), start=1
+    )
+}
 BSD_TIME = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ \d]\d \d\d:\d\d:\d\d"
 
 

@@ -10,7 +10,7 @@ classtype's description. Other event types (flow, http, dns, stats, ...) are not
 
 from __future__ import annotations
 
-from typing import Mapping, Optional
+from collections.abc import Mapping
 
 from bridge.events import Alert, Origin
 
@@ -39,19 +39,19 @@ def _string(obj: Mapping[str, object], name: str) -> str:
     return value
 
 
-def _optional_int(obj: Mapping[str, object], name: str) -> Optional[int]:
+def _optional_int(obj: Mapping[str, object], name: str) -> int | None:
     value = obj.get(name)
     return None if value is None else as_int(value, name)
 
 
-def _port(obj: Mapping[str, object], name: str, proto: str) -> Optional[int]:
+def _port(obj: Mapping[str, object], name: str, proto: str) -> int | None:
     value = obj.get(name)
     if value is None or proto not in _PORT_PROTOCOLS:
         return None
     return parse_port(str(as_int(value, name)))
 
 
-def _direction(obj: Mapping[str, object]) -> Optional[str]:
+def _direction(obj: Mapping[str, object]) -> str | None:
     """Suricata 7 says it outright; older versions only through the flow's own tuple."""
     direction = obj.get("direction")
     if isinstance(direction, str) and direction in _DIRECTIONS:

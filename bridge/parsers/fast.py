@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Optional
 
 from bridge.events import Alert, Origin
 
@@ -69,7 +68,7 @@ def is_noise(text: str) -> bool:
     return _NOISE.match(text[:512]) is not None
 
 
-def engine_of(msg: str, gap: int) -> Optional[str]:
+def engine_of(msg: str, gap: int) -> str | None:
     """Snort 3 keeps the msg in quotes and prints one space after the time; Snort 2 neither."""
     if len(msg) >= 2 and msg[0] == '"' and msg[-1] == '"':
         return "snort3"
@@ -79,7 +78,7 @@ def engine_of(msg: str, gap: int) -> Optional[str]:
 
 
 def alert_from_parts(
-    match: "re.Match[str]", msg: str, engine: Optional[str], fmt: str, origin: Origin, time: Optional[datetime]
+    match: re.Match[str], msg: str, engine: str | None, fmt: str, origin: Origin, time: datetime | None
 ) -> Alert:
     """The Alert for a fast or syslog line, once its message and time are known."""
     gid, sid, rev, cls, prio, proto, src_text, dst_text = match.group(
@@ -90,8 +89,21 @@ def alert_from_parts(
     dst, dport = split_endpoint(dst_text or "", with_port)
     # positional, in field order: the cheapest call (an alert storm parses every line)
     return Alert(
-        int(gid), int(sid), int(rev), msg[1:-1] if engine == "snort3" else msg, fmt, origin,
-        int(prio) if prio is not None else None, cls, proto or None, src, sport, dst, dport, time, engine,
+        int(gid),
+        int(sid),
+        int(rev),
+        msg[1:-1] if engine == "snort3" else msg,
+        fmt,
+        origin,
+        int(prio) if prio is not None else None,
+        cls,
+        proto or None,
+        src,
+        sport,
+        dst,
+        dport,
+        time,
+        engine,
     )
 
 

@@ -17,7 +17,7 @@ The message is the only free-text field, so it may hold the separator: the field
 from __future__ import annotations
 
 import re
-from typing import Dict, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 from bridge.events import Alert, Origin
 
@@ -44,7 +44,7 @@ _ACTION_START = re.compile(r"[a-z_ ]{1,16}, ", re.ASCII)
 _SNORT2_ESCAPE = re.compile(r"\\([\\\"])", re.ASCII)
 
 
-def _split(text: str, names: Sequence[str], sep: str) -> Dict[str, str]:
+def _split(text: str, names: Sequence[str], sep: str) -> dict[str, str]:
     parts = text.split(sep)
     if len(parts) != len(names):
         if len(parts) < len(names) or "msg" not in names:
@@ -55,7 +55,7 @@ def _split(text: str, names: Sequence[str], sep: str) -> Dict[str, str]:
     return dict(zip(names, parts))
 
 
-def _layout(text: str, csv_fields: Tuple[str, ...]) -> Tuple[Tuple[str, ...], str, str]:
+def _layout(text: str, csv_fields: tuple[str, ...]) -> tuple[tuple[str, ...], str, str]:
     """(field names, separator, engine) for a line."""
     if csv_fields:
         names = tuple(name.strip().lower() for name in csv_fields)
@@ -73,13 +73,13 @@ def _layout(text: str, csv_fields: Tuple[str, ...]) -> Tuple[Tuple[str, ...], st
     raise UnparsableLine("not an alert_csv line of a known layout (set csv_fields)")
 
 
-def parse_csv(line: str, origin: Origin, clock: Clock = LOCAL, csv_fields: Tuple[str, ...] = ()) -> Alert:
+def parse_csv(line: str, origin: Origin, clock: Clock = LOCAL, csv_fields: tuple[str, ...] = ()) -> Alert:
     text = strip_line(line)
     if not text.strip():
         raise UnparsableLine("not an alert", noise=True)
     names, sep, engine = _layout(text, csv_fields)
     fields = _split(text, names, sep)
-    msg: Optional[str] = fields.get("msg")
+    msg: str | None = fields.get("msg")
     if engine == "snort2":
         fields = {SNORT2_NAMES.get(name, name): value for name, value in fields.items()}
         if msg is not None:

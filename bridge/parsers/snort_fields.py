@@ -7,8 +7,8 @@ function turns any field set, in any order, with any fields missing, into an Ale
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
-from typing import Mapping, Optional
+from collections.abc import Mapping
+from datetime import datetime, timezone
 
 from bridge.events import Alert, Origin
 
@@ -54,7 +54,7 @@ def _text(fields: Mapping[str, object], name: str) -> str:
     return str(value).strip()
 
 
-def _number(fields: Mapping[str, object], name: str) -> Optional[int]:
+def _number(fields: Mapping[str, object], name: str) -> int | None:
     """An unsigned 32-bit field: a JSON number or digits; None when absent or empty."""
     value = fields.get(name)
     if type(value) is int and 0 <= value <= 0xFFFFFFFF:  # alert_json's own numbers: no text round trip
@@ -63,7 +63,7 @@ def _number(fields: Mapping[str, object], name: str) -> Optional[int]:
     return as_int(text, name) if text else None
 
 
-def _port(fields: Mapping[str, object], name: str) -> Optional[int]:
+def _port(fields: Mapping[str, object], name: str) -> int | None:
     value = fields.get(name)
     if type(value) is int and 0 <= value <= 65535:
         return value
@@ -86,7 +86,7 @@ def _rule_id(fields: Mapping[str, object]) -> tuple:
     return (1 if gid is None else gid, sid, 0 if rev is None else rev)
 
 
-def _endpoint(fields: Mapping[str, object], side: str, with_port: Optional[bool]):
+def _endpoint(fields: Mapping[str, object], side: str, with_port: bool | None):
     """(address, port) of one side from ``src_addr``/``src_port`` or, failing those, ``src_ap``."""
     address_text = _text(fields, _ADDR[side])
     address = parse_address(address_text)
@@ -107,7 +107,7 @@ _AP = {"src": "src_ap", "dst": "dst_ap"}
 _VALID_FLAGS: dict = {}  # tcp_flags strings already checked (Snort prints at most 2^8 different ones)
 
 
-def _time(fields: Mapping[str, object], engine: str, clock: Clock) -> Optional[datetime]:
+def _time(fields: Mapping[str, object], engine: str, clock: Clock) -> datetime | None:
     stamp = _text(fields, "timestamp")
     seconds = _number(fields, "seconds")
     if seconds is not None:
@@ -133,7 +133,7 @@ _EPOCH_SECONDS: dict = {}  # "seconds" -> its UTC datetime
 
 
 def alert_from_fields(
-    fields: Mapping[str, object], fmt: str, origin: Origin, engine: str, clock: Clock, msg: Optional[str] = None
+    fields: Mapping[str, object], fmt: str, origin: Origin, engine: str, clock: Clock, msg: str | None = None
 ) -> Alert:
     gid, sid, rev = _rule_id(fields)
     proto = _text(fields, "proto") or None
@@ -153,9 +153,22 @@ def alert_from_fields(
         _VALID_FLAGS[tcp_flags] = True
     # positional, in field order: the cheapest call (an alert storm parses every line)
     return Alert(
-        gid, sid, rev, _text(fields, "msg") if msg is None else msg, fmt, origin,
+        gid,
+        sid,
+        rev,
+        _text(fields, "msg") if msg is None else msg,
+        fmt,
+        origin,
         _number(fields, "priority"),
         classification if classification and classification != "none" else None,
-        proto, src, sport, dst, dport, _time(fields, engine, clock), engine, direction, tcp_flags,
+        proto,
+        src,
+        sport,
+        dst,
+        dport,
+        _time(fields, engine, clock),
+        engine,
+        direction,
+        tcp_flags,
         _number(fields, "icmp_type"),
     )

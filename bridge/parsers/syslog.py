@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Optional
 
 from bridge.events import Alert, Origin
 
@@ -49,7 +48,7 @@ _HEAD_TIME = re.compile(rf"(?P<iso>\d{{4}}-\d\d-\d\d[T ]\d\d:\d\d:\d\d\S*)|(?P<b
 _SNORT_TAG = re.compile(r".{0,200}?\bsnort\w*(?:\[\d+\])?: ", re.DOTALL | re.ASCII)
 
 
-def _header_time(head: str, clock: Clock) -> Optional[datetime]:
+def _header_time(head: str, clock: Clock) -> datetime | None:
     found = _HEAD_TIME.search(head)
     if found is None:
         return None

@@ -17,14 +17,13 @@ from __future__ import annotations
 import json
 import os
 from datetime import timezone
-from typing import Dict, Optional, Union
 
 from bridge.events import Alert
 
 
 def alert_json_line(alert: Alert) -> str:
     """One Snort 3 alert_json object (field names as Snort 3 writes them), without the newline."""
-    fields: Dict[str, Union[str, int]] = {}
+    fields: dict[str, str | int] = {}
     if alert.time is not None:
         stamp = alert.time.astimezone(timezone.utc)
         fields["seconds"] = int(stamp.timestamp())
@@ -60,7 +59,7 @@ class AlertFileWriter:
         self.path = path
         directory = os.path.dirname(os.path.abspath(path))
         os.makedirs(directory, exist_ok=True)
-        self._fd: Optional[int] = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
         self.written = 0
 
     def write(self, alert: Alert) -> None:

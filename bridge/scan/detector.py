@@ -16,9 +16,8 @@ from __future__ import annotations
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Dict, Optional, Tuple
 
-from bridge.events import Alert, IPAddress, Origin, PORTSCAN_GID
+from bridge.events import PORTSCAN_GID, Alert, IPAddress, Origin
 
 ENGINE = "tzsp-ips"
 # sids follow Snort's port_scan numbering so reports read alike: 1 TCP, 17 UDP, 26 ICMP sweep
@@ -32,7 +31,7 @@ _NAMED_KINDS = {0x02: "SYN", 0x01: "FIN", 0x00: "NULL", 0x29: "XMAS"}  # 0x29 = 
 _NAME_ORDER = ("SYN", "FIN", "RST", "PSH", "ACK", "URG", "ECE", "CWR")  # "SYN+FIN+PSH+URG" reads best
 
 
-def tcp_probe_kind(flags: int) -> Optional[str]:
+def tcp_probe_kind(flags: int) -> str | None:
     """The probe a TCP segment with these flag bits is ("SYN", "FIN", "NULL", "XMAS", "SYN+FIN", ...),
     or None when it answers something (ACK or RST set): only a segment that opens nothing and answers
     nothing is a probe. ECE/CWR (ECN) do not change the name of a SYN, FIN or XMAS probe."""
@@ -58,9 +57,9 @@ class Probe:
     src: IPAddress
     dst: IPAddress
     proto: str
-    dport: Optional[int]
+    dport: int | None
     time: float
-    sport: Optional[int] = None
+    sport: int | None = None
     kind: str = ""  # TCP: tcp_probe_kind ("SYN", "FIN", "NULL", "XMAS", "SYN+FIN", ...); "" otherwise
 
 
@@ -77,7 +76,7 @@ class UdpReplies:
     def __init__(self, ttl: float = 30.0, max_flows: int = 65536) -> None:
         self.ttl = ttl
         self.max_flows = max_flows
-        self._flows: "OrderedDict[tuple, float]" = OrderedDict()  # (src, sport, dst, dport) -> last seen
+        self._flows: OrderedDict[tuple, float] = OrderedDict()  # (src, sport, dst, dport) -> last seen
 
     def is_reply(self, probe: Probe) -> bool:
         if probe.proto != "UDP" or probe.sport is None:
@@ -99,7 +98,7 @@ class _SourceState:
 
     def __init__(self) -> None:
         # (proto, port or dst) -> (last seen, scan type of the latest probe there)
-        self.ports: "OrderedDict[tuple, Tuple[float, str]]" = OrderedDict()
+        self.ports: OrderedDict[tuple, tuple[float, str]] = OrderedDict()
         self.score = 0  # sum of the weights of the keys in ports
         self.alerted_until = 0.0
 
@@ -122,12 +121,12 @@ class ScanDetector:
         self.low_port_weight = max(1, low_port_weight)
         self.max_sources = max_sources
         self.source_name = source_name
-        self._sources: "OrderedDict[IPAddress, _SourceState]" = OrderedDict()
+        self._sources: OrderedDict[IPAddress, _SourceState] = OrderedDict()
         self._udp = UdpReplies()
         self.detections = 0
         self.replies_ignored = 0
 
-    def feed(self, probe: Probe) -> Optional[Alert]:
+    def feed(self, probe: Probe) -> Alert | None:
         """Count one probe; returns an Alert the moment its source crosses the threshold."""
         if self._udp.is_reply(probe):
             self.replies_ignored += 1
@@ -195,6 +194,9 @@ class ScanDetector:
     def tracked_sources(self) -> int:
         return len(self._sources)
 
-    def snapshot(self) -> Dict[str, int]:
-        return {"tracked_sources": len(self._sources), "detections": self.detections,
-                "replies_ignored": self.replies_ignored}
+    def snapshot(self) -> dict[str, int]:
+        return {
+            "tracked_sources": len(self._sources),
+            "detections": self.detections,
+            "replies_ignored": self.replies_ignored,
+        }

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import Iterator, List, Optional, Tuple
+from collections.abc import Iterator
 
-from bridge.scan.probes import probe_from_frame
 from bridge.scan.detector import Probe
+from bridge.scan.probes import probe_from_frame
 from tzsp.capture_files import CaptureError, PcapngSection
 
 READ_SIZE = 1 << 16
@@ -45,15 +45,15 @@ class PcapStream:
     def __init__(self) -> None:
         self._buffer = bytearray()
         self._consumed = 0  # bytes of the stream already turned into records
-        self.linktype: Optional[int] = None
-        self._record: Optional[struct.Struct] = None
+        self.linktype: int | None = None
+        self._record: struct.Struct | None = None
         self._divisor = 1e6
-        self._pcapng: Optional[PcapngSection] = None
+        self._pcapng: PcapngSection | None = None
         self.records = 0
 
-    def feed(self, data: bytes) -> List[Tuple[float, bytes]]:
+    def feed(self, data: bytes) -> list[tuple[float, bytes]]:
         self._buffer += data
-        out: List[Tuple[float, bytes]] = []
+        out: list[tuple[float, bytes]] = []
         if self._pcapng is None and self._record is None and not self._read_header():
             return out
         if self._pcapng is not None:
@@ -63,11 +63,13 @@ class PcapStream:
         while len(buffer) - position >= _RECORD_HEADER:
             seconds, fraction, stored, _ = self._record.unpack_from(buffer, position)
             if stored > MAX_RECORD:
-                raise PcapStreamError(f"record of {stored} bytes: not a pcap stream, or corrupt", self._consumed + position)
+                raise PcapStreamError(
+                    f"record of {stored} bytes: not a pcap stream, or corrupt", self._consumed + position
+                )
             end = position + _RECORD_HEADER + stored
             if end > len(buffer):
                 break
-            out.append((seconds + fraction / self._divisor, bytes(buffer[position + _RECORD_HEADER:end])))
+            out.append((seconds + fraction / self._divisor, bytes(buffer[position + _RECORD_HEADER : end])))
             position = end
         del buffer[:position]
         self._consumed += position
@@ -98,19 +100,21 @@ class PcapStream:
         self._consumed = _GLOBAL_HEADER
         return True
 
-    def _pcapng_records(self, out: List[Tuple[float, bytes]]) -> List[Tuple[float, bytes]]:
+    def _pcapng_records(self, out: list[tuple[float, bytes]]) -> list[tuple[float, bytes]]:
         """Whole blocks off the buffer: the framing is the block's own length, the parsing dpkt's."""
         section, buffer, position = self._pcapng, self._buffer, 0
         assert section is not None
         try:
             while len(buffer) - position >= _PCAPNG_BLOCK_HEADER:
                 offset = self._consumed + position
-                block_type, length = section.block_header(bytes(buffer[position:position + _PCAPNG_BLOCK_HEADER]), offset)
+                block_type, length = section.block_header(
+                    bytes(buffer[position : position + _PCAPNG_BLOCK_HEADER]), offset
+                )
                 if length > MAX_RECORD:
                     raise PcapStreamError(f"pcapng block of {length} bytes: corrupt", offset)
                 if len(buffer) - position < length:
                     break
-                packet = section.packet(block_type, bytes(buffer[position:position + length]))
+                packet = section.packet(block_type, bytes(buffer[position : position + length]))
                 position += length
                 if self.linktype is None and section.interfaces:
                     self.linktype = section.interfaces[0].linktype
@@ -129,7 +133,7 @@ class PcapStream:
         return out
 
 
-def stream_probes(fd: int, stream: Optional[PcapStream] = None) -> Iterator[Optional[Probe]]:
+def stream_probes(fd: int, stream: PcapStream | None = None) -> Iterator[Probe | None]:
     """Probes from the pcap stream on ``fd`` until its end; None for each frame that is no probe.
 
     Yielding None too lets the caller count packets. At the end, ``stream.pending`` tells whether

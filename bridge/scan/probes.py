@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from typing import Optional
 
-from bridge.scan.routeros_log import FirewallEvent
 from bridge.scan.detector import TCP_FLAG_BITS, Probe, tcp_probe_kind
+from bridge.scan.routeros_log import FirewallEvent
 from tzsp.fanout import network_offset
 
 _IPV6_EXTENSIONS = (0, 43, 60)  # hop-by-hop, routing, destination options: skipped to reach TCP/UDP
 
 
-def probe_from_frame(linktype: int, frame: bytes, time: float) -> Optional[Probe]:
+def probe_from_frame(linktype: int, frame: bytes, time: float) -> Probe | None:
     """The probe this frame is, if it is one: a TCP segment without ACK or RST (SYN, FIN, NULL,
     XMAS...), a UDP datagram, an ICMP echo request."""
     offset = network_offset(frame, linktype)  # the same link-layer walk as tzspd's flow split
@@ -28,7 +27,7 @@ def probe_from_frame(linktype: int, frame: bytes, time: float) -> Optional[Probe
     return _probe_from_ip(frame, offset, time, frame[offset] >> 4)
 
 
-def _probe_from_ip(frame: bytes, offset: int, time: float, version: int) -> Optional[Probe]:
+def _probe_from_ip(frame: bytes, offset: int, time: float, version: int) -> Probe | None:
     if version == 4:
         if len(frame) < offset + 20:
             return None
@@ -66,7 +65,7 @@ def _probe_from_ip(frame: bytes, offset: int, time: float, version: int) -> Opti
     return None
 
 
-def probe_from_firewall_event(event: FirewallEvent, time: float) -> Optional[Probe]:
+def probe_from_firewall_event(event: FirewallEvent, time: float) -> Probe | None:
     """A logged connection attempt becomes a probe; other logged packets (replies, ACKs) do not."""
     if not event.is_connection_attempt:
         return None

@@ -23,7 +23,6 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Optional, Tuple
 
 from bridge.events import IPAddress
 
@@ -39,11 +38,11 @@ class FirewallEvent:
     in_interface: str
     out_interface: str
     proto: str  # "TCP", "UDP", "ICMP", "2", ...
-    flags: Tuple[str, ...]  # TCP flags ("SYN", "ACK", ...) or ("type 8", "code 0") for ICMP
+    flags: tuple[str, ...]  # TCP flags ("SYN", "ACK", ...) or ("type 8", "code 0") for ICMP
     src: IPAddress
-    sport: Optional[int]
+    sport: int | None
     dst: IPAddress
-    dport: Optional[int]
+    dport: int | None
     router: str = ""  # host/identity from the syslog header, when present
     connection_state: str = ""  # "new", "established", ... when the rule logs it
 
@@ -77,7 +76,7 @@ _BODY_RE = re.compile(
 _ENDPOINT_BRACKETED = re.compile(r"^\[(?P<addr>[0-9A-Fa-f:.]+)\](?::(?P<port>\d{1,5}))?$")
 
 
-def _endpoint(text: str, has_ports: bool) -> Tuple[IPAddress, Optional[int]]:
+def _endpoint(text: str, has_ports: bool) -> tuple[IPAddress, int | None]:
     """Split ``a.b.c.d:port``, ``[v6]:port`` or a bare address into address and port."""
     bracketed = _ENDPOINT_BRACKETED.match(text)
     if bracketed:
@@ -107,10 +106,10 @@ def parse_firewall_line(line: str) -> FirewallEvent:
     host = ""
     if header:
         host = header["host"] or ""
-        text = text[header.end():]
+        text = text[header.end() :]
     topics = _TOPICS_RE.match(text)
     if topics:
-        text = text[topics.end():]
+        text = text[topics.end() :]
     body = _BODY_RE.match(text)
     if not body:
         raise NotAFirewallLine("no '<chain>: in:... out:..., proto ..., src->dst, len n' message")

@@ -16,7 +16,7 @@ import select
 import socket
 import threading
 import time
-from typing import Callable, Optional, Set, Tuple
+from collections.abc import Callable
 
 from tzsp.receiver import AllowList
 
@@ -26,10 +26,10 @@ MAX_NAMED_SENDERS = 16  # refused senders named in the log; a spoofed flood name
 MAX_DATAGRAM = 65535
 _LISTEN_RE = re.compile(r"^(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]]+)):(?P<port>\d{1,5})$")
 
-Deliver = Callable[[str, Tuple[str, int], float], None]
+Deliver = Callable[[str, tuple[str, int], float], None]
 
 
-def split_listen_address(text: str) -> Tuple[str, int]:
+def split_listen_address(text: str) -> tuple[str, int]:
     """``"0.0.0.0:5514"`` / ``"[::]:5514"`` / ``"name:5514"`` -> (host, port); ValueError otherwise."""
     match = _LISTEN_RE.match(text.strip())
     if not match or not 1 <= int(match["port"]) <= 65535:
@@ -51,17 +51,17 @@ class SyslogListener:
         self.allow = allow  # replaced on reload; read by the listener thread
         self.received = 0
         self.not_allowed = 0
-        self._named: Set[str] = set()
-        self._sock: Optional[socket.socket] = None
-        self._thread: Optional[threading.Thread] = None
+        self._named: set[str] = set()
+        self._sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
     @property
-    def bound(self) -> Tuple[str, int]:
+    def bound(self) -> tuple[str, int]:
         assert self._sock is not None
         return self._sock.getsockname()[:2]
 
-    def start(self) -> "SyslogListener":
+    def start(self) -> SyslogListener:
         """Bind now (so a port in use fails at start, with the address in the message)."""
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -71,7 +71,9 @@ class SyslogListener:
             sock.bind((self.host, self.port))
         except OSError as exc:
             sock.close()
-            raise OSError(exc.errno, f"cannot listen for firewall log lines on {self.address}: {exc.strerror}") from None
+            raise OSError(
+                exc.errno, f"cannot listen for firewall log lines on {self.address}: {exc.strerror}"
+            ) from None
         self._sock = sock
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="syslog-listener", daemon=True)

@@ -12,12 +12,12 @@ import fnmatch
 import logging
 import queue
 import threading
-from typing import Callable, Dict, Optional, Tuple
+from collections.abc import Callable
 
 from bridge.config import Config
 from bridge.follow.follower import Follower
-from bridge.service.parts import followed_sources, syslog_senders
 from bridge.scan.syslog_listener import SyslogListener
+from bridge.service.parts import followed_sources, syslog_senders
 
 log = logging.getLogger("snort-bridge")
 
@@ -31,15 +31,15 @@ class Inputs:
     when it cannot go on: the service stops (systemd restarts it)."""
 
     def __init__(self, failed: Callable[[str], None]):
-        self.queue: "queue.Queue[tuple]" = queue.Queue(QUEUE_SIZE)
+        self.queue: queue.Queue[tuple] = queue.Queue(QUEUE_SIZE)
         self._batches_in_flight = threading.Semaphore(BATCHES_IN_FLIGHT)  # follower -> loop
         self._failed = failed
-        self.sources: Dict[str, str] = {}
-        self._matched_formats: Dict[str, str] = {}
-        self.follower: Optional[Follower] = None
-        self._follow_thread: Optional[threading.Thread] = None
+        self.sources: dict[str, str] = {}
+        self._matched_formats: dict[str, str] = {}
+        self.follower: Follower | None = None
+        self._follow_thread: threading.Thread | None = None
         self._follow_stop = threading.Event()
-        self.listener: Optional[SyslogListener] = None
+        self.listener: SyslogListener | None = None
         self.dropped_datagrams = 0
 
     # followed files
@@ -53,7 +53,9 @@ class Inputs:
         follower.start()
         self.follower = follower
         self._follow_stop = threading.Event()
-        self._follow_thread = threading.Thread(target=self._follow, args=(follower, self._follow_stop), name="follower", daemon=True)
+        self._follow_thread = threading.Thread(
+            target=self._follow, args=(follower, self._follow_stop), name="follower", daemon=True
+        )
         self._follow_thread.start()
 
     def _follow(self, follower: Follower, stopping: threading.Event) -> None:
@@ -103,7 +105,7 @@ class Inputs:
             return
         self.listener = SyslogListener(config.scan.syslog, self._datagram_line, syslog_senders(config)).start()
 
-    def _datagram_line(self, text: str, peer: Tuple[str, int], received_at: float) -> None:
+    def _datagram_line(self, text: str, peer: tuple[str, int], received_at: float) -> None:
         try:
             self.queue.put_nowait(("syslog", text, peer, received_at))
         except queue.Full:

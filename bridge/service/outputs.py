@@ -9,7 +9,6 @@ stopped here; bridge.service decides when, because the order matters (see there)
 from __future__ import annotations
 
 import logging
-from typing import Optional
 
 from bridge.config import Config
 from bridge.service.parts import make_notifications, make_responder
@@ -93,7 +92,7 @@ class Outputs:
 
     # reporting
 
-    def pending_blocks(self, router: str) -> Optional[int]:
+    def pending_blocks(self, router: str) -> int | None:
         """For "router up" messages (from the notify thread): blocks still to send to ``router``."""
         responder = self.responder
         if responder is None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
-from typing import Dict, Optional
 
 from bridge.config import Config, ConfigError
 from bridge.decide.hostaddrs import host_addresses, router_addresses
@@ -26,10 +25,12 @@ FIREWALL = "firewall"  # the "format" of a followed file of RouterOS firewall lo
 
 def check_runnable(config: Config) -> None:
     if not config.alerts and config.scan is None:
-        raise ConfigError(["alerts: nothing to follow; expected at least one [[alerts]] table or a [scan] table"], config.path)
+        raise ConfigError(
+            ["alerts: nothing to follow; expected at least one [[alerts]] table or a [scan] table"], config.path
+        )
 
 
-def followed_sources(config: Config) -> Dict[str, str]:
+def followed_sources(config: Config) -> dict[str, str]:
     """Absolute path -> alert format, or FIREWALL for [scan] files."""
     sources = {os.path.abspath(a.path): a.format for a in config.alerts}
     if config.scan is not None:
@@ -38,7 +39,7 @@ def followed_sources(config: Config) -> Dict[str, str]:
     return sources
 
 
-def make_detector(config: Config) -> Optional[ScanDetector]:
+def make_detector(config: Config) -> ScanDetector | None:
     scan = config.scan
     if scan is None:
         return None
@@ -63,7 +64,8 @@ def syslog_senders(config: Config) -> AllowList:
     """Who may send firewall log lines: scan.allow, else the configured routers' addresses."""
     assert config.scan is not None
     networks = tuple(config.scan.allow) or tuple(
-        ipaddress.ip_network(address) for address in router_addresses(config.routers))
+        ipaddress.ip_network(address) for address in router_addresses(config.routers)
+    )
     if not networks:
         log.warning("scan.syslog: no router address and no scan.allow: every firewall log line will be ignored")
     return AllowList(networks)
@@ -75,4 +77,3 @@ def make_notifications(config: Config, pending_blocks):
     from bridge.notify.delivery import build_notifications  # apprise is loaded only with [notify]
 
     return build_notifications(config, pending_blocks=pending_blocks)
-

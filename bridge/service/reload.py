@@ -25,7 +25,7 @@ class Changes:
     notify: bool  # the notifications: [notify], or the routers and files they speak of
 
     @classmethod
-    def between(cls, old: Config, new: Config) -> "Changes":
+    def between(cls, old: Config, new: Config) -> Changes:
         return cls(
             listener=new.scan is None or old.scan is None or new.scan.syslog != old.scan.syslog,
             routers=(new.routers, new.state_dir) != (old.routers, old.state_dir),

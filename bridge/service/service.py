@@ -20,7 +20,6 @@ import queue
 import signal
 import threading
 import time
-from typing import Dict, List, Optional, Tuple
 
 from bridge.config import Config, ConfigError, load_config
 from bridge.events import Origin
@@ -37,8 +36,8 @@ from bridge.service.parts import (
 )
 from bridge.service.reload import Changes, reloaded_pipeline
 from bridge.service.stderr_log import flush_log, setup_logging
-from responder.feed import Feed
 from plumbing.sdnotify import Notifier
+from responder.feed import Feed
 
 log = logging.getLogger("snort-bridge")
 
@@ -49,15 +48,15 @@ RESYNC_INTERVAL = 30.0  # seconds between comparisons of the policy's blocks wit
 
 
 class Service:
-    def __init__(self, config: Config, *, notifier: Optional[Notifier] = None):
+    def __init__(self, config: Config, *, notifier: Notifier | None = None):
         check_runnable(config)
         self.config = config
         self.notifier = notifier or Notifier()
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._report = threading.Event()
-        self.fatal: Optional[str] = None
-        self.pipeline: Optional[Pipeline] = None
+        self.fatal: str | None = None
+        self.pipeline: Pipeline | None = None
         self.feed = Feed()  # what happened: metrics, notifications and the status page subscribe
         self.inputs = Inputs(self._fail)
         self.outputs = Outputs(self.feed)
@@ -65,15 +64,15 @@ class Service:
     # what the status page (bridge.watching.web) and the tests read
 
     @property
-    def queue(self) -> "queue.Queue[tuple]":
+    def queue(self) -> queue.Queue[tuple]:
         return self.inputs.queue
 
     @property
-    def follower(self) -> Optional[Follower]:
+    def follower(self) -> Follower | None:
         return self.inputs.follower
 
     @property
-    def sources(self) -> Dict[str, str]:
+    def sources(self) -> dict[str, str]:
         return self.inputs.sources
 
     @property
@@ -94,8 +93,9 @@ class Service:
             outputs.start_notifications(config)  # before the routers: a router down at start is told
             outputs.start_responder(config)
             policy = build_policy(config, protect=protected_addresses(config))
-            self.pipeline = Pipeline(policy, self.responder, make_detector(config), routers=len(config.routers),
-                                     feed=self.feed)
+            self.pipeline = Pipeline(
+                policy, self.responder, make_detector(config), routers=len(config.routers), feed=self.feed
+            )
             if self.responder is not None:
                 self.pipeline.resync(self.responder.ledger, time.time())
             inputs.start_listener(config)
@@ -103,8 +103,13 @@ class Service:
         except BaseException:
             outputs.stop()
             raise
-        log.info("started: following %d file(s), %s, %s; %d block(s) in force",
-                 len(self.sources), inputs.listening(), outputs.routers_text(), len(self.pipeline.noted))
+        log.info(
+            "started: following %d file(s), %s, %s; %d block(s) in force",
+            len(self.sources),
+            inputs.listening(),
+            outputs.routers_text(),
+            len(self.pipeline.noted),
+        )
         if not config.routers:
             log.warning("no [[routers]] configured: decisions are logged, nothing is blocked")
         self.notifier.ready(self.status_text())
@@ -177,8 +182,11 @@ class Service:
             changed = Changes.between(self.config, new)
             notifications = make_notifications(new, outputs.pending_blocks) if changed.notify else outputs.notifications
         except ConfigError as exc:
-            log.error("reload refused, the running configuration stays in force: %s is not usable:\n  %s",
-                      exc.path or path, "\n  ".join(exc.problems))
+            log.error(
+                "reload refused, the running configuration stays in force: %s is not usable:\n  %s",
+                exc.path or path,
+                "\n  ".join(exc.problems),
+            )
             self.notifier.ready(self.status_text())
             return False
         assert self.pipeline is not None
@@ -201,14 +209,20 @@ class Service:
             outputs.replace_notifications(notifications)
         if self.follower is None:
             inputs.start_follower(new)
-        log.info("reloaded %s: following %d file(s), %s, %s, protected %s", path, len(self.sources), inputs.listening(),
-                 outputs.routers_text(), ", ".join(map(str, new.policy.protected)) or "none")
+        log.info(
+            "reloaded %s: following %d file(s), %s, %s, protected %s",
+            path,
+            len(self.sources),
+            inputs.listening(),
+            outputs.routers_text(),
+            ", ".join(map(str, new.policy.protected)) or "none",
+        )
         self.notifier.ready(self.status_text())
         return True
 
     # the work
 
-    def _handle_pass(self, first: Optional[tuple]) -> None:
+    def _handle_pass(self, first: tuple | None) -> None:
         """``first`` and whatever else is queued (up to PASS_MAX): the ledger's writes for all
         of them are one transaction; followed lines are committed only once it is durable, so
         a crash at any point re-reads (never loses) a line whose block was not recorded."""
@@ -230,7 +244,7 @@ class Service:
         for follower, lines in _by_follower(handled).items():
             follower.commit_all(lines)
 
-    def _handle(self, item: tuple) -> List[Tuple[Line, Follower]]:
+    def _handle(self, item: tuple) -> list[tuple[Line, Follower]]:
         """Handle one queued input; followed lines are returned, to be committed after the pass."""
         pipeline = self.pipeline
         assert pipeline is not None
@@ -269,8 +283,8 @@ class Service:
         return f"{counts}; {self.outputs.routers_text()}"
 
 
-def _by_follower(handled) -> Dict[Follower, list]:
-    grouped: Dict[Follower, list] = {}
+def _by_follower(handled) -> dict[Follower, list]:
+    grouped: dict[Follower, list] = {}
     for line, follower in handled:
         grouped.setdefault(follower, []).append(line)
     return grouped
@@ -294,7 +308,7 @@ def run_service(args: argparse.Namespace) -> int:
     return service.run()
 
 
-def register(subparsers: "argparse._SubParsersAction") -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     run = subparsers.add_parser(
         "run",
         help="follow the alerts and block on the routers",

@@ -62,4 +62,3 @@ def setup_logging(verbose: bool = False, quiet: bool = False, buffered: bool = F
     root.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
     for noisy in ("paramiko", "watchdog"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-

@@ -15,14 +15,20 @@ import collections
 import fnmatch
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Deque, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from bridge.events import DECISION_REASONS
 from responder.feed import (
-    Decided, EntryApplied, EntryRefused, EntryRemoved, FloodGuardChanged, LineRead, RouterChanged,
+    Decided,
+    EntryApplied,
+    EntryRefused,
+    EntryRemoved,
+    FloodGuardChanged,
+    LineRead,
+    RouterChanged,
 )
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -49,7 +55,7 @@ class RecentDecision:
 class RouterSeen:
     up: bool
     since: float
-    error: Optional[str] = None
+    error: str | None = None
 
 
 class SourceLabels:
@@ -57,7 +63,7 @@ class SourceLabels:
 
     def __init__(self, paths: Iterable[str]):
         self.paths = tuple(paths)
-        self._cache: Dict[str, str] = {}
+        self._cache: dict[str, str] = {}
 
     def __call__(self, source: str) -> str:
         label = self._cache.get(source)
@@ -77,24 +83,46 @@ class SourceLabels:
 class Observer:
     """Subscribe it to a Feed: ``feed.subscribe(observer)``."""
 
-    def __init__(self, sources: Sequence[str], routers: Sequence[str], *,
-                 registry: Optional[CollectorRegistry] = None, clock=time.time):
+    def __init__(
+        self,
+        sources: Sequence[str],
+        routers: Sequence[str],
+        *,
+        registry: CollectorRegistry | None = None,
+        clock=time.time,
+    ):
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=False)
         self.clock = clock
         self.started = clock()
         self.label = SourceLabels(sources)
         self.routers = tuple(routers)
         r = self.registry
-        self.lines = Counter("tzsp_ips_alert_lines", "Lines read from alert files (and firewall logs)", ["source"], registry=r)
+        self.lines = Counter(
+            "tzsp_ips_alert_lines", "Lines read from alert files (and firewall logs)", ["source"], registry=r
+        )
         self.alerts = Counter("tzsp_ips_alerts", "Alerts parsed from those lines", ["source"], registry=r)
-        self.unparsable = Counter("tzsp_ips_unparsable_lines", "Lines that were not a readable alert", ["source"], registry=r)
-        self.decisions = Counter("tzsp_ips_decisions", "Policy decisions by action and reason", ["action", "reason"], registry=r)
-        self.router_errors = Counter("tzsp_ips_router_errors", "Connections lost or refused, and entries a router refused",
-                                     ["router", "kind"], registry=r)
-        self.entries_applied = Counter("tzsp_ips_entries_applied", "Address-list entries a router took", ["router"], registry=r)
-        self.latency = Histogram("tzsp_ips_block_latency_seconds",
-                                 "From the alert line handled to the entry applied on the router",
-                                 ["router"], buckets=LATENCY_BUCKETS, registry=r)
+        self.unparsable = Counter(
+            "tzsp_ips_unparsable_lines", "Lines that were not a readable alert", ["source"], registry=r
+        )
+        self.decisions = Counter(
+            "tzsp_ips_decisions", "Policy decisions by action and reason", ["action", "reason"], registry=r
+        )
+        self.router_errors = Counter(
+            "tzsp_ips_router_errors",
+            "Connections lost or refused, and entries a router refused",
+            ["router", "kind"],
+            registry=r,
+        )
+        self.entries_applied = Counter(
+            "tzsp_ips_entries_applied", "Address-list entries a router took", ["router"], registry=r
+        )
+        self.latency = Histogram(
+            "tzsp_ips_block_latency_seconds",
+            "From the alert line handled to the entry applied on the router",
+            ["router"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.guard_trips = Counter("tzsp_ips_flood_guard_trips", "Times the flood guard stopped blocking", registry=r)
         for source in self.label.paths:
             for metric in (self.lines, self.alerts, self.unparsable):
@@ -109,12 +137,14 @@ class Observer:
                 self.router_errors.labels(router, kind)
 
         self._lock = threading.Lock()
-        self._waiting: "collections.OrderedDict[object, Tuple[float, set]]" = collections.OrderedDict()
-        self.recent: Deque[RecentDecision] = collections.deque(maxlen=RECENT_DECISIONS)
-        self._minutes: Deque[List[int]] = collections.deque(maxlen=HISTORY_MINUTES)  # [minute, alerts, blocks]
-        self.last_line: Dict[str, float] = {}  # source label -> when its last line was handled
-        self.router_seen: Dict[str, RouterSeen] = {}
-        self.guard_event: Optional[FloodGuardChanged] = None
+        self._waiting: collections.OrderedDict[object, tuple[float, set]] = collections.OrderedDict()
+        self.recent: collections.deque[RecentDecision] = collections.deque(maxlen=RECENT_DECISIONS)
+        self._minutes: collections.deque[list[int]] = collections.deque(
+            maxlen=HISTORY_MINUTES
+        )  # [minute, alerts, blocks]
+        self.last_line: dict[str, float] = {}  # source label -> when its last line was handled
+        self.router_seen: dict[str, RouterSeen] = {}
+        self.guard_event: FloodGuardChanged | None = None
 
     def reconfigure(self, sources: Sequence[str], routers: Sequence[str]) -> None:
         """After a reload: label the new files, wait for the new routers."""
@@ -150,10 +180,15 @@ class Observer:
         alert = getattr(decision, "alert", None)
         target = getattr(decision, "target", None)
         recent = RecentDecision(
-            at=event.at, action=action, reason=reason, target=str(target or ""),
-            src=str(getattr(alert, "src", "") or ""), dst=str(getattr(alert, "dst", "") or ""),
+            at=event.at,
+            action=action,
+            reason=reason,
+            target=str(target or ""),
+            src=str(getattr(alert, "src", "") or ""),
+            dst=str(getattr(alert, "dst", "") or ""),
             sid=f"{getattr(alert, 'gid', '')}:{getattr(alert, 'sid', '')}" if alert is not None else "",
-            msg=str(getattr(alert, "msg", "") or ""), why=str(getattr(decision, "why", "")),
+            msg=str(getattr(alert, "msg", "") or ""),
+            why=str(getattr(decision, "why", "")),
         )
         with self._lock:
             self.recent.append(recent)
@@ -192,8 +227,13 @@ class Observer:
             self.guard_event = event
 
     _HANDLERS = {
-        LineRead: _line, Decided: _decided, EntryApplied: _applied, EntryRefused: _refused,
-        EntryRemoved: lambda self, event: None, RouterChanged: _router, FloodGuardChanged: _guard,
+        LineRead: _line,
+        Decided: _decided,
+        EntryApplied: _applied,
+        EntryRefused: _refused,
+        EntryRemoved: lambda self, event: None,
+        RouterChanged: _router,
+        FloodGuardChanged: _guard,
     }
 
     def _bump(self, at: float, column: int) -> None:
@@ -213,21 +253,21 @@ class Observer:
 
     # -- reading (HTTP threads) -------------------------------------------------------------------
 
-    def per_minute(self, now: float, minutes: int) -> List[Tuple[int, int, int]]:
+    def per_minute(self, now: float, minutes: int) -> list[tuple[int, int, int]]:
         """(minute, alerts, blocks) for each of the last ``minutes`` minutes, oldest first, gaps as 0."""
         last = int(now // 60)
         with self._lock:
             counts = {row[0]: (row[1], row[2]) for row in self._minutes}
         return [(m, *counts.get(m, (0, 0))) for m in range(last - minutes + 1, last + 1)]
 
-    def recent_decisions(self) -> List[RecentDecision]:
+    def recent_decisions(self) -> list[RecentDecision]:
         with self._lock:
             return list(reversed(self.recent))
 
-    def routers_seen(self) -> Dict[str, RouterSeen]:
+    def routers_seen(self) -> dict[str, RouterSeen]:
         with self._lock:
             return {name: RouterSeen(s.up, s.since, s.error) for name, s in self.router_seen.items()}
 
-    def last_lines(self) -> Dict[str, float]:
+    def last_lines(self) -> dict[str, float]:
         with self._lock:
             return dict(self.last_line)

@@ -19,9 +19,7 @@ import os
 import threading
 import time
 import urllib.request
-from typing import Dict, List, Optional, Tuple
 
-from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.parser import text_string_to_metric_families
@@ -54,7 +52,7 @@ class TokenError(ValueError):
     pass
 
 
-def start_web(service, config: Config) -> Optional["Web"]:
+def start_web(service, config: Config) -> Web | None:
     """The [http] server for ``service``, started; None without [http]. ConfigError for a bad token file,
     OSError when it cannot listen."""
     if config.http is None:
@@ -88,19 +86,22 @@ def read_token(path: str) -> str:
 class Gate:
     """Lets a request through when no token is set, or when it carries the token."""
 
-    def __init__(self, token: Optional[str], clock=time.monotonic):
+    def __init__(self, token: str | None, clock=time.monotonic):
         self.token = token.encode() if token else None
         self.clock = clock
         self.refused = 0
-        self._logged_at: Optional[float] = None
+        self._logged_at: float | None = None
         self._unlogged = 0
         self._lock = threading.Lock()
 
     def allows(self, request: Request) -> bool:
         if self.token is None:
             return True
-        offered = _bearer(request.headers.get("authorization", "")) or _cookie(request.headers.get("cookie", ""), COOKIE) \
+        offered = (
+            _bearer(request.headers.get("authorization", ""))
+            or _cookie(request.headers.get("cookie", ""), COOKIE)
             or request.query.get("token", "")
+        )
         if hmac.compare_digest(offered.encode("utf-8", "replace"), self.token):
             return True
         self._note_refusal(request)
@@ -115,8 +116,9 @@ class Gate:
                 return
             more = f" (and {self._unlogged} more since the last such message)" if self._unlogged else ""
             self._logged_at, self._unlogged = now, 0
-        log.warning("http: refused %s %s from %s: missing or wrong token%s",
-                    request.method, request.path, request.peer[0], more)
+        log.warning(
+            "http: refused %s %s from %s: missing or wrong token%s", request.method, request.path, request.peer[0], more
+        )
 
 
 def _bearer(header: str) -> str:
@@ -140,8 +142,8 @@ class TzspdWatch:
         self.address = address
         self.url = f"http://[{host}]:{port}/metrics" if ":" in host else f"http://{host}:{port}/metrics"
         self.timeout = timeout
-        self._received: Optional[float] = None
-        self._moved_at: Optional[float] = None
+        self._received: float | None = None
+        self._moved_at: float | None = None
 
     def read(self, now: float) -> TzspdView:
         try:
@@ -156,13 +158,13 @@ class TzspdWatch:
         return TzspdView(self.address, counters, silent_since=self._moved_at)
 
 
-def tzspd_counters(text: str) -> Dict[str, float]:
+def tzspd_counters(text: str) -> dict[str, float]:
     """tzspd's exposition text -> the counters a person reads, e.g. {"datagrams received": 10, ...}."""
-    counters: Dict[str, float] = {}
+    counters: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         if not family.name.startswith("tzspd_") or family.type not in ("counter", "gauge"):
             continue
-        name = family.name[len("tzspd_"):].replace("_", " ")
+        name = family.name[len("tzspd_") :].replace("_", " ")
         if family.name in ("tzspd_start_time_seconds",):
             continue
         for sample in family.samples:
@@ -185,9 +187,9 @@ class Snapshots:
         self.clock = clock
         self.tzspd = TzspdWatch(http.tzspd) if http.tzspd else None
         self._lock = threading.Lock()
-        self._cached: Optional[Tuple[float, Snapshot, int]] = None
+        self._cached: tuple[float, Snapshot, int] | None = None
 
-    def get(self) -> Tuple[Snapshot, int]:
+    def get(self) -> tuple[Snapshot, int]:
         """(snapshot, blocks in force); one gatherer at a time, the others wait for its result."""
         with self._lock:
             now = self.clock()
@@ -196,23 +198,37 @@ class Snapshots:
                 self._cached = (now, snapshot, blocks)
             return self._cached[1], self._cached[2]
 
-    def _gather(self, now: float) -> Tuple[Snapshot, int]:
+    def _gather(self, now: float) -> tuple[Snapshot, int]:
         service, observer = self.service, self.observer
         responder = service.responder
-        block_rows: List[BlockRow] = []
-        router_rows: List[RouterRow] = []
+        block_rows: list[BlockRow] = []
+        router_rows: list[RouterRow] = []
         in_force = 0
         if responder is not None:
             records = responder.ledger.blocks(now)
             in_force = len(records)
             for record in records[-MAX_BLOCK_ROWS:][::-1]:
-                block_rows.append(BlockRow(str(record.address), record.reason, record.sid, record.expires_at,
-                                           tuple((name, state.status) for name, state in sorted(record.routers.items()))))
+                block_rows.append(
+                    BlockRow(
+                        str(record.address),
+                        record.reason,
+                        record.sid,
+                        record.expires_at,
+                        tuple((name, state.status) for name, state in sorted(record.routers.items())),
+                    )
+                )
             seen = observer.routers_seen()
             for status in responder.status():
                 since = seen.get(status.name)
-                router_rows.append(RouterRow(status.name, status.connected, status.pending, status.last_error,
-                                             since.since if since is not None and since.up == status.connected else None))
+                router_rows.append(
+                    RouterRow(
+                        status.name,
+                        status.connected,
+                        status.pending,
+                        status.last_error,
+                        since.since if since is not None and since.up == status.connected else None,
+                    )
+                )
         last_lines = observer.last_lines()
         sources = []
         follower = service.follower
@@ -225,17 +241,23 @@ class Snapshots:
         counts = getattr(pipeline, "counts", None)
         totals = {} if counts is None else {"lines": counts.lines, "alerts": counts.alerts, "blocks": counts.blocks}
         snapshot = Snapshot(
-            now=now, started=observer.started, blocks=tuple(block_rows), routers=tuple(router_rows),
-            sources=tuple(sources), decisions=tuple(observer.recent_decisions()),
+            now=now,
+            started=observer.started,
+            blocks=tuple(block_rows),
+            routers=tuple(router_rows),
+            sources=tuple(sources),
+            decisions=tuple(observer.recent_decisions()),
             per_minute=tuple(observer.per_minute(now, CHART_MINUTES)),
             flood_guard=tripped.describe() if tripped is not None else None,
             tzspd=self.tzspd.read(now) if self.tzspd is not None else None,
-            queue_lines=service.queue.qsize(), fatal=service.fatal, totals=totals,
+            queue_lines=service.queue.qsize(),
+            fatal=service.fatal,
+            totals=totals,
         )
         return snapshot, in_force
 
 
-def _lag_bytes(follower, path: str) -> Optional[int]:
+def _lag_bytes(follower, path: str) -> int | None:
     """Bytes written to ``path`` that were not handled yet (None when unknown)."""
     if follower is None:
         return None
@@ -259,20 +281,29 @@ class ScrapeTimeCollector:
         snap, in_force = self.snapshots.get()
         yield GaugeMetricFamily("tzsp_ips_blocks_in_force", "Addresses blocked now", value=in_force)
         up = GaugeMetricFamily("tzsp_ips_router_up", "1 while the router's session is up", labels=["router"])
-        pending = GaugeMetricFamily("tzsp_ips_router_pending", "Blocks and unblocks not yet done on the router", labels=["router"])
+        pending = GaugeMetricFamily(
+            "tzsp_ips_router_pending", "Blocks and unblocks not yet done on the router", labels=["router"]
+        )
         for router in snap.routers:
             up.add_metric([router.name], 1 if router.reachable else 0)
             pending.add_metric([router.name], router.pending)
         yield up
         yield pending
-        yield GaugeMetricFamily("tzsp_ips_flood_guard_tripped", "1 while the flood guard stops blocking",
-                                value=1 if snap.flood_guard else 0)
+        yield GaugeMetricFamily(
+            "tzsp_ips_flood_guard_tripped", "1 while the flood guard stops blocking", value=1 if snap.flood_guard else 0
+        )
         yield GaugeMetricFamily("tzsp_ips_queue_lines", "Lines read and waiting to be handled", value=snap.queue_lines)
-        lag = GaugeMetricFamily("tzsp_ips_follower_lag_bytes", "Bytes written to an alert file and not handled yet",
-                                labels=["source"])
-        present = GaugeMetricFamily("tzsp_ips_alert_source_present", "1 while the followed file exists", labels=["source"])
-        last = GaugeMetricFamily("tzsp_ips_alert_source_last_line_timestamp_seconds",
-                                 "When the last line of the source was handled (Unix time)", labels=["source"])
+        lag = GaugeMetricFamily(
+            "tzsp_ips_follower_lag_bytes", "Bytes written to an alert file and not handled yet", labels=["source"]
+        )
+        present = GaugeMetricFamily(
+            "tzsp_ips_alert_source_present", "1 while the followed file exists", labels=["source"]
+        )
+        last = GaugeMetricFamily(
+            "tzsp_ips_alert_source_last_line_timestamp_seconds",
+            "When the last line of the source was handled (Unix time)",
+            labels=["source"],
+        )
         for source in snap.sources:
             if source.lag_bytes is not None:
                 lag.add_metric([source.path], source.lag_bytes)
@@ -282,8 +313,9 @@ class ScrapeTimeCollector:
         yield lag
         yield present
         yield last
-        yield GaugeMetricFamily("tzsp_ips_start_time_seconds", "When snort-bridge run started (Unix time)",
-                                value=snap.started)
+        yield GaugeMetricFamily(
+            "tzsp_ips_start_time_seconds", "When snort-bridge run started (Unix time)", value=snap.started
+        )
 
 
 class Web:
@@ -298,25 +330,36 @@ class Web:
         if token is None and not is_loopback(host):
             raise TokenError(f"http.listen = {http.listen!r} is beyond loopback: http.token_file is required")
         self.gate = Gate(token)
-        self.observer = Observer([a.path for a in config.alerts] + list(config.scan.files if config.scan else ()),
-                                 [r.name for r in config.routers])
+        self.observer = Observer(
+            [a.path for a in config.alerts] + list(config.scan.files if config.scan else ()),
+            [r.name for r in config.routers],
+        )
         self.snapshots = Snapshots(service, self.observer, http)
         self.registry = self.observer.registry
         self.registry.register(ScrapeTimeCollector(self.snapshots))
         self.service = service
-        self._server = HttpServer(host, port, {
-            "/": self._guarded(self.page), "/metrics": self._guarded(self.metrics), "/health": self._guarded(self.health),
-        })
+        self._server = HttpServer(
+            host,
+            port,
+            {
+                "/": self._guarded(self.page),
+                "/metrics": self._guarded(self.metrics),
+                "/health": self._guarded(self.health),
+            },
+        )
 
     @property
-    def address(self) -> Tuple[str, int]:
+    def address(self) -> tuple[str, int]:
         return self._server.address
 
-    def start(self) -> "Web":
+    def start(self) -> Web:
         self.service.feed.subscribe(self.observer)
         self._server.start()
-        log.info("http: status page, /metrics and /health on http://%s:%d/%s", *self.address[:2],
-                 " (token required)" if self.gate.token else "")
+        log.info(
+            "http: status page, /metrics and /health on http://%s:%d/%s",
+            *self.address[:2],
+            " (token required)" if self.gate.token else "",
+        )
         return self
 
     def stop(self) -> None:
@@ -325,16 +368,21 @@ class Web:
 
     def reconfigure(self, config: Config) -> None:
         """A reload: follow the new routers and alert files; a changed [http] needs a restart."""
-        self.observer.reconfigure([a.path for a in config.alerts] + list(config.scan.files if config.scan else ()),
-                                  [r.name for r in config.routers])
+        self.observer.reconfigure(
+            [a.path for a in config.alerts] + list(config.scan.files if config.scan else ()),
+            [r.name for r in config.routers],
+        )
         if config.http != self.http:
             log.warning("reload: [http] changed; it takes effect at the next start")
 
     def _guarded(self, route):
         def serve(request: Request) -> Response:
             if not self.gate.allows(request):
-                return Response(401, b"a token is required: Authorization: Bearer <token>\n",
-                                headers=(("WWW-Authenticate", 'Bearer realm="tzsp-ips"'),))
+                return Response(
+                    401,
+                    b"a token is required: Authorization: Bearer <token>\n",
+                    headers=(("WWW-Authenticate", 'Bearer realm="tzsp-ips"'),),
+                )
             if "token" in request.query and self.gate.token is not None:
                 # Opened once as /?token=...: keep it in a cookie and drop it from the address bar.
                 cookie = f"{COOKIE}={request.query['token']}; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000"
@@ -346,9 +394,16 @@ class Web:
     def page(self, request: Request) -> Response:
         snap, _ = self.snapshots.get()
         body = render_page(snap, health_problems(snap, self.http.silent_after))
-        return Response(200, body.encode("utf-8"), "text/html; charset=utf-8",
-                        headers=(("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:"),
-                                 ("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer")))
+        return Response(
+            200,
+            body.encode("utf-8"),
+            "text/html; charset=utf-8",
+            headers=(
+                ("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:"),
+                ("X-Content-Type-Options", "nosniff"),
+                ("Referrer-Policy", "no-referrer"),
+            ),
+        )
 
     def metrics(self, request: Request) -> Response:
         encoder, content_type = choose_encoder(request.headers.get("accept", ""))

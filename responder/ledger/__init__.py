@@ -31,8 +31,9 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from responder.events import BlockRequest, IPAddress
 from responder.ledger.queries import BlockRecord, LedgerQueries, RouterBlock, RouterMeta, RouterState
@@ -49,8 +50,19 @@ from responder.ledger.transactions import Batch, Transaction
 
 # Users of the ledger import its names from here, whichever of the modules above holds them.
 __all__ = [
-    "Ledger", "LedgerError", "BlockOutcome", "BlockRecord", "RouterBlock", "RouterMeta", "RouterState",
-    "STATUSES", "OPEN_STATUSES", "FINAL_STATUSES", "SCHEMA_VERSION", "LEDGER_FILE", "address_key",
+    "Ledger",
+    "LedgerError",
+    "BlockOutcome",
+    "BlockRecord",
+    "RouterBlock",
+    "RouterMeta",
+    "RouterState",
+    "STATUSES",
+    "OPEN_STATUSES",
+    "FINAL_STATUSES",
+    "SCHEMA_VERSION",
+    "LEDGER_FILE",
+    "address_key",
     "refresh_threshold",
 ]
 
@@ -101,7 +113,7 @@ class Ledger(LedgerQueries):
             raise LedgerError(f"{path}: cannot use the ledger: {exc}") from exc
 
     @classmethod
-    def in_state_dir(cls, state_dir: str) -> "Ledger":
+    def in_state_dir(cls, state_dir: str) -> Ledger:
         return cls(os.path.join(state_dir, LEDGER_FILE))
 
     def close(self) -> None:
@@ -130,23 +142,23 @@ class Ledger(LedgerQueries):
         """Remember ``request`` and mark it pending on ``routers`` where it needs sending."""
         return self.record_blocks([request], routers, now)[0]
 
-    def record_blocks(self, requests: Sequence[BlockRequest], routers: Iterable[str],
-                      now: float) -> List[BlockOutcome]:
+    def record_blocks(self, requests: Sequence[BlockRequest], routers: Iterable[str], now: float) -> list[BlockOutcome]:
         """``record_block`` for each request, in order, as one transaction with a few
         statements for all of them (a storm of 10,000 blocks is a handful of statements)."""
         routers = list(routers)
         keys = [address_key(request.address) for request in requests]
-        outcomes: List[BlockOutcome] = []
+        outcomes: list[BlockOutcome] = []
         inserts, updates, touches = [], [], []
-        pending: Dict[str, None] = {}
+        pending: dict[str, None] = {}
         with self._transaction() as cur:
-            known: Dict[str, Tuple[float, str]] = {}
+            known: dict[str, tuple[float, str]] = {}
             unique = list(dict.fromkeys(keys))
             for start in range(0, len(unique), 500):
-                chunk = unique[start:start + 500]
+                chunk = unique[start : start + 500]
                 marks = ",".join("?" * len(chunk))
                 for key, expires, state in cur.execute(
-                        f"SELECT address, expires_at, state FROM blocks WHERE address IN ({marks})", chunk):
+                    f"SELECT address, expires_at, state FROM blocks WHERE address IN ({marks})", chunk
+                ):
                     known[key] = (expires, state)
             offences = []
             for request, key in zip(requests, keys):
@@ -154,8 +166,19 @@ class Ledger(LedgerQueries):
                 expires_at = start + request.duration
                 row = known.get(key)
                 if row is None:
-                    inserts.append((key, request.reason, request.sid, start, start, expires_at,
-                                    request.duration, request.duration_why, request.source))
+                    inserts.append(
+                        (
+                            key,
+                            request.reason,
+                            request.sid,
+                            start,
+                            start,
+                            expires_at,
+                            request.duration,
+                            request.duration_why,
+                            request.source,
+                        )
+                    )
                     offences.append((key, start, request.sid, request.duration))
                     known[key] = (expires_at, "active")
                     outcomes.append(BlockOutcome("new", expires_at))
@@ -168,8 +191,18 @@ class Ledger(LedgerQueries):
                     outcomes.append(BlockOutcome("unchanged", old_expires))
                     continue
                 new_expires = max(expires_at, old_expires if live else 0.0)
-                updates.append((request.reason, request.sid, start, new_expires, request.duration,
-                                request.duration_why, request.source, key))
+                updates.append(
+                    (
+                        request.reason,
+                        request.sid,
+                        start,
+                        new_expires,
+                        request.duration,
+                        request.duration_why,
+                        request.source,
+                        key,
+                    )
+                )
                 known[key] = (new_expires, "active")
                 if not live:
                     offences.append((key, start, request.sid, request.duration))
@@ -177,17 +210,25 @@ class Ledger(LedgerQueries):
                 pending[key] = None
             cur.executemany(
                 "INSERT INTO blocks (address, reason, sid, first_seen, last_seen, expires_at, state, duration, "
-                "duration_why, source) VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?, ?)", inserts)
+                "duration_why, source) VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?, ?)",
+                inserts,
+            )
             cur.executemany(
                 "UPDATE blocks SET reason = ?, sid = ?, last_seen = ?, expires_at = ?, state = 'active', "
-                "duration = ?, duration_why = ?, source = ? WHERE address = ?", updates)
+                "duration = ?, duration_why = ?, source = ? WHERE address = ?",
+                updates,
+            )
             cur.executemany("INSERT INTO offences (address, at, sid, duration) VALUES (?, ?, ?, ?)", offences)
             cur.executemany("UPDATE blocks SET last_seen = ? WHERE address = ?", touches)
-            cur.executemany(_UPSERT_STATUS + ", attempts = 0",
-                            [(router, key, "pending", now) for key in pending for router in routers])
+            cur.executemany(
+                _UPSERT_STATUS + ", attempts = 0",
+                [(router, key, "pending", now) for key in pending for router in routers],
+            )
         return outcomes
 
-    def record_unblock(self, address: IPAddress, routers: Iterable[str], now: float, *, keep_offences: bool = False) -> bool:
+    def record_unblock(
+        self, address: IPAddress, routers: Iterable[str], now: float, *, keep_offences: bool = False
+    ) -> bool:
         """Mark ``address`` for removal on ``routers``; True if it was actively blocked.
 
         Its offences are forgotten too (its next block starts over at block_for), unless ``keep_offences``.
@@ -235,11 +276,11 @@ class Ledger(LedgerQueries):
         status: str,
         now: float,
         *,
-        expires_at: Optional[float] = None,
-        error: Optional[str] = None,
+        expires_at: float | None = None,
+        error: str | None = None,
         attempted: bool = False,
-        generation: Optional[int] = None,
-        static: Optional[bool] = None,
+        generation: int | None = None,
+        static: bool | None = None,
     ) -> bool:
         """Record a result; with ``generation``, only if no block/unblock changed the row meanwhile.
 
@@ -254,8 +295,20 @@ class Ledger(LedgerQueries):
                 "applied_at = CASE WHEN ? = 'applied' THEN ? ELSE applied_at END, "
                 "expires_at = COALESCE(?, expires_at), static = COALESCE(?, static) "
                 "WHERE router = ? AND address = ? AND (? IS NULL OR generation = ?)",
-                (status, error, now, 1 if attempted else 0, status, now, expires_at,
-                 None if static is None else int(static), router, key, generation, generation),
+                (
+                    status,
+                    error,
+                    now,
+                    1 if attempted else 0,
+                    status,
+                    now,
+                    expires_at,
+                    None if static is None else int(static),
+                    router,
+                    key,
+                    generation,
+                    generation,
+                ),
             )
             return cur.rowcount == 1
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import ipaddress
 import sqlite3
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
 
 from responder.events import IPAddress
 from responder.ledger.schema import OPEN_STATUSES, address_key
@@ -30,8 +30,8 @@ class RouterBlock:
     block_state: str  # active | unblocked
     block_expires_at: float
     status: str
-    expires_at: Optional[float]  # the router entry's end as last sent
-    last_error: Optional[str]
+    expires_at: float | None  # the router entry's end as last sent
+    last_error: str | None
     attempts: int
     generation: int = 0
     static: bool = False  # the router holds a static entry we must remove when the block ends
@@ -40,8 +40,8 @@ class RouterBlock:
 @dataclass(frozen=True)
 class RouterState:
     status: str
-    expires_at: Optional[float]
-    last_error: Optional[str]
+    expires_at: float | None
+    last_error: str | None
     attempts: int
     static: bool = False
 
@@ -55,7 +55,7 @@ class BlockRecord:
     last_seen: float
     expires_at: float
     state: str
-    routers: Dict[str, RouterState]
+    routers: dict[str, RouterState]
     duration: float = 0.0
     duration_why: str = ""
     offences: int = 0  # within the remember_for the caller asked about
@@ -66,10 +66,10 @@ class BlockRecord:
 class RouterMeta:
     router: str
     reachable: bool
-    last_uptime: Optional[float]
-    last_seen: Optional[float]
-    last_error: Optional[str]
-    error_at: Optional[float]
+    last_uptime: float | None
+    last_seen: float | None
+    last_error: str | None
+    error_at: float | None
     reboots: int
 
 
@@ -80,7 +80,9 @@ _ROUTER_BLOCK_COLUMNS = (
 
 
 def _router_block(r: tuple) -> RouterBlock:
-    return RouterBlock(r[0], ipaddress.ip_address(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], bool(r[11]))
+    return RouterBlock(
+        r[0], ipaddress.ip_address(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], bool(r[11])
+    )
 
 
 class LedgerQueries:
@@ -89,13 +91,13 @@ class LedgerQueries:
     _conn: sqlite3.Connection
     _lock: threading.RLock
 
-    def _read(self, sql: str, params: Sequence = ()) -> List[tuple]:
+    def _read(self, sql: str, params: Sequence = ()) -> list[tuple]:
         with self._lock:
             return self._conn.execute(sql, params).fetchall()
 
     # -- what a router's worker has to do ----------------------------------------------------
 
-    def router_blocks(self, router: str, statuses: Sequence[str] = OPEN_STATUSES) -> List[RouterBlock]:
+    def router_blocks(self, router: str, statuses: Sequence[str] = OPEN_STATUSES) -> list[RouterBlock]:
         """The rows of ``router`` whose status is one of ``statuses``, oldest change first."""
         marks = ",".join("?" for _ in statuses)
         rows = self._read(
@@ -104,7 +106,7 @@ class LedgerQueries:
         )
         return [_router_block(r) for r in rows]
 
-    def static_due(self, router: str, now: float) -> List[RouterBlock]:
+    def static_due(self, router: str, now: float) -> list[RouterBlock]:
         """Static entries on ``router`` whose block has ended: ours to remove now (an unblock is "removing")."""
         rows = self._read(
             f"{_ROUTER_BLOCK_COLUMNS} WHERE rb.router = ? AND rb.static = 1 AND rb.status = 'applied' "
@@ -130,40 +132,58 @@ class LedgerQueries:
         row = self._read("SELECT COUNT(*) FROM offences WHERE address = ? AND at >= ?", (address_key(address), since))
         return int(row[0][0])
 
-    def offence_counts(self, since: float) -> Dict[str, int]:
+    def offence_counts(self, since: float) -> dict[str, int]:
         """Offences per address (ledger text form) at or after ``since``."""
         rows = self._read("SELECT address, COUNT(*) FROM offences WHERE at >= ? GROUP BY address", (since,))
         return {address: int(count) for address, count in rows}
 
     # -- blocks and routers, for list, status and the CLI ----------------------------------
 
-    def router_state(self, router: str, address: IPAddress) -> Optional[RouterState]:
+    def router_state(self, router: str, address: IPAddress) -> RouterState | None:
         rows = self._read(
             "SELECT status, expires_at, last_error, attempts, static FROM router_blocks WHERE router = ? AND address = ?",
             (router, address_key(address)),
         )
         return RouterState(*rows[0][:4], bool(rows[0][4])) if rows else None
 
-    def blocks(self, now: float, include_inactive: bool = False, offences_since: Optional[float] = None) -> List[BlockRecord]:
+    def blocks(
+        self, now: float, include_inactive: bool = False, offences_since: float | None = None
+    ) -> list[BlockRecord]:
         """Blocks in force (and, with ``include_inactive``, expired and unblocked ones), each with per-router state
         (and, with ``offences_since``, its offences since then)."""
-        where = "" if include_inactive else "WHERE (state = 'active' AND expires_at > ?) OR address IN " \
+        where = (
+            ""
+            if include_inactive
+            else "WHERE (state = 'active' AND expires_at > ?) OR address IN "
             "(SELECT address FROM router_blocks WHERE status = 'removing')"
-        params: Tuple = () if include_inactive else (now,)
+        )
+        params: tuple = () if include_inactive else (now,)
         rows = self._read(
             f"SELECT address, reason, sid, first_seen, last_seen, expires_at, state, duration, duration_why, source FROM blocks "
             f"{where} ORDER BY first_seen, address",
             params,
         )
-        per_router: Dict[str, Dict[str, RouterState]] = {}
+        per_router: dict[str, dict[str, RouterState]] = {}
         for router, address, status, expires_at, error, attempts, static in self._read(
             "SELECT router, address, status, expires_at, last_error, attempts, static FROM router_blocks ORDER BY router"
         ):
             per_router.setdefault(address, {})[router] = RouterState(status, expires_at, error, attempts, bool(static))
         counts = self.offence_counts(offences_since) if offences_since is not None else {}
         return [
-            BlockRecord(ipaddress.ip_address(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], per_router.get(r[0], {}),
-                        r[7], r[8], counts.get(r[0], 0), r[9])
+            BlockRecord(
+                ipaddress.ip_address(r[0]),
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                r[5],
+                r[6],
+                per_router.get(r[0], {}),
+                r[7],
+                r[8],
+                counts.get(r[0], 0),
+                r[9],
+            )
             for r in rows
         ]
 

@@ -20,7 +20,7 @@ class Transaction:
     """``with`` block holding the ledger lock around one IMMEDIATE transaction, or, inside a
     batch of the same thread, around a savepoint of the batch's transaction."""
 
-    def __init__(self, ledger: "Ledger") -> None:
+    def __init__(self, ledger: Ledger) -> None:
         self._ledger = ledger
         self._conn = ledger._conn
         self._lock = ledger._lock
@@ -51,10 +51,10 @@ class Transaction:
 class Batch:
     """See Ledger.batch. Re-entrant: an inner batch joins the outer one."""
 
-    def __init__(self, ledger: "Ledger") -> None:
+    def __init__(self, ledger: Ledger) -> None:
         self._ledger = ledger
 
-    def __enter__(self) -> "Batch":
+    def __enter__(self) -> Batch:
         ledger = self._ledger
         ledger._lock.acquire()
         if ledger._batch_depth == 0:

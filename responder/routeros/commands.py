@@ -80,7 +80,7 @@ def _find(list_name: str, address: object) -> str:
     return f"[find list={check_name('list', list_name)} address={render_address(address)}]"
 
 
-def render_add(family: "str | None", list_name: str, address: object, timeout_s: "float | None", comment: str) -> str:
+def render_add(family: str | None, list_name: str, address: object, timeout_s: float | None, comment: str) -> str:
     """``add`` of one timed entry, or with ``timeout_s`` None a static one (kept across reboots; the
     responder removes it itself). ``family`` is the menu path or None to take it from the address."""
     path = family_path(address)
@@ -122,7 +122,9 @@ def render_script_block(address: object, script: str) -> str:
     """The classic mode of the wiki's router script, in one exec so the global cannot race."""
     address = _require_address(address)
     # Bare, as the wiki writes it: RouterOS then types the global as ip/ip6, which `address=$ip` expects.
-    shown = str(address) if isinstance(address, (ipaddress.IPv4Address, ipaddress.IPv6Address)) else render_address(address)
+    shown = (
+        str(address) if isinstance(address, (ipaddress.IPv4Address, ipaddress.IPv6Address)) else render_address(address)
+    )
     return f":global ip {shown}; /system script run {check_name('script', script)}"
 
 

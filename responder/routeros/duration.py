@@ -30,16 +30,16 @@ class DurationError(ValueError):
     """Text that is not a RouterOS duration."""
 
 
-def parse_duration(value: "str | int | float") -> float:
+def parse_duration(value: str | int | float) -> float:
     """Seconds in ``value``; raises DurationError with what was expected."""
     if isinstance(value, bool):
-        raise DurationError(f"expected a duration such as \"5m\" or \"00:05:00\", got {value!r}")
+        raise DurationError(f'expected a duration such as "5m" or "00:05:00", got {value!r}')
     if isinstance(value, (int, float)):
         if value < 0:
             raise DurationError(f"a duration cannot be negative: {value!r}")
         return float(value)
     if not isinstance(value, str):
-        raise DurationError(f"expected a duration such as \"5m\" or \"00:05:00\", got {value!r}")
+        raise DurationError(f'expected a duration such as "5m" or "00:05:00", got {value!r}')
     text = value.strip().lower()
     if text.isdigit():
         return float(int(text))
@@ -52,7 +52,7 @@ def parse_duration(value: "str | int | float") -> float:
     if text and match:
         seconds = sum(int(match[unit] or 0) * size for unit, size in _UNITS)
         return seconds + int(match["ms"] or 0) / 1000.0
-    raise DurationError(f"expected a duration such as \"30s\", \"5m\", \"1d2h\" or \"00:05:00\", got {value!r}")
+    raise DurationError(f'expected a duration such as "30s", "5m", "1d2h" or "00:05:00", got {value!r}')
 
 
 def format_duration(seconds: float) -> str:
@@ -78,7 +78,7 @@ def format_range_limit(seconds: float) -> str:
     return f"{f'{weeks}w' if weeks else ''}{f'{days}d' if days else ''}{hours:02d}:{minutes:02d}:{secs:02d}"
 
 
-def timeout_limit_of(message: str) -> "float | None":
+def timeout_limit_of(message: str) -> float | None:
     """The upper limit in ``value of timeout is out of range (00:00:00 .. 24d20:31:23)``, or None."""
     match = _RANGE_RE.search(message)
     if not match:

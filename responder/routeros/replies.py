@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Dict, Iterable, Optional, Union
+from typing import Union
 
 from responder.errors import RouterCommandError
 from responder.routeros.duration import DurationError, parse_duration
@@ -31,10 +32,10 @@ class Reply:
 
 @dataclass(frozen=True)
 class ListEntry:
-    id: Optional[str]  # "*1A" from as-value, the item number from terse, None if the router showed none
+    id: str | None  # "*1A" from as-value, the item number from terse, None if the router showed none
     list: str
     address: ListAddress  # normalised: a host as an ipaddress address, a prefix as a network, else the text
-    timeout_s: Optional[float]  # remaining seconds; None for a static entry
+    timeout_s: float | None  # remaining seconds; None for a static entry
     dynamic: bool
     disabled: bool
     comment: str = ""
@@ -43,17 +44,28 @@ class ListEntry:
 # (prefix, kind, what to fix). Order matters: the specific "failure:" before the generic one.
 _ERRORS = (
     ("failure: already have such entry", "duplicate", "the entry is already there"),
-    ("not enough permissions", "permission",
-     "the user needs a group with ssh,read,write (see `snort-bridge provision`)"),
-    ("bad command name", "bad-command",
-     "the router does not know this command; check its RouterOS version, and in script mode the script name"),
-    ("expected end of command", "expected-end",
-     "the router did not accept an argument; check its RouterOS version"),
+    (
+        "not enough permissions",
+        "permission",
+        "the user needs a group with ssh,read,write (see `snort-bridge provision`)",
+    ),
+    (
+        "bad command name",
+        "bad-command",
+        "the router does not know this command; check its RouterOS version, and in script mode the script name",
+    ),
+    ("expected end of command", "expected-end", "the router did not accept an argument; check its RouterOS version"),
     ("syntax error", "syntax", "the router could not parse the command; please report it with the command"),
-    ("no such item", "no-such-item",
-     "the item is gone; in script mode check that /system script has the configured script"),
-    ("value of timeout is out of range", "out-of-range",
-     "the timeout is longer than the router accepts (v7: at most 35w3d13h13m56s)"),
+    (
+        "no such item",
+        "no-such-item",
+        "the item is gone; in script mode check that /system script has the configured script",
+    ),
+    (
+        "value of timeout is out of range",
+        "out-of-range",
+        "the timeout is longer than the router accepts (v7: at most 35w3d13h13m56s)",
+    ),
     ("script error:", "other", "the router script failed; check it with /system script run on the router"),
     ("failure:", "other", "the router refused the command"),
     ("invalid value", "other", "the router refused a value"),
@@ -63,13 +75,13 @@ _ERRORS = (
 _FIXES = {kind: fix for _, kind, fix in _ERRORS if kind != "other"}
 
 
-def _error_line(line: str) -> Optional[tuple]:
+def _error_line(line: str) -> tuple | None:
     lowered = line.strip().lower()
     for prefix, kind, _ in _ERRORS:
         if lowered.startswith(prefix):
             if prefix == "script error:":
                 # `/system script run` reports the script's own failure behind this prefix
-                inner = _error_line(line.strip()[len(prefix):])
+                inner = _error_line(line.strip()[len(prefix) :])
                 if inner and inner[0] != "other":
                     return inner[0], line.strip()
             return kind, line.strip()
@@ -119,7 +131,7 @@ _AS_VALUE_KEY_RE = re.compile(rf"(?:^|;)({_KEY_ALT})=")
 _TERSE_PREFIX_RE = re.compile(r"^\s*(?P<index>\d+)?\s*(?P<flags>[A-Z]*)\s*$")
 
 
-def _pairs(text: str, key_re: "re.Pattern[str]", separator: str) -> list:
+def _pairs(text: str, key_re: re.Pattern[str], separator: str) -> list:
     """key=value pairs; a value runs to the next known key (values may hold spaces)."""
     matches = list(key_re.finditer(text))
     pairs = []
@@ -132,11 +144,11 @@ def _pairs(text: str, key_re: "re.Pattern[str]", separator: str) -> list:
     return pairs
 
 
-def _flag(value: Optional[str]) -> bool:
+def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in ("yes", "true")
 
 
-def entry_from_fields(fields: dict, entry_id: Optional[str] = None, flags: str = "") -> Optional[ListEntry]:
+def entry_from_fields(fields: dict, entry_id: str | None = None, flags: str = "") -> ListEntry | None:
     """An address-list entry from its properties (terse, as-value or an API row); None without list/address."""
     if "address" not in fields or "list" not in fields:
         return None
@@ -157,10 +169,10 @@ def entry_from_fields(fields: dict, entry_id: Optional[str] = None, flags: str =
     )
 
 
-def entries_of_list(entries: Iterable[ListEntry], list_name: str) -> Dict[str, ListEntry]:
+def entries_of_list(entries: Iterable[ListEntry], list_name: str) -> dict[str, ListEntry]:
     """The entries of ``list_name`` keyed by normalised address. A disabled static twin of a live
     dynamic entry must not hide it (ROUTEROS.md section 2)."""
-    found: Dict[str, ListEntry] = {}
+    found: dict[str, ListEntry] = {}
     for entry in entries:
         if entry.list != list_name:
             continue
@@ -170,14 +182,16 @@ def entries_of_list(entries: Iterable[ListEntry], list_name: str) -> Dict[str, L
     return found
 
 
-def _parse_terse_line(line: str) -> Optional[ListEntry]:
+def _parse_terse_line(line: str) -> ListEntry | None:
     first = _TERSE_KEY_RE.search(line)
     if not first:
         return None
     prefix = _TERSE_PREFIX_RE.match(line[: first.start()])
     if not prefix:
         return None
-    return entry_from_fields(dict(_pairs(line[first.start():], _TERSE_KEY_RE, " ")), prefix["index"], prefix["flags"] or "")
+    return entry_from_fields(
+        dict(_pairs(line[first.start() :], _TERSE_KEY_RE, " ")), prefix["index"], prefix["flags"] or ""
+    )
 
 
 def _parse_as_value(text: str) -> list:
@@ -192,7 +206,7 @@ def _parse_as_value(text: str) -> list:
     return [e for e in (entry_from_fields(f) for f in entries) if e is not None]
 
 
-def parse_address_list(output: str, flavour_hint: Optional[str] = None) -> list:
+def parse_address_list(output: str, flavour_hint: str | None = None) -> list:
     """Entries from ``print terse`` (v6 with index and flags, v7) or ``:put [print as-value]`` output.
 
     Header lines and lines that are not entries are skipped; an error reply raises ReplyParseError.

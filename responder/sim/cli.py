@@ -14,12 +14,11 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import List, Optional
 
 import paramiko
 
-from responder.sim.wire.api_server import ApiCertificate, make_certificate
 from responder.sim.server import SimRouter
+from responder.sim.wire.api_server import ApiCertificate, make_certificate
 from responder.transport.ssh import key_fingerprint
 
 
@@ -32,7 +31,7 @@ def default_host_key_path() -> Path:
     return Path(base) / "routeros-sim" / "ssh_host_rsa_key"
 
 
-def load_or_create_host_key(path: Path) -> "tuple[paramiko.PKey, bool]":
+def load_or_create_host_key(path: Path) -> tuple[paramiko.PKey, bool]:
     """The key in ``path`` (RSA or Ed25519), or a new RSA 2048 key saved there (mode 0600)."""
     if path.exists():
         for cls in (paramiko.RSAKey, paramiko.Ed25519Key):
@@ -70,7 +69,7 @@ def load_or_create_certificate(path: Path, identity: str) -> ApiCertificate:
     return certificate
 
 
-def read_password(args: argparse.Namespace) -> Optional[str]:
+def read_password(args: argparse.Namespace) -> str | None:
     if args.password_file:
         try:
             text = Path(args.password_file).read_text()
@@ -83,8 +82,11 @@ def read_password(args: argparse.Namespace) -> Optional[str]:
             raise UsageError(f"--password-env {args.password_env}: the variable is not set")
         return value
     if args.password is not None:
-        print("routeros-sim: warning: --password is visible to every user in `ps`; "
-              "prefer --password-file or --password-env", file=sys.stderr)
+        print(
+            "routeros-sim: warning: --password is visible to every user in `ps`; "
+            "prefer --password-file or --password-env",
+            file=sys.stderr,
+        )
         return args.password
     return None
 
@@ -94,37 +96,67 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--listen", default="127.0.0.1", metavar="ADDR", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=2222, metavar="N", help="SSH port (default 2222)")
     p.add_argument("--api-port", type=int, metavar="N", help="also serve the RouterOS API on this port (real: 8728)")
-    p.add_argument("--api-ssl-port", type=int, metavar="N",
-                   help="also serve the API over TLS on this port (real: 8729); the certificate is kept beside the host key")
-    p.add_argument("--api-ssl-anonymous", action="store_true",
-                   help="api-ssl without a certificate: anonymous DH only (what a router offers before /certificate)")
+    p.add_argument(
+        "--api-ssl-port",
+        type=int,
+        metavar="N",
+        help="also serve the API over TLS on this port (real: 8729); the certificate is kept beside the host key",
+    )
+    p.add_argument(
+        "--api-ssl-anonymous",
+        action="store_true",
+        help="api-ssl without a certificate: anonymous DH only (what a router offers before /certificate)",
+    )
     p.add_argument("--user", default="admin", metavar="NAME", help="login name (default admin)")
     secret = p.add_mutually_exclusive_group()
     secret.add_argument("--password-file", metavar="FILE", help="file whose first line is the password")
     secret.add_argument("--password-env", metavar="VAR", help="environment variable holding the password")
     secret.add_argument("--password", metavar="PW", help=argparse.SUPPRESS)
-    p.add_argument("--authorized-key", action="append", default=[], metavar="FILE",
-                   help="OpenSSH public key file the user may log in with (repeatable); disables password login")
-    p.add_argument("--policy", default="ssh,read,write", metavar="LIST",
-                   help="the user's group policies (default ssh,read,write)")
+    p.add_argument(
+        "--authorized-key",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="OpenSSH public key file the user may log in with (repeatable); disables password login",
+    )
+    p.add_argument(
+        "--policy", default="ssh,read,write", metavar="LIST", help="the user's group policies (default ssh,read,write)"
+    )
     p.add_argument("--user-address", metavar="CIDR[,CIDR]", help="where the user may log in from (/user address=)")
-    p.add_argument("--host-key", metavar="FILE", type=Path,
-                   help=f"host private key; created if missing (default {default_host_key_path()})")
+    p.add_argument(
+        "--host-key",
+        metavar="FILE",
+        type=Path,
+        help=f"host private key; created if missing (default {default_host_key_path()})",
+    )
     p.add_argument("--flavour", choices=("v6", "v7"), default="v7", help="RouterOS major version to imitate")
     p.add_argument("--identity", default="MikroTik", metavar="NAME", help="/system identity name")
-    p.add_argument("--parse-error-exit", type=int, choices=(0, 1), default=0,
-                   help="exit status for lines the router cannot parse (real routers give 0 or 1)")
+    p.add_argument(
+        "--parse-error-exit",
+        type=int,
+        choices=(0, 1),
+        default=0,
+        help="exit status for lines the router cannot parse (real routers give 0 or 1)",
+    )
     p.add_argument("--latency", type=float, default=0.0, metavar="SECONDS", help="delay before each command")
-    p.add_argument("--replay", metavar="FILE", type=Path,
-                   help="pcap/pcapng (Ethernet) to pass through the router's firewall, as arriving on ether1: "
-                        "its filter rules log to /system logging (remote syslog too); by default once a logging "
-                        "rule sends firewall messages to a remote action (after `snort-bridge provision`)")
-    p.add_argument("--replay-after", type=float, metavar="SECONDS",
-                   help="replay that many seconds after start instead, whatever the logging set-up")
+    p.add_argument(
+        "--replay",
+        metavar="FILE",
+        type=Path,
+        help="pcap/pcapng (Ethernet) to pass through the router's firewall, as arriving on ether1: "
+        "its filter rules log to /system logging (remote syslog too); by default once a logging "
+        "rule sends firewall messages to a remote action (after `snort-bridge provision`)",
+    )
+    p.add_argument(
+        "--replay-after",
+        type=float,
+        metavar="SECONDS",
+        help="replay that many seconds after start instead, whatever the logging set-up",
+    )
     return p
 
 
-def replay_when_ready(sim: SimRouter, path: Path, after: Optional[float], stop: threading.Event) -> None:
+def replay_when_ready(sim: SimRouter, path: Path, after: float | None, stop: threading.Event) -> None:
     """The --replay thread: wait (a fixed time, or until remote logging is set up), then replay."""
     from tzsp.capture_files import CaptureError
 
@@ -140,11 +172,14 @@ def replay_when_ready(sim: SimRouter, path: Path, after: Optional[float], stop: 
     except CaptureError as exc:
         print(f"routeros-sim: --replay: {exc}", file=sys.stderr, flush=True)
         return
-    print(f"routeros-sim: replayed {count} packets of {path} through the firewall; "
-          f"{sim.log_datagrams_sent} log line(s) sent to remote logging", flush=True)
+    print(
+        f"routeros-sim: replayed {count} packets of {path} through the firewall; "
+        f"{sim.log_datagrams_sent} log line(s) sent to remote logging",
+        flush=True,
+    )
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -161,20 +196,37 @@ def main(argv: Optional[List[str]] = None) -> int:
         generated = password is None and not keys
         if generated:
             password = secrets.token_urlsafe(12)
-        sim = SimRouter(flavour=args.flavour, host_key=host_key, identity=args.identity,
-                        parse_error_exit=args.parse_error_exit, latency=args.latency)
+        sim = SimRouter(
+            flavour=args.flavour,
+            host_key=host_key,
+            identity=args.identity,
+            parse_error_exit=args.parse_error_exit,
+            latency=args.latency,
+        )
         try:
-            sim.add_user(args.user, password=password, authorized_keys=keys,
-                         policies=[p.strip() for p in args.policy.split(",") if p.strip()], address=args.user_address)
+            sim.add_user(
+                args.user,
+                password=password,
+                authorized_keys=keys,
+                policies=[p.strip() for p in args.policy.split(",") if p.strip()],
+                address=args.user_address,
+            )
         except Exception as exc:  # StateError from a bad policy/address/key, with RouterOS's text
             raise UsageError(f"user {args.user}: {getattr(exc, 'text', exc)}") from None
         if args.api_ssl_port is not None:
-            sim.api_certificate = (None if args.api_ssl_anonymous else
-                                   load_or_create_certificate(api_certificate_path(args.host_key or default_host_key_path()),
-                                                              args.identity))
+            sim.api_certificate = (
+                None
+                if args.api_ssl_anonymous
+                else load_or_create_certificate(
+                    api_certificate_path(args.host_key or default_host_key_path()), args.identity
+                )
+            )
         port = sim.start(args.listen, args.port)
-        api_ports = {tls: sim.start_api(args.listen, wanted, tls=tls)
-                     for tls, wanted in ((False, args.api_port), (True, args.api_ssl_port)) if wanted is not None}
+        api_ports = {
+            tls: sim.start_api(args.listen, wanted, tls=tls)
+            for tls, wanted in ((False, args.api_port), (True, args.api_ssl_port))
+            if wanted is not None
+        }
     except UsageError as exc:
         print(f"routeros-sim: {exc}", file=sys.stderr)
         return 2
@@ -184,18 +236,25 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     key_path = args.host_key or default_host_key_path()
     host = f"[{args.listen}]" if ":" in args.listen else args.listen
-    print(f"routeros-sim {args.flavour} \"{args.identity}\" listening on {host}:{port} (SSH)")
-    print(f"host key: {host_key.get_name()} {host_key.get_bits()} {key_fingerprint(host_key)}"
-          f" ({'created in' if created else 'from'} {key_path})")
+    print(f'routeros-sim {args.flavour} "{args.identity}" listening on {host}:{port} (SSH)')
+    print(
+        f"host key: {host_key.get_name()} {host_key.get_bits()} {key_fingerprint(host_key)}"
+        f" ({'created in' if created else 'from'} {key_path})"
+    )
     for tls, api_port in api_ports.items():
-        print(f"RouterOS API{'-SSL' if tls else ''} on {host}:{api_port} (user needs the api policy: --policy api,read,write)")
+        print(
+            f"RouterOS API{'-SSL' if tls else ''} on {host}:{api_port} (user needs the api policy: --policy api,read,write)"
+        )
     if api_ports.get(True):
         if sim.api_certificate is None:
             print("api-ssl certificate: none (anonymous DH only; verifying clients refuse it)")
         else:
             digest = sim.api_certificate.sha256.upper()
-            print("api-ssl certificate: SHA256:" + ":".join(digest[i:i + 2] for i in range(0, 64, 2))
-                  + f" ({api_certificate_path(key_path)})")
+            print(
+                "api-ssl certificate: SHA256:"
+                + ":".join(digest[i : i + 2] for i in range(0, 64, 2))
+                + f" ({api_certificate_path(key_path)})"
+            )
     if generated:
         print(f"user {args.user}: generated password {password} (give --password-file or --authorized-key to choose)")
     print(f"try: ssh -p {port} {args.user}@{args.listen} '/ip firewall address-list print'")
@@ -204,10 +263,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     if args.replay is not None:
-        when = f"in {args.replay_after:g} s" if args.replay_after is not None else "once firewall logging goes to a remote host"
+        when = (
+            f"in {args.replay_after:g} s"
+            if args.replay_after is not None
+            else "once firewall logging goes to a remote host"
+        )
         print(f"replaying {args.replay} through the firewall {when}", flush=True)
-        threading.Thread(target=replay_when_ready, args=(sim, args.replay, args.replay_after, stop),
-                         name="replay", daemon=True).start()
+        threading.Thread(
+            target=replay_when_ready, args=(sim, args.replay, args.replay_after, stop), name="replay", daemon=True
+        ).start()
     try:
         while not stop.wait(0.5):
             pass

@@ -6,20 +6,12 @@ import hmac
 import socket
 import threading
 import time
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Union
 
 import paramiko
 
 from responder.sim.router.firewall import Verdict, decode_frame
-from responder.sim.wire.api_server import (
-    ApiCertificate,
-    ApiServer,
-    check_challenge,
-    make_certificate,
-    server_context,
-)
-from responder.sim.script.interpreter import ExecResult, Interpreter
-from responder.sim.wire.ssh_server import SshServer
 from responder.sim.router.state import (
     AddressEntryView,
     RouterProfile,
@@ -28,6 +20,15 @@ from responder.sim.router.state import (
     normalise_address,
 )
 from responder.sim.router.tables import parse_public_key
+from responder.sim.script.interpreter import ExecResult, Interpreter
+from responder.sim.wire.api_server import (
+    ApiCertificate,
+    ApiServer,
+    check_challenge,
+    make_certificate,
+    server_context,
+)
+from responder.sim.wire.ssh_server import SshServer
 from responder.transport.ssh import key_fingerprint
 
 KeyLike = Union[paramiko.PKey, str]
@@ -37,26 +38,35 @@ GENERATE = "generate"  # api_certificate: a self-signed one for 127.0.0.1, made 
 class SimRouter:
     """A RouterOS stand-in. ``start()`` serves SSH on loopback; ``execute()`` runs a line without SSH."""
 
-    def __init__(self, *, flavour: str = "v7", users: Optional[Union[Mapping[str, str], Iterable[dict]]] = None,
-                 host_key: Optional[paramiko.PKey] = None, clock: Callable[[], float] = time.time,
-                 identity: str = "MikroTik", parse_error_exit: int = 0, latency: float = 0.0,
-                 extra_host_keys: Iterable[paramiko.PKey] = (),
-                 api_certificate: Union[ApiCertificate, None, str] = GENERATE, api_legacy_login: bool = False):
+    def __init__(
+        self,
+        *,
+        flavour: str = "v7",
+        users: Mapping[str, str] | Iterable[dict] | None = None,
+        host_key: paramiko.PKey | None = None,
+        clock: Callable[[], float] = time.time,
+        identity: str = "MikroTik",
+        parse_error_exit: int = 0,
+        latency: float = 0.0,
+        extra_host_keys: Iterable[paramiko.PKey] = (),
+        api_certificate: ApiCertificate | None | str = GENERATE,
+        api_legacy_login: bool = False,
+    ):
         self.state = RouterState(profile=RouterProfile(flavour=flavour), clock=clock, identity=identity)
         self.interpreter = Interpreter(self.state, parse_error_exit=parse_error_exit)
         self.host_key = host_key if host_key is not None else paramiko.RSAKey.generate(2048)
         self.extra_host_keys = list(extra_host_keys)
-        self.commands_log: List[Tuple[str, str]] = []
+        self.commands_log: list[tuple[str, str]] = []
         self.hang = False  # new TCP connections are accepted and never answered
         self.hang_exec = False  # logins work, commands never answer
         self.latency = latency  # seconds added before each command runs
-        self._server: Optional[SshServer] = None
+        self._server: SshServer | None = None
         self._log_lock = threading.Lock()
         # None = api-ssl without a certificate (anonymous DH only, which verifying clients refuse)
         self.api_certificate = api_certificate
         self.api_legacy_login = api_legacy_login  # a bare /login gets the pre-6.43 challenge
-        self._api_servers: Dict[bool, ApiServer] = {}  # by "is TLS"
-        self._log_sockets: Dict[int, socket.socket] = {}  # remote logging, by address family
+        self._api_servers: dict[bool, ApiServer] = {}  # by "is TLS"
+        self._log_sockets: dict[int, socket.socket] = {}  # remote logging, by address family
         self.log_datagrams_sent = 0
         if isinstance(users, Mapping):
             for name, password in users.items():
@@ -74,8 +84,14 @@ class SimRouter:
     def fingerprint(self) -> str:
         return key_fingerprint(self.host_key)
 
-    def add_user(self, name: str, password: Optional[str] = None, authorized_keys: Iterable[KeyLike] = (),
-                 policies: Iterable[str] = ("ssh", "read", "write"), address: Optional[str] = None) -> None:
+    def add_user(
+        self,
+        name: str,
+        password: str | None = None,
+        authorized_keys: Iterable[KeyLike] = (),
+        policies: Iterable[str] = ("ssh", "read", "write"),
+        address: str | None = None,
+    ) -> None:
         """A user in a group holding exactly ``policies`` (a built-in group when one matches)."""
         wanted = frozenset(policies)
         with self.state.lock:
@@ -95,7 +111,7 @@ class SimRouter:
         with self.state.lock:
             self.state.add_ssh_key(user, key_type, blob, comment, bits)
 
-    def add_script(self, name: str, source: str, owner: str = "admin", policy: Optional[Iterable[str]] = None) -> None:
+    def add_script(self, name: str, source: str, owner: str = "admin", policy: Iterable[str] | None = None) -> None:
         with self.state.lock:
             self.state.add_script(name, source, owner, policy)
 
@@ -158,7 +174,7 @@ class SimRouter:
         for server in self._api_servers.values():
             server.drop_connections()
 
-    def __enter__(self) -> "SimRouter":
+    def __enter__(self) -> SimRouter:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -170,7 +186,7 @@ class SimRouter:
             self.commands_log.append((user, command))
         return self.interpreter.run_line(user, command)
 
-    def address_list(self, name: str, family: int = 4) -> List[AddressEntryView]:
+    def address_list(self, name: str, family: int = 4) -> list[AddressEntryView]:
         with self.state.lock:
             return [self.state.view(e) for e in self.state.entries(family) if e.list == name]
 
@@ -181,7 +197,7 @@ class SimRouter:
             return self.state.addresses[family].holds(list_name, normalise_address(address, family))
 
     # -- traffic through the firewall ----------------------------------------------------------
-    def receive(self, frame: bytes, at: Optional[float] = None, in_interface: str = "ether1") -> Optional[Verdict]:
+    def receive(self, frame: bytes, at: float | None = None, in_interface: str = "ether1") -> Verdict | None:
         """One Ethernet frame arriving for the router (the input chain): connection tracking, the
         filter rules, and the log lines they write sent to the remote logging actions. ``at``: the
         arrival time (a capture's timestamp), else the router's clock. None for non-IP frames."""
@@ -196,10 +212,14 @@ class SimRouter:
             def in_list(name: str, address: str) -> bool:
                 return addresses.holds(name, normalise_address(address, packet.family))
 
-            verdict = self.state.firewall[packet.family].handle(packet, now, self.flavour, in_list,
-                                                                in_interface=in_interface)
-            datagrams = [d for message in verdict.messages
-                         for d in self.state.logging.emit(("firewall", "info"), message, now, self.state.identity)]
+            verdict = self.state.firewall[packet.family].handle(
+                packet, now, self.flavour, in_list, in_interface=in_interface
+            )
+            datagrams = [
+                d
+                for message in verdict.messages
+                for d in self.state.logging.emit(("firewall", "info"), message, now, self.state.identity)
+            ]
         for host, port, data in datagrams:
             self._send_log(host, port, data)
         self.log_datagrams_sent += len(datagrams)
@@ -209,8 +229,12 @@ class SimRouter:
         """Does some enabled /system logging rule send firewall messages to a remote action?"""
         with self.state.lock:
             logging = self.state.logging
-            return any(not rule.disabled and rule.wants(("firewall", "info"))
-                       and getattr(logging.action(rule.action), "target", "") == "remote" for rule in logging.rules)
+            return any(
+                not rule.disabled
+                and rule.wants(("firewall", "info"))
+                and getattr(logging.action(rule.action), "target", "") == "remote"
+                for rule in logging.rules
+            )
 
     def receive_capture(self, path) -> int:
         """Every frame of a pcap/pcapng file (Ethernet), at its captured time; returns the count."""
@@ -250,7 +274,7 @@ class SimRouter:
         with self.state.lock:
             return bool(name and self.state.keys_of(name))
 
-    def authenticate_password(self, login: str, password: str, peer: str) -> Optional[str]:
+    def authenticate_password(self, login: str, password: str, peer: str) -> str | None:
         with self.state.lock:
             user = self._login_user(login, peer)
             if user is None or self.state.keys_of(user.name):  # a user with keys may not use a password
@@ -260,7 +284,7 @@ class SimRouter:
                 return None
         return user.name
 
-    def authenticate_key(self, login: str, key: paramiko.PKey, peer: str) -> Optional[str]:
+    def authenticate_key(self, login: str, key: paramiko.PKey, peer: str) -> str | None:
         with self.state.lock:
             user = self._login_user(login, peer)
             if user is None:
@@ -278,7 +302,7 @@ class SimRouter:
             return None
         return user if "api" in self.state.policies_of(user.name) else None
 
-    def authenticate_api(self, login: str, password: str, peer: str) -> Optional[str]:
+    def authenticate_api(self, login: str, password: str, peer: str) -> str | None:
         """A password login over the API (keys play no part there); needs the ``api`` policy."""
         with self.state.lock:
             user = self._api_user(login, peer)
@@ -286,7 +310,7 @@ class SimRouter:
                 return None
         return user.name
 
-    def authenticate_api_challenge(self, login: str, challenge: bytes, response: str, peer: str) -> Optional[str]:
+    def authenticate_api_challenge(self, login: str, challenge: bytes, response: str, peer: str) -> str | None:
         with self.state.lock:
             user = self._api_user(login, peer)
             if user is None or not check_challenge(user.password, challenge, response):
@@ -298,7 +322,7 @@ class SimRouter:
         with self._log_lock:
             self.commands_log.append((user, " ".join(words)))
 
-    def run_exec(self, user: str, command: str) -> Tuple[bytes, int]:
+    def run_exec(self, user: str, command: str) -> tuple[bytes, int]:
         result = self.execute(user, command)
         return result.output.encode("utf-8"), result.exit_status
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import random
-from typing import Callable
+from collections.abc import Callable
 
 
-def backoff_delay(attempt: int, *, base: float = 0.5, cap: float = 60.0,
-                  rand: Callable[[], float] = random.random) -> float:
+def backoff_delay(
+    attempt: int, *, base: float = 0.5, cap: float = 60.0, rand: Callable[[], float] = random.random
+) -> float:
     """Seconds to wait before retry number ``attempt`` (0 = first retry).
 
     The ceiling doubles per attempt up to ``cap``; the delay is drawn from its upper half
@@ -17,7 +18,7 @@ def backoff_delay(attempt: int, *, base: float = 0.5, cap: float = 60.0,
         raise ValueError(f"attempt must be >= 0, got {attempt}")
     if base <= 0 or cap < base:
         raise ValueError(f"need 0 < base <= cap, got base={base} cap={cap}")
-    ceiling = cap if attempt >= 64 else min(cap, base * (2 ** attempt))
+    ceiling = cap if attempt >= 64 else min(cap, base * (2**attempt))
     return ceiling / 2 + rand() * ceiling / 2
 
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import ipaddress
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Dict, List, Mapping, Optional, Sequence, Union
+from typing import Union
 
 from responder.events import IPAddress
 from responder.ledger import RouterBlock
@@ -36,11 +37,11 @@ class Send:
     address: IPAddress
     expires_at: float
     comment: str
-    generation: Optional[int] = None
+    generation: int | None = None
     static: bool = False
     static_comment: str = field(default="", compare=False)  # if the router refuses the timeout as too long
 
-    def as_static(self) -> "Send":
+    def as_static(self) -> Send:
         return replace(self, static=True, comment=self.static_comment or self.comment)
 
 
@@ -49,7 +50,7 @@ class Remove:
     """Remove ``address``; ``final`` is the status then: "removed" (unblocked) or "expired" (our static entry ran out)."""
 
     address: IPAddress
-    generation: Optional[int] = None
+    generation: int | None = None
     final: str = "removed"
 
 
@@ -59,8 +60,8 @@ class Mark:
 
     address: IPAddress
     status: str
-    expires_at: Optional[float] = None
-    generation: Optional[int] = None
+    expires_at: float | None = None
+    generation: int | None = None
     static: bool = False
 
 
@@ -68,9 +69,13 @@ Step = Union[Send, Remove, Mark]
 
 
 def plan_steps(
-    rows: Sequence[RouterBlock], actual: Optional[Mapping[IPAddress, object]], now: float, *, retry_failed: bool,
+    rows: Sequence[RouterBlock],
+    actual: Mapping[IPAddress, object] | None,
+    now: float,
+    *,
+    retry_failed: bool,
     max_timeout: float = float(MAX_TIMEOUT_SECONDS),
-) -> List[Step]:
+) -> list[Step]:
     """What to do on one router.
 
     ``rows`` are its ledger rows; ``actual`` maps each address in its list to the entry (with a
@@ -78,7 +83,7 @@ def plan_steps(
     not list (then the ledger is trusted). ``retry_failed`` also re-sends blocks the router refused
     before. A block with more than ``max_timeout`` left is sent as a static entry.
     """
-    steps: List[Step] = []
+    steps: list[Step] = []
     for row in rows:
         present = actual is not None and row.address in actual
         gen = row.generation
@@ -131,9 +136,9 @@ def _comment(row: RouterBlock, static: bool) -> str:
     return make_comment(row.sid, f"until {until}: {row.reason}")
 
 
-def normalise_listing(listing: Mapping[object, object]) -> Dict[IPAddress, object]:
+def normalise_listing(listing: Mapping[object, object]) -> dict[IPAddress, object]:
     """Listing keyed by host address: ``1.2.3.4``, ``2001:db8::1/128`` and their text forms alike."""
-    result: Dict[IPAddress, object] = {}
+    result: dict[IPAddress, object] = {}
     for key, entry in listing.items():
         try:
             if isinstance(key, (ipaddress.IPv4Address, ipaddress.IPv6Address)):

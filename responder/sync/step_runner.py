@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable, List, Sequence, Tuple, Union
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from responder.errors import RouterCommandError
 from responder.events import IPAddress
@@ -61,8 +62,11 @@ class StepRunner:
         Adds (and removes) go in batches when the session can take them; everything else, and
         everything over a session without batches (SSH), goes one step at a time, in order.
         """
-        batched = tuple(kind for kind, method in ((Send, "add_blocks"), (Remove, "remove_blocks"))
-                        if callable(getattr(session, method, None)))
+        batched = tuple(
+            kind
+            for kind, method in ((Send, "add_blocks"), (Remove, "remove_blocks"))
+            if callable(getattr(session, method, None))
+        )
         sends = [s for s in steps if isinstance(s, Send) and Send in batched]
         removes = [s for s in steps if isinstance(s, Remove) and Remove in batched]
         marks = [s for s in steps if isinstance(s, Mark)]
@@ -79,14 +83,19 @@ class StepRunner:
             for start in range(0, len(batch), BATCH):
                 if self._stopping.is_set():
                     return False
-                run(session, batch[start:start + BATCH])
+                run(session, batch[start : start + BATCH])
         return True
 
     def _execute(self, session: Any, step: Step) -> None:
         now = self._clock()
         if isinstance(step, Mark):
             self._ledger.set_status(
-                self.name, step.address, step.status, now, expires_at=step.expires_at, generation=step.generation,
+                self.name,
+                step.address,
+                step.status,
+                now,
+                expires_at=step.expires_at,
+                generation=step.generation,
                 static=step.static if step.status == "applied" else None,
             )
         elif isinstance(step, Remove):
@@ -114,8 +123,12 @@ class StepRunner:
         limit = timeout_limit_of(outcome.output or str(outcome))
         asked = step.expires_at - now
         self.max_timeout = min(self.max_timeout, limit if limit is not None and limit < asked else asked - 1.0)
-        log.warning("router %s takes timeouts up to %ss: %s becomes a static entry we remove at its end",
-                    self.name, f"{self.max_timeout:.0f}", step.address)
+        log.warning(
+            "router %s takes timeouts up to %ss: %s becomes a static entry we remove at its end",
+            self.name,
+            f"{self.max_timeout:.0f}",
+            step.address,
+        )
         return True
 
     def _send_batch(self, session: Any, steps: Sequence[Send]) -> None:
@@ -134,7 +147,8 @@ class StepRunner:
         if live:
             try:
                 outcomes = session.add_blocks(
-                    [(s.address, None if s.static else s.expires_at - now, s.comment) for s in live])
+                    [(s.address, None if s.static else s.expires_at - now, s.comment) for s in live]
+                )
             except RouterCommandError as exc:  # refused as a whole (a session that judges the batch at once)
                 outcomes = [exc] * len(live)
             beyond = [self._beyond_limit(s, o, now) for s, o in zip(live, outcomes)]
@@ -156,21 +170,27 @@ class StepRunner:
         self._note_refusals(refusals)
         self._on_change()
 
-    def _record_send(self, step: Send, outcome: object) -> List[Tuple[IPAddress, RouterCommandError]]:
+    def _record_send(self, step: Send, outcome: object) -> list[tuple[IPAddress, RouterCommandError]]:
         """Record one add's outcome ("added"/"refreshed"/"present" or the refusal); the refusals."""
         if isinstance(outcome, RouterCommandError):
             return self._refused(step, "failed", outcome)
         now = self._clock()
         self._ledger.set_status(
-            self.name, step.address, "applied", now, expires_at=step.expires_at, attempted=True,
+            self.name,
+            step.address,
+            "applied",
+            now,
+            expires_at=step.expires_at,
+            attempted=True,
             # "present": an entry was there already; if it is our static one still (its removal was
             # pending), the ledger's flag says so and must stay, so it is removed at the end.
-            generation=step.generation, static=True if step.static else (None if outcome == "present" else False),
+            generation=step.generation,
+            static=True if step.static else (None if outcome == "present" else False),
         )
         self._feed.publish(EntryApplied(self.name, step.address, now, step.expires_at))
         return []
 
-    def _record_remove(self, step: Remove, outcome: object) -> List[Tuple[IPAddress, RouterCommandError]]:
+    def _record_remove(self, step: Remove, outcome: object) -> list[tuple[IPAddress, RouterCommandError]]:
         if isinstance(outcome, RouterCommandError):
             # An unblock stays "removing"; our expired static entry stays "applied" (static_due finds it again).
             return self._refused(step, "removing" if step.final == "removed" else "applied", outcome)
@@ -180,8 +200,8 @@ class StepRunner:
         return []
 
     def _refused(
-        self, step: Union[Send, Remove], status: str, exc: RouterCommandError
-    ) -> List[Tuple[IPAddress, RouterCommandError]]:
+        self, step: Send | Remove, status: str, exc: RouterCommandError
+    ) -> list[tuple[IPAddress, RouterCommandError]]:
         now = self._clock()
         self._ledger.set_status(
             self.name, step.address, status, now, error=str(exc), attempted=True, generation=step.generation
@@ -189,7 +209,7 @@ class StepRunner:
         self._feed.publish(EntryRefused(self.name, step.address, now, str(exc)))
         return [(step.address, exc)]
 
-    def _note_refusals(self, refusals: Sequence[Tuple[IPAddress, RouterCommandError]]) -> None:
+    def _note_refusals(self, refusals: Sequence[tuple[IPAddress, RouterCommandError]]) -> None:
         """Log and record the router's refusals: once per batch, not once per block."""
         if not refusals:
             return

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable, Dict, Optional
+from collections.abc import Callable
 
 from responder.config import RouterConfig
 from responder.errors import RouterCommandError, RouterError
@@ -31,8 +31,8 @@ from responder.events import IPAddress
 from responder.feed import NO_FEED, Feed, RouterChanged
 from responder.ledger import OPEN_STATUSES, Ledger
 from responder.routeros.duration import MAX_TIMEOUT_SECONDS
-from responder.sync.step_runner import StepRunner
 from responder.sync.plan import normalise_listing, plan_steps
+from responder.sync.step_runner import StepRunner
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class RouterWorker:
     ) -> None:
         self.cfg = cfg
         self._feed = feed
-        self._reported_up: Optional[bool] = None  # last state published to the feed
+        self._reported_up: bool | None = None  # last state published to the feed
         self.name = cfg.name
         self._ledger = ledger
         self._factory = session_factory
@@ -67,13 +67,18 @@ class RouterWorker:
         self._session = None
         self._wake = threading.Event()
         self._stopping = threading.Event()
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
         self._retry_at = 0.0
         self._next_reconcile = 0.0
         self._connect_failures = 0
-        self.last_error: Optional[str] = None
+        self.last_error: str | None = None
         self._runner = StepRunner(
-            cfg.name, ledger, clock=clock, feed=feed, on_change=on_change, stopping=self._stopping,
+            cfg.name,
+            ledger,
+            clock=clock,
+            feed=feed,
+            on_change=on_change,
+            stopping=self._stopping,
             record_error=self._record_error,
             # Longest timeout this router takes: the v7 limit until the router says otherwise (per session).
             max_timeout=float("inf") if cfg.mode == "script" else float(MAX_TIMEOUT_SECONDS),
@@ -174,7 +179,7 @@ class RouterWorker:
             if rebooted:
                 count = self._ledger.requeue_applied(self.name, now)
                 log.warning("router %s rebooted (uptime went down): re-applying %d unexpired blocks", self.name, count)
-            actual: Optional[Dict[IPAddress, object]] = normalise_listing(session.list_blocks())
+            actual: dict[IPAddress, object] | None = normalise_listing(session.list_blocks())
             rows = self._ledger.router_blocks(self.name, OPEN_STATUSES)
             self.last_error = None
         else:
@@ -198,7 +203,7 @@ class RouterWorker:
         self._on_change()
         return delay
 
-    def _report_state(self, up: bool, error: Optional[str]) -> None:
+    def _report_state(self, up: bool, error: str | None) -> None:
         """Publish a change of reachability (the first failure, and each change after)."""
         if self._reported_up is not up:
             self._reported_up = up

@@ -22,8 +22,9 @@ import select
 import socket
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Union
 
 from librouteros.api import Api
 from librouteros.connections import SocketTransport
@@ -31,13 +32,17 @@ from librouteros.exceptions import ConnectionClosed, FatalError, LibRouterosErro
 from librouteros.login import encode_password
 from librouteros.protocol import ApiProtocol, encode_sentence
 
-from responder.transport import secrets, tls
 from responder.config import RouterConfig
 from responder.errors import (
-    AuthenticationFailed, CommandTimeout, RouterCommandError, RouterUnreachable, SecretRefused,
+    AuthenticationFailed,
+    CommandTimeout,
+    RouterCommandError,
+    RouterUnreachable,
+    SecretRefused,
 )
 from responder.routeros import commands, replies
 from responder.routeros.duration import DurationError, parse_duration
+from responder.transport import secrets, tls
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +60,9 @@ Outcome = Union[str, RouterCommandError]
 class ApiReply:
     """Everything the router said to one command: ``!re`` rows, the ``!trap`` (if any), ``!done``'s words."""
 
-    rows: List[Dict[str, str]] = field(default_factory=list)
-    trap: Optional[Dict[str, str]] = None
-    done: Dict[str, str] = field(default_factory=dict)
+    rows: list[dict[str, str]] = field(default_factory=list)
+    trap: dict[str, str] | None = None
+    done: dict[str, str] = field(default_factory=dict)
 
 
 class _DeadlineTransport(SocketTransport):
@@ -70,7 +75,7 @@ class _DeadlineTransport(SocketTransport):
     def _arm(self) -> None:
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
-            raise socket.timeout("deadline passed")
+            raise TimeoutError("deadline passed")
         self.sock.settimeout(remaining)
 
     def write(self, data: bytes) -> None:
@@ -88,9 +93,9 @@ class _DeadlineTransport(SocketTransport):
         return bytes(data)
 
 
-def _reply_parts(kind: str, words: Sequence[str]) -> Tuple[Dict[str, str], Optional[str]]:
+def _reply_parts(kind: str, words: Sequence[str]) -> tuple[dict[str, str], str | None]:
     """(attributes, tag) of a reply sentence's words, values as text."""
-    attributes: Dict[str, str] = {}
+    attributes: dict[str, str] = {}
     tag = None
     for word in words:
         if word.startswith("="):
@@ -113,7 +118,7 @@ def _kind_of(message: str) -> str:
     return "other"
 
 
-def needs_refresh(row: Dict[str, str], timeout_s: float) -> bool:
+def needs_refresh(row: dict[str, str], timeout_s: float) -> bool:
     """Re-arm only a dynamic entry that would expire sooner than asked: never shorten a longer
     block, never put a timeout on a static entry an admin added by hand."""
     if row.get("dynamic") != "true" or not row.get("timeout"):
@@ -135,17 +140,19 @@ def _is_readable(sock: socket.socket) -> bool:
 class ApiSession:
     """One router over one API connection; the same public interface as router.RouterSession."""
 
-    def __init__(self, cfg: RouterConfig, *, password: Optional[str] = None) -> None:
+    def __init__(self, cfg: RouterConfig, *, password: str | None = None) -> None:
         commands.check_name(f"routers.{cfg.name}.list", cfg.list)
         if cfg.mode == "script":
-            raise ValueError(f"routers.{cfg.name}: mode = \"script\" needs transport = \"ssh\" "
-                             "(the API cannot set the script's :global)")
+            raise ValueError(
+                f'routers.{cfg.name}: mode = "script" needs transport = "ssh" '
+                "(the API cannot set the script's :global)"
+            )
         self.cfg = cfg
         self._password = password
         self._lock = threading.RLock()
-        self._sock: Optional[socket.socket] = None
-        self._transport: Optional[_DeadlineTransport] = None
-        self._api: Optional[Api] = None
+        self._sock: socket.socket | None = None
+        self._transport: _DeadlineTransport | None = None
+        self._api: Api | None = None
         self._has_ipv6 = True  # a v6 router without the ipv6 package answers "no such command prefix"
         self._warned_plain = False
 
@@ -173,13 +180,17 @@ class ApiSession:
             self.close()
             password = self._password if self._password is not None else secrets.read_password(self.cfg)
             if password is None:
-                raise SecretRefused(self.name, "the RouterOS API logs in with a password: set password_file or "
-                                               "password_env (key_file is for transport = \"ssh\")")
+                raise SecretRefused(
+                    self.name,
+                    "the RouterOS API logs in with a password: set password_file or "
+                    'password_env (key_file is for transport = "ssh")',
+                )
             deadline = time.monotonic() + self.cfg.connect_timeout
             where = f"{self.cfg.host}:{self.cfg.port}"
             try:
-                sock = socket.create_connection((self.cfg.host, self.cfg.port),
-                                                timeout=max(0.01, deadline - time.monotonic()))
+                sock = socket.create_connection(
+                    (self.cfg.host, self.cfg.port), timeout=max(0.01, deadline - time.monotonic())
+                )
             except OSError as exc:
                 raise RouterUnreachable(self.name, f"cannot connect to {where}: {exc.strerror or exc}") from None
             try:
@@ -188,8 +199,9 @@ class ApiSession:
                 if self.cfg.tls:
                     sock = tls.secure(sock, self.cfg, deadline)
                 elif not self._warned_plain and not ipaddress.ip_address(sock.getpeername()[0]).is_loopback:
-                    log.warning("router %s: the plain API sends the password unencrypted; consider tls = true",
-                                self.name)
+                    log.warning(
+                        "router %s: the plain API sends the password unencrypted; consider tls = true", self.name
+                    )
                     self._warned_plain = True
                 transport = _DeadlineTransport(sock)
                 transport.deadline = deadline
@@ -206,16 +218,22 @@ class ApiSession:
         try:
             rows = tuple(api.rawCmd("/login", f"=name={user}", f"=password={password}"))
             if rows and "ret" in rows[0]:  # before 6.43: a challenge, answered with an md5 of it
-                tuple(api.rawCmd("/login", f"=name={user}", f"=response={encode_password(str(rows[0]['ret']), password)}"))
-        except socket.timeout:
-            raise RouterUnreachable(self.name, f"login to {where} timed out: no answer within "
-                                               f"{self.cfg.connect_timeout:g}s (connect_timeout)") from None
+                tuple(
+                    api.rawCmd("/login", f"=name={user}", f"=response={encode_password(str(rows[0]['ret']), password)}")
+                )
+        except TimeoutError:
+            raise RouterUnreachable(
+                self.name,
+                f"login to {where} timed out: no answer within {self.cfg.connect_timeout:g}s (connect_timeout)",
+            ) from None
         except FatalError as exc:
             raise RouterUnreachable(self.name, f"{where} ended the session at login: {exc}") from None
         except (TrapError, MultiTrapError) as exc:
             raise AuthenticationFailed(
-                self.name, f"{where} refused the login of user {user!r} ({exc}); check the password, that the "
-                           "user's group has the api policy and that it may log in from this address") from None
+                self.name,
+                f"{where} refused the login of user {user!r} ({exc}); check the password, that the "
+                "user's group has the api policy and that it may log in from this address",
+            ) from None
         except LibRouterosError as exc:
             raise RouterUnreachable(self.name, f"connection to {where} lost during login ({exc})") from None
         except (OSError, UnicodeError) as exc:
@@ -230,14 +248,14 @@ class ApiSession:
                 except OSError:
                     pass
 
-    def __enter__(self) -> "ApiSession":
+    def __enter__(self) -> ApiSession:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     # -- raw commands -----------------------------------------------------------------------
-    def exchange(self, sentences: Sequence[Sequence[str]]) -> List[ApiReply]:
+    def exchange(self, sentences: Sequence[Sequence[str]]) -> list[ApiReply]:
         """Send every sentence (a command word and its words), pipelined with ``.tag``; the replies in order.
 
         ``!trap`` is left in the reply for the caller to judge; a lost connection, a ``!fatal`` or a
@@ -250,10 +268,11 @@ class ApiSession:
                 self.connect()
             try:
                 return self._pipeline(sentences)
-            except socket.timeout:
+            except TimeoutError:
                 self.close()
-                raise CommandTimeout(self.name, f"no reply within {self.cfg.command_timeout:g}s (command_timeout); "
-                                                "reconnecting") from None
+                raise CommandTimeout(
+                    self.name, f"no reply within {self.cfg.command_timeout:g}s (command_timeout); reconnecting"
+                ) from None
             except FatalError as exc:
                 self.close()
                 raise RouterUnreachable(self.name, f"the router ended the session: {exc}") from None
@@ -264,7 +283,7 @@ class ApiSession:
                 self.close()
                 raise RouterUnreachable(self.name, f"unreadable reply from the router ({exc}); reconnecting") from None
 
-    def _pipeline(self, sentences: Sequence[Sequence[str]]) -> List[ApiReply]:
+    def _pipeline(self, sentences: Sequence[Sequence[str]]) -> list[ApiReply]:
         transport, protocol = self._transport, self._api.protocol
         results = [ApiReply() for _ in sentences]
         sent = finished = 0
@@ -293,16 +312,17 @@ class ApiSession:
         transport.deadline = float("inf")
         return results
 
-    def _error(self, trap: Dict[str, str], sentence: Sequence[str]) -> RouterCommandError:
+    def _error(self, trap: dict[str, str], sentence: Sequence[str]) -> RouterCommandError:
         message = trap.get("message", "(no message)")
         kind = _kind_of(message)
         command = " ".join(sentence)
         if kind == "permission":
-            return RouterCommandError(self.name, f"{message} -- {_PERMISSION_FIX} (command: {command})",
-                                      kind=kind, output=message)
+            return RouterCommandError(
+                self.name, f"{message} -- {_PERMISSION_FIX} (command: {command})", kind=kind, output=message
+            )
         return replies.command_error(self.name, replies.Reply(False, kind, message), command)
 
-    def run(self, command: str, *words: str) -> List[Dict[str, str]]:
+    def run(self, command: str, *words: str) -> list[dict[str, str]]:
         """One raw API command (``/ip/address/print``, ``=name=value`` words...): its rows; any ``!trap`` raises."""
         sentence = [command, *words]
         [reply] = self.exchange([sentence])
@@ -311,16 +331,16 @@ class ApiSession:
         return reply.rows or ([reply.done] if reply.done else [])
 
     # -- what the responder does ------------------------------------------------------------
-    def _find(self, address) -> List[str]:
+    def _find(self, address) -> list[str]:
         path = _LIST_PATHS[address.version]
         return [f"{path}/print", f"?list={self.cfg.list}", f"?address={commands.render_address(address)}", _PROPS]
 
-    def add_block(self, address, timeout_s: Optional[float], comment: str) -> str:
+    def add_block(self, address, timeout_s: float | None, comment: str) -> str:
         """Block ``address`` for ``timeout_s``: "added", "refreshed" (was there, timeout re-armed) or "present"."""
         [outcome] = self.add_blocks([(address, timeout_s, comment)])
         return _raised(outcome)
 
-    def add_blocks(self, blocks: Iterable[Tuple[object, float, str]]) -> List[Outcome]:
+    def add_blocks(self, blocks: Iterable[tuple[object, float, str]]) -> list[Outcome]:
         """Many blocks in about three round trips at most (add; look up duplicates; re-arm them).
 
         One outcome per block, in order: "added" / "refreshed" / "present", or the
@@ -337,7 +357,7 @@ class ApiSession:
             if cleaned:
                 words.append(f"=comment={cleaned}")
             adds.append(words)
-        outcomes: List[Outcome] = []
+        outcomes: list[Outcome] = []
         duplicates = []
         for index, (sentence, reply) in enumerate(zip(adds, self.exchange(adds))):
             if reply.trap is None:
@@ -365,8 +385,9 @@ class ApiSession:
                 if row.get("dynamic") == "true":
                     refreshes.append((index, [f"{path}/remove", f"=.id={row['.id']}"]))
             elif needs_refresh(row, timeout_s):
-                refreshes.append((index, [f"{path}/set", f"=.id={row['.id']}",
-                                          f"=timeout={commands.render_timeout(timeout_s)}"]))
+                refreshes.append(
+                    (index, [f"{path}/set", f"=.id={row['.id']}", f"=timeout={commands.render_timeout(timeout_s)}"])
+                )
         readds = []
         for (index, sentence), reply in zip(refreshes, self.exchange([s for _, s in refreshes])):
             outcomes[index] = REFRESHED if reply.trap is None else self._error(reply.trap, sentence)
@@ -382,7 +403,7 @@ class ApiSession:
         [outcome] = self.remove_blocks([address])
         return _raised(outcome)
 
-    def remove_blocks(self, addresses: Iterable[object]) -> List[Union[bool, RouterCommandError]]:
+    def remove_blocks(self, addresses: Iterable[object]) -> list[bool | RouterCommandError]:
         """Remove many addresses in about two round trips (look them up; remove what was found).
 
         One outcome per address, in order: True if an entry was there, False if not, or the
@@ -390,7 +411,7 @@ class ApiSession:
         """
         addresses = list(addresses)
         finds = [self._find(address) for address in addresses]  # all rendered before anything is sent
-        outcomes: List[Union[bool, RouterCommandError]] = []
+        outcomes: list[bool | RouterCommandError] = []
         removes = []
         for index, (sentence, found) in enumerate(zip(finds, self.exchange(finds))):
             if found.trap is not None:

@@ -15,8 +15,8 @@ import hmac
 import os
 import re
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Optional
 
 OK, UNKNOWN, CHANGED, REVOKED = "ok", "unknown", "changed", "revoked"
 
@@ -40,7 +40,7 @@ def host_name(host: str, port: int = 22) -> str:
     return host if port == 22 else f"[{host}]:{port}"
 
 
-def parse_line(line: str) -> Optional[KnownHost]:
+def parse_line(line: str) -> KnownHost | None:
     """One known_hosts line, or None for blanks, comments and anything malformed."""
     fields = line.strip().split()
     if not fields or fields[0].startswith("#"):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Mapping, Optional
+from collections.abc import Mapping
 
 import paramiko
 
@@ -26,8 +26,10 @@ def _read_private_file(router: str, key: str, path: str) -> bytes:
             raise SecretRefused(router, f"{key} {path}: not a regular file")
         if info.st_mode & 0o077:
             raise SecretRefused(
-                router, f"{key} {path} is readable by group or others (mode {stat.S_IMODE(info.st_mode):04o}); "
-                f"run: chmod 600 {path}")
+                router,
+                f"{key} {path} is readable by group or others (mode {stat.S_IMODE(info.st_mode):04o}); "
+                f"run: chmod 600 {path}",
+            )
         chunks = []
         while True:
             chunk = os.read(fd, 65536)
@@ -39,7 +41,7 @@ def _read_private_file(router: str, key: str, path: str) -> bytes:
         os.close(fd)
 
 
-def read_password(cfg: RouterConfig, environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
+def read_password(cfg: RouterConfig, environ: Mapping[str, str] | None = None) -> str | None:
     """The router's password from ``password_file`` or ``password_env``; None if neither is set."""
     environ = os.environ if environ is None else environ
     if cfg.password_file:
@@ -57,7 +59,7 @@ def read_password(cfg: RouterConfig, environ: Optional[Mapping[str, str]] = None
     return None
 
 
-def load_private_key(cfg: RouterConfig) -> Optional[paramiko.PKey]:
+def load_private_key(cfg: RouterConfig) -> paramiko.PKey | None:
     """The client key from ``key_file`` (ed25519, RSA or ECDSA, OpenSSH or PEM format); None if unset."""
     if not cfg.key_file:
         return None
@@ -65,7 +67,10 @@ def load_private_key(cfg: RouterConfig) -> Optional[paramiko.PKey]:
     try:
         return paramiko.PKey.from_path(cfg.key_file)
     except paramiko.PasswordRequiredException:
-        raise SecretRefused(cfg.name, f"key_file {cfg.key_file} is protected by a passphrase; "
-                            "use a key without one, readable only by this service") from None
+        raise SecretRefused(
+            cfg.name,
+            f"key_file {cfg.key_file} is protected by a passphrase; "
+            "use a key without one, readable only by this service",
+        ) from None
     except (paramiko.SSHException, ValueError, OSError) as exc:
         raise SecretRefused(cfg.name, f"key_file {cfg.key_file}: not a usable private key ({exc})") from None

@@ -12,12 +12,11 @@ import logging
 import socket
 import time
 from dataclasses import dataclass
-from typing import Optional
 
 import paramiko
 
-from responder.transport import known_hosts
 from responder.errors import AuthenticationFailed, CommandTimeout, HostKeyRefused, RouterUnreachable
+from responder.transport import known_hosts
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +28,7 @@ _RSA_ALGORITHMS = ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa")  # a recorded ssh-
 class ExecResult:
     stdout: str
     stderr: str
-    exit_status: Optional[int]  # None if the router closed the channel without sending one
+    exit_status: int | None  # None if the router closed the channel without sending one
 
 
 def key_fingerprint(key: paramiko.PKey) -> str:
@@ -40,8 +39,9 @@ def _remaining(deadline: float) -> float:
     return deadline - time.monotonic()
 
 
-def _open_transport(name: str, host: str, port: int, deadline: float,
-                    key_types: Optional[list] = None) -> paramiko.Transport:
+def _open_transport(
+    name: str, host: str, port: int, deadline: float, key_types: list | None = None
+) -> paramiko.Transport:
     """TCP connect and SSH key exchange, both within ``deadline``."""
     try:
         sock = socket.create_connection((host, port), timeout=max(0.01, _remaining(deadline)))
@@ -58,7 +58,7 @@ def _open_transport(name: str, host: str, port: int, deadline: float,
         offered = transport.get_security_options().key_types
         wanted = []
         for key_type in key_types:
-            for algorithm in (_RSA_ALGORITHMS if key_type == "ssh-rsa" else (key_type,)):
+            for algorithm in _RSA_ALGORITHMS if key_type == "ssh-rsa" else (key_type,):
                 if algorithm in offered and algorithm not in wanted:
                     wanted.append(algorithm)
         if wanted:
@@ -87,14 +87,24 @@ def fetch_host_key(host: str, port: int = 22, timeout: float = 5.0) -> paramiko.
 class SshConnection:
     """One authenticated SSH transport to one router."""
 
-    def __init__(self, *, name: str, host: str, port: int = 22, user: str, known_hosts_path: str,
-                 pkey: Optional[paramiko.PKey] = None, password: Optional[str] = None,
-                 connect_timeout: float = 5.0, keepalive: float = 15.0) -> None:
+    def __init__(
+        self,
+        *,
+        name: str,
+        host: str,
+        port: int = 22,
+        user: str,
+        known_hosts_path: str,
+        pkey: paramiko.PKey | None = None,
+        password: str | None = None,
+        connect_timeout: float = 5.0,
+        keepalive: float = 15.0,
+    ) -> None:
         self.name, self.host, self.port, self.user = name, host, port, user
         self.known_hosts_path = known_hosts_path
         self._pkey, self._password = pkey, password
         self.connect_timeout, self.keepalive = connect_timeout, keepalive
-        self._transport: Optional[paramiko.Transport] = None
+        self._transport: paramiko.Transport | None = None
 
     @property
     def active(self) -> bool:
@@ -105,8 +115,9 @@ class SshConnection:
         deadline = time.monotonic() + self.connect_timeout
         name = known_hosts.host_name(self.host, self.port)
         entries = known_hosts.load(self.known_hosts_path)
-        transport = _open_transport(self.name, self.host, self.port, deadline,
-                                    known_hosts.recorded_key_types(entries, name))
+        transport = _open_transport(
+            self.name, self.host, self.port, deadline, known_hosts.recorded_key_types(entries, name)
+        )
         try:
             self._check_host_key(transport.get_remote_server_key(), entries, name)
             self._authenticate(transport, deadline)
@@ -124,14 +135,18 @@ class SshConnection:
             return
         shown = f"{key.get_name()} {key_fingerprint(key)}"
         if verdict == known_hosts.UNKNOWN:
-            message = (f"host key {shown} of {name} is not in {self.known_hosts_path}; check it on the router "
-                       f"(/ip ssh print or the console) and run `snort-bridge trust {self.name}`")
+            message = (
+                f"host key {shown} of {name} is not in {self.known_hosts_path}; check it on the router "
+                f"(/ip ssh print or the console) and run `snort-bridge trust {self.name}`"
+            )
         elif verdict == known_hosts.REVOKED:
             message = f"host key {shown} of {name} is marked @revoked in {self.known_hosts_path}"
         else:
-            message = (f"host key of {name} has CHANGED: it now offers {shown}, which differs from "
-                       f"{self.known_hosts_path}. This can be an attack. If the router was reinstalled or its key "
-                       f"regenerated, verify the fingerprint and run `snort-bridge trust {self.name}`")
+            message = (
+                f"host key of {name} has CHANGED: it now offers {shown}, which differs from "
+                f"{self.known_hosts_path}. This can be an attack. If the router was reinstalled or its key "
+                f"regenerated, verify the fingerprint and run `snort-bridge trust {self.name}`"
+            )
         raise HostKeyRefused(self.name, message, fingerprint=key_fingerprint(key), reason=verdict)
 
     def _authenticate(self, transport: paramiko.Transport, deadline: float) -> None:
@@ -158,8 +173,10 @@ class SshConnection:
         if _remaining(deadline) <= 0:
             raise RouterUnreachable(self.name, f"authentication did not finish within {self.connect_timeout:g}s")
         raise AuthenticationFailed(
-            self.name, f"user {self.user!r} refused ({'; '.join(failures)}); check the user, its key "
-            "(/user ssh-keys) or password on the router, and that the user may log in from this host")
+            self.name,
+            f"user {self.user!r} refused ({'; '.join(failures)}); check the user, its key "
+            "(/user ssh-keys) or password on the router, and that the user may log in from this host",
+        )
 
     def close(self) -> None:
         transport, self._transport = self._transport, None
@@ -198,7 +215,7 @@ class SshConnection:
             while True:
                 remaining = _remaining(deadline)
                 if remaining <= 0:
-                    raise socket.timeout()
+                    raise TimeoutError()
                 channel.settimeout(remaining)
                 chunk = channel.recv(65536)
                 while channel.recv_stderr_ready():
@@ -208,17 +225,24 @@ class SshConnection:
                 stdout += chunk
                 if len(stdout) > MAX_OUTPUT_BYTES:
                     self.close()
-                    raise RouterUnreachable(self.name, f"reply larger than {MAX_OUTPUT_BYTES} bytes; connection dropped")
+                    raise RouterUnreachable(
+                        self.name, f"reply larger than {MAX_OUTPUT_BYTES} bytes; connection dropped"
+                    )
             while channel.recv_stderr_ready():
                 stderr += channel.recv_stderr(65536)
             status = None
             if channel.status_event.wait(max(0.0, _remaining(deadline))):
                 status = channel.exit_status if channel.exit_status >= 0 else None
-        except socket.timeout:
+        except TimeoutError:
             self.close()
-            raise CommandTimeout(self.name, f"no complete reply within {timeout:g}s (command_timeout); "
-                                 "connection dropped, the next command reconnects") from None
+            raise CommandTimeout(
+                self.name,
+                f"no complete reply within {timeout:g}s (command_timeout); "
+                "connection dropped, the next command reconnects",
+            ) from None
         except (paramiko.SSHException, EOFError, OSError) as exc:
             self.close()
-            raise RouterUnreachable(self.name, f"connection lost during a command ({exc or type(exc).__name__})") from None
+            raise RouterUnreachable(
+                self.name, f"connection lost during a command ({exc or type(exc).__name__})"
+            ) from None
         return ExecResult(stdout.decode("utf-8", errors="replace"), stderr.decode("utf-8", errors="replace"), status)

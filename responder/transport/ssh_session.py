@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import Optional
 
-from responder.transport import secrets
 from responder.config import RouterConfig
 from responder.errors import RouterCommandError
 from responder.routeros import commands, replies
+from responder.transport import secrets
 from responder.transport.ssh import SshConnection
 
 _ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -23,13 +22,13 @@ ADDED, REFRESHED, PRESENT = "added", "refreshed", "present"
 
 
 class RouterSession:
-    def __init__(self, cfg: RouterConfig, *, password: Optional[str] = None) -> None:
+    def __init__(self, cfg: RouterConfig, *, password: str | None = None) -> None:
         commands.check_name(f"routers.{cfg.name}.list", cfg.list)
         if cfg.mode == "script":
             commands.check_name(f"routers.{cfg.name}.script", cfg.script)
         self.cfg = cfg
         self._password = password
-        self._connection: Optional[SshConnection] = None
+        self._connection: SshConnection | None = None
         self._lock = threading.RLock()
         self._has_ipv6 = True  # a v6 router without the ipv6 package answers "bad command name"
 
@@ -48,9 +47,16 @@ class RouterSession:
             self.close()
             password = self._password if self._password is not None else secrets.read_password(self.cfg)
             connection = SshConnection(
-                name=self.cfg.name, host=self.cfg.host, port=self.cfg.port, user=self.cfg.user,
-                known_hosts_path=self.cfg.known_hosts, pkey=secrets.load_private_key(self.cfg),
-                password=password, connect_timeout=self.cfg.connect_timeout, keepalive=self.cfg.keepalive)
+                name=self.cfg.name,
+                host=self.cfg.host,
+                port=self.cfg.port,
+                user=self.cfg.user,
+                known_hosts_path=self.cfg.known_hosts,
+                pkey=secrets.load_private_key(self.cfg),
+                password=password,
+                connect_timeout=self.cfg.connect_timeout,
+                keepalive=self.cfg.keepalive,
+            )
             connection.connect()
             self._connection = connection
 
@@ -60,7 +66,7 @@ class RouterSession:
             if connection is not None:
                 connection.close()
 
-    def __enter__(self) -> "RouterSession":
+    def __enter__(self) -> RouterSession:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -75,8 +81,12 @@ class RouterSession:
             result = self._connection.exec(command, self.cfg.command_timeout)
         text = _ANSI_RE.sub("", result.stdout + result.stderr).replace("\r\n", "\n")
         if not text.strip() and result.exit_status not in (0, None):
-            raise RouterCommandError(self.name, f"exit status {result.exit_status} without output (command: {command})",
-                                     kind="other", output="")
+            raise RouterCommandError(
+                self.name,
+                f"exit status {result.exit_status} without output (command: {command})",
+                kind="other",
+                output="",
+            )
         return text
 
     def _check(self, command: str) -> replies.Reply:
@@ -94,7 +104,7 @@ class RouterSession:
         return text
 
     # -- what the responder does ------------------------------------------------------------
-    def add_block(self, address, timeout_s: Optional[float], comment: str) -> str:
+    def add_block(self, address, timeout_s: float | None, comment: str) -> str:
         """Block ``address`` for ``timeout_s`` (None: a static entry): "added", "refreshed" (was there,
         timeout re-armed, or a dynamic entry replaced by the static one asked for) or "present"."""
         if self.cfg.mode == "script":

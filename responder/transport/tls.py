@@ -22,11 +22,10 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
-from typing import Optional
 
-from responder.transport import known_hosts
 from responder.config import RouterConfig
 from responder.errors import HostKeyRefused, RouterUnreachable
+from responder.transport import known_hosts
 
 PIN_KEY_TYPE = "x509-sha256"
 _HEX_RE = re.compile(r"^(?:sha256:)?((?:[0-9a-f]{2}:?){31}[0-9a-f]{2})$")
@@ -77,8 +76,8 @@ def record_pin(cfg: RouterConfig, digest: bytes) -> None:
 class TlsPolicy:
     """How this router's certificate is judged: by a CA, by a configured pin, or by the pin file."""
 
-    ca_file: Optional[str]
-    pin: Optional[bytes]  # from the configuration; None = look in the pin file (when no ca_file)
+    ca_file: str | None
+    pin: bytes | None  # from the configuration; None = look in the pin file (when no ca_file)
 
 
 def policy_for(cfg: RouterConfig) -> TlsPolicy:
@@ -107,8 +106,11 @@ def secure(sock: socket.socket, cfg: RouterConfig, deadline: float) -> ssl.SSLSo
     name, where = cfg.name, f"{cfg.host}:{cfg.port}"
     policy = policy_for(cfg)
     if not policy.ca_file and policy.pin is None and not known_hosts.load(pin_path(cfg)):
-        raise HostKeyRefused(name, f"no way to verify the api-ssl certificate of {where}: set ca_file or "
-                                   f"fingerprint, or run `snort-bridge trust {name}`")
+        raise HostKeyRefused(
+            name,
+            f"no way to verify the api-ssl certificate of {where}: set ca_file or "
+            f"fingerprint, or run `snort-bridge trust {name}`",
+        )
     try:
         context = client_context(policy)
     except (OSError, ssl.SSLError) as exc:
@@ -117,16 +119,23 @@ def secure(sock: socket.socket, cfg: RouterConfig, deadline: float) -> ssl.SSLSo
     try:
         stream = context.wrap_socket(sock, server_hostname=cfg.host if policy.ca_file else None)
     except ssl.SSLCertVerificationError as exc:
-        raise HostKeyRefused(name, f"the api-ssl certificate of {where} is not trusted: {exc.verify_message} "
-                                   f"(checked against ca_file {policy.ca_file})", reason="unverified") from None
+        raise HostKeyRefused(
+            name,
+            f"the api-ssl certificate of {where} is not trusted: {exc.verify_message} "
+            f"(checked against ca_file {policy.ca_file})",
+            reason="unverified",
+        ) from None
     except ssl.SSLError as exc:
         remaining = max(0.5, deadline - time.monotonic())
         if offers_only_anonymous(cfg.host, cfg.port, remaining):
-            raise HostKeyRefused(name, f"api-ssl on {where} has no certificate (it offers only anonymous DH, "
-                                       f"which cannot show who answers); {CERTIFICATE_HOWTO}",
-                                 reason="no-certificate") from None
+            raise HostKeyRefused(
+                name,
+                f"api-ssl on {where} has no certificate (it offers only anonymous DH, "
+                f"which cannot show who answers); {CERTIFICATE_HOWTO}",
+                reason="no-certificate",
+            ) from None
         raise RouterUnreachable(name, f"TLS handshake with {where} failed: {exc.reason or exc}") from None
-    except socket.timeout:
+    except TimeoutError:
         raise RouterUnreachable(name, f"TLS handshake with {where} timed out ({cfg.connect_timeout:g}s)") from None
     except OSError as exc:
         raise RouterUnreachable(name, f"TLS handshake with {where} failed: {exc.strerror or exc}") from None
@@ -150,10 +159,15 @@ def _check_pin(cfg: RouterConfig, policy: TlsPolicy, digest: bytes, stream: ssl.
             return
     stream.close()
     what = {known_hosts.UNKNOWN: "is not pinned", known_hosts.REVOKED: "is marked @revoked"}.get(
-        verdict, "DIFFERS from the pinned one (a re-keyed router, or someone in between)")
-    raise HostKeyRefused(cfg.name, f"the api-ssl certificate of {where} ({offered}) {what} in {source}; "
-                                   f"check it and run `snort-bridge trust {cfg.name}`",
-                         fingerprint=offered, reason=verdict)
+        verdict, "DIFFERS from the pinned one (a re-keyed router, or someone in between)"
+    )
+    raise HostKeyRefused(
+        cfg.name,
+        f"the api-ssl certificate of {where} ({offered}) {what} in {source}; "
+        f"check it and run `snort-bridge trust {cfg.name}`",
+        fingerprint=offered,
+        reason=verdict,
+    )
 
 
 def fetch_certificate(host: str, port: int, timeout: float) -> bytes:

@@ -7,7 +7,8 @@ mixed into one Checker because the walk is one: every problem lands in one list,
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Mapping, Tuple
+from collections.abc import Callable, Mapping
+from typing import Any, Dict, List, Tuple
 
 from bridge.config import Config, PolicyConfig
 from bridge.config.check.policy import PolicyChecks
@@ -47,7 +48,9 @@ class Checker(PolicyChecks, SourceChecks, WatchingChecks, RouterChecks):
             notify=notify,
         )
 
-    def array(self, data: Mapping[str, Any], name: str, build: Callable[[Mapping[str, Any], str], Any]) -> List[Tuple[int, Any]]:
+    def array(
+        self, data: Mapping[str, Any], name: str, build: Callable[[Mapping[str, Any], str], Any]
+    ) -> list[tuple[int, Any]]:
         """The valid entries of an array of tables, each with its index (for error messages)."""
         value = data.get(name)
         if value is None:
@@ -68,10 +71,13 @@ class Checker(PolicyChecks, SourceChecks, WatchingChecks, RouterChecks):
                 built.append((index, result))
         return built
 
-    def unique(self, values: List[Tuple[int, str]], array: str, name: str) -> None:
-        seen: Dict[str, int] = {}
+    def unique(self, values: list[tuple[int, str]], array: str, name: str) -> None:
+        seen: dict[str, int] = {}
         for index, value in values:
             if value in seen:
-                self.problem(f"{array}[{index}].{name}", f"{value!r} is used twice (also {array}[{seen[value]}]); expected unique values")
+                self.problem(
+                    f"{array}[{index}].{name}",
+                    f"{value!r} is used twice (also {array}[{seen[value]}]); expected unique values",
+                )
             else:
                 seen[value] = index

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Dict, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from bridge.config import MAX_BLOCK_SECONDS, PolicyConfig
 from bridge.config.check.values import _BAD, ValueChecks, _kind
@@ -30,13 +31,17 @@ class PolicyChecks(ValueChecks):
             include_sids=self.get(table, "include_sids", p, d.include_sids, self.string_list(sid)),
             exclude_sids=self.get(table, "exclude_sids", p, d.exclude_sids, self.string_list(sid)),
             attacker=self.get(table, "attacker", p, {}, self.attacker_map),
-            max_new_blocks_per_minute=self.get(table, "max_new_blocks_per_minute", p, d.max_new_blocks_per_minute, self.integer(1)),
+            max_new_blocks_per_minute=self.get(
+                table, "max_new_blocks_per_minute", p, d.max_new_blocks_per_minute, self.integer(1)
+            ),
             rollback=self.get(table, "rollback", p, d.rollback, self.integer(0, 100_000)),
-            portscan_attribution=self.get(table, "portscan_attribution", p, d.portscan_attribution, self.choice(("evidence", "src"))),
+            portscan_attribution=self.get(
+                table, "portscan_attribution", p, d.portscan_attribution, self.choice(("evidence", "src"))
+            ),
             **self.escalation(table, p, d, block_for),
         )
 
-    def escalation(self, table: Mapping[str, Any], p: str, d: PolicyConfig, block_for: float) -> Dict[str, Any]:
+    def escalation(self, table: Mapping[str, Any], p: str, d: PolicyConfig, block_for: float) -> dict[str, Any]:
         """repeat_factor, max_block_for, remember_for and the per-rule / per-network durations."""
         longest = self.duration(0, MAX_BLOCK_SECONDS)
         values = {
@@ -44,20 +49,35 @@ class PolicyChecks(ValueChecks):
             "max_block_for": self.get(table, "max_block_for", p, d.max_block_for, longest),
             "remember_for": self.get(table, "remember_for", p, d.remember_for, longest),
             "block_for_rules": self.get(table, "block_for_rules", p, {}, self.duration_map(self.rule_key, longest)),
-            "block_for_networks": self.get(table, "block_for_networks", p, {}, self.duration_map(self.network, longest)),
+            "block_for_networks": self.get(
+                table, "block_for_networks", p, {}, self.duration_map(self.network, longest)
+            ),
         }
         if "max_block_for" not in table:  # not set: never shorter than a base the file asks for
-            values["max_block_for"] = max([d.max_block_for, block_for, *values["block_for_rules"].values(),
-                                           *values["block_for_networks"].values()])
+            values["max_block_for"] = max(
+                [
+                    d.max_block_for,
+                    block_for,
+                    *values["block_for_rules"].values(),
+                    *values["block_for_networks"].values(),
+                ]
+            )
         cap = values["max_block_for"]
         bases = [(f"{p}.block_for", table.get("block_for"), block_for)]
-        bases += [(f'{p}.block_for_rules."{k}"', table["block_for_rules"][k], v) for k, v in values["block_for_rules"].items()]
-        bases += [(f'{p}.block_for_networks."{k}"', table["block_for_networks"].get(str(k)), v)
-                  for k, v in values["block_for_networks"].items()]
+        bases += [
+            (f'{p}.block_for_rules."{k}"', table["block_for_rules"][k], v) for k, v in values["block_for_rules"].items()
+        ]
+        bases += [
+            (f'{p}.block_for_networks."{k}"', table["block_for_networks"].get(str(k)), v)
+            for k, v in values["block_for_networks"].items()
+        ]
         for key, shown, seconds in bases:
             if shown is not None and seconds > cap:
-                self.problem(key, f"{shown!r} is longer than {p}.max_block_for ({format_duration(cap)}); "
-                                  "raise max_block_for or shorten this")
+                self.problem(
+                    key,
+                    f"{shown!r} is longer than {p}.max_block_for ({format_duration(cap)}); "
+                    "raise max_block_for or shorten this",
+                )
         return values
 
     def factor(self, key: str, value: Any) -> Any:
@@ -72,14 +92,16 @@ class PolicyChecks(ValueChecks):
             return _BAD
         return value
 
-    def duration_map(self, each_key: Callable[[str, Any], Any], check: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
+    def duration_map(
+        self, each_key: Callable[[str, Any], Any], check: Callable[[str, Any], Any]
+    ) -> Callable[[str, Any], Any]:
         """A table of key = duration; each key checked by ``each_key`` (problems named by key)."""
 
         def check_map(key: str, value: Any) -> Any:
             if not isinstance(value, Mapping):
                 self.problem(key, f'expected a table such as {{ "1:1000101" = "1h" }}, got {_kind(value)}')
                 return _BAD
-            result: Dict[Any, float] = {}
+            result: dict[Any, float] = {}
             for name, text in value.items():
                 entry = f'{key}."{name}"'
                 parsed = each_key(entry, name)
@@ -94,7 +116,7 @@ class PolicyChecks(ValueChecks):
         if not isinstance(value, Mapping):
             self.problem(key, f'expected a table such as {{ "1:1000001" = "dst" }}, got {_kind(value)}')
             return _BAD
-        result: Dict[str, str] = {}
+        result: dict[str, str] = {}
         for sid, end in value.items():
             entry = f'{key}."{sid}"'
             if not _SID_RE.match(sid):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 from bridge.config.check.values import _BAD, _ENV_RE, _HOSTNAME_RE, ValueChecks, _is_ip
 from responder.config import RouterConfig
@@ -17,7 +18,7 @@ _FINGERPRINT_RE = re.compile(r"^(?:sha256:)?(?:[0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{
 
 
 class RouterChecks(ValueChecks):
-    def router(self, table: Mapping[str, Any], key: str) -> Optional[RouterConfig]:
+    def router(self, table: Mapping[str, Any], key: str) -> RouterConfig | None:
         d = RouterConfig(name="-", host="-")
         known = tuple(RouterConfig.__dataclass_fields__)
         self.unknown(table, known, key)
@@ -26,15 +27,23 @@ class RouterChecks(ValueChecks):
             if required not in table:
                 self.problem(f"{key}.{required}", "missing; every [[routers]] table needs name and host")
                 ok = False
-        name = self.get(table, "name", key, _BAD, self.pattern(_NAME_RE, "a name of letters, digits, '_', '.', '-' (up to 64)"))
+        name = self.get(
+            table, "name", key, _BAD, self.pattern(_NAME_RE, "a name of letters, digits, '_', '.', '-' (up to 64)")
+        )
         host = self.get(table, "host", key, _BAD, self.host)
         secrets = [s for s in ("key_file", "password_file", "password_env") if s in table]
         if len(secrets) > 1:
-            self.problem(f"{key}.{secrets[1]}", f"cannot be combined with {secrets[0]}; expected one of key_file, password_file, password_env")
+            self.problem(
+                f"{key}.{secrets[1]}",
+                f"cannot be combined with {secrets[0]}; expected one of key_file, password_file, password_env",
+            )
         password_file = self.get(table, "password_file", key, None, self.path)
         if password_file:
             self.secret_file(f"{key}.password_file", password_file)
-        durations = {name: self.get(table, name, key, getattr(d, name), self.duration(0)) for name in ("connect_timeout", "command_timeout", "keepalive", "reconcile_interval")}
+        durations = {
+            name: self.get(table, name, key, getattr(d, name), self.duration(0))
+            for name in ("connect_timeout", "command_timeout", "keepalive", "reconcile_interval")
+        }
         transport = self.get(table, "transport", key, d.transport, self.choice(("ssh", "api")))
         api_port = 8729 if table.get("tls") is True else 8728  # RouterOS's api-ssl / api service ports
         self.api_only(table, key, transport)
@@ -43,18 +52,40 @@ class RouterChecks(ValueChecks):
             host=host if host is not _BAD else "-",
             port=self.get(table, "port", key, api_port if transport == "api" else d.port, self.integer(1, 65535)),
             transport=transport,
-            user=self.get(table, "user", key, d.user, self.pattern(_USER_RE, "a user name of letters, digits, '_', '.', '@', '-'")),
+            user=self.get(
+                table, "user", key, d.user, self.pattern(_USER_RE, "a user name of letters, digits, '_', '.', '@', '-'")
+            ),
             key_file=self.get(table, "key_file", key, None, self.path),
             password_file=password_file,
-            password_env=self.get(table, "password_env", key, None, self.pattern(_ENV_RE, "the name of an environment variable")),
+            password_env=self.get(
+                table, "password_env", key, None, self.pattern(_ENV_RE, "the name of an environment variable")
+            ),
             known_hosts=self.get(table, "known_hosts", key, d.known_hosts, self.path),
-            list=self.get(table, "list", key, d.list, self.pattern(ROUTEROS_NAME_RE, "an address-list name of 1-63 letters, digits, '_', '.', '-'")),
+            list=self.get(
+                table,
+                "list",
+                key,
+                d.list,
+                self.pattern(ROUTEROS_NAME_RE, "an address-list name of 1-63 letters, digits, '_', '.', '-'"),
+            ),
             mode=self.get(table, "mode", key, d.mode, self.choice(("address-list", "script"))),
-            script=self.get(table, "script", key, d.script, self.pattern(ROUTEROS_NAME_RE, "a script name of 1-63 letters, digits, '_', '.', '-'")),
+            script=self.get(
+                table,
+                "script",
+                key,
+                d.script,
+                self.pattern(ROUTEROS_NAME_RE, "a script name of 1-63 letters, digits, '_', '.', '-'"),
+            ),
             refresh_existing=self.get(table, "refresh_existing", key, d.refresh_existing, self.boolean),
             tls=self.get(table, "tls", key, d.tls, self.boolean),
             ca_file=self.get(table, "ca_file", key, None, self.path),
-            fingerprint=self.get(table, "fingerprint", key, None, self.pattern(_FINGERPRINT_RE, "a SHA-256 fingerprint (64 hex digits, colons allowed)")),
+            fingerprint=self.get(
+                table,
+                "fingerprint",
+                key,
+                None,
+                self.pattern(_FINGERPRINT_RE, "a SHA-256 fingerprint (64 hex digits, colons allowed)"),
+            ),
             **durations,
         )
         if not ok or name is _BAD or host is _BAD:
@@ -66,8 +97,10 @@ class RouterChecks(ValueChecks):
         if transport != "api":
             return
         if "key_file" in table:
-            self.problem(f"{key}.key_file", 'the RouterOS API logs in with a password; with transport = "api" '
-                                            "use password_file or password_env")
+            self.problem(
+                f"{key}.key_file",
+                'the RouterOS API logs in with a password; with transport = "api" use password_file or password_env',
+            )
         if table.get("mode") == "script":
             self.problem(f"{key}.mode", 'mode = "script" needs transport = "ssh"')
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 from bridge.config import ALERT_FORMATS, AlertSource, ScanConfig
 from bridge.config.check.values import _BAD, ValueChecks
 
 
 class SourceChecks(ValueChecks):
-    def alert_source(self, table: Mapping[str, Any], key: str) -> Optional[AlertSource]:
+    def alert_source(self, table: Mapping[str, Any], key: str) -> AlertSource | None:
         self.unknown(table, ("path", "format"), key)
         if "path" not in table:
             self.problem(f"{key}.path", "missing; expected the alert file to follow")

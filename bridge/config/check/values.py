@@ -11,7 +11,8 @@ import ipaddress
 import os
 import re
 import stat
-from typing import Any, Callable, List, Mapping, Optional, Tuple
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from bridge.config import DURATION_EXPECTED
 from responder.routeros.duration import DurationError, parse_duration
@@ -25,7 +26,7 @@ _SECRET_HINT = (
 )
 
 
-def _did_you_mean(key: str, known: "Tuple[str, ...] | List[str]") -> str:
+def _did_you_mean(key: str, known: tuple[str, ...] | list[str]) -> str:
     close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
     if close:
         return f"unknown key; did you mean {close[0]!r}?"
@@ -35,8 +36,8 @@ def _did_you_mean(key: str, known: "Tuple[str, ...] | List[str]") -> str:
 class ValueChecks:
     """The problems found so far, and one getter per kind of value; the table checks extend it."""
 
-    def __init__(self, base_dir: str, file_mode: Optional[int]):
-        self.problems: List[str] = []
+    def __init__(self, base_dir: str, file_mode: int | None):
+        self.problems: list[str] = []
         self.base_dir = base_dir
         self.file_mode = file_mode
 
@@ -45,7 +46,7 @@ class ValueChecks:
     def problem(self, key: str, text: str) -> None:
         self.problems.append(f"{key}: {text}")
 
-    def table(self, data: Mapping[str, Any], name: str, key: str) -> Optional[Mapping[str, Any]]:
+    def table(self, data: Mapping[str, Any], name: str, key: str) -> Mapping[str, Any] | None:
         value = data.get(name)
         if value is None:
             return None
@@ -54,7 +55,7 @@ class ValueChecks:
             return None
         return value
 
-    def unknown(self, table: Mapping[str, Any], known: Tuple[str, ...], prefix: str) -> None:
+    def unknown(self, table: Mapping[str, Any], known: tuple[str, ...], prefix: str) -> None:
         for name in table:
             if name in known:
                 continue
@@ -63,13 +64,15 @@ class ValueChecks:
                 continue
             self.problem(_join(prefix, name), _did_you_mean(name, known))
 
-    def get(self, table: Mapping[str, Any], name: str, prefix: str, default: Any, check: Callable[[str, Any], Any]) -> Any:
+    def get(
+        self, table: Mapping[str, Any], name: str, prefix: str, default: Any, check: Callable[[str, Any], Any]
+    ) -> Any:
         if name not in table:
             return default
         result = check(_join(prefix, name), table[name])
         return default if result is _BAD else result
 
-    def integer(self, low: int, high: Optional[int] = None) -> Callable[[str, Any], Any]:
+    def integer(self, low: int, high: int | None = None) -> Callable[[str, Any], Any]:
         def check(key: str, value: Any) -> Any:
             if isinstance(value, bool) or not isinstance(value, int):
                 self.problem(key, f"expected a whole number, got {_kind(value)}")
@@ -97,7 +100,7 @@ class ValueChecks:
             return _BAD
         return value
 
-    def pattern(self, regex: "re.Pattern[str]", expected: str) -> Callable[[str, Any], Any]:
+    def pattern(self, regex: re.Pattern[str], expected: str) -> Callable[[str, Any], Any]:
         def check(key: str, value: Any) -> Any:
             if not isinstance(value, str) or not regex.match(value):
                 self.problem(key, f"expected {expected}, got {value!r}")
@@ -106,7 +109,7 @@ class ValueChecks:
 
         return check
 
-    def choice(self, options: Tuple[str, ...]) -> Callable[[str, Any], Any]:
+    def choice(self, options: tuple[str, ...]) -> Callable[[str, Any], Any]:
         def check(key: str, value: Any) -> Any:
             if value not in options:
                 self.problem(key, f"expected one of {' | '.join(options)}, got {value!r}")
@@ -115,7 +118,7 @@ class ValueChecks:
 
         return check
 
-    def duration(self, minimum: float = 0.0, maximum: Optional[float] = None) -> Callable[[str, Any], Any]:
+    def duration(self, minimum: float = 0.0, maximum: float | None = None) -> Callable[[str, Any], Any]:
         def check(key: str, value: Any) -> Any:
             try:
                 seconds = parse_duration(value)
@@ -153,7 +156,7 @@ class ValueChecks:
 
     def network(self, key: str, value: Any) -> Any:
         if not isinstance(value, str):
-            self.problem(key, f"expected a network such as \"10.0.0.0/8\" or \"2001:db8::/32\", got {_kind(value)}")
+            self.problem(key, f'expected a network such as "10.0.0.0/8" or "2001:db8::/32", got {_kind(value)}')
             return _BAD
         try:
             return ipaddress.ip_network(value.strip(), strict=True)
@@ -161,9 +164,9 @@ class ValueChecks:
             try:
                 loose = ipaddress.ip_network(value.strip(), strict=False)
             except ValueError:
-                self.problem(key, f"expected a network such as \"10.0.0.0/8\" or \"2001:db8::/32\", got {value!r}")
+                self.problem(key, f'expected a network such as "10.0.0.0/8" or "2001:db8::/32", got {value!r}')
                 return _BAD
-            self.problem(key, f"{value!r} has host bits set; did you mean \"{loose}\"?")
+            self.problem(key, f'{value!r} has host bits set; did you mean "{loose}"?')
             return _BAD
 
     # -- shared by several tables: listen addresses, secrets ------------------------------------
@@ -196,7 +199,9 @@ class ValueChecks:
         try:
             mode = os.stat(path).st_mode
         except OSError as exc:
-            self.problem(key, f"cannot read {path}: {exc.strerror or exc}; expected a file holding {holding} (mode 0600)")
+            self.problem(
+                key, f"cannot read {path}: {exc.strerror or exc}; expected a file holding {holding} (mode 0600)"
+            )
             return
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             self.problem(
@@ -223,7 +228,6 @@ def _is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
-
 
 
 def _kind(value: Any) -> str:

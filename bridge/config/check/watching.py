@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from bridge.config import DEFAULT_NOTIFY_EVENTS_WITH_TZSPD, MAX_TZSPD_METRICS, NOTIFY_EVENTS, HttpConfig, NotifyConfig
 from bridge.config.check.values import _BAD, _ENV_RE, _HOSTNAME_RE, ValueChecks, _is_ip, _kind
@@ -18,7 +19,9 @@ class WatchingChecks(ValueChecks):
         self.unknown(table, tuple(NotifyConfig.__dataclass_fields__), p)
         where = [name for name in ("urls_file", "urls_env") if name in table]
         if not where:
-            self.problem("notify.urls_file", "missing; expected urls_file (apprise URLs, one per line, mode 0600) or urls_env")
+            self.problem(
+                "notify.urls_file", "missing; expected urls_file (apprise URLs, one per line, mode 0600) or urls_env"
+            )
         elif len(where) > 1:
             self.problem("notify.urls_env", "cannot be combined with urls_file; expected one of them")
         urls_file = self.get(table, "urls_file", p, None, self.path)
@@ -27,17 +30,29 @@ class WatchingChecks(ValueChecks):
         tzspd_metrics = self.get(table, "tzspd_metrics", p, d.tzspd_metrics, self.string_list(self.metrics_endpoint))
         if len(tzspd_metrics) > MAX_TZSPD_METRICS:
             self.problem(f"{p}.tzspd_metrics", f"{len(tzspd_metrics)} endpoints; expected at most {MAX_TZSPD_METRICS}")
-        listed = [v.strip() if isinstance(v, str) else v for v in table.get("tzspd_metrics", ())] \
-            if isinstance(table.get("tzspd_metrics"), list) else []
+        listed = (
+            [v.strip() if isinstance(v, str) else v for v in table.get("tzspd_metrics", ())]
+            if isinstance(table.get("tzspd_metrics"), list)
+            else []
+        )
         for index, endpoint in enumerate(listed):
             if isinstance(endpoint, str) and endpoint in listed[:index]:
-                self.problem(f"{p}.tzspd_metrics[{index}]", f"{endpoint!r} is listed twice; expected each endpoint once")
-        events = self.get(table, "events", p, DEFAULT_NOTIFY_EVENTS_WITH_TZSPD if tzspd_metrics else d.events,
-                          self.string_list(self.choice(NOTIFY_EVENTS)))
+                self.problem(
+                    f"{p}.tzspd_metrics[{index}]", f"{endpoint!r} is listed twice; expected each endpoint once"
+                )
+        events = self.get(
+            table,
+            "events",
+            p,
+            DEFAULT_NOTIFY_EVENTS_WITH_TZSPD if tzspd_metrics else d.events,
+            self.string_list(self.choice(NOTIFY_EVENTS)),
+        )
         if tzspd_metrics and "events" in table and "snort_restarted" not in events:
             # Polling for restarts nobody is told of is surely a mistake (e.g. events copied from the example).
-            self.problem(f"{p}.tzspd_metrics", 'set, but notify.events leaves out "snort_restarted"; expected it in '
-                                               "events (or no tzspd_metrics)")
+            self.problem(
+                f"{p}.tzspd_metrics",
+                'set, but notify.events leaves out "snort_restarted"; expected it in events (or no tzspd_metrics)',
+            )
         return NotifyConfig(
             urls_file=urls_file,
             urls_env=self.get(table, "urls_env", p, None, self.pattern(_ENV_RE, "the name of an environment variable")),
@@ -70,8 +85,10 @@ class WatchingChecks(ValueChecks):
         if parts.scheme not in ("http", "https") or port == 0 or not (_is_ip(host) or _HOSTNAME_RE.match(host)):
             self.problem(key, f"{expected}, got {value!r}")
         elif parts.username is not None or parts.password is not None:
-            self.problem(key, "expected no user or password in the URL (it is shown in messages and logs); "
-                              "tzspd's metrics need none")
+            self.problem(
+                key,
+                "expected no user or password in the URL (it is shown in messages and logs); tzspd's metrics need none",
+            )
         else:
             return text
         return _BAD
@@ -85,8 +102,11 @@ class WatchingChecks(ValueChecks):
         if token_file:
             self.secret_file(f"{p}.token_file", token_file, "the token")
         elif not _loopback_listen(listen):
-            self.problem(f"{p}.token_file", f"missing; http.listen = {listen!r} is reachable from other hosts, "
-                                            "so every request must carry a token: expected a file holding it (mode 0600)")
+            self.problem(
+                f"{p}.token_file",
+                f"missing; http.listen = {listen!r} is reachable from other hosts, "
+                "so every request must carry a token: expected a file holding it (mode 0600)",
+            )
         return HttpConfig(
             listen=listen,
             token_file=token_file,

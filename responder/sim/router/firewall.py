@@ -24,21 +24,43 @@ from __future__ import annotations
 
 import ipaddress
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Tuple
 
 import dpkt
 
 FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80
-_LOG_ORDER = (("SYN", SYN), ("ACK", ACK), ("FIN", FIN), ("RST", RST), ("PSH", PSH), ("URG", URG),
-              ("ECE", ECE), ("CWR", CWR))
+_LOG_ORDER = (
+    ("SYN", SYN),
+    ("ACK", ACK),
+    ("FIN", FIN),
+    ("RST", RST),
+    ("PSH", PSH),
+    ("URG", URG),
+    ("ECE", ECE),
+    ("CWR", CWR),
+)
 _FLAG_NAMES = {"fin": FIN, "syn": SYN, "rst": RST, "psh": PSH, "ack": ACK, "urg": URG, "ece": ECE, "cwr": CWR}
 # nf_conntrack_proto_tcp.c tcp_valid_flags: the combinations of FIN/SYN/RST/PSH/ACK/URG that can
 # occur in a real connection; every other one is "invalid" before the table is even looked at.
-_VALID_TCP = frozenset({
-    SYN, SYN | URG, SYN | ACK, RST, RST | ACK, RST | ACK | PSH, FIN | ACK, FIN | ACK | URG, ACK, ACK | URG,
-    FIN | ACK | PSH, FIN | ACK | PSH | URG, ACK | PSH, ACK | PSH | URG,
-})
+_VALID_TCP = frozenset(
+    {
+        SYN,
+        SYN | URG,
+        SYN | ACK,
+        RST,
+        RST | ACK,
+        RST | ACK | PSH,
+        FIN | ACK,
+        FIN | ACK | URG,
+        ACK,
+        ACK | URG,
+        FIN | ACK | PSH,
+        FIN | ACK | PSH | URG,
+        ACK | PSH,
+        ACK | PSH | URG,
+    }
+)
 _ICMP_ERRORS = {1: {3, 4, 5, 11, 12}, 58: {1, 2, 3, 4}}  # by IP protocol: destination unreachable, ...
 _ICMP_ECHO = {1: (8, 0), 58: (128, 129)}  # request, reply
 PROTOCOL_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58, "ipv6-icmp": 58}
@@ -59,14 +81,14 @@ class Packet:
     dst: str
     proto: int
     length: int  # the IP packet's length, as the log's ``len``
-    sport: Optional[int] = None
-    dport: Optional[int] = None
+    sport: int | None = None
+    dport: int | None = None
     tcp_flags: int = 0
-    icmp: Optional[Tuple[int, int]] = None  # (type, code)
+    icmp: tuple[int, int] | None = None  # (type, code)
     src_mac: str = ""
 
 
-def decode_frame(frame: bytes) -> Optional[Packet]:
+def decode_frame(frame: bytes) -> Packet | None:
     """An Ethernet frame (VLAN tags allowed) as a Packet; None for non-IP or damaged frames."""
     try:
         ether = dpkt.ethernet.Ethernet(frame)
@@ -96,7 +118,7 @@ class Conntrack:
 
     def __init__(self, max_entries: int = 65536):
         self.max_entries = max_entries
-        self._entries: "OrderedDict[tuple, bool]" = OrderedDict()  # original-direction key -> replied
+        self._entries: OrderedDict[tuple, bool] = OrderedDict()  # original-direction key -> replied
 
     def state_of(self, packet: Packet) -> str:
         if packet.proto == 6 and packet.tcp_flags & (FIN | SYN | RST | PSH | ACK | URG) not in _VALID_TCP:
@@ -142,7 +164,7 @@ class Conntrack:
         return len(self._entries)
 
 
-def parse_tcp_flags(text: str) -> Tuple[int, int]:
+def parse_tcp_flags(text: str) -> tuple[int, int]:
     """``fin,!syn,!ack`` -> (flags that must be set, flags that must be clear)."""
     must, must_not = 0, 0
     for word in (w.strip().lower() for w in text.split(",") if w.strip()):
@@ -169,10 +191,10 @@ class Limit:
     per_second: float
     burst: int
     tokens: float = field(default=0.0)
-    last: Optional[float] = None
+    last: float | None = None
 
     @classmethod
-    def parse(cls, text: str, flavour: str) -> "Limit":
+    def parse(cls, text: str, flavour: str) -> Limit:
         body, _, mode = text.partition(":")
         if mode not in ("", "packet") or (mode and flavour == "v6"):
             raise RuleError("limit")
@@ -201,13 +223,13 @@ class FilterRule:
     number: int
     chain: str
     action: str = "accept"
-    protocol: Optional[int] = None
+    protocol: int | None = None
     protocol_text: str = ""
-    connection_state: Tuple[str, ...] = ()
-    tcp_flags: Tuple[int, int] = (0, 0)
+    connection_state: tuple[str, ...] = ()
+    tcp_flags: tuple[int, int] = (0, 0)
     src_address_list: str = ""
     dst_address_list: str = ""
-    limit: Optional[Limit] = None
+    limit: Limit | None = None
     log: bool = False
     log_prefix: str = ""
     comment: str = ""
@@ -245,7 +267,9 @@ def log_message(rule: FilterRule, packet: Packet, state: str, flavour: str, in_i
     elif packet.proto == 17:
         parts.append("proto UDP")
     elif packet.icmp is not None:
-        parts.append(f"proto {'ICMP' if packet.proto == 1 else 'ICMPv6'} (type {packet.icmp[0]}, code {packet.icmp[1]})")
+        parts.append(
+            f"proto {'ICMP' if packet.proto == 1 else 'ICMPv6'} (type {packet.icmp[0]}, code {packet.icmp[1]})"
+        )
     else:
         parts.append(f"proto {packet.proto}")
     if packet.sport is not None:
@@ -260,20 +284,27 @@ def log_message(rule: FilterRule, packet: Packet, state: str, flavour: str, in_i
 class Verdict:
     state: str
     action: str  # "accept" when no rule ended the chain (a chain's default policy)
-    messages: List[str]
+    messages: list[str]
 
 
 class Firewall:
     """The filter rules of one address family, and its connection tracking."""
 
     def __init__(self) -> None:
-        self.rules: List[FilterRule] = []
+        self.rules: list[FilterRule] = []
         self.conntrack = Conntrack()
 
-    def handle(self, packet: Packet, now: float, flavour: str, in_list: Callable[[str, str], bool],
-               chain: str = "input", in_interface: str = "ether1") -> Verdict:
+    def handle(
+        self,
+        packet: Packet,
+        now: float,
+        flavour: str,
+        in_list: Callable[[str, str], bool],
+        chain: str = "input",
+        in_interface: str = "ether1",
+    ) -> Verdict:
         state = self.conntrack.state_of(packet)
-        messages: List[str] = []
+        messages: list[str] = []
         for rule in self.rules:
             if rule.chain != chain or not rule.matches(packet, state, in_list, now):
                 continue

@@ -3,7 +3,7 @@ and ``/system logging action`` (the facts live in ``firewall`` and ``remote_log`
 
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Optional
+from collections.abc import Mapping
 
 from responder.sim.router.firewall import (
     ACTIONS,
@@ -19,6 +19,7 @@ from responder.sim.router.printing import Field
 from responder.sim.router.remote_log import LogAction, LoggingError, LogRule, parse_port, parse_remote
 from responder.sim.router.state import NoSuchItem, StateError, parse_id
 from responder.sim.router.tables import ArgumentError, MissingArguments, Table, parse_bool
+
 
 def _invalid(name: str) -> ArgumentError:
     return ArgumentError(f"invalid value for argument {name}", kind="other")
@@ -37,20 +38,25 @@ class FilterTable(Table):
     def items(self) -> list:
         return list(self.firewall.rules)
 
-    def name_of(self, item) -> Optional[str]:
+    def name_of(self, item) -> str | None:
         return None
 
-    def fields(self, item, flavour: str) -> List[Field]:
+    def fields(self, item, flavour: str) -> list[Field]:
         out = [Field("chain", item.chain), Field("action", item.action)]
-        optional = (("protocol", item.protocol_text), ("connection-state", ",".join(item.connection_state)),
-                    ("tcp-flags", format_tcp_flags(*item.tcp_flags)), ("src-address-list", item.src_address_list),
-                    ("dst-address-list", item.dst_address_list), ("limit", item.limit.text if item.limit else ""))
+        optional = (
+            ("protocol", item.protocol_text),
+            ("connection-state", ",".join(item.connection_state)),
+            ("tcp-flags", format_tcp_flags(*item.tcp_flags)),
+            ("src-address-list", item.src_address_list),
+            ("dst-address-list", item.dst_address_list),
+            ("limit", item.limit.text if item.limit else ""),
+        )
         out += [Field(name, text) for name, text in optional if text]
         out += [Field("log", "yes" if item.log else "no"), Field("log-prefix", f'"{item.log_prefix}"')]
         return out
 
-    def values(self, item, flavour: str) -> Dict[str, object]:
-        out: Dict[str, object] = {f.name: f.text for f in self.fields(item, flavour)}
+    def values(self, item, flavour: str) -> dict[str, object]:
+        out: dict[str, object] = {f.name: f.text for f in self.fields(item, flavour)}
         out["log-prefix"] = item.log_prefix
         out["disabled"] = item.disabled
         if item.comment:
@@ -124,7 +130,7 @@ class LoggingActionTable(Table):
     def flags(self, item) -> str:
         return "*" if item.default else ""
 
-    def fields(self, item, flavour: str) -> List[Field]:
+    def fields(self, item, flavour: str) -> list[Field]:
         out = [Field("name", item.name, True), Field("target", item.target)]
         if item.target == "remote":
             out += [Field("remote", item.remote), Field("remote-port", str(item.remote_port))]
@@ -176,13 +182,13 @@ class LoggingRuleTable(Table):
     def items(self) -> list:
         return list(self.state.logging.rules)
 
-    def name_of(self, item) -> Optional[str]:
+    def name_of(self, item) -> str | None:
         return None
 
     def flags(self, item) -> str:
         return ("X" if item.disabled else "") + ("*" if item.default else "")
 
-    def fields(self, item, flavour: str) -> List[Field]:
+    def fields(self, item, flavour: str) -> list[Field]:
         return [Field("topics", ",".join(item.topics)), Field("action", item.action), Field("prefix", item.prefix)]
 
     def add(self, args: Mapping[str, str], owner: str) -> object:
@@ -207,7 +213,7 @@ class LoggingRuleTable(Table):
         self.state.logging.rules.remove(item)
 
 
-def firewall_table_for(state, menu) -> Optional[Table]:
+def firewall_table_for(state, menu) -> Table | None:
     if menu in (("ip", "firewall", "filter"), ("ipv6", "firewall", "filter")):
         return FilterTable(state, 4 if menu[0] == "ip" else 6)
     if menu == ("system", "logging"):

@@ -7,8 +7,8 @@ fields. Lines are returned without line ends; the SSH side joins them with CRLF.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 # v7 drops table columns that do not fit this width in exec mode (ROUTEROS.md §1, +Nw ignored).
 V7_TABLE_WIDTH = 80
@@ -27,8 +27,8 @@ class Field:
 class Record:
     index: int
     flags: str  # e.g. "D", "X", "XD" (letters in legend order)
-    fields: Tuple[Field, ...]
-    comment: Optional[str] = None
+    fields: tuple[Field, ...]
+    comment: str | None = None
 
     def get(self, name: str) -> str:
         for f in self.fields:
@@ -57,7 +57,7 @@ def format_clock(seconds: float) -> str:
     return f"{prefix}{hours:02d}:{minutes:02d}:{secs:02d}"
 
 
-def flags_header(flavour: str, legend: Sequence[Tuple[str, str]], records: Sequence[Record]) -> List[str]:
+def flags_header(flavour: str, legend: Sequence[tuple[str, str]], records: Sequence[Record]) -> list[str]:
     """v6 always names every flag; v7 names only the flags shown, in capitals."""
     if not legend:
         return []
@@ -70,7 +70,7 @@ def flags_header(flavour: str, legend: Sequence[Tuple[str, str]], records: Seque
     return ["Flags: " + "; ".join(f"{letter} - {name.upper()}" for letter, name in present)]
 
 
-def _index_prefixes(flavour: str, records: Sequence[Record]) -> Tuple[str, List[str]]:
+def _index_prefixes(flavour: str, records: Sequence[Record]) -> tuple[str, list[str]]:
     """The ``#`` and flag columns: header text and one prefix per record, all the same width."""
     index_width = max([len(str(r.index)) for r in records] + [1])
     flag_width = max([len(r.flags) for r in records] + [1])
@@ -84,8 +84,9 @@ def _index_prefixes(flavour: str, records: Sequence[Record]) -> Tuple[str, List[
     return header, rows
 
 
-def render_table(flavour: str, records: Sequence[Record], columns: Sequence[Tuple[str, str]],
-                 legend: Sequence[Tuple[str, str]]) -> List[str]:
+def render_table(
+    flavour: str, records: Sequence[Record], columns: Sequence[tuple[str, str]], legend: Sequence[tuple[str, str]]
+) -> list[str]:
     """The plain ``print`` table. ``columns``: (TITLE, field name)."""
     header, prefixes = _index_prefixes(flavour, records)
     # v7 leaves out columns no record has a value for
@@ -115,7 +116,7 @@ def render_table(flavour: str, records: Sequence[Record], columns: Sequence[Tupl
     return lines
 
 
-def render_terse(flavour: str, records: Sequence[Record]) -> List[str]:
+def render_terse(flavour: str, records: Sequence[Record]) -> list[str]:
     """One line per record, values unquoted even with spaces (ROUTEROS.md §2)."""
     lines = []
     for r in records:
@@ -125,7 +126,7 @@ def render_terse(flavour: str, records: Sequence[Record]) -> List[str]:
     return lines
 
 
-def _with_comment(record: Record) -> List[Field]:
+def _with_comment(record: Record) -> list[Field]:
     fields = list(record.fields)
     if record.comment:
         fields.insert(0, Field("comment", record.comment, True))
@@ -139,7 +140,7 @@ def _detail_value(f: Field) -> str:
     return f.text
 
 
-def render_detail(flavour: str, records: Sequence[Record], legend: Sequence[Tuple[str, str]]) -> List[str]:
+def render_detail(flavour: str, records: Sequence[Record], legend: Sequence[tuple[str, str]]) -> list[str]:
     """``print detail``: records apart by a blank line; long records wrap with a trailing space."""
     lines = flags_header(flavour, legend, records)
     _, prefixes = _index_prefixes("v6", records)
@@ -160,7 +161,7 @@ def render_detail(flavour: str, records: Sequence[Record], legend: Sequence[Tupl
     return lines
 
 
-def render_as_value(items: Sequence[Dict[str, str]]) -> str:
+def render_as_value(items: Sequence[dict[str, str]]) -> str:
     """``:put [print as-value]``: ``.id`` first then alphabetical, ``;``-joined, unescaped."""
     parts = []
     for item in items:
@@ -169,7 +170,7 @@ def render_as_value(items: Sequence[Dict[str, str]]) -> str:
     return ";".join(parts)
 
 
-def render_properties(pairs: Sequence[Tuple[str, str]]) -> List[str]:
+def render_properties(pairs: Sequence[tuple[str, str]]) -> list[str]:
     """Singleton menus (``/system resource print``): names right-aligned before ``: ``."""
     width = max((len(name) for name, _ in pairs), default=0)
     return [f"{name.rjust(width)}: {value}" for name, value in pairs]

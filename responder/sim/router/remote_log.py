@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import ipaddress
 import time as _time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
 
 MEMORY_LINES = 1000  # the memory action's default memory-lines
 _SYSLOG_INFO = 30  # facility daemon (3) * 8 + severity info (6)
@@ -41,7 +41,7 @@ class LogAction:
 @dataclass
 class LogRule:
     number: int
-    topics: Tuple[str, ...]
+    topics: tuple[str, ...]
     action: str
     prefix: str = ""
     disabled: bool = False
@@ -73,27 +73,31 @@ def parse_port(text: str) -> int:
 
 class Logging:
     def __init__(self) -> None:
-        self.actions: List[LogAction] = [
-            LogAction(1, "memory", "memory", default=True), LogAction(2, "disk", "disk", default=True),
-            LogAction(3, "echo", "echo", default=True), LogAction(4, "remote", "remote", default=True),
+        self.actions: list[LogAction] = [
+            LogAction(1, "memory", "memory", default=True),
+            LogAction(2, "disk", "disk", default=True),
+            LogAction(3, "echo", "echo", default=True),
+            LogAction(4, "remote", "remote", default=True),
         ]
-        self.rules: List[LogRule] = [
-            LogRule(1, ("info",), "memory", default=True), LogRule(2, ("error",), "memory", default=True),
-            LogRule(3, ("warning",), "memory", default=True), LogRule(4, ("critical",), "echo", default=True),
+        self.rules: list[LogRule] = [
+            LogRule(1, ("info",), "memory", default=True),
+            LogRule(2, ("error",), "memory", default=True),
+            LogRule(3, ("warning",), "memory", default=True),
+            LogRule(4, ("critical",), "echo", default=True),
         ]
-        self.memory: List[str] = []
+        self.memory: list[str] = []
         self._next = 5
 
     def take_number(self) -> int:
         number, self._next = self._next, self._next + 1
         return number
 
-    def action(self, name: str) -> Optional[LogAction]:
+    def action(self, name: str) -> LogAction | None:
         return next((a for a in self.actions if a.name == name), None)
 
-    def emit(self, topics: Sequence[str], message: str, now: float, identity: str) -> List[Tuple[str, int, bytes]]:
+    def emit(self, topics: Sequence[str], message: str, now: float, identity: str) -> list[tuple[str, int, bytes]]:
         """Route one message; returns the datagrams remote actions send."""
-        out: List[Tuple[str, int, bytes]] = []
+        out: list[tuple[str, int, bytes]] = []
         done = set()
         for rule in self.rules:
             if rule.disabled or not rule.wants(topics) or rule.action in done:
@@ -115,5 +119,5 @@ def datagram(action: LogAction, topics: Sequence[str], message: str, now: float,
     if action.bsd_syslog or action.remote_log_format == "syslog":
         moment = _time.gmtime(now)  # the simulated router keeps UTC
         stamp = f"{_time.strftime('%b', moment)} {moment.tm_mday:2d} {_time.strftime('%H:%M:%S', moment)}"
-        return f"<{_SYSLOG_INFO}>{stamp} {identity} {message}".encode("utf-8")
-    return f"{','.join(topics)} {message}".encode("utf-8")
+        return f"<{_SYSLOG_INFO}>{stamp} {identity} {message}".encode()
+    return f"{','.join(topics)} {message}".encode()

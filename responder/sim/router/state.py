@@ -12,14 +12,29 @@ import ipaddress
 import re
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from responder.routeros.duration import MAX_TIMEOUT_BY_FLAVOUR, MAX_TIMEOUT_SECONDS, format_range_limit
 
 ALL_POLICIES = (
-    "local", "telnet", "ssh", "ftp", "reboot", "read", "write", "policy", "test", "winbox",
-    "password", "web", "sniff", "sensitive", "api", "romon", "rest-api",
+    "local",
+    "telnet",
+    "ssh",
+    "ftp",
+    "reboot",
+    "read",
+    "write",
+    "policy",
+    "test",
+    "winbox",
+    "password",
+    "web",
+    "sniff",
+    "sensitive",
+    "api",
+    "romon",
+    "rest-api",
 )
 # Built-in groups as a fresh router has them (``read`` lacks write/policy, ``write`` lacks policy).
 _BUILTIN_GROUPS = {
@@ -78,7 +93,7 @@ def normalise_address(text: str, family: int) -> str:
     return str(net6)
 
 
-def _normalise_v4_range(text: str) -> Optional[str]:
+def _normalise_v4_range(text: str) -> str | None:
     """None when ``text`` is not two IPv4 addresses around a dash (then it may be a DNS name)."""
     first, _, last = text.partition("-")
     try:
@@ -108,7 +123,7 @@ class AddressEntry:
     comment: str = ""
     disabled: bool = False
     dynamic: bool = False
-    deadline: Optional[float] = None  # clock time the router removes it; None = no timeout
+    deadline: float | None = None  # clock time the router removes it; None = no timeout
     created: float = 0.0
 
     @property
@@ -126,7 +141,7 @@ class AddressEntryView:
     comment: str
     disabled: bool
     dynamic: bool
-    timeout: Optional[float]
+    timeout: float | None
     created: float
 
 
@@ -134,7 +149,7 @@ def format_id(number: int) -> str:
     return f"*{number:X}"
 
 
-def parse_id(text: str) -> Optional[int]:
+def parse_id(text: str) -> int | None:
     if len(text) >= 2 and text[0] == "*":
         try:
             return int(text[1:], 16)
@@ -150,8 +165,8 @@ def parse_id(text: str) -> Optional[int]:
 class User:
     name: str
     group: str
-    password: Optional[str] = None
-    address: Optional[Tuple[ipaddress._BaseNetwork, ...]] = None  # None = from anywhere
+    password: str | None = None
+    address: tuple[ipaddress._BaseNetwork, ...] | None = None  # None = from anywhere
     comment: str = ""
     disabled: bool = False
     number: int = 0
@@ -189,7 +204,7 @@ class Script:
     run_count: int = 0
 
 
-def parse_user_address(text: str) -> Optional[Tuple[ipaddress._BaseNetwork, ...]]:
+def parse_user_address(text: str) -> tuple[ipaddress._BaseNetwork, ...] | None:
     """``/user set u address=192.0.2.10/32,2001:db8::/64``; empty = no restriction."""
     parts = [p.strip() for p in text.split(",") if p.strip()]
     if not parts:
@@ -203,7 +218,7 @@ def parse_user_address(text: str) -> Optional[Tuple[ipaddress._BaseNetwork, ...]
     return tuple(nets)
 
 
-def parse_policy(text: "str | Iterable[str]") -> frozenset:
+def parse_policy(text: str | Iterable[str]) -> frozenset:
     items = [p.strip() for p in (text.split(",") if isinstance(text, str) else text) if p.strip()]
     out = set()
     for item in items:
@@ -243,9 +258,9 @@ class AddressTable:
     """The entries of one family, indexed by number and by (list, address), expiring off a heap."""
 
     def __init__(self) -> None:
-        self.by_number: Dict[int, AddressEntry] = {}  # insertion order = print order
-        self.by_key: Dict[Tuple[str, str], int] = {}
-        self._deadlines: List[Tuple[float, int]] = []  # (deadline, number); stale pairs are skipped
+        self.by_number: dict[int, AddressEntry] = {}  # insertion order = print order
+        self.by_key: dict[tuple[str, str], int] = {}
+        self._deadlines: list[tuple[float, int]] = []  # (deadline, number); stale pairs are skipped
         self.next_number = 1
 
     def insert(self, entry: AddressEntry) -> None:
@@ -289,24 +304,30 @@ class AddressTable:
 class RouterState:
     """All router memory. Hold ``lock`` around any sequence of calls that must be atomic."""
 
-    def __init__(self, *, profile: RouterProfile = RouterProfile(), clock: Callable[[], float] = time.time,
-                 identity: str = "MikroTik"):
+    def __init__(
+        self,
+        *,
+        profile: RouterProfile = RouterProfile(),
+        clock: Callable[[], float] = time.time,
+        identity: str = "MikroTik",
+    ):
         self.profile = profile
         self.clock = clock
         self.identity = identity
         self.lock = threading.RLock()
         self.boot_time = clock()
-        self.addresses: Dict[int, AddressTable] = {4: AddressTable(), 6: AddressTable()}
-        self.groups: Dict[str, frozenset] = dict(_BUILTIN_GROUPS)
-        self.users: Dict[str, User] = {}
-        self.ssh_keys: List[SshKey] = []
-        self.scripts: Dict[str, Script] = {}
-        self.globals: Dict[Tuple[str, str], object] = {}
-        self.files: Dict[str, str] = {}  # what `/file` would hold, for `ssh-keys import`
-        self.log: List[str] = []  # `/log` lines, e.g. "script error: ..."
+        self.addresses: dict[int, AddressTable] = {4: AddressTable(), 6: AddressTable()}
+        self.groups: dict[str, frozenset] = dict(_BUILTIN_GROUPS)
+        self.users: dict[str, User] = {}
+        self.ssh_keys: list[SshKey] = []
+        self.scripts: dict[str, Script] = {}
+        self.globals: dict[tuple[str, str], object] = {}
+        self.files: dict[str, str] = {}  # what `/file` would hold, for `ssh-keys import`
+        self.log: list[str] = []  # `/log` lines, e.g. "script error: ..."
         self._next_number = 1  # users, keys, scripts
         from responder.sim.router.firewall import Firewall  # (imported here: those modules build on this one)
         from responder.sim.router.remote_log import Logging
+
         self.firewall = {4: Firewall(), 6: Firewall()}  # /ip and /ipv6 firewall filter, with conntrack
         self.logging = Logging()  # /system logging rules and actions
         self._next_rule = 1
@@ -342,14 +363,15 @@ class RouterState:
         for table in self.addresses.values():
             table.expire(now)
 
-    def entries(self, family: int) -> List[AddressEntry]:
+    def entries(self, family: int) -> list[AddressEntry]:
         self.expire()
         return list(self.addresses[family].by_number.values())
 
     def view(self, entry: AddressEntry) -> AddressEntryView:
         remaining = None if entry.deadline is None else max(0.0, entry.deadline - self.clock())
-        return AddressEntryView(entry.id, entry.list, entry.address, entry.comment, entry.disabled,
-                                entry.dynamic, remaining, entry.created)
+        return AddressEntryView(
+            entry.id, entry.list, entry.address, entry.comment, entry.disabled, entry.dynamic, remaining, entry.created
+        )
 
     def find_entry(self, family: int, number: int) -> AddressEntry:
         self.expire()
@@ -358,8 +380,17 @@ class RouterState:
             raise NoSuchItem()
         return entry
 
-    def add_address(self, family: int, *, list_name: str, address: str, timeout: Optional[float] = None,
-                    comment: str = "", disabled: bool = False, dynamic: bool = False) -> AddressEntry:
+    def add_address(
+        self,
+        family: int,
+        *,
+        list_name: str,
+        address: str,
+        timeout: float | None = None,
+        comment: str = "",
+        disabled: bool = False,
+        dynamic: bool = False,
+    ) -> AddressEntry:
         if not list_name:
             raise StateError("failure: list name must be set")
         normalised = normalise_address(address, family)
@@ -371,16 +402,29 @@ class RouterState:
         now = self.clock()
         has_timeout = timeout is not None and timeout > 0
         entry = AddressEntry(
-            number=table.next_number, list=list_name, address=normalised, comment=comment,
-            disabled=disabled, dynamic=dynamic or has_timeout,
-            deadline=now + timeout if has_timeout else None, created=now,
+            number=table.next_number,
+            list=list_name,
+            address=normalised,
+            comment=comment,
+            disabled=disabled,
+            dynamic=dynamic or has_timeout,
+            deadline=now + timeout if has_timeout else None,
+            created=now,
         )
         table.insert(entry)
         return entry
 
-    def update_address(self, family: int, number: int, *, list_name: Optional[str] = None,
-                       address: Optional[str] = None, timeout: Optional[float] = None,
-                       comment: Optional[str] = None, disabled: Optional[bool] = None) -> AddressEntry:
+    def update_address(
+        self,
+        family: int,
+        number: int,
+        *,
+        list_name: str | None = None,
+        address: str | None = None,
+        timeout: float | None = None,
+        comment: str | None = None,
+        disabled: bool | None = None,
+    ) -> AddressEntry:
         """``set``: a timeout re-arms the countdown from now (scripts use it to refresh)."""
         entry = self.find_entry(family, number)
         new_list = entry.list if list_name is None else list_name
@@ -410,21 +454,28 @@ class RouterState:
         self.addresses[family].discard(self.find_entry(family, number))
 
     # -- users ----------------------------------------------------------------------------
-    def add_group(self, name: str, policy: "str | Iterable[str]", comment: str = "") -> None:
+    def add_group(self, name: str, policy: str | Iterable[str], comment: str = "") -> None:
         if name in self.groups:
             raise StateError("failure: group with the same name already exists")
         self.groups[name] = parse_policy(policy)
 
-    def add_user(self, name: str, *, group: str, password: Optional[str] = None, address: str = "",
-                 comment: str = "") -> User:
+    def add_user(
+        self, name: str, *, group: str, password: str | None = None, address: str = "", comment: str = ""
+    ) -> User:
         if not name or "+" in name:
             raise StateError("failure: user name may not contain '+'" if "+" in name else "failure: name not set")
         if name in self.users:
             raise StateError("failure: user with the same name already exists")
         if group not in self.groups:
-            raise StateError(f"input does not match any value of group")
-        user = User(name=name, group=group, password=password, address=parse_user_address(address),
-                    comment=comment, number=self._take_number())
+            raise StateError("input does not match any value of group")
+        user = User(
+            name=name,
+            group=group,
+            password=password,
+            address=parse_user_address(address),
+            comment=comment,
+            number=self._take_number(),
+        )
         self.users[name] = user
         return user
 
@@ -432,7 +483,7 @@ class RouterState:
         user = self.users.get(user_name)
         return self.groups.get(user.group, frozenset()) if user else frozenset()
 
-    def keys_of(self, user_name: str) -> List[SshKey]:
+    def keys_of(self, user_name: str) -> list[SshKey]:
         return [k for k in self.ssh_keys if k.user == user_name]
 
     def add_ssh_key(self, user_name: str, key_type: str, blob: bytes, comment: str = "", bits: int = 0) -> SshKey:
@@ -442,14 +493,15 @@ class RouterState:
         self.ssh_keys.append(key)  # real routers do not deduplicate keys either
         return key
 
-    def login_name(self, login: str) -> Optional[str]:
+    def login_name(self, login: str) -> str | None:
         """``admin+ct80w`` -> ``admin`` (the ``+`` parameters only tune the terminal)."""
         match = USERNAME_RE.match(login)
         return match.group(1) if match else None
 
     # -- scripts and globals --------------------------------------------------------------
-    def add_script(self, name: str, source: str, owner: str, policy: Optional[Iterable[str]] = None,
-                   comment: str = "") -> Script:
+    def add_script(
+        self, name: str, source: str, owner: str, policy: Iterable[str] | None = None, comment: str = ""
+    ) -> Script:
         if not name:
             raise StateError("failure: name not set")
         if name in self.scripts:
@@ -467,14 +519,30 @@ class RouterState:
         self.globals[(user, name)] = value
 
 
-def check_timeout(timeout: Optional[float], limit: float = MAX_TIMEOUT_SECONDS) -> None:
+def check_timeout(timeout: float | None, limit: float = MAX_TIMEOUT_SECONDS) -> None:
     if timeout is not None and not 0 <= timeout <= limit:
-        raise StateError(f"value of timeout is out of range (00:00:00 .. {format_range_limit(limit)})",
-                         kind="out-of-range")
+        raise StateError(
+            f"value of timeout is out of range (00:00:00 .. {format_range_limit(limit)})", kind="out-of-range"
+        )
 
 
 __all__ = [
-    "ALL_POLICIES", "SCRIPT_POLICIES", "AddressEntry", "AddressTable", "AddressEntryView", "NoSuchItem", "RouterProfile",
-    "RouterState", "Script", "SshKey", "StateError", "User", "check_timeout", "format_id", "normalise_address",
-    "parse_id", "parse_policy", "parse_user_address",
+    "ALL_POLICIES",
+    "SCRIPT_POLICIES",
+    "AddressEntry",
+    "AddressTable",
+    "AddressEntryView",
+    "NoSuchItem",
+    "RouterProfile",
+    "RouterState",
+    "Script",
+    "SshKey",
+    "StateError",
+    "User",
+    "check_timeout",
+    "format_id",
+    "normalise_address",
+    "parse_id",
+    "parse_policy",
+    "parse_user_address",
 ]

@@ -8,7 +8,7 @@ are already evaluated to text.
 from __future__ import annotations
 
 import base64
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from collections.abc import Callable, Mapping, Sequence
 
 from responder.routeros.duration import DurationError, format_duration, parse_duration
 from responder.sim.router.printing import Field, format_clock, format_date
@@ -62,8 +62,8 @@ def _yes(value: bool) -> str:
 class Table:
     """Defaults shared by the table menus; subclasses fill in the facts."""
 
-    legend: Tuple[Tuple[str, str], ...] = ()
-    columns: Tuple[Tuple[str, str], ...] = ()
+    legend: tuple[tuple[str, str], ...] = ()
+    columns: tuple[tuple[str, str], ...] = ()
     default_detail = False  # menus RouterOS prints in detail form by default (scripts, groups)
     write_policies = frozenset({"write"})
     booleans = frozenset({"disabled", "dynamic"})
@@ -78,21 +78,21 @@ class Table:
     def item_id(self, item) -> str:
         return format_id(item.number)
 
-    def name_of(self, item) -> Optional[str]:
+    def name_of(self, item) -> str | None:
         return getattr(item, "name", None)
 
     def flags(self, item) -> str:
         return "X" if getattr(item, "disabled", False) else ""
 
-    def comment(self, item) -> Optional[str]:
+    def comment(self, item) -> str | None:
         return getattr(item, "comment", "") or None
 
-    def fields(self, item, flavour: str) -> List[Field]:
+    def fields(self, item, flavour: str) -> list[Field]:
         raise NotImplementedError
 
-    def values(self, item, flavour: str) -> Dict[str, object]:
+    def values(self, item, flavour: str) -> dict[str, object]:
         """Typed properties for ``get``, ``find`` and ``as-value`` (besides ``.id``)."""
-        out: Dict[str, object] = {f.name: f.text for f in self.fields(item, flavour)}
+        out: dict[str, object] = {f.name: f.text for f in self.fields(item, flavour)}
         if self.comment(item):
             out["comment"] = self.comment(item)
         return out
@@ -121,18 +121,21 @@ class AddressListTable(Table):
     def items(self) -> list:
         return self.state.entries(self.family)
 
-    def name_of(self, item) -> Optional[str]:
+    def name_of(self, item) -> str | None:
         return None
 
     def flags(self, item) -> str:
         return ("X" if item.disabled else "") + ("D" if item.dynamic else "")
 
-    def _remaining(self, item) -> Optional[float]:
+    def _remaining(self, item) -> float | None:
         return None if item.deadline is None else max(0.0, item.deadline - self.state.now())
 
-    def fields(self, item, flavour: str) -> List[Field]:
-        out = [Field("list", item.list, True), Field("address", item.address),
-               Field("creation-time", format_date(item.created, flavour))]
+    def fields(self, item, flavour: str) -> list[Field]:
+        out = [
+            Field("list", item.list, True),
+            Field("address", item.address),
+            Field("creation-time", format_date(item.created, flavour)),
+        ]
         remaining = self._remaining(item)
         if remaining is not None:
             out.append(Field("timeout", format_duration(remaining)))
@@ -140,9 +143,13 @@ class AddressListTable(Table):
             out.append(Field("dynamic", _yes(item.dynamic)))
         return out
 
-    def values(self, item, flavour: str) -> Dict[str, object]:
-        out: Dict[str, object] = {"address": item.address, "creation-time": format_date(item.created, flavour),
-                                  "dynamic": item.dynamic, "list": item.list}
+    def values(self, item, flavour: str) -> dict[str, object]:
+        out: dict[str, object] = {
+            "address": item.address,
+            "creation-time": format_date(item.created, flavour),
+            "dynamic": item.dynamic,
+            "list": item.list,
+        }
         if item.comment:
             out["comment"] = item.comment
         if item.disabled:
@@ -158,16 +165,27 @@ class AddressListTable(Table):
             raise MissingArguments(missing)
         timeout = parse_timeout(args["timeout"]) if args.get("timeout") else None
         return self.state.add_address(
-            self.family, list_name=args["list"], address=args["address"], timeout=timeout,
-            comment=args.get("comment", ""), disabled=parse_bool("disabled", args.get("disabled", "no")),
+            self.family,
+            list_name=args["list"],
+            address=args["address"],
+            timeout=timeout,
+            comment=args.get("comment", ""),
+            disabled=parse_bool("disabled", args.get("disabled", "no")),
             dynamic=parse_bool("dynamic", args.get("dynamic", "no")),
         )
 
     def update(self, item, args: Mapping[str, str]) -> None:
         timeout = parse_timeout(args["timeout"]) if "timeout" in args else None
         disabled = parse_bool("disabled", args["disabled"]) if "disabled" in args else None
-        self.state.update_address(self.family, item.number, list_name=args.get("list"), address=args.get("address"),
-                                  timeout=timeout, comment=args.get("comment"), disabled=disabled)
+        self.state.update_address(
+            self.family,
+            item.number,
+            list_name=args.get("list"),
+            address=args.get("address"),
+            timeout=timeout,
+            comment=args.get("comment"),
+            disabled=disabled,
+        )
 
     def remove(self, item) -> None:
         self.state.remove_address(self.family, item.number)
@@ -201,16 +219,21 @@ class ScriptTable(Table):
     def items(self) -> list:
         return list(self.state.scripts.values())
 
-    def fields(self, item, flavour: str) -> List[Field]:
-        return [Field("name", item.name, True), Field("owner", item.owner, True),
-                Field("policy", _policy_text(item.policy, SCRIPT_POLICIES, False)),
-                Field("dont-require-permissions", "no"), Field("run-count", str(item.run_count)),
-                Field("source", item.source, True)]
+    def fields(self, item, flavour: str) -> list[Field]:
+        return [
+            Field("name", item.name, True),
+            Field("owner", item.owner, True),
+            Field("policy", _policy_text(item.policy, SCRIPT_POLICIES, False)),
+            Field("dont-require-permissions", "no"),
+            Field("run-count", str(item.run_count)),
+            Field("source", item.source, True),
+        ]
 
     def add(self, args: Mapping[str, str], owner: str) -> object:
         policy = parse_policy(args["policy"]) if "policy" in args else None
-        return self.state.add_script(args.get("name", ""), args.get("source", ""), args.get("owner") or owner,
-                                     policy, args.get("comment", ""))
+        return self.state.add_script(
+            args.get("name", ""), args.get("source", ""), args.get("owner") or owner, policy, args.get("comment", "")
+        )
 
     def update(self, item, args: Mapping[str, str]) -> None:
         if "name" in args and args["name"] != item.name:
@@ -233,16 +256,25 @@ class UserTable(Table):
     def items(self) -> list:
         return list(self.state.users.values())
 
-    def fields(self, item, flavour: str) -> List[Field]:
+    def fields(self, item, flavour: str) -> list[Field]:
         address = ",".join(str(n) for n in item.address) if item.address else ""
-        return [Field("name", item.name, True), Field("group", item.group, True), Field("address", address),
-                Field("last-logged-in", "")]
+        return [
+            Field("name", item.name, True),
+            Field("group", item.group, True),
+            Field("address", address),
+            Field("last-logged-in", ""),
+        ]
 
     def add(self, args: Mapping[str, str], owner: str) -> object:
         if not args.get("name"):
             raise MissingArguments(["name"])
-        user = self.state.add_user(args["name"], group=args.get("group", "read"), password=args.get("password", ""),
-                                   address=args.get("address", ""), comment=args.get("comment", ""))
+        user = self.state.add_user(
+            args["name"],
+            group=args.get("group", "read"),
+            password=args.get("password", ""),
+            address=args.get("address", ""),
+            comment=args.get("comment", ""),
+        )
         user.disabled = parse_bool("disabled", args.get("disabled", "no"))
         return user
 
@@ -251,8 +283,16 @@ class UserTable(Table):
             if args["group"] not in self.state.groups:
                 raise StateError("input does not match any value of group")
             item.group = args["group"]
-        _assign(item, args, {"password": str, "address": parse_user_address, "comment": str,
-                             "disabled": lambda text: parse_bool("disabled", text)})
+        _assign(
+            item,
+            args,
+            {
+                "password": str,
+                "address": parse_user_address,
+                "comment": str,
+                "disabled": lambda text: parse_bool("disabled", text),
+            },
+        )
         if "name" in args and args["name"] != item.name:
             new = args["name"]
             if new in self.state.users or "+" in new:
@@ -284,9 +324,12 @@ class GroupTable(Table):
     def items(self) -> list:
         return [_Group(n + 1, name, policy) for n, (name, policy) in enumerate(self.state.groups.items())]
 
-    def fields(self, item, flavour: str) -> List[Field]:
-        return [Field("name", item.name, True), Field("policy", _policy_text(item.policy, ALL_POLICIES, True)),
-                Field("skin", "default")]
+    def fields(self, item, flavour: str) -> list[Field]:
+        return [
+            Field("name", item.name, True),
+            Field("policy", _policy_text(item.policy, ALL_POLICIES, True)),
+            Field("skin", "default"),
+        ]
 
     def add(self, args: Mapping[str, str], owner: str) -> object:
         if not args.get("name"):
@@ -314,7 +357,7 @@ class GroupTable(Table):
         del self.state.groups[item.name]
 
 
-def parse_public_key(text: str) -> Tuple[str, bytes, int, str]:
+def parse_public_key(text: str) -> tuple[str, bytes, int, str]:
     """(type, blob, bits, comment) of an OpenSSH one-line key or a PKCS#1/SPKI PEM public key."""
     import paramiko
     from cryptography.hazmat.primitives import serialization
@@ -358,16 +401,20 @@ class SshKeyTable(Table):
     def items(self) -> list:
         return list(self.state.ssh_keys)
 
-    def name_of(self, item) -> Optional[str]:
+    def name_of(self, item) -> str | None:
         return None
 
-    def comment(self, item) -> Optional[str]:
+    def comment(self, item) -> str | None:
         return None
 
-    def fields(self, item, flavour: str) -> List[Field]:
+    def fields(self, item, flavour: str) -> list[Field]:
         short = {"ssh-rsa": "rsa", "ssh-ed25519": "ed25519"}.get(item.key_type, "ed25519-sk")
-        return [Field("user", item.user, True), Field("key-type", short), Field("bits", str(item.bits)),
-                Field("key-owner", item.comment, True)]
+        return [
+            Field("user", item.user, True),
+            Field("key-type", short),
+            Field("bits", str(item.bits)),
+            Field("key-owner", item.comment, True),
+        ]
 
     def add(self, args: Mapping[str, str], owner: str) -> object:
         if not args.get("user") or not args.get("key"):
@@ -392,7 +439,7 @@ class SshKeyTable(Table):
         self.state.ssh_keys.remove(item)
 
 
-def table_for(state: RouterState, menu: Tuple[str, ...]) -> Optional[Table]:
+def table_for(state: RouterState, menu: tuple[str, ...]) -> Table | None:
     if menu == ("ip", "firewall", "address-list"):
         return AddressListTable(state, 4)
     if menu == ("ipv6", "firewall", "address-list"):
@@ -400,6 +447,8 @@ def table_for(state: RouterState, menu: Tuple[str, ...]) -> Optional[Table]:
     from responder.sim.router.firewall_tables import firewall_table_for  # it builds on this module
 
     return {
-        ("system", "script"): ScriptTable, ("user",): UserTable, ("user", "group"): GroupTable,
+        ("system", "script"): ScriptTable,
+        ("user",): UserTable,
+        ("user", "group"): GroupTable,
         ("user", "ssh-keys"): SshKeyTable,
     }.get(menu, lambda s: firewall_table_for(s, menu))(state)

@@ -9,11 +9,14 @@ joined with CRLF. The caller holds no lock: the line runs under ``state.lock``.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
 
 from responder.routeros.duration import format_duration
 from responder.sim.router import printing
+from responder.sim.router.printing import Record
+from responder.sim.router.state import RouterState, StateError, normalise_address, parse_id
+from responder.sim.router.tables import AddressListTable, SshKeyTable, Table, TimeValue, table_for
 from responder.sim.script.parser import (
     ChangeMenu,
     CliSyntaxError,
@@ -30,9 +33,6 @@ from responder.sim.script.parser import (
     parse_line,
     parse_script,
 )
-from responder.sim.router.printing import Record
-from responder.sim.router.state import RouterState, StateError, normalise_address, parse_id
-from responder.sim.router.tables import AddressListTable, SshKeyTable, Table, TimeValue, table_for
 
 _READ_VERBS = frozenset({"print", "find", "get"})
 _MAX_SCRIPT_DEPTH = 8
@@ -49,9 +49,9 @@ class RuntimeCliError(Exception):
 
 @dataclass(frozen=True)
 class ExecResult:
-    lines: Tuple[str, ...]
+    lines: tuple[str, ...]
     exit_status: int
-    error_kind: Optional[str] = None  # None on success; "syntax", "duplicate", "permission", ...
+    error_kind: str | None = None  # None on success; "syntax", "duplicate", "permission", ...
 
     @property
     def output(self) -> str:
@@ -65,10 +65,10 @@ class _Scope:
 
     user: str
     policies: frozenset
-    out: List[str]
-    locals: Dict[str, object] = field(default_factory=dict)
+    out: list[str]
+    locals: dict[str, object] = field(default_factory=dict)
     declared: set = field(default_factory=set)
-    numbers: Dict[Tuple[str, ...], List[str]] = field(default_factory=dict)
+    numbers: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
     depth: int = 0
 
 
@@ -161,7 +161,7 @@ class Interpreter:
             text = f"{text} ({command.path}; line {command.line})"
         return RuntimeCliError(text, kind)
 
-    def check_policy(self, command: MenuCommand, scope: _Scope, table: Optional[Table]) -> None:
+    def check_policy(self, command: MenuCommand, scope: _Scope, table: Table | None) -> None:
         if command.verb in _READ_VERBS:
             needed = frozenset({"read"})
         elif command.menu == ("system", "script") and command.verb == "run":
@@ -191,8 +191,9 @@ class Interpreter:
                 raise self.refuse(command, exc.text, exc.kind) from None
             raise RuntimeCliError(exc.text, exc.kind) from None
 
-    def table_verb(self, command: MenuCommand, table: Table, args: Dict[str, str], scope: _Scope,
-                   *, quiet: bool) -> object:
+    def table_verb(
+        self, command: MenuCommand, table: Table, args: dict[str, str], scope: _Scope, *, quiet: bool
+    ) -> object:
         verb = command.verb
         if verb == "add":
             return table.item_id(table.add(args, scope.user))
@@ -253,10 +254,10 @@ class Interpreter:
 
     def resolve(self, command: MenuCommand, scope: _Scope, table: Table) -> list:
         """Items named by ids (``*1A``), printed numbers (``0,1``), names, or ``[find ...]``."""
-        refs: List[str] = []
+        refs: list[str] = []
         for value in command.positionals[:1]:
             result = self.evaluate(value, scope)
-            for part in (result if isinstance(result, list) else [result]):
+            for part in result if isinstance(result, list) else [result]:
                 refs.extend(r for r in to_text(part).split(",") if r)
         if not command.positionals:
             raise self.refuse(command, "Script Error: missing value(s) of argument(s) numbers", "other")
@@ -279,7 +280,7 @@ class Interpreter:
         return out
 
     # -- print / get --------------------------------------------------------------------------
-    def records(self, table: Table, items: list, proplist: Optional[List[str]]) -> List[Record]:
+    def records(self, table: Table, items: list, proplist: list[str] | None) -> list[Record]:
         records = []
         for index, item in enumerate(items):
             fields = table.fields(item, self.flavour)
@@ -288,12 +289,17 @@ class Interpreter:
             records.append(Record(index, table.flags(item), tuple(fields), table.comment(item)))
         return records
 
-    def print_table(self, command: MenuCommand, table: Table, args: Dict[str, str], scope: _Scope,
-                    *, quiet: bool) -> object:
+    def print_table(
+        self, command: MenuCommand, table: Table, args: dict[str, str], scope: _Scope, *, quiet: bool
+    ) -> object:
         items = self.select(table, command.conditions, scope)
         if "from" in args:
-            wanted = {table.item_id(i) for i in self.resolve(
-                MenuCommand(command.menu, "print", positionals=(Literal(args["from"]),)), scope, table)}
+            wanted = {
+                table.item_id(i)
+                for i in self.resolve(
+                    MenuCommand(command.menu, "print", positionals=(Literal(args["from"]),)), scope, table
+                )
+            }
             items = [i for i in items if table.item_id(i) in wanted]
         proplist = [p.strip() for p in args["proplist"].split(",")] if "proplist" in args else None
         if "count-only" in command.flags:
@@ -328,19 +334,27 @@ class Interpreter:
         values = table.values(items[0], self.flavour)
         values[".id"] = table.item_id(items[0])
         if name not in values and name not in {f.name for f in table.fields(items[0], self.flavour)}:
-            raise RuntimeCliError(f"input does not match any value of value-name", "other")
+            raise RuntimeCliError("input does not match any value of value-name", "other")
         return values.get(name)
 
     # -- singleton menus ----------------------------------------------------------------------
-    def resource_values(self) -> List[Tuple[str, object]]:
+    def resource_values(self) -> list[tuple[str, object]]:
         profile = self.state.profile
         return [
-            ("uptime", TimeValue(self.state.uptime())), ("version", profile.version),
+            ("uptime", TimeValue(self.state.uptime())),
+            ("version", profile.version),
             ("build-time", "2024-10-22 10:17:35" if profile.flavour == "v7" else "oct/22/2024 10:17:35"),
-            ("factory-software", profile.version.split()[0]), ("free-memory", "870.4MiB"),
-            ("total-memory", "1024.0MiB"), ("cpu", "QEMU"), ("cpu-count", "1"), ("cpu-frequency", "2496MHz"),
-            ("cpu-load", "1%"), ("free-hdd-space", "80.2MiB"), ("total-hdd-space", "89.2MiB"),
-            ("architecture-name", profile.architecture), ("board-name", profile.board_name),
+            ("factory-software", profile.version.split()[0]),
+            ("free-memory", "870.4MiB"),
+            ("total-memory", "1024.0MiB"),
+            ("cpu", "QEMU"),
+            ("cpu-count", "1"),
+            ("cpu-frequency", "2496MHz"),
+            ("cpu-load", "1%"),
+            ("free-hdd-space", "80.2MiB"),
+            ("total-hdd-space", "89.2MiB"),
+            ("architecture-name", profile.architecture),
+            ("board-name", profile.board_name),
             ("platform", "MikroTik"),
         ]
 
@@ -354,7 +368,7 @@ class Interpreter:
         scope.out.extend(printing.render_properties(shown))
         return None
 
-    def identity(self, command: MenuCommand, args: Dict[str, str], scope: _Scope) -> object:
+    def identity(self, command: MenuCommand, args: dict[str, str], scope: _Scope) -> object:
         if command.verb == "set":
             if "name" in args:
                 self.state.identity = args["name"]
@@ -366,7 +380,7 @@ class Interpreter:
         scope.out.extend(printing.render_properties([("name", self.state.identity)]))
         return None
 
-    def get_singleton(self, command: MenuCommand, values: Dict[str, object], scope: _Scope) -> object:
+    def get_singleton(self, command: MenuCommand, values: dict[str, object], scope: _Scope) -> object:
         name_value = command.positionals[0] if command.positionals else command.arg("value-name")
         name = to_text(self.evaluate(name_value, scope)) if name_value is not None else ""
         if name not in values:

@@ -8,8 +8,9 @@ error anywhere runs nothing. Pure functions; no router state is touched here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Dict, FrozenSet, List, Mapping, Optional, Tuple, Union
+from typing import Union
 
 
 class CliSyntaxError(Exception):
@@ -32,8 +33,8 @@ class CliSyntaxError(Exception):
 
 @dataclass(frozen=True)
 class VerbSpec:
-    keys: FrozenSet[str] = frozenset()
-    flags: FrozenSet[str] = frozenset()
+    keys: frozenset[str] = frozenset()
+    flags: frozenset[str] = frozenset()
     positional: int = 0  # item references / names that may follow the verb
     conditions: bool = False  # `find list=x`: key=value pairs are tests
     where: bool = False  # accepts `where cond...`
@@ -43,18 +44,25 @@ class VerbSpec:
 @dataclass(frozen=True)
 class MenuSpec:
     verbs: Mapping[str, VerbSpec]
-    properties: FrozenSet[str]  # what `find`/`where` may test
+    properties: frozenset[str]  # what `find`/`where` may test
 
 
 _PRINT_FLAGS = frozenset({"terse", "detail", "brief", "count-only", "as-value", "without-paging"})
 
 
-def _table_menu(properties: str, writable: str, extra_add: str = "", *, add: bool = True,
-                v7_only_add: bool = False, extra_verbs: Optional[Dict[str, VerbSpec]] = None) -> MenuSpec:
+def _table_menu(
+    properties: str,
+    writable: str,
+    extra_add: str = "",
+    *,
+    add: bool = True,
+    v7_only_add: bool = False,
+    extra_verbs: dict[str, VerbSpec] | None = None,
+) -> MenuSpec:
     """The usual verbs of a RouterOS table (add/set/remove/print/find/get)."""
     props = frozenset(properties.split())
     keys = frozenset(writable.split())
-    verbs: Dict[str, VerbSpec] = {
+    verbs: dict[str, VerbSpec] = {
         "set": VerbSpec(keys=keys | {"numbers"}, positional=1),
         "remove": VerbSpec(keys=frozenset({"numbers"}), positional=1),
         "print": VerbSpec(keys=frozenset({"proplist", "from"}), flags=_PRINT_FLAGS, where=True),
@@ -67,51 +75,72 @@ def _table_menu(properties: str, writable: str, extra_add: str = "", *, add: boo
     return MenuSpec(verbs=verbs, properties=props | {".id"})
 
 
-_ENABLE = {"enable": VerbSpec(keys=frozenset({"numbers"}), positional=1),
-           "disable": VerbSpec(keys=frozenset({"numbers"}), positional=1)}
-_ADDRESS_LIST = _table_menu("list address timeout comment disabled dynamic creation-time",
-                            "list address timeout comment disabled dynamic", extra_verbs=_ENABLE)
+_ENABLE = {
+    "enable": VerbSpec(keys=frozenset({"numbers"}), positional=1),
+    "disable": VerbSpec(keys=frozenset({"numbers"}), positional=1),
+}
+_ADDRESS_LIST = _table_menu(
+    "list address timeout comment disabled dynamic creation-time",
+    "list address timeout comment disabled dynamic",
+    extra_verbs=_ENABLE,
+)
 _SINGLETON_PRINT = VerbSpec(flags=frozenset({"without-paging", "as-value"}))
-_FILTER_WRITABLE = ("chain action protocol connection-state tcp-flags src-address-list dst-address-list limit "
-                    "log log-prefix comment disabled")
+_FILTER_WRITABLE = (
+    "chain action protocol connection-state tcp-flags src-address-list dst-address-list limit "
+    "log log-prefix comment disabled"
+)
 _FILTER = _table_menu(_FILTER_WRITABLE, _FILTER_WRITABLE, "place-before", extra_verbs=_ENABLE)
 
-MENUS: Dict[Tuple[str, ...], MenuSpec] = {
+MENUS: dict[tuple[str, ...], MenuSpec] = {
     ("ip", "firewall", "address-list"): _ADDRESS_LIST,
     ("ipv6", "firewall", "address-list"): _ADDRESS_LIST,
     ("ip", "firewall", "filter"): _FILTER,
     ("ipv6", "firewall", "filter"): _FILTER,
-    ("system", "logging"): _table_menu("topics action prefix disabled default", "topics action prefix disabled",
-                                       extra_verbs=_ENABLE),
+    ("system", "logging"): _table_menu(
+        "topics action prefix disabled default", "topics action prefix disabled", extra_verbs=_ENABLE
+    ),
     ("system", "logging", "action"): _table_menu(
         "name target remote remote-port bsd-syslog remote-log-format default",
-        "name target remote remote-port bsd-syslog remote-log-format"),
+        "name target remote remote-port bsd-syslog remote-log-format",
+    ),
     ("system", "script"): _table_menu(
         "name owner source policy comment run-count dont-require-permissions",
         "name source policy comment owner dont-require-permissions",
-        extra_verbs={"run": VerbSpec(keys=frozenset({"number"}), positional=1)}),
+        extra_verbs={"run": VerbSpec(keys=frozenset({"number"}), positional=1)},
+    ),
     ("system", "resource"): MenuSpec(
         verbs={"print": _SINGLETON_PRINT, "get": VerbSpec(keys=frozenset({"value-name"}), positional=1)},
-        properties=frozenset()),
+        properties=frozenset(),
+    ),
     ("system", "identity"): MenuSpec(
-        verbs={"print": _SINGLETON_PRINT, "get": VerbSpec(keys=frozenset({"value-name"}), positional=1),
-               "set": VerbSpec(keys=frozenset({"name"}))},
-        properties=frozenset()),
-    ("user",): _table_menu("name group address comment disabled last-logged-in",
-                           "name group password address comment disabled", extra_verbs=_ENABLE),
+        verbs={
+            "print": _SINGLETON_PRINT,
+            "get": VerbSpec(keys=frozenset({"value-name"}), positional=1),
+            "set": VerbSpec(keys=frozenset({"name"})),
+        },
+        properties=frozenset(),
+    ),
+    ("user",): _table_menu(
+        "name group address comment disabled last-logged-in",
+        "name group password address comment disabled",
+        extra_verbs=_ENABLE,
+    ),
     ("user", "group"): _table_menu("name policy comment", "name policy comment"),
     ("user", "ssh-keys"): _table_menu(
-        "user key-type bits comment key-owner", "user key comment", v7_only_add=True,
-        extra_verbs={"import": VerbSpec(keys=frozenset({"user", "public-key-file"}))}),
+        "user key-type bits comment key-owner",
+        "user key comment",
+        v7_only_add=True,
+        extra_verbs={"import": VerbSpec(keys=frozenset({"user", "public-key-file"}))},
+    ),
 }
 
 
-def children(menu: Tuple[str, ...]) -> FrozenSet[str]:
+def children(menu: tuple[str, ...]) -> frozenset[str]:
     depth = len(menu)
     return frozenset(p[depth] for p in MENUS if len(p) > depth and p[:depth] == menu)
 
 
-def verbs(menu: Tuple[str, ...], flavour: str) -> Mapping[str, VerbSpec]:
+def verbs(menu: tuple[str, ...], flavour: str) -> Mapping[str, VerbSpec]:
     spec = MENUS.get(menu)
     if spec is None:
         return {}
@@ -134,14 +163,14 @@ class VarRef:
 
 @dataclass(frozen=True)
 class Subst:
-    statement: "Statement"
+    statement: Statement
 
 
 @dataclass(frozen=True)
 class Concat:
     """Adjacent pieces (``"$ip/32"``, ``$a$b``) joined as text."""
 
-    parts: Tuple["Value", ...]
+    parts: tuple[Value, ...]
 
 
 Value = Union[Literal, VarRef, Subst, Concat]
@@ -151,18 +180,18 @@ Value = Union[Literal, VarRef, Subst, Concat]
 class Condition:
     prop: str
     op: str  # "=", "!=", "~" or "" (bare property: true when yes)
-    value: Optional[Value]
+    value: Value | None
     negate: bool = False
 
 
 @dataclass(frozen=True)
 class MenuCommand:
-    menu: Tuple[str, ...]
+    menu: tuple[str, ...]
     verb: str
-    args: Tuple[Tuple[str, Value], ...] = ()
-    flags: FrozenSet[str] = frozenset()
-    positionals: Tuple[Value, ...] = ()
-    conditions: Tuple[Condition, ...] = ()
+    args: tuple[tuple[str, Value], ...] = ()
+    flags: frozenset[str] = frozenset()
+    positionals: tuple[Value, ...] = ()
+    conditions: tuple[Condition, ...] = ()
     line: int = 1
     column: int = 1
 
@@ -170,7 +199,7 @@ class MenuCommand:
     def path(self) -> str:
         return "/" + "/".join(self.menu + (self.verb,))
 
-    def arg(self, key: str) -> Optional[Value]:
+    def arg(self, key: str) -> Value | None:
         for name, value in self.args:
             if name == key:
                 return value
@@ -183,13 +212,13 @@ class VarCommand:
 
     kind: str  # "global" | "local" | "set"
     name: str
-    value: Optional[Value]
+    value: Value | None
     line: int = 1
 
 
 @dataclass(frozen=True)
 class Put:
-    value: Optional[Value]
+    value: Value | None
     line: int = 1
 
 
@@ -197,7 +226,7 @@ class Put:
 class ChangeMenu:
     """A bare path (``/ip firewall address-list``): later statements on the line are relative to it."""
 
-    menu: Tuple[str, ...]
+    menu: tuple[str, ...]
 
 
 Statement = Union[MenuCommand, VarCommand, Put, ChangeMenu]
@@ -213,10 +242,10 @@ class Token:
     line: int
     column: int
     spaced: bool  # whitespace (or line start) right before it
-    parts: Tuple[Value, ...] = ()  # STRING: literal pieces and $variables
+    parts: tuple[Value, ...] = ()  # STRING: literal pieces and $variables
 
 
-_STOP = set(" \t\r\n;[]{}()\"=$!~")
+_STOP = set(' \t\r\n;[]{}()"=$!~')
 _ESCAPES = {'"': '"', "\\": "\\", "$": "$", "?": "?", "n": "\n", "r": "\r", "t": "\t", "_": " "}
 _HEX = "0123456789abcdefABCDEF"
 
@@ -225,9 +254,9 @@ def _is_name_char(ch: str) -> bool:
     return ch.isalnum() or ch in "_-"
 
 
-def tokenise(text: str, *, script: bool = False) -> List[Token]:
+def tokenise(text: str, *, script: bool = False) -> list[Token]:
     """Tokens of ``text``. Exec lines (script=False) may not span lines."""
-    tokens: List[Token] = []
+    tokens: list[Token] = []
     i, line, line_start = 0, 1, 0
     spaced = True
 
@@ -240,7 +269,7 @@ def tokenise(text: str, *, script: bool = False) -> List[Token]:
             i += 1
             spaced = True
             continue
-        if ch == "\\" and script and text[i + 1:i + 2] == "\n":  # line continuation
+        if ch == "\\" and script and text[i + 1 : i + 2] == "\n":  # line continuation
             i += 2
             line, line_start, spaced = line + 1, i, True
             continue
@@ -261,7 +290,7 @@ def tokenise(text: str, *, script: bool = False) -> List[Token]:
             tokens.append(Token(kind, ch, line, col(i), spaced))
             i += 1
         elif ch == "!":
-            if text[i + 1:i + 2] == "=":
+            if text[i + 1 : i + 2] == "=":
                 tokens.append(Token("NEQ", "!=", line, col(i), spaced))
                 i += 2
             else:
@@ -273,7 +302,7 @@ def tokenise(text: str, *, script: bool = False) -> List[Token]:
                 j += 1
             if j == i + 1:
                 raise CliSyntaxError("syntax", "syntax error", col(i), line)
-            tokens.append(Token("VAR", text[i + 1:j], line, col(i), spaced))
+            tokens.append(Token("VAR", text[i + 1 : j], line, col(i), spaced))
             i = j
         elif ch == '"':
             i, parts = _read_string(text, i, line, col)
@@ -289,10 +318,10 @@ def tokenise(text: str, *, script: bool = False) -> List[Token]:
     return tokens
 
 
-def _read_string(text: str, start: int, line: int, col) -> Tuple[int, Tuple[Value, ...]]:
+def _read_string(text: str, start: int, line: int, col) -> tuple[int, tuple[Value, ...]]:
     """Read a quoted string from ``text[start] == '"'``; returns the end index and its parts."""
-    parts: List[Value] = []
-    buf: List[str] = []
+    parts: list[Value] = []
+    buf: list[str] = []
     i = start + 1
     while True:
         if i >= len(text) or text[i] == "\n":
@@ -302,12 +331,12 @@ def _read_string(text: str, start: int, line: int, col) -> Tuple[int, Tuple[Valu
             i += 1
             break
         if ch == "\\":
-            nxt = text[i + 1:i + 2]
+            nxt = text[i + 1 : i + 2]
             if nxt in _ESCAPES and nxt:
                 buf.append(_ESCAPES[nxt])
                 i += 2
                 continue
-            pair = text[i + 1:i + 3]
+            pair = text[i + 1 : i + 3]
             if len(pair) == 2 and all(c in _HEX for c in pair):
                 buf.append(chr(int(pair, 16)))
                 i += 3
@@ -321,7 +350,7 @@ def _read_string(text: str, start: int, line: int, col) -> Tuple[int, Tuple[Valu
                 if buf:
                     parts.append(Literal("".join(buf)))
                     buf = []
-                parts.append(VarRef(text[i + 1:j], col(i)))
+                parts.append(VarRef(text[i + 1 : j], col(i)))
                 i = j
                 continue
         buf.append(ch)
@@ -339,10 +368,10 @@ _VALUE_START = ("WORD", "STRING", "VAR", "LBR")
 
 @dataclass
 class _Parser:
-    tokens: List[Token]
+    tokens: list[Token]
     flavour: str
     pos: int = 0
-    cwd: Tuple[str, ...] = ()
+    cwd: tuple[str, ...] = ()
     depth: int = 0
 
     # -- helpers ----------------------------------------------------------------------------
@@ -355,13 +384,13 @@ class _Parser:
         return tok
 
     @staticmethod
-    def fail(kind: str, tok: Token, column: Optional[int] = None) -> CliSyntaxError:
+    def fail(kind: str, tok: Token, column: int | None = None) -> CliSyntaxError:
         message = {"syntax": "syntax error", "expected-end": "expected end of command"}.get(kind, kind)
         return CliSyntaxError(kind, message, tok.column if column is None else column, tok.line)
 
     # -- lines and statements ---------------------------------------------------------------
-    def parse_all(self) -> Tuple[Statement, ...]:
-        statements: List[Statement] = []
+    def parse_all(self) -> tuple[Statement, ...]:
+        statements: list[Statement] = []
         while True:
             tok = self.peek()
             if tok.kind == "EOF":
@@ -404,7 +433,7 @@ class _Parser:
 
     def parse_menu_command(self) -> Statement:
         menu = self.cwd
-        verb: Optional[str] = None
+        verb: str | None = None
         first = self.peek()
         while verb is None and self.peek().kind == "WORD":
             tok = self.peek()
@@ -440,13 +469,13 @@ class _Parser:
             return ChangeMenu(menu)
         return self.parse_arguments(menu, verb, first)
 
-    def parse_arguments(self, menu: Tuple[str, ...], verb: str, first: Token) -> MenuCommand:
+    def parse_arguments(self, menu: tuple[str, ...], verb: str, first: Token) -> MenuCommand:
         spec = verbs(menu, self.flavour)[verb]
         properties = MENUS[menu].properties
-        args: List[Tuple[str, Value]] = []
+        args: list[tuple[str, Value]] = []
         flags = set()
-        positionals: List[Value] = []
-        conditions: List[Condition] = []
+        positionals: list[Value] = []
+        conditions: list[Condition] = []
         while self.peek().kind not in _END:
             tok = self.peek()
             nxt = self.peek(1)
@@ -478,10 +507,11 @@ class _Parser:
                 positionals.append(self.parse_value(menu))
             else:
                 raise self.fail("expected-end", tok)
-        return MenuCommand(menu, verb, tuple(args), frozenset(flags), tuple(positionals), tuple(conditions),
-                           first.line, first.column)
+        return MenuCommand(
+            menu, verb, tuple(args), frozenset(flags), tuple(positionals), tuple(conditions), first.line, first.column
+        )
 
-    def parse_conditions(self, properties: FrozenSet[str]) -> List[Condition]:
+    def parse_conditions(self, properties: frozenset[str]) -> list[Condition]:
         out = []
         while self.peek().kind not in _END:
             tok = self.peek()
@@ -491,7 +521,7 @@ class _Parser:
             out.append(self.parse_condition(properties))
         return out
 
-    def parse_condition(self, properties: FrozenSet[str]) -> Condition:
+    def parse_condition(self, properties: frozenset[str]) -> Condition:
         negate = False
         if self.peek().kind == "NOT":
             self.take()
@@ -511,20 +541,20 @@ class _Parser:
         return Condition(tok.text, "", None, negate)
 
     # -- values -----------------------------------------------------------------------------
-    def parse_adjacent_value(self, menu: Optional[Tuple[str, ...]] = None) -> Value:
+    def parse_adjacent_value(self, menu: tuple[str, ...] | None = None) -> Value:
         """The value right after ``=``; ``key= x`` gives an empty value (x is a new token)."""
         tok = self.peek()
         if tok.spaced or (tok.kind not in _VALUE_START and tok.kind != "NOT"):  # tcp-flags=!ack,!rst
             return Literal("")
         return self.parse_value(menu)
 
-    def parse_value(self, menu: Optional[Tuple[str, ...]] = None) -> Value:
-        parts: List[Value] = [self.parse_atom(menu)]
+    def parse_value(self, menu: tuple[str, ...] | None = None) -> Value:
+        parts: list[Value] = [self.parse_atom(menu)]
         while self.peek().kind in ("WORD", "STRING", "VAR", "NOT") and not self.peek().spaced:
             parts.append(self.parse_atom(menu))
         return parts[0] if len(parts) == 1 else Concat(tuple(parts))
 
-    def parse_atom(self, menu: Optional[Tuple[str, ...]]) -> Value:
+    def parse_atom(self, menu: tuple[str, ...] | None) -> Value:
         tok = self.take()
         if tok.kind == "WORD":
             return Literal(tok.text)
@@ -553,11 +583,11 @@ class _Parser:
         raise self.fail("syntax", tok)
 
 
-def parse_line(text: str, flavour: str = "v7") -> Tuple[Statement, ...]:
+def parse_line(text: str, flavour: str = "v7") -> tuple[Statement, ...]:
     """Statements of one exec line; raises CliSyntaxError (a newline is refused)."""
     return _Parser(tokenise(text), flavour).parse_all()
 
 
-def parse_script(source: str, flavour: str = "v7") -> Tuple[Statement, ...]:
+def parse_script(source: str, flavour: str = "v7") -> tuple[Statement, ...]:
     """Statements of a script source: newlines separate statements, ``#`` starts a comment."""
     return _Parser(tokenise(source, script=True), flavour).parse_all()

@@ -18,8 +18,9 @@ of ``print`` (a small stack machine), both without I/O.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Union
 
 MAX_LENGTH = 0xFFFFFFFF  # what the 5-byte form can carry
 DEFAULT_MAX_WORD = 16 * 1024 * 1024  # the simulator's own limit: a word this long is an attack, not a command
@@ -63,14 +64,14 @@ def _prefix_size(first: int) -> int:
     raise ApiProtocolError(f"reserved control byte 0x{first:02X} where a word length was expected")
 
 
-def decode_length(data: bytes, offset: int = 0) -> Optional[Tuple[int, int]]:
+def decode_length(data: bytes, offset: int = 0) -> tuple[int, int] | None:
     """(length, offset after the prefix), or None if ``data`` ends inside the prefix."""
     if offset >= len(data):
         return None
     size = _prefix_size(data[offset])
     if offset + size > len(data):
         return None
-    raw = int.from_bytes(data[offset:offset + size], "big")
+    raw = int.from_bytes(data[offset : offset + size], "big")
     if size == 5:
         return raw & 0xFFFFFFFF, offset + 5
     mask = (1 << (8 * size - size)) - 1  # drop the size marker bits: 1, 2, 3 or 4 of them
@@ -111,8 +112,8 @@ class SentenceDecoder:
     def __init__(self, max_word: int = DEFAULT_MAX_WORD) -> None:
         self.max_word = max_word
         self._buffer = bytearray()
-        self._words: List[bytes] = []
-        self._broken: Optional[str] = None
+        self._words: list[bytes] = []
+        self._broken: str | None = None
         self._need = 1  # buffered bytes needed before the next word can complete (no rescans meanwhile)
 
     @property
@@ -120,11 +121,11 @@ class SentenceDecoder:
         """Bytes held that do not yet make a complete sentence."""
         return len(self._buffer) + sum(len(w) for w in self._words)
 
-    def feed(self, data: bytes) -> List[Tuple[bytes, ...]]:
+    def feed(self, data: bytes) -> list[tuple[bytes, ...]]:
         if self._broken:
             raise ApiProtocolError(self._broken)
         self._buffer += data
-        sentences: List[Tuple[bytes, ...]] = []
+        sentences: list[tuple[bytes, ...]] = []
         if len(self._buffer) < self._need:
             return sentences
         offset = 0
@@ -166,16 +167,16 @@ class Request:
     """
 
     command: str
-    attributes: Dict[str, str] = field(default_factory=dict)
-    api: Dict[str, str] = field(default_factory=dict)
-    queries: Tuple[str, ...] = ()
+    attributes: dict[str, str] = field(default_factory=dict)
+    api: dict[str, str] = field(default_factory=dict)
+    queries: tuple[str, ...] = ()
 
     @property
-    def tag(self) -> Optional[str]:
+    def tag(self) -> str | None:
         return self.api.get("tag")
 
     @property
-    def proplist(self) -> Optional[List[str]]:
+    def proplist(self) -> list[str] | None:
         text = self.attributes.get(".proplist")
         return None if text is None else [p for p in text.split(",") if p]
 
@@ -185,9 +186,9 @@ def parse_request(words: Sequence[str]) -> Request:
     if not words:
         raise ApiProtocolError("an empty sentence has no command")
     command, rest = words[0], words[1:]
-    attributes: Dict[str, str] = {}
-    api: Dict[str, str] = {}
-    queries: List[str] = []
+    attributes: dict[str, str] = {}
+    api: dict[str, str] = {}
+    queries: list[str] = []
     for word in rest:
         if word.startswith("="):
             name, sep, value = word[1:].partition("=")
@@ -206,7 +207,7 @@ def parse_request(words: Sequence[str]) -> Request:
     return Request(command, attributes, api, tuple(queries))
 
 
-def reply_words(kind: str, attributes: Optional[Mapping[str, object]] = None, tag: Optional[str] = None) -> List[str]:
+def reply_words(kind: str, attributes: Mapping[str, object] | None = None, tag: str | None = None) -> list[str]:
     """``!re`` / ``!done`` / ``!trap`` / ``!empty`` / ``!fatal`` words; ``.tag`` last, when given."""
     words = [kind]
     for name, value in (attributes or {}).items():
@@ -216,7 +217,7 @@ def reply_words(kind: str, attributes: Optional[Mapping[str, object]] = None, ta
     return words
 
 
-def parse_reply(words: Sequence[str]) -> Tuple[str, Dict[str, str], Optional[str]]:
+def parse_reply(words: Sequence[str]) -> tuple[str, dict[str, str], str | None]:
     """(reply word, attributes, tag) of a reply sentence; ``!fatal``'s reason is attribute ``message``."""
     if not words:
         raise ApiProtocolError("an empty reply sentence")
@@ -238,7 +239,7 @@ Record = Mapping[str, str]
 Predicate = Callable[[Record], bool]
 
 
-def _compare(have: Optional[str], wanted: str, op: str) -> bool:
+def _compare(have: str | None, wanted: str, op: str) -> bool:
     if have is None:
         return False
     if op == "=":
@@ -259,7 +260,7 @@ def compile_query(queries: Sequence[str]) -> Predicate:
     ``n`` pushes a copy of the value ``n`` below the top. At the end all values must hold (an empty
     query matches everything). A malformed word raises ApiProtocolError now, not per record.
     """
-    steps: List[Callable[[Record, List[bool]], None]] = []
+    steps: list[Callable[[Record, list[bool]], None]] = []
     depth = 0  # values on the stack at this point: checked now, so a predicate never fails
     for word in queries:
         body = word[1:]
@@ -288,7 +289,7 @@ def compile_query(queries: Sequence[str]) -> Predicate:
         depth += 1
 
     def predicate(record: Record) -> bool:
-        stack: List[bool] = []
+        stack: list[bool] = []
         for step in steps:
             step(record, stack)
         return all(stack)
@@ -296,25 +297,26 @@ def compile_query(queries: Sequence[str]) -> Predicate:
     return predicate
 
 
-def _negate(_record: Record, stack: List[bool]) -> None:
+def _negate(_record: Record, stack: list[bool]) -> None:
     stack.append(not stack.pop())
 
 
-def _both(_record: Record, stack: List[bool]) -> None:
+def _both(_record: Record, stack: list[bool]) -> None:
     stack.append(stack.pop() & stack.pop())
 
 
-def _either(_record: Record, stack: List[bool]) -> None:
+def _either(_record: Record, stack: list[bool]) -> None:
     stack.append(stack.pop() | stack.pop())
 
 
-def _copy(depth: int) -> Callable[[Record, List[bool]], None]:
-    def run(_record: Record, stack: List[bool]) -> None:
+def _copy(depth: int) -> Callable[[Record, list[bool]], None]:
+    def run(_record: Record, stack: list[bool]) -> None:
         stack.append(stack[-1 - depth])
+
     return run
 
 
-def _stack_op(char: str, word: str) -> Tuple[Callable[[Record, List[bool]], None], int, int]:
+def _stack_op(char: str, word: str) -> tuple[Callable[[Record, list[bool]], None], int, int]:
     """(step, values it needs on the stack, change in stack size)."""
     if char == "!":
         return _negate, 1, 0
@@ -330,6 +332,16 @@ def _stack_op(char: str, word: str) -> Tuple[Callable[[Record, List[bool]], None
 
 
 __all__ = [
-    "ApiProtocolError", "MAX_LENGTH", "Request", "SentenceDecoder", "compile_query", "decode_length",
-    "encode_length", "encode_sentence", "encode_word", "parse_reply", "parse_request", "reply_words",
+    "ApiProtocolError",
+    "MAX_LENGTH",
+    "Request",
+    "SentenceDecoder",
+    "compile_query",
+    "decode_length",
+    "encode_length",
+    "encode_sentence",
+    "encode_word",
+    "parse_reply",
+    "parse_request",
+    "reply_words",
 ]

@@ -33,10 +33,13 @@ import socket
 import ssl
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
 
 from responder.routeros.duration import format_duration
+from responder.sim.router.printing import format_date
+from responder.sim.router.state import StateError, parse_id
+from responder.sim.router.tables import AddressListTable
 from responder.sim.wire.api_protocol import (
     ApiProtocolError,
     Request,
@@ -47,9 +50,6 @@ from responder.sim.wire.api_protocol import (
     reply_words,
 )
 from responder.sim.wire.listener import TcpListener, close_quietly
-from responder.sim.router.printing import format_date
-from responder.sim.router.state import StateError, parse_id
-from responder.sim.router.tables import AddressListTable
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ _SET_ARGS = frozenset({".id", "list", "address", "timeout", "comment", "disabled
 _BAD_LOGIN = {"v7": "invalid user name or password (6)", "v6": "cannot log in"}
 _HANDSHAKE_TIMEOUT = 5.0
 
-Sentence = List[str]
+Sentence = list[str]
 
 
 # ----------------------------------------------------------------------------- certificates
@@ -78,8 +78,14 @@ class ApiCertificate:
         return hashlib.sha256(ssl.PEM_cert_to_DER_cert(self.cert_pem.decode("ascii"))).hexdigest()
 
 
-def make_certificate(common_name: str, *, hosts: Sequence[str] = ("127.0.0.1",), issuer: Optional[ApiCertificate] = None,
-                     is_ca: bool = False, days: int = 3650) -> ApiCertificate:
+def make_certificate(
+    common_name: str,
+    *,
+    hosts: Sequence[str] = ("127.0.0.1",),
+    issuer: ApiCertificate | None = None,
+    is_ca: bool = False,
+    days: int = 3650,
+) -> ApiCertificate:
     """A P-256 certificate for ``hosts`` (subjectAltName), self-signed or signed by ``issuer``."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -94,17 +100,23 @@ def make_certificate(common_name: str, *, hosts: Sequence[str] = ("127.0.0.1",),
         issuer_cert = x509.load_pem_x509_certificate(issuer.cert_pem)
         issuer_name = issuer_cert.subject
         signing_key = serialization.load_pem_private_key(issuer.key_pem, password=None)
-    names: List[x509.GeneralName] = []
+    names: list[x509.GeneralName] = []
     for host in hosts:
         try:
             names.append(x509.IPAddress(ipaddress.ip_address(host)))
         except ValueError:
             names.append(x509.DNSName(host))
     now = datetime.datetime.now(datetime.timezone.utc)
-    builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer_name).public_key(key.public_key())
-               .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-               .not_valid_after(now + datetime.timedelta(days=days))
-               .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True))
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
+    )
     if names and not is_ca:
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     cert = builder.sign(signing_key, hashes.SHA256())
@@ -114,7 +126,7 @@ def make_certificate(common_name: str, *, hosts: Sequence[str] = ("127.0.0.1",),
     )
 
 
-def server_context(certificate: Optional[ApiCertificate]) -> ssl.SSLContext:
+def server_context(certificate: ApiCertificate | None) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     if certificate is None:
         # api-ssl without a certificate: anonymous key exchange only, which verifying clients refuse
@@ -140,8 +152,8 @@ class ApiConversation:
     def __init__(self, backend, peer: str) -> None:
         self.backend = backend
         self.peer = peer
-        self.user: Optional[str] = None
-        self._challenge: Optional[bytes] = None
+        self.user: str | None = None
+        self._challenge: bytes | None = None
 
     @property
     def state(self):
@@ -151,7 +163,7 @@ class ApiConversation:
     def flavour(self) -> str:
         return self.state.profile.flavour
 
-    def handle(self, words: Sequence[str]) -> Tuple[List[Sentence], bool]:
+    def handle(self, words: Sequence[str]) -> tuple[list[Sentence], bool]:
         """(reply sentences, whether to close the connection after sending them)."""
         try:
             request = parse_request(words)
@@ -169,7 +181,10 @@ class ApiConversation:
         except StateError as exc:
             return [reply_words("!trap", self._trap(exc), request.tag), reply_words("!done", tag=request.tag)], False
         except ApiProtocolError as exc:  # a malformed query: the router refuses the command, keeps the session
-            return [reply_words("!trap", {"message": str(exc)}, request.tag), reply_words("!done", tag=request.tag)], False
+            return [
+                reply_words("!trap", {"message": str(exc)}, request.tag),
+                reply_words("!done", tag=request.tag),
+            ], False
         replies = [reply_words("!re", row, request.tag) for row in rows]
         if done is None and not rows and self.flavour == "v7":
             replies.append(reply_words("!empty", tag=request.tag))
@@ -177,12 +192,12 @@ class ApiConversation:
         return replies, False
 
     @staticmethod
-    def _trap(exc: StateError) -> Dict[str, str]:
+    def _trap(exc: StateError) -> dict[str, str]:
         category = getattr(exc, "category", None)
         return {"category": str(category), "message": exc.text} if category is not None else {"message": exc.text}
 
     # -- login ----------------------------------------------------------------------------
-    def login(self, request: Request) -> List[Sentence]:
+    def login(self, request: Request) -> list[Sentence]:
         args = request.attributes
         tag = request.tag
         if not args and self.backend.api_legacy_login:
@@ -192,8 +207,9 @@ class ApiConversation:
         if "password" in args:
             user = self.backend.authenticate_api(args.get("name", ""), args["password"], self.peer)
         elif "response" in args and self._challenge is not None:
-            user = self.backend.authenticate_api_challenge(args.get("name", ""), self._challenge, args["response"],
-                                                           self.peer)
+            user = self.backend.authenticate_api_challenge(
+                args.get("name", ""), self._challenge, args["response"], self.peer
+            )
         self._challenge = None
         if user is None:
             message = _BAD_LOGIN[self.flavour]
@@ -202,7 +218,7 @@ class ApiConversation:
         return [reply_words("!done", tag=tag)]
 
     # -- commands -------------------------------------------------------------------------
-    def command(self, request: Request) -> Tuple[List[Dict[str, str]], Optional[Dict[str, str]]]:
+    def command(self, request: Request) -> tuple[list[dict[str, str]], dict[str, str] | None]:
         """(rows, attributes of !done, or None for a print, which may answer !empty)."""
         if request.command == "/cancel":
             return [], {}
@@ -221,7 +237,7 @@ class ApiConversation:
         if not frozenset(policies) <= self.state.policies_of(self.user):
             raise StateError("not enough permissions (9)", kind="permission")
 
-    def select(self, records: List[Dict[str, str]], request: Request) -> List[Dict[str, str]]:
+    def select(self, records: list[dict[str, str]], request: Request) -> list[dict[str, str]]:
         wanted = compile_query(request.queries)
         proplist = request.proplist
         chosen = [r for r in records if wanted(r)]
@@ -258,7 +274,7 @@ class ApiConversation:
             return [], {}
 
     @staticmethod
-    def ids(args: Dict[str, str]) -> List[str]:
+    def ids(args: dict[str, str]) -> list[str]:
         ids = [part for part in args.get(".id", "").split(",") if part]
         if not ids:
             raise StateError("missing value(s) of argument(s) .id", kind="other")
@@ -271,9 +287,13 @@ class ApiConversation:
             raise StateError("no such item", kind="no-such-item")
         return number
 
-    def record(self, entry) -> Dict[str, str]:
-        out = {".id": entry.id, "list": entry.list, "address": entry.address,
-               "creation-time": format_date(entry.created, self.flavour)}
+    def record(self, entry) -> dict[str, str]:
+        out = {
+            ".id": entry.id,
+            "list": entry.list,
+            "address": entry.address,
+            "creation-time": format_date(entry.created, self.flavour),
+        }
         if entry.deadline is not None:
             out["timeout"] = format_duration(max(0.0, entry.deadline - self.state.now()))
         out["dynamic"] = "true" if entry.dynamic else "false"
@@ -282,10 +302,15 @@ class ApiConversation:
             out["comment"] = entry.comment
         return out
 
-    def resource(self) -> Dict[str, str]:
+    def resource(self) -> dict[str, str]:
         profile = self.state.profile
-        return {"uptime": format_duration(int(self.state.uptime())), "version": profile.version,
-                "board-name": profile.board_name, "architecture-name": profile.architecture, "platform": "MikroTik"}
+        return {
+            "uptime": format_duration(int(self.state.uptime())),
+            "version": profile.version,
+            "board-name": profile.board_name,
+            "architecture-name": profile.architecture,
+            "platform": "MikroTik",
+        }
 
 
 # ----------------------------------------------------------------------------- the socket shell
@@ -296,7 +321,7 @@ class ApiServer(TcpListener):
 
     thread_prefix = "sim-api"
 
-    def __init__(self, backend, context: Optional[ssl.SSLContext] = None) -> None:
+    def __init__(self, backend, context: ssl.SSLContext | None = None) -> None:
         super().__init__()
         self.backend = backend
         self.context = context
@@ -319,7 +344,7 @@ class ApiServer(TcpListener):
                 close_quietly(stream)
             close_quietly(sock)
 
-    def _secure(self, sock: socket.socket) -> Optional[ssl.SSLSocket]:
+    def _secure(self, sock: socket.socket) -> ssl.SSLSocket | None:
         sock.settimeout(_HANDSHAKE_TIMEOUT)
         try:
             stream = self.context.wrap_socket(sock, server_side=True)
@@ -336,11 +361,11 @@ class ApiServer(TcpListener):
         while not self._stopping.is_set():
             try:
                 data = stream.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             if not data:
                 return
-            out: List[bytes] = []
+            out: list[bytes] = []
             for sentence in decoder.feed(data):
                 if not sentence:
                     continue  # an empty sentence is ignored, as RouterOS does
@@ -368,5 +393,12 @@ def check_challenge(password: str, challenge: bytes, response: str) -> bool:
     return hmac.compare_digest(challenge_response(password, challenge), response.strip().lower())
 
 
-__all__ = ["ApiCertificate", "ApiConversation", "ApiServer", "challenge_response", "check_challenge",
-           "make_certificate", "server_context"]
+__all__ = [
+    "ApiCertificate",
+    "ApiConversation",
+    "ApiServer",
+    "challenge_response",
+    "check_challenge",
+    "make_certificate",
+    "server_context",
+]

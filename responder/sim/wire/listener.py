@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import threading
-from typing import List, Optional, Tuple
 
 
 def close_quietly(sock: socket.socket) -> None:
@@ -29,12 +28,12 @@ class TcpListener:
     thread_prefix = "sim"
 
     def __init__(self) -> None:
-        self._listener: Optional[socket.socket] = None
+        self._listener: socket.socket | None = None
         self._stopping = threading.Event()
-        self._threads: List[threading.Thread] = []
-        self._sockets: List[socket.socket] = []
+        self._threads: list[threading.Thread] = []
+        self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
-        self.address: Tuple[str, int] = ("", 0)
+        self.address: tuple[str, int] = ("", 0)
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -71,7 +70,7 @@ class TcpListener:
         while not self._stopping.is_set():
             try:
                 sock, peer = listener.accept()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 break

@@ -16,7 +16,7 @@ import logging
 import socket
 import threading
 import time
-from typing import Dict, List, Optional, Protocol, Tuple
+from typing import Protocol
 
 import paramiko
 from paramiko.kex_curve25519 import KexCurve25519
@@ -40,10 +40,10 @@ class Backend(Protocol):
     hang_exec: bool
     latency: float
 
-    def authenticate_password(self, login: str, password: str, peer: str) -> Optional[str]: ...
-    def authenticate_key(self, login: str, key: paramiko.PKey, peer: str) -> Optional[str]: ...
+    def authenticate_password(self, login: str, password: str, peer: str) -> str | None: ...
+    def authenticate_key(self, login: str, key: paramiko.PKey, peer: str) -> str | None: ...
     def user_has_keys(self, login: str) -> bool: ...
-    def run_exec(self, user: str, command: str) -> Tuple[bytes, int]: ...
+    def run_exec(self, user: str, command: str) -> tuple[bytes, int]: ...
 
 
 def _modulus_pack() -> ModulusPack:
@@ -56,7 +56,7 @@ def _modulus_pack() -> ModulusPack:
 _MODULI = _modulus_pack()
 
 
-def configure_transport(transport: paramiko.Transport, host_keys: List[paramiko.PKey]) -> None:
+def configure_transport(transport: paramiko.Transport, host_keys: list[paramiko.PKey]) -> None:
     """Make a server Transport offer what RouterOS offers (instance attributes shadow paramiko's)."""
     transport.local_version = BANNER
     for key in host_keys:
@@ -76,9 +76,9 @@ class _Connection(paramiko.ServerInterface):
     def __init__(self, backend: Backend, peer: str):
         self.backend = backend
         self.peer = peer
-        self.user: Optional[str] = None
-        self.commands: Dict[int, str] = {}
-        self.ready: Dict[int, threading.Event] = {}
+        self.user: str | None = None
+        self.commands: dict[int, str] = {}
+        self.ready: dict[int, threading.Event] = {}
         self._lock = threading.Lock()
 
     def event_for(self, chanid: int) -> threading.Event:
@@ -123,11 +123,11 @@ class SshServer(TcpListener):
 
     thread_prefix = "sim-ssh"
 
-    def __init__(self, backend: Backend, host_keys: List[paramiko.PKey]):
+    def __init__(self, backend: Backend, host_keys: list[paramiko.PKey]):
         super().__init__()
         self.backend = backend
         self.host_keys = host_keys
-        self._transports: List[paramiko.Transport] = []
+        self._transports: list[paramiko.Transport] = []
 
     def serve_connection(self, sock: socket.socket, peer: str) -> None:
         self._converse(sock, peer)
