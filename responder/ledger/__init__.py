@@ -33,7 +33,6 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
 
 from responder.events import BlockRequest, IPAddress
 from responder.ledger.queries import BlockRecord, LedgerQueries, RouterBlock, RouterMeta, RouterState
@@ -161,9 +160,9 @@ class Ledger(LedgerQueries):
                 ):
                     known[key] = (expires, state)
             offences = []
-            for request, key in zip(requests, keys):
-                start = request.requested_at or now
-                expires_at = start + request.duration
+            for request, key in zip(requests, keys, strict=True):
+                decided_at = request.requested_at or now
+                expires_at = decided_at + request.duration
                 row = known.get(key)
                 if row is None:
                     inserts.append(
@@ -266,7 +265,9 @@ class Ledger(LedgerQueries):
             return cur.rowcount
 
     @staticmethod
-    def _upsert_status(cur, router: str, key: str, status: str, now: float, reset_attempts: bool) -> None:
+    def _upsert_status(
+        cur: sqlite3.Cursor, router: str, key: str, status: str, now: float, reset_attempts: bool
+    ) -> None:
         cur.execute(_UPSERT_STATUS + (", attempts = 0" if reset_attempts else ""), (router, key, status, now))
 
     def set_status(

@@ -10,6 +10,7 @@ so a storm costs one commit, and a change that fails is undone alone.
 from __future__ import annotations
 
 import sqlite3
+from types import TracebackType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -36,7 +37,9 @@ class Transaction:
             raise
         return self._conn.cursor()
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         try:
             if self._nested:
                 if exc_type:
@@ -66,7 +69,9 @@ class Batch:
         ledger._batch_depth += 1
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         ledger = self._ledger
         try:
             ledger._batch_depth -= 1

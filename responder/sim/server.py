@@ -7,7 +7,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Union
 
 import paramiko
 
@@ -31,7 +30,7 @@ from responder.sim.wire.api_server import (
 from responder.sim.wire.ssh_server import SshServer
 from responder.transport.ssh import key_fingerprint
 
-KeyLike = Union[paramiko.PKey, str]
+KeyLike = paramiko.PKey | str
 GENERATE = "generate"  # api_certificate: a self-signed one for 127.0.0.1, made when api-ssl first starts
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Union
 
 
 class CliSyntaxError(Exception):
@@ -173,7 +172,7 @@ class Concat:
     parts: tuple[Value, ...]
 
 
-Value = Union[Literal, VarRef, Subst, Concat]
+Value = Literal | VarRef | Subst | Concat
 
 
 @dataclass(frozen=True)
@@ -229,7 +228,7 @@ class ChangeMenu:
     menu: tuple[str, ...]
 
 
-Statement = Union[MenuCommand, VarCommand, Put, ChangeMenu]
+Statement = MenuCommand | VarCommand | Put | ChangeMenu
 
 
 # ----------------------------------------------------------------------------- tokens
@@ -446,7 +445,7 @@ class _Parser:
             if len(segments) > 1 and self.flavour == "v6":
                 raise self.fail("syntax", tok, base + len(segments[0]))
             offset = 0
-            for index, segment in enumerate(segments):
+            for _index, segment in enumerate(segments):
                 column = base + offset
                 offset += len(segment) + 1
                 if not segment:
