@@ -170,15 +170,15 @@ class Ledger(LedgerQueries):
                             key,
                             request.reason,
                             request.sid,
-                            start,
-                            start,
+                            decided_at,
+                            decided_at,
                             expires_at,
                             request.duration,
                             request.duration_why,
                             request.source,
                         )
                     )
-                    offences.append((key, start, request.sid, request.duration))
+                    offences.append((key, decided_at, request.sid, request.duration))
                     known[key] = (expires_at, "active")
                     outcomes.append(BlockOutcome("new", expires_at))
                     pending[key] = None
@@ -186,7 +186,7 @@ class Ledger(LedgerQueries):
                 old_expires, state = row
                 live = state == "active" and old_expires > now
                 if live and expires_at - old_expires <= refresh_threshold(request.duration):
-                    touches.append((start, key))
+                    touches.append((decided_at, key))
                     outcomes.append(BlockOutcome("unchanged", old_expires))
                     continue
                 new_expires = max(expires_at, old_expires if live else 0.0)
@@ -194,7 +194,7 @@ class Ledger(LedgerQueries):
                     (
                         request.reason,
                         request.sid,
-                        start,
+                        decided_at,
                         new_expires,
                         request.duration,
                         request.duration_why,
@@ -204,7 +204,7 @@ class Ledger(LedgerQueries):
                 )
                 known[key] = (new_expires, "active")
                 if not live:
-                    offences.append((key, start, request.sid, request.duration))
+                    offences.append((key, decided_at, request.sid, request.duration))
                 outcomes.append(BlockOutcome("extended" if live else "new", expires_at))
                 pending[key] = None
             cur.executemany(

@@ -10,11 +10,18 @@ so a storm costs one commit, and a change that fails is undone alone.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from responder.ledger import Ledger
+
+class Ledger(Protocol):
+    """What the transactions hold of ``responder.ledger.Ledger`` (described here, not imported,
+    so that the ledger imports this module and not the other way round)."""
+
+    _conn: sqlite3.Connection
+    _lock: threading.RLock
+    _batch_depth: int
 
 
 class Transaction:
