@@ -7,7 +7,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Union
 
 import paramiko
 
@@ -32,7 +31,7 @@ from responder.sim.wire.ssh_server import SshServer
 from responder.sim.wire.terminal import Terminal, parse_login_options, prompt
 from responder.transport.ssh import key_fingerprint
 
-KeyLike = Union[paramiko.PKey, str]
+KeyLike = paramiko.PKey | str
 GENERATE = "generate"  # api_certificate: a self-signed one for 127.0.0.1, made when api-ssl first starts
 
 
