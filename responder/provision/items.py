@@ -94,7 +94,9 @@ def desired_items(plan: ProvisionPlan) -> list[Item]:
             on_add: Props = (("key", plan.public_key.openssh),)
         else:  # RouterOS v6 imports keys only from a file uploaded beforehand
             add, on_add = f"/user ssh-keys import user={user} public-key-file=tzsp-ips.pub", ()
-        items.append(Item("/user ssh-keys", f"SSH key of user {user}", (("user", user),), on_add=on_add, add_command=add))
+        items.append(
+            Item("/user ssh-keys", f"SSH key of user {user}", (("user", user),), on_add=on_add, add_command=add)
+        )
 
     for family, menu in (("IPv4", "/ip firewall filter"), ("IPv6", "/ipv6 firewall filter")):
         items += [

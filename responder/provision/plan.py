@@ -13,7 +13,6 @@ import struct
 from dataclasses import dataclass
 
 from responder.events import IPAddress
-from responder.routeros.commands import check_name
 
 TZSP_PORT = 37008
 TZSP_MODES = ("mangle", "sniffer", "none")

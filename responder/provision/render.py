@@ -76,7 +76,9 @@ def item_block(item: Item) -> list[str]:
     lines = [f":if ([:len {_find(item)}] = 0) do={{", f"    {add_command(item)}"]
     updates = []
     if item.props:
-        updates.append(set_command(item))
+        # a rule someone disabled is enabled again: a disabled drop blocks nothing
+        enable = (("disabled", "no"),) if " firewall " in item.menu else ()
+        updates.append(set_command(item, item.props + enable))
     if item.can_duplicate:
         updates.append(remove_duplicates_command(item))
     if updates:
@@ -126,7 +128,9 @@ def script_blocks(plan: ProvisionPlan) -> list[tuple[str, list[list[str]]]]:
         account.insert(2, ["# RouterOS v6 imports keys from a file: upload our public key as tzsp-ips.pub first"])
     if plan.public_key is None:
         where_kept = plan.password_source or "your password file"
-        account.append([f"# no key configured: give {plan.user} the password kept in {where_kept}: /user set ... password=..."])
+        account.append(
+            [f"# no key configured: give {plan.user} the password kept in {where_kept}: /user set ... password=..."]
+        )
     if plan.transport == "api":
         account += _api_service(plan, f"{host}/{host.max_prefixlen}")
 
@@ -143,8 +147,14 @@ def script_blocks(plan: ProvisionPlan) -> list[tuple[str, list[list[str]]]]:
         logging = [["# not set up ([scan] syslog is not configured)"]]
     table = "raw prerouting, before connection tracking" if plan.block_in == "raw" else "filter input and forward"
     return [
-        (f"1. a group with only what address-list blocking over {login} needs, and a user limited to this host", account),
-        (f"2. scan-detector logging, and drops of address list {plan.list_name} above every accept ({table})", firewall),
+        (
+            f"1. a group with only what address-list blocking over {login} needs, and a user limited to this host",
+            account,
+        ),
+        (
+            f"2. scan-detector logging, and drops of address list {plan.list_name} above every accept ({table})",
+            firewall,
+        ),
         (f"3. stream traffic to this host's tzspd (TZSP, UDP {plan.tzsp_port})", tzsp),
         ("4. send firewall log lines to this host (the [scan] syslog listener)", logging),
     ]
@@ -155,7 +165,7 @@ def render_provision(plan: ProvisionPlan) -> str:
     host = check_address(plan.this_host)
     lines = [
         f"# tzsp-ips: set up router {plan.router} ({plan.router_host}) for the IPS host {host}",
-        f"# Paste into the router's terminal as an administrator, or upload and /import it. Running it again",
+        "# Paste into the router's terminal as an administrator, or upload and /import it. Running it again",
         f"# adds nothing: it finds what it made by the comment {COMMENT!r} and sets back what differs.",
     ]
     for heading, blocks in script_blocks(plan):
