@@ -26,6 +26,7 @@ OK, MISSING, DIFFERENT, DUPLICATE, MISPLACED, UNWANTED, DISABLED = (
     "unwanted",
     "disabled",
 )
+_COMMA_SETS = frozenset({"policy", "topics", "tcp-flags", "connection-state"})  # order-free; '!x' in policy = lacks x
 _TRUE, _FALSE = frozenset({"yes", "true"}), frozenset({"no", "false"})
 
 
@@ -63,8 +64,10 @@ def same(prop: str, have: str | None, want: str) -> bool:
     """Equal as RouterOS means it: policy and topics as sets, addresses parsed, yes/true alike."""
     if have is None:
         return False
-    if prop in ("policy", "topics"):
-        return {p for p in have.split(",") if p and not p.startswith("!")} == set(want.split(","))
+    if prop in _COMMA_SETS:
+        if prop == "policy":
+            return {p for p in have.split(",") if p and not p.startswith("!")} == set(want.split(","))
+        return set(have.split(",")) == set(want.split(","))
     if want in _TRUE or want in _FALSE:
         return have in (_TRUE if want in _TRUE else _FALSE)
     if have == want:

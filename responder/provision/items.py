@@ -78,7 +78,7 @@ def desired_items(plan: ProvisionPlan) -> list[Item]:
             "/user group",
             f"user group {group}",
             (("name", group),),
-            (("policy", f"{plan.transport},read,write"), ("comment", COMMENT)),
+            (("policy", f"{plan.transport},read,write"),),
         ),
         Item(
             "/user",

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from responder.routeros.replies import ReplyParseError, classify
 
 _PAIR_RE = re.compile(r"(?:^|(?<=\s))(\.id|[a-z][a-z0-9-]*)=")
-_PREFIX_RE = re.compile(r"^\s*(?P<index>\d+)?\s*(?P<flags>[A-Z]*)\s*$")
+_PREFIX_RE = re.compile(r"^\s*(?P<index>\d+)?\s*(?P<flags>[A-Z*]*)\s*$")
 _PROPERTY_RE = re.compile(r"^\s*([a-z][a-z0-9-]*):\s?(.*?)\s*$")
 
 
