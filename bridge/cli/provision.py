@@ -170,10 +170,12 @@ def _admin_login(cfg: RouterConfig, args: argparse.Namespace, prompt: Callable[[
 def cmd_provision(
     args: argparse.Namespace,
     out=None,
-    ask: Callable[[str], str] = input,
-    prompt: Callable[[str], str] = getpass.getpass,
+    ask: Callable[[str], str] | None = None,
+    prompt: Callable[[str], str] | None = None,
 ) -> int:
     out = out or sys.stdout
+    ask = ask or input  # looked up now, so a test (or a wrapper) can replace them
+    prompt = prompt or getpass.getpass
     config = _config(args)
     cfg = _router(config, args.router)
     plan = build_plan(config, cfg, args)
