@@ -12,12 +12,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from responder.routeros.duration import format_duration
 from responder.sim.router import printing
 from responder.sim.router.printing import Record
 from responder.sim.router.state import RouterState, StateError, normalise_address, parse_id
-from responder.sim.router.tables import AddressListTable, SshKeyTable, Table, TimeValue, table_for
+from responder.sim.router.tables import AddressListTable, SshKeyTable, Table, table_for
 from responder.sim.script.builtins import run_builtin
+from responder.sim.script.export import export
 from responder.sim.script.parser import (
     AnyOf,
     Block,
@@ -40,6 +40,7 @@ from responder.sim.script.parser import (
     parse_line,
     parse_script,
 )
+from responder.sim.script.singletons import SINGLETONS, run_singleton
 from responder.sim.script.values import ValueError_, operate, to_text, typed_word
 
 _READ_VERBS = frozenset({"print", "find", "get"})
@@ -218,8 +219,12 @@ class Interpreter:
         return RuntimeCliError(text, kind)
 
     def check_policy(self, command: MenuCommand, scope: _Scope, table: Table | None) -> None:
-        if command.verb in _READ_VERBS:
-            needed = frozenset({"read"})
+        if command.verb in _READ_VERBS or command.verb == "export":
+            needed = frozenset({"read"}) | (
+                frozenset({"sensitive"}) if "show-sensitive" in command.flags else frozenset()
+            )
+        elif command.menu == ("tool", "sniffer") and command.verb in ("start", "stop"):
+            needed = frozenset({"sniff"})
         elif command.menu == ("system", "script") and command.verb == "run":
             needed = frozenset({"read"})
         else:
@@ -232,10 +237,10 @@ class Interpreter:
         self.check_policy(command, scope, table)
         args = {key: to_text(self.evaluate(value, scope)) for key, value in command.args}
         try:
-            if command.menu == ("system", "resource"):
-                return self.resource(command, scope)
-            if command.menu == ("system", "identity"):
-                return self.identity(command, args, scope)
+            if command.verb == "export":
+                return export(self, command, args, scope)
+            if command.menu in SINGLETONS:
+                return run_singleton(self, command, args, scope)
             if command.menu == ("system", "script") and command.verb == "run":
                 scripts = self.resolve(command, scope, table)
                 for script in scripts:
@@ -261,6 +266,8 @@ class Interpreter:
         if verb == "print":
             return self.print_table(command, table, args, scope, quiet=quiet)
         items = self.resolve(command, scope, table)
+        if verb == "reset-counters":
+            return None
         if verb == "get":
             return self.get_property(command, table, items, scope)
         for item in items:
@@ -270,7 +277,18 @@ class Interpreter:
                 table.update(item, args)
             elif verb in ("enable", "disable"):
                 table.enable(item, verb == "enable")
+        if verb == "move":
+            table.move(items, self.move_destination(command, table, scope))
         return None
+
+    def move_destination(self, command: MenuCommand, table: Table, scope: _Scope):
+        """``move 3 0`` / ``move numbers=[find ...] destination=[find ...]``: the item to move above."""
+        target = command.positionals[1] if len(command.positionals) > 1 else command.arg("destination")
+        if target is None:
+            return None
+        reference = MenuCommand(command.menu, "move", positionals=(target,), line=command.line)
+        found = self.resolve(reference, scope, table)
+        return found[0] if found else None
 
     # -- item selection -----------------------------------------------------------------------
     def select(self, table: Table, conditions: Sequence[ConditionNode], scope: _Scope) -> list:
@@ -405,56 +423,6 @@ class Interpreter:
         if name not in values and name not in {f.name for f in table.fields(items[0], self.flavour)}:
             raise RuntimeCliError("input does not match any value of value-name", "other")
         return values.get(name)
-
-    # -- singleton menus ----------------------------------------------------------------------
-    def resource_values(self) -> list[tuple[str, object]]:
-        profile = self.state.profile
-        return [
-            ("uptime", TimeValue(self.state.uptime())),
-            ("version", profile.version),
-            ("build-time", "2024-10-22 10:17:35" if profile.flavour == "v7" else "oct/22/2024 10:17:35"),
-            ("factory-software", profile.version.split()[0]),
-            ("free-memory", "870.4MiB"),
-            ("total-memory", "1024.0MiB"),
-            ("cpu", "QEMU"),
-            ("cpu-count", "1"),
-            ("cpu-frequency", "2496MHz"),
-            ("cpu-load", "1%"),
-            ("free-hdd-space", "80.2MiB"),
-            ("total-hdd-space", "89.2MiB"),
-            ("architecture-name", profile.architecture),
-            ("board-name", profile.board_name),
-            ("platform", "MikroTik"),
-        ]
-
-    def resource(self, command: MenuCommand, scope: _Scope) -> object:
-        values = self.resource_values()
-        if command.verb == "get":
-            return self.get_singleton(command, dict(values), scope)
-        if "as-value" in command.flags:
-            return [dict(values)]
-        shown = [(k, format_duration(int(v.seconds)) if isinstance(v, TimeValue) else to_text(v)) for k, v in values]
-        scope.out.extend(printing.render_properties(shown))
-        return None
-
-    def identity(self, command: MenuCommand, args: dict[str, str], scope: _Scope) -> object:
-        if command.verb == "set":
-            if "name" in args:
-                self.state.identity = args["name"]
-            return None
-        if command.verb == "get":
-            return self.get_singleton(command, {"name": self.state.identity}, scope)
-        if "as-value" in command.flags:
-            return [{"name": self.state.identity}]
-        scope.out.extend(printing.render_properties([("name", self.state.identity)]))
-        return None
-
-    def get_singleton(self, command: MenuCommand, values: dict[str, object], scope: _Scope) -> object:
-        name_value = command.positionals[0] if command.positionals else command.arg("value-name")
-        name = to_text(self.evaluate(name_value, scope)) if name_value is not None else ""
-        if name not in values:
-            raise RuntimeCliError("input does not match any value of value-name", "other")
-        return values[name]
 
     # -- scripts ------------------------------------------------------------------------------
     def run_script(self, script, scope: _Scope, command: MenuCommand) -> None:
