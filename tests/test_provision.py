@@ -105,9 +105,9 @@ def test_block_in_raw_drops_in_prerouting_and_takes_the_filter_drops_out():
     assert blocks_with(lines, "find where chain=prerouting")  # the position check covers raw too
 
 
-def test_drops_below_an_accept_are_taken_out_before_the_rules_are_put_back_on_top():
+def test_drops_below_an_accept_are_moved_back_to_the_top():
     lines = exec_lines(plan())
-    checks = [i for i, line in enumerate(lines) if line.startswith("{ :local accepted false")]
+    checks = [i for i, line in enumerate(lines) if line.startswith("{ :local ours ")]
     first_add = min(i for i, line in enumerate(lines) if "/ip firewall filter add" in line)
     assert checks and max(checks) < first_add
     assert any("[/ip firewall filter find where chain=input]" in lines[i] for i in checks)

@@ -82,8 +82,10 @@ def test_drop_rules_pushed_below_an_accept_are_named_with_the_fix():
         finding.state == MISPLACED and finding.item.what == "IPv4 filter input: drop sources in address list blacklist"
     )
     assert "below the accept rule #0 of chain input" in finding.line
-    assert finding.fix.startswith('/ip firewall filter remove [/ip firewall filter find where comment="tzsp-ips: drop ')
-    assert "place-before=[:pick [/ip firewall filter find] 0]" in finding.fix
+    assert finding.fix == (
+        '/ip firewall filter move [/ip firewall filter find where comment="tzsp-ips: drop input sources in the address list"] '
+        "destination=[:pick [/ip firewall filter find] 0]"
+    )
 
 
 def test_an_accept_below_the_drops_is_fine():

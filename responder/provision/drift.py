@@ -12,7 +12,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from responder.provision.items import Item
-from responder.provision.render import add_command, remove_command, remove_duplicates_command, set_command, where
+from responder.provision.render import (
+    add_command,
+    move_to_top_command,
+    remove_command,
+    remove_duplicates_command,
+    set_command,
+    where,
+)
 from responder.routeros.printed import Row
 
 Printed = Mapping[str, Sequence[Row]]
@@ -131,7 +138,9 @@ def check_item(item: Item, printed: Printed) -> Finding:
         if accept is not None:
             what = f"rule #{accept.index}" if accept.index is not None else "a rule"
             detail = f"below the accept {what} of chain {item.top_of}"
-            return Finding(item, MISPLACED, detail, f"{remove_command(item)}; {add_command(item)}")
+            return Finding(
+                item, MISPLACED, detail, move_to_top_command(item.menu, f"[{item.menu} find {where(item.key)}]")
+            )
     return Finding(item, OK)
 
 

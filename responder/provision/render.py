@@ -1,9 +1,9 @@
 """The RouterOS script that sets a router up for tzsp-ips, safe to run twice (pure rendering).
 
 Every item is guarded: ``:if ([:len [MENU find where MARK]] = 0) do={ add } else={ set }``, so a
-second run adds nothing, sets what differs back, and removes duplicates of our own rules. Before
-the rules, any of our drop rules that sits below an ``accept`` rule of its chain is taken out; the
-guard then adds it again above every rule (``place-before`` the first). The guard opens on a line
+second run adds nothing, sets what differs back, and removes duplicates of our own rules. New rules
+go above every rule (``place-before`` the first), and any of our drop rules that sits below an
+``accept`` rule of its chain is moved back to the top. The guard opens on a line
 of its own, the shape RouterOS linters (mikrotik-rsc-auditor ``--lint``) recognise; ``exec_lines``
 joins each block into the single line RouterOS's SSH exec takes.
 """
@@ -88,16 +88,21 @@ def item_block(item: Item) -> list[str]:
     return lines + list(item.after)
 
 
+def move_to_top_command(menu: str, find: str) -> str:
+    return f"{menu} move {find} destination=[:pick [{menu} find] 0]"
+
+
 def position_block(menu: str, chain: str) -> list[str]:
-    """Takes out our drop rules that sit below an accept rule of ``chain`` (the item blocks after
-    it put them back at the top). Rules are visited in table order."""
-    rules = f"[{menu} find where chain={chain}]"
+    """Moves our drop rules that sit below an accept rule of ``chain`` to the top of the table
+    (rules are visited in table order; ``move`` keeps the rule, so nothing passes meanwhile)."""
+    ours = f"[{menu} find where chain={chain} and comment~{quote_value('^' + DROP_MARK)}]"
     return [
         "{",
+        f"    :local ours {ours}",
         "    :local accepted false",
-        f"    :foreach i in={rules} do={{",
+        f"    :foreach i in=[{menu} find where chain={chain}] do={{",
         f'        :if ([{menu} get $i action] = "accept") do={{ :set accepted true }}',
-        f"        :if ($accepted and [{menu} get $i comment] ~ {quote_value('^' + DROP_MARK)}) do={{ {menu} remove $i }}",
+        f'        :if ($accepted and [:typeof [:find $ours $i]] = "num") do={{ {move_to_top_command(menu, "$i")} }}',
         "    }",
         "}",
     ]
