@@ -37,7 +37,7 @@ from responder.provision import (
     render_provision,
     syslog_port_of,
 )
-from responder.provision.apply import ReadBackError, apply_plan, check_router
+from responder.provision.apply import ReadBackError, apply_plan, check_router, open_ssh, runner
 
 EXIT_USAGE = 2
 
@@ -129,30 +129,6 @@ def build_plan(config, cfg: RouterConfig, args: argparse.Namespace) -> Provision
     )
 
 
-def _connection(cfg: RouterConfig, login: RouterConfig, password: str | None = None):
-    """An SSH connection as ``login`` (the responder's or the administrator's credentials)."""
-    from responder.transport.secrets import load_private_key, read_password
-    from responder.transport.ssh import SshConnection
-
-    connection = SshConnection(
-        name=cfg.name,
-        host=cfg.host,
-        port=cfg.port,
-        user=login.user,
-        known_hosts_path=cfg.known_hosts,
-        pkey=load_private_key(login),
-        password=password if password is not None else read_password(login),
-        connect_timeout=cfg.connect_timeout,
-        keepalive=0,
-    )
-    connection.connect()
-    return connection
-
-
-def _runner(connection, timeout: float) -> Callable[[str], str]:
-    return lambda command: connection.exec(command, timeout).stdout
-
-
 def _admin_login(cfg: RouterConfig, args: argparse.Namespace, prompt: Callable[[str], str]) -> tuple:
     """The administrator's login as a RouterConfig (key or password file, checked like the
     responder's own secrets) and a prompted password when neither is given."""
@@ -198,9 +174,9 @@ def cmd_provision(
 
 
 def _check(cfg: RouterConfig, plan: ProvisionPlan, out) -> int:
-    connection = _connection(cfg, cfg)
+    connection = open_ssh(cfg)
     try:
-        findings = check_router(_runner(connection, cfg.command_timeout), plan)
+        findings = check_router(runner(connection, cfg.command_timeout), plan)
     finally:
         connection.close()
     for finding in findings:
@@ -218,9 +194,9 @@ def _apply(cfg: RouterConfig, plan: ProvisionPlan, args, out, ask, prompt) -> in
     if trust_host_key(cfg, args.yes, out, ask) != EXIT_OK:
         print("not applied: the router's host key is not trusted", file=out)
         return EXIT_PARTIAL
-    connection = _connection(cfg, login, password)
+    connection = open_ssh(cfg, login, password)
     try:
-        result = apply_plan(_runner(connection, cfg.command_timeout), plan)
+        result = apply_plan(runner(connection, cfg.command_timeout), plan)
     finally:
         connection.close()
     for line in result.changed:

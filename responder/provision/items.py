@@ -8,6 +8,8 @@ run finds what the first one made.
 
 from __future__ import annotations
 
+import dataclasses
+import ipaddress
 from dataclasses import dataclass
 
 from responder.provision.plan import (
@@ -190,3 +192,28 @@ def _drops(family: str, table: str, list_name: str, absent: bool) -> list[Item]:
         )
         for chain, direction, whom in rules
     ]
+
+
+def watched_items(list_name: str, block_in: str, remote_logging: bool) -> list[Item]:
+    """What the running service checks on each router: the drop rules (present, on the configured
+    list, enabled, above every accept of their chain) and, with a syslog listener, the remote
+    logging of the firewall topic. The rest depends on choices made at provisioning time
+    (--tzsp, --this-host, --flavour) that the service does not know."""
+    placeholder = ProvisionPlan(
+        router="-",
+        router_host="-",
+        this_host=ipaddress.ip_address("127.0.0.1"),  # only in props left out below
+        list_name=list_name,
+        block_in=block_in,
+        tzsp="none",
+        syslog_port=514 if remote_logging else None,
+    )
+    watched = []
+    for item in desired_items(placeholder):
+        if item.top_of:
+            watched.append(item)
+        elif item.menu == "/system logging action":
+            watched.append(dataclasses.replace(item, props=(("target", "remote"),)))
+        elif item.menu == "/system logging":
+            watched.append(item)
+    return watched
