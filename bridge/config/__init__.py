@@ -111,6 +111,7 @@ class HttpConfig:
     token_file: str | None = None  # mode 0600; required when listen is not loopback
     silent_after: float | None = None  # /health complains when no alert line (or datagram) for this long
     tzspd: str | None = None  # "host:port" of tzspd --metrics, shown on the page and checked by /health
+    provision_check: float = 600.0  # seconds between checks of the routers' drop rules and logging; 0: never
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,7 @@ listen = "127.0.0.1:9470"              # beyond loopback only with token_file
                                        # "Authorization: Bearer <token>", or open /?token=<token> once
 silent_after = "10m"                   # /health: a problem when no alert line (or TZSP datagram) for this long
 # tzspd = "127.0.0.1:9471"             # tzspd --metrics: its counters on the page, its silence in /health
+provision_check = "10m"                # /health: each router's drop rules and logging as provisioned (false: off)
 [notify]                               # optional: notifications through apprise (Telegram, Slack, Teams,
                                        # Matrix, ntfy, e-mail, JSON webhooks ...); `snort-bridge notify test`
 urls_env = "TZSP_IPS_NOTIFY_URLS"     # environment variable holding apprise URLs (whitespace-separated),
@@ -85,6 +86,7 @@ known_hosts = "/etc/tzsp-ips/known_hosts"   # OpenSSH format, [host]:port entrie
 list = "blacklist"                     # address list to add to
 mode = "address-list"                  # address-list | script
 script = "filter"                      # with mode = "script": `:global ip <addr>; /system script run filter`
+block_in = "filter"                    # filter | raw: where provision puts the drop rules (raw = before connection tracking)
 refresh_existing = true                # an address already listed gets its timeout re-armed
 connect_timeout = "5s"
 command_timeout = "5s"
