@@ -229,6 +229,21 @@ def parse_address_list(output: str, flavour_hint: str | None = None) -> list:
     return entries
 
 
+_BATCH_MARK_RE = re.compile(r"^\s*(tzsp-ips-ok|tzsp-ips-failed) (\d+)\s*$")
+
+
+def batch_outcomes(output: str, indices: Iterable[int]) -> dict[int, bool | None]:
+    """What a line of commands.render_batches said about each of ``indices``: True (done), False
+    (refused; the router does not say why) or None (no word: the line stopped before it, or the
+    router could not parse the line). A mark for an index not asked about is ignored."""
+    outcomes: dict[int, bool | None] = {index: None for index in indices}
+    for line in output.splitlines():
+        mark = _BATCH_MARK_RE.match(line)
+        if mark and int(mark[2]) in outcomes:
+            outcomes[int(mark[2])] = mark[1] == "tzsp-ips-ok"
+    return outcomes
+
+
 _UPTIME_RE = re.compile(r"^\s*uptime:\s*(\S+)\s*$", re.MULTILINE)
 
 

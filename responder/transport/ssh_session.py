@@ -131,6 +131,31 @@ class RouterSession:
         self._check(commands.render_set_timeout(self.cfg.list, address, timeout_s))
         return REFRESHED
 
+    def add_blocks(self, blocks) -> list:
+        """Many blocks, ~17 per exec (commands.render_batches): one outcome per block, in order, as
+        add_block gives it, or the RouterCommandError for that block alone.
+
+        Each add is wrapped so that a duplicate or an error does not stop the rest of the line.
+        The router says only *that* an add failed, not why: each such block (and any the line did
+        not reach) goes once more on its own, which reads the reason, and refreshes a duplicate.
+        """
+        blocks = list(blocks)
+        if self.cfg.mode == "script":  # the script's :global is per exec: one block at a time
+            return [self._one_block(*block) for block in blocks]
+        adds = [commands.render_add(None, self.cfg.list, a, t, c) for a, t, c in blocks]  # all, before sending
+        outcomes: list = [None] * len(blocks)
+        for indices, line in commands.render_batches(adds):
+            said = replies.batch_outcomes(self._exec(line), indices)
+            for index in indices:
+                outcomes[index] = ADDED if said[index] else self._one_block(*blocks[index])
+        return outcomes
+
+    def _one_block(self, address, timeout_s: float | None, comment: str):
+        try:
+            return self.add_block(address, timeout_s, comment)
+        except RouterCommandError as exc:
+            return exc
+
     def remove_block(self, address) -> bool:
         """Remove ``address`` from the list; True if an entry was there."""
         key = replies.normalise_address(commands.render_address(address))
