@@ -244,6 +244,22 @@ def batch_outcomes(output: str, indices: Iterable[int]) -> dict[int, bool | None
     return outcomes
 
 
+_LOG_LINE_RE = re.compile(
+    r"^\s*(?:(?P<date>[a-z]{3}/\d\d(?:/\d{4})?|\d{4}-\d\d-\d\d) )?(?P<time>\d\d:\d\d:\d\d) "
+    r"(?P<topics>[a-z0-9-]+(?:,[a-z0-9-]+)*) (?P<message>.+?)\s*$"
+)
+
+
+def parse_log_line(line: str) -> tuple[str, str, str] | None:
+    """(time, topics, message) of one ``/log print`` line -- ``[date ]hh:mm:ss topics message``, the
+    date only on entries from before today (manual, "Log") -- or None for anything else. The time
+    is the clock alone, so an entry keeps its time when the date starts being shown at midnight."""
+    match = _LOG_LINE_RE.match(line)
+    if not match:
+        return None
+    return match["time"], match["topics"], match["message"]
+
+
 _UPTIME_RE = re.compile(r"^\s*uptime:\s*(\S+)\s*$", re.MULTILINE)
 
 

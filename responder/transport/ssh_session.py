@@ -89,6 +89,13 @@ class RouterSession:
             )
         return text
 
+    def open_exec(self, command: str):
+        """A paramiko channel running ``command`` on this session's transport (connects if needed)."""
+        with self._lock:
+            if not self.connected:
+                self.connect()
+            return self._connection.open_exec(command, self.cfg.command_timeout)
+
     def _check(self, command: str) -> replies.Reply:
         reply = replies.classify(self._exec(command))
         if not reply.ok and reply.kind != "duplicate":
