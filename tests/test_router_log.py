@@ -10,12 +10,17 @@ from types import SimpleNamespace
 
 import pytest
 from conftest import free_port, wait_for
+from responder_rig import Lab, shared_host_key, wait_until
+from test_e2e_service import DEADLINE, Service, listed_everywhere, write_service_config
+from test_scan_captures import SCANS
 from test_sim_firewall import CAPTURES, provisioned_router
 
+from bridge.config import ConfigError, parse_config
 from bridge.scan.router_log import ApiGate, SshGate
 from bridge.service.router_logs import RouterLogs
 from responder.config import RouterConfig
 from responder.routeros import replies
+from responder.sim import SimRouter
 from responder.sim.router.memory_log import LogEntry, MemoryLog, print_line, shown_time
 from responder.transport import known_hosts
 
@@ -162,3 +167,63 @@ def test_every_firewall_line_once_across_a_disconnect_and_a_reboot(router, trans
         logs.stop()
     assert got == expected
     assert all(line.startswith("firewall,info tzsp-ips") for line in got)
+
+
+# -- end to end: `snort-bridge run` with only [scan] routers ------------------------------------------
+
+
+@pytest.fixture
+def lab(tmp_path):
+    lab = Lab(tmp_path)
+    yield lab
+    lab.close()
+
+
+def routers_for(lab, transport: str, tmp_path) -> list[dict]:
+    """Three simulated routers reached over ``transport``; r1 logs new connections as provision sets it up."""
+    if transport == "ssh":
+        for name in ("r1", "r2", "r3"):
+            lab.add(name)
+        tables = [lab.router_table(name, port) for name, port in lab.ports.items()]
+    else:
+        password_file = tmp_path / "router.password"
+        password_file.write_text(PASSWORD + "\n")
+        password_file.chmod(0o600)
+        tables = []
+        for name in ("r1", "r2", "r3"):
+            sim = SimRouter(host_key=shared_host_key())
+            sim.add_user("ips", password=PASSWORD, policies=("api", "read", "write"))
+            lab.sims[name] = sim
+            table = lab.router_table(name, sim.start_api(), transport="api", password_file=str(password_file))
+            del table["key_file"]
+            tables.append(table)
+    logging_rule = "/ip firewall filter add chain=input action=log connection-state=new log-prefix=tzsp-ips"
+    assert lab.sims["r1"].execute("ips", logging_rule).output == ""
+    return tables
+
+
+@pytest.mark.parametrize("transport", ["api", "ssh"])
+def test_a_scan_read_from_the_routers_own_log_is_blocked_on_every_router(lab, services, tmp_path, transport):
+    tables = routers_for(lab, transport, tmp_path)
+    config = write_service_config(lab, scan='ports = 6\nwindow = "30s"\nrouters = ["r1"]', routers=tables)
+    service = Service(config, tmp_path / "run.log").start()
+    services.append(service)
+    assert "the firewall log of r1" in service.text()
+    assert "udp" not in service.text().split("started:")[1].splitlines()[0]  # no syslog listener
+    lab.sims["r1"].receive_capture(CAPTURES / "TCP_SYN_SCAN.pcap")
+    scanner, _ = SCANS["TCP_SYN_SCAN.pcap"]
+    assert wait_until(lambda: listed_everywhere(lab, scanner), DEADLINE), service.text()
+    assert "scan detected" in service.text() and f"BLOCK {scanner}" in service.text()
+    assert service.stop() == 0
+
+
+def test_scan_routers_must_name_configured_routers_once():
+    table = {"name": "core1", "host": "192.0.2.1", "key_file": "/k", "known_hosts": "/kh"}
+    config = parse_config({"scan": {"routers": ["core1"]}, "routers": [table]})
+    assert config.scan.routers == ("core1",)
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"scan": {"routers": ["core1", "edge9", "core1", 7]}, "routers": [table]})
+    problems = "\n".join(caught.value.problems)
+    assert "scan.routers[1]: no [[routers]] table has name = 'edge9'" in problems
+    assert "scan.routers[2]: 'core1' is listed twice" in problems
+    assert "scan.routers[3]" in problems
