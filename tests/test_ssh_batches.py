@@ -1,4 +1,5 @@
-"""Adds batched over SSH: pure rendering of the exec lines and reading back each address's outcome."""
+"""Adds batched over SSH: pure rendering of the exec lines, reading back each address's outcome, and
+the session's add_blocks against routeros-sim over real SSH."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ import ipaddress
 import re
 
 import pytest
+from responder_rig import LIST, Lab
 
+from responder.errors import RouterCommandError
 from responder.routeros import commands, replies
+from responder.sim.router.state import RouterProfile
+from responder.transport.ssh_session import RouterSession
 
 ADDRESSES = [ipaddress.ip_address("198.18.0.0") + i for i in range(100)]
 
@@ -67,3 +72,45 @@ def test_a_line_the_router_could_not_parse_says_nothing_about_any_address():
 def test_a_mark_must_be_the_whole_line():
     output = "x tzsp-ips-ok 1\r\ntzsp-ips-ok 2 trailing\r\n  tzsp-ips-ok 3  \r\n"
     assert replies.batch_outcomes(output, [1, 2, 3]) == {1: None, 2: None, 3: True}
+
+
+# -- over real SSH against routeros-sim ------------------------------------------------------------
+
+
+@pytest.fixture
+def lab(tmp_path):
+    lab = Lab(tmp_path)
+    lab.add("r1")
+    yield lab
+    lab.close()
+
+
+def session(lab) -> RouterSession:
+    return RouterSession(lab.config().routers[0])
+
+
+def test_a_storm_goes_in_few_execs_and_every_block_lands(lab):
+    blocks = [(a, 3600.0, "tzsp-ips [1:1000001:1] STORM attack") for a in ADDRESSES]
+    with session(lab) as ssh:
+        outcomes = ssh.add_blocks(blocks)
+    assert outcomes == ["added"] * len(blocks)
+    assert set(lab.entries("r1")) == {str(a) for a in ADDRESSES}
+    execs = [c for user, c in lab.sims["r1"].commands_log if user == "ips"]
+    assert 3 <= len(execs) <= 10  # ~17 adds per line, not one exec per block
+    assert all(len(c) <= commands.BATCH_LINE_MAX for c in execs)
+
+
+def test_a_duplicate_or_a_refusal_stops_nothing_and_each_outcome_is_its_own(lab):
+    sim = lab.sims["r1"]
+    sim.state.profile = RouterProfile(flavour="v6")  # takes shorter timeouts than v7
+    existing, refused = ADDRESSES[1], ADDRESSES[3]
+    assert sim.execute("ips", commands.render_add(None, LIST, existing, 60, "by hand")).output == ""
+    blocks = [(a, 3600.0, "storm") for a in ADDRESSES[:6]]
+    blocks[3] = (refused, 10**9, "too long")  # rendered as v7's longest, which v6 refuses
+    with session(lab) as ssh:
+        outcomes = ssh.add_blocks(blocks)
+    assert outcomes[:3] == ["added", "refreshed", "added"] and outcomes[4:] == ["added", "added"]
+    assert isinstance(outcomes[3], RouterCommandError) and outcomes[3].kind == "out-of-range"
+    entries = lab.entries("r1")
+    assert str(refused) not in entries and {str(a) for a in ADDRESSES[:6]} - set(entries) == {str(refused)}
+    assert entries[str(existing)].timeout > 3000  # re-armed: the duplicate went again alone
