@@ -120,12 +120,17 @@ class RouterSession:
             command = commands.render_add(None, self.cfg.list, address, timeout_s, comment)
         if self._check(command).ok:
             return ADDED
+        return self._already_there(address, timeout_s, command)
+
+    def _already_there(self, address, timeout_s: float | None, command: str, listed: dict | None = None) -> str:
+        """The router had ``address`` already ("already have such entry"): "present", or "refreshed"
+        once re-armed. ``listed``: the family's entries when the caller has just listed them."""
         if (not self.cfg.refresh_existing and timeout_s is not None) or self.cfg.mode == "script":
             return PRESENT
         # Re-arm only an entry that would expire sooner than asked: never shorten a longer block,
         # and never put a timeout on a permanent (static) entry an admin added by hand.
         key = replies.normalise_address(commands.render_address(address))
-        existing = self._list_family(address.version).get(key)
+        existing = (listed if listed is not None else self._list_family(address.version)).get(key)
         if timeout_s is None:
             if existing is None or existing.timeout_s is None:
                 return PRESENT  # already static
@@ -143,8 +148,10 @@ class RouterSession:
         add_block gives it, or the RouterCommandError for that block alone.
 
         Each add is wrapped so that a duplicate or an error does not stop the rest of the line.
-        The router says only *that* an add failed, not why: each such block (and any the line did
-        not reach) goes once more on its own, which reads the reason, and refreshes a duplicate.
+        The router says only *that* an add failed, not why. A failed block found in the list (one
+        listing per family and batch) was a duplicate, handled as add_block does; any other
+        failed block, or one the line did not reach, goes once more on its own, which reads the
+        reason from the router.
         """
         blocks = list(blocks)
         if self.cfg.mode == "script":  # the script's :global is per exec: one block at a time
@@ -153,8 +160,22 @@ class RouterSession:
         outcomes: list = [None] * len(blocks)
         for indices, line in commands.render_batches(adds):
             said = replies.batch_outcomes(self._exec(line), indices)
+            listed: dict[int, dict] = {}
             for index in indices:
-                outcomes[index] = ADDED if said[index] else self._one_block(*blocks[index])
+                if said[index]:
+                    outcomes[index] = ADDED
+                    continue
+                address, timeout_s, comment = blocks[index]
+                try:
+                    if said[index] is False and address.version not in listed:
+                        listed[address.version] = self._list_family(address.version)
+                    key = replies.normalise_address(commands.render_address(address))
+                    if said[index] is False and key in listed[address.version]:
+                        outcomes[index] = self._already_there(address, timeout_s, adds[index], listed[address.version])
+                    else:
+                        outcomes[index] = self.add_block(address, timeout_s, comment)
+                except RouterCommandError as exc:
+                    outcomes[index] = exc
         return outcomes
 
     def _one_block(self, address, timeout_s: float | None, comment: str):
