@@ -229,6 +229,37 @@ def parse_address_list(output: str, flavour_hint: str | None = None) -> list:
     return entries
 
 
+_BATCH_MARK_RE = re.compile(r"^\s*(tzsp-ips-ok|tzsp-ips-failed) (\d+)\s*$")
+
+
+def batch_outcomes(output: str, indices: Iterable[int]) -> dict[int, bool | None]:
+    """What a line of commands.render_batches said about each of ``indices``: True (done), False
+    (refused; the router does not say why) or None (no word: the line stopped before it, or the
+    router could not parse the line). A mark for an index not asked about is ignored."""
+    outcomes: dict[int, bool | None] = {index: None for index in indices}
+    for line in output.splitlines():
+        mark = _BATCH_MARK_RE.match(line)
+        if mark and int(mark[2]) in outcomes:
+            outcomes[int(mark[2])] = mark[1] == "tzsp-ips-ok"
+    return outcomes
+
+
+_LOG_LINE_RE = re.compile(
+    r"^\s*(?:(?P<date>[a-z]{3}/\d\d(?:/\d{4})?|\d{4}-\d\d-\d\d) )?(?P<time>\d\d:\d\d:\d\d) "
+    r"(?P<topics>[a-z0-9-]+(?:,[a-z0-9-]+)*) (?P<message>.+?)\s*$"
+)
+
+
+def parse_log_line(line: str) -> tuple[str, str, str] | None:
+    """(time, topics, message) of one ``/log print`` line -- ``[date ]hh:mm:ss topics message``, the
+    date only on entries from before today (manual, "Log") -- or None for anything else. The time
+    is the clock alone, so an entry keeps its time when the date starts being shown at midnight."""
+    match = _LOG_LINE_RE.match(line)
+    if not match:
+        return None
+    return match["time"], match["topics"], match["message"]
+
+
 _UPTIME_RE = re.compile(r"^\s*uptime:\s*(\S+)\s*$", re.MULTILINE)
 
 
