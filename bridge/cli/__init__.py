@@ -16,7 +16,6 @@ import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import List, Optional, Tuple
 
 from bridge.config import CONFIG_ENV, Config, ConfigError, default_config_path, example_config, load_config
 
@@ -28,6 +27,7 @@ SUBCOMMAND_MODULES = (
     "bridge.service.service",  # run
     "bridge.cli.scan",  # scan
     "bridge.cli.notify",  # notify test
+    "bridge.cli.ledger",  # ledger check, ledger rebuild-from-routers
 )
 
 # Shown in --help until the module that provides them is installed.
@@ -41,6 +41,7 @@ PLACEHOLDERS = {
     "trust": ("record a router's SSH host key [--yes]", "bridge.cli.routers"),
     "provision": ("create the address list and firewall rule on a router", "bridge.cli.routers"),
     "notify": ("notifications: `notify test` sends a test message to every URL", "bridge.cli.notify"),
+    "ledger": ("check the ledger, or rebuild it from the routers", "bridge.cli.ledger"),
 }
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
