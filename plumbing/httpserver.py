@@ -1,29 +1,44 @@
-"""A small HTTP server for /metrics, /health and the status page, bounded in threads, time and size.
+"""A small HTTP server for /metrics, /health and the status page, bounded in threads, time and size,
+that hostile clients cannot take from the monitoring.
 
-It runs beside the work (tzspd's receive loop, the bridge's alert path), never in it: requests are
-served on their own threads, at most ``max_clients`` at once; one more is answered 503 at once
-and closed. Every connection has a socket timeout, and the whole exchange three times that, so a
-slow, silent or trickling client holds a thread for at most that long; request lines and headers are capped by the standard library (64 KiB, 100
-headers) and request bodies are never read (only GET and HEAD are served).
+It runs beside the work (tzspd's receive loop, the bridge's alert path), never in it. One thread
+(a ``selectors`` loop) accepts, reads every request head and writes every answer without blocking,
+so a client that is slow, silent or trickling costs a buffer, never a thread. Only a complete head
+goes to a route, on a few handler threads: ``max_clients`` for any path, plus one kept for
+``/health`` and ``/metrics`` alone, so a storm of status-page requests never delays the health
+check. Per client: the whole head within ``timeout`` (the header deadline), at most 32 KiB of it
+(414 / 431 beyond, ``plumbing.httpwire``), the answer written within ``timeout``; one request per
+connection. At most ``max_connections`` are open: a new one pushes out the oldest that is still
+sending its head (a slow client loses its place, a new client never does); requests waiting for a
+handler are bounded too (beyond, 503 at once). Memory is bounded by those numbers.
 
 Routes are plain functions ``(Request) -> Response``; the server knows nothing of metrics.
 """
 
 from __future__ import annotations
 
+import collections
 import ipaddress
 import logging
+import queue
+import selectors
 import socket
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+
+from plumbing.httpwire import Head, HeadError, error_page, head_end, parse_head, render
 
 log = logging.getLogger("tzsp.http")
 
-DEFAULT_MAX_CLIENTS = 4
-DEFAULT_TIMEOUT = 5.0  # seconds a client may take to send its request or read the answer
+DEFAULT_MAX_CLIENTS = 4  # handler threads for any path (one more serves /health and /metrics only)
+DEFAULT_TIMEOUT = 5.0  # seconds a client may take to send its request head, and again to read the answer
+DEFAULT_MAX_CONNECTIONS = 256  # open at once; 256 heads of 32 KiB at most: 8 MiB
+PRIORITY_PATHS = ("/health", "/metrics")
+MAX_WAITING = 64  # complete requests waiting for a handler, per lane
+LINGER = 1.0  # seconds to read and drop what a client still sends after its answer (no RST over the answer)
+BUSY = render(503, b"busy\n", headers=(("Retry-After", "1"),))
 
 
 @dataclass(frozen=True)
@@ -76,106 +91,26 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 16
-
-    def __init__(self, address, handler, routes: dict[str, Route], max_clients: int, timeout: float):
-        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        self.address_family = family
-        self.routes = routes
-        self.slots = threading.BoundedSemaphore(max_clients)
-        self.client_timeout = timeout
-        self.busy = 0  # connections turned away because every slot was taken
-        super().__init__(address, handler)
-
-    def process_request(self, request, client_address):
-        # One thread per connection, but never more than max_clients: a storm is refused, not queued.
-        if not self.slots.acquire(blocking=False):
-            self.busy += 1
-            try:
-                request.settimeout(0.5)
-                request.sendall(
-                    b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 5\r\n"
-                    b"Retry-After: 1\r\nConnection: close\r\n\r\nbusy\n"
-                )
-            except OSError:
-                pass
-            self.shutdown_request(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self.slots.release()
-            raise
-
-    def process_request_thread(self, request, client_address):
-        # The socket timeout bounds each wait; this bounds the whole exchange, so a client that
-        # trickles a byte now and then cannot keep its slot either.
-        deadline = threading.Timer(self.client_timeout * 3, _cut, args=(request,))
-        deadline.daemon = True
-        deadline.start()
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            deadline.cancel()
-            self.slots.release()
+_LISTEN, _WAKE = object(), object()
 
 
-def _cut(connection) -> None:
-    try:
-        connection.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
+class _Conn:
+    """One client connection, touched by the loop thread only (handlers get its ``peer``)."""
 
+    __slots__ = ("sock", "peer", "buffer", "state", "deadline", "out", "drained")
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.0"  # one request per connection: no idle keep-alive holding a slot
-    server_version = "tzsp-ips"
-    sys_version = ""
-
-    def setup(self) -> None:
-        self.timeout = self.server.client_timeout  # StreamRequestHandler applies it to the socket
-        super().setup()
-
-    def do_GET(self) -> None:
-        self._serve(head=False)
-
-    def do_HEAD(self) -> None:
-        self._serve(head=True)
-
-    def _serve(self, head: bool) -> None:
-        split = urlsplit(self.path)
-        route = self.server.routes.get(split.path)
-        if route is None:
-            response = Response(404, b"not found\n")
-        else:
-            query = {k: v[0] for k, v in parse_qs(split.query, max_num_fields=8).items()}
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            request = Request(self.command, split.path, query, headers, self.client_address[:2])
-            try:
-                response = route(request)
-            except Exception:  # noqa: BLE001 -- a failing page must not take the server down
-                log.exception("serving %s failed", split.path)
-                response = Response(500, b"internal error\n")
-        self.send_response(response.status)
-        self.send_header("Content-Type", response.content_type)
-        self.send_header("Content-Length", str(len(response.body)))
-        self.send_header("Cache-Control", "no-store")
-        for name, value in response.headers:
-            self.send_header(name, value)
-        self.end_headers()
-        if not head:
-            self.wfile.write(response.body)
-
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 -- the standard library's name
-        log.debug("http %s: " + format, self.client_address[0], *args)
+    def __init__(self, sock: socket.socket, peer: tuple, deadline: float):
+        self.sock = sock
+        self.peer = peer
+        self.buffer = bytearray()
+        self.state = "head"  # head -> work -> write -> linger
+        self.deadline: float | None = deadline
+        self.out = memoryview(b"")
+        self.drained = 0
 
 
 class HttpServer:
-    """Serves ``routes`` on its own threads; ``start`` binds (OSError if it cannot), ``stop`` closes."""
+    """Serves ``routes``; bound at construction (OSError if it cannot), ``start`` runs it, ``stop`` closes."""
 
     def __init__(
         self,
@@ -185,27 +120,266 @@ class HttpServer:
         *,
         max_clients: int = DEFAULT_MAX_CLIENTS,
         timeout: float = DEFAULT_TIMEOUT,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        priority_paths: tuple[str, ...] = PRIORITY_PATHS,
     ):
-        self._server = _Server((host, port), _Handler, dict(routes), max_clients, timeout)
-        self._thread: threading.Thread | None = None
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind((host, port))
+            listener.listen(1024)  # a burst waits here rather than in SYN retries (1 s each)
+            listener.setblocking(False)
+        except BaseException:
+            listener.close()
+            raise
+        self._listener = listener
+        self.routes = dict(routes)
+        self.timeout = timeout
+        self.max_connections = max(2, max_connections)
+        self.priority_paths = frozenset(priority_paths)
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._conns: dict[int, _Conn] = {}  # by file descriptor, oldest first
+        self._lanes = (queue.Queue(MAX_WAITING), queue.Queue(MAX_WAITING))  # any path, priority paths
+        self._done: collections.deque[tuple[_Conn, bytes]] = collections.deque()
+        self._handlers = [(0, f"http-{i + 1}") for i in range(max(1, max_clients))] + [(1, "http-health")]
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+        self._next_sweep = 0.0
+        self.busy = 0  # requests answered 503 at once: every handler taken and its lane full
+        self.cut = 0  # connections closed for a missed deadline, or pushed out by newer ones
 
     @property
     def address(self) -> tuple[str, int]:
-        return self._server.server_address[:2]
+        return self._listener.getsockname()[:2]
 
     @property
     def turned_away(self) -> int:
-        return self._server.busy
+        return self.busy
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._conns)
 
     def start(self) -> HttpServer:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.5}, name="http", daemon=True
-        )
-        self._thread.start()
+        self._selector.register(self._listener, selectors.EVENT_READ, _LISTEN)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, _WAKE)
+        self._threads = [threading.Thread(target=self._loop, name="http", daemon=True)]
+        for lane, name in self._handlers:
+            self._threads.append(threading.Thread(target=self._handle, args=(lane,), name=name, daemon=True))
+        for thread in self._threads:
+            thread.start()
         return self
 
     def stop(self) -> None:
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(timeout=5)
-        self._server.server_close()
+        self._stopping.set()
+        self._wake()
+        for lane, _ in self._handlers:
+            try:
+                self._lanes[lane].put(None, timeout=1.0)
+            except queue.Full:
+                pass  # a handler stuck in a route; it is a daemon thread
+        for thread in self._threads:
+            thread.join(timeout=5)
+        for conn in list(self._conns.values()):
+            self._close(conn)
+        self._selector.close()
+        self._listener.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    # -- the loop thread ------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                events = self._selector.select(timeout=0.25)
+            except OSError:
+                break
+            for key, mask in events:
+                if key.data is _LISTEN:
+                    self._accept()
+                elif key.data is _WAKE:
+                    try:
+                        while self._wake_r.recv(4096):
+                            pass
+                    except BlockingIOError:
+                        pass
+                else:
+                    conn = key.data
+                    if mask & selectors.EVENT_WRITE:
+                        self._send(conn)
+                    elif mask & selectors.EVENT_READ:
+                        self._receive(conn)
+            while self._done:
+                conn, data = self._done.popleft()
+                self._answer(conn, data)
+            now = time.monotonic()
+            if now >= self._next_sweep:
+                self._sweep(now)
+                self._next_sweep = now + 0.1
+
+    def _accept(self) -> None:
+        for _ in range(256):  # at most this many per wake-up: reads and writes get their turn
+            try:
+                sock, peer = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # EMFILE and friends: the backlog waits
+                log.warning("http: cannot accept: %s", exc)
+                return
+            if len(self._conns) >= self.max_connections and not self._push_out_oldest():
+                self.busy += 1
+                _send_once(sock, BUSY)
+                sock.close()
+                continue
+            sock.setblocking(False)
+            conn = _Conn(sock, peer[:2], time.monotonic() + self.timeout)
+            self._conns[sock.fileno()] = conn
+            self._selector.register(sock, selectors.EVENT_READ, conn)
+
+    def _push_out_oldest(self) -> bool:
+        """Close the oldest connection still sending its head (or lingering); False if none is."""
+        for conn in self._conns.values():
+            if conn.state in ("head", "linger"):
+                if conn.state == "head":
+                    self.cut += 1
+                self._close(conn)
+                return True
+        return False
+
+    def _receive(self, conn: _Conn) -> None:
+        try:
+            data = conn.sock.recv(16384)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._close(conn)
+            return
+        if conn.state == "linger":
+            conn.drained += len(data)
+            if conn.drained > 1 << 20:
+                self._close(conn)
+            return
+        if conn.state != "head":
+            return
+        conn.buffer += data
+        try:
+            end = head_end(conn.buffer)
+            if end < 0:
+                return
+            head = parse_head(bytes(conn.buffer[:end]))
+        except HeadError as exc:
+            self._answer(conn, error_page(exc.status, str(exc)))
+            return
+        conn.buffer = bytearray()
+        conn.state, conn.deadline = "work", None  # a route's time is the handler's, not the client's
+        self._selector.unregister(conn.sock)  # until the answer is ready (a client that left is found then)
+        lane = 1 if head.path in self.priority_paths else 0
+        try:
+            self._lanes[lane].put_nowait((conn, head))
+        except queue.Full:
+            self.busy += 1
+            self._answer(conn, BUSY)
+
+    def _answer(self, conn: _Conn, data: bytes) -> None:
+        if conn.sock.fileno() < 0:
+            return  # closed meanwhile (the client left while its route ran)
+        conn.state, conn.out = "write", memoryview(data)
+        conn.deadline = time.monotonic() + self.timeout
+        self._send(conn)
+        if conn.state == "write" and conn.sock.fileno() >= 0:
+            self._watch(conn, selectors.EVENT_WRITE)
+
+    def _send(self, conn: _Conn) -> None:
+        try:
+            while conn.out:
+                conn.out = conn.out[conn.sock.send(conn.out) :]
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._close(conn)
+            return
+        # All written: say so, then read and drop what the client may still send, briefly, so the
+        # kernel does not answer it with a reset that could destroy the answer in flight.
+        try:
+            conn.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self._close(conn)
+            return
+        conn.state, conn.deadline = "linger", time.monotonic() + min(LINGER, self.timeout)
+        self._watch(conn, selectors.EVENT_READ)
+
+    def _watch(self, conn: _Conn, events: int) -> None:
+        try:
+            self._selector.modify(conn.sock, events, conn)
+        except KeyError:  # not registered while its route ran
+            self._selector.register(conn.sock, events, conn)
+
+    def _sweep(self, now: float) -> None:
+        for conn in [c for c in self._conns.values() if c.deadline is not None and c.deadline <= now]:
+            if conn.state in ("head", "write"):
+                self.cut += 1
+            self._close(conn)
+
+    def _close(self, conn: _Conn) -> None:
+        fd = conn.sock.fileno()
+        if fd < 0:
+            return
+        self._conns.pop(fd, None)
+        try:
+            self._selector.unregister(conn.sock)
+        except (KeyError, ValueError):
+            pass
+        conn.sock.close()
+
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send(b"x")
+        except (BlockingIOError, OSError):
+            pass  # already awake (the pipe is full), or stopping
+
+    # -- the handler threads --------------------------------------------------------------
+
+    def _handle(self, lane: int) -> None:
+        waiting = self._lanes[lane]
+        while True:
+            item = waiting.get()
+            if item is None:
+                return
+            conn, head = item
+            self._done.append((conn, self._respond(head, conn.peer)))
+            self._wake()
+
+    def _respond(self, head: Head, peer: tuple) -> bytes:
+        route = self.routes.get(head.path)
+        if route is None:
+            return render(404, b"not found\n", head_only=head.method == "HEAD")
+        request = Request(head.method, head.path, head.query, head.headers, peer)
+        try:
+            response = route(request)
+            data = render(
+                response.status,
+                response.body,
+                content_type=response.content_type,
+                headers=response.headers,
+                head_only=head.method == "HEAD",
+            )
+        except Exception:  # noqa: BLE001 -- a failing page must not take the server down
+            log.exception("serving %s failed", head.path)
+            return render(500, b"internal error\n")
+        log.debug("http %s: %s %s %d", peer[0], head.method, head.path, response.status)
+        return data
+
+
+def _send_once(sock: socket.socket, data: bytes) -> None:
+    try:
+        sock.setblocking(False)
+        sock.send(data)
+    except OSError:
+        pass

@@ -99,6 +99,17 @@ class EntryRefused:
     error: str
 
 
+@dataclass(frozen=True)
+class StateTrouble:
+    """A state file (``what``: "ledger", "positions", "known_hosts") is damaged or cannot be
+    written (``ok`` False), or can be written again (``ok`` True); ``text`` says it for a person."""
+
+    what: str
+    ok: bool
+    at: float
+    text: str
+
+
 # -- the feed -------------------------------------------------------------------------------------
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,10 +19,13 @@ from dataclasses import dataclass
 
 from responder.config import RouterConfig
 from responder.events import BlockRequest, IPAddress
-from responder.feed import NO_FEED, Feed
-from responder.ledger import BlockOutcome, Ledger, RouterState
+from responder.feed import NO_FEED, Feed, StateTrouble
+from responder.ledger import LEDGER_FILE, BlockOutcome, Ledger, RouterState
+from responder.ledger.adoption import request_adoption
 from responder.sync.backoff import Backoff
 from responder.sync.worker import POLL_INTERVAL, RouterWorker
+
+log = logging.getLogger("snort-bridge")
 
 _LIMITED_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 SETTLED_STATUSES = ("applied", "failed", "removed", "expired")
@@ -92,7 +97,7 @@ class Responder:
         self.feed = feed
         self._clock = clock
         self._own_ledger = ledger is None
-        self.ledger = ledger if ledger is not None else Ledger.in_state_dir(config.state_dir)
+        self.ledger = ledger if ledger is not None else open_ledger(config.state_dir, feed, clock())
         self._changed = threading.Condition()
         self._workers: dict[str, RouterWorker] = {
             cfg.name: RouterWorker(
@@ -120,6 +125,8 @@ class Responder:
 
     def start(self) -> None:
         now = self._clock()
+        if self.ledger.damage is not None:
+            request_adoption(self.ledger, self._workers, now)
         for name in self._workers:
             self.ledger.ensure_router(name, now)
         self.ledger.prune(now)
@@ -282,6 +289,17 @@ class Responder:
     def _notify(self) -> None:
         with self._changed:
             self._changed.notify_all()
+
+
+def open_ledger(state_dir: str, feed: Feed, now: float) -> Ledger:
+    """The state_dir's ledger, checked; a damaged one is set aside, said (log and feed), and
+    every configured router asked for our entries back (at its workers' next full sync)."""
+    ledger = Ledger.open_checked(os.path.join(state_dir, LEDGER_FILE), now)
+    if ledger.damage is not None:
+        text = ledger.damage.describe()
+        log.error("%s", text)
+        feed.publish(StateTrouble("ledger", False, now, text))
+    return ledger
 
 
 def parse_address(address: IPAddress | str) -> IPAddress:

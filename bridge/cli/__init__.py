@@ -28,6 +28,7 @@ SUBCOMMAND_MODULES = (
     "bridge.service.service",  # run
     "bridge.cli.scan",  # scan
     "bridge.cli.notify",  # notify test
+    "bridge.cli.ledger",  # ledger check, ledger rebuild-from-routers
 )
 
 # Shown in --help until the module that provides them is installed.
@@ -41,6 +42,7 @@ PLACEHOLDERS = {
     "trust": ("record a router's SSH host key [--yes]", "bridge.cli.routers"),
     "provision": ("set a router up: print, --apply or --check the RouterOS script", "bridge.cli.provision"),
     "notify": ("notifications: `notify test` sends a test message to every URL", "bridge.cli.notify"),
+    "ledger": ("check the ledger, or rebuild it from the routers", "bridge.cli.ledger"),
 }
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import secrets as random_source
+import socket
+import sqlite3
 import sys
 import threading
 import time
 from collections.abc import Callable
 
 from bridge.config import ConfigError, load_config
+from plumbing.statelock import SERVICE, StateDirBusy, StateDirLock
 from responder.config import RouterConfig
 from responder.errors import RouterError
 from responder.events import BlockRequest
@@ -23,6 +27,7 @@ from responder.ledger import Ledger, LedgerError, RouterState
 from responder.provision import ProvisionError
 from responder.responder import Responder, TargetRefused, check_target, default_session_factory, parse_address
 from responder.routeros.duration import DurationError, format_duration, parse_duration
+from responder.sync.worker import POLL_INTERVAL
 from responder.transport import known_hosts
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
@@ -80,9 +85,28 @@ def _guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Na
     def run(args: argparse.Namespace) -> int:
         try:
             return func(args)
-        except (CommandFailed, ConfigError, LedgerError, TargetRefused, DurationError, ProvisionError) as exc:
+        except (
+            CommandFailed,
+            ConfigError,
+            LedgerError,
+            TargetRefused,
+            DurationError,
+            ProvisionError,
+            StateDirBusy,
+        ) as exc:
             print(f"snort-bridge {args.command_name}: {exc}", file=sys.stderr)
             return EXIT_USAGE
+        except OSError as exc:  # a state file (known_hosts, the ledger's directory) cannot be read or written
+            print(f"snort-bridge {args.command_name}: {exc}", file=sys.stderr)
+            return EXIT_PARTIAL
+        except sqlite3.DatabaseError as exc:  # found while reading: damage, or a full disk while writing
+            config = getattr(args, "config", None) or "the configuration"
+            print(
+                f"snort-bridge {args.command_name}: the ledger in the state_dir of {config} cannot be used: {exc} "
+                "(`snort-bridge ledger check` says more)",
+                file=sys.stderr,
+            )
+            return EXIT_PARTIAL
 
     return run
 
@@ -157,15 +181,44 @@ def cmd_unblock(args: argparse.Namespace, out=None) -> int:
 
 
 def _on_every_router(config, address, act: Callable[[Responder], str], done: str, out) -> int:
-    """Start workers, ``act``, wait until every router answered or failed to connect, report, stop."""
-    responder = Responder(config)
-    responder.start()
+    """Start workers, ``act``, wait until every router answered or failed to connect, report, stop.
+
+    Beside a running ``snort-bridge run`` (it holds the state_dir's lock), only the ledger is
+    written, in the same transactions the service uses, and the service's workers (which look
+    at the ledger every few seconds) do the rest: two sets of workers never edit one router's list.
+    """
+    lock = StateDirLock(config.state_dir, "snort-bridge block")
     try:
-        print(act(responder), file=out)
-        states = responder.wait_settled(address, _settle_timeout(config))
+        lock.acquire()
+    except StateDirBusy as exc:
+        if SERVICE not in exc.holder:  # another command: it is done within its settle time
+            lock.acquire(wait=_settle_timeout(config))
+        else:
+            return _through_running_service(config, address, act, done, out, exc.holder)
+    try:
+        responder = Responder(config)
+        responder.start()
+        try:
+            print(act(responder), file=out)
+            states = responder.wait_settled(address, _settle_timeout(config))
+            return _report(states, responder, done, out)
+        finally:
+            responder.stop(timeout=1.0)
+    finally:
+        lock.release()
+
+
+def _through_running_service(config, address, act, done: str, out, holder: str) -> int:
+    ledger = Ledger.in_state_dir(config.state_dir)  # as it is: checking and setting aside is the service's
+    responder = Responder(config, ledger=ledger)  # not started: the ledger only; the service's workers apply it
+    try:
+        print(f"{act(responder)}; {holder} sends it to the routers", file=out)
+        # its workers poll the ledger every POLL_INTERVAL, then connect and send
+        states = responder.wait_settled(address, _settle_timeout(config) + 2 * POLL_INTERVAL)
         return _report(states, responder, done, out)
     finally:
         responder.stop(timeout=1.0)
+        ledger.close()
 
 
 # -- list -----------------------------------------------------------------------------------

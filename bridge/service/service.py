@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import queue
 import signal
 import threading
@@ -37,7 +38,9 @@ from bridge.service.parts import (
 from bridge.service.reload import Changes, reloaded_pipeline
 from bridge.service.stderr_log import flush_log, setup_logging
 from plumbing.sdnotify import Notifier
+from plumbing.statelock import SERVICE, StateDirBusy, StateDirLock
 from responder.feed import Feed
+from responder.ledger import is_damage, mark_damaged
 
 log = logging.getLogger("snort-bridge")
 
@@ -45,6 +48,7 @@ PASS_MAX = 64  # queued inputs (a followed batch is up to 256 lines) per pass: o
 TICK = 0.2  # seconds: how often the loop looks at signals, the watchdog and the clock
 STATUS_INTERVAL = 10.0
 RESYNC_INTERVAL = 30.0  # seconds between comparisons of the policy's blocks with the ledger
+COMMAND_LOCK_WAIT = 60.0  # seconds a start waits for a `snort-bridge block` holding the state_dir
 
 
 class Service:
@@ -60,6 +64,7 @@ class Service:
         self.feed = Feed()  # what happened: metrics, notifications and the status page subscribe
         self.inputs = Inputs(self._fail)
         self.outputs = Outputs(self.feed)
+        self.state_lock: StateDirLock | None = None
 
     # what the status page (bridge.watching.web) and the tests read
 
@@ -86,9 +91,15 @@ class Service:
     # lifecycle
 
     def start(self) -> None:
+        """Start everything; StateDirBusy if another process holds the state_dir."""
         config = self.config
         outputs, inputs = self.outputs, self.inputs
-        outputs.start_web(self, config)  # first: it sees every event from the start
+        self.state_lock = lock_state_dir(config.state_dir)
+        try:
+            outputs.start_web(self, config)  # first: it sees every event from the start
+        except BaseException:
+            self._release_state_lock()
+            raise
         try:
             outputs.start_notifications(config)  # before the routers: a router down at start is told
             outputs.start_responder(config)
@@ -103,6 +114,7 @@ class Service:
             inputs.start_router_logs(config)
         except BaseException:
             outputs.stop()
+            self._release_state_lock()
             raise
         log.info(
             "started: following %d file(s), %s, %s; %d block(s) in force",
@@ -168,6 +180,7 @@ class Service:
         self.inputs.stop_router_logs()
         self._stop_follower()
         pending = self.outputs.stop()
+        self._release_state_lock()
         summary = self.pipeline.counts.summary() if self.pipeline else "nothing done"
         log.info("stopped: %s%s", summary, f"; {pending} block(s) still pending, kept in the ledger" if pending else "")
 
@@ -192,6 +205,14 @@ class Service:
             self.notifier.ready(self.status_text())
             return False
         assert self.pipeline is not None
+        new_lock = None
+        if changed.routers and os.path.abspath(new.state_dir) != os.path.abspath(self.config.state_dir):
+            try:
+                new_lock = StateDirLock(new.state_dir, SERVICE).acquire()
+            except (StateDirBusy, OSError) as exc:
+                log.error("reload refused, the running configuration stays in force: state_dir %s", exc)
+                self.notifier.ready(self.status_text())
+                return False
         if changed.listener:
             try:
                 inputs.stop_listener()
@@ -207,6 +228,9 @@ class Service:
             self._stop_follower()  # what it read is handled before anything is swapped
         if changed.routers:
             outputs.replace_responder(new)
+        if new_lock is not None:
+            self._release_state_lock()
+            self.state_lock = new_lock
         outputs.reconfigure_web(new)
         self.pipeline = reloaded_pipeline(self.pipeline, new, self.responder, self.feed, scan_changed=changed.scan)
         self.config = new
@@ -243,8 +267,7 @@ class Service:
                 for item in items:
                     handled += self._handle(item)
         except Exception as exc:  # noqa: BLE001 -- the ledger could not commit: stop, read them again at restart
-            log.exception("the ledger could not record a pass of %d input(s)", len(items))
-            self.fatal = f"the ledger cannot be written: {exc}"
+            self.fatal = self._ledger_failed(exc, len(items))
             return
         for follower, lines in _by_follower(handled).items():
             follower.commit_all(lines)
@@ -280,6 +303,26 @@ class Service:
     def _stop_follower(self) -> None:
         self.inputs.stop_follower(self._drain)
 
+    def _ledger_failed(self, exc: Exception, inputs: int) -> str:
+        """Why the service stops after the ledger refused a pass. A damaged file is noted, so
+        the next start (systemd restarts us) sets it aside and rebuilds it from the routers."""
+        damage = next((e for e in (exc, exc.__cause__, exc.__context__) if e is not None and is_damage(e)), None)
+        if damage is None or self.responder is None:
+            log.exception("the ledger could not record a pass of %d input(s)", inputs)
+            return f"the ledger cannot be written: {exc}"
+        path = self.responder.ledger.path
+        mark_damaged(path, str(damage))
+        log.error("the ledger %s is damaged (%s) while recording a pass of %d input(s)", path, damage, inputs)
+        return (
+            f"the ledger {path} is damaged ({damage}); at the next start it is moved aside and rebuilt "
+            "from the routers, and the inputs of this pass are read again"
+        )
+
+    def _release_state_lock(self) -> None:
+        lock, self.state_lock = self.state_lock, None
+        if lock is not None:
+            lock.release()
+
     def _fail(self, reason: str) -> None:
         """From the follower thread: the loop stops, and the service with it (systemd restarts it)."""
         self.fatal = reason
@@ -289,6 +332,19 @@ class Service:
     def status_text(self) -> str:
         counts = self.pipeline.counts.summary() if self.pipeline else "starting"
         return f"{counts}; {self.outputs.routers_text()}"
+
+
+def lock_state_dir(state_dir: str) -> StateDirLock:
+    """The state_dir for this service alone: one follower, one position file, one set of workers.
+    A `snort-bridge block` holding it for a moment is waited for; another service is not."""
+    lock = StateDirLock(state_dir, SERVICE)
+    try:
+        return lock.acquire()
+    except StateDirBusy as exc:
+        if SERVICE in exc.holder:
+            raise
+        log.info("waiting for %s to finish with %s", exc.holder, exc.state_dir)
+        return lock.acquire(wait=COMMAND_LOCK_WAIT)
 
 
 def _by_follower(handled) -> dict[Follower, list]:
@@ -310,6 +366,9 @@ def run_service(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGUSR1, service.request_report)  # before start(): its log line means "ready"
     try:
         service.start()
+    except StateDirBusy as exc:
+        log.error("cannot start: %s; one snort-bridge run per state_dir (stop that one first)", exc)
+        return 1
     except OSError as exc:
         log.error("cannot start: %s", exc)
         return 1

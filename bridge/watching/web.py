@@ -353,6 +353,7 @@ class Web:
         self.registry = self.observer.registry
         self.registry.register(ScrapeTimeCollector(self.snapshots))
         self.service = service
+        self._rendered: tuple[object, bytes] | None = None  # the status page of the latest snapshot
         self._server = HttpServer(
             host,
             port,
@@ -410,10 +411,13 @@ class Web:
 
     def page(self, request: Request) -> Response:
         snap, _ = self.snapshots.get()
-        body = render_page(snap, health_problems(snap, self.http.silent_after))
+        rendered = self._rendered
+        if rendered is None or rendered[0] is not snap:  # one rendering per snapshot, however many ask
+            body = render_page(snap, health_problems(snap, self.http.silent_after)).encode("utf-8")
+            rendered = self._rendered = (snap, body)
         return Response(
             200,
-            body.encode("utf-8"),
+            rendered[1],
             "text/html; charset=utf-8",
             headers=(
                 ("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:"),

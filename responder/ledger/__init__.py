@@ -31,10 +31,12 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from responder.events import BlockRequest, IPAddress
+from responder.ledger.damage import Damage, is_damage, problem_of, set_aside
 from responder.ledger.queries import BlockRecord, LedgerQueries, RouterBlock, RouterMeta, RouterState
 from responder.ledger.schema import (
     FINAL_STATUSES,
@@ -63,9 +65,13 @@ __all__ = [
     "LEDGER_FILE",
     "address_key",
     "refresh_threshold",
+    "Damage",
+    "is_damage",
+    "mark_damaged",
 ]
 
 LEDGER_FILE = "responder.sqlite3"
+DAMAGE_MARK = ".damage-found"  # beside the ledger: SQLite said it is damaged while we ran
 REBOOT_SLACK = 5.0  # seconds of disagreement between our clock and a router's uptime we ignore
 
 _UPSERT_STATUS = (
@@ -111,9 +117,32 @@ class Ledger(LedgerQueries):
         except sqlite3.DatabaseError as exc:
             raise LedgerError(f"{path}: cannot use the ledger: {exc}") from exc
 
+        self.damage: Damage | None = None  # set by open_checked when a damaged file was set aside
+
     @classmethod
     def in_state_dir(cls, state_dir: str) -> Ledger:
         return cls(os.path.join(state_dir, LEDGER_FILE))
+
+    @classmethod
+    def open_checked(cls, path: str, now: float | None = None) -> Ledger:
+        """The ledger at ``path``, checked first (``PRAGMA quick_check``, or a damage noted while
+        running, ``mark_damaged``): a damaged file is moved aside and a new one started; then
+        ``damage`` says what happened, and the caller has the routers' entries taken back."""
+        now = time.time() if now is None else now
+        mark = path + DAMAGE_MARK
+        try:
+            with open(mark, encoding="utf-8", errors="replace") as handle:
+                problem: str | None = handle.read(300).strip() or "damage found while running"
+        except FileNotFoundError:
+            problem = None
+        if problem is None or not os.path.exists(path):
+            problem = problem_of(path)
+        damage = set_aside(path, problem, now) if problem is not None else None
+        ledger = cls(path)
+        ledger.damage = damage
+        if os.path.exists(mark):
+            os.unlink(mark)
+        return ledger
 
     def close(self) -> None:
         with self._lock:
@@ -370,3 +399,13 @@ class Ledger(LedgerQueries):
                 "last_error = excluded.last_error, error_at = excluded.error_at",
                 (router, 1 if reachable else 0, error, now),
             )
+
+
+def mark_damaged(path: str, problem: str) -> None:
+    """Note that SQLite found the ledger at ``path`` damaged while running: the next
+    ``open_checked`` sets it aside even if its quick check passes. Best effort (the disk may be the problem)."""
+    try:
+        with open(path + DAMAGE_MARK, "w", encoding="utf-8") as handle:
+            handle.write(problem[:300] + "\n")
+    except OSError:
+        pass

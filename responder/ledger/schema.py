@@ -62,6 +62,10 @@ CREATE TABLE IF NOT EXISTS offences (
     duration   REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS offences_by_address ON offences (address, at);
+CREATE TABLE IF NOT EXISTS adoption (          -- routers whose entries of ours are to be taken back
+    router       TEXT PRIMARY KEY,             --   into this ledger (responder.ledger.adoption)
+    requested_at REAL NOT NULL
+);
 """
 # Columns added since version 1, each added in place where a ledger lacks it: version 1 ledgers
 # (before escalation and static entries), and early version 2 ones (before sources were kept).

@@ -30,7 +30,9 @@ from responder.errors import RouterCommandError, RouterError
 from responder.events import IPAddress
 from responder.feed import NO_FEED, Feed, RouterChanged
 from responder.ledger import OPEN_STATUSES, Ledger
+from responder.ledger.adoption import adopt, adoption_pending
 from responder.routeros.duration import MAX_TIMEOUT_SECONDS
+from responder.sync.adopt import ours
 from responder.sync.plan import normalise_listing, plan_steps
 from responder.sync.step_runner import StepRunner
 
@@ -180,6 +182,8 @@ class RouterWorker:
                 count = self._ledger.requeue_applied(self.name, now)
                 log.warning("router %s rebooted (uptime went down): re-applying %d unexpired blocks", self.name, count)
             actual: dict[IPAddress, object] | None = normalise_listing(session.list_blocks())
+            if adoption_pending(self._ledger, self.name):  # a new ledger: our entries come back from here
+                self._adopt(actual, now)
             rows = self._ledger.router_blocks(self.name, OPEN_STATUSES)
             self.last_error = None
         else:
@@ -191,6 +195,18 @@ class RouterWorker:
             return
         if full:
             self._next_reconcile = self._clock() + self.cfg.reconcile_interval
+
+    def _adopt(self, listing: dict, now: float) -> None:
+        found = ours(listing, now)
+        new = adopt(self._ledger, self.name, found, now)
+        static = sum(1 for entry in found if entry.static)
+        log.warning(
+            "router %s: %d of our entries taken back into the new ledger (%d static, %d new block(s))",
+            self.name,
+            len(found),
+            static,
+            new,
+        )
 
     def _schedule_retry(self, error: str) -> float:
         self._connect_failures += 1

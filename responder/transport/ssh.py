@@ -114,7 +114,12 @@ class SshConnection:
         self.close()
         deadline = time.monotonic() + self.connect_timeout
         name = known_hosts.host_name(self.host, self.port)
-        entries = known_hosts.load(self.known_hosts_path)
+        try:
+            entries = known_hosts.load(self.known_hosts_path)
+        except OSError as exc:  # a directory, no permission, an I/O error: say so, do not connect blind
+            raise HostKeyRefused(
+                self.name, f"cannot read {self.known_hosts_path}: {exc.strerror or exc}", reason="unreadable"
+            ) from None
         transport = _open_transport(
             self.name, self.host, self.port, deadline, known_hosts.recorded_key_types(entries, name)
         )
