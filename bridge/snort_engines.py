@@ -28,6 +28,7 @@ SHIPPED = ROOT / "snort"
 PATH_NAMES = ("snort3", "snort2", "snort")
 ENV_NAMES = {3: "SNORT3", 2: "SNORT2"}
 STOCK_LUA_VARIABLE = "SNORT_LUA_PATH"
+HOME_NET_FILE = "home-net.conf"  # $HOME_NET for both engines, beside snort2/ and snort3/
 
 _VERSION = re.compile(r"Version (\d+)\.(\d+)\.(\d+)(?:\.(\d+))?")
 
@@ -155,6 +156,7 @@ def prepare_config(snort: Snort, workdir: Path, *, syslog: bool = False, shipped
         return config
     target = workdir / "snort2-config"
     shutil.copytree(config.parent, target, dirs_exist_ok=True)
+    shutil.copy(shipped / HOME_NET_FILE, workdir / HOME_NET_FILE)  # included as ../home-net.conf
     copy = target / config.name
     text = config.read_text()
     copy.write_text("\n".join(line for line in text.splitlines() if not line.startswith("output alert_syslog")) + "\n")
