@@ -30,8 +30,8 @@ from typing import Union
 
 from bridge.config import PolicyConfig
 from bridge.decide.attribution import Attribution, FlowMemory, attribute
-from bridge.decide.sweeps import client_sweep
 from bridge.decide.durations import OffenceHistory, OffenceMemory, block_duration
+from bridge.decide.sweeps import client_sweep
 from bridge.events import Alert, Decision, IPAddress
 from responder.routeros.duration import format_duration
 
