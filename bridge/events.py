@@ -128,6 +128,8 @@ DECISION_REASONS = (
     "no_priority",  # ignore: the format carries no priority
     "no_attacker",  # ignore: no end could be safely named the attacker
     "protected",  # ignore: the attacker end is protected
+    "protected_attacker",  # ignore: the attacker end is protected, its peer is not (said, and the peer named)
+    "client_sweep",  # ignore: a sweep of one port across hosts outside policy.protected (a client's traffic)
     "threshold",  # ignore: fewer than threshold alerts within window
     "already_blocked",  # ignore: folded into a block in force
     "flood_guard",  # ignore: the flood guard holds

@@ -9,7 +9,10 @@ Snort 3's configuration includes the stock ``snort.lua`` of the installation. It
 ``$SNORT_LUA_PATH`` (the directory holding snort.lua, Snort's own convention) and then in the usual
 places; when the variable is unset, ``snort_env`` sets it from the binary's own prefix
 (``<prefix>/bin/snort`` -> ``<prefix>/etc/snort``), so a Snort under /opt works with nothing to set.
-Snort 2's configuration is self-contained and needs nothing from the installation.
+Snort 2's configuration needs one thing from the installation: its dynamic preprocessors (the ssl
+preprocessor, whose rule options ssl_state and ssl_version the public rule sets use), named on the
+command line with ``--dynamic-preprocessor-lib-dir``; ``dynamic_preprocessor_dir`` finds them from the
+binary's own prefix (``<prefix>/bin/snort`` -> ``<prefix>/lib/snort_dynamicpreprocessor``).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +31,8 @@ SHIPPED = ROOT / "snort"
 PATH_NAMES = ("snort3", "snort2", "snort")
 ENV_NAMES = {3: "SNORT3", 2: "SNORT2"}
 STOCK_LUA_VARIABLE = "SNORT_LUA_PATH"
+DYNAMIC_PREPROCESSOR_OPTION = "--dynamic-preprocessor-lib-dir"
+HOME_NET_FILE = "home-net.conf"  # $HOME_NET for both engines, beside snort2/ and snort3/
 
 _VERSION = re.compile(r"Version (\d+)\.(\d+)\.(\d+)(?:\.(\d+))?")
 
@@ -65,8 +70,25 @@ class Snort:
             return ["-r", "/dev/stdin", "--daq-batch-size", "1"]
         return ["-r", "-"]
 
+    def installation_args(self) -> list[str]:
+        """What this engine needs to find in its installation: Snort 2's dynamic preprocessors."""
+        if self.major == 3:
+            return []
+        found = dynamic_preprocessor_dir(self.path)
+        return [DYNAMIC_PREPROCESSOR_OPTION, str(found)] if found is not None else []
+
     def command(self, config: Path, log_dir: str, *extra: str) -> list[str]:
-        return [self.path, "-c", str(config), *self.read_stdin_args(), "-l", log_dir, "-q", *extra]
+        return [
+            self.path,
+            "-c",
+            str(config),
+            *self.installation_args(),
+            *self.read_stdin_args(),
+            "-l",
+            log_dir,
+            "-q",
+            *extra,
+        ]
 
     def alert_file(self) -> tuple[str, str]:
         """(file name inside -l, snort-bridge format) of what our configuration writes for the bridge."""
@@ -78,6 +100,16 @@ def stock_lua_dir(snort_path: str) -> Path | None:
     prefix = Path(os.path.realpath(snort_path)).parent.parent
     for candidate in (prefix / "etc" / "snort", Path("/etc/snort") if prefix == Path("/usr") else None):
         if candidate is not None and (candidate / "snort.lua").is_file():
+            return candidate
+    return None
+
+
+def dynamic_preprocessor_dir(snort_path: str) -> Path | None:
+    """<prefix>/lib/snort_dynamicpreprocessor (or lib64, or Debian's /usr/lib/snort/...) of a Snort 2 binary."""
+    prefix = Path(os.path.realpath(snort_path)).parent.parent
+    for lib in ("lib", "lib64", "lib/snort"):
+        candidate = prefix / lib / "snort_dynamicpreprocessor"
+        if candidate.is_dir():
             return candidate
     return None
 
@@ -126,13 +158,13 @@ def find_snorts(environ: Mapping[str, str] | None = None) -> dict[int, Snort]:
 
 
 def check_config(
-    snort: Snort, config: Path, env: Mapping[str, str] | None = None, timeout: float = 120.0
+    snort: Snort, config: Path, env: Mapping[str, str] | None = None, timeout: float = 120.0, extra: Sequence[str] = ()
 ) -> tuple[bool, str]:
-    """``snort -c CONFIG -T``: (loads, last line of its output)."""
+    """``snort -c CONFIG -T [EXTRA...]``: (loads, last line of its output). ``extra``: e.g. ``-R rules`` (Snort 3)."""
     try:
         with tempfile.TemporaryDirectory(prefix="snort-T-") as logs:  # Snort 2 opens its alert file in -T
             result = subprocess.run(
-                [snort.path, "-c", str(config), "-T", "-q", "-l", logs],
+                [snort.path, "-c", str(config), *snort.installation_args(), "-T", "-q", "-l", logs, *extra],
                 capture_output=True,
                 text=True,
                 timeout=timeout,
@@ -155,6 +187,7 @@ def prepare_config(snort: Snort, workdir: Path, *, syslog: bool = False, shipped
         return config
     target = workdir / "snort2-config"
     shutil.copytree(config.parent, target, dirs_exist_ok=True)
+    shutil.copy(shipped / HOME_NET_FILE, workdir / HOME_NET_FILE)  # included as ../home-net.conf
     copy = target / config.name
     text = config.read_text()
     copy.write_text("\n".join(line for line in text.splitlines() if not line.startswith("output alert_syslog")) + "\n")

@@ -190,3 +190,65 @@ def test_ipv6_icmp_reply():
 def test_built_in_detector_names_the_source():
     alert = scan("203.0.113.5", "192.0.2.1", fmt="scan-detector", engine="tzsp-ips", time=datetime(2026, 1, 1))
     assert attribute(alert, {}).attacker == ipaddress.ip_address("203.0.113.5")
+
+
+# -- rules whose alert flows from the victim (issue 27) ------------------------------------------
+
+CMD_BANNER = "INDICATOR-COMPROMISE Microsoft cmd.exe banner"
+
+
+def test_a_banner_from_a_compromised_host_names_its_controller():
+    # 1:2123 (community rules, successful-admin, $HOME_NET !21:23 -> $EXTERNAL_NET any): a reverse shell's
+    # banner flows from the compromised host to the attacker's listener
+    alert = make_alert("10.1.1.5", "203.0.113.66", sid=2123, sport=49820, dport=4444, msg=CMD_BANNER)
+    result = attribute(alert, {})
+    assert (result.end, result.attacker, result.basis) == ("dst", ipaddress.ip_address("203.0.113.66"), "victim-side")
+    assert "the victim is the source" in result.how
+    # the admin's word still wins
+    assert attribute(alert, {"1:2123": "src"}).attacker == ipaddress.ip_address("10.1.1.5")
+    # an ordinary rule is untouched
+    assert attribute(make_alert("10.1.1.5", "203.0.113.66", sid=1000101), {}).end == "src"
+
+
+def test_victim_side_rules_are_read_from_the_rule_header():
+    from bridge.decide.victim_side import victim_side_rules, why_victim_side
+
+    lines = [
+        # the banner: our side to the outside, a successful compromise
+        'alert tcp $HOME_NET !21:23 -> $EXTERNAL_NET any ( msg:"INDICATOR-COMPROMISE Microsoft cmd.exe banner"; flow:established; classtype:successful-admin; sid:2123; rev:12; )',
+        # a backdoor server of ours answering its outside controller (commented out, as shipped)
+        '# alert tcp $HOME_NET 2589 -> $EXTERNAL_NET any (msg:"MALWARE-BACKDOOR - Dagger_1.4.0"; flow:to_client,established; classtype:misc-activity; sid:105; rev:14;)',
+        # a web server of ours leaking a file to an outside client
+        'alert tcp $HTTP_SERVERS $HTTP_PORTS -> $EXTERNAL_NET any (msg:"ET ATTACK_RESPONSE passwd file"; flow:established; classtype:bad-unknown; sid:2002034; rev:5;)',
+        # attacker -> victim: untouched
+        'alert tcp $EXTERNAL_NET any -> $HOME_NET 21 (msg:"PROTOCOL-FTP ADMw0rm ftp login attempt"; flow:to_server,established; classtype:suspicious-login; sid:144; rev:16;)',
+        # an inside host asking a resolver about a bad name: the resolver is not the attacker
+        'alert udp $HOME_NET any -> $EXTERNAL_NET 53 (msg:"ET TROJAN DNS query for a C2 domain"; classtype:trojan-activity; sid:2020000; rev:1;)',
+        # ours to the outside, but nothing says our host is the victim (a policy rule: the user is)
+        'alert tcp $HOME_NET any -> $EXTERNAL_NET any (msg:"POLICY-OTHER BitTorrent"; flow:to_server; classtype:policy-violation; sid:2180; rev:5;)',
+        "not a rule at all",
+    ]
+    assert victim_side_rules(lines) == {
+        "1:2123": "successful-admin",
+        "1:105": "to_client",
+        "1:2002034": "ATTACK_RESPONSE",
+    }
+    assert why_victim_side(
+        'alert tcp $HOME_NET any -> $EXTERNAL_NET any (msg:"x"; classtype:trojan-activity; gid:3; sid:7;)'
+    ) == ("3:7", "trojan-activity")
+
+
+def test_the_shipped_victim_side_list_is_what_the_public_rule_sets_say():
+    import lzma
+
+    from conftest import DATA
+
+    from bridge.decide import victim_side
+
+    found: dict[str, str] = {}
+    for name in ("snort2-community.rules.xz", "snort3-community.rules.xz", "et-open-snort29.rules.xz"):
+        text = lzma.decompress((DATA / "rules" / name).read_bytes()).decode("utf-8", "replace")
+        for key, why in victim_side.victim_side_rules(text.splitlines()).items():
+            found.setdefault(key, why)
+    assert set(found) == victim_side.shipped()
+    assert found["1:2123"] == "successful-admin"

@@ -305,3 +305,76 @@ def test_host_and_router_addresses_from_this_machine():
     policy = Policy(OPEN, always_protected=mine)
     for address in mine:
         assert policy.decide(attack(src=str(address)), T0).action == "ignore"
+
+
+# -- one-port sweeps, victim-side rules and protected attackers (issue 27) -------------------------
+
+HOME = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("2001:db8:1::/48"))
+
+
+def sweep(src, dst, sid=7, **kw) -> Alert:
+    kw.setdefault("msg", "(port_scan) TCP filtered portsweep")
+    kw.setdefault("priority", 3)
+    return make_alert(src, dst, gid=122, sid=sid, **kw)
+
+
+@pytest.mark.parametrize("sid", [3, 7, 11, 15, 19, 23])
+def test_a_client_sweeping_one_port_across_outside_hosts_is_not_blocked(sid):
+    # a browser whose third-party web servers do not answer: one client, dozens of servers, port 80
+    policy = Policy(PolicyConfig(protected=HOME))
+    client = "198.18.0.10"  # not in protected: the client is not shielded by that
+    alert = sweep(
+        client, "93.184.216.34", sid=sid, fmt="json", sport=51000, dport=80, tcp_flags="******S*", direction="C2S"
+    )
+    decision = policy.decide(alert, T0)
+    assert decision.action == "ignore" and decision.reason == "client_sweep", decision.why
+    assert "outside policy.protected (93.184.216.34)" in decision.why and "(port 80)" in decision.why
+    assert "block_client_sweeps" in decision.why
+    blocking = Policy(PolicyConfig(protected=HOME, block_client_sweeps=True))
+    assert blocking.decide(alert, T0).action == "block"
+
+
+def test_real_sweeps_are_still_blocked():
+    policy = Policy(PolicyConfig(protected=HOME))
+    # an outside host sweeping port 22 across your hosts (Snort 2's pseudo-packet)
+    inward = sweep("203.0.113.9", "10.1.2.3", sid=3, proto="PROTO:255", engine="snort2", priority=2)
+    assert policy.decide(inward, T0).action == "block"
+    # ICMP sweeps are scans whoever sends them and wherever they go
+    icmp = sweep(
+        "198.18.0.11", "93.184.216.34", sid=25, msg="(port_scan) ICMP sweep", proto="PROTO:255", engine="snort2"
+    )
+    assert policy.decide(icmp, T0).action == "block"
+    # many ports of one host
+    ports = sweep(
+        "198.18.0.12", "93.184.216.34", sid=1, msg="(port_scan) TCP portscan", proto="PROTO:255", engine="snort2"
+    )
+    assert policy.decide(ports, T0).action == "block"
+    # IPv6: an outside host sweeping your /48
+    v6 = sweep("2001:db8:ff::9", "2001:db8:1::20", sid=7, fmt="json", dport=80, tcp_flags="******S*", direction="C2S")
+    assert policy.decide(v6, T0).action == "block"
+
+
+def test_the_controller_of_a_compromised_host_is_blocked_not_the_host():
+    policy = Policy(PolicyConfig(protected=()))
+    banner = attack(
+        "10.1.1.5",
+        "203.0.113.66",
+        sid=2123,
+        sport=49820,
+        dport=4444,
+        msg="INDICATOR-COMPROMISE Microsoft cmd.exe banner",
+    )
+    decision = policy.decide(banner, T0)
+    assert decision.action == "block" and decision.target == ipaddress.ip_address("203.0.113.66"), decision.why
+    assert "the victim is the source" in decision.attribution
+
+
+def test_a_protected_attacker_is_said_so_and_its_outside_peer_named():
+    policy = Policy(PolicyConfig(protected=HOME))
+    # an inside host attacks an outside web server
+    decision = policy.decide(attack("10.1.1.5", "198.51.100.20"), T0)
+    assert decision.action == "ignore" and decision.reason == "protected_attacker"
+    assert "10.1.1.5 is protected" in decision.why and "its outside peer is 198.51.100.20" in decision.why
+    # both ends yours: plainly protected
+    inside = policy.decide(attack("10.1.1.5", "10.1.1.6"), T0)
+    assert inside.reason == "protected" and "outside peer" not in inside.why

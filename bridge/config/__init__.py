@@ -56,6 +56,9 @@ class PolicyConfig:
     # Where the alert format cannot show whether a gid-122 alert sits on a reply packet,
     # "evidence" blocks only with supporting evidence, "src" trusts the source (Snort 2 style).
     portscan_attribution: Literal["evidence", "src"] = "evidence"
+    # A sweep of one port across hosts outside ``protected`` (gid 122 portsweeps) is a client's traffic
+    # (a browser, a mail server, a monitoring probe); true blocks it like any scan.
+    block_client_sweeps: bool = False
     # Repeat offenders (bridge/decide/durations.py): the n-th block of an address within remember_for
     # lasts base * repeat_factor^(n-1), at most max_block_for. The base is the first that applies:
     # block_for_networks (longest prefix), block_for_rules ("gid:sid"), block_for.

@@ -14,7 +14,8 @@ state_dir = "/var/lib/tzsp-ips"        # ledger, follower positions, pending que
 min_priority = 1                       # block alerts with priority <= this (1 = "Priority 1")
 portscan = true                        # block port-scan events (gid 122 and the built-in detector)
 block_for = "5m"                       # address-list timeout on the routers
-protected = ["192.168.0.0/16"]         # never blocked, on either end; IPv4 and IPv6 networks
+protected = ["192.168.0.0/16"]         # never blocked, on either end; IPv4 and IPv6 networks; your own
+                                       # networks: list them in Snort's $HOME_NET too (home-net.conf)
                                        # (always protected besides: loopback, link-local, multicast,
                                        # unspecified, broadcast, the routers below and this host)
 threshold = 1                          # alerts from one address ...
@@ -27,6 +28,9 @@ rollback = 0                           # when the guard trips, undo this many la
 portscan_attribution = "evidence"      # Snort 3 port scans without the packet's direction (alert_fast,
                                        # syslog): "evidence" blocks only when the bridge can tell the
                                        # scanner from its victim; "src" trusts the source as Snort 2 does
+block_client_sweeps = false            # a sweep of one port across hosts outside protected (a browser whose
+                                       # web servers do not answer, a mail server, a monitoring probe) is a
+                                       # client's traffic; true blocks it like any scan
 repeat_factor = 4                      # the n-th block of an address within remember_for lasts
 max_block_for = "1w"                   #   base * repeat_factor^(n-1), at most max_block_for (1 = no escalation)
 remember_for = "30d"                   # how long offences are remembered (the ledger keeps them)

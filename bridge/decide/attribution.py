@@ -6,7 +6,8 @@ target's RST or ICMP unreachable the alert reads victim -> scanner (calibration,
 Snort 2 raises them on a pseudo-packet that always reads scanner -> target. So for gid 122 the
 bridge looks for evidence: the packet's direction and flags (Snort 3 alert_json), else what it
 learnt from recent alerts (``FlowMemory``) and the port pattern; without evidence it prefers not
-blocking to blocking a victim, and says so.
+blocking to blocking a victim, and says so. Rules whose alert flows from the victim (a banner, a
+server's reply, a compromised host calling out: ``bridge.decide.victim_side``) name the destination.
 
 Pure: no clock, no I/O; ``now`` is passed in.
 """
@@ -19,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from bridge.decide import victim_side
 from bridge.events import Alert, IPAddress
 
 End = Literal["src", "dst"]
@@ -43,7 +45,7 @@ class Attribution:
     end: End | None
     attacker: IPAddress | None
     how: str
-    # config | default | packet | pseudo-packet | detector | context | trust-src | none
+    # config | victim-side | default | packet | pseudo-packet | detector | context | trust-src | none
     basis: str = "none"
 
     def __str__(self) -> str:
@@ -127,6 +129,9 @@ def attribute(
     if configured is not None:
         return _named(alert, configured, f'{configured} (policy.attacker "{alert.gid_sid}")', "config")
     if not alert.is_portscan:
+        if alert.gid_sid in victim_side.shipped():
+            how = "dst: the rule reports traffic from our side to the outside (a banner, a reply, a compromised host calling out): the victim is the source"
+            return _named(alert, "dst", how, "victim-side")
         return _named(alert, "src", "src (default)", "default")
     return _attribute_portscan(alert, portscan_attribution, memory, now)
 

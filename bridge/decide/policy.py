@@ -7,12 +7,15 @@ epoch), so the same alerts always give the same decisions. Rules, in order:
    (acted on whatever their priority); port scans (gid 122, priority 2 or 3) when ``portscan``;
    otherwise priority <= ``min_priority``;
 2. which end is the attacker (bridge.decide.attribution; per-SID ``attacker``);
-3. never a protected address (``protected``, loopback, unspecified, multicast, link-local,
-   reserved/broadcast, the routers and this host), whichever end it is on;
-4. ``threshold`` alerts from the address within ``window`` (alert time when known);
-5. no repeat while a block is in force (noisy detection_filter rules fold into it);
-6. how long (bridge.decide.durations): per network, per rule or ``block_for``, longer for repeat offenders;
-7. flood guard: more than ``max_new_blocks_per_minute`` new blocks in a minute stops blocking
+3. a sweep of one port across hosts outside ``protected`` is a client's traffic, not a scan, unless
+   ``block_client_sweeps`` (bridge.decide.sweeps);
+4. never a protected address (``protected``, loopback, unspecified, multicast, link-local,
+   reserved/broadcast, the routers and this host), whichever end it is on; a protected attacker
+   with an unprotected peer is said so, naming the peer;
+5. ``threshold`` alerts from the address within ``window`` (alert time when known);
+6. no repeat while a block is in force (noisy detection_filter rules fold into it);
+7. how long (bridge.decide.durations): per network, per rule or ``block_for``, longer for repeat offenders;
+8. flood guard: more than ``max_new_blocks_per_minute`` new blocks in a minute stops blocking
    until a quiet minute has passed, and names the ``rollback`` latest blocks to undo.
 """
 
@@ -27,6 +30,7 @@ from dataclasses import dataclass
 from bridge.config import PolicyConfig
 from bridge.decide.attribution import Attribution, FlowMemory, attribute
 from bridge.decide.durations import OffenceHistory, OffenceMemory, block_duration
+from bridge.decide.sweeps import client_sweep
 from bridge.events import Alert, Decision, IPAddress
 from responder.routeros.duration import format_duration
 
@@ -241,8 +245,21 @@ class Policy:
         if attribution.basis != "context":
             self.memory.note_attacker(target, now, alert.gid_sid)
         why = f"{reason}; attacker {attribution.how}"
+        peer = _unmapped_or_none(alert.dst if attribution.end == "src" else alert.src)
+        if not config.block_client_sweeps:
+            sweep = client_sweep(alert, peer, self.protected_networks)
+            if sweep is not None:
+                return _ignore(alert, f"{why}; but {sweep}", "client_sweep", attribution)
         shield = self._protection(target)
         if shield:
+            if peer is not None and peer != target and not self._protection(peer):
+                return _ignore(
+                    alert,
+                    f"{why}; but {target} is protected ({shield}): one of your hosts is the attacker end "
+                    f"(compromised, or misbehaving?); its outside peer is {peer}; not blocking either, look at {target}",
+                    "protected_attacker",
+                    attribution,
+                )
             return _ignore(alert, f"{why}; but {target} is protected ({shield})", "protected", attribution)
         seen = self._count_hit(target, alert, now)
         if seen < config.threshold:
@@ -383,6 +400,12 @@ def _unmapped(address: IPAddress) -> IPAddress:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped
     return address
+
+
+def _unmapped_or_none(address: IPAddress | None) -> IPAddress | None:
+    if not isinstance(address, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
+        return None
+    return _unmapped(address)
 
 
 def _text(value: int | None) -> str:

@@ -28,6 +28,36 @@ local function stock_snort_lua()
 end
 include(stock_snort_lua())
 
+-- $HOME_NET: your networks, from the one file both engines read (../home-net.conf, the line
+-- "ipvar HOME_NET ..."). The stock snort.lua set HOME_NET before its defaults copied it into
+-- default_variables, so every variable that followed it (the *_SERVERS) follows the new value.
+local function home_net_file()
+    local here = debug.getinfo(1, 'S').source:match('^@(.*)/[^/]*$') or '.'
+    local path = here .. '/../home-net.conf'
+    local file = io.open(path, 'r')
+    if not file then
+        error('tzsp-ips.lua: ' .. path .. ' not found; copy home-net.conf beside the snort3/ directory')
+    end
+    local value
+    for line in file:lines() do
+        value = line:match('^%s*ipvar%s+HOME_NET%s+(%S+)') or value
+    end
+    file:close()
+    if not value then
+        error('tzsp-ips.lua: no "ipvar HOME_NET ..." line in ' .. path)
+    end
+    return value
+end
+do
+    local stock_home = HOME_NET
+    HOME_NET = home_net_file()
+    for name, value in pairs(default_variables.nets) do
+        if name == 'HOME_NET' or (value == stock_home and name ~= 'EXTERNAL_NET') then
+            default_variables.nets[name] = HOME_NET
+        end
+    end
+end
+
 -- Mirrored traffic from a router with checksum offload carries bad TCP checksums on the packets the
 -- router itself sent. Snort checks them by default and leaves those packets out of stream
 -- reassembly: the server's ACKs never arrive, the client's data is flushed only at exit, and an SSH
@@ -49,6 +79,8 @@ ips =
     -- Web attacks, SSH brute force and ICMP sweeps have no builtin detector at priority 1;
     -- stealth scans (FIN/NULL/XMAS/SYN+FIN) never reach port_scan. These rules cover them.
     include = 'local.rules',  -- resolved beside this file
+    -- Rule sets of your own (the Snort 3 community rules, pulledpork3's output): one -R FILE on
+    -- the command line (README, "Rule sets"); it adds to these rules.
 }
 
 -- The default queue logs 3 events per packet ordered by content length: an XMAS probe raises four

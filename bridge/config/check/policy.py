@@ -38,6 +38,7 @@ class PolicyChecks(ValueChecks):
             portscan_attribution=self.get(
                 table, "portscan_attribution", p, d.portscan_attribution, self.choice(("evidence", "src"))
             ),
+            block_client_sweeps=self.get(table, "block_client_sweeps", p, d.block_client_sweeps, self.boolean),
             **self.escalation(table, p, d, block_for),
         )
 
