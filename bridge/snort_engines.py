@@ -23,8 +23,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-SHIPPED = ROOT / "snort"
+from tzsp_ips_data import shipped_path
+
+SHIPPED = shipped_path("snort")  # the installed package data (importlib.resources), also from a wheel
 PATH_NAMES = ("snort3", "snort2", "snort")
 ENV_NAMES = {3: "SNORT3", 2: "SNORT2"}
 STOCK_LUA_VARIABLE = "SNORT_LUA_PATH"
@@ -105,7 +106,7 @@ def find_snorts(environ: Mapping[str, str] | None = None) -> dict[int, Snort]:
     """{major version: Snort} of every engine found; the variables win over PATH, then PATH order."""
     environ = os.environ if environ is None else environ
     candidates: list[tuple[str, str]] = []
-    for major, variable in ENV_NAMES.items():
+    for _major, variable in ENV_NAMES.items():
         if environ.get(variable):
             candidates.append((environ[variable], f"${variable}"))
     for name in PATH_NAMES:

@@ -16,7 +16,6 @@ import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import List, Optional, Tuple
 
 from bridge.config import CONFIG_ENV, Config, ConfigError, default_config_path, example_config, load_config
 
@@ -28,6 +27,7 @@ SUBCOMMAND_MODULES = (
     "bridge.service.service",  # run
     "bridge.cli.scan",  # scan
     "bridge.cli.notify",  # notify test
+    "bridge.cli.files",  # files, files install, demo
 )
 
 # Shown in --help until the module that provides them is installed.
