@@ -20,6 +20,7 @@ class RouterConfig:
     list: str = "blacklist"
     mode: Literal["address-list", "script"] = "address-list"
     script: str = "filter"  # with mode = "script": `:global ip <addr>; /system script run <script>`
+    block_in: Literal["filter", "raw"] = "filter"  # where provision puts the drop rules (raw: before conntrack)
     refresh_existing: bool = True  # on "already have such entry", re-arm its timeout
     connect_timeout: float = 5.0
     command_timeout: float = 5.0

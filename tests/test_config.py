@@ -72,7 +72,7 @@ syslog = "0.0.0.0"
 ports = 1
 """
         + ROUTER.replace('"192.0.2.1"', '"bad host!"')
-        + 'port = 70000\ntransport = "telnet"\nmode = "firewall"\nlist = "x; /system reset"\n'
+        + 'port = 70000\ntransport = "telnet"\nmode = "firewall"\nlist = "x; /system reset"\nblock_in = "nat"\n'
     )
     found = problems(text)
     expected_prefixes = [
@@ -94,6 +94,7 @@ ports = 1
         "routers[0].port: 70000 is out of range, expected 1..65535",
         "routers[0].transport: expected one of ssh | api",
         "routers[0].mode: expected one of address-list | script",
+        "routers[0].block_in: expected one of filter | raw",
         "routers[0].list: expected an address-list name",
     ]
     for prefix in expected_prefixes:

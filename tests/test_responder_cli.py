@@ -157,7 +157,7 @@ def test_provision_prints_the_script_with_our_key_and_address(tmp_path, capsys):
         snort_bridge(["provision", "core1", "--this-host", "2001:db8::5", "--tzsp", "sniffer", "--config", config]) == 0
     )
     script = capsys.readouterr().out
-    assert "address=2001:db8::5/128" in script and "streaming-server=[2001:db8::5]:37008" in script
+    assert "address=2001:db8::5/128" in script and 'streaming-server="[2001:db8::5]:37008"' in script
 
 
 def test_provision_and_trust_name_the_known_routers_when_asked_for_another(tmp_path, capsys):

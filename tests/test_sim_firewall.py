@@ -19,7 +19,7 @@ from bridge.scan.detector import ScanDetector
 from bridge.scan.probes import probe_from_firewall_event
 from bridge.scan.routeros_log import parse_firewall_line
 from bridge.scan.syslog_listener import SyslogListener
-from responder.provision import ProvisionPlan, render_provision
+from responder.provision import ProvisionPlan, exec_lines
 from responder.sim import SimRouter
 from responder.sim.router.firewall import Conntrack, FilterRule, Limit, decode_frame, log_message
 from responder.sim.router.state import ALL_POLICIES
@@ -95,21 +95,9 @@ def test_limit_is_a_token_bucket_on_the_packets_own_times():
 # -- through the simulated router ------------------------------------------------------------------
 
 
-def run_provision(sim: SimRouter, script: str, user: str = "admin") -> None:
-    """Run the provisioning script as an administrator pastes it. The simulator has no ``:do`` or
-    ``:pick``: a ``:do { add ... place-before=[:pick [find] 0] } on-error={ add ... }`` line is run
-    as the router would -- before the first rule when there is one, else appended."""
-    wrapped = re.compile(
-        r"^:do \{ (?P<menu>/\S+ \S+ \S+) add (?P<args>.*) place-before=\[:pick \[(?P=menu) find\] 0\] \}"
-        r" on-error=\{ (?P=menu) add (?P=args) \}$"
-    )
-    for line in script.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        match = wrapped.match(line)
-        if match:
-            first = sim.execute(user, f":put [{match['menu']} find]").output.strip().split(";")[0]
-            line = f"{match['menu']} add {match['args']}" + (f" place-before={first}" if first else "")
+def run_provision(sim: SimRouter, lines, user: str = "admin") -> None:
+    """Run the provisioning script as ``--apply`` does: each block as one exec line."""
+    for line in lines:
         result = sim.execute(user, line)
         assert result.output.strip() == "", f"{line!r}: {result.output}"
 
@@ -137,7 +125,7 @@ def provisioned_router(port: int, flavour: str = "v7") -> SimRouter:
         tzsp="none",
         flavour=flavour,
     )
-    run_provision(sim, render_provision(plan))
+    run_provision(sim, exec_lines(plan))
     assert sim.logs_remotely()
     return sim
 
@@ -251,12 +239,9 @@ def test_routeros_sim_replays_a_capture_once_provisioned_over_ssh(syslog, tmp_pa
             syslog_port=listener.bound[1],
             tzsp="none",
         )
-        script = render_provision(plan)
-        # the simulator has no :do/:pick; a fresh router's filter table is empty, so the on-error
-        # branch (append) is what the router runs for the first rule; the stealth rule is enough here
-        stealth = [line for line in script.splitlines() if "tzsp-ips-stealth" in line and line.startswith(":do")][0]
-        commands = [stealth.split("on-error={ ", 1)[1].rstrip(" }")]
-        commands += [line for line in script.splitlines() if line.startswith("/system logging")]
+        # the stealth rule is all this capture needs, with the logging that sends it here
+        commands = [line for line in exec_lines(plan) if "tzsp-ips-stealth" in line or "/system logging" in line]
+        assert len(commands) == 4  # the stealth rule for IPv4 and IPv6, the logging action and rule
         ssh_lines(port, commands)
         out = ""
         deadline = time.monotonic() + 60
@@ -274,7 +259,7 @@ def test_routeros_sim_replays_a_capture_once_provisioned_over_ssh(syslog, tmp_pa
 
 
 def test_the_service_blocks_a_stealth_scanner_the_provisioned_router_logged(tmp_path):
-    """The whole loop: `snort-bridge provision` -> its logging rules on the router -> an XMAS scan
+    """The whole loop: `snort-bridge provision --apply` -> its rules on the router -> an XMAS scan
     through the router -> remote syslog -> `snort-bridge run` -> the scanner on the router's list."""
     from responder_rig import Lab, wait_until
     from test_e2e_service import Service, write_service_config
@@ -285,30 +270,21 @@ def test_the_service_blocks_a_stealth_scanner_the_provisioned_router_logged(tmp_
         sim = lab.add("r1")
         port = free_port()
         config = write_service_config(lab, scan=f'syslog = "127.0.0.1:{port}"')
-        script = subprocess.run(
-            [
-                *console_script("snort-bridge"),
-                "provision",
-                "r1",
-                "--config",
-                config,
-                "--this-host",
-                "127.0.0.1",
-                "--tzsp",
-                "none",
-            ],
+        # an administrator sets the router up with `provision --apply`; nothing else touches it
+        sim.add_user("admin", password="pw", policies=ALL_POLICIES)
+        password_file = tmp_path / "admin.password"
+        password_file.write_text("pw\n")
+        password_file.chmod(0o600)
+        applied = subprocess.run(
+            [*console_script("snort-bridge"), "provision", "r1", "--apply", "--admin", "admin"]
+            + ["--admin-password-file", str(password_file), "--yes", "--config", config]
+            + ["--this-host", "127.0.0.1", "--tzsp", "none"],
             capture_output=True,
             text=True,
-            timeout=60,
-            check=True,
-        ).stdout
-        wanted = [
-            line
-            for line in script.splitlines()
-            if line.startswith("/system logging") or ("firewall filter" in line and "action=log" in line)
-        ]
-        assert len(wanted) == 6  # new and stealth, IPv4 and IPv6; the logging action and rule
-        run_provision(sim, "\n".join(wanted), user="ips")  # the lab's user has write: enough for these
+            timeout=120,
+        )
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        assert "added IPv4 filter input: log stealth probes" in applied.stdout
         service = Service(config, tmp_path / "run.log").start()
         sim.receive_capture(CAPTURES / "XMAS_TREE_SCAN.pcap")
         assert wait_until(lambda: "192.168.1.10" in lab.entries("r1"), 30), service.text()

@@ -23,7 +23,8 @@ from bridge.config import CONFIG_ENV, Config, ConfigError, default_config_path, 
 # commands show as placeholders, below); an error inside one that is present is not hidden.
 SUBCOMMAND_MODULES = (
     "bridge.check",  # check
-    "bridge.cli.routers",  # block, unblock, list, routers, trust, provision
+    "bridge.cli.routers",  # block, unblock, list, routers, trust
+    "bridge.cli.provision",  # provision
     "bridge.service.service",  # run
     "bridge.cli.scan",  # scan
     "bridge.cli.notify",  # notify test
@@ -40,7 +41,7 @@ PLACEHOLDERS = {
     "list": ("list current blocks [--json]", "bridge.cli.routers"),
     "routers": ("show the routers and whether they are reachable", "bridge.cli.routers"),
     "trust": ("record a router's SSH host key [--yes]", "bridge.cli.routers"),
-    "provision": ("create the address list and firewall rule on a router", "bridge.cli.routers"),
+    "provision": ("set a router up: print, --apply or --check the RouterOS script", "bridge.cli.provision"),
     "notify": ("notifications: `notify test` sends a test message to every URL", "bridge.cli.notify"),
 }
 

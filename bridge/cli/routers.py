@@ -1,4 +1,4 @@
-"""snort-bridge subcommands of the responder: block, unblock, list, routers, trust, provision.
+"""snort-bridge subcommands of the responder: block, unblock, list, routers, trust (provision: provision.py).
 
 bridge/cli/__init__.py builds the ``snort-bridge`` parser and calls ``register(subparsers)``; each
 subcommand sets ``func(args) -> int`` (the exit status) and takes ``--config FILE``.
@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import secrets as random_source
-import socket
 import sys
 import threading
 import time
@@ -22,16 +20,7 @@ from responder.config import RouterConfig
 from responder.errors import RouterError
 from responder.events import BlockRequest
 from responder.ledger import Ledger, LedgerError, RouterState
-from responder.provision import (
-    ProvisionError,
-    ProvisionPlan,
-    PublicKey,
-    parse_public_key,
-    parse_this_host,
-    password_source,
-    render_provision,
-    syslog_port_of,
-)
+from responder.provision import ProvisionError
 from responder.responder import Responder, TargetRefused, check_target, default_session_factory, parse_address
 from responder.routeros.duration import DurationError, format_duration, parse_duration
 from responder.transport import known_hosts
@@ -85,22 +74,6 @@ def register(subparsers) -> None:
     )
     trust.add_argument("router", metavar="ROUTER", help="router name from the configuration")
     trust.add_argument("--yes", action="store_true", help="record without asking (for scripts)")
-
-    provision = add("provision", cmd_provision, "print the RouterOS script that sets a router up")
-    provision.add_argument("router", metavar="ROUTER")
-    provision.add_argument(
-        "--this-host",
-        metavar="ADDR",
-        help="address the router reaches this host at (default: the local address this host uses towards the router)",
-    )
-    provision.add_argument(
-        "--tzsp",
-        choices=("mangle", "sniffer", "none"),
-        default="mangle",
-        help="how the router streams traffic to tzspd (default: mangle sniff-tzsp)",
-    )
-    provision.add_argument("--tzsp-port", type=int, default=37008, metavar="N")
-    provision.add_argument("--flavour", choices=("v6", "v7"), default="v7", help="RouterOS major version")
 
 
 def _guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -334,13 +307,19 @@ def cmd_routers(args: argparse.Namespace, out=None, probe_router: Callable[[Rout
 
 
 def cmd_trust(args: argparse.Namespace, out=None, ask: Callable[[str], str] = input) -> int:
-    from responder.transport.ssh import fetch_host_key, key_fingerprint
-
     out = out or sys.stdout
     config = _config(args)
     cfg = _router(config, args.router)
     if cfg.transport == "api":
         return _trust_certificate(cfg, args.yes, out, ask)
+    return trust_host_key(cfg, args.yes, out, ask)
+
+
+def trust_host_key(cfg: RouterConfig, yes: bool, out, ask: Callable[[str], str] = input) -> int:
+    """Show the router's SSH host key and record it in known_hosts once the user confirms it
+    (EXIT_OK: trusted now or already; EXIT_PARTIAL: not confirmed)."""
+    from responder.transport.ssh import fetch_host_key, key_fingerprint
+
     try:
         key = fetch_host_key(cfg.host, cfg.port, timeout=cfg.connect_timeout)
     except RouterError as exc:
@@ -361,7 +340,7 @@ def cmd_trust(args: argparse.Namespace, out=None, ask: Callable[[str], str] = in
             file=out,
         )
     if not _confirmed(
-        args.yes,
+        yes,
         ask,
         out,
         "Compare it with the router's own: /ip ssh print (or the key on its console).",
@@ -448,62 +427,4 @@ def _trust_certificate(cfg: RouterConfig, yes: bool, out, ask: Callable[[str], s
     except OSError as exc:
         raise CommandFailed(f"cannot write {path}: {exc.strerror or exc}") from None
     print(f"recorded in {path}", file=out)
-    return EXIT_OK
-
-
-# -- provision ------------------------------------------------------------------------------
-
-
-def local_address_towards(host: str, port: int) -> str:
-    """The source address this host would use to reach ``host`` (a UDP connect sends nothing)."""
-    try:
-        family, _, _, _, target = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
-        with socket.socket(family, socket.SOCK_DGRAM) as sock:
-            sock.connect(target)
-            return sock.getsockname()[0]
-    except (OSError, IndexError) as exc:
-        raise CommandFailed(f"cannot tell which address reaches {host} ({exc}); give --this-host ADDR") from None
-
-
-def _public_key(cfg: RouterConfig) -> PublicKey | None:
-    if not cfg.key_file:
-        return None
-    try:
-        with open(cfg.key_file + ".pub", encoding="ascii", errors="replace") as handle:
-            return parse_public_key(handle.read())
-    except FileNotFoundError:
-        pass
-    from responder.transport.secrets import load_private_key
-
-    try:
-        pkey = load_private_key(cfg)
-    except RouterError as exc:
-        raise CommandFailed(str(exc)) from None
-    return parse_public_key(f"{pkey.get_name()} {pkey.get_base64()}")
-
-
-def cmd_provision(args: argparse.Namespace, out=None) -> int:
-    out = out or sys.stdout
-    config = _config(args)
-    cfg = _router(config, args.router)
-    this_host = parse_this_host(args.this_host or local_address_towards(cfg.host, cfg.port))
-    key = _public_key(cfg)
-    plan = ProvisionPlan(
-        router=cfg.name,
-        router_host=cfg.host,
-        this_host=this_host,
-        user=cfg.user,
-        list_name=cfg.list,
-        public_key=key,
-        throwaway_password=random_source.token_urlsafe(24) if key is not None else None,
-        password_source=password_source(cfg.password_file, cfg.password_env),
-        flavour=args.flavour,
-        tzsp=args.tzsp,
-        tzsp_port=args.tzsp_port,
-        syslog_port=syslog_port_of(config.scan.syslog if config.scan else None),
-        scan_ports=config.scan.ports if config.scan else 15,
-        transport=cfg.transport,
-        api_tls=cfg.tls,
-    )
-    out.write(render_provision(plan))
     return EXIT_OK

@@ -85,6 +85,7 @@ known_hosts = "/etc/tzsp-ips/known_hosts"   # OpenSSH format, [host]:port entrie
 list = "blacklist"                     # address list to add to
 mode = "address-list"                  # address-list | script
 script = "filter"                      # with mode = "script": `:global ip <addr>; /system script run filter`
+block_in = "filter"                    # filter | raw: where provision puts the drop rules (raw = before connection tracking)
 refresh_existing = true                # an address already listed gets its timeout re-armed
 connect_timeout = "5s"
 command_timeout = "5s"

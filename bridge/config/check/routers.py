@@ -76,6 +76,7 @@ class RouterChecks(ValueChecks):
                 d.script,
                 self.pattern(ROUTEROS_NAME_RE, "a script name of 1-63 letters, digits, '_', '.', '-'"),
             ),
+            block_in=self.get(table, "block_in", key, d.block_in, self.choice(("filter", "raw"))),
             refresh_existing=self.get(table, "refresh_existing", key, d.refresh_existing, self.boolean),
             tls=self.get(table, "tls", key, d.tls, self.boolean),
             ca_file=self.get(table, "ca_file", key, None, self.path),

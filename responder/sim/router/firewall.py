@@ -235,6 +235,7 @@ class FilterRule:
     comment: str = ""
     disabled: bool = False
     packets: int = 0  # the rule's counter, as `print stats` shows it
+    extra: dict[str, str] = field(default_factory=dict)  # matchers kept and printed, not matched (in-interface=...)
 
     def matches(self, packet: Packet, state: str, in_list: Callable[[str, str], bool], now: float) -> bool:
         if self.disabled:

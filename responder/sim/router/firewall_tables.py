@@ -17,7 +17,8 @@ from responder.sim.router.firewall import (
 )
 from responder.sim.router.printing import Field
 from responder.sim.router.remote_log import LogAction, LoggingError, LogRule, parse_port, parse_remote
-from responder.sim.router.state import NoSuchItem, StateError, parse_id
+from responder.sim.router.rules import move_rules, position, rule_table_for
+from responder.sim.router.state import StateError
 from responder.sim.router.tables import ArgumentError, MissingArguments, Table, parse_bool
 
 
@@ -52,6 +53,7 @@ class FilterTable(Table):
             ("limit", item.limit.text if item.limit else ""),
         )
         out += [Field(name, text) for name, text in optional if text]
+        out += [Field(name, text) for name, text in item.extra.items()]
         out += [Field("log", "yes" if item.log else "no"), Field("log-prefix", f'"{item.log_prefix}"')]
         return out
 
@@ -70,19 +72,13 @@ class FilterTable(Table):
         self.update(rule, args)
         before = args.get("place-before")
         if before is not None:
-            self.firewall.rules.insert(self._position(before), rule)
+            self.firewall.rules.insert(position(self.firewall.rules, before), rule)
         else:
             self.firewall.rules.append(rule)
         return rule
 
-    def _position(self, ref: str) -> int:
-        number = parse_id(ref.strip())
-        for index, rule in enumerate(self.firewall.rules):
-            if rule.number == number:
-                return index
-        if ref.strip().isdigit() and int(ref) < len(self.firewall.rules):
-            return int(ref)
-        raise NoSuchItem()
+    def move(self, items: list, before) -> None:
+        move_rules(self.firewall.rules, items, before)
 
     def update(self, item, args: Mapping[str, str]) -> None:
         try:
@@ -115,6 +111,14 @@ class FilterTable(Table):
         for name in ("log", "disabled"):
             if name in args:
                 setattr(item, name, parse_bool(name, args[name]))
+        modelled = {"chain", "action", "protocol", "connection-state", "tcp-flags", "limit", "log", "disabled"}
+        modelled |= {"src-address-list", "dst-address-list", "log-prefix", "comment", "place-before"}
+        for name, text in args.items():
+            if name not in modelled:
+                if text:
+                    item.extra[name] = text
+                else:
+                    item.extra.pop(name, None)
 
     def remove(self, item) -> None:
         self.firewall.rules.remove(item)
@@ -220,7 +224,7 @@ def firewall_table_for(state, menu) -> Table | None:
         return LoggingRuleTable(state)
     if menu == ("system", "logging", "action"):
         return LoggingActionTable(state)
-    return None
+    return rule_table_for(state, menu)
 
 
 __all__ = ["FilterTable", "LoggingActionTable", "LoggingRuleTable", "firewall_table_for"]

@@ -318,6 +318,7 @@ class RouterState:
         self.boot_time = clock()
         self.addresses: dict[int, AddressTable] = {4: AddressTable(), 6: AddressTable()}
         self.groups: dict[str, frozenset] = dict(_BUILTIN_GROUPS)
+        self.group_comments: dict[str, str] = {}
         self.users: dict[str, User] = {}
         self.ssh_keys: list[SshKey] = []
         self.scripts: dict[str, Script] = {}
@@ -327,9 +328,12 @@ class RouterState:
         self._next_number = 1  # users, keys, scripts
         from responder.sim.router.firewall import Firewall  # (imported here: those modules build on this one)
         from responder.sim.router.remote_log import Logging
+        from responder.sim.router.settings import SnifferSettings
 
         self.firewall = {4: Firewall(), 6: Firewall()}  # /ip and /ipv6 firewall filter, with conntrack
         self.logging = Logging()  # /system logging rules and actions
+        self.rule_lists: dict[tuple[int, str], list] = {}  # (family, "raw" | "mangle") -> rules, in order
+        self.sniffer = SnifferSettings(profile.flavour)  # /tool sniffer
         self._next_rule = 1
 
     # -- time -----------------------------------------------------------------------------
@@ -458,6 +462,8 @@ class RouterState:
         if name in self.groups:
             raise StateError("failure: group with the same name already exists")
         self.groups[name] = parse_policy(policy)
+        if comment:
+            self.group_comments[name] = comment
 
     def add_user(
         self, name: str, *, group: str, password: str | None = None, address: str = "", comment: str = ""

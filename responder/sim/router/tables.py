@@ -106,6 +106,9 @@ class Table:
     def remove(self, item) -> None:
         raise StateError("failure: cannot remove this")
 
+    def move(self, items: list, before) -> None:
+        raise StateError("failure: cannot move here")
+
     def enable(self, item, enabled: bool) -> None:
         self.update(item, {"disabled": "no" if enabled else "yes"})
 
@@ -311,9 +314,9 @@ class UserTable(Table):
 class _Group:
     """A group seen as a table item (the state keeps groups as name -> policy set)."""
 
-    def __init__(self, number: int, name: str, policy: frozenset):
+    def __init__(self, number: int, name: str, policy: frozenset, comment: str = ""):
         self.number, self.name, self.policy = number, name, policy
-        self.comment = ""
+        self.comment = comment
 
 
 class GroupTable(Table):
@@ -322,7 +325,11 @@ class GroupTable(Table):
     write_policies = frozenset({"write", "policy"})
 
     def items(self) -> list:
-        return [_Group(n + 1, name, policy) for n, (name, policy) in enumerate(self.state.groups.items())]
+        comments = self.state.group_comments
+        return [
+            _Group(n + 1, name, policy, comments.get(name, ""))
+            for n, (name, policy) in enumerate(self.state.groups.items())
+        ]
 
     def fields(self, item, flavour: str) -> list[Field]:
         return [
@@ -334,7 +341,7 @@ class GroupTable(Table):
     def add(self, args: Mapping[str, str], owner: str) -> object:
         if not args.get("name"):
             raise MissingArguments(["name"])
-        self.state.add_group(args["name"], args.get("policy", ""))
+        self.state.add_group(args["name"], args.get("policy", ""), args.get("comment", ""))
         return [g for g in self.items() if g.name == args["name"]][0]
 
     def update(self, item, args: Mapping[str, str]) -> None:
@@ -345,8 +352,14 @@ class GroupTable(Table):
                 parse_policy(name)
                 (policy.discard if part.startswith("!") else policy.add)(name)
         self.state.groups[item.name] = frozenset(policy)
+        if "comment" in args:
+            self.state.group_comments[item.name] = args["comment"]
         if "name" in args and args["name"] != item.name:
+            if args["name"] in self.state.groups:
+                raise StateError("failure: group with the same name already exists")
             self.state.groups[args["name"]] = self.state.groups.pop(item.name)
+            if item.name in self.state.group_comments:
+                self.state.group_comments[args["name"]] = self.state.group_comments.pop(item.name)
             for user in self.state.users.values():
                 if user.group == item.name:
                     user.group = args["name"]
@@ -355,6 +368,7 @@ class GroupTable(Table):
         if any(u.group == item.name for u in self.state.users.values()):
             raise StateError("failure: group is in use")
         del self.state.groups[item.name]
+        self.state.group_comments.pop(item.name, None)
 
 
 def parse_public_key(text: str) -> tuple[str, bytes, int, str]:

@@ -12,18 +12,25 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from responder.routeros.duration import format_duration
 from responder.sim.router import printing
 from responder.sim.router.printing import Record
 from responder.sim.router.state import RouterState, StateError, normalise_address, parse_id
-from responder.sim.router.tables import AddressListTable, SshKeyTable, Table, TimeValue, table_for
+from responder.sim.router.tables import AddressListTable, SshKeyTable, Table, table_for
+from responder.sim.script.builtins import run_builtin
+from responder.sim.script.export import export
 from responder.sim.script.parser import (
+    AnyOf,
+    Block,
+    BlockStatement,
+    Builtin,
     ChangeMenu,
     CliSyntaxError,
     Concat,
     Condition,
+    ConditionNode,
     Literal,
     MenuCommand,
+    Operation,
     Put,
     Statement,
     Subst,
@@ -33,6 +40,8 @@ from responder.sim.script.parser import (
     parse_line,
     parse_script,
 )
+from responder.sim.script.singletons import SINGLETONS, run_singleton
+from responder.sim.script.values import ValueError_, operate, to_text, typed_word
 
 _READ_VERBS = frozenset({"print", "find", "get"})
 _MAX_SCRIPT_DEPTH = 8
@@ -61,30 +70,24 @@ class ExecResult:
 
 @dataclass
 class _Scope:
-    """One running line or script: whose it is, what it may do, its variables and item numbers."""
+    """One running line or script: whose it is, what it may do, its variables and item numbers.
+
+    ``frames``: the ``:local`` variables of each enclosing block, innermost last. ``declared``:
+    the globals this line or script declared (a terminal session keeps them from line to line)."""
 
     user: str
     policies: frozenset
     out: list[str]
-    locals: dict[str, object] = field(default_factory=dict)
+    frames: list[dict[str, object]] = field(default_factory=lambda: [{}])
     declared: set = field(default_factory=set)
     numbers: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
     depth: int = 0
 
-
-def to_text(value: object) -> str:
-    """How ``:put`` and string concatenation show a value."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        if value and all(isinstance(v, dict) for v in value):
-            return printing.render_as_value([{k: to_text(x) for k, x in v.items()} for v in value])
-        return ";".join(to_text(v) for v in value)
-    if isinstance(value, dict):
-        return printing.render_as_value([{k: to_text(x) for k, x in value.items()}])
-    return str(value)
+    def frame_of(self, name: str) -> dict[str, object] | None:
+        for frame in reversed(self.frames):
+            if name in frame:
+                return frame
+        return None
 
 
 class Interpreter:
@@ -97,22 +100,44 @@ class Interpreter:
         return self.state.profile.flavour
 
     # -- entry points -------------------------------------------------------------------------
-    def run_line(self, user: str, line: str) -> ExecResult:
+    def run_line(self, user: str, line: str, *, declared: set | None = None, script: bool = False) -> ExecResult:
+        """One exec line (``script``: a terminal entry, which may span lines and hold ``#``
+        comments). ``declared``: globals declared earlier in the same terminal session; the
+        line's own declarations are added to it."""
         try:
-            statements = parse_line(line, self.flavour)
+            statements = (parse_script if script else parse_line)(line, self.flavour)
         except CliSyntaxError as exc:
             return ExecResult((exc.text,), self.parse_error_exit, exc.kind)
         with self.state.lock:
             scope = _Scope(user=user, policies=self.state.policies_of(user), out=[])
+            if declared is not None:
+                scope.declared = declared
             try:
-                for statement in statements:
-                    self.execute(statement, scope, quiet=False)
+                self.run_statements(statements, scope)
             except RuntimeCliError as exc:
                 scope.out.append(exc.text)
                 return ExecResult(tuple(scope.out), 0, exc.kind)
         return ExecResult(tuple(scope.out), 0)
 
     # -- statements ---------------------------------------------------------------------------
+    def run_statements(self, statements, scope: _Scope) -> object:
+        result = None
+        for statement in statements:
+            result = self.execute(statement, scope, quiet=False)
+        return result
+
+    def run_block(self, block: Value | None, scope: _Scope, variables: dict[str, object] | None = None) -> object:
+        """A ``{ ... }``: its ``:local`` variables (and ``variables``, a loop's) end with it."""
+        if block is None:
+            return None
+        if not isinstance(block, Block):
+            raise RuntimeCliError("expected command block", "syntax")
+        scope.frames.append(dict(variables or {}))
+        try:
+            return self.run_statements(block.statements, scope)
+        finally:
+            scope.frames.pop()
+
     def execute(self, statement: Statement, scope: _Scope, *, quiet: bool) -> object:
         if isinstance(statement, ChangeMenu):
             return None
@@ -122,6 +147,10 @@ class Interpreter:
             return None
         if isinstance(statement, VarCommand):
             return self.execute_var(statement, scope)
+        if isinstance(statement, BlockStatement):
+            return self.run_block(statement.block, scope)
+        if isinstance(statement, Builtin):
+            return run_builtin(self, statement, scope)
         return self.execute_command(statement, scope, quiet=quiet)
 
     def execute_var(self, statement: VarCommand, scope: _Scope) -> None:
@@ -129,22 +158,29 @@ class Interpreter:
         name = statement.name
         if statement.kind == "global":
             scope.declared.add(name)
-            scope.locals.pop(name, None)
+            frame = scope.frame_of(name)
+            if frame is not None:
+                del frame[name]
             if statement.value is not None:
                 self.state.set_global(scope.user, name, value)
         elif statement.kind == "local":
-            scope.locals[name] = value
-        elif name in scope.locals or name not in scope.declared:
-            scope.locals[name] = value
+            scope.frames[-1][name] = value
         else:
-            self.state.set_global(scope.user, name, value)
+            frame = scope.frame_of(name)
+            if frame is not None:
+                frame[name] = value
+            elif name in scope.declared:
+                self.state.set_global(scope.user, name, value)
+            else:
+                scope.frames[-1][name] = value
 
     def evaluate(self, value: Value, scope: _Scope) -> object:
         if isinstance(value, Literal):
-            return value.text
+            return typed_word(value.text) if value.bare else value.text
         if isinstance(value, VarRef):
-            if value.name in scope.locals:
-                return scope.locals[value.name]
+            frame = scope.frame_of(value.name)
+            if frame is not None:
+                return frame[value.name]
             if value.name in scope.declared:
                 return self.state.get_global(scope.user, value.name)
             return None  # an undeclared variable is "nothing"
@@ -152,7 +188,28 @@ class Interpreter:
             return "".join(to_text(self.evaluate(part, scope)) for part in value.parts)
         if isinstance(value, Subst):
             return self.execute(value.statement, scope, quiet=True)
+        if isinstance(value, Operation):
+            if value.op in ("&&", "||"):  # the right side runs only when it decides
+                left = self.evaluate(value.operands[0], scope)
+                if to_text(left) == ("false" if value.op == "&&" else "true"):
+                    return value.op == "||"
+                return self.operate(value.op, [left, self.evaluate(value.operands[1], scope)])
+            return self.operate(value.op, [self.evaluate(v, scope) for v in value.operands])
+        if isinstance(value, Block):
+            return value
         raise TypeError(f"not a value: {value!r}")
+
+    @staticmethod
+    def operate(op: str, operands: list[object]) -> object:
+        return Interpreter.operate_call(operate, [op, operands])
+
+    @staticmethod
+    def operate_call(function, arguments: list[object]) -> object:
+        """A pure value function; its refusal becomes the line's runtime error."""
+        try:
+            return function(*arguments)
+        except ValueError_ as exc:
+            raise RuntimeCliError(str(exc), "other") from None
 
     # -- menu commands ------------------------------------------------------------------------
     def refuse(self, command: MenuCommand, text: str, kind: str) -> RuntimeCliError:
@@ -162,8 +219,12 @@ class Interpreter:
         return RuntimeCliError(text, kind)
 
     def check_policy(self, command: MenuCommand, scope: _Scope, table: Table | None) -> None:
-        if command.verb in _READ_VERBS:
-            needed = frozenset({"read"})
+        if command.verb in _READ_VERBS or command.verb == "export":
+            needed = frozenset({"read"}) | (
+                frozenset({"sensitive"}) if "show-sensitive" in command.flags else frozenset()
+            )
+        elif command.menu == ("tool", "sniffer") and command.verb in ("start", "stop"):
+            needed = frozenset({"sniff"})
         elif command.menu == ("system", "script") and command.verb == "run":
             needed = frozenset({"read"})
         else:
@@ -176,10 +237,10 @@ class Interpreter:
         self.check_policy(command, scope, table)
         args = {key: to_text(self.evaluate(value, scope)) for key, value in command.args}
         try:
-            if command.menu == ("system", "resource"):
-                return self.resource(command, scope)
-            if command.menu == ("system", "identity"):
-                return self.identity(command, args, scope)
+            if command.verb == "export":
+                return export(self, command, args, scope)
+            if command.menu in SINGLETONS:
+                return run_singleton(self, command, args, scope)
             if command.menu == ("system", "script") and command.verb == "run":
                 scripts = self.resolve(command, scope, table)
                 for script in scripts:
@@ -205,6 +266,8 @@ class Interpreter:
         if verb == "print":
             return self.print_table(command, table, args, scope, quiet=quiet)
         items = self.resolve(command, scope, table)
+        if verb == "reset-counters":
+            return None
         if verb == "get":
             return self.get_property(command, table, items, scope)
         for item in items:
@@ -214,12 +277,36 @@ class Interpreter:
                 table.update(item, args)
             elif verb in ("enable", "disable"):
                 table.enable(item, verb == "enable")
+        if verb == "move":
+            table.move(items, self.move_destination(command, table, scope))
         return None
 
+    def move_destination(self, command: MenuCommand, table: Table, scope: _Scope):
+        """``move 3 0`` / ``move numbers=[find ...] destination=[find ...]``: the item to move above."""
+        target = command.positionals[1] if len(command.positionals) > 1 else command.arg("destination")
+        if target is None:
+            return None
+        reference = MenuCommand(command.menu, "move", positionals=(target,), line=command.line)
+        found = self.resolve(reference, scope, table)
+        return found[0] if found else None
+
     # -- item selection -----------------------------------------------------------------------
-    def select(self, table: Table, conditions: Sequence[Condition], scope: _Scope) -> list:
-        tests = [(c, self.evaluate(c.value, scope) if c.value is not None else None) for c in conditions]
-        return [item for item in table.items() if all(self.matches(table, item, c, v) for c, v in tests)]
+    def select(self, table: Table, conditions: Sequence[ConditionNode], scope: _Scope) -> list:
+        tests = [self.prepare(c, scope) for c in conditions]
+        return [item for item in table.items() if all(self.holds(table, item, t) for t in tests)]
+
+    def prepare(self, node: ConditionNode, scope: _Scope) -> tuple:
+        """The condition with its value evaluated once, before the items are walked."""
+        if isinstance(node, AnyOf):
+            return (node, tuple(tuple(self.prepare(c, scope) for c in alt) for alt in node.alternatives))
+        return (node, self.evaluate(node.value, scope) if node.value is not None else None)
+
+    def holds(self, table: Table, item, test: tuple) -> bool:
+        node, data = test
+        if isinstance(node, AnyOf):
+            result = any(all(self.holds(table, item, t) for t in alt) for alt in data)
+            return result != node.negate
+        return self.matches(table, item, node, data)
 
     def matches(self, table: Table, item, condition: Condition, wanted: object) -> bool:
         values = table.values(item, self.flavour)
@@ -336,56 +423,6 @@ class Interpreter:
         if name not in values and name not in {f.name for f in table.fields(items[0], self.flavour)}:
             raise RuntimeCliError("input does not match any value of value-name", "other")
         return values.get(name)
-
-    # -- singleton menus ----------------------------------------------------------------------
-    def resource_values(self) -> list[tuple[str, object]]:
-        profile = self.state.profile
-        return [
-            ("uptime", TimeValue(self.state.uptime())),
-            ("version", profile.version),
-            ("build-time", "2024-10-22 10:17:35" if profile.flavour == "v7" else "oct/22/2024 10:17:35"),
-            ("factory-software", profile.version.split()[0]),
-            ("free-memory", "870.4MiB"),
-            ("total-memory", "1024.0MiB"),
-            ("cpu", "QEMU"),
-            ("cpu-count", "1"),
-            ("cpu-frequency", "2496MHz"),
-            ("cpu-load", "1%"),
-            ("free-hdd-space", "80.2MiB"),
-            ("total-hdd-space", "89.2MiB"),
-            ("architecture-name", profile.architecture),
-            ("board-name", profile.board_name),
-            ("platform", "MikroTik"),
-        ]
-
-    def resource(self, command: MenuCommand, scope: _Scope) -> object:
-        values = self.resource_values()
-        if command.verb == "get":
-            return self.get_singleton(command, dict(values), scope)
-        if "as-value" in command.flags:
-            return [dict(values)]
-        shown = [(k, format_duration(int(v.seconds)) if isinstance(v, TimeValue) else to_text(v)) for k, v in values]
-        scope.out.extend(printing.render_properties(shown))
-        return None
-
-    def identity(self, command: MenuCommand, args: dict[str, str], scope: _Scope) -> object:
-        if command.verb == "set":
-            if "name" in args:
-                self.state.identity = args["name"]
-            return None
-        if command.verb == "get":
-            return self.get_singleton(command, {"name": self.state.identity}, scope)
-        if "as-value" in command.flags:
-            return [{"name": self.state.identity}]
-        scope.out.extend(printing.render_properties([("name", self.state.identity)]))
-        return None
-
-    def get_singleton(self, command: MenuCommand, values: dict[str, object], scope: _Scope) -> object:
-        name_value = command.positionals[0] if command.positionals else command.arg("value-name")
-        name = to_text(self.evaluate(name_value, scope)) if name_value is not None else ""
-        if name not in values:
-            raise RuntimeCliError("input does not match any value of value-name", "other")
-        return values[name]
 
     # -- scripts ------------------------------------------------------------------------------
     def run_script(self, script, scope: _Scope, command: MenuCommand) -> None:

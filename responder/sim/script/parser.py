@@ -1,369 +1,61 @@
-"""Tokeniser and parser for one RouterOS CLI line (exec) or a script source.
+"""Parser for one RouterOS CLI line (exec) or a script source (manual "Scripting").
 
-Grammar: ROUTEROS.md "Emulator spec". Parse errors carry RouterOS's text and 1-based column
-(``bad command name X``: start of X; ``expected end of command``: the ``=`` of an unknown
-argument, or the start of a stray word; ``syntax error``: the bad character). A line with an
-error anywhere runs nothing. Pure functions; no router state is touched here.
+Grammar: ROUTEROS.md "Emulator spec" and docs/routeros-sim.md. Parse errors carry RouterOS's
+text and 1-based column (``bad command name X``: start of X; ``expected end of command``: the
+``=`` of an unknown argument, or the start of a stray word; ``syntax error``: the bad
+character). A line with an error anywhere runs nothing. Pure functions; no router state is
+touched here. The tokens are ``tokens``'s, the statements ``syntax``'s, the menus ``menus``'s.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Union
 
-
-class CliSyntaxError(Exception):
-    """A line the router refuses before running anything."""
-
-    def __init__(self, kind: str, message: str, column: int, line: int = 1):
-        self.kind = kind  # "syntax" | "bad-command" | "expected-end"
-        self.message = message
-        self.column = column
-        self.line = line
-        super().__init__(self.text)
-
-    @property
-    def text(self) -> str:
-        return f"{self.message} (line {self.line} column {self.column})"
-
-
-# ----------------------------------------------------------------------------- menus
-
-
-@dataclass(frozen=True)
-class VerbSpec:
-    keys: frozenset[str] = frozenset()
-    flags: frozenset[str] = frozenset()
-    positional: int = 0  # item references / names that may follow the verb
-    conditions: bool = False  # `find list=x`: key=value pairs are tests
-    where: bool = False  # accepts `where cond...`
-    v7_only: bool = False
-
-
-@dataclass(frozen=True)
-class MenuSpec:
-    verbs: Mapping[str, VerbSpec]
-    properties: frozenset[str]  # what `find`/`where` may test
-
-
-_PRINT_FLAGS = frozenset({"terse", "detail", "brief", "count-only", "as-value", "without-paging"})
-
-
-def _table_menu(
-    properties: str,
-    writable: str,
-    extra_add: str = "",
-    *,
-    add: bool = True,
-    v7_only_add: bool = False,
-    extra_verbs: dict[str, VerbSpec] | None = None,
-) -> MenuSpec:
-    """The usual verbs of a RouterOS table (add/set/remove/print/find/get)."""
-    props = frozenset(properties.split())
-    keys = frozenset(writable.split())
-    verbs: dict[str, VerbSpec] = {
-        "set": VerbSpec(keys=keys | {"numbers"}, positional=1),
-        "remove": VerbSpec(keys=frozenset({"numbers"}), positional=1),
-        "print": VerbSpec(keys=frozenset({"proplist", "from"}), flags=_PRINT_FLAGS, where=True),
-        "find": VerbSpec(conditions=True, where=True),
-        "get": VerbSpec(keys=frozenset({"number", "value-name"}), positional=2),
-    }
-    if add:
-        verbs["add"] = VerbSpec(keys=keys | frozenset(extra_add.split()), v7_only=v7_only_add)
-    verbs.update(extra_verbs or {})
-    return MenuSpec(verbs=verbs, properties=props | {".id"})
-
-
-_ENABLE = {
-    "enable": VerbSpec(keys=frozenset({"numbers"}), positional=1),
-    "disable": VerbSpec(keys=frozenset({"numbers"}), positional=1),
-}
-_ADDRESS_LIST = _table_menu(
-    "list address timeout comment disabled dynamic creation-time",
-    "list address timeout comment disabled dynamic",
-    extra_verbs=_ENABLE,
+from responder.sim.script.menus import MENUS, MenuSpec, VerbSpec, children, properties, verbs
+from responder.sim.script.syntax import (
+    AnyOf,
+    Block,
+    BlockStatement,
+    Builtin,
+    ChangeMenu,
+    CliSyntaxError,
+    Concat,
+    Condition,
+    ConditionNode,
+    Literal,
+    MenuCommand,
+    Operation,
+    Put,
+    Statement,
+    Subst,
+    Value,
+    VarCommand,
+    VarRef,
 )
-_SINGLETON_PRINT = VerbSpec(flags=frozenset({"without-paging", "as-value"}))
-_FILTER_WRITABLE = (
-    "chain action protocol connection-state tcp-flags src-address-list dst-address-list limit "
-    "log log-prefix comment disabled"
-)
-_FILTER = _table_menu(_FILTER_WRITABLE, _FILTER_WRITABLE, "place-before", extra_verbs=_ENABLE)
+from responder.sim.script.tokens import Token, is_name_char, open_brackets, tokenise
 
-MENUS: dict[tuple[str, ...], MenuSpec] = {
-    ("ip", "firewall", "address-list"): _ADDRESS_LIST,
-    ("ipv6", "firewall", "address-list"): _ADDRESS_LIST,
-    ("ip", "firewall", "filter"): _FILTER,
-    ("ipv6", "firewall", "filter"): _FILTER,
-    ("system", "logging"): _table_menu(
-        "topics action prefix disabled default", "topics action prefix disabled", extra_verbs=_ENABLE
-    ),
-    ("system", "logging", "action"): _table_menu(
-        "name target remote remote-port bsd-syslog remote-log-format default",
-        "name target remote remote-port bsd-syslog remote-log-format",
-    ),
-    ("system", "script"): _table_menu(
-        "name owner source policy comment run-count dont-require-permissions",
-        "name source policy comment owner dont-require-permissions",
-        extra_verbs={"run": VerbSpec(keys=frozenset({"number"}), positional=1)},
-    ),
-    ("system", "resource"): MenuSpec(
-        verbs={"print": _SINGLETON_PRINT, "get": VerbSpec(keys=frozenset({"value-name"}), positional=1)},
-        properties=frozenset(),
-    ),
-    ("system", "identity"): MenuSpec(
-        verbs={
-            "print": _SINGLETON_PRINT,
-            "get": VerbSpec(keys=frozenset({"value-name"}), positional=1),
-            "set": VerbSpec(keys=frozenset({"name"})),
-        },
-        properties=frozenset(),
-    ),
-    ("user",): _table_menu(
-        "name group address comment disabled last-logged-in",
-        "name group password address comment disabled",
-        extra_verbs=_ENABLE,
-    ),
-    ("user", "group"): _table_menu("name policy comment", "name policy comment"),
-    ("user", "ssh-keys"): _table_menu(
-        "user key-type bits comment key-owner",
-        "user key comment",
-        v7_only_add=True,
-        extra_verbs={"import": VerbSpec(keys=frozenset({"user", "public-key-file"}))},
-    ),
+_END = ("SEMI", "RBR", "EOF", "NL", "RBRACE")
+_VALUE_START = ("WORD", "STRING", "VAR", "LBR", "LBRACE", "LPAR")
+_COMPARE = {"EQ": "=", "NEQ": "!=", "TILDE": "~"}
+# The ``:commands`` besides the variable ones: (least, most unnamed operands, named arguments).
+# The first operand of foreach/for is the loop variable's name.
+BUILTINS: dict[str, tuple[int, int, frozenset[str]]] = {
+    "do": (1, 1, frozenset({"on-error", "while"})),
+    "if": (1, 1, frozenset({"do", "else"})),
+    "foreach": (1, 1, frozenset({"in", "do"})),
+    "for": (1, 1, frozenset({"from", "to", "step", "do"})),
+    "len": (1, 1, frozenset()),
+    "pick": (2, 3, frozenset()),
+    "find": (2, 3, frozenset()),
+    "typeof": (1, 1, frozenset()),
+    "tostr": (1, 1, frozenset()),
+    "tonum": (1, 1, frozenset()),
+    "log": (2, 2, frozenset()),
+    "error": (1, 1, frozenset()),
+    "nothing": (0, 0, frozenset()),
+    "delay": (0, 1, frozenset()),
 }
-
-
-def children(menu: tuple[str, ...]) -> frozenset[str]:
-    depth = len(menu)
-    return frozenset(p[depth] for p in MENUS if len(p) > depth and p[:depth] == menu)
-
-
-def verbs(menu: tuple[str, ...], flavour: str) -> Mapping[str, VerbSpec]:
-    spec = MENUS.get(menu)
-    if spec is None:
-        return {}
-    return {name: v for name, v in spec.verbs.items() if flavour == "v7" or not v.v7_only}
-
-
-# ----------------------------------------------------------------------------- AST
-
-
-@dataclass(frozen=True)
-class Literal:
-    text: str
-
-
-@dataclass(frozen=True)
-class VarRef:
-    name: str
-    column: int
-
-
-@dataclass(frozen=True)
-class Subst:
-    statement: Statement
-
-
-@dataclass(frozen=True)
-class Concat:
-    """Adjacent pieces (``"$ip/32"``, ``$a$b``) joined as text."""
-
-    parts: tuple[Value, ...]
-
-
-Value = Union[Literal, VarRef, Subst, Concat]
-
-
-@dataclass(frozen=True)
-class Condition:
-    prop: str
-    op: str  # "=", "!=", "~" or "" (bare property: true when yes)
-    value: Value | None
-    negate: bool = False
-
-
-@dataclass(frozen=True)
-class MenuCommand:
-    menu: tuple[str, ...]
-    verb: str
-    args: tuple[tuple[str, Value], ...] = ()
-    flags: frozenset[str] = frozenset()
-    positionals: tuple[Value, ...] = ()
-    conditions: tuple[Condition, ...] = ()
-    line: int = 1
-    column: int = 1
-
-    @property
-    def path(self) -> str:
-        return "/" + "/".join(self.menu + (self.verb,))
-
-    def arg(self, key: str) -> Value | None:
-        for name, value in self.args:
-            if name == key:
-                return value
-        return None
-
-
-@dataclass(frozen=True)
-class VarCommand:
-    """``:global NAME [value]``, ``:local NAME [value]``, ``:set NAME [value]``."""
-
-    kind: str  # "global" | "local" | "set"
-    name: str
-    value: Value | None
-    line: int = 1
-
-
-@dataclass(frozen=True)
-class Put:
-    value: Value | None
-    line: int = 1
-
-
-@dataclass(frozen=True)
-class ChangeMenu:
-    """A bare path (``/ip firewall address-list``): later statements on the line are relative to it."""
-
-    menu: tuple[str, ...]
-
-
-Statement = Union[MenuCommand, VarCommand, Put, ChangeMenu]
-
-
-# ----------------------------------------------------------------------------- tokens
-
-
-@dataclass(frozen=True)
-class Token:
-    kind: str  # WORD STRING VAR EQ NEQ TILDE NOT LBR RBR SEMI NL EOF
-    text: str
-    line: int
-    column: int
-    spaced: bool  # whitespace (or line start) right before it
-    parts: tuple[Value, ...] = ()  # STRING: literal pieces and $variables
-
-
-_STOP = set(' \t\r\n;[]{}()"=$!~')
-_ESCAPES = {'"': '"', "\\": "\\", "$": "$", "?": "?", "n": "\n", "r": "\r", "t": "\t", "_": " "}
-_HEX = "0123456789abcdefABCDEF"
-
-
-def _is_name_char(ch: str) -> bool:
-    return ch.isalnum() or ch in "_-"
-
-
-def tokenise(text: str, *, script: bool = False) -> list[Token]:
-    """Tokens of ``text``. Exec lines (script=False) may not span lines."""
-    tokens: list[Token] = []
-    i, line, line_start = 0, 1, 0
-    spaced = True
-
-    def col(pos: int) -> int:
-        return pos - line_start + 1
-
-    while i < len(text):
-        ch = text[i]
-        if ch in " \t\r":
-            i += 1
-            spaced = True
-            continue
-        if ch == "\\" and script and text[i + 1 : i + 2] == "\n":  # line continuation
-            i += 2
-            line, line_start, spaced = line + 1, i, True
-            continue
-        if ch == "\n":
-            if not script:
-                raise CliSyntaxError("syntax", "syntax error", col(i), line)
-            tokens.append(Token("NL", "\n", line, col(i), spaced))
-            i += 1
-            line, line_start, spaced = line + 1, i, True
-            continue
-        if ch == "#" and script and (not tokens or tokens[-1].kind in ("NL", "SEMI")):
-            while i < len(text) and text[i] != "\n":
-                i += 1
-            continue
-        start = i
-        if ch in ";[]=~":
-            kind = {";": "SEMI", "[": "LBR", "]": "RBR", "=": "EQ", "~": "TILDE"}[ch]
-            tokens.append(Token(kind, ch, line, col(i), spaced))
-            i += 1
-        elif ch == "!":
-            if text[i + 1 : i + 2] == "=":
-                tokens.append(Token("NEQ", "!=", line, col(i), spaced))
-                i += 2
-            else:
-                tokens.append(Token("NOT", "!", line, col(i), spaced))
-                i += 1
-        elif ch == "$":
-            j = i + 1
-            while j < len(text) and _is_name_char(text[j]):
-                j += 1
-            if j == i + 1:
-                raise CliSyntaxError("syntax", "syntax error", col(i), line)
-            tokens.append(Token("VAR", text[i + 1 : j], line, col(i), spaced))
-            i = j
-        elif ch == '"':
-            i, parts = _read_string(text, i, line, col)
-            tokens.append(Token("STRING", text[start:i], line, col(start), spaced, parts))
-        elif ch in "{}()":
-            raise CliSyntaxError("syntax", "syntax error", col(i), line)
-        else:
-            while i < len(text) and text[i] not in _STOP:
-                i += 1
-            tokens.append(Token("WORD", text[start:i], line, col(start), spaced))
-        spaced = False
-    tokens.append(Token("EOF", "", line, col(len(text)) if text else 1, spaced))
-    return tokens
-
-
-def _read_string(text: str, start: int, line: int, col) -> tuple[int, tuple[Value, ...]]:
-    """Read a quoted string from ``text[start] == '"'``; returns the end index and its parts."""
-    parts: list[Value] = []
-    buf: list[str] = []
-    i = start + 1
-    while True:
-        if i >= len(text) or text[i] == "\n":
-            raise CliSyntaxError("syntax", "syntax error", col(start), line)
-        ch = text[i]
-        if ch == '"':
-            i += 1
-            break
-        if ch == "\\":
-            nxt = text[i + 1 : i + 2]
-            if nxt in _ESCAPES and nxt:
-                buf.append(_ESCAPES[nxt])
-                i += 2
-                continue
-            pair = text[i + 1 : i + 3]
-            if len(pair) == 2 and all(c in _HEX for c in pair):
-                buf.append(chr(int(pair, 16)))
-                i += 3
-                continue
-            raise CliSyntaxError("syntax", "syntax error", col(i), line)
-        if ch == "$":
-            j = i + 1
-            while j < len(text) and _is_name_char(text[j]):
-                j += 1
-            if j > i + 1:
-                if buf:
-                    parts.append(Literal("".join(buf)))
-                    buf = []
-                parts.append(VarRef(text[i + 1 : j], col(i)))
-                i = j
-                continue
-        buf.append(ch)
-        i += 1
-    if buf or not parts:
-        parts.append(Literal("".join(buf)))
-    return i, tuple(parts)
-
-
-# ----------------------------------------------------------------------------- parser
-
-_END = ("SEMI", "RBR", "EOF", "NL")
-_VALUE_START = ("WORD", "STRING", "VAR", "LBR")
+_LOOP_VARIABLE = frozenset({"foreach", "for"})
 
 
 @dataclass
@@ -372,7 +64,7 @@ class _Parser:
     flavour: str
     pos: int = 0
     cwd: tuple[str, ...] = ()
-    depth: int = 0
+    depth: int = 0  # inside [ ]: a bare path there does not change the line's menu
 
     # -- helpers ----------------------------------------------------------------------------
     def peek(self, offset: int = 0) -> Token:
@@ -390,38 +82,58 @@ class _Parser:
 
     # -- lines and statements ---------------------------------------------------------------
     def parse_all(self) -> tuple[Statement, ...]:
+        statements = self.parse_statements(closing="EOF")
+        return statements
+
+    def parse_statements(self, closing: str) -> tuple[Statement, ...]:
+        """Statements up to ``closing`` (EOF, or the RBRACE of a block, which is not taken)."""
         statements: list[Statement] = []
         while True:
             tok = self.peek()
-            if tok.kind == "EOF":
+            if tok.kind == closing:
                 break
+            if tok.kind == "EOF" or tok.kind in ("RBR", "RBRACE"):
+                raise self.fail("syntax", tok)
             if tok.kind in ("SEMI", "NL"):
                 self.take()
                 continue
-            if tok.kind == "RBR":
-                raise self.fail("syntax", tok)
             statements.append(self.parse_statement())
             end = self.peek()
-            if end.kind == "RBR":
+            if end.kind == closing or end.kind in ("SEMI", "NL"):
+                continue
+            if end.kind in ("RBR", "RBRACE", "EOF"):
                 raise self.fail("syntax", end)
-            if end.kind not in _END:
-                raise self.fail("expected-end", end)
+            raise self.fail("expected-end", end)
         return tuple(statements)
 
     def parse_statement(self) -> Statement:
         tok = self.peek()
+        if tok.kind == "LBRACE":
+            return BlockStatement(self.parse_block())
         if tok.kind == "WORD" and tok.text.startswith(":"):
             return self.parse_builtin()
         if tok.kind != "WORD":
             raise self.fail("syntax", tok)
         return self.parse_menu_command()
 
+    def parse_block(self) -> Block:
+        """``{ ... }``: its own menu directory, starting from the enclosing one."""
+        self.take()
+        saved_cwd, saved_depth = self.cwd, self.depth
+        self.depth = 0
+        try:
+            statements = self.parse_statements(closing="RBRACE")
+        finally:
+            self.cwd, self.depth = saved_cwd, saved_depth
+        self.take()
+        return Block(statements)
+
     def parse_builtin(self) -> Statement:
         tok = self.take()
         name = tok.text[1:]
         if name in ("global", "local", "set"):
             var = self.peek()
-            if var.kind != "WORD" or not all(_is_name_char(c) for c in var.text):
+            if var.kind != "WORD" or not all(is_name_char(c) for c in var.text):
                 raise self.fail("syntax", var)
             self.take()
             value = self.parse_value() if self.peek().kind in _VALUE_START else None
@@ -429,7 +141,32 @@ class _Parser:
         if name == "put":
             value = self.parse_value() if self.peek().kind in _VALUE_START else None
             return Put(value, tok.line)
-        raise CliSyntaxError("bad-command", f"bad command name {name}", tok.column + 1, tok.line)
+        if name not in BUILTINS:
+            raise CliSyntaxError("bad-command", f"bad command name {name}", tok.column + 1, tok.line)
+        least, most, keys = BUILTINS[name]
+        operands: list[Value] = []
+        args: list[tuple[str, Value]] = []
+        while self.peek().kind not in _END:
+            word, nxt = self.peek(), self.peek(1)
+            if word.kind == "WORD" and nxt.kind == "EQ" and not nxt.spaced and word.text in keys:
+                self.take()
+                self.take()
+                args.append((word.text, self.parse_adjacent_value()))
+            elif word.kind == "WORD" and nxt.kind == "EQ" and not nxt.spaced:
+                raise self.fail("expected-end", nxt)
+            elif len(operands) >= most:
+                raise self.fail("expected-end", word)
+            elif name in _LOOP_VARIABLE and not operands:
+                if word.kind != "WORD" or not all(is_name_char(c) for c in word.text):
+                    raise self.fail("syntax", word)
+                operands.append(Literal(self.take().text))
+            elif word.kind in _VALUE_START:
+                operands.append(self.parse_value())
+            else:
+                raise self.fail("syntax", word)
+        if len(operands) < least:
+            raise self.fail("syntax", self.peek())
+        return Builtin(name, tuple(operands), tuple(args), tok.line, tok.column)
 
     def parse_menu_command(self) -> Statement:
         menu = self.cwd
@@ -446,7 +183,7 @@ class _Parser:
             if len(segments) > 1 and self.flavour == "v6":
                 raise self.fail("syntax", tok, base + len(segments[0]))
             offset = 0
-            for index, segment in enumerate(segments):
+            for segment in segments:
                 column = base + offset
                 offset += len(segment) + 1
                 if not segment:
@@ -471,38 +208,42 @@ class _Parser:
 
     def parse_arguments(self, menu: tuple[str, ...], verb: str, first: Token) -> MenuCommand:
         spec = verbs(menu, self.flavour)[verb]
-        properties = MENUS[menu].properties
+        props = properties(menu)
         args: list[tuple[str, Value]] = []
         flags = set()
         positionals: list[Value] = []
-        conditions: list[Condition] = []
+        conditions: list[ConditionNode] = []
         while self.peek().kind not in _END:
             tok = self.peek()
             nxt = self.peek(1)
             is_pair = tok.kind == "WORD" and nxt.kind in ("EQ", "NEQ", "TILDE") and not nxt.spaced
             if tok.kind == "WORD" and tok.text == "where" and spec.where:
                 self.take()
-                conditions.extend(self.parse_conditions(properties))
+                conditions.extend(self.parse_condition_and(props))
+                if self.peek().kind not in _END:
+                    raise self.fail("expected-end", self.peek())
                 break
             if is_pair and spec.conditions:
-                conditions.append(self.parse_condition(properties))
+                conditions.append(self.parse_condition(props))
             elif tok.kind == "NOT" and spec.conditions:
-                conditions.append(self.parse_condition(properties))
+                conditions.append(self.parse_condition(props))
             elif is_pair:
                 if nxt.kind != "EQ" or tok.text not in spec.keys:
                     raise self.fail("expected-end", nxt)
                 self.take()
                 self.take()
+                if self.peek().kind == "LBRACE":  # a code block is no property value (source={...} is not emulated)
+                    raise self.fail("syntax", self.peek())
                 value = self.parse_adjacent_value(menu)
                 if tok.text in ("numbers", "number"):
-                    positionals.append(value)
+                    positionals.insert(0, value)
                 else:
                     args.append((tok.text, value))
             elif tok.kind == "WORD" and tok.text in spec.flags:
                 self.take()
                 flags.add(tok.text)
-            elif tok.kind == "WORD" and spec.conditions and tok.text in properties:
-                conditions.append(self.parse_condition(properties))
+            elif tok.kind == "WORD" and spec.conditions and tok.text in props:
+                conditions.append(self.parse_condition(props))
             elif tok.kind in _VALUE_START and len(positionals) < spec.positional:
                 positionals.append(self.parse_value(menu))
             else:
@@ -511,17 +252,50 @@ class _Parser:
             menu, verb, tuple(args), frozenset(flags), tuple(positionals), tuple(conditions), first.line, first.column
         )
 
-    def parse_conditions(self, properties: frozenset[str]) -> list[Condition]:
-        out = []
-        while self.peek().kind not in _END:
-            tok = self.peek()
-            if tok.kind == "WORD" and tok.text == "and" and out:
+    # -- where: conditions joined by and / or / !, grouped by ( ) -------------------------------
+    def _is_word(self, *texts: str) -> bool:
+        tok = self.peek()
+        return (tok.kind == "WORD" and tok.text in texts) or (tok.kind == "OP" and tok.text in texts)
+
+    def parse_condition_or(self, props: frozenset[str]) -> tuple[ConditionNode, ...]:
+        alternatives = [self.parse_condition_and(props, stop_at_or=True)]
+        while self._is_word("or", "||"):
+            self.take()
+            alternatives.append(self.parse_condition_and(props, stop_at_or=True))
+        return alternatives[0] if len(alternatives) == 1 else (AnyOf(tuple(alternatives)),)
+
+    def parse_condition_and(self, props: frozenset[str], stop_at_or: bool = False) -> tuple[ConditionNode, ...]:
+        parts: list[ConditionNode] = []
+        while self.peek().kind not in _END and self.peek().kind != "RPAR":
+            if self._is_word("and", "&&") and parts:
                 self.take()
                 continue
-            out.append(self.parse_condition(properties))
-        return out
+            if self._is_word("or", "||") and parts:
+                if stop_at_or:
+                    break
+                self.take()  # at the top level `a or b` takes in everything that follows
+                rest = self.parse_condition_or(props)
+                return (AnyOf((tuple(parts), rest)),)
+            parts.append(self.parse_condition_unary(props))
+        if not parts:
+            raise self.fail("syntax", self.peek())
+        return tuple(parts)
 
-    def parse_condition(self, properties: frozenset[str]) -> Condition:
+    def parse_condition_unary(self, props: frozenset[str]) -> ConditionNode:
+        negate = False
+        if self.peek().kind == "NOT" and self.peek(1).kind == "LPAR":
+            self.take()
+            negate = True
+        if self.peek().kind == "LPAR":
+            self.take()
+            group = self.parse_condition_or(props)
+            if self.peek().kind != "RPAR":
+                raise self.fail("syntax", self.peek())
+            self.take()
+            return AnyOf((group,), negate=negate)
+        return self.parse_condition(props)
+
+    def parse_condition(self, props: frozenset[str]) -> Condition:
         negate = False
         if self.peek().kind == "NOT":
             self.take()
@@ -531,12 +305,12 @@ class _Parser:
             raise self.fail("syntax", tok)
         self.take()
         op_tok = self.peek()
-        if op_tok.kind in ("EQ", "NEQ", "TILDE") and not op_tok.spaced:
-            if tok.text not in properties:
+        if op_tok.kind in _COMPARE and not op_tok.spaced:
+            if tok.text not in props:
                 raise self.fail("expected-end", op_tok)
             self.take()
             return Condition(tok.text, op_tok.text, self.parse_adjacent_value(), negate)
-        if tok.text not in properties:
+        if tok.text not in props:
             raise self.fail("expected-end", tok)
         return Condition(tok.text, "", None, negate)
 
@@ -555,9 +329,14 @@ class _Parser:
         return parts[0] if len(parts) == 1 else Concat(tuple(parts))
 
     def parse_atom(self, menu: tuple[str, ...] | None) -> Value:
-        tok = self.take()
+        tok = self.peek()
+        if tok.kind == "LBRACE":
+            return self.parse_block()
+        if tok.kind == "LPAR":
+            return self.parse_expression()
+        self.take()
         if tok.kind == "WORD":
-            return Literal(tok.text)
+            return Literal(tok.text, bare=True)
         if tok.kind == "NOT":  # inside a value, "!" is a negation the menu reads (``!ack``)
             return Literal("!")
         if tok.kind == "VAR":
@@ -582,6 +361,59 @@ class _Parser:
             return Subst(statement)
         raise self.fail("syntax", tok)
 
+    # -- ( expressions ) ----------------------------------------------------------------------
+    def parse_expression(self) -> Value:
+        self.take()  # (
+        value = self.parse_or()
+        if self.peek().kind != "RPAR":
+            raise self.fail("syntax", self.peek())
+        self.take()
+        return value
+
+    def parse_or(self) -> Value:
+        left = self.parse_and()
+        while self._is_word("||", "or"):
+            self.take()
+            left = Operation("||", (left, self.parse_and()))
+        return left
+
+    def parse_and(self) -> Value:
+        left = self.parse_not()
+        while self._is_word("&&", "and"):
+            self.take()
+            left = Operation("&&", (left, self.parse_not()))
+        return left
+
+    def parse_not(self) -> Value:
+        if self.peek().kind == "NOT":
+            self.take()
+            return Operation("!", (self.parse_not(),))
+        return self.parse_comparison()
+
+    def parse_comparison(self) -> Value:
+        left = self.parse_sum()
+        tok = self.peek()
+        if tok.kind in _COMPARE or (tok.kind == "OP" and tok.text in ("<", ">", "<=", ">=")):
+            self.take()
+            return Operation(_COMPARE.get(tok.kind, tok.text), (left, self.parse_sum()))
+        return left
+
+    def parse_sum(self) -> Value:
+        left = self.parse_operand()
+        while self.peek().kind == "WORD" and self.peek().text in (".", "+", "-"):
+            op = self.take().text
+            left = Operation(op, (left, self.parse_operand()))
+        return left
+
+    def parse_operand(self) -> Value:
+        tok = self.peek()
+        if tok.kind not in ("WORD", "STRING", "VAR", "LBR", "LPAR") or self._is_word("and", "or", ".", "+", "-"):
+            raise self.fail("syntax", tok)
+        parts: list[Value] = [self.parse_atom(None)]
+        while self.peek().kind in ("STRING", "VAR") and not self.peek().spaced:
+            parts.append(self.parse_atom(None))
+        return parts[0] if len(parts) == 1 else Concat(tuple(parts))
+
 
 def parse_line(text: str, flavour: str = "v7") -> tuple[Statement, ...]:
     """Statements of one exec line; raises CliSyntaxError (a newline is refused)."""
@@ -591,3 +423,36 @@ def parse_line(text: str, flavour: str = "v7") -> tuple[Statement, ...]:
 def parse_script(source: str, flavour: str = "v7") -> tuple[Statement, ...]:
     """Statements of a script source: newlines separate statements, ``#`` starts a comment."""
     return _Parser(tokenise(source, script=True), flavour).parse_all()
+
+
+__all__ = [
+    "BUILTINS",
+    "MENUS",
+    "AnyOf",
+    "Block",
+    "BlockStatement",
+    "Builtin",
+    "ChangeMenu",
+    "CliSyntaxError",
+    "Concat",
+    "Condition",
+    "ConditionNode",
+    "Literal",
+    "MenuCommand",
+    "MenuSpec",
+    "Operation",
+    "Put",
+    "Statement",
+    "Subst",
+    "Token",
+    "Value",
+    "VarCommand",
+    "VarRef",
+    "VerbSpec",
+    "children",
+    "open_brackets",
+    "parse_line",
+    "parse_script",
+    "tokenise",
+    "verbs",
+]
