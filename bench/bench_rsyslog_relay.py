@@ -1,7 +1,7 @@
 """Benchmark the sensor -> central relay: the shipped rsyslog configurations, two real rsyslogd.
 
 Two rsyslog daemons on this machine (loopback, as root or not): a "sensor" with
-snort/rsyslog/40-tzsp-ips-sensor.conf (imfile -> omrelp, disk-assisted queue) and a "central"
+tzsp_ips_data/snort/rsyslog/40-tzsp-ips-sensor.conf (imfile -> omrelp, disk-assisted queue) and a "central"
 with 40-tzsp-ips-central.conf (imrelp -> one file per sensor), only the values marked SET replaced.
 
 Latency: lines of Snort 3 alert_json (~480 bytes) are appended to the sensor's alert file at a
@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RSYSLOG = ROOT / "snort" / "rsyslog"
+RSYSLOG = ROOT / "tzsp_ips_data" / "snort" / "rsyslog"
 SAMPLE = (
     '"proto" : "TCP", "dir" : "C2S", "src_ap" : "203.0.113.7:51234", "dst_ap" : "192.0.2.10:3390", '
     '"rule" : "1:2023753:3", "action" : "allow", "msg" : "ET SCAN MS Terminal Server Traffic on Non-standard Port", '

@@ -285,7 +285,9 @@ def run_point(name, kind, args, tool, mix, rate, workdir) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--snort", required=True, help="the Snort 3 binary")
-    parser.add_argument("--snort-config", required=True, help="its configuration (e.g. snort/snort3/tzsp-ips.lua)")
+    parser.add_argument(
+        "--snort-config", required=True, help="its configuration (e.g. tzsp_ips_data/snort/snort3/tzsp-ips.lua)"
+    )
     parser.add_argument("--snort-args", default="--daq-batch-size 1", help="more Snort options")
     parser.add_argument("--captures", required=True, type=Path, help="directory of captures for the mix")
     parser.add_argument("--scan-share", type=float, default=0.05, help="share of scan frames in the mix")

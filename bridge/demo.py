@@ -1,4 +1,4 @@
-"""The whole IPS on one machine, on loopback: ``python -m bridge.demo`` (what ``./run demo`` runs).
+"""The whole IPS on one machine, on loopback: ``snort-bridge demo`` (what ``./run demo`` runs).
 
 A capture of a small office network (benign DNS, web and ping; a port scan from the internet; a
 compromised host inside the protected LAN scanning and attacking a server) is streamed by
@@ -22,7 +22,6 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
 DEADLINE = 50.0  # seconds for the whole run, start to verdict
 LIST = "tzsp-ips-blocked"
 LAN = "10.10.0.0/16"

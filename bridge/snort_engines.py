@@ -26,8 +26,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-SHIPPED = ROOT / "snort"
+from tzsp_ips_data import shipped_path
+
+SHIPPED = shipped_path("snort")  # the installed package data (importlib.resources), also from a wheel
 PATH_NAMES = ("snort3", "snort2", "snort")
 ENV_NAMES = {3: "SNORT3", 2: "SNORT2"}
 STOCK_LUA_VARIABLE = "SNORT_LUA_PATH"

@@ -8,7 +8,7 @@
       rsyslogd                ======= veth ===>     -> SSH -> routers r1, r2 (simulators on this host)
 
 Real rsyslog daemons (Debian's rsyslog + rsyslog-relp), one per host with its own configuration
-(the shipped snort/rsyslog files, only the values marked SET replaced), work directory and pid
+(the shipped tzsp_ips_data/snort/rsyslog files, only the values marked SET replaced), work directory and pid
 file; a real tzspd on each sensor, with the built-in detector on sensor1 and Snort 3 with the
 shipped configuration on sensor2 (the built-in detector where no Snort 3 is installed); port scans
 with XMAS probes replayed into each sensor as TZSP. Faults: a sensor's link down for 30 s while its attacks go on, the central rsyslog
@@ -31,16 +31,19 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, console_script, require_tool, wait_for
+from conftest import console_script, require_tool, wait_for
 from netns_rig import Daemon, NamespaceUnavailable, Network, in_namespace, probe_namespaces
 from responder_rig import Lab
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 from scapy.utils import PcapWriter
 
+from tzsp_ips_data import data_root
+
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
-RSYSLOG = ROOT / "snort" / "rsyslog"
+SHIPPED = data_root()
+RSYSLOG = SHIPPED / "snort" / "rsyslog"
 SENSORS = ("sensor1", "sensor2")
 TARGET = "192.0.2.80"  # the scanned host: protected, never blocked
 TZSP_PORT = 37008
@@ -86,11 +89,11 @@ def snort3_consumer(home: Path):
         return None
     conf_dir = home / "snort-conf"
     conf_dir.mkdir(parents=True)
-    lua = (ROOT / "snort" / "snort3" / "tzsp-ips.lua").read_text()
+    lua = (SHIPPED / "snort" / "snort3" / "tzsp-ips.lua").read_text()
     (conf_dir / "tzsp-ips.lua").write_text(
         lua.replace("include '/usr/local/etc/snort/snort.lua'", f"include '{found}'")
     )
-    shutil.copy(ROOT / "snort" / "snort3" / "local.rules", conf_dir / "local.rules")
+    shutil.copy(SHIPPED / "snort" / "snort3" / "local.rules", conf_dir / "local.rules")
     checked = subprocess.run(
         [snort, "-c", str(conf_dir / "tzsp-ips.lua"), "-T", "-q"], capture_output=True, text=True, timeout=120
     )

@@ -1,4 +1,4 @@
-"""The rsyslog files in snort/rsyslog/ are valid for the rsyslog Debian ships (rsyslogd -N1), as is,
+"""The rsyslog files in tzsp_ips_data/snort/rsyslog/ are valid for the rsyslog Debian ships (rsyslogd -N1), as is,
 and mark what a user must set. Their behaviour across hosts is tested in test_netns_sensors.py."""
 
 from __future__ import annotations
@@ -10,9 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, free_port, require_tool
+from conftest import free_port, require_tool
 
-RSYSLOG = ROOT / "snort" / "rsyslog"
+from tzsp_ips_data import data_root
+
+RSYSLOG = data_root() / "snort" / "rsyslog"
 CONFIGS = sorted(p.name for p in RSYSLOG.glob("*.conf") if not p.name.endswith(".sysctl.conf"))
 
 

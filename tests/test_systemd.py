@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from plumbing.sdnotify import Notifier
-from tests.conftest import ROOT, require_tool
+from tests.conftest import require_tool
+from tzsp_ips_data import UNIT_BIN_DIR, data_root
 
 UNITS = ["tzspd.service", "snort-bridge.service"]
 HARDENING = {
@@ -27,7 +28,7 @@ HARDENING = {
 def read_unit(name):
     parser = configparser.ConfigParser(strict=False, interpolation=None, delimiters=("=",))
     parser.optionxform = str
-    parser.read(ROOT / "systemd" / name)
+    parser.read(data_root() / "systemd" / name)
     return parser
 
 
@@ -38,7 +39,7 @@ def test_unit_verifies_cleanly(name, tmp_path):
     binary = {"tzspd.service": "tzspd", "snort-bridge.service": "snort-bridge"}[name]
     if not (scripts / binary).exists():
         pytest.fail(f"{binary} is not installed next to {sys.executable}; run ./run setup")
-    text = (ROOT / "systemd" / name).read_text().replace("/usr/local/bin/", f"{scripts}/")
+    text = (data_root() / "systemd" / name).read_text().replace(f"{UNIT_BIN_DIR}/", f"{scripts}/")
     unit = tmp_path / name
     unit.write_text(text)
     result = subprocess.run([systemd_analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60)

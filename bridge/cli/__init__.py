@@ -29,6 +29,8 @@ SUBCOMMAND_MODULES = (
     "bridge.cli.scan",  # scan
     "bridge.cli.notify",  # notify test
     "bridge.cli.ledger",  # ledger check, ledger rebuild-from-routers
+    "bridge.cli.files",  # files, files install, demo
+    "bridge.cli.health",  # health
 )
 
 # Shown in --help until the module that provides them is installed.
