@@ -11,8 +11,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import wheel_rig
 
-from tests import wheel_rig
 from tzsp_ips_data import CATALOGUE, CONFIG_TARGET, INSTALL_PREFIX
 from tzsp_ips_data.install import MANIFEST
 
