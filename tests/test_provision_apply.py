@@ -55,7 +55,8 @@ class Router:
             **router_extra,
         )
         self.config = write_config(tmp_path, [table], extra='[scan]\nsyslog = "127.0.0.1:5514"')
-        self.common = ["--config", self.config, "--this-host", "127.0.0.1", "--flavour", flavour, "--tzsp", tzsp]
+        # no --flavour: --apply and --check ask the router for its version
+        self.common = ["--config", self.config, "--this-host", "127.0.0.1", "--tzsp", tzsp]
 
     def apply(self, *extra):
         return snort_bridge(
@@ -119,6 +120,8 @@ def test_apply_twice_leaves_one_of_everything_and_the_second_run_changes_nothing
     assert len([line for line in router.terse("/user group") if "name=tzsp-ips " in line]) == 1
     assert len(router.terse("/user ssh-keys")) == 1
     assert len([line for line in router.terse("/system logging") if "action=tzspips" in line]) == 1
+    [stealth] = [line for line in router.ours("/ip firewall filter") if "tzsp-ips-stealth" in line]
+    assert ("limit=10,30:packet" in stealth) == (router.flavour == "v7")  # v6 has no limit mode
     drops = [line for line in router.ours("/ip firewall filter") if "action=drop" in line]
     assert [re.match(r"\s*(\d+)", line).group(1) for line in drops] == ["0", "1", "2"]  # the top of the table
 
