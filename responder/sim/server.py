@@ -7,7 +7,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Union
 
 import paramiko
 
@@ -20,7 +19,7 @@ from responder.sim.router.state import (
     normalise_address,
 )
 from responder.sim.router.tables import parse_public_key
-from responder.sim.script.interpreter import ExecResult, Interpreter
+from responder.sim.script.interpreter import Console, ExecResult, Interpreter
 from responder.sim.wire.api_server import (
     ApiCertificate,
     ApiServer,
@@ -29,9 +28,10 @@ from responder.sim.wire.api_server import (
     server_context,
 )
 from responder.sim.wire.ssh_server import SshServer
+from responder.sim.wire.terminal import Terminal, parse_login_options, prompt
 from responder.transport.ssh import key_fingerprint
 
-KeyLike = Union[paramiko.PKey, str]
+KeyLike = paramiko.PKey | str
 GENERATE = "generate"  # api_certificate: a self-signed one for 127.0.0.1, made when api-ssl first starts
 
 
@@ -51,6 +51,7 @@ class SimRouter:
         extra_host_keys: Iterable[paramiko.PKey] = (),
         api_certificate: ApiCertificate | None | str = GENERATE,
         api_legacy_login: bool = False,
+        terminal_detect_wait: float = 1.0,
     ):
         self.state = RouterState(profile=RouterProfile(flavour=flavour), clock=clock, identity=identity)
         self.interpreter = Interpreter(self.state, parse_error_exit=parse_error_exit)
@@ -60,6 +61,7 @@ class SimRouter:
         self.hang = False  # new TCP connections are accepted and never answered
         self.hang_exec = False  # logins work, commands never answer
         self.latency = latency  # seconds added before each command runs
+        self.terminal_detect_wait = terminal_detect_wait  # an unanswered ESC Z delays the banner this long
         self._server: SshServer | None = None
         self._log_lock = threading.Lock()
         # None = api-ssl without a certificate (anonymous DH only, which verifying clients refuse)
@@ -325,6 +327,20 @@ class SimRouter:
     def run_exec(self, user: str, command: str) -> tuple[bytes, int]:
         result = self.execute(user, command)
         return result.output.encode("utf-8"), result.exit_status
+
+    def open_terminal(self, user: str, login: str) -> Terminal:
+        """An interactive session of ``user`` (``login``: the name as typed, with ``+`` options)."""
+        console = Console()
+
+        def run(entry: str) -> list[str]:
+            with self._log_lock:
+                self.commands_log.append((user, entry))
+            return list(self.interpreter.run_line(user, entry, console=console).lines)
+
+        def current_prompt() -> str:
+            return prompt(user, self.state.identity, console.cwd, self.flavour)
+
+        return Terminal(run, current_prompt, version=self.state.profile.version, options=parse_login_options(login))
 
 
 __all__ = ["GENERATE", "SimRouter", "StateError"]

@@ -37,6 +37,7 @@ from responder.sim.script.parser import (
     Value,
     VarCommand,
     VarRef,
+    parse_entry,
     parse_line,
     parse_script,
 )
@@ -90,6 +91,16 @@ class _Scope:
         return None
 
 
+@dataclass
+class Console:
+    """What a terminal session keeps between entries: the menu it is in, the globals it
+    declared, and the item numbers of its last ``print`` in each menu."""
+
+    cwd: tuple[str, ...] = ()
+    declared: set = field(default_factory=set)
+    numbers: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
+
+
 class Interpreter:
     def __init__(self, state: RouterState, *, parse_error_exit: int = 0):
         self.state = state
@@ -100,18 +111,22 @@ class Interpreter:
         return self.state.profile.flavour
 
     # -- entry points -------------------------------------------------------------------------
-    def run_line(self, user: str, line: str, *, declared: set | None = None, script: bool = False) -> ExecResult:
-        """One exec line (``script``: a terminal entry, which may span lines and hold ``#``
-        comments). ``declared``: globals declared earlier in the same terminal session; the
-        line's own declarations are added to it."""
+    def run_line(self, user: str, line: str, *, console: Console | None = None, script: bool = False) -> ExecResult:
+        """One exec line; with a ``console``, what a person entered at the terminal (it may span
+        lines and hold ``#`` comments; the console's menu, globals and item numbers carry over
+        to the next entry); ``script``: a script source without a console."""
         try:
-            statements = (parse_script if script else parse_line)(line, self.flavour)
+            if console is not None:
+                statements, cwd = parse_entry(line, self.flavour, console.cwd)
+                console.cwd = cwd
+            else:
+                statements = (parse_script if script else parse_line)(line, self.flavour)
         except CliSyntaxError as exc:
             return ExecResult((exc.text,), self.parse_error_exit, exc.kind)
         with self.state.lock:
             scope = _Scope(user=user, policies=self.state.policies_of(user), out=[])
-            if declared is not None:
-                scope.declared = declared
+            if console is not None:
+                scope.declared, scope.numbers = console.declared, console.numbers
             try:
                 self.run_statements(statements, scope)
             except RuntimeCliError as exc:

@@ -188,6 +188,9 @@ class _Parser:
                 offset += len(segment) + 1
                 if not segment:
                     continue
+                if segment == ".." and verb is None:  # one menu up
+                    menu = menu[:-1]
+                    continue
                 if verb is not None:
                     raise CliSyntaxError("bad-command", f"bad command name {segment}", column, tok.line)
                 if segment in children(menu):
@@ -425,6 +428,14 @@ def parse_script(source: str, flavour: str = "v7") -> tuple[Statement, ...]:
     return _Parser(tokenise(source, script=True), flavour).parse_all()
 
 
+def parse_entry(text: str, flavour: str, cwd: tuple[str, ...]) -> tuple[tuple[Statement, ...], tuple[str, ...]]:
+    """What a person typed at the terminal (maybe several lines, maybe ``#`` comments), in the
+    menu ``cwd``: its statements and the menu the terminal is in afterwards."""
+    parser = _Parser(tokenise(text, script=True), flavour, cwd=cwd)
+    statements = parser.parse_all()
+    return statements, parser.cwd
+
+
 __all__ = [
     "BUILTINS",
     "MENUS",
@@ -451,6 +462,7 @@ __all__ = [
     "VerbSpec",
     "children",
     "open_brackets",
+    "parse_entry",
     "parse_line",
     "parse_script",
     "tokenise",
