@@ -245,3 +245,23 @@ def test_an_unconfirmed_host_key_applies_nothing(tmp_path, capsys, monkeypatch):
         assert router.ours("/ip firewall filter") == []
     finally:
         router.sim.stop()
+
+
+def test_usage_mistakes_are_refused_before_anything_is_sent(tmp_path, capsys):
+    router = Router(tmp_path, "v7")
+    try:
+        assert snort_bridge(["provision", "r1", "--apply", *router.common]) == 2
+        assert "--apply needs --admin USER" in capsys.readouterr().err
+        assert snort_bridge(["provision", "r1", "--admin", "admin", *router.common]) == 2
+        assert "go with --apply" in capsys.readouterr().err
+        with pytest.raises(SystemExit) as refused:  # argparse: one or the other
+            snort_bridge(["provision", "r1", "--apply", "--check", *router.common])
+        assert refused.value.code == 2 and "not allowed with argument --apply" in capsys.readouterr().err
+        api = write_config(
+            tmp_path, [dict(name="r1", host="127.0.0.1", transport="api", password_file=str(router.password_file))]
+        )
+        assert snort_bridge(["provision", "r1", "--check", "--config", api, "--this-host", "127.0.0.1"]) == 2
+        assert "work over SSH" in capsys.readouterr().err
+        assert router.sim.commands_log == []
+    finally:
+        router.sim.stop()
