@@ -129,6 +129,17 @@ def test_apply_twice_leaves_one_of_everything_and_the_second_run_changes_nothing
     assert router.check() == 0
     assert "router r1: as provisioned" in capsys.readouterr().out
 
+    # a key somebody else gave the user is not ours to remove
+    _, other = client_key(router.tmp_path, "other_key")
+    line = f"{other.get_name()} {other.get_base64()} colleague@laptop"
+    if router.flavour == "v6":
+        router.sim.put_file("other.pub", line)
+        router.admin("/user ssh-keys import user=ips public-key-file=other.pub")
+    else:
+        router.admin(f'/user ssh-keys add user=ips key="{line}"')
+    assert router.apply() == 0
+    assert len(router.terse("/user ssh-keys")) == 2
+
 
 def test_check_names_each_kind_of_drift_with_its_fix_and_apply_puts_it_right(router, capsys):
     assert router.apply() == 0
