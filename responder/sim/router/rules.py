@@ -68,6 +68,7 @@ class RuleTable(Table):
     legend = (("X", "disabled"), ("I", "invalid"), ("D", "dynamic"))
     columns = (("CHAIN", "chain"), ("ACTION", "action"))
     default_detail = True
+    quiet_defaults = {"log": "no", "log-prefix": '""'}
 
     def __init__(self, state, family: int, kind: str):
         super().__init__(state)

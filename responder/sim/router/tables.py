@@ -67,6 +67,7 @@ class Table:
     default_detail = False  # menus RouterOS prints in detail form by default (scripts, groups)
     write_policies = frozenset({"write"})
     booleans = frozenset({"disabled", "dynamic"})
+    quiet_defaults: dict[str, str] = {}  # fields a plain print leaves out at these values (``print detail`` shows them)
 
     def __init__(self, state: RouterState):
         self.state = state

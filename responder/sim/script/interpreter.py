@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from responder.sim.router import printing
 from responder.sim.router.printing import Record
@@ -418,6 +418,11 @@ class Interpreter:
             return rows
         scope.numbers[command.menu] = [table.item_id(i) for i in items]
         records = self.records(table, items, proplist)
+        if table.quiet_defaults and not ({"detail", "terse"} & command.flags):  # plain print: only what was set
+            records = [
+                replace(r, fields=tuple(f for f in r.fields if table.quiet_defaults.get(f.name) != f.text))
+                for r in records
+            ]
         if "terse" in command.flags:
             scope.out.extend(printing.render_terse(self.flavour, records))
         elif "detail" in command.flags or table.default_detail:
