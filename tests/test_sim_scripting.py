@@ -49,6 +49,15 @@ def test_do_on_error_runs_the_handler_when_the_body_fails(router):
     assert lines(router, ':do { :error "boom" }; :put never') == ["boom"]  # without a handler the error stops the line
 
 
+def test_onerror_is_v7_only_and_names_the_error(router):
+    out = lines(router, ':onerror e in={ :error "boom" } do={ :put "got $e" }')
+    if router.state.profile.flavour == "v7":
+        assert out == ["got boom"]
+        assert lines(router, ":put [:onerror e in={ :put fine } do={ :put never }]") == ["fine", "false"]
+    else:
+        assert out == ["bad command name onerror (line 1 column 2)"]
+
+
 def test_if_else_and_expressions(router):
     assert lines(router, ":if (3 > 2) do={ :put big } else={ :put small }") == ["big"]
     assert lines(router, ":local n 10; :if ($n < 9 || $n = 10) do={ :put yes }") == ["yes"]

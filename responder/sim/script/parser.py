@@ -43,6 +43,7 @@ BUILTINS: dict[str, tuple[int, int, frozenset[str]]] = {
     "do": (1, 1, frozenset({"on-error", "while"})),
     "if": (1, 1, frozenset({"do", "else"})),
     "foreach": (1, 1, frozenset({"in", "do"})),
+    "onerror": (1, 1, frozenset({"in", "do"})),  # v7.13+: :onerror e in={...} do={... $e ...}
     "for": (1, 1, frozenset({"from", "to", "step", "do"})),
     "len": (1, 1, frozenset()),
     "pick": (2, 3, frozenset()),
@@ -55,7 +56,8 @@ BUILTINS: dict[str, tuple[int, int, frozenset[str]]] = {
     "nothing": (0, 0, frozenset()),
     "delay": (0, 1, frozenset()),
 }
-_LOOP_VARIABLE = frozenset({"foreach", "for"})
+_LOOP_VARIABLE = frozenset({"foreach", "for", "onerror"})
+_V7_ONLY = frozenset({"onerror"})
 
 
 @dataclass
@@ -141,7 +143,7 @@ class _Parser:
         if name == "put":
             value = self.parse_value() if self.peek().kind in _VALUE_START else None
             return Put(value, tok.line)
-        if name not in BUILTINS:
+        if name not in BUILTINS or (name in _V7_ONLY and self.flavour == "v6"):
             raise CliSyntaxError("bad-command", f"bad command name {name}", tok.column + 1, tok.line)
         least, most, keys = BUILTINS[name]
         operands: list[Value] = []
