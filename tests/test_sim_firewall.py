@@ -23,7 +23,6 @@ from responder.provision import ProvisionPlan, render_provision
 from responder.sim import SimRouter
 from responder.sim.router.firewall import Conntrack, FilterRule, Limit, decode_frame, log_message
 from responder.sim.router.state import ALL_POLICIES
-from responder.sim.script.interpreter import Console
 from tzsp.receiver import AllowList
 
 CAPTURES = DATA / "captures"
@@ -97,9 +96,22 @@ def test_limit_is_a_token_bucket_on_the_packets_own_times():
 
 
 def run_provision(sim: SimRouter, script: str, user: str = "admin") -> None:
-    """Run the provisioning script as an administrator pastes it into the router's terminal."""
-    result = sim.interpreter.run_line(user, script, console=Console())
-    assert result.lines == (), result.lines
+    """Run the provisioning script as an administrator pastes it. The simulator has no ``:do`` or
+    ``:pick``: a ``:do { add ... place-before=[:pick [find] 0] } on-error={ add ... }`` line is run
+    as the router would -- before the first rule when there is one, else appended."""
+    wrapped = re.compile(
+        r"^:do \{ (?P<menu>/\S+ \S+ \S+) add (?P<args>.*) place-before=\[:pick \[(?P=menu) find\] 0\] \}"
+        r" on-error=\{ (?P=menu) add (?P=args) \}$"
+    )
+    for line in script.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        match = wrapped.match(line)
+        if match:
+            first = sim.execute(user, f":put [{match['menu']} find]").output.strip().split(";")[0]
+            line = f"{match['menu']} add {match['args']}" + (f" place-before={first}" if first else "")
+        result = sim.execute(user, line)
+        assert result.output.strip() == "", f"{line!r}: {result.output}"
 
 
 @pytest.fixture
@@ -312,9 +324,12 @@ def test_the_service_blocks_a_stealth_scanner_the_provisioned_router_logged(tmp_
 def test_raw_prerouting_drops_listed_sources_before_the_filter_sees_them():
     sim = SimRouter()
     sim.add_user("admin", password="pw", policies=ALL_POLICIES)
-    run_provision(sim, "/ip firewall filter add chain=input action=log log-prefix=seen\n")
-    run_provision(sim, "/ip firewall raw add chain=prerouting action=drop src-address-list=blacklist\n")
-    run_provision(sim, "/ip firewall raw add chain=prerouting action=drop in-interface=ether9 protocol=udp\n")
+    for line in (
+        "/ip firewall filter add chain=input action=log log-prefix=seen",
+        "/ip firewall raw add chain=prerouting action=drop src-address-list=blacklist",
+        "/ip firewall raw add chain=prerouting action=drop in-interface=ether9 protocol=udp",
+    ):
+        assert sim.execute("admin", line).lines == ()
     assert sim.receive(frame()).action == "accept"  # not listed: through raw, seen by the filter
     sim.execute("admin", f"/ip firewall address-list add list=blacklist address={SCANNER}")
     dropped = sim.receive(frame(sport=40001))
