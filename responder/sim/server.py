@@ -170,8 +170,12 @@ class SimRouter:
             server.stop()
 
     def reboot(self) -> None:
-        """Dynamic entries and globals are lost, uptime restarts, open SSH and API sessions drop."""
+        """Dynamic entries, globals and /log are lost, uptime restarts, open SSH and API sessions drop."""
         self.state.reboot()
+        self.drop_connections()
+
+    def drop_connections(self) -> None:
+        """Every open SSH and API session drops (a network outage); the router keeps its memory."""
         if self._server is not None:
             self._server.drop_connections()
         for server in self._api_servers.values():
