@@ -232,6 +232,19 @@ def test_export_is_a_script_that_rebuilds_the_same_configuration(router):
     assert not any(line.startswith("/system") for line in terse)
 
 
+def test_log_messages_and_script_errors_reach_log_print(router):
+    assert lines(router, ':log info "tzsp-ips: provisioned"; :log warning "look"') == []
+    shown = lines(router, "/log print")
+    assert [line.split(" ", 1)[1] for line in shown] == ["script,info tzsp-ips: provisioned", "script,warning look"]
+    assert lines(router, '/log print where message~"provisioned"')[0].endswith("tzsp-ips: provisioned")
+    assert lines(router, '/log print count-only where topics~"warning"') == ["1"]
+    assert lines(router, ":log loud x")[0].startswith("bad command name loud")
+    router.state.add_script("broken", "/ip firewall address-list add list=a address=not/valid/x", "admin")
+    lines(router, "/system script run broken")
+    assert lines(router, '/log print count-only where topics~"script,error"') == ["1"]
+    assert lines(router, "/log print follow") == ["expected end of command (line 1 column 12)"]
+
+
 def test_console_keeps_menu_globals_and_print_numbers_between_entries(router):
     console = Console()
     assert enter(router, "/ip firewall address-list", console) == [] and console.cwd == (

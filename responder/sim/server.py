@@ -55,7 +55,7 @@ class SimRouter:
         terminal_detect_wait: float = 1.0,
     ):
         self.state = RouterState(profile=RouterProfile(flavour=flavour), clock=clock, identity=identity)
-        self.interpreter = Interpreter(self.state, parse_error_exit=parse_error_exit)
+        self.interpreter = Interpreter(self.state, parse_error_exit=parse_error_exit, send_log=self._send_log)
         self.host_key = host_key if host_key is not None else paramiko.RSAKey.generate(2048)
         self.extra_host_keys = list(extra_host_keys)
         self.commands_log: list[tuple[str, str]] = []

@@ -461,6 +461,10 @@ def table_for(state: RouterState, menu: tuple[str, ...]) -> Table | None:
         return AddressListTable(state, 6)
     from responder.sim.router.firewall_tables import firewall_table_for  # it builds on this module
 
+    if menu == ("log",):
+        from responder.sim.router.log_table import LogTable  # it builds on this module
+
+        return LogTable(state)
     return {
         ("system", "script"): ScriptTable,
         ("user",): UserTable,

@@ -90,7 +90,7 @@ def run_builtin(interp: Interpreter, statement: Builtin, scope: _Scope) -> objec
         topic = to_text(value(operands[0]))
         if topic not in LOG_TOPICS:
             raise RuntimeCliError(f"bad command name {topic}", "bad-command")
-        interp.state.log.append(to_text(value(operands[1])))
+        interp.log(("script", topic), to_text(value(operands[1])))
         return None
     if name == "error":
         raise RuntimeCliError(to_text(value(operands[0])), "script-error")

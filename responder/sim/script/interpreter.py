@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from responder.sim.router import printing
+from responder.sim.router.log_table import LogTable
 from responder.sim.router.printing import Record
 from responder.sim.router.state import RouterState, StateError, normalise_address, parse_id
 from responder.sim.router.tables import AddressListTable, SshKeyTable, Table, table_for
@@ -102,9 +103,10 @@ class Console:
 
 
 class Interpreter:
-    def __init__(self, state: RouterState, *, parse_error_exit: int = 0):
+    def __init__(self, state: RouterState, *, parse_error_exit: int = 0, send_log=None):
         self.state = state
         self.parse_error_exit = parse_error_exit
+        self.send_log = send_log  # (host, port, datagram) -> None: remote logging, or None to drop it
 
     @property
     def flavour(self) -> str:
@@ -416,6 +418,9 @@ class Interpreter:
                     row = {k: v for k, v in row.items() if k in proplist or k == ".id"}
                 rows.append(row)
             return rows
+        if isinstance(table, LogTable):  # `time topics message`, one line each, no numbers
+            scope.out.extend(table.line(item) for item in items)
+            return None
         scope.numbers[command.menu] = [table.item_id(i) for i in items]
         records = self.records(table, items, proplist)
         if table.quiet_defaults and not ({"detail", "terse"} & command.flags):  # plain print: only what was set
@@ -458,8 +463,17 @@ class Interpreter:
             for statement in statements:
                 self.execute(statement, inner, quiet=False)
         except CliSyntaxError as exc:
-            self.state.log.append(f"script error: {exc.text}")
+            self.log(("script", "error"), f"script error: {exc.text}")
             raise RuntimeCliError(exc.text, exc.kind) from None
         except RuntimeCliError as exc:
-            self.state.log.append(f"script error: {exc.text}")
+            self.log(("script", "error"), f"script error: {exc.text}")
             raise
+
+    def log(self, topics: tuple[str, ...], message: str) -> None:
+        """A message of the router's own (``:log``, script errors): ``state.log``, and through
+        ``/system logging`` to memory (``/log print``) and remote actions (``send_log``)."""
+        self.state.log.append(message)
+        datagrams = self.state.logging.emit(topics, message, self.state.now(), self.state.identity)
+        if self.send_log is not None:
+            for host, port, data in datagrams:
+                self.send_log(host, port, data)
