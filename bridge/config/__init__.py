@@ -82,6 +82,9 @@ class ScanConfig:
     # Who may send firewall log lines to the syslog listener; empty = the configured routers.
     # UDP is spoofable: a forged line could otherwise make the IPS block whom the forger likes.
     allow: tuple[Network, ...] = ()
+    # [[routers]] names whose own firewall log is followed over their connection (API /log/listen,
+    # SSH /log print follow): no syslog listener to open, no remote logging to set up.
+    routers: tuple[str, ...] = ()
 
 
 # Events [notify] can announce (see docs/bridge.md "Notifications"); DEFAULT_NOTIFY_EVENTS if unset.

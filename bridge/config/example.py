@@ -55,6 +55,7 @@ low_port_weight = 1                    # ports below 1024 count this many times 
 syslog = "0.0.0.0:5514"                # optional: UDP listener for RouterOS firewall log lines
 allow = []                             # senders the listener accepts; empty = the routers below
 files = []                             # optional: files of RouterOS firewall log lines
+routers = []                           # optional: [[routers]] names whose own firewall log is read over their connection
 
 [http]                                 # optional: /metrics (Prometheus), /health, / (status page)
 listen = "127.0.0.1:9470"              # beyond loopback only with token_file

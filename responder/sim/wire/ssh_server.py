@@ -28,6 +28,7 @@ from paramiko.kex_group16 import KexGroup16SHA512
 from paramiko.primes import ModulusPack
 
 from responder.sim.wire.listener import TcpListener
+from responder.sim.wire.ssh_log import log_print_request, serve_log_print
 from responder.sim.wire.terminal import DETECT, Terminal
 
 log = logging.getLogger(__name__)
@@ -186,6 +187,11 @@ class SshServer(TcpListener):
                 return
             if self.backend.latency > 0:
                 time.sleep(self.backend.latency)
+            log_print = log_print_request(command)
+            state = getattr(self.backend, "state", None)
+            if log_print is not None and state is not None and "read" in state.policies_of(connection.user):
+                serve_log_print(channel, state.logging.memory, log_print, state.now, self._stopping)
+                return
             output, status = self.backend.run_exec(connection.user, command)
             channel.sendall(output)
             channel.send_exit_status(status)
