@@ -276,3 +276,34 @@ def test_usage_mistakes_are_refused_before_anything_is_sent(tmp_path, capsys):
         assert router.sim.commands_log == []
     finally:
         router.sim.stop()
+
+
+@pytest.mark.parametrize("flavour", ["v6", "v7"])
+def test_the_printed_script_pasted_twice_into_the_terminal_leaves_one_of_everything(flavour):
+    """What an administrator does with `snort-bridge provision r1` without --apply (the issue:
+    pasted twice, the old script doubled every rule and stopped at `/user group add`)."""
+    import ipaddress
+
+    from responder.provision import ProvisionPlan, render_provision
+    from responder.sim.script.interpreter import Console
+
+    sim = SimRouter(flavour=flavour, users=[{"name": "admin", "password": "pw", "policies": ALL_POLICIES}])
+    plan = ProvisionPlan(
+        router="r1",
+        router_host="192.0.2.1",
+        this_host=ipaddress.ip_address("192.0.2.5"),
+        throwaway_password="pw2",
+        flavour=flavour,
+        syslog_port=5514,
+    )
+    script = render_provision(plan)
+    seen = []
+    for _ in range(2):
+        shown = sim.interpreter.run_line("admin", script, console=Console()).lines
+        assert list(shown) == []  # nothing refused
+        seen.append(
+            {m: sim.execute("admin", f"{m} print terse").output for m in FIREWALL + ("/user", "/system logging")}
+        )
+    assert seen[0] == seen[1]
+    ours = [line for line in seen[1]["/ip firewall filter"].splitlines() if "comment=tzsp-ips" in line]
+    assert len(ours) == 5
