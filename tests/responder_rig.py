@@ -68,7 +68,7 @@ def client_key(tmp_path: Path, name: str = "id_ed25519") -> tuple:
 
 
 LIST = "blacklist"
-_GUARDED_RE = re.compile(r':do \{(.*?); :put "tzsp-ips-ok \d+"\} on-error=\{:put "tzsp-ips-failed \d+"\}')
+_GUARDED_RE = re.compile(r':do \{(.*?)\} on-error=\{:put "tzsp-ips-failed \d+"\}')
 
 
 def unbatch(line: str) -> list[str]:

@@ -49,6 +49,15 @@ def test_do_on_error_runs_the_handler_when_the_body_fails(router):
     assert lines(router, ':do { :error "boom" }; :put never') == ["boom"]  # without a handler the error stops the line
 
 
+def test_onerror_is_v7_only_and_names_the_error(router):
+    out = lines(router, ':onerror e in={ :error "boom" } do={ :put "got $e" }')
+    if router.state.profile.flavour == "v7":
+        assert out == ["got boom"]
+        assert lines(router, ":put [:onerror e in={ :put fine } do={ :put never }]") == ["fine", "false"]
+    else:
+        assert out == ["bad command name onerror (line 1 column 2)"]
+
+
 def test_if_else_and_expressions(router):
     assert lines(router, ":if (3 > 2) do={ :put big } else={ :put small }") == ["big"]
     assert lines(router, ":local n 10; :if ($n < 9 || $n = 10) do={ :put yes }") == ["yes"]
@@ -221,6 +230,19 @@ def test_export_is_a_script_that_rebuilds_the_same_configuration(router):
     terse = lines(router, "/ip firewall export terse")
     assert "/ip firewall raw add action=drop chain=prerouting src-address-list=blacklist" in terse
     assert not any(line.startswith("/system") for line in terse)
+
+
+def test_log_messages_and_script_errors_reach_log_print(router):
+    assert lines(router, ':log info "tzsp-ips: provisioned"; :log warning "look"') == []
+    shown = lines(router, "/log print")
+    assert [line.split(" ", 1)[1] for line in shown] == ["script,info tzsp-ips: provisioned", "script,warning look"]
+    assert lines(router, '/log print where message~"provisioned"')[0].endswith("tzsp-ips: provisioned")
+    assert lines(router, '/log print count-only where topics~"warning"') == ["1"]
+    assert lines(router, ":log loud x")[0].startswith("bad command name loud")
+    router.state.add_script("broken", "/ip firewall address-list add list=a address=not/valid/x", "admin")
+    lines(router, "/system script run broken")
+    assert lines(router, '/log print count-only where topics~"script,error"') == ["1"]
+    assert lines(router, "/log print follow") == ["expected end of command (line 1 column 12)"]
 
 
 def test_console_keeps_menu_globals_and_print_numbers_between_entries(router):

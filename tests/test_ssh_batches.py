@@ -23,10 +23,7 @@ def adds(count: int, comment: str = "tzsp-ips [1:1000001:1] STORM attack") -> li
 
 def test_every_add_is_guarded_and_marked_with_its_index():
     line = commands.render_guarded(7, "/ip firewall address-list add list=b address=1.2.3.4")
-    assert line == (
-        ':do {/ip firewall address-list add list=b address=1.2.3.4; :put "tzsp-ips-ok 7"} '
-        'on-error={:put "tzsp-ips-failed 7"}'
-    )
+    assert line == (':do {/ip firewall address-list add list=b address=1.2.3.4} on-error={:put "tzsp-ips-failed 7"}')
 
 
 def test_batches_keep_order_cover_every_command_once_and_stay_under_the_limit():
@@ -37,13 +34,13 @@ def test_batches_keep_order_cover_every_command_once_and_stay_under_the_limit():
     assert all("\n" not in line and "\r" not in line for _, line in batches)
     assert 1 < len(batches) < 100  # several adds per line, several lines
     for indices, line in batches:
-        assert line.count(":do {") == len(indices)
+        assert line.count(":do {") == len(indices) and line.endswith('; :put "tzsp-ips-done"')
         assert all(rendered[i] in line for i in indices)
 
 
 def test_a_tight_limit_gives_one_add_per_line_and_a_too_tight_one_refuses():
     rendered = adds(3)
-    longest = max(len(commands.render_guarded(i, c)) for i, c in enumerate(rendered))
+    longest = max(len(commands.render_guarded(i, c)) for i, c in enumerate(rendered)) + len('; :put "tzsp-ips-done"')
     assert [indices for indices, _ in commands.render_batches(rendered, longest)] == [[0], [1], [2]]
     with pytest.raises(ValueError):
         commands.render_batches(rendered, longest - 1)
@@ -60,8 +57,13 @@ def test_hostile_comment_stays_inside_its_quotes_in_a_batch():
 
 
 def test_outcomes_read_back_per_address():
-    output = "tzsp-ips-ok 0\r\ntzsp-ips-failed 1\r\ntzsp-ips-ok 3\r\ntzsp-ips-ok 99\r\n"
-    assert replies.batch_outcomes(output, [0, 1, 2, 3]) == {0: True, 1: False, 2: None, 3: True}
+    output = "tzsp-ips-failed 1\r\ntzsp-ips-failed 99\r\ntzsp-ips-done\r\n"
+    assert replies.batch_outcomes(output, [0, 1, 2, 3]) == {0: True, 1: False, 2: True, 3: True}
+
+
+def test_a_line_that_stopped_before_its_end_vouches_only_for_its_failures():
+    output = "tzsp-ips-failed 1\r\nconnection lost\r\n"
+    assert replies.batch_outcomes(output, [0, 1, 2]) == {0: None, 1: False, 2: None}
 
 
 def test_a_line_the_router_could_not_parse_says_nothing_about_any_address():
@@ -70,8 +72,8 @@ def test_a_line_the_router_could_not_parse_says_nothing_about_any_address():
 
 
 def test_a_mark_must_be_the_whole_line():
-    output = "x tzsp-ips-ok 1\r\ntzsp-ips-ok 2 trailing\r\n  tzsp-ips-ok 3  \r\n"
-    assert replies.batch_outcomes(output, [1, 2, 3]) == {1: None, 2: None, 3: True}
+    output = "x tzsp-ips-failed 1\r\ntzsp-ips-failed 2 trailing\r\n  tzsp-ips-failed 3  \r\nnot tzsp-ips-done\r\n"
+    assert replies.batch_outcomes(output, [1, 2, 3]) == {1: None, 2: None, 3: False}
 
 
 # -- over real SSH against routeros-sim ------------------------------------------------------------

@@ -47,8 +47,11 @@ class Item:
 
     @property
     def can_duplicate(self) -> bool:
-        """Tables where RouterOS lets two entries share our mark (names are unique elsewhere)."""
-        return not self.singleton and self.key[0][0] in ("comment", "action", "user")
+        """Whether RouterOS lets two entries share our key: names are unique; a user's keys are
+        ours to deduplicate only when they carry our mark (v7), never a key somebody else added."""
+        if self.singleton or self.key[0][0] == "name":
+            return False
+        return self.menu != "/user ssh-keys" or len(self.key) > 1
 
     def prop(self, name: str) -> str | None:
         return dict(self.key + self.props).get(name)
@@ -91,14 +94,13 @@ def desired_items(plan: ProvisionPlan) -> list[Item]:
         ),
     ]
     if plan.public_key is not None:
-        if plan.flavour == "v7":
-            add = None
-            on_add: Props = (("key", plan.public_key.openssh),)
-        else:  # RouterOS v6 imports keys only from a file uploaded beforehand
-            add, on_add = f"/user ssh-keys import user={user} public-key-file=tzsp-ips.pub", ()
-        items.append(
-            Item("/user ssh-keys", f"SSH key of user {user}", (("user", user),), on_add=on_add, add_command=add)
-        )
+        if plan.flavour == "v7":  # the key's comment becomes its key-owner: our mark, naming this key
+            owner = plan.public_key.owner
+            key: Props = (("user", user), ("key-owner", owner))
+            add, on_add = None, (("key", f"{plan.public_key.openssh} {owner}"),)
+        else:  # RouterOS v6 imports keys only from a file uploaded beforehand, with its own comment
+            key, add, on_add = (("user", user),), f"/user ssh-keys import user={user} public-key-file=tzsp-ips.pub", ()
+        items.append(Item("/user ssh-keys", f"SSH key of user {user}", key, on_add=on_add, add_command=add))
 
     for family, menu in (("IPv4", "/ip firewall filter"), ("IPv6", "/ipv6 firewall filter")):
         items += [

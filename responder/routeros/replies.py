@@ -229,18 +229,22 @@ def parse_address_list(output: str, flavour_hint: str | None = None) -> list:
     return entries
 
 
-_BATCH_MARK_RE = re.compile(r"^\s*(tzsp-ips-ok|tzsp-ips-failed) (\d+)\s*$")
+_BATCH_FAILED_RE = re.compile(r"^\s*tzsp-ips-failed (\d+)\s*$")
+_BATCH_DONE_RE = re.compile(r"^\s*tzsp-ips-done\s*$", re.MULTILINE)
 
 
 def batch_outcomes(output: str, indices: Iterable[int]) -> dict[int, bool | None]:
-    """What a line of commands.render_batches said about each of ``indices``: True (done), False
-    (refused; the router does not say why) or None (no word: the line stopped before it, or the
-    router could not parse the line). A mark for an index not asked about is ignored."""
+    """What a line of commands.render_batches said about each of ``indices``: False (refused; the
+    router does not say why), True (the line reached its end and this one did not fail) or None
+    (no word: the line stopped before its end, or the router could not parse it). A mark for an
+    index not asked about is ignored."""
     outcomes: dict[int, bool | None] = {index: None for index in indices}
     for line in output.splitlines():
-        mark = _BATCH_MARK_RE.match(line)
-        if mark and int(mark[2]) in outcomes:
-            outcomes[int(mark[2])] = mark[1] == "tzsp-ips-ok"
+        failed = _BATCH_FAILED_RE.match(line)
+        if failed and int(failed[1]) in outcomes:
+            outcomes[int(failed[1])] = False
+    if _BATCH_DONE_RE.search(output):
+        outcomes = {index: outcome is not False for index, outcome in outcomes.items()}
     return outcomes
 
 

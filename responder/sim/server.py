@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import paramiko
 
 from responder.sim.router.firewall import Verdict, decode_frame
+from responder.sim.router.rules import raw_action
 from responder.sim.router.state import (
     AddressEntryView,
     RouterProfile,
@@ -54,7 +55,7 @@ class SimRouter:
         terminal_detect_wait: float = 1.0,
     ):
         self.state = RouterState(profile=RouterProfile(flavour=flavour), clock=clock, identity=identity)
-        self.interpreter = Interpreter(self.state, parse_error_exit=parse_error_exit)
+        self.interpreter = Interpreter(self.state, parse_error_exit=parse_error_exit, send_log=self._send_log)
         self.host_key = host_key if host_key is not None else paramiko.RSAKey.generate(2048)
         self.extra_host_keys = list(extra_host_keys)
         self.commands_log: list[tuple[str, str]] = []
@@ -204,8 +205,9 @@ class SimRouter:
 
     # -- traffic through the firewall ----------------------------------------------------------
     def receive(self, frame: bytes, at: float | None = None, in_interface: str = "ether1") -> Verdict | None:
-        """One Ethernet frame arriving for the router (the input chain): connection tracking, the
-        filter rules, and the log lines they write sent to the remote logging actions. ``at``: the
+        """One Ethernet frame arriving for the router (the input chain): the raw table's
+        ``prerouting`` drop rules, connection tracking, the filter rules, and the log lines they
+        write sent to the remote logging actions. ``at``: the
         arrival time (a capture's timestamp), else the router's clock. None for non-IP frames."""
         packet = decode_frame(frame)
         if packet is None:
@@ -218,6 +220,9 @@ class SimRouter:
             def in_list(name: str, address: str) -> bool:
                 return addresses.holds(name, normalise_address(address, packet.family))
 
+            raw = raw_action(self.state.rule_lists.get((packet.family, "raw"), []), packet, in_list)
+            if raw == "drop":  # before connection tracking: no state, no filter rule, no log line
+                return Verdict("", "drop", [])
             verdict = self.state.firewall[packet.family].handle(
                 packet, now, self.flavour, in_list, in_interface=in_interface
             )

@@ -28,8 +28,8 @@ from paramiko.kex_group16 import KexGroup16SHA512
 from paramiko.primes import ModulusPack
 
 from responder.sim.wire.listener import TcpListener
-from responder.sim.wire.terminal import DETECT, Terminal
 from responder.sim.wire.ssh_log import log_print_request, serve_log_print
+from responder.sim.wire.terminal import DETECT, Terminal
 
 log = logging.getLogger(__name__)
 
