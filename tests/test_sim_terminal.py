@@ -82,6 +82,14 @@ def test_ctrl_c_drops_the_line_and_history_recalls():
     assert entries[-1] == ":put one"
 
 
+def test_a_lone_escape_does_not_eat_the_next_key():
+    entries: list[str] = []
+    terminal = make_terminal(entries=entries)
+    terminal.feed("ab\x1b")
+    terminal.feed("c\r")
+    assert entries == ["abc"]
+
+
 def test_cursor_moves_and_inserts_in_the_middle():
     entries: list[str] = []
     terminal = make_terminal(entries=entries)

@@ -202,8 +202,8 @@ class Terminal:
             return answer.end()
         if len(data) < 2:
             return 0
-        if data[1] not in "[O":
-            return 2  # ESC + a key: nothing we act on
+        if data[1] not in "[O/":
+            return 1  # a lone Esc: ignored, the key after it is typed as usual
         match = re.match(r"\x1b[\[O]([0-9;?]*)([A-Za-z~])", data)
         if match is None:
             return 0 if len(data) < 8 else 2
