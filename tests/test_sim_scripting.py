@@ -191,6 +191,26 @@ def test_users_groups_and_keys_found_by_their_comment(router):
     assert lines(router, ':put [/user get [find where comment="tzsp-ips: responder"] group]') == ["tzsp-ips"]
 
 
+def test_ip_service_and_a_certificate_for_api_ssl(router):
+    make = (
+        ":if ([:len [/certificate find where name=api]] = 0) do={ /certificate add name=api "
+        'common-name="192.0.2.1" days-valid=3650 key-usage=tls-server; /certificate sign api }'
+    )
+    assert lines(router, make) == [] and lines(router, make) == []  # the second run finds it
+    assert lines(router, "/certificate print count-only") == ["1"]
+    assert lines(router, "/ip service set api-ssl certificate=api address=192.0.2.5/32 disabled=no") == []
+    assert lines(router, ":put [/ip service get api-ssl certificate]; :put [/ip service get api-ssl port]") == [
+        "api",
+        "8729",
+    ]
+    assert lines(router, "/ip service set api-ssl certificate=missing") == [
+        "input does not match any value of certificate"
+    ]
+    assert lines(router, "/certificate remove api") == ["failure: certificate is in use"]
+    assert lines(router, "/ip service add name=x")[0].startswith("bad command name add")
+    assert "set api-ssl address=192.0.2.5/32 certificate=api" in lines(router, "/ip service export")
+
+
 def test_unknown_commands_fail_as_on_a_router(router):
     with pytest.raises(CliSyntaxError) as caught:
         parse_line("/ip firewall nat add chain=srcnat")
@@ -265,7 +285,8 @@ def test_console_keeps_menu_globals_and_print_numbers_between_entries(router):
 
 
 @pytest.mark.parametrize("flavour", ["v6", "v7"])
-def test_the_provision_script_runs_in_the_console(flavour):
+@pytest.mark.parametrize("transport", ["ssh", "api"])
+def test_the_provision_script_runs_in_the_console(flavour, transport):
     plan = ProvisionPlan(
         router="core1",
         router_host="192.0.2.1",
@@ -278,6 +299,7 @@ def test_the_provision_script_runs_in_the_console(flavour):
         flavour=flavour,
         tzsp="mangle",
         syslog_port=5514,
+        transport=transport,
     )
     router = Router(flavour)
     assert enter(router, render_provision(plan)) == []

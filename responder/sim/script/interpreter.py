@@ -279,6 +279,8 @@ class Interpreter(Reading):
                 table.update(item, args)
             elif verb in ("enable", "disable"):
                 table.enable(item, verb == "enable")
+            elif verb == "sign":
+                table.sign(item)
         if verb == "move":
             table.move(items, self.move_destination(command, table, scope))
         return None
