@@ -167,8 +167,7 @@ def test_shell_detects_the_terminal_unless_t_is_given(sim):
         channel.sendall(f"{AL} add list=blk address=192.0.2.9\r".encode())
         read_until(channel, b"] > ")
         channel.sendall(b"/quit\r")
-        read_until(channel, b"")
-        assert channel.recv_exit_status() == 0
+        assert channel.status_event.wait(WAIT) and channel.recv_exit_status() == 0
     assert sim.holds("blk", "192.0.2.9")
     client, channel = open_shell(sim, "admin+ct80w")
     with client:
