@@ -6,6 +6,8 @@ import calendar
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from responder_rig import FakeClock
 
 from responder.sim.router.state import RouterProfile, RouterState
@@ -295,9 +297,6 @@ def test_user_and_script_set(router):
     assert router.out("/system script run s", user="ips") == "two\r\n"
 
 
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st
-
 _PIECES = st.sampled_from(
     [
         "/ip firewall address-list ",
@@ -350,4 +349,4 @@ def test_any_line_gives_routeros_output_never_an_exception(line, flavour):
     router = Router(flavour)
     result = router.run(line, user="admin")
     assert result.exit_status == 0
-    assert all("\n" not in l and "\r" not in l for l in result.lines if l) or ":put" in line
+    assert all("\n" not in ln and "\r" not in ln for ln in result.lines if ln) or ":put" in line

@@ -19,11 +19,6 @@ AL = "/ip firewall address-list"
 WAIT = 15  # seconds a client waits for the router's next words before the test fails
 
 
-@pytest.fixture(scope="module")
-def host_key() -> paramiko.RSAKey:
-    return paramiko.RSAKey.generate(2048)
-
-
 def make_terminal(flavour: str = "v7", entries: list | None = None) -> Terminal:
     ran = entries if entries is not None else []
 

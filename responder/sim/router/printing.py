@@ -97,14 +97,14 @@ def render_table(
             cols, widths = cols[:-1], widths[:-1]
 
     def row(values: Iterable[str]) -> str:
-        return "  ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()
+        return "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
 
     lines = flags_header(flavour, legend, records)
     if flavour == "v7":
         lines.append("Columns: " + ", ".join(title for title, _ in cols))
     lines.append(header + row(title for title, _ in cols))
     blank = " " * len(header)
-    for record, prefix in zip(records, prefixes):
+    for record, prefix in zip(records, prefixes, strict=True):
         values = [record.get(name) for _, name in cols]
         if record.comment:
             if flavour == "v6":
@@ -145,7 +145,7 @@ def render_detail(flavour: str, records: Sequence[Record], legend: Sequence[tupl
     lines = flags_header(flavour, legend, records)
     # the flag column is one narrower than the legend is long (ntc-templates' v6 filter print: `13 X  ;;;`)
     _, prefixes = _index_prefixes("v6", records, max(1, len(legend) - 1))
-    for record, prefix in zip(records, prefixes):
+    for record, prefix in zip(records, prefixes, strict=True):
         indent = " " * len(prefix)
         current = prefix
         if record.comment:
