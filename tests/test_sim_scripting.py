@@ -9,6 +9,8 @@ import ipaddress
 
 import paramiko
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_sim_interpreter import Router
 
 from responder.provision import ProvisionPlan, render_provision
@@ -265,6 +267,13 @@ def test_log_messages_and_script_errors_reach_log_print(router):
     assert lines(router, "/log print follow") == ["expected end of command (line 1 column 12)"]
 
 
+def test_deep_nesting_is_a_syntax_error_not_a_crash(router):
+    deep = "{ " * 500 + ":put x " + "} " * 500
+    assert lines(router, deep) == ["syntax error (line 1 column 129)"]
+    assert lines(router, ":put " + "(" * 300 + "1" + ")" * 300) == ["syntax error (line 1 column 70)"]
+    assert lines(router, "{ " * 10 + ":put x " + "} " * 10) == ["x"]
+
+
 def test_console_keeps_menu_globals_and_print_numbers_between_entries(router):
     console = Console()
     assert enter(router, "/ip firewall address-list", console) == [] and console.cwd == (
@@ -326,3 +335,76 @@ def test_scripting_through_ssh_exec():
                 ":if (1 > 2) do={ :put a } else={ :put b }; :put [:pick abc 1]", timeout=10
             )
             assert stdout.read() == b"b\r\nb\r\n"
+
+
+_SCRIPT_PIECES = st.sampled_from(
+    [
+        ":do ",
+        ":if ",
+        ":foreach i in=",
+        ":for i from=1 to=3 ",
+        ":onerror e in=",
+        ":local x ",
+        ":set x ",
+        ":put ",
+        ":pick ",
+        ":len ",
+        ":find ",
+        ":typeof ",
+        ":error ",
+        ":log info ",
+        "{ ",
+        "} ",
+        "(",
+        ")",
+        "[",
+        "]",
+        "do=",
+        "else=",
+        "on-error=",
+        "$x ",
+        "$i",
+        '"a" ',
+        "1 ",
+        "true ",
+        "< ",
+        "> ",
+        "&& ",
+        "|| ",
+        "! ",
+        ". ",
+        "+ ",
+        "= ",
+        "!= ",
+        "~ ",
+        "and ",
+        "or ",
+        "/ip firewall filter ",
+        "/ip firewall raw ",
+        "/ip firewall mangle ",
+        "/tool sniffer ",
+        "add chain=input action=drop ",
+        'find where comment~"a" ',
+        "move 0 ",
+        "place-before=",
+        "export ",
+        "print terse ",
+        "..",
+        ";",
+        "\n",
+        "# c\n",
+        "\\\n",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_SCRIPT_PIECES, max_size=16).map("".join), st.sampled_from(["v6", "v7"]))
+def test_any_entry_gives_routeros_output_never_an_exception(entry, flavour):
+    """Whatever a person types or pastes, the console answers as RouterOS text (the terminal's
+    thread must never die on an exception)."""
+    router = Router(flavour)
+    console = Console()
+    result = router.interpreter.run_line("admin", entry, console=console)
+    assert all(isinstance(line, str) and "\n" not in line for line in result.lines if ":put" not in entry)
+    router.interpreter.run_line("admin", entry.replace("\n", " "))  # the same as one exec line
