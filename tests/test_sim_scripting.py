@@ -267,6 +267,11 @@ def test_log_messages_and_script_errors_reach_log_print(router):
     assert lines(router, "/log print follow") == ["expected end of command (line 1 column 12)"]
 
 
+def test_nested_loops_are_bounded(router):
+    out = lines(router, ":for i from=1 to=1000000 do={ :for j from=1 to=1000000 do={ :nothing } }")
+    assert out == ["too many loop turns (routeros-sim stops at 100000)"]
+
+
 def test_deep_nesting_is_a_syntax_error_not_a_crash(router):
     deep = "{ " * 500 + ":put x " + "} " * 500
     assert lines(router, deep) == ["syntax error (line 1 column 129)"]

@@ -69,6 +69,7 @@ class _Scope:
     declared: set = field(default_factory=set)
     numbers: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
     depth: int = 0
+    turns: list[int] = field(default_factory=lambda: [0])  # loop turns so far, shared with scripts it runs
 
     def frame_of(self, name: str) -> dict[str, object] | None:
         for frame in reversed(self.frames):
@@ -302,7 +303,13 @@ class Interpreter(Reading):
         if scope.depth >= _MAX_SCRIPT_DEPTH:
             raise RuntimeCliError("script error: too many nested script runs", "other")
         script.run_count += 1
-        inner = _Scope(user=scope.user, policies=script.policy & scope.policies, out=scope.out, depth=scope.depth + 1)
+        inner = _Scope(
+            user=scope.user,
+            policies=script.policy & scope.policies,
+            out=scope.out,
+            depth=scope.depth + 1,
+            turns=scope.turns,
+        )
         try:
             statements = parse_script(script.source, self.flavour)
             for statement in statements:
