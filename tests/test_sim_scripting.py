@@ -270,6 +270,9 @@ def test_log_messages_and_script_errors_reach_log_print(router):
 def test_nested_loops_are_bounded(router):
     out = lines(router, ":for i from=1 to=1000000 do={ :for j from=1 to=1000000 do={ :nothing } }")
     assert out == ["too many loop turns (routeros-sim stops at 100000)"]
+    doubling = ':local s "ab"; :for i from=1 to=64 do={ :set s ($s . $s) }'
+    assert lines(router, doubling) == ["string too long (routeros-sim stops at 1000000 characters)"]
+    assert lines(router, ':local s "ab"; :for i from=1 to=64 do={ :set s "$s$s" }') == lines(router, doubling)
 
 
 def test_deep_nesting_is_a_syntax_error_not_a_crash(router):

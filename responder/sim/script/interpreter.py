@@ -37,7 +37,7 @@ from responder.sim.script.parser import (
 )
 from responder.sim.script.reading import Reading
 from responder.sim.script.singletons import SINGLETONS, run_singleton
-from responder.sim.script.values import ValueError_, operate, to_text, typed_word
+from responder.sim.script.values import ValueError_, joined, operate, to_text, typed_word
 
 _READ_VERBS = frozenset({"print", "find", "get"})
 _MAX_SCRIPT_DEPTH = 8
@@ -188,7 +188,7 @@ class Interpreter(Reading):
                 return self.state.get_global(scope.user, value.name)
             return None  # an undeclared variable is "nothing"
         if isinstance(value, Concat):
-            return "".join(to_text(self.evaluate(part, scope)) for part in value.parts)
+            return self.operate_call(joined, [[to_text(self.evaluate(part, scope)) for part in value.parts]])
         if isinstance(value, Subst):
             return self.execute(value.statement, scope, quiet=True)
         if isinstance(value, Operation):
