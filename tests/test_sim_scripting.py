@@ -72,6 +72,8 @@ def test_if_else_and_expressions(router):
 def test_local_ends_with_its_block_and_loops_bind_their_variable(router):
     assert lines(router, ':local a 1; { :local b 2; :put ($a + $b) }; :put "[$b]"') == ["3", "[]"]
     assert lines(router, ":for i from=1 to=3 do={ :put $i }") == ["1", "2", "3"]
+    assert lines(router, ":local n 0; :while ($n < 3) do={ :set n ($n + 1); :put $n }") == ["1", "2", "3"]
+    assert lines(router, ":while (true) do={ :nothing }") == ["too many loop turns (routeros-sim stops at 100000)"]
     assert lines(router, ":foreach x in=[:toarray 1] do={ :put $x }")[0].startswith("bad command name toarray")
     lines(router, "/ip firewall address-list add list=a address=192.0.2.1")
     lines(router, "/ip firewall address-list add list=a address=192.0.2.2")

@@ -1,5 +1,5 @@
 """The ``:commands`` of RouterOS scripting besides the variable ones (manual "Scripting"):
-``:do {…} on-error={…}``, ``:onerror e in={…} do={…}`` (v7), ``:if (…) do={…} else={…}``, ``:foreach``, ``:for``, ``:len``,
+``:do {…} on-error={…}``, ``:onerror e in={…} do={…}`` (v7), ``:if (…) do={…} else={…}``, ``:while``, ``:foreach``, ``:for``, ``:len``,
 ``:pick``, ``:find``, ``:typeof``, ``:tostr``, ``:tonum``, ``:log``, ``:error``, ``:nothing``,
 ``:delay`` (which does not wait: the simulator has no use for sleeping).
 
@@ -72,6 +72,16 @@ def run_builtin(interp: Interpreter, statement: Builtin, scope: _Scope) -> objec
             _turn(scope)
             interp.run_block(body, scope, {to_text(value(operands[0])): item})
         return None
+    if name == "while":
+        body = value(statement.arg("do"))
+        while True:
+            truth = to_bool(value(operands[0]))
+            if truth is None:
+                raise RuntimeCliError("conditional not boolean", "other")
+            if not truth:
+                return None
+            _turn(scope)
+            interp.run_block(body, scope)
     if name == "for":
         start, stop = to_number(value(statement.arg("from"))), to_number(value(statement.arg("to")))
         step = to_number(value(statement.arg("step"))) if statement.arg("step") is not None else 1
