@@ -3,15 +3,9 @@ driving routeros-sim's API port: login, add, print with a query, set, remove, a 
 
 from __future__ import annotations
 
-import paramiko
 import pytest
 import routeros_api
 from routeros_api.exceptions import RouterOsApiCommunicationError
-
-
-@pytest.fixture(scope="module")
-def host_key() -> paramiko.RSAKey:
-    return paramiko.RSAKey.generate(2048)
 
 
 @pytest.mark.parametrize("flavour", ["v6", "v7"])

@@ -9,6 +9,8 @@ import ipaddress
 
 import paramiko
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_sim_interpreter import Router
 
 from responder.provision import ProvisionPlan, render_provision
@@ -70,6 +72,8 @@ def test_if_else_and_expressions(router):
 def test_local_ends_with_its_block_and_loops_bind_their_variable(router):
     assert lines(router, ':local a 1; { :local b 2; :put ($a + $b) }; :put "[$b]"') == ["3", "[]"]
     assert lines(router, ":for i from=1 to=3 do={ :put $i }") == ["1", "2", "3"]
+    assert lines(router, ":local n 0; :while ($n < 3) do={ :set n ($n + 1); :put $n }") == ["1", "2", "3"]
+    assert lines(router, ":while (true) do={ :nothing }") == ["too many loop turns (routeros-sim stops at 100000)"]
     assert lines(router, ":foreach x in=[:toarray 1] do={ :put $x }")[0].startswith("bad command name toarray")
     lines(router, "/ip firewall address-list add list=a address=192.0.2.1")
     lines(router, "/ip firewall address-list add list=a address=192.0.2.2")
@@ -191,6 +195,26 @@ def test_users_groups_and_keys_found_by_their_comment(router):
     assert lines(router, ':put [/user get [find where comment="tzsp-ips: responder"] group]') == ["tzsp-ips"]
 
 
+def test_ip_service_and_a_certificate_for_api_ssl(router):
+    make = (
+        ":if ([:len [/certificate find where name=api]] = 0) do={ /certificate add name=api "
+        'common-name="192.0.2.1" days-valid=3650 key-usage=tls-server; /certificate sign api }'
+    )
+    assert lines(router, make) == [] and lines(router, make) == []  # the second run finds it
+    assert lines(router, "/certificate print count-only") == ["1"]
+    assert lines(router, "/ip service set api-ssl certificate=api address=192.0.2.5/32 disabled=no") == []
+    assert lines(router, ":put [/ip service get api-ssl certificate]; :put [/ip service get api-ssl port]") == [
+        "api",
+        "8729",
+    ]
+    assert lines(router, "/ip service set api-ssl certificate=missing") == [
+        "input does not match any value of certificate"
+    ]
+    assert lines(router, "/certificate remove api") == ["failure: certificate is in use"]
+    assert lines(router, "/ip service add name=x")[0].startswith("bad command name add")
+    assert "set api-ssl address=192.0.2.5/32 certificate=api" in lines(router, "/ip service export")
+
+
 def test_unknown_commands_fail_as_on_a_router(router):
     with pytest.raises(CliSyntaxError) as caught:
         parse_line("/ip firewall nat add chain=srcnat")
@@ -245,6 +269,21 @@ def test_log_messages_and_script_errors_reach_log_print(router):
     assert lines(router, "/log print follow") == ["expected end of command (line 1 column 12)"]
 
 
+def test_nested_loops_are_bounded(router):
+    out = lines(router, ":for i from=1 to=1000000 do={ :for j from=1 to=1000000 do={ :nothing } }")
+    assert out == ["too many loop turns (routeros-sim stops at 100000)"]
+    doubling = ':local s "ab"; :for i from=1 to=64 do={ :set s ($s . $s) }'
+    assert lines(router, doubling) == ["string too long (routeros-sim stops at 1000000 characters)"]
+    assert lines(router, ':local s "ab"; :for i from=1 to=64 do={ :set s "$s$s" }') == lines(router, doubling)
+
+
+def test_deep_nesting_is_a_syntax_error_not_a_crash(router):
+    deep = "{ " * 500 + ":put x " + "} " * 500
+    assert lines(router, deep) == ["syntax error (line 1 column 129)"]
+    assert lines(router, ":put " + "(" * 300 + "1" + ")" * 300) == ["syntax error (line 1 column 70)"]
+    assert lines(router, "{ " * 10 + ":put x " + "} " * 10) == ["x"]
+
+
 def test_console_keeps_menu_globals_and_print_numbers_between_entries(router):
     console = Console()
     assert enter(router, "/ip firewall address-list", console) == [] and console.cwd == (
@@ -265,7 +304,8 @@ def test_console_keeps_menu_globals_and_print_numbers_between_entries(router):
 
 
 @pytest.mark.parametrize("flavour", ["v6", "v7"])
-def test_the_provision_script_runs_in_the_console(flavour):
+@pytest.mark.parametrize("transport", ["ssh", "api"])
+def test_the_provision_script_runs_in_the_console(flavour, transport):
     plan = ProvisionPlan(
         router="core1",
         router_host="192.0.2.1",
@@ -278,6 +318,7 @@ def test_the_provision_script_runs_in_the_console(flavour):
         flavour=flavour,
         tzsp="mangle",
         syslog_port=5514,
+        transport=transport,
     )
     router = Router(flavour)
     assert enter(router, render_provision(plan)) == []
@@ -304,3 +345,76 @@ def test_scripting_through_ssh_exec():
                 ":if (1 > 2) do={ :put a } else={ :put b }; :put [:pick abc 1]", timeout=10
             )
             assert stdout.read() == b"b\r\nb\r\n"
+
+
+_SCRIPT_PIECES = st.sampled_from(
+    [
+        ":do ",
+        ":if ",
+        ":foreach i in=",
+        ":for i from=1 to=3 ",
+        ":onerror e in=",
+        ":local x ",
+        ":set x ",
+        ":put ",
+        ":pick ",
+        ":len ",
+        ":find ",
+        ":typeof ",
+        ":error ",
+        ":log info ",
+        "{ ",
+        "} ",
+        "(",
+        ")",
+        "[",
+        "]",
+        "do=",
+        "else=",
+        "on-error=",
+        "$x ",
+        "$i",
+        '"a" ',
+        "1 ",
+        "true ",
+        "< ",
+        "> ",
+        "&& ",
+        "|| ",
+        "! ",
+        ". ",
+        "+ ",
+        "= ",
+        "!= ",
+        "~ ",
+        "and ",
+        "or ",
+        "/ip firewall filter ",
+        "/ip firewall raw ",
+        "/ip firewall mangle ",
+        "/tool sniffer ",
+        "add chain=input action=drop ",
+        'find where comment~"a" ',
+        "move 0 ",
+        "place-before=",
+        "export ",
+        "print terse ",
+        "..",
+        ";",
+        "\n",
+        "# c\n",
+        "\\\n",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_SCRIPT_PIECES, max_size=16).map("".join), st.sampled_from(["v6", "v7"]))
+def test_any_entry_gives_routeros_output_never_an_exception(entry, flavour):
+    """Whatever a person types or pastes, the console answers as RouterOS text (the terminal's
+    thread must never die on an exception)."""
+    router = Router(flavour)
+    console = Console()
+    result = router.interpreter.run_line("admin", entry, console=console)
+    assert all(isinstance(line, str) and "\n" not in line for line in result.lines if ":put" not in entry)
+    router.interpreter.run_line("admin", entry.replace("\n", " "))  # the same as one exec line

@@ -19,11 +19,6 @@ AL = "/ip firewall address-list"
 WAIT = 15  # seconds a client waits for the router's next words before the test fails
 
 
-@pytest.fixture(scope="module")
-def host_key() -> paramiko.RSAKey:
-    return paramiko.RSAKey.generate(2048)
-
-
 def make_terminal(flavour: str = "v7", entries: list | None = None) -> Terminal:
     ran = entries if entries is not None else []
 
@@ -80,6 +75,14 @@ def test_ctrl_c_drops_the_line_and_history_recalls():
     terminal.feed("[A")  # its rest: up again
     terminal.feed("\r")
     assert entries[-1] == ":put one"
+
+
+def test_a_lone_escape_does_not_eat_the_next_key():
+    entries: list[str] = []
+    terminal = make_terminal(entries=entries)
+    terminal.feed("ab\x1b")
+    terminal.feed("c\r")
+    assert entries == ["abc"]
 
 
 def test_cursor_moves_and_inserts_in_the_middle():
@@ -159,8 +162,7 @@ def test_shell_detects_the_terminal_unless_t_is_given(sim):
         channel.sendall(f"{AL} add list=blk address=192.0.2.9\r".encode())
         read_until(channel, b"] > ")
         channel.sendall(b"/quit\r")
-        read_until(channel, b"")
-        assert channel.recv_exit_status() == 0
+        assert channel.status_event.wait(WAIT) and channel.recv_exit_status() == 0
     assert sim.holds("blk", "192.0.2.9")
     client, channel = open_shell(sim, "admin+ct80w")
     with client:

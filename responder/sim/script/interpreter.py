@@ -37,7 +37,7 @@ from responder.sim.script.parser import (
 )
 from responder.sim.script.reading import Reading
 from responder.sim.script.singletons import SINGLETONS, run_singleton
-from responder.sim.script.values import ValueError_, operate, to_text, typed_word
+from responder.sim.script.values import ValueError_, joined, operate, to_text, typed_word
 
 _READ_VERBS = frozenset({"print", "find", "get"})
 _MAX_SCRIPT_DEPTH = 8
@@ -69,6 +69,7 @@ class _Scope:
     declared: set = field(default_factory=set)
     numbers: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
     depth: int = 0
+    turns: list[int] = field(default_factory=lambda: [0])  # loop turns so far, shared with scripts it runs
 
     def frame_of(self, name: str) -> dict[str, object] | None:
         for frame in reversed(self.frames):
@@ -187,7 +188,7 @@ class Interpreter(Reading):
                 return self.state.get_global(scope.user, value.name)
             return None  # an undeclared variable is "nothing"
         if isinstance(value, Concat):
-            return "".join(to_text(self.evaluate(part, scope)) for part in value.parts)
+            return self.operate_call(joined, [[to_text(self.evaluate(part, scope)) for part in value.parts]])
         if isinstance(value, Subst):
             return self.execute(value.statement, scope, quiet=True)
         if isinstance(value, Operation):
@@ -279,6 +280,8 @@ class Interpreter(Reading):
                 table.update(item, args)
             elif verb in ("enable", "disable"):
                 table.enable(item, verb == "enable")
+            elif verb == "sign":
+                table.sign(item)
         if verb == "move":
             table.move(items, self.move_destination(command, table, scope))
         return None
@@ -300,7 +303,13 @@ class Interpreter(Reading):
         if scope.depth >= _MAX_SCRIPT_DEPTH:
             raise RuntimeCliError("script error: too many nested script runs", "other")
         script.run_count += 1
-        inner = _Scope(user=scope.user, policies=script.policy & scope.policies, out=scope.out, depth=scope.depth + 1)
+        inner = _Scope(
+            user=scope.user,
+            policies=script.policy & scope.policies,
+            out=scope.out,
+            depth=scope.depth + 1,
+            turns=scope.turns,
+        )
         try:
             statements = parse_script(script.source, self.flavour)
             for statement in statements:

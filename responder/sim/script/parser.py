@@ -45,6 +45,7 @@ BUILTINS: dict[str, tuple[int, int, frozenset[str]]] = {
     "foreach": (1, 1, frozenset({"in", "do"})),
     "onerror": (1, 1, frozenset({"in", "do"})),  # v7.13+: :onerror e in={...} do={... $e ...}
     "for": (1, 1, frozenset({"from", "to", "step", "do"})),
+    "while": (1, 1, frozenset({"do"})),
     "len": (1, 1, frozenset()),
     "pick": (2, 3, frozenset()),
     "find": (2, 3, frozenset()),

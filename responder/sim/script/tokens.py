@@ -32,12 +32,16 @@ def is_name_char(ch: str) -> bool:
     return ch.isalnum() or ch in "_-"
 
 
+MAX_NESTING = 64  # { [ ( inside each other; deeper is refused (the simulator's bound: its parser recurses)
+
+
 def tokenise(text: str, *, script: bool = False) -> list[Token]:
     """Tokens of ``text``. Exec lines (script=False) may not span lines."""
     tokens: list[Token] = []
     i, line, line_start = 0, 1, 0
     spaced = True
     parens = 0  # how deep inside ( ): there < > <= >= && || are operators
+    nesting = 0
 
     def col(pos: int) -> int:
         return pos - line_start + 1
@@ -64,6 +68,12 @@ def tokenise(text: str, *, script: bool = False) -> list[Token]:
                 i += 1
             continue
         start = i
+        if ch in "{[(":
+            nesting += 1
+            if nesting > MAX_NESTING:
+                raise CliSyntaxError("syntax", "syntax error", col(i), line)
+        elif ch in "}])":
+            nesting = max(0, nesting - 1)
         if ch in _SINGLE:
             tokens.append(Token(_SINGLE[ch], ch, line, col(i), spaced))
             i += 1

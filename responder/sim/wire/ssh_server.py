@@ -39,6 +39,7 @@ CIPHERS = ("aes192-ctr", "aes256-ctr", "aes256-gcm@openssh.com")
 MACS = ("hmac-sha2-256", "hmac-sha2-512")
 _EXEC_WAIT = 30.0  # how long an opened session channel may wait for its exec request
 _TERMINAL_POLL = 0.2  # how often a terminal's thread looks at the server stopping
+_TERMINAL_IDLE = 3600.0  # a terminal nobody typed in for this long is closed (its thread is bounded in time)
 
 
 class Backend(Protocol):
@@ -212,7 +213,11 @@ class SshServer(TcpListener):
             keys = self._detect_terminal(channel)
         channel.sendall(terminal.start().encode("utf-8"))
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        last_key = time.monotonic()
         while not terminal.closed and not self._stopping.is_set():
+            if time.monotonic() - last_key > _TERMINAL_IDLE:
+                channel.sendall(b"\r\nidle for too long, bye\r\n")
+                break
             if keys:
                 reply = terminal.feed(keys)
                 keys = ""
@@ -226,6 +231,7 @@ class SshServer(TcpListener):
             if not data:
                 break
             keys = decoder.decode(data)
+            last_key = time.monotonic()
         channel.send_exit_status(0)
 
     def _detect_terminal(self, channel: paramiko.Channel) -> str:

@@ -202,8 +202,8 @@ class Terminal:
             return answer.end()
         if len(data) < 2:
             return 0
-        if data[1] not in "[O":
-            return 2  # ESC + a key: nothing we act on
+        if data[1] not in "[O/":
+            return 1  # a lone Esc: ignored, the key after it is typed as usual
         match = re.match(r"\x1b[\[O]([0-9;?]*)([A-Za-z~])", data)
         if match is None:
             return 0 if len(data) < 8 else 2
@@ -223,9 +223,8 @@ class Terminal:
             out.append(self.key("\x01"))
         elif code in ("F", "4~"):
             out.append(self.key("\x05"))
-        elif code == "3~" and editor.cursor < len(editor.text):
-            editor.text = editor.text[: editor.cursor] + editor.text[editor.cursor + 1 :]
-            out.append(editor.redraw(shown))
+        elif code == "3~":
+            out.append(self.delete_under_cursor(shown))
         return match.end()
 
     def key(self, ch: str) -> str:
@@ -240,7 +239,7 @@ class Terminal:
             if not editor.text and not self.lines:
                 self.closed = True
                 return "\r\n"
-            return self.escape_key_delete(shown)
+            return self.delete_under_cursor(shown)
         if ch in "\x7f\x08":
             if editor.cursor == 0:
                 return "\x07"
@@ -271,7 +270,7 @@ class Terminal:
             return ch
         return editor.redraw(shown)
 
-    def escape_key_delete(self, shown: str) -> str:
+    def delete_under_cursor(self, shown: str) -> str:
         editor = self.editor
         if editor.cursor < len(editor.text):
             editor.text = editor.text[: editor.cursor] + editor.text[editor.cursor + 1 :]
@@ -287,7 +286,7 @@ class Terminal:
             return "\r\n" + self.shown_prompt()
         editor.remember(one_line(self.lines + [line]))
         self.lines = []
-        if entry.strip() in ("/quit", "quit") or (entry.strip() == "/quit"):
+        if entry.strip() in ("/quit", "quit"):
             self.closed = True
             return "\r\n"
         output = self.run(entry) if entry.strip() else []
