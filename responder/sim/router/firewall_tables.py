@@ -15,11 +15,11 @@ from responder.sim.router.firewall import (
     format_tcp_flags,
     parse_tcp_flags,
 )
+from responder.sim.router.items import StateError
 from responder.sim.router.printing import Field
 from responder.sim.router.remote_log import LogAction, LoggingError, LogRule, parse_port, parse_remote
 from responder.sim.router.rules import move_rules, position, rule_table_for
-from responder.sim.router.services import service_table_for
-from responder.sim.router.state import StateError
+from responder.sim.router.service_tables import service_table_for
 from responder.sim.router.tables import ArgumentError, MissingArguments, Table, parse_bool
 
 

@@ -10,8 +10,8 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from responder.sim.router.items import NoSuchItem, StateError, parse_id
 from responder.sim.router.printing import Field
-from responder.sim.router.state import NoSuchItem, StateError, parse_id
 from responder.sim.router.tables import ArgumentError, MissingArguments, Table, parse_bool
 
 RAW_CHAINS = ("prerouting", "output")

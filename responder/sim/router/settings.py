@@ -7,7 +7,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 
-from responder.sim.router.state import StateError
+from responder.sim.router.items import StateError
 
 _BOOLEANS = ("only-headers", "memory-scroll", "streaming-enabled", "filter-stream")
 _DIRECTIONS = ("any", "rx", "tx")

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from responder.routeros.duration import MAX_TIMEOUT_BY_FLAVOUR, MAX_TIMEOUT_SECONDS, format_range_limit
+from responder.sim.router.items import NoSuchItem, StateError, format_id, parse_id  # noqa: F401 -- re-exported
 
 ALL_POLICIES = (
     "local",
@@ -47,23 +48,6 @@ SCRIPT_POLICIES = ("ftp", "reboot", "read", "write", "policy", "test", "password
 
 _DNS_NAME_RE = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?$")
 USERNAME_RE = re.compile(r"^([^+]+)(\+[0-9a-z]*)?$")
-
-
-class StateError(Exception):
-    """A refusal the router prints as-is (``failure: already have such entry``, ``no such item``)."""
-
-    def __init__(self, text: str, *, kind: str = "other"):
-        super().__init__(text)
-        self.text = text
-        self.kind = kind
-
-
-class NoSuchItem(StateError):
-    def __init__(self) -> None:
-        super().__init__("no such item", kind="no-such-item")
-
-
-# ----------------------------------------------------------------------------- addresses
 
 
 def normalise_address(text: str, family: int) -> str:
@@ -143,19 +127,6 @@ class AddressEntryView:
     dynamic: bool
     timeout: float | None
     created: float
-
-
-def format_id(number: int) -> str:
-    return f"*{number:X}"
-
-
-def parse_id(text: str) -> int | None:
-    if len(text) >= 2 and text[0] == "*":
-        try:
-            return int(text[1:], 16)
-        except ValueError:
-            return None
-    return None
 
 
 # ----------------------------------------------------------------------------- users & scripts

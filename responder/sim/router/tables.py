@@ -452,22 +452,3 @@ class SshKeyTable(Table):
 
     def remove(self, item) -> None:
         self.state.ssh_keys.remove(item)
-
-
-def table_for(state: RouterState, menu: tuple[str, ...]) -> Table | None:
-    if menu == ("ip", "firewall", "address-list"):
-        return AddressListTable(state, 4)
-    if menu == ("ipv6", "firewall", "address-list"):
-        return AddressListTable(state, 6)
-    from responder.sim.router.firewall_tables import firewall_table_for  # it builds on this module
-
-    if menu == ("log",):
-        from responder.sim.router.log_table import LogTable  # it builds on this module
-
-        return LogTable(state)
-    return {
-        ("system", "script"): ScriptTable,
-        ("user",): UserTable,
-        ("user", "group"): GroupTable,
-        ("user", "ssh-keys"): SshKeyTable,
-    }.get(menu, lambda s: firewall_table_for(s, menu))(state)

@@ -9,20 +9,15 @@ included) so a pasted script cannot hang the simulator, which runs it holding th
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from responder.sim.script.errors import RuntimeCliError
+from responder.sim.script.scope import Running, Scope
 from responder.sim.script.syntax import Builtin, Value
 from responder.sim.script.values import find_in, length, pick, to_bool, to_number, to_text, type_of
-
-if TYPE_CHECKING:
-    from responder.sim.script.interpreter import Interpreter, _Scope
 
 MAX_TURNS = 100_000
 
 
-def _turn(scope: _Scope) -> None:
-    from responder.sim.script.interpreter import RuntimeCliError
-
+def _turn(scope: Scope) -> None:
     scope.turns[0] += 1
     if scope.turns[0] > MAX_TURNS:
         raise RuntimeCliError(f"too many loop turns (routeros-sim stops at {MAX_TURNS})", "other")
@@ -31,9 +26,7 @@ def _turn(scope: _Scope) -> None:
 LOG_TOPICS = ("debug", "error", "info", "warning")
 
 
-def run_builtin(interp: Interpreter, statement: Builtin, scope: _Scope) -> object:
-    from responder.sim.script.interpreter import RuntimeCliError
-
+def run_builtin(interp: Running, statement: Builtin, scope: Scope) -> object:
     name = statement.name
 
     def value(v: Value | None) -> object:

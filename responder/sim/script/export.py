@@ -9,16 +9,13 @@ groups, users and their keys are not exported (users are not part of a RouterOS 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
+from responder.sim.router.menus import table_for
 from responder.sim.router.printing import format_date
-from responder.sim.router.tables import table_for
 from responder.sim.script.menus import MENUS
+from responder.sim.script.scope import Running, Scope
 from responder.sim.script.syntax import MenuCommand
 from responder.sim.script.values import to_text
-
-if TYPE_CHECKING:
-    from responder.sim.script.interpreter import Interpreter, _Scope
 
 EXPORT_ORDER: tuple[tuple[str, ...], ...] = (
     ("ip", "firewall", "address-list"),
@@ -57,7 +54,7 @@ def _is_default(name: str, value: object) -> bool:
     return text == "" or (name in ("disabled", "log", "dont-require-permissions") and text in ("false", "no"))
 
 
-def _item_args(interp: Interpreter, menu: tuple[str, ...], table, item) -> list[str] | None:
+def _item_args(interp: Running, menu: tuple[str, ...], table, item) -> list[str] | None:
     if getattr(item, "dynamic", False) or getattr(item, "default", False):
         return None
     if menu == ("user", "group") and item.name in _BUILTIN_GROUPS:
@@ -70,7 +67,7 @@ def _item_args(interp: Interpreter, menu: tuple[str, ...], table, item) -> list[
     return [f"{k}={quote(to_text(v))}" for k, v in pairs]
 
 
-def _singleton_args(interp: Interpreter, menu: tuple[str, ...]) -> list[str] | None:
+def _singleton_args(interp: Running, menu: tuple[str, ...]) -> list[str] | None:
     state = interp.state
     if menu == ("system", "identity"):
         pairs = [("name", state.identity)] if state.identity != "MikroTik" else []
@@ -91,7 +88,7 @@ def _wrap(words: list[str]) -> list[str]:
     return lines
 
 
-def export_lines(interp: Interpreter, prefix: tuple[str, ...], terse: bool) -> list[str]:
+def export_lines(interp: Running, prefix: tuple[str, ...], terse: bool) -> list[str]:
     flavour, state = interp.flavour, interp.state
     lines = [f"# {format_date(state.now(), flavour)} by RouterOS {state.profile.version.split()[0]}"]
     if flavour == "v7":
@@ -128,7 +125,7 @@ def export_lines(interp: Interpreter, prefix: tuple[str, ...], terse: bool) -> l
     return lines
 
 
-def export(interp: Interpreter, command: MenuCommand, args: dict[str, str], scope: _Scope) -> None:
+def export(interp: Running, command: MenuCommand, args: dict[str, str], scope: Scope) -> None:
     lines = export_lines(interp, command.menu, "terse" in command.flags)
     if "file" in args:
         name = args["file"] if args["file"].endswith(".rsc") else args["file"] + ".rsc"

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from responder.sim.router.menus import table_for
 from responder.sim.router.state import RouterState, StateError
-from responder.sim.router.tables import SshKeyTable, Table, table_for
+from responder.sim.router.tables import SshKeyTable, Table
 from responder.sim.script.builtins import run_builtin
 from responder.sim.script.errors import RuntimeCliError
 from responder.sim.script.export import export
@@ -36,6 +37,7 @@ from responder.sim.script.parser import (
     parse_script,
 )
 from responder.sim.script.reading import Reading
+from responder.sim.script.scope import Scope
 from responder.sim.script.singletons import SINGLETONS, run_singleton
 from responder.sim.script.values import ValueError_, joined, operate, to_text, typed_word
 
@@ -53,29 +55,6 @@ class ExecResult:
     def output(self) -> str:
         """What goes to the SSH channel: CRLF line ends, nothing at all for no output."""
         return "".join(line + "\r\n" for line in self.lines)
-
-
-@dataclass
-class _Scope:
-    """One running line or script: whose it is, what it may do, its variables and item numbers.
-
-    ``frames``: the ``:local`` variables of each enclosing block, innermost last. ``declared``:
-    the globals this line or script declared (a terminal session keeps them from line to line)."""
-
-    user: str
-    policies: frozenset
-    out: list[str]
-    frames: list[dict[str, object]] = field(default_factory=lambda: [{}])
-    declared: set = field(default_factory=set)
-    numbers: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
-    depth: int = 0
-    turns: list[int] = field(default_factory=lambda: [0])  # loop turns so far, shared with scripts it runs
-
-    def frame_of(self, name: str) -> dict[str, object] | None:
-        for frame in reversed(self.frames):
-            if name in frame:
-                return frame
-        return None
 
 
 @dataclass
@@ -112,7 +91,7 @@ class Interpreter(Reading):
         except CliSyntaxError as exc:
             return ExecResult((exc.text,), self.parse_error_exit, exc.kind)
         with self.state.lock:
-            scope = _Scope(user=user, policies=self.state.policies_of(user), out=[])
+            scope = Scope(user=user, policies=self.state.policies_of(user), out=[])
             if console is not None:
                 scope.declared, scope.numbers = console.declared, console.numbers
             try:
@@ -123,13 +102,13 @@ class Interpreter(Reading):
         return ExecResult(tuple(scope.out), 0)
 
     # -- statements ---------------------------------------------------------------------------
-    def run_statements(self, statements, scope: _Scope) -> object:
+    def run_statements(self, statements, scope: Scope) -> object:
         result = None
         for statement in statements:
             result = self.execute(statement, scope, quiet=False)
         return result
 
-    def run_block(self, block: Value | None, scope: _Scope, variables: dict[str, object] | None = None) -> object:
+    def run_block(self, block: Value | None, scope: Scope, variables: dict[str, object] | None = None) -> object:
         """A ``{ ... }``: its ``:local`` variables (and ``variables``, a loop's) end with it."""
         if block is None:
             return None
@@ -141,7 +120,7 @@ class Interpreter(Reading):
         finally:
             scope.frames.pop()
 
-    def execute(self, statement: Statement, scope: _Scope, *, quiet: bool) -> object:
+    def execute(self, statement: Statement, scope: Scope, *, quiet: bool) -> object:
         if isinstance(statement, ChangeMenu):
             return None
         if isinstance(statement, Put):
@@ -156,7 +135,7 @@ class Interpreter(Reading):
             return run_builtin(self, statement, scope)
         return self.execute_command(statement, scope, quiet=quiet)
 
-    def execute_var(self, statement: VarCommand, scope: _Scope) -> None:
+    def execute_var(self, statement: VarCommand, scope: Scope) -> None:
         value = self.evaluate(statement.value, scope) if statement.value is not None else None
         name = statement.name
         if statement.kind == "global":
@@ -177,7 +156,7 @@ class Interpreter(Reading):
             else:
                 scope.frames[-1][name] = value
 
-    def evaluate(self, value: Value, scope: _Scope) -> object:
+    def evaluate(self, value: Value, scope: Scope) -> object:
         if isinstance(value, Literal):
             return typed_word(value.text) if value.bare else value.text
         if isinstance(value, VarRef):
@@ -221,7 +200,7 @@ class Interpreter(Reading):
             text = f"{text} ({command.path}; line {command.line})"
         return RuntimeCliError(text, kind)
 
-    def check_policy(self, command: MenuCommand, scope: _Scope, table: Table | None) -> None:
+    def check_policy(self, command: MenuCommand, scope: Scope, table: Table | None) -> None:
         if command.verb in _READ_VERBS or command.verb == "export":
             needed = frozenset({"read"}) | (
                 frozenset({"sensitive"}) if "show-sensitive" in command.flags else frozenset()
@@ -235,7 +214,7 @@ class Interpreter(Reading):
         if not needed <= scope.policies:
             raise self.refuse(command, "not enough permissions (9)", "permission")
 
-    def execute_command(self, command: MenuCommand, scope: _Scope, *, quiet: bool) -> object:
+    def execute_command(self, command: MenuCommand, scope: Scope, *, quiet: bool) -> object:
         table = table_for(self.state, command.menu)
         self.check_policy(command, scope, table)
         args = {key: to_text(self.evaluate(value, scope)) for key, value in command.args}
@@ -256,7 +235,7 @@ class Interpreter(Reading):
             raise RuntimeCliError(exc.text, exc.kind) from None
 
     def table_verb(
-        self, command: MenuCommand, table: Table, args: dict[str, str], scope: _Scope, *, quiet: bool
+        self, command: MenuCommand, table: Table, args: dict[str, str], scope: Scope, *, quiet: bool
     ) -> object:
         verb = command.verb
         if verb == "add":
@@ -286,7 +265,7 @@ class Interpreter(Reading):
             table.move(items, self.move_destination(command, table, scope))
         return None
 
-    def move_destination(self, command: MenuCommand, table: Table, scope: _Scope):
+    def move_destination(self, command: MenuCommand, table: Table, scope: Scope):
         """``move 3 0`` / ``move numbers=[find ...] destination=[find ...]``: the item to move above."""
         target = command.positionals[1] if len(command.positionals) > 1 else command.arg("destination")
         if target is None:
@@ -296,14 +275,14 @@ class Interpreter(Reading):
         return found[0] if found else None
 
     # -- scripts ------------------------------------------------------------------------------
-    def run_script(self, script, scope: _Scope, command: MenuCommand) -> None:
+    def run_script(self, script, scope: Scope, command: MenuCommand) -> None:
         """As the caller (its globals), with the script's policies; needs all of them."""
         if not script.policy <= scope.policies:
             raise self.refuse(command, "not enough permissions (9)", "permission")
         if scope.depth >= _MAX_SCRIPT_DEPTH:
             raise RuntimeCliError("script error: too many nested script runs", "other")
         script.run_count += 1
-        inner = _Scope(
+        inner = Scope(
             user=scope.user,
             policies=script.policy & scope.policies,
             out=scope.out,

@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from responder.sim.router import printing
 from responder.sim.router.log_table import LogTable
@@ -16,20 +15,18 @@ from responder.sim.router.printing import Record
 from responder.sim.router.state import StateError, normalise_address, parse_id
 from responder.sim.router.tables import AddressListTable, Table
 from responder.sim.script.errors import RuntimeCliError
+from responder.sim.script.scope import Scope
 from responder.sim.script.syntax import AnyOf, Condition, ConditionNode, Literal, MenuCommand
 from responder.sim.script.values import to_text
-
-if TYPE_CHECKING:
-    from responder.sim.script.interpreter import _Scope
 
 
 class Reading:
     # -- item selection -----------------------------------------------------------------------
-    def select(self, table: Table, conditions: Sequence[ConditionNode], scope: _Scope) -> list:
+    def select(self, table: Table, conditions: Sequence[ConditionNode], scope: Scope) -> list:
         tests = [self.prepare(c, scope) for c in conditions]
         return [item for item in table.items() if all(self.holds(table, item, t) for t in tests)]
 
-    def prepare(self, node: ConditionNode, scope: _Scope) -> tuple:
+    def prepare(self, node: ConditionNode, scope: Scope) -> tuple:
         """The condition with its value evaluated once, before the items are walked."""
         if isinstance(node, AnyOf):
             return (node, tuple(tuple(self.prepare(c, scope) for c in alt) for alt in node.alternatives))
@@ -73,7 +70,7 @@ class Reading:
             return text.upper() == to_text(have).upper()
         return text == to_text(have)
 
-    def resolve(self, command: MenuCommand, scope: _Scope, table: Table) -> list:
+    def resolve(self, command: MenuCommand, scope: Scope, table: Table) -> list:
         """Items named by ids (``*1A``), printed numbers (``0,1``), names, or ``[find ...]``."""
         refs: list[str] = []
         for value in command.positionals[:1]:
@@ -111,7 +108,7 @@ class Reading:
         return records
 
     def print_table(
-        self, command: MenuCommand, table: Table, args: dict[str, str], scope: _Scope, *, quiet: bool
+        self, command: MenuCommand, table: Table, args: dict[str, str], scope: Scope, *, quiet: bool
     ) -> object:
         items = self.select(table, command.conditions, scope)
         if "from" in args:
@@ -153,7 +150,7 @@ class Reading:
             scope.out.extend(printing.render_table(self.flavour, records, table.columns, table.legend))
         return None
 
-    def get_property(self, command: MenuCommand, table: Table, items: list, scope: _Scope) -> object:
+    def get_property(self, command: MenuCommand, table: Table, items: list, scope: Scope) -> object:
         if len(command.positionals) < 2 and command.arg("value-name") is None:
             raise self.refuse(command, "Script Error: missing value(s) of argument(s) value-name", "other")
         name_value = command.positionals[1] if len(command.positionals) > 1 else command.arg("value-name")

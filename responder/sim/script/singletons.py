@@ -3,21 +3,18 @@ identity``, ``/tool sniffer`` (``print``, ``get``, ``set``; the sniffer's ``star
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from responder.routeros.duration import format_duration
 from responder.sim.router import printing
 from responder.sim.router.tables import TimeValue
+from responder.sim.script.errors import RuntimeCliError
+from responder.sim.script.scope import Running, Scope
 from responder.sim.script.syntax import MenuCommand
 from responder.sim.script.values import to_text
-
-if TYPE_CHECKING:
-    from responder.sim.script.interpreter import Interpreter, _Scope
 
 SINGLETONS = frozenset({("system", "resource"), ("system", "identity"), ("tool", "sniffer")})
 
 
-def resource_values(interp: Interpreter) -> list[tuple[str, object]]:
+def resource_values(interp: Running) -> list[tuple[str, object]]:
     state = interp.state
     profile = state.profile
     return [
@@ -39,7 +36,7 @@ def resource_values(interp: Interpreter) -> list[tuple[str, object]]:
     ]
 
 
-def run_singleton(interp: Interpreter, command: MenuCommand, args: dict[str, str], scope: _Scope) -> object:
+def run_singleton(interp: Running, command: MenuCommand, args: dict[str, str], scope: Scope) -> object:
     state = interp.state
     if command.menu == ("system", "resource"):
         values = resource_values(interp)
@@ -67,9 +64,7 @@ def run_singleton(interp: Interpreter, command: MenuCommand, args: dict[str, str
     return None
 
 
-def get_value(interp: Interpreter, command: MenuCommand, values: dict[str, object], scope: _Scope) -> object:
-    from responder.sim.script.interpreter import RuntimeCliError
-
+def get_value(interp: Running, command: MenuCommand, values: dict[str, object], scope: Scope) -> object:
     name_value = command.positionals[0] if command.positionals else command.arg("value-name")
     name = to_text(interp.evaluate(name_value, scope)) if name_value is not None else ""
     if name not in values:
