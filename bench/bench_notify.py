@@ -27,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from bridge.config import load_config  # noqa: E402
+from bridge.config.load import load_config  # noqa: E402
 from bridge.service.service import Service  # noqa: E402
 
 ENV = "TZSP_IPS_BENCH_NOTIFY"

@@ -29,7 +29,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from bridge.config import parse_config  # noqa: E402
+from bridge.config.load import parse_config  # noqa: E402
 from responder.events import BlockRequest  # noqa: E402
 from responder.responder import Responder, default_session_factory  # noqa: E402
 from responder.transport import known_hosts  # noqa: E402

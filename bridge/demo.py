@@ -325,7 +325,7 @@ def _tzspd_counters(log: str) -> dict | None:
 def run(workdir: Path) -> int:
     from scapy.all import wrpcap
 
-    from bridge.config import load_config
+    from bridge.config.load import load_config
 
     started = time.monotonic()
     demo = Demo(workdir)

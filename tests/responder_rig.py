@@ -13,7 +13,7 @@ import paramiko
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from bridge.config import parse_config
+from bridge.config.load import parse_config
 from bridge.demo import wait_until  # noqa: F401 -- the responder tests import it from here
 from responder.responder import Responder
 from responder.sim import SimRouter

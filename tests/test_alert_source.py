@@ -12,7 +12,7 @@ from conftest import free_port
 from responder_rig import write_config
 
 from bridge.cli import main as snort_bridge
-from bridge.config import parse_config
+from bridge.config.load import parse_config
 from bridge.decide.policy import Policy
 from bridge.events import Origin
 from bridge.pipeline import Pipeline

@@ -18,7 +18,8 @@ import pytest
 from responder_rig import LIST, Lab, wait_until, write_config
 
 from bridge.cli import main as snort_bridge
-from bridge.config import ConfigError, parse_config
+from bridge.config import ConfigError
+from bridge.config.load import parse_config
 from responder.config import RouterConfig
 from responder.errors import (
     AuthenticationFailed,

@@ -14,7 +14,7 @@ from conftest import DATA, console_script
 
 from bridge import cli
 from bridge.check import JSON_KEYS
-from bridge.config import parse_config
+from bridge.config.load import parse_config
 
 CALIBRATION = DATA / "snort" / "calibration" / "alerts"
 OPEN = '[policy]\nprotected = ["10.99.0.0/16"]\n'  # the nmap attackers live in 192.168.0.0/16

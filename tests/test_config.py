@@ -7,7 +7,8 @@ import os
 
 import pytest
 
-from bridge.config import CONFIG_ENV, Config, ConfigError, example_config, load_config, parse_config
+from bridge.config import CONFIG_ENV, Config, ConfigError, example_config
+from bridge.config.load import load_config, parse_config
 
 ROUTER = '[[routers]]\nname = "core1"\nhost = "192.0.2.1"\nkey_file = "/etc/tzsp-ips/id"\n'
 

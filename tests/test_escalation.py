@@ -9,7 +9,8 @@ from dataclasses import replace
 import pytest
 from test_attribution import make_alert
 
-from bridge.config import ConfigError, PolicyConfig, example_config, parse_config
+from bridge.config import ConfigError, PolicyConfig, example_config
+from bridge.config.load import parse_config
 from bridge.decide.durations import block_duration, ordinal
 from bridge.decide.policy import Policy
 from bridge.pipeline import Pipeline

@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from bridge.config import ConfigError, example_config, parse_config
+from bridge.config import ConfigError, example_config
+from bridge.config.load import parse_config
 from bridge.watching.web import TokenError, read_token
 
 TOKEN = "0123456789abcdef0123"

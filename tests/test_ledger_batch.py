@@ -86,7 +86,7 @@ def test_an_exception_in_a_batch_rolls_it_all_back(ledger):
 
 
 def test_responder_batch_records_at_the_end_and_an_unblock_inside_comes_after_its_block(tmp_path):
-    from bridge.config import parse_config
+    from bridge.config.load import parse_config
     from responder.responder import Responder
 
     config = parse_config(

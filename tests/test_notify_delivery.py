@@ -18,7 +18,8 @@ from conftest import console_script, wait_for
 from notify_rig import Hanging, JsonReceiver, MailReceiver, free_port
 from test_notify_digest import blocked
 
-from bridge.config import ConfigError, NotifyConfig, load_config
+from bridge.config import ConfigError, NotifyConfig
+from bridge.config.load import load_config
 from bridge.notify.delivery import Endpoint, Notifications, make_endpoints, read_urls
 from responder.feed import Feed, RouterChanged
 
@@ -164,7 +165,7 @@ def test_publishing_never_waits_and_a_full_queue_counts_instead():
 
 
 def test_notify_config_errors_name_the_key(tmp_path):
-    from bridge.config import parse_config
+    from bridge.config.load import parse_config
 
     with pytest.raises(ConfigError) as caught:
         parse_config(

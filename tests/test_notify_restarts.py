@@ -18,7 +18,8 @@ from conftest import free_port, wait_for
 from notify_rig import JsonReceiver
 from prometheus_client import CollectorRegistry, generate_latest
 
-from bridge.config import ConfigError, NotifyConfig, parse_config
+from bridge.config import ConfigError, NotifyConfig
+from bridge.config.load import parse_config
 from bridge.notify.delivery import Endpoint, Notifications
 from bridge.notify.digest import SETTLE, Digester
 from bridge.notify.poller import TzspdPoller, fetch, metrics_url

@@ -19,7 +19,7 @@ from conftest import wait_for
 from notify_rig import JsonReceiver, free_port
 from responder_rig import write_ed25519
 
-from bridge.config import load_config
+from bridge.config.load import load_config
 from bridge.service.service import Service
 
 STORM = 10_000

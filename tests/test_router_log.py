@@ -15,7 +15,8 @@ from test_e2e_service import DEADLINE, Service, listed_everywhere, write_service
 from test_scan_captures import SCANS
 from test_sim_firewall import CAPTURES, provisioned_router
 
-from bridge.config import ConfigError, parse_config
+from bridge.config import ConfigError
+from bridge.config.load import parse_config
 from bridge.scan.router_log import ApiGate, SshGate
 from bridge.service.router_logs import RouterLogs
 from responder.config import RouterConfig

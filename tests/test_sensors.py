@@ -20,7 +20,7 @@ from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 from scapy.utils import PcapWriter
 
-from bridge.config import parse_config
+from bridge.config.load import parse_config
 from bridge.decide.policy import Policy
 from bridge.events import Alert, Origin
 from bridge.parsers import parse_line

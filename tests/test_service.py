@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from bridge.config import parse_config
+from bridge.config.load import parse_config
 from bridge.events import Origin
 from bridge.pipeline import Pipeline, build_policy
 from bridge.scan.detector import ScanDetector

@@ -7,7 +7,7 @@ import time
 
 from conftest import free_port
 
-from bridge.config import parse_config
+from bridge.config.load import parse_config
 from bridge.scan.syslog_listener import SyslogListener
 from bridge.service.parts import syslog_senders
 from tzsp.receiver import AllowList

@@ -206,7 +206,7 @@ def test_config_check_refuses_an_open_listen_without_a_token(tmp_path):
 def test_in_process_service_serves_survives_a_reload_and_closes_its_port(tmp_path):
     import threading
 
-    from bridge.config import load_config
+    from bridge.config.load import load_config
     from bridge.service.service import Service as BridgeService
     from plumbing.sdnotify import Notifier
 

@@ -17,7 +17,8 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from bridge.config import CONFIG_ENV, Config, ConfigError, default_config_path, example_config, load_config
+from bridge.config import CONFIG_ENV, Config, ConfigError, default_config_path, example_config
+from bridge.config.load import load_config
 
 # Modules that register subcommands. A module missing from this installation is skipped (its
 # commands show as placeholders, below); an error inside one that is present is not hidden.

@@ -16,7 +16,8 @@ import sqlite3
 import sys
 import time
 
-from bridge.config import ConfigError, load_config
+from bridge.config import ConfigError
+from bridge.config.load import load_config
 from plumbing.statelock import StateDirBusy, StateDirLock
 from responder.ledger import LEDGER_FILE, Ledger, LedgerError
 from responder.ledger.adoption import request_adoption, routers_to_adopt

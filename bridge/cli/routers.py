@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import secrets as random_source
-import socket
 import sqlite3
 import sys
 import threading
 import time
 from collections.abc import Callable
 
-from bridge.config import ConfigError, load_config
+from bridge.config import ConfigError
+from bridge.config.load import load_config
 from plumbing.statelock import SERVICE, StateDirBusy, StateDirLock
 from responder.config import RouterConfig
 from responder.errors import RouterError

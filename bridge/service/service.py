@@ -22,7 +22,8 @@ import signal
 import threading
 import time
 
-from bridge.config import Config, ConfigError, load_config
+from bridge.config import Config, ConfigError
+from bridge.config.load import load_config
 from bridge.events import Origin
 from bridge.follow.follower import Follower, Line
 from bridge.pipeline import Pipeline, build_policy
