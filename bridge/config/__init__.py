@@ -12,7 +12,7 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Literal, Optional, Tuple, Union
+from typing import Any, Literal
 
 from bridge.config.example import example_config  # noqa: F401 -- re-exported
 from responder.config import RouterConfig
@@ -22,7 +22,7 @@ try:  # Python 3.11+
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 DEFAULT_CONFIG_PATH = "/etc/tzsp-ips/config.toml"
 CONFIG_ENV = "TZSP_IPS_CONFIG"
@@ -85,8 +85,17 @@ class ScanConfig:
 
 
 # Events [notify] can announce (see docs/bridge.md "Notifications"); DEFAULT_NOTIFY_EVENTS if unset.
-NOTIFY_EVENTS = ("block", "unblock", "router_down", "router_up", "flood_guard", "sensor_silent", "snort_restarted")
-DEFAULT_NOTIFY_EVENTS = ("block", "router_down", "router_up", "flood_guard", "sensor_silent")
+NOTIFY_EVENTS = (
+    "block",
+    "unblock",
+    "router_down",
+    "router_up",
+    "flood_guard",
+    "sensor_silent",
+    "snort_restarted",
+    "state",
+)
+DEFAULT_NOTIFY_EVENTS = ("block", "router_down", "router_up", "flood_guard", "sensor_silent", "state")
 # With tzspd_metrics and no events key, snort_restarted is told too: listing the endpoints asks for it.
 DEFAULT_NOTIFY_EVENTS_WITH_TZSPD = DEFAULT_NOTIFY_EVENTS + ("snort_restarted",)
 MAX_TZSPD_METRICS = 64  # endpoints polled by one bridge

@@ -39,7 +39,8 @@ from bridge.service.reload import Changes, reloaded_pipeline
 from bridge.service.stderr_log import flush_log, setup_logging
 from plumbing.sdnotify import Notifier
 from plumbing.statelock import SERVICE, StateDirBusy, StateDirLock
-from responder.feed import Feed
+from responder.degraded import LedgerInMemory
+from responder.feed import Feed, StateTrouble
 from responder.ledger import is_damage, mark_damaged
 
 log = logging.getLogger("snort-bridge")
@@ -65,6 +66,7 @@ class Service:
         self.inputs = Inputs(self._fail)
         self.outputs = Outputs(self.feed)
         self.state_lock: StateDirLock | None = None
+        self._positions_failing = False
 
     # what the status page (bridge.watching.web) and the tests read
 
@@ -163,6 +165,7 @@ class Service:
                     self.notifier.status(self.status_text())
                     last_status = now
                 self.pipeline.tick()  # a flood guard's quiet minute ends by the clock, not only at an alert
+                self._keep_state()
                 if self.responder is not None and now - last_resync >= RESYNC_INTERVAL:
                     self.pipeline.resync(self.responder.ledger, time.time())
                     last_resync = now
@@ -257,13 +260,20 @@ class Service:
             except queue.Empty:
                 break
         handled = []
-        try:
-            with self.responder.batch() if self.responder is not None else contextlib.nullcontext():
-                for item in items:
-                    handled += self._handle(item)
-        except Exception as exc:  # noqa: BLE001 -- the ledger could not commit: stop, read them again at restart
-            self.fatal = self._ledger_failed(exc, len(items))
-            return
+        for attempt in (1, 2):
+            try:
+                with self.responder.batch() if self.responder is not None else contextlib.nullcontext():
+                    for item in items:
+                        handled += self._handle(item)
+                break
+            except LedgerInMemory:  # the ledger went to memory halfway: the pass again, into memory
+                handled = []
+                if attempt == 2:
+                    self.fatal = "the ledger failed twice in one pass"
+                    return
+            except Exception as exc:  # noqa: BLE001 -- the ledger could not commit: stop, read them again at restart
+                self.fatal = self._ledger_failed(exc, len(items))
+                return
         for follower, lines in _by_follower(handled).items():
             follower.commit_all(lines)
 
@@ -309,6 +319,23 @@ class Service:
             f"the ledger {path} is damaged ({damage}); at the next start it is moved aside and rebuilt "
             "from the routers, and the inputs of this pass are read again"
         )
+
+    def _keep_state(self) -> None:
+        """Each tick: the ledger back to its file when it can be; the positions file's trouble told."""
+        if self.responder is not None:
+            self.responder.keep_ledger()
+        follower = self.follower
+        failing = bool(follower is not None and follower.save_failing)
+        if failing != self._positions_failing:
+            self._positions_failing = failing
+            path = follower.store.path if follower is not None else "the positions file"
+            text = (
+                f"the positions file {path} cannot be written: alert lines are followed from memory "
+                "(a restart meanwhile reads some again); retried at each line"
+                if failing
+                else f"the positions file {path} is written again"
+            )
+            self.feed.publish(StateTrouble("positions", not failing, time.time(), text))
 
     def _release_state_lock(self) -> None:
         lock, self.state_lock = self.state_lock, None

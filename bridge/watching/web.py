@@ -252,6 +252,7 @@ class Snapshots:
             tzspd=self.tzspd.read(now) if self.tzspd is not None else None,
             queue_lines=service.queue.qsize(),
             fatal=service.fatal,
+            state=observer.state_problems(),
             totals=totals,
         )
         return snapshot, in_force

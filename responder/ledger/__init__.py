@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 from responder.events import BlockRequest, IPAddress
 from responder.ledger.damage import Damage, is_damage, problem_of, set_aside
+from responder.ledger.fallback import Degraded
 from responder.ledger.queries import BlockRecord, LedgerQueries, RouterBlock, RouterMeta, RouterState
 from responder.ledger.schema import (
     FINAL_STATUSES,
@@ -118,6 +119,8 @@ class Ledger(LedgerQueries):
             raise LedgerError(f"{path}: cannot use the ledger: {exc}") from exc
 
         self.damage: Damage | None = None  # set by open_checked when a damaged file was set aside
+        self.degraded: Degraded | None = None  # running from memory: the file cannot be written (fallback)
+        self._file_conn: sqlite3.Connection | None = None  # the file's connection meanwhile
 
     @classmethod
     def in_state_dir(cls, state_dir: str) -> Ledger:
@@ -147,6 +150,8 @@ class Ledger(LedgerQueries):
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+            if self._file_conn is not None:
+                self._file_conn.close()
 
     # -- plumbing -------------------------------------------------------------------------
 
