@@ -181,13 +181,15 @@ class Responder:
             self._wake_all()
         return outcome
 
-    def _record_queued(self) -> None:
+    def _record_queued(self) -> list[BlockRequest]:
+        """Record the blocks queued in this batch; the ones recorded (for a retry into memory)."""
         queued, self._queued = self._queued, []
         queued = queued[: self.fallback.room(len(queued))]
         if queued:
             outcomes = self.ledger.record_blocks(queued, self._workers, self._clock())
             if any(outcome.kind != "unchanged" for outcome in outcomes):
                 self._wake_all()
+        return queued
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -196,19 +198,22 @@ class Responder:
         woken once, after the commit. The caller may consider its inputs handled only then."""
         self._batching += 1
         body_done = False
+        recorded: list[BlockRequest] = []
         try:
             try:
                 with self.ledger.batch():
                     yield
                     body_done = True
                     if self._batching == 1:
+                        recorded = self._queued
                         self._record_queued()
             except sqlite3.OperationalError as exc:
                 if self._batching != 1 or not self.fallback.write_failed(exc):
                     raise
                 if not body_done:  # a change inside failed: the caller does its inputs again, from memory
                     raise LedgerInMemory(str(exc)) from exc
-                with self.ledger.batch():  # the commit failed: the same blocks, now into memory
+                self._queued = recorded  # the commit failed: the same blocks, now into memory
+                with self.ledger.batch():
                     self._record_queued()
         finally:
             self._batching -= 1
