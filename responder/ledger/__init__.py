@@ -147,6 +147,11 @@ class Ledger(LedgerQueries):
             os.unlink(mark)
         return ledger
 
+    @property
+    def lock(self):
+        """The ledger's lock: held, no other thread reads or writes it (a clock step's shift)."""
+        return self._lock
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()
