@@ -81,16 +81,26 @@ class MemoryFallback:
         self.held += allowed
         return allowed
 
-    def retry(self) -> bool:
-        """Try the file again if its time has come; True once the ledger is back on the file."""
+    def retry(self, *, now_or_never: bool = False) -> bool:
+        """Try the file again if its time has come (or at once, ``now_or_never``: at stop);
+        True once the ledger is back on the file."""
         if not self.active:
             return True
-        if time.monotonic() < self.retry_at:
+        if time.monotonic() < self.retry_at and not now_or_never:
             return False
         since, held, refused = self.ledger.degraded.since, self.held, self.refused
         size = memory_bytes(self.ledger)
         if not restore(self.ledger):
             self.retry_at = time.monotonic() + self.backoff.next_delay()
+            if now_or_never:
+                log.error(
+                    "stopping with the ledger %s still in memory (%s): %d new block(s) since %s are not recorded; "
+                    "they end on the routers by their RouterOS timeouts",
+                    self.ledger.path,
+                    self.ledger.degraded.reason,
+                    held,
+                    time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(since)),
+                )
             return False
         self.backoff.reset()
         now = self.clock()

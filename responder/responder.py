@@ -154,6 +154,8 @@ class Responder:
         for worker in self._workers.values():
             worker.stop(0)  # signal all first, so they wind down together
         clean = all(worker.stop(max(0.0, deadline - time.monotonic())) for worker in self._workers.values())
+        if self._started:  # what was done from memory, into the file if it can be now
+            self.fallback.retry(now_or_never=True)
         if self._own_ledger and clean:
             self.ledger.close()
         self._started = False

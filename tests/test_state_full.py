@@ -199,3 +199,25 @@ def test_the_service_blocks_on_with_a_full_disk_and_says_so(lab, services, small
     finally:
         ledger.close()
     assert recorded == {"203.0.113.20", "203.0.113.21", "203.0.113.22", "203.0.113.23"}
+
+
+def test_a_stop_while_the_disk_is_full_says_what_is_not_recorded(lab, small_state, caplog):
+    lab.add("r1")
+    responder = lab.responder()
+    with responder.batch():
+        responder.block(request("203.0.113.30"))
+    assert responder.wait_applied(ipaddress.ip_address("203.0.113.30"), 20)
+    small_state.fill()
+    with responder.batch():
+        responder.block(request("203.0.113.31"))
+    assert wait_until(lambda: "203.0.113.31" in lab.entries("r1"), 20)
+    assert responder.stop(5)  # one last try, then it says what is lost
+    assert "stopping with the ledger" in caplog.text and "1 new block(s)" in caplog.text
+    timeout = lab.entries("r1")["203.0.113.31"].timeout
+    assert timeout is not None and timeout <= 3600  # it ends on the router by itself
+    small_state.free()
+    ledger = Ledger(str(small_state.path / LEDGER_FILE))
+    try:
+        assert {str(r.address) for r in ledger.blocks(time.time())} == {"203.0.113.30"}
+    finally:
+        ledger.close()
