@@ -155,7 +155,9 @@ class StepRunner:
                 outcomes = [exc] * len(live)
             beyond = [self._beyond_limit(s, o, now) for s, o in zip(live, outcomes, strict=False)]
             with self._ledger.batch():  # one commit for the batch's outcomes
-                refusals = [r for s, o, b in zip(live, outcomes, beyond, strict=False) if not b for r in self._record_send(s, o)]
+                refusals = [
+                    r for s, o, b in zip(live, outcomes, beyond, strict=False) if not b for r in self._record_send(s, o)
+                ]
             self._note_refusals(refusals)
             again = [s.as_static() for s, b in zip(live, beyond, strict=False) if b]
             if again and self._ledger.degraded is None:  # refused as too long: once more, as static entries
