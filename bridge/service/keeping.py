@@ -8,11 +8,12 @@ The service calls ``Keeper.tick()`` from its loop; each part is cheap when nothi
 from __future__ import annotations
 
 import logging
+import os
 
 from plumbing.statelock import SERVICE, StateDirBusy, StateDirLock
 from plumbing.steadyclock import SteadyClock
 from responder.feed import StateTrouble
-from responder.ledger import is_damage, mark_damaged
+from responder.ledger import DAMAGE_MARK, is_damage, mark_damaged
 from responder.ledger.timeshift import shift_times
 
 log = logging.getLogger("snort-bridge")
@@ -69,6 +70,7 @@ class Keeper:
         service = self.service
         if service.responder is not None:
             service.responder.keep_ledger()
+            self._damage_found(service.responder.ledger.path)
         follower = service.follower
         failing = bool(follower is not None and follower.save_failing)
         if failing != self._positions_failing:
@@ -81,6 +83,14 @@ class Keeper:
                 else f"the positions file {path} is written again"
             )
             service.feed.publish(StateTrouble("positions", not failing, self.clock(), text))
+
+    def _damage_found(self, path: str) -> None:
+        """A worker found the ledger damaged (its mark is there): stop, so that the next start
+        (systemd's Restart=on-failure) sets it aside and rebuilds it from the routers."""
+        if self.service.fatal is None and os.path.exists(path + DAMAGE_MARK):
+            self.service.fatal = (
+                f"the ledger {path} is damaged; at the next start it is moved aside and rebuilt from the routers"
+            )
 
     def ledger_failed(self, exc: Exception, inputs: int) -> str:
         """Why the service stops after the ledger refused a pass. A damaged file is noted, so

@@ -69,6 +69,7 @@ __all__ = [
     "Damage",
     "is_damage",
     "mark_damaged",
+    "DAMAGE_MARK",
 ]
 
 LEDGER_FILE = "responder.sqlite3"

@@ -29,7 +29,7 @@ from responder.config import RouterConfig
 from responder.errors import RouterCommandError, RouterError
 from responder.events import IPAddress
 from responder.feed import NO_FEED, Feed, RouterChanged
-from responder.ledger import OPEN_STATUSES, Ledger
+from responder.ledger import OPEN_STATUSES, Ledger, is_damage, mark_damaged
 from responder.ledger.adoption import adopt, adoption_pending
 from responder.routeros.duration import MAX_TIMEOUT_SECONDS
 from responder.sync.adopt import ours
@@ -139,6 +139,10 @@ class RouterWorker:
             except Exception as exc:  # a bug must not kill the router's worker silently and forever
                 if self._on_write_failure(exc):  # the ledger now runs from memory: the pass again, soon
                     delay = min(self._poll, 0.5)
+                elif is_damage(exc):  # the service sees the mark and stops; its next start rebuilds the ledger
+                    mark_damaged(self._ledger.path, str(exc))
+                    log.error("router %s: the ledger %s is damaged (%s)", self.name, self._ledger.path, exc)
+                    delay = self._schedule_retry(f"the ledger is damaged: {exc}")
                 else:
                     log.exception("router %s: unexpected error in worker", self.name)
                     self._drop_session()
