@@ -221,3 +221,17 @@ def test_a_stop_while_the_disk_is_full_says_what_is_not_recorded(lab, small_stat
         assert {str(r.address) for r in ledger.blocks(time.time())} == {"203.0.113.30"}
     finally:
         ledger.close()
+
+
+def test_the_state_dir_lock_holds_on_a_read_only_file_system(small_state):
+    from plumbing.statelock import StateDirBusy, StateDirLock
+
+    subprocess.run(["mount", "-o", "remount,ro", str(small_state.path)], check=True)
+    first = StateDirLock(str(small_state.path), "snort-bridge run").acquire()  # no lock file can be made
+    try:
+        with pytest.raises(StateDirBusy) as refused:
+            StateDirLock(str(small_state.path), "snort-bridge run").acquire(wait=0)
+        assert str(small_state.path) in str(refused.value)
+    finally:
+        first.release()
+    StateDirLock(str(small_state.path), "snort-bridge run").acquire(wait=0).release()
