@@ -55,15 +55,20 @@ class MemoryFallback:
             log.error("the ledger %s cannot be written (%s) nor read (%s)", self.ledger.path, exc, failure)
             return False
         if switched:
-            self.held = self.refused = 0
-            self.retry_at = time.monotonic() + self.backoff.next_delay()
-            text = (
-                f"the ledger {self.ledger.path} cannot be written ({exc}): blocking goes on from memory, with "
-                "RouterOS timeouts (a block that needs a static entry waits); writes are retried"
-            )
-            log.error("%s", text)
-            self.feed.publish(StateTrouble("ledger", False, now, text))
+            self.announce()
         return True
+
+    def announce(self) -> None:
+        """Say that the ledger runs from memory (switched now, or opened so at start), once."""
+        assert self.ledger.degraded is not None
+        self.held = self.refused = 0
+        self.retry_at = time.monotonic() + self.backoff.next_delay()
+        text = (
+            f"the ledger {self.ledger.path} cannot be written ({self.ledger.degraded.reason}): blocking goes on "
+            "from memory, with RouterOS timeouts (a block that needs a static entry waits); writes are retried"
+        )
+        log.error("%s", text)
+        self.feed.publish(StateTrouble("ledger", False, self.clock(), text))
 
     def room(self, wanted: int) -> int:
         """How many of ``wanted`` new blocks may be recorded (all of them while the file is in use)."""

@@ -102,6 +102,8 @@ class Responder:
         self.ledger = ledger if ledger is not None else open_ledger(config.state_dir, feed, clock())
         self._changed = threading.Condition()
         self.fallback = MemoryFallback(self.ledger, feed, clock)  # when the ledger file cannot be written
+        if self.ledger.degraded is not None:  # it could not be opened for writing at all
+            self.fallback.announce()
         self._workers: dict[str, RouterWorker] = {
             cfg.name: RouterWorker(
                 cfg,

@@ -235,3 +235,28 @@ def test_the_state_dir_lock_holds_on_a_read_only_file_system(small_state):
     finally:
         first.release()
     StateDirLock(str(small_state.path), "snort-bridge run").acquire(wait=0).release()
+
+
+def test_a_start_on_a_full_disk_starts_and_blocks(lab, services, small_state, tmp_path):
+    """Under systemd's Restart= a bridge that stopped at a full disk would start and stop in a loop."""
+    lab.add("r1")
+    alerts = tmp_path / "alert_fast.txt"
+    alerts.touch()
+    port = free_port(socket.SOCK_STREAM)
+    config = write_config(lab, tmp_path, alerts, port)
+    first = Service(config, tmp_path / "run1.log").start()  # a ledger and positions exist
+    services.append(first)
+    append(alerts, fast_line("203.0.113.40"))
+    assert wait_until(lambda: "203.0.113.40" in lab.entries("r1"), DEADLINE)
+    assert first.stop() == 0
+
+    small_state.fill()
+    second = Service(config, tmp_path / "run2.log").start()
+    services.append(second)
+    append(alerts, fast_line("203.0.113.41"))
+    assert wait_until(lambda: "203.0.113.41" in lab.entries("r1"), DEADLINE), second.text()
+    assert wait_until(lambda: health(port)[0] == 503, DEADLINE), health(port)
+    assert second.process.poll() is None and "Traceback" not in second.text()
+    small_state.free()
+    assert wait_until(lambda: health(port)[0] == 200, 90), health(port)
+    assert second.stop() == 0

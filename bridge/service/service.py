@@ -43,6 +43,7 @@ from plumbing.statelock import SERVICE, StateDirBusy, StateDirLock
 from plumbing.steadyclock import SteadyClock
 from responder.degraded import LedgerInMemory
 from responder.feed import Feed
+from responder.ledger import LedgerError
 
 log = logging.getLogger("snort-bridge")
 
@@ -351,7 +352,7 @@ def run_service(args: argparse.Namespace) -> int:
     except StateDirBusy as exc:
         log.error("cannot start: %s; one snort-bridge run per state_dir (stop that one first)", exc)
         return 1
-    except OSError as exc:
+    except (OSError, LedgerError) as exc:
         log.error("cannot start: %s", exc)
         return 1
     return service.run()

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 from responder.events import BlockRequest, IPAddress
 from responder.ledger.damage import Damage, is_damage, problem_of, set_aside
-from responder.ledger.fallback import Degraded
+from responder.ledger.fallback import Degraded, is_write_failure, open_file, open_in_memory
 from responder.ledger.queries import BlockRecord, LedgerQueries, RouterBlock, RouterMeta, RouterState
 from responder.ledger.schema import (
     FINAL_STATUSES,
@@ -109,19 +109,22 @@ class Ledger(LedgerQueries):
         os.makedirs(directory, mode=0o750, exist_ok=True)
         self._lock = threading.RLock()
         self._batch_depth = 0  # > 0 while the thread holding the lock runs a batch
-        try:
-            self._conn = sqlite3.connect(path, timeout=10.0, check_same_thread=False, isolation_level=None)
-            self._conn.execute("PRAGMA busy_timeout = 10000")
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA synchronous = NORMAL")
-            self._conn.execute("PRAGMA foreign_keys = ON")
-            self._migrate()
-        except sqlite3.DatabaseError as exc:
-            raise LedgerError(f"{path}: cannot use the ledger: {exc}") from exc
-
         self.damage: Damage | None = None  # set by open_checked when a damaged file was set aside
         self.degraded: Degraded | None = None  # running from memory: the file cannot be written (fallback)
-        self._file_conn: sqlite3.Connection | None = None  # the file's connection meanwhile
+        self._file_conn: sqlite3.Connection | None = None  # the file's connection meanwhile (None: to open)
+        try:
+            self._conn = open_file(path)
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            if not is_write_failure(exc):
+                raise LedgerError(f"{path}: cannot use the ledger: {exc}") from exc
+            # A full or read-only disk at start: start from a copy in memory (fallback.restore writes it later)
+            try:
+                self._conn = open_in_memory(path)
+                self._migrate()
+            except sqlite3.DatabaseError as again:
+                raise LedgerError(f"{path}: cannot use the ledger: {exc}; nor read it: {again}") from exc
+            self.degraded = Degraded(str(exc), time.time())
 
     @classmethod
     def in_state_dir(cls, state_dir: str) -> Ledger:

@@ -14,6 +14,7 @@ bounded by the caller (``responder.Responder``: a number of new blocks).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -40,6 +41,34 @@ def is_write_failure(exc: BaseException) -> bool:
         return True
     text = str(exc).lower()
     return any(words in text for words in _WRITE_WORDS)
+
+
+def open_file(path: str) -> sqlite3.Connection:
+    """The ledger file's connection, as the ledger uses it (WAL, one connection per process)."""
+    conn = sqlite3.connect(path, timeout=10.0, check_same_thread=False, isolation_level=None)
+    try:
+        conn.execute("PRAGMA busy_timeout = 10000")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def open_in_memory(path: str) -> sqlite3.Connection:
+    """A copy of the file at ``path`` in memory, read without writing anything (not even the WAL's
+    index, which a full disk refuses): ``immutable`` reads the file as it is. An empty one if absent."""
+    memory = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+    if os.path.exists(path):
+        source = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+        try:
+            source.backup(memory)
+        finally:
+            source.close()
+    memory.execute("PRAGMA foreign_keys = ON")
+    return memory
 
 
 def degrade(ledger: Ledger, reason: str, now: float) -> bool:
@@ -74,11 +103,12 @@ def restore(ledger: Ledger) -> bool:
         if ledger._batch_depth:
             return False
         memory, file_conn = ledger._conn, ledger._file_conn
-        assert file_conn is not None
         try:
+            if file_conn is None:  # it could not even be opened at start
+                file_conn = ledger._file_conn = open_file(ledger.path)
             memory.backup(file_conn)
         except sqlite3.Error:
-            if file_conn.in_transaction:
+            if file_conn is not None and file_conn.in_transaction:
                 try:
                     file_conn.execute("ROLLBACK")
                 except sqlite3.Error:
