@@ -270,3 +270,14 @@ def test_damage_found_by_a_worker_while_running_stops_the_service_for_a_rebuild(
         assert again.damage is not None and "malformed" in again.damage.problem
     finally:
         again.close()
+
+
+def test_an_unreadable_known_hosts_is_a_refusal_in_words_not_a_worker_crash(lab, tmp_path, caplog):
+    lab.add("r1")
+    broken = tmp_path / "known_hosts_dir"
+    broken.mkdir()  # reading it fails with IsADirectoryError, as an unreadable file would with EACCES
+    responder = lab.responder(lab.config(known_hosts=str(broken)))
+    assert wait_until(lambda: responder.status()[0].last_error is not None, 20)
+    error = responder.status()[0].last_error
+    assert f"cannot read {broken}" in error, error
+    assert "unexpected error in worker" not in caplog.text
