@@ -260,3 +260,22 @@ def test_a_start_on_a_full_disk_starts_and_blocks(lab, services, small_state, tm
     small_state.free()
     assert wait_until(lambda: health(port)[0] == 200, 90), health(port)
     assert second.stop() == 0
+
+
+def test_memory_held_meanwhile_is_bounded_and_what_is_beyond_is_said(lab, small_state, caplog, monkeypatch):
+    import responder.degraded
+
+    monkeypatch.setattr(responder.degraded, "MAX_HELD_BLOCKS", 2)
+    lab.add("r1")
+    responder = lab.responder()
+    small_state.fill()
+    with responder.batch():
+        for last in range(50, 54):
+            responder.block(request(f"203.0.113.{last}"))
+    assert responder.ledger.degraded is not None
+    held = {str(r.address) for r in responder.ledger.blocks(time.time())}
+    assert held == {"203.0.113.50", "203.0.113.51"}
+    assert "2 blocks are held in memory while the ledger cannot be written, the most it holds" in caplog.text
+    small_state.free()
+    assert wait_until(responder.keep_ledger, 30)
+    assert "2 block(s) were not made, the memory for them being full" in caplog.text
