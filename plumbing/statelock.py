@@ -1,8 +1,9 @@
-"""One writer per state directory: an exclusive ``flock`` on ``<state_dir>/lock``.
+"""One writer per state directory: an exclusive ``flock`` on the directory itself.
 
-The lock file holds the PID and the command of whoever holds it, so the one refused can say who
-is in the way. The kernel drops the lock when its holder exits, however it exits: a stale lock
-file after a crash or a kill -9 is never in the way (its contents are only a hint).
+The lock is on the directory (opened read-only), so it holds on a full or read-only file system
+too; ``<state_dir>/lock`` names the PID and the command of the holder, best effort, so the one
+refused can say who is in the way. The kernel drops the lock when its holder exits, however it
+exits: a stale lock file after a crash or a kill -9 is never in the way (its contents are only a hint).
 """
 
 from __future__ import annotations
@@ -41,12 +42,12 @@ class StateDirLock:
 
     def acquire(self, wait: float = 0.5) -> StateDirLock:
         """Take the lock, trying for up to ``wait`` seconds (a ``holder_of`` look holds it for a
-        moment); StateDirBusy naming the holder if it stays taken, OSError if the directory or
-        the file cannot be made."""
+        moment); StateDirBusy naming the holder if it stays taken, OSError if the directory
+        cannot be made or opened."""
         if self._fd is not None:
             return self
         os.makedirs(self.state_dir, mode=0o750, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        fd = os.open(self.state_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         deadline = time.monotonic() + wait
         while True:
             try:
@@ -56,15 +57,14 @@ class StateDirLock:
                 if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN) and time.monotonic() < deadline:
                     time.sleep(0.05)
                     continue
-                holder = _holder_text(fd)
                 os.close(fd)
                 if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                    raise StateDirBusy(self.state_dir, holder) from None
+                    raise StateDirBusy(self.state_dir, _holder_text(self.path)) from None
                 raise
         self._fd = fd
         try:  # who holds it, for the next one refused; the lock holds even if this cannot be written
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()} {self.what}\n".encode(), 0)
+            with open(self.path, "w", encoding="utf-8") as note:
+                note.write(f"{os.getpid()} {self.what}\n")
         except OSError:
             pass
         return self
@@ -83,24 +83,25 @@ class StateDirLock:
 
 def holder_of(state_dir: str) -> str | None:
     """Who holds ``state_dir``'s lock ("PID 1234 (snort-bridge run)"), or None if nobody does now."""
-    path = os.path.join(os.path.abspath(state_dir), LOCK_FILE)
+    state_dir = os.path.abspath(state_dir)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(state_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            return _holder_text(fd)
+            return _holder_text(os.path.join(state_dir, LOCK_FILE))
         return None
     finally:
         os.close(fd)
 
 
-def _holder_text(fd: int) -> str:
+def _holder_text(path: str) -> str:
     try:
-        text = os.pread(fd, _MAX_HOLDER_TEXT, 0).decode("utf-8", "replace").strip()
+        with open(path, encoding="utf-8", errors="replace") as note:
+            text = note.read(_MAX_HOLDER_TEXT).strip()
     except OSError:
         text = ""
     pid, _, what = text.partition(" ")

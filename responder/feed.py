@@ -101,13 +101,15 @@ class EntryRefused:
 
 @dataclass(frozen=True)
 class StateTrouble:
-    """A state file (``what``: "ledger", "positions", "known_hosts") is damaged or cannot be
-    written (``ok`` False), or can be written again (``ok`` True); ``text`` says it for a person."""
+    """A state file (``what``: "ledger", "positions") cannot be written (``ok`` False), can be
+    written again (``ok`` True), or was found damaged and set aside (``damaged``); ``text`` says it
+    for a person."""
 
     what: str
     ok: bool
     at: float
     text: str
+    damaged: bool = False  # found damaged and set aside (news, told once), not a lasting state
 
 
 # -- the feed -------------------------------------------------------------------------------------

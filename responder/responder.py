@@ -12,12 +12,14 @@ import contextlib
 import ipaddress
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from responder.config import RouterConfig
+from responder.degraded import LedgerInMemory, MemoryFallback
 from responder.events import BlockRequest, IPAddress
 from responder.feed import NO_FEED, Feed, StateTrouble
 from responder.ledger import LEDGER_FILE, BlockOutcome, Ledger, RouterState
@@ -99,6 +101,9 @@ class Responder:
         self._own_ledger = ledger is None
         self.ledger = ledger if ledger is not None else open_ledger(config.state_dir, feed, clock())
         self._changed = threading.Condition()
+        self.fallback = MemoryFallback(self.ledger, feed, clock)  # when the ledger file cannot be written
+        if self.ledger.degraded is not None:  # it could not be opened for writing at all
+            self.fallback.announce()
         self._workers: dict[str, RouterWorker] = {
             cfg.name: RouterWorker(
                 cfg,
@@ -109,6 +114,7 @@ class Responder:
                 on_change=self._notify,
                 poll_interval=poll_interval,
                 feed=feed,
+                on_write_failure=self.fallback.write_failed,
             )
             for cfg in config.routers
         }
@@ -124,7 +130,17 @@ class Responder:
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
-        now = self._clock()
+        try:
+            self._prepare_ledger(self._clock())
+        except sqlite3.OperationalError as exc:  # a full disk at start: start, from memory
+            if not self.fallback.write_failed(exc):
+                raise
+            self._prepare_ledger(self._clock())
+        for worker in self._workers.values():
+            worker.start()
+        self._started = True
+
+    def _prepare_ledger(self, now: float) -> None:
         if self.ledger.damage is not None:
             request_adoption(self.ledger, self._workers, now)
         for name in self._workers:
@@ -133,9 +149,6 @@ class Responder:
         policy = getattr(self.config, "policy", None)
         if policy is not None:
             self.ledger.purge_offences(now - policy.remember_for)
-        for worker in self._workers.values():
-            worker.start()
-        self._started = True
 
     def stop(self, timeout: float = 5.0) -> bool:
         """Stop every worker, in parallel; False if one was stuck in a connect or command past ``timeout``."""
@@ -143,6 +156,8 @@ class Responder:
         for worker in self._workers.values():
             worker.stop(0)  # signal all first, so they wind down together
         clean = all(worker.stop(max(0.0, deadline - time.monotonic())) for worker in self._workers.values())
+        if self._started:  # what was done from memory, into the file if it can be now
+            self.fallback.retry(now_or_never=True)
         if self._own_ledger and clean:
             self.ledger.close()
         self._started = False
@@ -170,12 +185,15 @@ class Responder:
             self._wake_all()
         return outcome
 
-    def _record_queued(self) -> None:
+    def _record_queued(self) -> list[BlockRequest]:
+        """Record the blocks queued in this batch; the ones recorded (for a retry into memory)."""
         queued, self._queued = self._queued, []
+        queued = queued[: self.fallback.room(len(queued))]
         if queued:
             outcomes = self.ledger.record_blocks(queued, self._workers, self._clock())
             if any(outcome.kind != "unchanged" for outcome in outcomes):
                 self._wake_all()
+        return queued
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -183,10 +201,23 @@ class Responder:
         transaction, committed when the block ends (raising if it cannot be); the workers are
         woken once, after the commit. The caller may consider its inputs handled only then."""
         self._batching += 1
+        body_done = False
+        recorded: list[BlockRequest] = []
         try:
-            with self.ledger.batch():
-                yield
-                if self._batching == 1:
+            try:
+                with self.ledger.batch():
+                    yield
+                    body_done = True
+                    if self._batching == 1:
+                        recorded = self._queued
+                        self._record_queued()
+            except sqlite3.OperationalError as exc:
+                if self._batching != 1 or not self.fallback.write_failed(exc):
+                    raise
+                if not body_done:  # a change inside failed: the caller does its inputs again, from memory
+                    raise LedgerInMemory(str(exc)) from exc
+                self._queued = recorded  # the commit failed: the same blocks, now into memory
+                with self.ledger.batch():
                     self._record_queued()
         finally:
             self._batching -= 1
@@ -195,6 +226,11 @@ class Responder:
         if self._batching == 0 and self._wake_pending:
             self._wake_pending = False
             self._wake_all()
+
+    def keep_ledger(self) -> bool:
+        """From the service's loop: while the ledger runs from memory, try the file again when due.
+        True while the file is in use."""
+        return self.fallback.retry()
 
     def unblock(self, address: IPAddress | str, *, keep_offences: bool = False) -> bool:
         """Remove ``address`` from every router; True if it was actively blocked.
@@ -298,7 +334,7 @@ def open_ledger(state_dir: str, feed: Feed, now: float) -> Ledger:
     if ledger.damage is not None:
         text = ledger.damage.describe()
         log.error("%s", text)
-        feed.publish(StateTrouble("ledger", False, now, text))
+        feed.publish(StateTrouble("ledger", False, now, text, damaged=True))
     return ledger
 
 

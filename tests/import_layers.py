@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("plumbing", "tzsp", "responder", "bridge")
+PACKAGES = ("plumbing", "tzsp_ips_data", "tzsp", "responder", "bridge")
 
 # Lowest first: a unit may import its own modules and any unit of a lower rank, never one of a
 # higher rank. Units of the same rank do not import each other either (they are independent).
 # A module belongs to the longest unit that is a prefix of its dotted name.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("plumbing",),  # sd_notify, the bounded HTTP server: the standard library only
+    ("plumbing", "tzsp_ips_data"),  # sd_notify, the HTTP server, the state_dir lock; the shipped files
     ("tzsp",),  # the sensor: TZSP, pcap, tzspd, tzsp-replay
     ("responder.errors", "responder.events", "responder.config"),  # the responder's vocabulary
     ("responder.routeros", "responder.feed"),  # RouterOS language (pure); the feed of what happened
@@ -34,8 +34,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("bridge.parsers", "bridge.config"),
     ("bridge.follow", "bridge.decide", "bridge.scan", "bridge.notify", "bridge.snort_engines"),
     ("bridge.pipeline", "bridge.watching", "bridge.check"),
-    ("bridge.service",),
-    ("bridge.cli", "bridge.demo"),  # the commands: they may call everything
+    ("bridge.service", "bridge.demo"),  # snort-bridge run; the demo (the whole pipeline on loopback)
+    ("bridge.cli",),  # the commands: they may call everything
     ("bridge",),  # the package docstring, and any module not listed above
 )
 

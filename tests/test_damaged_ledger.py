@@ -237,3 +237,47 @@ def test_ledger_check_and_rebuild_by_hand(lab, tmp_path):
     assert "r1: 3 entries taken back (1 static)" in rebuilt.stdout, rebuilt.stdout
     listed = snort_bridge("list")
     assert listed.returncode == 0 and "203.0.113.2" in listed.stdout, listed.stdout + listed.stderr
+
+
+def test_damage_found_by_a_worker_while_running_stops_the_service_for_a_rebuild(lab, tmp_path, caplog, monkeypatch):
+    import sqlite3
+    from types import SimpleNamespace
+
+    from bridge.service.keeping import Keeper
+    from plumbing.steadyclock import SteadyClock
+    from responder.feed import Feed
+
+    lab.add("r1")
+    responder = lab.responder()
+    assert wait_until(lambda: responder.ledger.router_meta("r1").last_seen is not None, 20)
+
+    def malformed(*args, **kwargs):
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    monkeypatch.setattr(responder.ledger, "router_blocks", malformed)
+    mark = responder.ledger.path + ".damage-found"
+    assert wait_until(lambda: os.path.exists(mark), 20)
+    assert "is damaged (database disk image is malformed)" in caplog.text
+    assert "unexpected error in worker" not in caplog.text  # said in words, not a traceback
+
+    service = SimpleNamespace(responder=responder, pipeline=None, follower=None, feed=Feed(), fatal=None)
+    Keeper(service, SteadyClock()).keep_state()
+    assert "is damaged; at the next start it is moved aside and rebuilt" in service.fatal
+    monkeypatch.undo()
+    assert responder.stop(5)
+    again = Ledger.open_checked(responder.ledger.path)  # the next start sets it aside
+    try:
+        assert again.damage is not None and "malformed" in again.damage.problem
+    finally:
+        again.close()
+
+
+def test_an_unreadable_known_hosts_is_a_refusal_in_words_not_a_worker_crash(lab, tmp_path, caplog):
+    lab.add("r1")
+    broken = tmp_path / "known_hosts_dir"
+    broken.mkdir()  # reading it fails with IsADirectoryError, as an unreadable file would with EACCES
+    responder = lab.responder(lab.config(known_hosts=str(broken)))
+    assert wait_until(lambda: responder.status()[0].last_error is not None, 20)
+    error = responder.status()[0].last_error
+    assert f"cannot read {broken}" in error, error
+    assert "unexpected error in worker" not in caplog.text

@@ -183,5 +183,5 @@ def test_notify_config_errors_name_the_key(tmp_path):
         "snort_restarted",
     )
     config = parse_config('[notify]\nurls_env = "U"\n')
-    assert config.notify.events == ("block", "router_down", "router_up", "flood_guard", "sensor_silent")
+    assert config.notify.events == ("block", "router_down", "router_up", "flood_guard", "sensor_silent", "state")
     assert config.notify.min_interval == 60.0

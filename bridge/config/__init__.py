@@ -85,8 +85,17 @@ class ScanConfig:
 
 
 # Events [notify] can announce (see docs/bridge.md "Notifications"); DEFAULT_NOTIFY_EVENTS if unset.
-NOTIFY_EVENTS = ("block", "unblock", "router_down", "router_up", "flood_guard", "sensor_silent", "snort_restarted")
-DEFAULT_NOTIFY_EVENTS = ("block", "router_down", "router_up", "flood_guard", "sensor_silent")
+NOTIFY_EVENTS = (
+    "block",
+    "unblock",
+    "router_down",
+    "router_up",
+    "flood_guard",
+    "sensor_silent",
+    "snort_restarted",
+    "state",
+)
+DEFAULT_NOTIFY_EVENTS = ("block", "router_down", "router_up", "flood_guard", "sensor_silent", "state")
 # With tzspd_metrics and no events key, snort_restarted is told too: listing the endpoints asks for it.
 DEFAULT_NOTIFY_EVENTS_WITH_TZSPD = DEFAULT_NOTIFY_EVENTS + ("snort_restarted",)
 MAX_TZSPD_METRICS = 64  # endpoints polled by one bridge

@@ -72,7 +72,7 @@ provision_check = "10m"                # /health: each router's drop rules and l
                                        # Matrix, ntfy, e-mail, JSON webhooks ...); `snort-bridge notify test`
 urls_env = "TZSP_IPS_NOTIFY_URLS"     # environment variable holding apprise URLs (whitespace-separated),
 # urls_file = "/etc/tzsp-ips/notify.urls"   # or a file of them, one per line, mode 0600 (they hold tokens)
-events = ["block", "router_down", "router_up", "flood_guard", "sensor_silent"]   # also: "unblock", and
+events = ["block", "router_down", "router_up", "flood_guard", "sensor_silent", "state"]   # also: "unblock", and
                                        # "snort_restarted" with tzspd_metrics (the default then, when unset)
 min_interval = "60s"                   # later events of a kind within this are sent as one digest
 silent_after = "1h"                    # sensor_silent: no line from an [[alerts]] file for this long

@@ -258,6 +258,11 @@ class Follower:
             if self.save_interval <= 0 or time.monotonic() - self._last_save >= self.save_interval:
                 self._save()
 
+    @property
+    def save_failing(self) -> bool:
+        """The positions file could not be written at the last try (it is tried at each commit)."""
+        return self._save_failing
+
     def commit_all(self, lines: Iterable[Line]) -> None:
         """``commit`` for each of ``lines``, in order, taking the lock once."""
         with self._lock:

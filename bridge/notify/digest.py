@@ -1,6 +1,6 @@
 """Feed events in, messages out: what to tell the people on call, and when. Pure: no sockets, no threads.
 
-Events fall into kinds (blocks, unblocks, routers, the flood guard, sensors, Snort restarts). Per kind, the first
+Events fall into kinds (blocks, unblocks, routers, the flood guard, sensors, Snort restarts, state files). Per kind, the first
 event after a quiet ``min_interval`` goes out once it has settled (``SETTLE``, a couple of seconds,
 so the first instants of a burst make one message);
 whatever comes within ``min_interval`` after a message is gathered and sent as one digest when the
@@ -32,7 +32,8 @@ from bridge.notify.messages import (
     Voice,
 )
 from bridge.notify.restarts import RestartBatch, SnortRestarted, TzspdUnreachable, tell_restarts
-from responder.feed import BlockLifted, Decided, FloodGuardChanged, RouterChanged
+from bridge.notify.state import StateBatch, tell_state
+from responder.feed import BlockLifted, Decided, FloodGuardChanged, RouterChanged, StateTrouble
 
 MAX_SENSORS = 1024  # files tracked for silence, globs' matches included: bounded whatever appears on disk
 SETTLE = 2.0  # seconds a kind's first event waits for company before it goes out
@@ -105,6 +106,8 @@ class Digester:
             return "flood_guard" in self.events
         if isinstance(event, (SnortRestarted, TzspdUnreachable)):  # from the tzspd poller, not the feed
             return "snort_restarted" in self.events
+        if isinstance(event, StateTrouble):
+            return "state" in self.events
         return False
 
     def offer(self, event: object, now: float) -> None:
@@ -120,6 +123,8 @@ class Digester:
             self._router_changed(event, now)
         elif isinstance(event, (SnortRestarted, TzspdUnreachable)):
             self._batch("snort", RestartBatch, now).add(event)
+        elif isinstance(event, StateTrouble):
+            self._batch("state", StateBatch, now).add(event)
 
     def lines_seen(self, last_line: dict[str, float], now: float) -> None:
         """The latest line time per followed file (kept by the shell without queueing every line)."""
@@ -241,5 +246,6 @@ class Digester:
             "flood_guard": voice.tell_guard,
             "sensor": voice.tell_sensors,
             "snort": lambda batch, now: tell_restarts(voice.title, batch, now),
+            "state": lambda batch, now: tell_state(voice.title, batch, now),
         }[kind]
         return render(batch, now)

@@ -9,6 +9,8 @@ stopped here; bridge.service decides when, because the order matters (see there)
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
 from bridge.config import Config
 from bridge.service.parts import make_notifications, make_responder
@@ -18,8 +20,9 @@ log = logging.getLogger("snort-bridge")
 
 
 class Outputs:
-    def __init__(self, feed: Feed):
+    def __init__(self, feed: Feed, clock: Callable[[], float] = time.time):
         self.feed = feed
+        self.clock = clock  # the service's steady wall clock (plumbing.steadyclock), for the responder
         self.web = None  # [http]: /metrics, /health and the status page (bridge.watching.web)
         self.notifications = None  # bridge.notify: [notify] through apprise
         self.responder = None
@@ -38,7 +41,7 @@ class Outputs:
             self.notifications.start(self.feed)
 
     def start_responder(self, config: Config) -> None:
-        self.responder = make_responder(config, self.feed)
+        self.responder = make_responder(config, self.feed, self.clock)
 
     # reload
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import time
+from collections.abc import Callable
 
 from bridge.config import Config, ConfigError
 from bridge.decide.hostaddrs import host_addresses, router_addresses
@@ -46,12 +48,12 @@ def make_detector(config: Config) -> ScanDetector | None:
     return ScanDetector(ports=scan.ports, window=scan.window, low_port_weight=scan.low_port_weight)
 
 
-def make_responder(config: Config, feed: Feed = NO_FEED):
+def make_responder(config: Config, feed: Feed = NO_FEED, clock: Callable[[], float] = time.time):
     if not config.routers:
         return None
     from responder.responder import Responder  # paramiko is only loaded when routers are configured
 
-    responder = Responder(config, feed=feed)
+    responder = Responder(config, feed=feed, clock=clock)
     responder.start()
     return responder
 

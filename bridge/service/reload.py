@@ -6,6 +6,7 @@ does the rebuilding, in the order that handles every followed line once (Service
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bridge.config import Config
@@ -46,7 +47,9 @@ def _notify_inputs(config: Config) -> tuple:
     return config.notify, tuple(r.name for r in config.routers), tuple(a.path for a in config.alerts)
 
 
-def reloaded_pipeline(current: Pipeline, new: Config, responder, feed: Feed, *, scan_changed: bool) -> Pipeline:
+def reloaded_pipeline(
+    current: Pipeline, new: Config, responder, feed: Feed, *, scan_changed: bool, clock: Callable[[], float] = time.time
+) -> Pipeline:
     """The pipeline for ``new``, going on from ``current``: its policy's memory (bridge.decide.policy,
     ``previous``), its counts, and its detector unless [scan] changed; in line with the ledger."""
     pipeline = Pipeline(
@@ -55,11 +58,12 @@ def reloaded_pipeline(current: Pipeline, new: Config, responder, feed: Feed, *, 
         make_detector(new) if scan_changed else current.detector,
         routers=len(new.routers),
         feed=feed,
+        clock=clock,
     )
     pipeline.counts = current.counts
     old_guard = current.policy.guard
     if pipeline.policy.guard is not old_guard:
-        pipeline.guard_replaced(old_guard, time.time())  # a tripped guard dropped: blocking resumes
+        pipeline.guard_replaced(old_guard, clock())  # a tripped guard dropped: blocking resumes
     if responder is not None:
-        pipeline.resync(responder.ledger, time.time())
+        pipeline.resync(responder.ledger, clock())
     return pipeline

@@ -28,6 +28,7 @@ from bridge.events import Origin
 from bridge.follow.follower import Follower, Line
 from bridge.pipeline import Pipeline, build_policy
 from bridge.service.inputs import Inputs
+from bridge.service.keeping import Keeper, lock_state_dir
 from bridge.service.outputs import Outputs
 from bridge.service.parts import (
     FIREWALL,
@@ -40,8 +41,10 @@ from bridge.service.reload import Changes, reloaded_pipeline
 from bridge.service.stderr_log import flush_log, setup_logging
 from plumbing.sdnotify import Notifier
 from plumbing.statelock import SERVICE, StateDirBusy, StateDirLock
+from plumbing.steadyclock import SteadyClock
+from responder.degraded import LedgerInMemory
 from responder.feed import Feed
-from responder.ledger import is_damage, mark_damaged
+from responder.ledger import LedgerError
 
 log = logging.getLogger("snort-bridge")
 
@@ -49,7 +52,6 @@ PASS_MAX = 64  # queued inputs (a followed batch is up to 256 lines) per pass: o
 TICK = 0.2  # seconds: how often the loop looks at signals, the watchdog and the clock
 STATUS_INTERVAL = 10.0
 RESYNC_INTERVAL = 30.0  # seconds between comparisons of the policy's blocks with the ledger
-COMMAND_LOCK_WAIT = 60.0  # seconds a start waits for a `snort-bridge block` holding the state_dir
 
 
 class Service:
@@ -63,9 +65,11 @@ class Service:
         self.fatal: str | None = None
         self.pipeline: Pipeline | None = None
         self.feed = Feed()  # what happened: metrics, notifications and the status page subscribe
+        self.clock = SteadyClock()  # wall time that NTP does not step: block ends stay put
         self.inputs = Inputs(self._fail)
-        self.outputs = Outputs(self.feed)
+        self.outputs = Outputs(self.feed, self.clock)
         self.state_lock: StateDirLock | None = None
+        self.keeper = Keeper(self, self.clock)  # the state_dir's lock, clock steps, state files in trouble
 
     # what the status page (bridge.watching.web) and the tests read
 
@@ -106,10 +110,15 @@ class Service:
             outputs.start_responder(config)
             policy = build_policy(config, protect=protected_addresses(config))
             self.pipeline = Pipeline(
-                policy, self.responder, make_detector(config), routers=len(config.routers), feed=self.feed
+                policy,
+                self.responder,
+                make_detector(config),
+                routers=len(config.routers),
+                feed=self.feed,
+                clock=self.clock,
             )
             if self.responder is not None:
-                self.pipeline.resync(self.responder.ledger, time.time())
+                self.pipeline.resync(self.responder.ledger, self.clock())
             inputs.start_listener(config)
             inputs.start_follower(config)
             inputs.start_router_logs(config)
@@ -165,8 +174,9 @@ class Service:
                     self.notifier.status(self.status_text())
                     last_status = now
                 self.pipeline.tick()  # a flood guard's quiet minute ends by the clock, not only at an alert
+                self.keeper.tick()
                 if self.responder is not None and now - last_resync >= RESYNC_INTERVAL:
-                    self.pipeline.resync(self.responder.ledger, time.time())
+                    self.pipeline.resync(self.responder.ledger, self.clock())
                     last_resync = now
         finally:
             self.stop()
@@ -233,7 +243,9 @@ class Service:
             self._release_state_lock()
             self.state_lock = new_lock
         outputs.reconfigure_web(new)
-        self.pipeline = reloaded_pipeline(self.pipeline, new, self.responder, self.feed, scan_changed=changed.scan)
+        self.pipeline = reloaded_pipeline(
+            self.pipeline, new, self.responder, self.feed, scan_changed=changed.scan, clock=self.clock
+        )
         self.config = new
         if changed.notify:
             outputs.replace_notifications(notifications)
@@ -263,13 +275,20 @@ class Service:
             except queue.Empty:
                 break
         handled = []
-        try:
-            with self.responder.batch() if self.responder is not None else contextlib.nullcontext():
-                for item in items:
-                    handled += self._handle(item)
-        except Exception as exc:  # noqa: BLE001 -- the ledger could not commit: stop, read them again at restart
-            self.fatal = self._ledger_failed(exc, len(items))
-            return
+        for attempt in (1, 2):
+            try:
+                with self.responder.batch() if self.responder is not None else contextlib.nullcontext():
+                    for item in items:
+                        handled += self._handle(item)
+                break
+            except LedgerInMemory:  # the ledger went to memory halfway: the pass again, into memory
+                handled = []
+                if attempt == 2:
+                    self.fatal = "the ledger failed twice in one pass"
+                    return
+            except Exception as exc:  # noqa: BLE001 -- the ledger could not commit: stop, read them again at restart
+                self.fatal = self.keeper.ledger_failed(exc, len(items))
+                return
         for follower, lines in _by_follower(handled).items():
             follower.commit_all(lines)
 
@@ -285,7 +304,7 @@ class Service:
                 fmt = self.inputs.format_of(line.path)
                 origin = Origin(line.path, line.offset, line.number)
                 if fmt == FIREWALL:
-                    pipeline.firewall_line(line.text, origin, time.time())
+                    pipeline.firewall_line(line.text, origin, self.clock())
                 else:
                     pipeline.alert_line(line.text, origin, fmt)
             return [(line, follower) for line in lines]
@@ -304,21 +323,6 @@ class Service:
     def _stop_follower(self) -> None:
         self.inputs.stop_follower(self._drain)
 
-    def _ledger_failed(self, exc: Exception, inputs: int) -> str:
-        """Why the service stops after the ledger refused a pass. A damaged file is noted, so
-        the next start (systemd restarts us) sets it aside and rebuilds it from the routers."""
-        damage = next((e for e in (exc, exc.__cause__, exc.__context__) if e is not None and is_damage(e)), None)
-        if damage is None or self.responder is None:
-            log.exception("the ledger could not record a pass of %d input(s)", inputs)
-            return f"the ledger cannot be written: {exc}"
-        path = self.responder.ledger.path
-        mark_damaged(path, str(damage))
-        log.error("the ledger %s is damaged (%s) while recording a pass of %d input(s)", path, damage, inputs)
-        return (
-            f"the ledger {path} is damaged ({damage}); at the next start it is moved aside and rebuilt "
-            "from the routers, and the inputs of this pass are read again"
-        )
-
     def _release_state_lock(self) -> None:
         lock, self.state_lock = self.state_lock, None
         if lock is not None:
@@ -333,19 +337,6 @@ class Service:
     def status_text(self) -> str:
         counts = self.pipeline.counts.summary() if self.pipeline else "starting"
         return f"{counts}; {self.outputs.routers_text()}"
-
-
-def lock_state_dir(state_dir: str) -> StateDirLock:
-    """The state_dir for this service alone: one follower, one position file, one set of workers.
-    A `snort-bridge block` holding it for a moment is waited for; another service is not."""
-    lock = StateDirLock(state_dir, SERVICE)
-    try:
-        return lock.acquire()
-    except StateDirBusy as exc:
-        if SERVICE in exc.holder:
-            raise
-        log.info("waiting for %s to finish with %s", exc.holder, exc.state_dir)
-        return lock.acquire(wait=COMMAND_LOCK_WAIT)
 
 
 def _by_follower(handled) -> dict[Follower, list]:
@@ -370,7 +361,7 @@ def run_service(args: argparse.Namespace) -> int:
     except StateDirBusy as exc:
         log.error("cannot start: %s; one snort-bridge run per state_dir (stop that one first)", exc)
         return 1
-    except OSError as exc:
+    except (OSError, LedgerError) as exc:
         log.error("cannot start: %s", exc)
         return 1
     return service.run()

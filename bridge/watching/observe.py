@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from bridge.events import DECISION_REASONS
 from responder.feed import (
@@ -29,8 +29,10 @@ from responder.feed import (
     FloodGuardChanged,
     LineRead,
     RouterChanged,
+    StateTrouble,
 )
 
+STATE_FILES = ("ledger", "positions")  # the tzsp_ips_state_writable{file} labels
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 MAX_WAITING_BLOCKS = 10_000  # addresses whose block latency is still being measured
 RECENT_DECISIONS = 50
@@ -124,6 +126,14 @@ class Observer:
             registry=r,
         )
         self.guard_trips = Counter("tzsp_ips_flood_guard_trips", "Times the flood guard stopped blocking", registry=r)
+        self.state_writable = Gauge(
+            "tzsp_ips_state_writable",
+            "1 while the state file can be written; 0 while the bridge goes on from memory",
+            ["file"],
+            registry=r,
+        )
+        for what in STATE_FILES:
+            self.state_writable.labels(what).set(1)
         for source in self.label.paths:
             for metric in (self.lines, self.alerts, self.unparsable):
                 metric.labels(source)
@@ -145,6 +155,7 @@ class Observer:
         self.last_line: dict[str, float] = {}  # source label -> when its last line was handled
         self.router_seen: dict[str, RouterSeen] = {}
         self.guard_event: FloodGuardChanged | None = None
+        self.state_trouble: dict[str, str] = {}  # state file -> what is wrong with it now
 
     def reconfigure(self, sources: Sequence[str], routers: Sequence[str]) -> None:
         """After a reload: label the new files, wait for the new routers."""
@@ -226,6 +237,21 @@ class Observer:
         with self._lock:
             self.guard_event = event
 
+    def _state(self, event: StateTrouble) -> None:
+        if event.damaged:
+            return  # set aside and rebuilt already: news for the notifications, not a state of health
+        if event.what in STATE_FILES:
+            self.state_writable.labels(event.what).set(1 if event.ok else 0)
+        with self._lock:
+            if event.ok:
+                self.state_trouble.pop(event.what, None)
+            else:
+                self.state_trouble[event.what] = event.text
+
+    def state_problems(self) -> tuple[str, ...]:
+        with self._lock:
+            return tuple(self.state_trouble[what] for what in sorted(self.state_trouble))
+
     _HANDLERS = {
         LineRead: _line,
         Decided: _decided,
@@ -234,6 +260,7 @@ class Observer:
         EntryRemoved: lambda self, event: None,
         RouterChanged: _router,
         FloodGuardChanged: _guard,
+        StateTrouble: _state,
     }
 
     def _bump(self, at: float, column: int) -> None:

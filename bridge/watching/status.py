@@ -64,6 +64,7 @@ class Snapshot:
     tzspd: TzspdView | None = None
     queue_lines: int = 0
     fatal: str | None = None
+    state: tuple[str, ...] = ()  # state files that cannot be written now (the bridge goes on from memory)
     totals: Mapping[str, int] = field(default_factory=dict)  # lines, alerts, blocks ...
     provisioning: tuple[str, ...] = ()  # drift of the routers' drop rules and logging (bridge.watching.provisioning)
 
@@ -93,6 +94,7 @@ def health_problems(snap: Snapshot, silent_after: float | None) -> list[str]:
     problems = []
     if snap.fatal:
         problems.append(f"stopping: {snap.fatal}")
+    problems += snap.state
     for router in snap.routers:
         if not router.reachable and router.since is None and not router.last_error:
             problems.append(f"router {router.name} not connected yet")

@@ -256,6 +256,7 @@ class Snapshots:
             tzspd=self.tzspd.read(now) if self.tzspd is not None else None,
             queue_lines=service.queue.qsize(),
             fatal=service.fatal,
+            state=observer.state_problems(),
             totals=totals,
             provisioning=tuple(self.provision.warnings()) if self.provision is not None else (),
         )

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 from responder.events import BlockRequest, IPAddress
 from responder.ledger.damage import Damage, is_damage, problem_of, set_aside
+from responder.ledger.fallback import Degraded, is_write_failure, open_file, open_in_memory
 from responder.ledger.queries import BlockRecord, LedgerQueries, RouterBlock, RouterMeta, RouterState
 from responder.ledger.schema import (
     FINAL_STATUSES,
@@ -68,6 +69,7 @@ __all__ = [
     "Damage",
     "is_damage",
     "mark_damaged",
+    "DAMAGE_MARK",
 ]
 
 LEDGER_FILE = "responder.sqlite3"
@@ -107,17 +109,22 @@ class Ledger(LedgerQueries):
         os.makedirs(directory, mode=0o750, exist_ok=True)
         self._lock = threading.RLock()
         self._batch_depth = 0  # > 0 while the thread holding the lock runs a batch
+        self.damage: Damage | None = None  # set by open_checked when a damaged file was set aside
+        self.degraded: Degraded | None = None  # running from memory: the file cannot be written (fallback)
+        self._file_conn: sqlite3.Connection | None = None  # the file's connection meanwhile (None: to open)
         try:
-            self._conn = sqlite3.connect(path, timeout=10.0, check_same_thread=False, isolation_level=None)
-            self._conn.execute("PRAGMA busy_timeout = 10000")
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA synchronous = NORMAL")
-            self._conn.execute("PRAGMA foreign_keys = ON")
+            self._conn = open_file(path)
             self._migrate()
         except sqlite3.DatabaseError as exc:
-            raise LedgerError(f"{path}: cannot use the ledger: {exc}") from exc
-
-        self.damage: Damage | None = None  # set by open_checked when a damaged file was set aside
+            if not is_write_failure(exc):
+                raise LedgerError(f"{path}: cannot use the ledger: {exc}") from exc
+            # A full or read-only disk at start: start from a copy in memory (fallback.restore writes it later)
+            try:
+                self._conn = open_in_memory(path)
+                self._migrate()
+            except sqlite3.DatabaseError as again:
+                raise LedgerError(f"{path}: cannot use the ledger: {exc}; nor read it: {again}") from exc
+            self.degraded = Degraded(str(exc), time.time())
 
     @classmethod
     def in_state_dir(cls, state_dir: str) -> Ledger:
@@ -144,9 +151,16 @@ class Ledger(LedgerQueries):
             os.unlink(mark)
         return ledger
 
+    @property
+    def lock(self):
+        """The ledger's lock: held, no other thread reads or writes it (a clock step's shift)."""
+        return self._lock
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+            if self._file_conn is not None:
+                self._file_conn.close()
 
     # -- plumbing -------------------------------------------------------------------------
 

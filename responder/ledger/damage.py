@@ -62,19 +62,26 @@ def is_damage(exc: BaseException) -> bool:
 
 
 def what_it_held(path: str, now: float) -> str:
-    """Counts from a damaged file, as far as they can still be read."""
+    """Counts from a damaged file, each as far as it can still be read."""
+    queries = (
+        ("block(s) in force", "SELECT count(*) FROM blocks WHERE state = 'active' AND expires_at > ?", (now,)),
+        ("static", "SELECT count(DISTINCT address) FROM router_blocks WHERE static = 1 AND status = 'applied'", ()),
+        ("offence(s)", "SELECT count(*) FROM offences", ()),
+    )
+    counts = {}
     try:
         with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2.0)) as conn:
-            active = conn.execute(
-                "SELECT count(*) FROM blocks WHERE state = 'active' AND expires_at > ?", (now,)
-            ).fetchone()[0]
-            static = conn.execute(
-                "SELECT count(DISTINCT address) FROM router_blocks WHERE static = 1 AND status = 'applied'"
-            ).fetchone()[0]
-            offences = conn.execute("SELECT count(*) FROM offences").fetchone()[0]
+            for name, sql, params in queries:
+                try:
+                    counts[name] = str(conn.execute(sql, params).fetchone()[0])
+                except sqlite3.Error:
+                    counts[name] = "an unknown number of"
     except sqlite3.Error as exc:
         return f"an unknown number of blocks and offences (unreadable: {exc})"
-    return f"{active} block(s) in force ({static} static), {offences} offence(s) (escalation starts over for them)"
+    return (
+        f"{counts['block(s) in force']} block(s) in force ({counts['static']} static), "
+        f"{counts['offence(s)']} offence(s) (escalation starts over for them)"
+    )
 
 
 def move_aside(path: str, now: float) -> str:

@@ -113,6 +113,8 @@ class StepRunner:
             except RouterCommandError as exc:
                 outcome = exc
             if self._beyond_limit(step, outcome, now):
+                if self._ledger.degraded is not None:
+                    return None  # static waits until the ledger can be written: it stays pending
                 return self._execute(session, step.as_static())
             self._note_refusals(self._record_send(step, outcome))
         self._on_change()
@@ -152,14 +154,14 @@ class StepRunner:
                 )
             except RouterCommandError as exc:  # refused as a whole (a session that judges the batch at once)
                 outcomes = [exc] * len(live)
-            beyond = [self._beyond_limit(s, o, now) for s, o in zip(live, outcomes, strict=True)]
+            beyond = [self._beyond_limit(s, o, now) for s, o in zip(live, outcomes, strict=False)]
             with self._ledger.batch():  # one commit for the batch's outcomes
                 refusals = [
-                    r for s, o, b in zip(live, outcomes, beyond, strict=True) if not b for r in self._record_send(s, o)
+                    r for s, o, b in zip(live, outcomes, beyond, strict=False) if not b for r in self._record_send(s, o)
                 ]
             self._note_refusals(refusals)
-            again = [s.as_static() for s, b in zip(live, beyond, strict=True) if b]
-            if again:  # refused as too long: once more, as static entries
+            again = [s.as_static() for s, b in zip(live, beyond, strict=False) if b]
+            if again and self._ledger.degraded is None:  # refused as too long: once more, as static entries
                 self._send_batch(session, again)
         self._on_change()
 
@@ -169,7 +171,7 @@ class StepRunner:
         except RouterCommandError as exc:
             outcomes = [exc] * len(steps)
         with self._ledger.batch():
-            refusals = [r for s, o in zip(steps, outcomes, strict=True) for r in self._record_remove(s, o)]
+            refusals = [r for s, o in zip(steps, outcomes, strict=False) for r in self._record_remove(s, o)]
         self._note_refusals(refusals)
         self._on_change()
 

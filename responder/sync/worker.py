@@ -29,11 +29,11 @@ from responder.config import RouterConfig
 from responder.errors import RouterCommandError, RouterError
 from responder.events import IPAddress
 from responder.feed import NO_FEED, Feed, RouterChanged
-from responder.ledger import OPEN_STATUSES, Ledger
+from responder.ledger import OPEN_STATUSES, Ledger, is_damage, mark_damaged
 from responder.ledger.adoption import adopt, adoption_pending
 from responder.routeros.duration import MAX_TIMEOUT_SECONDS
 from responder.sync.adopt import ours
-from responder.sync.plan import normalise_listing, plan_steps
+from responder.sync.plan import Send, normalise_listing, plan_steps
 from responder.sync.step_runner import StepRunner
 
 log = logging.getLogger(__name__)
@@ -55,8 +55,10 @@ class RouterWorker:
         on_change: Callable[[], None] = lambda: None,
         poll_interval: float = POLL_INTERVAL,
         feed: Feed = NO_FEED,
+        on_write_failure: Callable[[BaseException], bool] = lambda exc: False,
     ) -> None:
         self.cfg = cfg
+        self._on_write_failure = on_write_failure
         self._feed = feed
         self._reported_up: bool | None = None  # last state published to the feed
         self.name = cfg.name
@@ -134,10 +136,17 @@ class RouterWorker:
             self._wake.clear()
             try:
                 delay = self._step()
-            except Exception:  # a bug must not kill the router's worker silently and forever
-                log.exception("router %s: unexpected error in worker", self.name)
-                self._drop_session()
-                delay = self._schedule_retry("internal error (see log)")
+            except Exception as exc:  # a bug must not kill the router's worker silently and forever
+                if self._on_write_failure(exc):  # the ledger now runs from memory: the pass again, soon
+                    delay = min(self._poll, 0.5)
+                elif is_damage(exc):  # the service sees the mark and stops; its next start rebuilds the ledger
+                    mark_damaged(self._ledger.path, str(exc))
+                    log.error("router %s: the ledger %s is damaged (%s)", self.name, self._ledger.path, exc)
+                    delay = self._schedule_retry(f"the ledger is damaged: {exc}")
+                else:
+                    log.exception("router %s: unexpected error in worker", self.name)
+                    self._drop_session()
+                    delay = self._schedule_retry("internal error (see log)")
             if self._stopping.is_set():
                 break
             self._wake.wait(max(0.0, delay))
@@ -191,6 +200,8 @@ class RouterWorker:
             rows = self._ledger.router_blocks(self.name, ("pending", "removing"))
             rows += self._ledger.static_due(self.name, now)  # our static entries whose block has ended
         steps = plan_steps(rows, actual, self._clock(), retry_failed=full, max_timeout=self.max_timeout)
+        if self._ledger.degraded is not None:  # unrecorded, a static entry could outlive us: it waits
+            steps = [step for step in steps if not (isinstance(step, Send) and step.static)]
         if not self._runner.run(session, steps):
             return
         if full:
