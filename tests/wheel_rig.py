@@ -18,7 +18,7 @@ import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.conftest import ROOT
+from conftest import ROOT
 
 
 @dataclass(frozen=True)
