@@ -135,3 +135,13 @@ def base_image(podman, tmp_path_factory):
     if not podman.has_image(BASE):
         podman.make_base(tmp_path_factory.mktemp("base"))
     return BASE
+
+
+@pytest.fixture(scope="session")
+def bridge_image(podman, base_image):
+    """The Containerfile's bridge target, built once per run."""
+    from container_rig import BRIDGE_IMAGE
+
+    if not podman.has_image(BRIDGE_IMAGE):
+        podman.build(BRIDGE_IMAGE, ROOT, target="bridge")
+    return BRIDGE_IMAGE

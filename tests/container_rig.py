@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bridge.demo import Demo
+
 CONTAINERS_CONF = """\
 [containers]
 default_ulimits = ["nofile=1024:20000", "nproc=4096:4096"]
@@ -30,6 +32,8 @@ CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 # ca-certificates' own hook (mounted over ca-certificates.crt itself, that package's postinst fails).
 BUILD_MOUNTS = (f"{SOURCES}:{SOURCES}:ro", f"{CA_BUNDLE}:/usr/local/share/ca-certificates/build-host.crt:ro")
 _names = itertools.count(1)
+BRIDGE_IMAGE = "localhost/tzsp-ips-bridge:test"
+SERVICE_UID = 990  # the images' tzsp-ips user (Containerfile)
 
 
 def debian_mirror(sources: str = SOURCES) -> str:
@@ -141,3 +145,40 @@ class Podman:
         """Everything this run stored (images, layers) goes with the storage root."""
         self.remove_all()
         self("system", "reset", "--force", check=False, timeout=600)
+
+
+class Routers:
+    """Two routeros-sim on the host's loopback (the demo's), and the bridge's files for a container."""
+
+    def __init__(self, workdir: Path):
+        self.demo = Demo(workdir)
+        self.demo.start_routers()
+        self.dir = workdir
+
+    def config_for_container(self, alerts: str, http_port: int, form: str = "fast") -> Path:
+        """/etc/tzsp-ips as the container sees it: config.toml, the key and known_hosts, owned by its user."""
+        etc = self.dir / "etc"
+        etc.mkdir()
+        host_config = self.demo.write_config([(alerts, form)])
+        text = host_config.read_text().replace(str(self.dir / "state"), "/var/lib/tzsp-ips")
+        text = text.replace(str(self.dir / "id_ed25519"), "/etc/tzsp-ips/id_ed25519")
+        text = text.replace(str(self.dir / "known_hosts"), "/etc/tzsp-ips/known_hosts")
+        text += f'\n[http]\nlisten = "127.0.0.1:{http_port}"\n'
+        for name, content in (
+            ("config.toml", text),
+            ("id_ed25519", (self.dir / "id_ed25519").read_text()),
+            ("known_hosts", (self.dir / "known_hosts").read_text()),
+        ):
+            (etc / name).write_text(content)
+            os.chmod(etc / name, 0o600)
+            os.chown(etc / name, SERVICE_UID, SERVICE_UID)
+        return etc
+
+    def blocked(self) -> dict[str, set]:
+        from bridge.config import load_config
+
+        config = load_config(str(self.dir / "config.toml"))  # the host's view: same routers, host paths
+        return {name: addresses for name, (addresses, _) in self.demo.address_lists(config).items()}
+
+    def close(self) -> None:
+        self.demo.cleanup()

@@ -13,18 +13,13 @@ import json
 import os
 import socket
 import time
-from pathlib import Path
 
 import pytest
-from conftest import ROOT, free_port, wait_for
-from container_rig import Podman
-
-from bridge.demo import Demo
+from conftest import free_port, wait_for
+from container_rig import SERVICE_UID, Podman, Routers
 
 pytestmark = [pytest.mark.containers, pytest.mark.slow]
 
-BRIDGE_IMAGE = "localhost/tzsp-ips-bridge:test"
-SERVICE_UID = 990  # the image's tzsp-ips user (Containerfile)
 ATTACKER = "203.0.113.77"
 LAN = "10.10.0.0/16"
 
@@ -34,13 +29,6 @@ def fast_line(src: str, dst: str = "10.10.0.80") -> str:
         '11/14-22:13:20.123456 [**] [1:1000001:1] "TEST attack" [**] [Classification: Attempted '
         f"Administrator Privilege Gain] [Priority: 1] {{TCP}} {src}:4444 -> {dst}:80\n"
     )
-
-
-@pytest.fixture(scope="session")
-def bridge_image(podman: Podman, base_image: str) -> str:
-    if not podman.has_image(BRIDGE_IMAGE):
-        podman.build(BRIDGE_IMAGE, ROOT, target="bridge")
-    return BRIDGE_IMAGE
 
 
 @pytest.fixture
@@ -63,43 +51,6 @@ def test_the_demo_runs_in_the_bridge_image(containers, bridge_image):
     status, output = run_to_end(containers, bridge_image, "snort-bridge", "demo")
     assert status == 0, output[-4000:]
     assert "== OK" in output
-
-
-class Routers:
-    """Two routeros-sim on the host's loopback (the demo's), and the bridge's files for a container."""
-
-    def __init__(self, workdir: Path):
-        self.demo = Demo(workdir)
-        self.demo.start_routers()
-        self.dir = workdir
-
-    def config_for_container(self, alerts: str, http_port: int) -> Path:
-        """/etc/tzsp-ips as the container sees it: config.toml, the key and known_hosts, owned by its user."""
-        etc = self.dir / "etc"
-        etc.mkdir()
-        host_config = self.demo.write_config([(alerts, "fast")])
-        text = host_config.read_text().replace(str(self.dir / "state"), "/var/lib/tzsp-ips")
-        text = text.replace(str(self.dir / "id_ed25519"), "/etc/tzsp-ips/id_ed25519")
-        text = text.replace(str(self.dir / "known_hosts"), "/etc/tzsp-ips/known_hosts")
-        text += f'\n[http]\nlisten = "127.0.0.1:{http_port}"\n'
-        for name, content in (
-            ("config.toml", text),
-            ("id_ed25519", (self.dir / "id_ed25519").read_text()),
-            ("known_hosts", (self.dir / "known_hosts").read_text()),
-        ):
-            (etc / name).write_text(content)
-            os.chmod(etc / name, 0o600)
-            os.chown(etc / name, SERVICE_UID, SERVICE_UID)
-        return etc
-
-    def blocked(self) -> dict[str, set]:
-        from bridge.config import load_config
-
-        config = load_config(str(self.dir / "config.toml"))  # the host's view: same routers, host paths
-        return {name: addresses for name, (addresses, _) in self.demo.address_lists(config).items()}
-
-    def close(self) -> None:
-        self.demo.cleanup()
 
 
 @pytest.fixture
