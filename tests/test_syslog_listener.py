@@ -5,10 +5,11 @@ import socket
 import threading
 import time
 
+from conftest import free_port
+
 from bridge.config import parse_config
 from bridge.scan.syslog_listener import SyslogListener
 from bridge.service.parts import syslog_senders
-from tests.conftest import free_port
 from tzsp.receiver import AllowList
 
 LINE = b"firewall,info input: in:ether1 out:(unknown 0), proto TCP (SYN), 203.0.113.5:4000->192.0.2.1:22, len 60"

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import require_tool
 
 from plumbing.sdnotify import Notifier
-from tests.conftest import require_tool
 from tzsp_ips_data import UNIT_BIN_DIR, data_root
 
 UNITS = ["tzspd.service", "snort-bridge.service"]
