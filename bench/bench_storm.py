@@ -9,7 +9,8 @@ it can, rotating it logrotate-style every ``--rotate-every`` lines, and then mea
   policy, one ledger transaction per pass), polled from its SQLite file;
 * routers: until every attacker is in the address list of every router.
 
-Transport ``down`` configures routers that never answer: the ledger figure is then the line ->
+SSH and API run one after the other in the same run, and the last line gives SSH's time to
+every router as a multiple of the API's. Transport ``down`` configures routers that never answer: the ledger figure is then the line ->
 ledger path alone, without the router workers taking turns with it for the CPU.
 
     python bench/bench_storm.py [--attackers 10000] [--routers 3] [--transports ssh,api] [--rotate-every 0]
@@ -206,15 +207,19 @@ def main() -> int:
         f"{'transport':>9} {'routers':>7} {'write s':>8} {'ledger s':>9} {'blocks/s':>9} {'routers s':>10} "
         f"{'blocks/s':>9}"
     )
+    results = {}
     with tempfile.TemporaryDirectory(prefix="bench-storm-") as workdir:
         for transport in args.transports.split(","):
-            r = run(transport, args.routers, args.attackers, args.rotate_every, workdir)
+            r = results[transport] = run(transport, args.routers, args.attackers, args.rotate_every, workdir)
             print(
                 f"{r['transport']:>9} {r['routers']:>7} {r['written_s']:>8.2f} {r['ledger_s']:>9.2f} "
                 f"{r['attackers'] / r['ledger_s']:>9.0f} {r['routers_s']:>10.2f} "
                 f"{r['attackers'] / r['routers_s']:>9.0f}",
                 flush=True,
             )
+    if "ssh" in results and "api" in results:
+        ratio = results["ssh"]["routers_s"] / results["api"]["routers_s"]
+        print(f"SSH takes {ratio:.2f}x the API's time to every router (goal: at most 2x)")
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import os
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -67,6 +68,12 @@ def client_key(tmp_path: Path, name: str = "id_ed25519") -> tuple:
 
 
 LIST = "blacklist"
+_GUARDED_RE = re.compile(r':do \{(.*?)\} on-error=\{:put "tzsp-ips-failed \d+"\}')
+
+
+def unbatch(line: str) -> list[str]:
+    """The commands in one exec line: those of a batch of guarded adds, else the line itself."""
+    return _GUARDED_RE.findall(line) or [line]
 
 
 class FakeClock:
@@ -154,8 +161,9 @@ class Lab:
         return {str(ipaddress.ip_interface(e.address).ip): e for e in self.sims[name].address_list(LIST, family)}
 
     def sent(self, name, word):
-        """Commands our responder (user ips) sent to router ``name`` containing ``word``."""
-        return [c for user, c in self.sims[name].commands_log if user == "ips" and word in c]
+        """Commands our responder (user ips) sent to router ``name`` containing ``word``; a batched
+        SSH line (commands.render_batches) counts as the commands in it."""
+        return [c for user, line in self.sims[name].commands_log if user == "ips" for c in unbatch(line) if word in c]
 
     def adds(self, name):
         return self.sent(name, " add ")

@@ -52,13 +52,19 @@ def test_token_file_must_be_private(tmp_path):
 
 def test_other_keys_are_checked():
     assert problems('[http]\nlisten = "nowhere"\nsilent_after = "soon"\ntzspd = 9471\nport = 1\n') == [
-        "http.port: unknown key; expected one of listen, silent_after, token_file, tzspd",
+        "http.port: unknown key; expected one of listen, provision_check, silent_after, token_file, tzspd",
         'http.listen: expected "ADDRESS:PORT" such as "0.0.0.0:5514" or "[::]:5514", got \'nowhere\'',
         'http.silent_after: expected a duration such as "30s", "5m", "1d2h" or "00:05:00", got \'soon\'',
         'http.tzspd: expected "ADDRESS:PORT" such as "0.0.0.0:5514" or "[::]:5514", got a number (9471)',
     ]
     http = parse_config('[http]\nsilent_after = "10m"\ntzspd = "127.0.0.1:9471"\n').http
     assert (http.silent_after, http.tzspd) == (600.0, "127.0.0.1:9471")
+    assert parse_config("[http]\n").http.provision_check == 600.0  # on by default, every 10 minutes
+    assert parse_config('[http]\nprovision_check = "1h"\n').http.provision_check == 3600.0
+    assert parse_config("[http]\nprovision_check = false\n").http.provision_check == 0.0
+    assert problems('[http]\nprovision_check = "0s"\n') == [
+        "http.provision_check: expected a duration longer than 0s, got '0s'"
+    ]
 
 
 def test_example_has_http():

@@ -62,9 +62,13 @@ def test_public_key_is_imported_verbatim_without_its_comment():
     script = render_provision(plan(public_key=key))
     [key_line] = [row.strip() for row in script.splitlines() if row.strip().startswith("/user ssh-keys add")]
     literal = re.search(r'key=(".*")$', key_line).group(1)
-    assert unquote_value(literal) == " ".join(line.split()[:2])
+    assert unquote_value(literal) == " ".join(line.split()[:2]) + " " + key.owner  # our comment, not theirs
+    assert key.owner.startswith("tzsp-ips-") and len(key.owner) == len("tzsp-ips-") + 16
     assert "system reset" not in script
-    assert ":if ([:len [/user ssh-keys find where user=ips]] = 0) do={" in script  # one key, however often run
+    # one key, however often run; a key somebody else gave the user is left alone
+    assert f":if ([:len [/user ssh-keys find where user=ips key-owner={key.owner}]] = 0) do={{" in script
+    removals = [row for row in script.splitlines() if "/user ssh-keys remove" in row]
+    assert removals and all(f"key-owner={key.owner}]" in row for row in removals)  # only copies of ours
 
 
 def test_v6_flavour_imports_the_key_from_a_file():

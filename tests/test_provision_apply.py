@@ -55,7 +55,8 @@ class Router:
             **router_extra,
         )
         self.config = write_config(tmp_path, [table], extra='[scan]\nsyslog = "127.0.0.1:5514"')
-        self.common = ["--config", self.config, "--this-host", "127.0.0.1", "--flavour", flavour, "--tzsp", tzsp]
+        # no --flavour: --apply and --check ask the router for its version
+        self.common = ["--config", self.config, "--this-host", "127.0.0.1", "--tzsp", tzsp]
 
     def apply(self, *extra):
         return snort_bridge(
@@ -119,12 +120,25 @@ def test_apply_twice_leaves_one_of_everything_and_the_second_run_changes_nothing
     assert len([line for line in router.terse("/user group") if "name=tzsp-ips " in line]) == 1
     assert len(router.terse("/user ssh-keys")) == 1
     assert len([line for line in router.terse("/system logging") if "action=tzspips" in line]) == 1
+    [stealth] = [line for line in router.ours("/ip firewall filter") if "tzsp-ips-stealth" in line]
+    assert ("limit=10,30:packet" in stealth) == (router.flavour == "v7")  # v6 has no limit mode
     drops = [line for line in router.ours("/ip firewall filter") if "action=drop" in line]
     assert [re.match(r"\s*(\d+)", line).group(1) for line in drops] == ["0", "1", "2"]  # the top of the table
 
     # the responder's user logs in with its key and finds the router as provisioned
     assert router.check() == 0
     assert "router r1: as provisioned" in capsys.readouterr().out
+
+    # a key somebody else gave the user is not ours to remove
+    _, other = client_key(router.tmp_path, "other_key")
+    line = f"{other.get_name()} {other.get_base64()} colleague@laptop"
+    if router.flavour == "v6":
+        router.sim.put_file("other.pub", line)
+        router.admin("/user ssh-keys import user=ips public-key-file=other.pub")
+    else:
+        router.admin(f'/user ssh-keys add user=ips key="{line}"')
+    assert router.apply() == 0
+    assert len(router.terse("/user ssh-keys")) == 2
 
 
 def test_check_names_each_kind_of_drift_with_its_fix_and_apply_puts_it_right(router, capsys):
@@ -242,3 +256,54 @@ def test_an_unconfirmed_host_key_applies_nothing(tmp_path, capsys, monkeypatch):
         assert router.ours("/ip firewall filter") == []
     finally:
         router.sim.stop()
+
+
+def test_usage_mistakes_are_refused_before_anything_is_sent(tmp_path, capsys):
+    router = Router(tmp_path, "v7")
+    try:
+        assert snort_bridge(["provision", "r1", "--apply", *router.common]) == 2
+        assert "--apply needs --admin USER" in capsys.readouterr().err
+        assert snort_bridge(["provision", "r1", "--admin", "admin", *router.common]) == 2
+        assert "go with --apply" in capsys.readouterr().err
+        with pytest.raises(SystemExit) as refused:  # argparse: one or the other
+            snort_bridge(["provision", "r1", "--apply", "--check", *router.common])
+        assert refused.value.code == 2 and "not allowed with argument --apply" in capsys.readouterr().err
+        api = write_config(
+            tmp_path, [dict(name="r1", host="127.0.0.1", transport="api", password_file=str(router.password_file))]
+        )
+        assert snort_bridge(["provision", "r1", "--check", "--config", api, "--this-host", "127.0.0.1"]) == 2
+        assert "work over SSH" in capsys.readouterr().err
+        assert router.sim.commands_log == []
+    finally:
+        router.sim.stop()
+
+
+@pytest.mark.parametrize("flavour", ["v6", "v7"])
+def test_the_printed_script_pasted_twice_into_the_terminal_leaves_one_of_everything(flavour):
+    """What an administrator does with `snort-bridge provision r1` without --apply (the issue:
+    pasted twice, the old script doubled every rule and stopped at `/user group add`)."""
+    import ipaddress
+
+    from responder.provision import ProvisionPlan, render_provision
+    from responder.sim.script.interpreter import Console
+
+    sim = SimRouter(flavour=flavour, users=[{"name": "admin", "password": "pw", "policies": ALL_POLICIES}])
+    plan = ProvisionPlan(
+        router="r1",
+        router_host="192.0.2.1",
+        this_host=ipaddress.ip_address("192.0.2.5"),
+        throwaway_password="pw2",
+        flavour=flavour,
+        syslog_port=5514,
+    )
+    script = render_provision(plan)
+    seen = []
+    for _ in range(2):
+        shown = sim.interpreter.run_line("admin", script, console=Console()).lines
+        assert list(shown) == []  # nothing refused
+        seen.append(
+            {m: sim.execute("admin", f"{m} print terse").output for m in FIREWALL + ("/user", "/system logging")}
+        )
+    assert seen[0] == seen[1]
+    ours = [line for line in seen[1]["/ip firewall filter"].splitlines() if "comment=tzsp-ips" in line]
+    assert len(ours) == 5

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 
+import pytest
+
 from responder.provision import ProvisionPlan
 from responder.provision.drift import (
     DIFFERENT,
@@ -194,3 +196,13 @@ def test_values_compare_as_routeros_means_them():
     assert not same("policy", "ssh,read,write,test", "ssh,read,write")
     assert same("address", "198.51.100.5/32", "198.51.100.5/32") and same("remote", "2001:db8::5", "2001:db8:0::5")
     assert not same("sniff-target", "198.51.100.9", "198.51.100.5") and not same("chain", None, "input")
+
+
+def test_the_routers_version_decides_the_flavour():
+    from responder.routeros.printed import router_flavour
+    from responder.routeros.replies import ReplyParseError
+
+    assert router_flavour("           uptime: 1d\r\n          version: 6.49.17 (long-term)\r\n") == "v6"
+    assert router_flavour("  version: 7.16.2 (stable)\r\n") == "v7"
+    with pytest.raises(ReplyParseError):
+        router_flavour("bad command name resource (line 1 column 9)")

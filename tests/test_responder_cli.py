@@ -148,7 +148,7 @@ def test_provision_prints_the_script_with_our_key_and_address(tmp_path, capsys):
     )
     assert snort_bridge(["provision", "core1", "--config", config]) == 0
     script = capsys.readouterr().out
-    assert f'key="{key.get_name()} {key.get_base64()}"' in script  # derived from the private key
+    assert f'key="{key.get_name()} {key.get_base64()} tzsp-ips-' in script  # derived from the private key, our mark
     assert "address=127.0.0.1/32" in script  # the address this host uses towards the router
     assert "src-address-list=ips-block" in script
     assert "remote-port=5514" in script and "sniff-target=127.0.0.1 sniff-target-port=37008" in script

@@ -76,8 +76,8 @@ def test_terse_v6_and_v7():
         r.run(f'{AL} add list=testing address=34.127.16.140 comment="two words"')
         r.clock.advance(8)
     assert v6.out(f"{AL} print terse").split("\r\n")[:2] == [
-        "  0 D list=azeazeaze address=192.168.3.0/24 creation-time=oct/01/2026 08:50:30 timeout=4m52s ",
-        "  1   comment=two words list=testing address=34.127.16.140 creation-time=oct/01/2026 08:50:30 ",
+        " 0 D list=azeazeaze address=192.168.3.0/24 creation-time=oct/01/2026 08:50:30 timeout=4m52s ",
+        " 1   comment=two words list=testing address=34.127.16.140 creation-time=oct/01/2026 08:50:30 ",
     ]
     assert v7.out(f"{AL} print terse").split("\r\n")[:2] == [
         " 0 D list=azeazeaze address=192.168.3.0/24 creation-time=2026-10-01 08:50:30 timeout=4m52s dynamic=yes",

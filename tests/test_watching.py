@@ -57,7 +57,7 @@ def rig(tmp_path):
     with open(config, "a") as handle:
         handle.write(
             f'\n[http]\nlisten = "{bridge_http}"\ntoken_file = "{token_file}"\n'
-            f'tzspd = "{tzspd_metrics}"\nsilent_after = "1h"\n'
+            f'tzspd = "{tzspd_metrics}"\nsilent_after = "1h"\nprovision_check = false\n'
         )
     service = Service(config, tmp_path / "bridge.log")
     prometheus = None

@@ -49,8 +49,10 @@ class Recorder:
 
     def __call__(self, cfg):
         session = self.factory(cfg)
-        # an SSH session has no batches, and the proxy must not invent them
-        return (BatchRecordingSession if hasattr(session, "add_blocks") else RecordingSession)(self, session)
+        # the proxy offers the batches the session has (SSH: adds only), and invents none
+        if hasattr(session, "remove_blocks"):
+            return BatchRecordingSession(self, session)
+        return (AddBatchRecordingSession if hasattr(session, "add_blocks") else RecordingSession)(self, session)
 
     def of(self, router, verb):
         return [call for call in self.calls if call[0] == router and call[1] == verb]
@@ -81,7 +83,7 @@ class RecordingSession:
         return self._call("remove_block", [address], lambda _: self._session.remove_block(address))
 
 
-class BatchRecordingSession(RecordingSession):
+class AddBatchRecordingSession(RecordingSession):
     def add_blocks(self, blocks):
         blocks = list(blocks)
         refuse = self._recorder.refuse
@@ -92,6 +94,8 @@ class BatchRecordingSession(RecordingSession):
             for b in blocks
         ]
 
+
+class BatchRecordingSession(AddBatchRecordingSession):
     def remove_blocks(self, addresses):
         return self._call("remove_blocks", list(addresses), self._session.remove_blocks)
 
@@ -312,7 +316,7 @@ def test_remove_blocks_judges_each_address(lab):
 # -- SSH: one exec per block, as before ------------------------------------------------------------
 
 
-def test_ssh_routers_still_get_one_exec_per_block(tmp_path):
+def test_ssh_routers_get_their_adds_batched_in_one_exec_line(tmp_path):
     lab = Lab(tmp_path)
     try:
         lab.add("ssh1")
@@ -320,8 +324,9 @@ def test_ssh_routers_still_get_one_exec_per_block(tmp_path):
         burst = addresses(4)
         responder = queued_responder(lab, recorder, [request(a) for a in burst])
         assert wait_until(lambda: all_status(responder, "ssh1", burst, "applied"))
-        assert [c[2] for c in recorder.calls if c[1].startswith("add")] == [[a] for a in burst]
-        assert {c[1] for c in recorder.calls} == {"add_block"}
-        assert len(lab.adds("ssh1")) == 4 and not any(";" in c for c in lab.adds("ssh1"))
+        assert [c[2] for c in recorder.calls if c[1].startswith("add")] == [burst]
+        assert {c[1] for c in recorder.calls} == {"add_blocks"}
+        assert len(lab.adds("ssh1")) == 4  # each add on its own, unpacked from the batch line
+        assert len([c for u, c in lab.sims["ssh1"].commands_log if u == "ips" and " add " in c]) == 1
     finally:
         lab.close()

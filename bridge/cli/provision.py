@@ -37,7 +37,9 @@ from responder.provision import (
     render_provision,
     syslog_port_of,
 )
-from responder.provision.apply import ReadBackError, apply_plan, check_router
+from responder.provision.apply import ReadBackError, apply_plan, check_router, open_ssh, runner
+from responder.routeros.printed import router_flavour
+from responder.routeros.replies import ReplyParseError
 
 EXIT_USAGE = 2
 
@@ -63,7 +65,11 @@ def register(subparsers) -> None:
         help="how the router streams traffic to tzspd (default: mangle sniff-tzsp)",
     )
     parser.add_argument("--tzsp-port", type=int, default=37008, metavar="N")
-    parser.add_argument("--flavour", choices=("v6", "v7"), default="v7", help="RouterOS major version")
+    parser.add_argument(
+        "--flavour",
+        choices=("v6", "v7"),
+        help="RouterOS major version (default: the router's own with --apply and --check, else v7)",
+    )
     what = parser.add_mutually_exclusive_group()
     what.add_argument("--apply", action="store_true", help="log in as --admin, run the script, say what changed")
     what.add_argument("--check", action="store_true", help="compare the router with the script; exit 1 on drift")
@@ -118,7 +124,7 @@ def build_plan(config, cfg: RouterConfig, args: argparse.Namespace) -> Provision
         public_key=key,
         throwaway_password=random_source.token_urlsafe(24) if key is not None else None,
         password_source=password_source(cfg.password_file, cfg.password_env),
-        flavour=args.flavour,
+        flavour=args.flavour or "v7",
         tzsp=args.tzsp,
         tzsp_port=args.tzsp_port,
         syslog_port=syslog_port_of(config.scan.syslog if config.scan else None),
@@ -127,30 +133,6 @@ def build_plan(config, cfg: RouterConfig, args: argparse.Namespace) -> Provision
         api_tls=cfg.tls,
         block_in=cfg.block_in,
     )
-
-
-def _connection(cfg: RouterConfig, login: RouterConfig, password: str | None = None):
-    """An SSH connection as ``login`` (the responder's or the administrator's credentials)."""
-    from responder.transport.secrets import load_private_key, read_password
-    from responder.transport.ssh import SshConnection
-
-    connection = SshConnection(
-        name=cfg.name,
-        host=cfg.host,
-        port=cfg.port,
-        user=login.user,
-        known_hosts_path=cfg.known_hosts,
-        pkey=load_private_key(login),
-        password=password if password is not None else read_password(login),
-        connect_timeout=cfg.connect_timeout,
-        keepalive=0,
-    )
-    connection.connect()
-    return connection
-
-
-def _runner(connection, timeout: float) -> Callable[[str], str]:
-    return lambda command: connection.exec(command, timeout).stdout
 
 
 def _admin_login(cfg: RouterConfig, args: argparse.Namespace, prompt: Callable[[str], str]) -> tuple:
@@ -190,17 +172,25 @@ def cmd_provision(
         raise CommandFailed("--apply needs --admin USER (an administrator of the router)")
     try:
         if args.check:
-            return _check(cfg, plan, out)
+            return _check(cfg, plan, out, args.flavour)
         return _apply(cfg, plan, args, out, ask, prompt)
-    except (RouterError, ReadBackError) as exc:
+    except (RouterError, ReadBackError, ReplyParseError) as exc:
         print(f"router {cfg.name}: {exc}", file=out)
         return EXIT_PARTIAL
 
 
-def _check(cfg: RouterConfig, plan: ProvisionPlan, out) -> int:
-    connection = _connection(cfg, cfg)
+def _with_flavour(plan: ProvisionPlan, run, given: str | None) -> ProvisionPlan:
+    """The plan for the router's own RouterOS version unless --flavour named one."""
+    if given:
+        return plan
+    return dataclasses.replace(plan, flavour=router_flavour(run("/system resource print")))
+
+
+def _check(cfg: RouterConfig, plan: ProvisionPlan, out, flavour: str | None = None) -> int:
+    connection = open_ssh(cfg)
     try:
-        findings = check_router(_runner(connection, cfg.command_timeout), plan)
+        run = runner(connection, cfg.command_timeout)
+        findings = check_router(run, _with_flavour(plan, run, flavour))
     finally:
         connection.close()
     for finding in findings:
@@ -218,9 +208,10 @@ def _apply(cfg: RouterConfig, plan: ProvisionPlan, args, out, ask, prompt) -> in
     if trust_host_key(cfg, args.yes, out, ask) != EXIT_OK:
         print("not applied: the router's host key is not trusted", file=out)
         return EXIT_PARTIAL
-    connection = _connection(cfg, login, password)
+    connection = open_ssh(cfg, login, password)
     try:
-        result = apply_plan(_runner(connection, cfg.command_timeout), plan)
+        run = runner(connection, cfg.command_timeout)
+        result = apply_plan(run, _with_flavour(plan, run, args.flavour))
     finally:
         connection.close()
     for line in result.changed:

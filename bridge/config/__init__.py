@@ -82,6 +82,9 @@ class ScanConfig:
     # Who may send firewall log lines to the syslog listener; empty = the configured routers.
     # UDP is spoofable: a forged line could otherwise make the IPS block whom the forger likes.
     allow: tuple[Network, ...] = ()
+    # [[routers]] names whose own firewall log is followed over their connection (API /log/listen,
+    # SSH /log print follow): no syslog listener to open, no remote logging to set up.
+    routers: tuple[str, ...] = ()
 
 
 # Events [notify] can announce (see docs/bridge.md "Notifications"); DEFAULT_NOTIFY_EVENTS if unset.
@@ -111,6 +114,7 @@ class HttpConfig:
     token_file: str | None = None  # mode 0600; required when listen is not loopback
     silent_after: float | None = None  # /health complains when no alert line (or datagram) for this long
     tzspd: str | None = None  # "host:port" of tzspd --metrics, shown on the page and checked by /health
+    provision_check: float = 600.0  # seconds between checks of the routers' drop rules and logging; 0: never
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,7 @@ low_port_weight = 1                    # ports below 1024 count this many times 
 syslog = "0.0.0.0:5514"                # optional: UDP listener for RouterOS firewall log lines
 allow = []                             # senders the listener accepts; empty = the routers below
 files = []                             # optional: files of RouterOS firewall log lines
+routers = []                           # optional: [[routers]] names whose own firewall log is read over their connection
 
 [http]                                 # optional: /metrics (Prometheus), /health, / (status page)
 listen = "127.0.0.1:9470"              # beyond loopback only with token_file
@@ -62,6 +63,7 @@ listen = "127.0.0.1:9470"              # beyond loopback only with token_file
                                        # "Authorization: Bearer <token>", or open /?token=<token> once
 silent_after = "10m"                   # /health: a problem when no alert line (or TZSP datagram) for this long
 # tzspd = "127.0.0.1:9471"             # tzspd --metrics: its counters on the page, its silence in /health
+provision_check = "10m"                # /health: each router's drop rules and logging as provisioned (false: off)
 [notify]                               # optional: notifications through apprise (Telegram, Slack, Teams,
                                        # Matrix, ntfy, e-mail, JSON webhooks ...); `snort-bridge notify test`
 urls_env = "TZSP_IPS_NOTIFY_URLS"     # environment variable holding apprise URLs (whitespace-separated),

@@ -1,7 +1,8 @@
 """The service's reading side: what fills the queue the processing loop takes from.
 
 A follower thread reads the alert files (and [scan] files of RouterOS firewall log lines), a
-listener thread receives firewall log lines by UDP syslog. Both only put what they read on one
+listener thread receives firewall log lines by UDP syslog, a thread per [scan] router reads that
+router's own log (bridge.service.router_logs). All only put what they read on one
 bounded queue: the policy is not thread-safe, so all the work is done by the loop
 (bridge.service). When the queue is full, the follower waits and the listener drops and counts.
 """
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from bridge.config import Config
 from bridge.follow.follower import Follower
 from bridge.scan.syslog_listener import SyslogListener
+from bridge.service.router_logs import RouterLogs
 from bridge.service.parts import followed_sources, syslog_senders
 
 log = logging.getLogger("snort-bridge")
@@ -41,6 +43,7 @@ class Inputs:
         self._follow_stop = threading.Event()
         self.listener: SyslogListener | None = None
         self.dropped_datagrams = 0
+        self.router_logs = RouterLogs(self._router_line)
 
     # followed files
 
@@ -123,8 +126,28 @@ class Inputs:
             self.listener.stop()
             self.listener = None
 
+    # firewall log lines read from the routers themselves ([scan] routers)
+
+    def start_router_logs(self, config: Config) -> None:
+        self.router_logs.start(config)
+
+    def stop_router_logs(self) -> None:
+        self.router_logs.stop()
+
+    def _router_line(self, router: str, text: str, received_at: float) -> None:
+        """From a router's log thread: wait for room (the router keeps its memory meanwhile)."""
+        item = ("routerlog", text, router, received_at)
+        while True:
+            try:
+                self.queue.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                if self.router_logs.stopping:
+                    return
+
     def listening(self) -> str:
+        followed = self.router_logs.describe()
         if self.listener is None:
-            return "no firewall-log listener"
+            return followed or "no firewall-log listener"
         host, port = self.listener.bound
-        return f"firewall log lines on udp {host}:{port}"
+        return f"firewall log lines on udp {host}:{port}" + (f" and {followed}" if followed else "")

@@ -23,6 +23,7 @@ class Changes:
     files: bool  # the follower: the followed files
     scan: bool  # the scan detector
     notify: bool  # the notifications: [notify], or the routers and files they speak of
+    router_logs: bool  # the routers whose own log is followed ([scan] routers), or their tables
 
     @classmethod
     def between(cls, old: Config, new: Config) -> Changes:
@@ -32,7 +33,13 @@ class Changes:
             files=followed_sources(new) != followed_sources(old),
             scan=new.scan != old.scan,
             notify=_notify_inputs(new) != _notify_inputs(old),
+            router_logs=_followed_routers(new) != _followed_routers(old),
         )
+
+
+def _followed_routers(config: Config) -> tuple:
+    names = config.scan.routers if config.scan is not None else ()
+    return tuple(router for router in config.routers if router.name in names)
 
 
 def _notify_inputs(config: Config) -> tuple:

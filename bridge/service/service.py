@@ -100,6 +100,7 @@ class Service:
                 self.pipeline.resync(self.responder.ledger, time.time())
             inputs.start_listener(config)
             inputs.start_follower(config)
+            inputs.start_router_logs(config)
         except BaseException:
             outputs.stop()
             raise
@@ -164,6 +165,7 @@ class Service:
     def stop(self) -> None:
         self.notifier.stopping()
         self.inputs.stop_listener()
+        self.inputs.stop_router_logs()
         self._stop_follower()
         pending = self.outputs.stop()
         summary = self.pipeline.counts.summary() if self.pipeline else "nothing done"
@@ -198,6 +200,9 @@ class Service:
                 log.error("reload: %s; the firewall-log listener is off until the next reload", exc)
         else:
             inputs.allow_senders(new)
+        if changed.router_logs:
+            inputs.stop_router_logs()
+            inputs.start_router_logs(new)
         if changed.routers or changed.files:
             self._stop_follower()  # what it read is handled before anything is swapped
         if changed.routers:
@@ -263,6 +268,9 @@ class Service:
         elif kind == "syslog":
             _, text, peer, received_at = item
             pipeline.firewall_line(text, Origin(f"udp:{peer[0]}:{peer[1]}"), received_at)
+        elif kind == "routerlog":
+            _, text, router, received_at = item
+            pipeline.firewall_line(text, Origin(f"router:{router}"), received_at)
         return []
 
     def _drain(self) -> None:

@@ -65,6 +65,7 @@ class Snapshot:
     queue_lines: int = 0
     fatal: str | None = None
     totals: Mapping[str, int] = field(default_factory=dict)  # lines, alerts, blocks ...
+    provisioning: tuple[str, ...] = ()  # drift of the routers' drop rules and logging (bridge.watching.provisioning)
 
 
 # -- /health ---------------------------------------------------------------------------------------
@@ -117,6 +118,7 @@ def health_problems(snap: Snapshot, silent_after: float | None) -> list[str]:
             and snap.now - tzspd.silent_since >= silent_after
         ):
             problems.append(f"no TZSP datagram for {ago(snap.now - tzspd.silent_since)} (tzspd at {tzspd.address})")
+    problems += snap.provisioning
     return problems
 
 

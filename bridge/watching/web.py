@@ -26,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bridge.config import Config, ConfigError, HttpConfig
 from bridge.watching.observe import Observer
+from bridge.watching.provisioning import ProvisionWatch
 from bridge.watching.status import (
     CHART_MINUTES,
     BlockRow,
@@ -180,8 +181,11 @@ def tzspd_counters(text: str) -> dict[str, float]:
 class Snapshots:
     """Gathers the Snapshot from the running service, at most once per SNAPSHOT_TTL."""
 
-    def __init__(self, service, observer: Observer, http: HttpConfig, clock=time.time):
+    def __init__(
+        self, service, observer: Observer, http: HttpConfig, clock=time.time, provision: ProvisionWatch | None = None
+    ):
         self.service = service
+        self.provision = provision
         self.observer = observer
         self.http = http
         self.clock = clock
@@ -253,8 +257,14 @@ class Snapshots:
             queue_lines=service.queue.qsize(),
             fatal=service.fatal,
             totals=totals,
+            provisioning=tuple(self.provision.warnings()) if self.provision is not None else (),
         )
         return snapshot, in_force
+
+
+def _remote_logging(config: Config) -> bool:
+    """Provision sets up remote logging of the firewall topic when the bridge listens for it."""
+    return bool(config.scan and config.scan.syslog)
 
 
 def _lag_bytes(follower, path: str) -> int | None:
@@ -334,7 +344,12 @@ class Web:
             [a.path for a in config.alerts] + list(config.scan.files if config.scan else ()),
             [r.name for r in config.routers],
         )
-        self.snapshots = Snapshots(service, self.observer, http)
+        self.provision = (
+            ProvisionWatch(config.routers, _remote_logging(config), interval=http.provision_check)
+            if http.provision_check > 0
+            else None
+        )
+        self.snapshots = Snapshots(service, self.observer, http, provision=self.provision)
         self.registry = self.observer.registry
         self.registry.register(ScrapeTimeCollector(self.snapshots))
         self.service = service
@@ -372,6 +387,8 @@ class Web:
             [a.path for a in config.alerts] + list(config.scan.files if config.scan else ()),
             [r.name for r in config.routers],
         )
+        if self.provision is not None:
+            self.provision.reconfigure(config.routers, _remote_logging(config))
         if config.http != self.http:
             log.warning("reload: [http] changed; it takes effect at the next start")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from responder.config import RouterConfig
 from responder.provision.drift import Finding, Printed, changes, check, read_commands
 from responder.provision.items import Item, desired_items
 from responder.provision.plan import ProvisionPlan
@@ -63,3 +64,30 @@ def apply_plan(run: Run, plan: ProvisionPlan) -> Applied:
             errors.append(f"{reply.text} (in: {shown})")
     after = read_back(run, items)
     return Applied(changes(items, before, after), errors, check(items, after))
+
+
+def open_ssh(cfg: RouterConfig, login: RouterConfig | None = None, password: str | None = None):
+    """An SSH connection to ``cfg``'s router as ``login`` (default: the responder's own user and
+    secrets), its host key checked against cfg's known_hosts; RouterError if that fails."""
+    from responder.transport.secrets import load_private_key, read_password
+    from responder.transport.ssh import SshConnection
+
+    login = login or cfg
+    connection = SshConnection(
+        name=cfg.name,
+        host=cfg.host,
+        port=cfg.port,
+        user=login.user,
+        known_hosts_path=cfg.known_hosts,
+        pkey=load_private_key(login),
+        password=password if password is not None else read_password(login),
+        connect_timeout=cfg.connect_timeout,
+        keepalive=0,
+    )
+    connection.connect()
+    return connection
+
+
+def runner(connection, timeout: float) -> Run:
+    """``run`` over an SSH connection: one exec channel per command, each within ``timeout``."""
+    return lambda command: connection.exec(command, timeout).stdout

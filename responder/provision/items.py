@@ -8,6 +8,8 @@ run finds what the first one made.
 
 from __future__ import annotations
 
+import dataclasses
+import ipaddress
 from dataclasses import dataclass
 
 from responder.provision.plan import (
@@ -45,8 +47,11 @@ class Item:
 
     @property
     def can_duplicate(self) -> bool:
-        """Tables where RouterOS lets two entries share our mark (names are unique elsewhere)."""
-        return not self.singleton and self.key[0][0] in ("comment", "action", "user")
+        """Whether RouterOS lets two entries share our key: names are unique; a user's keys are
+        ours to deduplicate only when they carry our mark (v7), never a key somebody else added."""
+        if self.singleton or self.key[0][0] == "name":
+            return False
+        return self.menu != "/user ssh-keys" or len(self.key) > 1
 
     def prop(self, name: str) -> str | None:
         return dict(self.key + self.props).get(name)
@@ -89,14 +94,13 @@ def desired_items(plan: ProvisionPlan) -> list[Item]:
         ),
     ]
     if plan.public_key is not None:
-        if plan.flavour == "v7":
-            add = None
-            on_add: Props = (("key", plan.public_key.openssh),)
-        else:  # RouterOS v6 imports keys only from a file uploaded beforehand
-            add, on_add = f"/user ssh-keys import user={user} public-key-file=tzsp-ips.pub", ()
-        items.append(
-            Item("/user ssh-keys", f"SSH key of user {user}", (("user", user),), on_add=on_add, add_command=add)
-        )
+        if plan.flavour == "v7":  # the key's comment becomes its key-owner: our mark, naming this key
+            owner = plan.public_key.owner
+            key: Props = (("user", user), ("key-owner", owner))
+            add, on_add = None, (("key", f"{plan.public_key.openssh} {owner}"),)
+        else:  # RouterOS v6 imports keys only from a file uploaded beforehand, with its own comment
+            key, add, on_add = (("user", user),), f"/user ssh-keys import user={user} public-key-file=tzsp-ips.pub", ()
+        items.append(Item("/user ssh-keys", f"SSH key of user {user}", key, on_add=on_add, add_command=add))
 
     for family, menu in (("IPv4", "/ip firewall filter"), ("IPv6", "/ipv6 firewall filter")):
         items += [
@@ -190,3 +194,28 @@ def _drops(family: str, table: str, list_name: str, absent: bool) -> list[Item]:
         )
         for chain, direction, whom in rules
     ]
+
+
+def watched_items(list_name: str, block_in: str, remote_logging: bool) -> list[Item]:
+    """What the running service checks on each router: the drop rules (present, on the configured
+    list, enabled, above every accept of their chain) and, with a syslog listener, the remote
+    logging of the firewall topic. The rest depends on choices made at provisioning time
+    (--tzsp, --this-host, --flavour) that the service does not know."""
+    placeholder = ProvisionPlan(
+        router="-",
+        router_host="-",
+        this_host=ipaddress.ip_address("127.0.0.1"),  # only in props left out below
+        list_name=list_name,
+        block_in=block_in,
+        tzsp="none",
+        syslog_port=514 if remote_logging else None,
+    )
+    watched = []
+    for item in desired_items(placeholder):
+        if item.top_of:
+            watched.append(item)
+        elif item.menu == "/system logging action":
+            watched.append(dataclasses.replace(item, props=(("target", "remote"),)))
+        elif item.menu == "/system logging":
+            watched.append(item)
+    return watched

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import ipaddress
 import struct
 from dataclasses import dataclass
@@ -43,6 +44,11 @@ class PublicKey:
     @property
     def openssh(self) -> str:
         return f"{self.key_type} {base64.b64encode(self.blob).decode('ascii')}"
+
+    @property
+    def owner(self) -> str:
+        """The comment we give the key on the router (its key-owner): our mark and which key it is."""
+        return f"{COMMENT}-{hashlib.sha256(self.blob).hexdigest()[:16]}"
 
 
 def parse_public_key(text: str) -> PublicKey:

@@ -20,6 +20,7 @@ from responder.routeros.quoting import quote_value
 _BARE_VALUE = re.compile(r"^[A-Za-z0-9_.:/,!@+-]+$")  # no brackets: `[` starts a command
 _ALWAYS_QUOTED = frozenset({"comment", "password", "key"})
 _FIRST_DUPLICATE = 1
+_FOUND_ONLY = frozenset({"key-owner"})  # read-only: RouterOS derives it (from the key's comment)
 _MANY = 1000  # :pick's end: past the last duplicate however many there are
 
 
@@ -45,7 +46,7 @@ def add_command(item: Item) -> str:
     """The command that creates ``item`` (at the top of its table when it must be there)."""
     if item.add_command:
         return item.add_command
-    words = render_props(item.key + item.props + item.on_add)
+    words = render_props(tuple((n, v) for n, v in item.key if n not in _FOUND_ONLY) + item.props + item.on_add)
     if not item.at_top:
         return f"{item.menu} add {words}"
     first = f"[:pick [{item.menu} find] 0]"

@@ -95,6 +95,48 @@ def render_add(family: str | None, list_name: str, address: object, timeout_s: f
     return " ".join(words)
 
 
+# One SSH exec line holding many adds. RouterOS documents no limit on an exec line's length (the
+# manual only says its SSH server takes one line, no newline); the tightest cap on an SSH exec
+# request found in use is dropbear's 9000 bytes (MAX_CMD_LEN; VoltiusApp/voltius#85). A batch
+# line stays at a third of that: ~17 adds with comments, which already brings SSH to API pace.
+BATCH_LINE_MAX = 3000
+BATCH_FAILED, BATCH_DONE = "tzsp-ips-failed", "tzsp-ips-done"
+
+
+def render_guarded(index: int, command: str) -> str:
+    """``command`` wrapped so that its failure (a duplicate is one) does not stop the rest of the
+    line, and says so: ``tzsp-ips-failed N``. Success says nothing: the line's last word,
+    ``tzsp-ips-done``, vouches for every add before it that did not fail (replies.batch_outcomes)."""
+    if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+        raise ValueError(f"index must be a non-negative int, got {index!r}")
+    return f':do {{{command}}} on-error={{:put "{BATCH_FAILED} {index}"}}'
+
+
+def render_batches(commands: list[str], max_chars: int = BATCH_LINE_MAX) -> list[tuple[list[int], str]]:
+    """The ``commands`` (rendered by render_add and friends), each guarded, packed in order into as
+    few ``;``-joined exec lines of at most ``max_chars`` as fit, each ending in ``:put
+    "tzsp-ips-done"``: ``(indices in commands, line)``."""
+    done = f'; :put "{BATCH_DONE}"'
+    room = max_chars - len(done)
+    batches: list[tuple[list[int], str]] = []
+    indices: list[int] = []
+    parts: list[str] = []
+    length = 0
+    for index, command in enumerate(commands):
+        guarded = render_guarded(index, command)
+        if len(guarded) > room:
+            raise ValueError(f"one command is longer ({len(guarded)}) than a batch line may hold ({room})")
+        if parts and length + 2 + len(guarded) > room:
+            batches.append((indices, "; ".join(parts) + done))
+            indices, parts, length = [], [], 0
+        length += len(guarded) + (2 if parts else 0)
+        indices.append(index)
+        parts.append(guarded)
+    if parts:
+        batches.append((indices, "; ".join(parts) + done))
+    return batches
+
+
 def render_remove(list_name: str, address: object) -> str:
     """Remove every entry for ``address`` in the list (an empty match removes nothing, silently)."""
     return f"{family_path(address)} remove {_find(list_name, address)}"

@@ -75,3 +75,14 @@ def parse_properties(output: str) -> Row:
         if match:
             fields[match.group(1)] = _strip(match.group(2))
     return Row(None, "", fields)
+
+
+def router_flavour(resource_output: str) -> str:
+    """ "v6" or "v7" from ``/system resource print`` (``version: 6.49.17 (long-term)``)."""
+    version = parse_properties(resource_output).get("version")
+    major = version.split(".", 1)[0]
+    if major == "6":
+        return "v6"
+    if major.isdigit() and int(major) >= 7:
+        return "v7"
+    raise ReplyParseError(f"no RouterOS version in the router's reply: {resource_output.strip()[:200]!r}")

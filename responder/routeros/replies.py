@@ -229,6 +229,41 @@ def parse_address_list(output: str, flavour_hint: str | None = None) -> list:
     return entries
 
 
+_BATCH_FAILED_RE = re.compile(r"^\s*tzsp-ips-failed (\d+)\s*$")
+_BATCH_DONE_RE = re.compile(r"^\s*tzsp-ips-done\s*$", re.MULTILINE)
+
+
+def batch_outcomes(output: str, indices: Iterable[int]) -> dict[int, bool | None]:
+    """What a line of commands.render_batches said about each of ``indices``: False (refused; the
+    router does not say why), True (the line reached its end and this one did not fail) or None
+    (no word: the line stopped before its end, or the router could not parse it). A mark for an
+    index not asked about is ignored."""
+    outcomes: dict[int, bool | None] = {index: None for index in indices}
+    for line in output.splitlines():
+        failed = _BATCH_FAILED_RE.match(line)
+        if failed and int(failed[1]) in outcomes:
+            outcomes[int(failed[1])] = False
+    if _BATCH_DONE_RE.search(output):
+        outcomes = {index: outcome is not False for index, outcome in outcomes.items()}
+    return outcomes
+
+
+_LOG_LINE_RE = re.compile(
+    r"^\s*(?:(?P<date>[a-z]{3}/\d\d(?:/\d{4})?|\d{4}-\d\d-\d\d) )?(?P<time>\d\d:\d\d:\d\d) "
+    r"(?P<topics>[a-z0-9-]+(?:,[a-z0-9-]+)*) (?P<message>.+?)\s*$"
+)
+
+
+def parse_log_line(line: str) -> tuple[str, str, str] | None:
+    """(time, topics, message) of one ``/log print`` line -- ``[date ]hh:mm:ss topics message``, the
+    date only on entries from before today (manual, "Log") -- or None for anything else. The time
+    is the clock alone, so an entry keeps its time when the date starts being shown at midnight."""
+    match = _LOG_LINE_RE.match(line)
+    if not match:
+        return None
+    return match["time"], match["topics"], match["message"]
+
+
 _UPTIME_RE = re.compile(r"^\s*uptime:\s*(\S+)\s*$", re.MULTILINE)
 
 

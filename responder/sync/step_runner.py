@@ -1,10 +1,11 @@
 """Carrying out one pass's steps on a router's open session, and recording each outcome in the
 ledger and the feed.
 
-A session that offers ``add_blocks`` / ``remove_blocks`` (the RouterOS API, which pipelines
-commands) gets the adds and removes of one pass in batches of at most ``BATCH``, each block's
-outcome recorded on its own. Over SSH every block is its own exec: RouterOS stops a
-``;``-joined line at the first runtime error (a duplicate is one), so lines are not joined.
+A session that offers ``add_blocks`` / ``remove_blocks`` gets the adds and removes of one pass
+in batches of at most ``BATCH``, each block's outcome recorded on its own. The API pipelines
+its commands; SSH packs the adds into a few exec lines, each add wrapped in ``:do {} on-error={}``
+(RouterOS stops a ``;``-joined line at the first runtime error, and a duplicate is one). Removes
+over SSH stay one exec each (they are rare: unblocks and the end of static entries).
 
 A router that refuses a timeout as too long teaches the runner its limit (``max_timeout``, which
 the next pass plans with), and the block goes out again at once as a static entry.

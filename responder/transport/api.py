@@ -239,6 +239,14 @@ class ApiSession:
         except (OSError, UnicodeError) as exc:
             raise RouterUnreachable(self.name, f"connection to {where} lost during login ({exc})") from None
 
+    def wire(self) -> tuple[socket.socket, _DeadlineTransport, ApiProtocol]:
+        """The connected socket, transport and protocol, for a caller that holds this session for a
+        long-running command of its own (``/log/listen``: transport.log_stream). Connects if needed."""
+        with self._lock:
+            if self._api is None:
+                self.connect()
+            return self._sock, self._transport, self._api.protocol
+
     def close(self) -> None:
         with self._lock:
             sock, self._sock, self._api, self._transport = self._sock, None, None, None

@@ -201,6 +201,21 @@ class SshConnection:
         finally:
             channel.close()
 
+    def open_exec(self, command: str, timeout: float) -> paramiko.Channel:
+        """A fresh exec channel running ``command``, for a caller that reads a long reply as it comes
+        (``/log print follow``: transport.log_stream). The caller closes the channel."""
+        if not self.active:
+            self.close()
+            raise RouterUnreachable(self.name, "not connected")
+        try:
+            channel = self._transport.open_session(timeout=timeout)
+            channel.settimeout(timeout)
+            channel.exec_command(command)
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            self.close()
+            raise RouterUnreachable(self.name, f"connection lost ({exc or type(exc).__name__})") from None
+        return channel
+
     def _run(self, channel: paramiko.Channel, command: str, deadline: float, timeout: float) -> ExecResult:
         stdout, stderr = bytearray(), bytearray()
         try:

@@ -89,6 +89,13 @@ class RouterSession:
             )
         return text
 
+    def open_exec(self, command: str):
+        """A paramiko channel running ``command`` on this session's transport (connects if needed)."""
+        with self._lock:
+            if not self.connected:
+                self.connect()
+            return self._connection.open_exec(command, self.cfg.command_timeout)
+
     def _check(self, command: str) -> replies.Reply:
         reply = replies.classify(self._exec(command))
         if not reply.ok and reply.kind != "duplicate":
@@ -113,12 +120,17 @@ class RouterSession:
             command = commands.render_add(None, self.cfg.list, address, timeout_s, comment)
         if self._check(command).ok:
             return ADDED
+        return self._already_there(address, timeout_s, command)
+
+    def _already_there(self, address, timeout_s: float | None, command: str, listed: dict | None = None) -> str:
+        """The router had ``address`` already ("already have such entry"): "present", or "refreshed"
+        once re-armed. ``listed``: the family's entries when the caller has just listed them."""
         if (not self.cfg.refresh_existing and timeout_s is not None) or self.cfg.mode == "script":
             return PRESENT
         # Re-arm only an entry that would expire sooner than asked: never shorten a longer block,
         # and never put a timeout on a permanent (static) entry an admin added by hand.
         key = replies.normalise_address(commands.render_address(address))
-        existing = self._list_family(address.version).get(key)
+        existing = (listed if listed is not None else self._list_family(address.version)).get(key)
         if timeout_s is None:
             if existing is None or existing.timeout_s is None:
                 return PRESENT  # already static
@@ -130,6 +142,47 @@ class RouterSession:
             return PRESENT
         self._check(commands.render_set_timeout(self.cfg.list, address, timeout_s))
         return REFRESHED
+
+    def add_blocks(self, blocks) -> list:
+        """Many blocks, ~17 per exec (commands.render_batches): one outcome per block, in order, as
+        add_block gives it, or the RouterCommandError for that block alone.
+
+        Each add is wrapped so that a duplicate or an error does not stop the rest of the line.
+        The router says only *that* an add failed, not why. A failed block found in the list (one
+        listing per family and batch) was a duplicate, handled as add_block does; any other
+        failed block, or one the line did not reach, goes once more on its own, which reads the
+        reason from the router.
+        """
+        blocks = list(blocks)
+        if self.cfg.mode == "script":  # the script's :global is per exec: one block at a time
+            return [self._one_block(*block) for block in blocks]
+        adds = [commands.render_add(None, self.cfg.list, a, t, c) for a, t, c in blocks]  # all, before sending
+        outcomes: list = [None] * len(blocks)
+        for indices, line in commands.render_batches(adds):
+            said = replies.batch_outcomes(self._exec(line), indices)
+            listed: dict[int, dict] = {}
+            for index in indices:
+                if said[index]:
+                    outcomes[index] = ADDED
+                    continue
+                address, timeout_s, comment = blocks[index]
+                try:
+                    if said[index] is False and address.version not in listed:
+                        listed[address.version] = self._list_family(address.version)
+                    key = replies.normalise_address(commands.render_address(address))
+                    if said[index] is False and key in listed[address.version]:
+                        outcomes[index] = self._already_there(address, timeout_s, adds[index], listed[address.version])
+                    else:
+                        outcomes[index] = self.add_block(address, timeout_s, comment)
+                except RouterCommandError as exc:
+                    outcomes[index] = exc
+        return outcomes
+
+    def _one_block(self, address, timeout_s: float | None, comment: str):
+        try:
+            return self.add_block(address, timeout_s, comment)
+        except RouterCommandError as exc:
+            return exc
 
     def remove_block(self, address) -> bool:
         """Remove ``address`` from the list; True if an entry was there."""

@@ -35,6 +35,7 @@ class Checker(PolicyChecks, SourceChecks, WatchingChecks, RouterChecks):
         notify = self.notify(notify_table) if notify_table is not None else None
         self.unique([(i, a.path) for i, a in alerts], "alerts", "path")
         self.unique([(i, r.name) for i, r in routers], "routers", "name")
+        self.scan_routers(scan, [r for _, r in routers])
         http_table = self.table(data, "http", "http")
         http = self.http(http_table) if http_table is not None else None
         return Config(

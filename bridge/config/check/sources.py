@@ -29,4 +29,16 @@ class SourceChecks(ValueChecks):
             files=self.get(table, "files", p, d.files, self.string_list(self.path)),
             low_port_weight=self.get(table, "low_port_weight", p, d.low_port_weight, self.integer(1, 100)),
             allow=self.get(table, "allow", p, d.allow, self.string_list(self.network)),
+            routers=self.get(table, "routers", p, d.routers, self.string_list(self.text)),
         )
+
+    def scan_routers(self, scan: ScanConfig | None, routers) -> None:
+        """Each name in scan.routers is a configured [[routers]] table, once."""
+        if scan is None:
+            return
+        names = {router.name for router in routers}
+        for index, name in enumerate(scan.routers):
+            if name not in names:
+                self.problem(f"scan.routers[{index}]", f"no [[routers]] table has name = {name!r}")
+            elif name in scan.routers[:index]:
+                self.problem(f"scan.routers[{index}]", f"{name!r} is listed twice")

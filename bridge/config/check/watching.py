@@ -112,7 +112,14 @@ class WatchingChecks(ValueChecks):
             token_file=token_file,
             silent_after=self.get(table, "silent_after", p, None, self.duration(0)),
             tzspd=self.get(table, "tzspd", p, None, self.listen_address),
+            provision_check=self.get(table, "provision_check", p, d.provision_check, self.interval_or_off),
         )
+
+    def interval_or_off(self, key: str, value: Any) -> Any:
+        """A duration, or false: never."""
+        if value is False:
+            return 0.0
+        return self.duration(0)(key, value)
 
 
 def _loopback_listen(listen: str) -> bool:

@@ -30,6 +30,7 @@ class FilterTable(Table):
     legend = (("X", "disabled"), ("I", "invalid"), ("D", "dynamic"))
     columns = (("CHAIN", "chain"), ("ACTION", "action"))
     default_detail = True
+    quiet_defaults = {"log": "no", "log-prefix": '""'}
 
     def __init__(self, state, family: int):
         super().__init__(state)

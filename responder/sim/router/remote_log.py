@@ -18,7 +18,8 @@ import time as _time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-MEMORY_LINES = 1000  # the memory action's default memory-lines
+from responder.sim.router.memory_log import MemoryLog
+
 _SYSLOG_INFO = 30  # facility daemon (3) * 8 + severity info (6)
 
 
@@ -85,7 +86,7 @@ class Logging:
             LogRule(3, ("warning",), "memory", default=True),
             LogRule(4, ("critical",), "echo", default=True),
         ]
-        self.memory: list[str] = []
+        self.memory = MemoryLog()  # what the memory action keeps: /log
         self._next = 5
 
     def take_number(self) -> int:
@@ -108,8 +109,7 @@ class Logging:
                 continue
             text = f"{rule.prefix} {message}" if rule.prefix else message
             if action.target == "memory":
-                self.memory.append(f"{','.join(topics)} {text}")
-                del self.memory[:-MEMORY_LINES]
+                self.memory.add(tuple(topics), text, now)
             elif action.target == "remote":
                 out.append((action.remote, action.remote_port, datagram(action, topics, text, now, identity)))
         return out

@@ -349,6 +349,7 @@ class RouterState:
             for table in self.addresses.values():
                 table.drop_dynamic()
             self.globals.clear()
+            self.logging.memory.clear()  # /log lives in RAM too
             self.boot_time = self.clock()
 
     def take_rule_number(self) -> int:

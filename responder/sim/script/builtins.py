@@ -1,5 +1,5 @@
 """The ``:commands`` of RouterOS scripting besides the variable ones (manual "Scripting"):
-``:do {…} on-error={…}``, ``:if (…) do={…} else={…}``, ``:foreach``, ``:for``, ``:len``,
+``:do {…} on-error={…}``, ``:onerror e in={…} do={…}`` (v7), ``:if (…) do={…} else={…}``, ``:foreach``, ``:for``, ``:len``,
 ``:pick``, ``:find``, ``:typeof``, ``:tostr``, ``:tonum``, ``:log``, ``:error``, ``:nothing``,
 ``:delay`` (which does not wait: the simulator has no use for sleeping).
 
@@ -39,6 +39,15 @@ def run_builtin(interp: Interpreter, statement: Builtin, scope: _Scope) -> objec
         except RuntimeCliError:
             del scope.out[mark:]  # not what was printed before the error: the error's own line is never printed
             return interp.run_block(value(handler), scope)
+    if name == "onerror":
+        mark = len(scope.out)
+        try:
+            interp.run_block(value(statement.arg("in")), scope)
+        except RuntimeCliError as exc:
+            del scope.out[mark:]
+            interp.run_block(value(statement.arg("do")), scope, {to_text(value(operands[0])): exc.text})
+            return True
+        return False
     if name == "if":
         truth = to_bool(value(operands[0]))
         if truth is None:
@@ -81,7 +90,7 @@ def run_builtin(interp: Interpreter, statement: Builtin, scope: _Scope) -> objec
         topic = to_text(value(operands[0]))
         if topic not in LOG_TOPICS:
             raise RuntimeCliError(f"bad command name {topic}", "bad-command")
-        interp.state.log.append(to_text(value(operands[1])))
+        interp.log(("script", topic), to_text(value(operands[1])))
         return None
     if name == "error":
         raise RuntimeCliError(to_text(value(operands[0])), "script-error")

@@ -133,6 +133,13 @@ MENUS: dict[tuple[str, ...], MenuSpec] = {
         },
         properties=frozenset(),
     ),
+    ("log",): MenuSpec(
+        verbs={
+            "print": VerbSpec(flags=frozenset({"without-paging", "as-value", "count-only"}), where=True),
+            "find": VerbSpec(conditions=True, where=True),
+        },
+        properties=frozenset({"time", "topics", "message", ".id"}),
+    ),
     ("tool", "sniffer"): MenuSpec(
         verbs={
             "print": _SINGLETON_PRINT,

@@ -40,6 +40,7 @@ from responder.routeros.duration import format_duration
 from responder.sim.router.printing import format_date
 from responder.sim.router.state import StateError, parse_id
 from responder.sim.router.tables import AddressListTable
+from responder.sim.wire.api_log import LogListens
 from responder.sim.wire.api_protocol import (
     ApiProtocolError,
     Request,
@@ -154,6 +155,7 @@ class ApiConversation:
         self.peer = peer
         self.user: str | None = None
         self._challenge: bytes | None = None
+        self.logs = LogListens(backend.state.logging.memory, backend.state.now)  # /log/print, /log/listen
 
     @property
     def state(self):
@@ -177,6 +179,9 @@ class ApiConversation:
             return [["!fatal", "not logged in"]], True
         self.backend.log_api_command(self.user, words)
         try:
+            if self.logs.takes(request):
+                self.require({"read"})
+                return self.logs.handle(request), False
             rows, done = self.command(request)
         except StateError as exc:
             return [reply_words("!trap", self._trap(exc), request.tag), reply_words("!done", tag=request.tag)], False
@@ -359,6 +364,9 @@ class ApiServer(TcpListener):
         decoder = SentenceDecoder()
         stream.settimeout(0.2)
         while not self._stopping.is_set():
+            logged = conversation.logs.pending()  # what running /log/listen commands have to say
+            if logged:
+                stream.sendall(b"".join(encode_sentence(reply) for reply in logged))
             try:
                 data = stream.recv(65536)
             except TimeoutError:
