@@ -42,19 +42,37 @@ LIST = "blacklist"
 EDITOR_LINE = re.compile(r"^\$EDITOR\s+(\S+)\s*$")
 
 
-def readme_blocks(readme: Path = ROOT / "README.md") -> list[str]:
-    """The ```sh blocks of the README's set-up section, dedented, in order."""
+# The rehearsal on a simulator of the reader's own (a second terminal, a router named "sim"): the
+# router of this test is itself a routeros-sim, set up by the steps that follow it.
+REHEARSAL = "Try it on the simulator first"
+
+
+def readme_steps(readme: Path = ROOT / "README.md") -> list[tuple[str, list[str]]]:
+    """(title, ```sh blocks dedented) of each numbered step of the README's set-up section, in order."""
     section = readme.read_text().split(SECTION + "\n", 1)[1].split("\n## ", 1)[0]
-    return [textwrap.dedent(block) for block in re.findall(r"^ *```sh\n(.*?)^ *```", section, re.M | re.S)]
+    steps = re.split(r"^(?=\d+\. \*\*)", section, flags=re.M)[1:]
+    return [
+        (
+            re.match(r"\d+\. \*\*(.+?)\*\*", step).group(1),
+            [textwrap.dedent(block) for block in re.findall(r"^ *```sh\n(.*?)^ *```", step, re.M | re.S)],
+        )
+        for step in steps
+    ]
+
+
+def readme_blocks() -> list[str]:
+    return [block for title, blocks in readme_steps() if not title.startswith(REHEARSAL) for block in blocks]
 
 
 def test_the_readme_section_has_the_day_one_commands():
     commands = "\n".join(readme_blocks())
+    assert [title for title, _ in readme_steps() if title.startswith(REHEARSAL)]  # what is left out is there
     for needed in (
         "pip install tzsp_ips-*.whl",
         "snort-bridge files install",
         "snort-bridge provision core1 --apply",
         "snort-bridge trust core1",
+        "snort-bridge provision core1 --check",
         "systemctl enable --now tzspd snort-bridge",
     ):
         assert needed in commands, needed
