@@ -83,7 +83,12 @@ def install_files(args: argparse.Namespace) -> int:
         print(action.describe(args.dry_run))
     if args.dry_run:
         return 0
-    apply(actions, args.root, recorded)
+    try:
+        apply(actions, args.root, recorded)
+    except OSError as exc:
+        print(f"snort-bridge files install: {exc.filename or args.root}: {exc.strerror or exc}", file=sys.stderr)
+        print("(as root, or with --root DIR to install under a directory of your own)", file=sys.stderr)
+        return 1
     if args.root == "/" and os.geteuid() == 0:
         _create_service_user(actions)
     kept = [action for action in actions if action.verdict == NEW]
