@@ -109,3 +109,69 @@ def ca():
     from responder.sim.wire.api_server import make_certificate
 
     return make_certificate("tzsp-ips test CA", is_ca=True)
+
+
+# -- installed like software: the wheel, and podman (tests/test_wheel.py, test_containers.py, test_day_one.py)
+
+
+MEASURED: list[str] = []  # lines for the end of the run: image build times and sizes, time to the first block
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    for line in MEASURED:
+        terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def built_wheel(tmp_path_factory):
+    """The sdist and the wheel of this tree, built once per run (tests/wheel_rig.py)."""
+    import wheel_rig
+
+    return wheel_rig.build(tmp_path_factory.mktemp("dist"))
+
+
+@pytest.fixture(scope="session")
+def podman(tmp_path_factory):
+    """Podman with a storage root of this run's own (or $TZSP_IPS_PODMAN_HOME's, kept for the next run),
+    removed at the end with every image; needs root. Prints how long each image took and its size."""
+    from container_rig import Podman
+
+    if os.geteuid() != 0:
+        message = "the container tests need root (podman with runc and host networking)"
+        if os.environ.get("CI"):
+            pytest.fail(message + " -- required when CI is set")
+        pytest.skip(message)
+    executable = require_tool("podman")
+    for tool in ("runc", "mmdebstrap"):
+        require_tool(tool)
+    kept = os.environ.get("TZSP_IPS_PODMAN_HOME")
+    rig = Podman(Path(kept) if kept else tmp_path_factory.mktemp("podman"), executable)
+    yield rig
+    rig.remove_all()
+    for what, seconds in rig.timings.items():
+        size = ""
+        if what.startswith("image ") and rig.has_image(what.split(" ", 1)[1]):
+            size = f", {rig.image_size(what.split(' ', 1)[1]) / 1e6:.0f} MB"
+        MEASURED.append(f"podman: {what}: {seconds:.1f} s{size}")
+    if not kept:
+        rig.reset()
+
+
+@pytest.fixture(scope="session")
+def base_image(podman, tmp_path_factory):
+    """debian:bookworm-slim, made once per run from the Debian mirror apt uses (no registry here)."""
+    from container_rig import BASE
+
+    if not podman.has_image(BASE):
+        podman.make_base(tmp_path_factory.mktemp("base"))
+    return BASE
+
+
+@pytest.fixture(scope="session")
+def bridge_image(podman, base_image):
+    """The Containerfile's bridge target, built once per run."""
+    from container_rig import BRIDGE_IMAGE
+
+    if not podman.has_image(BRIDGE_IMAGE):
+        podman.build(BRIDGE_IMAGE, ROOT, target="bridge")
+    return BRIDGE_IMAGE

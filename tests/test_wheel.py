@@ -20,8 +20,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory) -> wheel_rig.Built:
-    return wheel_rig.build(tmp_path_factory.mktemp("dist"))
+def built(built_wheel) -> wheel_rig.Built:
+    return built_wheel
 
 
 @pytest.fixture(scope="module")

@@ -155,15 +155,12 @@ def _write_atomically(path: Path, content: bytes, mode: int) -> None:
         raise
 
 
-def apply(actions: Iterable[Action], root: str, recorded: Mapping[str, str], config_group: int | None) -> None:
+def apply(actions: Iterable[Action], root: str, recorded: Mapping[str, str]) -> None:
     """Write what the plan says, then the manifest (the checksum of every shipped file now current)."""
     memory = dict(recorded)
     for action in actions:
         if action.write_to is not None:
-            path = under(root, action.write_to)
-            _write_atomically(path, action.content, action.mode)
-            if not action.record and config_group is not None:
-                os.chown(path, 0, config_group)
+            _write_atomically(under(root, action.write_to), action.content, action.mode)
         if action.record:
             memory[action.target] = sha256(action.content)
     _write_atomically(under(root, MANIFEST), format_manifest(memory).encode(), 0o644)

@@ -13,9 +13,11 @@ import sys
 import sysconfig
 
 from tzsp_ips_data import CATALOGUE, CONFIG_TARGET, GROUPS, INSTALL_PREFIX, data_root
-from tzsp_ips_data.install import MANIFEST, NEW, apply, plan, read_state, selected
+from tzsp_ips_data.install import INSTALL, MANIFEST, NEW, apply, plan, read_state, selected
 
 ROLE_GROUPS = [name for name in GROUPS if name != "core"]
+SERVICE_USER = "tzsp-ips"
+SYSUSERS = "/usr/lib/sysusers.d/tzsp-ips.conf"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -81,28 +83,37 @@ def install_files(args: argparse.Namespace) -> int:
         print(action.describe(args.dry_run))
     if args.dry_run:
         return 0
-    on_this_system = args.root == "/" and os.geteuid() == 0
-    if on_this_system and shutil.which("systemd-sysusers"):
-        # as a package's postinst would: the service user exists before the configuration is given to its group
-        subprocess.run(["systemd-sysusers", "/usr/lib/sysusers.d/tzsp-ips.conf"], check=False, timeout=60)
-    apply(actions, args.root, recorded, _service_group() if on_this_system else None)
+    try:
+        apply(actions, args.root, recorded)
+    except OSError as exc:
+        print(f"snort-bridge files install: {exc.filename or args.root}: {exc.strerror or exc}", file=sys.stderr)
+        print("(as root, or with --root DIR to install under a directory of your own)", file=sys.stderr)
+        return 1
+    if args.root == "/" and os.geteuid() == 0:
+        _create_service_user(actions)
     kept = [action for action in actions if action.verdict == NEW]
     if kept:
         print(f"{len(kept)} file(s) changed here kept; compare each with its .new and merge (then remove the .new)")
     if args.root == "/":
         print(
-            "next: sysctl --system; systemctl daemon-reload; "
+            "next: systemctl restart systemd-sysctl; systemctl daemon-reload; "
             f"edit {CONFIG_TARGET} and /etc/default/tzspd; then systemctl enable --now tzspd snort-bridge"
         )
     return 0
 
 
-def _service_group() -> int | None:
-    """The service user's group, for the configuration file."""
+def _create_service_user(actions) -> None:
+    """As a package's postinst would: the service user now, and a configuration file just created given
+    to its group (the services read it; nobody else may)."""
+    if shutil.which("systemd-sysusers"):
+        subprocess.run(["systemd-sysusers", SYSUSERS], check=False, timeout=60)
     try:
-        return grp.getgrnam("tzsp-ips").gr_gid
+        group = grp.getgrnam(SERVICE_USER).gr_gid
     except KeyError:
-        return None
+        print(f"no group {SERVICE_USER}: run systemd-sysusers, then chgrp {SERVICE_USER} {CONFIG_TARGET}")
+        return
+    if any(action.target == CONFIG_TARGET and action.verdict == INSTALL for action in actions):
+        os.chown(CONFIG_TARGET, 0, group)
 
 
 def run_demo(args: argparse.Namespace) -> int:
