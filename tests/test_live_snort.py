@@ -15,23 +15,34 @@ registry carries Snort).
 
 from __future__ import annotations
 
+import json
+import subprocess
 import time
 
 import pytest
+from conftest import console_script
 from live_rig import (
     ANDROID,
+    BENIGN,
+    BROWSER_SWEEP,
+    CALIBRATION_ATTACKS,
     DNS_LAB,
     DVWA_SQLI,
     DVWA_TRAVERSAL,
     HTTP_GOOGLE,
     ICMP_ECHO,
     ICMP_SWEEP,
+    IPV6_ATTACKS,
+    IPV6_BENIGN,
     OS_FINGERPRINT,
+    REVERSE_SHELL,
+    RULE_SETS,
     SSH_BRUTEFORCE,
     TCP_SYN_SCAN,
     XMAS_SCAN,
     LiveIPS,
     benign_hosts,
+    rule_set,
 )
 
 from bridge import snort_engines
@@ -131,5 +142,87 @@ def test_snort3_fanout_2_blocks_every_attacker(tmp_path):
         stream_and_check(ips, captures)
         assert_nobody_else(ips, captures)
         assert len(ips.snort_pids()) == 2
+    finally:
+        ips.close()
+
+
+# -- the rule sets users deploy (issue 27) ---------------------------------------------------------
+
+RULE_SET_CASES = [(major, name) for major in (3, 2) for name in RULE_SETS[major]]
+
+
+@pytest.fixture(scope="module")
+def rules_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("public-rules")
+
+
+@pytest.mark.parametrize("major, name", RULE_SET_CASES)
+def test_the_shipped_configuration_loads_a_public_rule_set_with_one_line(tmp_path, rules_dir, major, name):
+    snort = engine(major)
+    rules = rule_set(name, rules_dir)
+    config = snort_engines.prepare_config(snort, tmp_path)
+    if major == 2:  # one include line at the end of tzsp-ips.conf
+        config.write_text(config.read_text() + f"include {rules}\n")
+        loads, last = snort_engines.check_config(snort, config)
+    else:  # one -R on the command line
+        loads, last = snort_engines.check_config(snort, config, extra=["-R", str(rules)])
+    assert loads, f"{snort.path} with {name}: {last}"
+
+
+def check_json(ips: LiveIPS) -> list[dict]:
+    """`snort-bridge check --json` over every alert file of the run: one decision per alert line."""
+    decisions = []
+    for path in sorted(ips.tmp.glob(f"snort-logs-*/{ips.snort.alert_file()[0]}")):
+        result = subprocess.run(
+            [*console_script("snort-bridge"), "check", "--json", "--config", str(ips.tmp / "config.toml"), str(path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        decisions += [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    return decisions
+
+
+@pytest.mark.parametrize("major, name", RULE_SET_CASES)
+def test_with_a_public_rule_set_every_attacker_is_blocked_and_nobody_else(tmp_path, rules_dir, major, name):
+    """The calibration attacks, the IPv6 attacks and (Snort 3 community) the reverse shell's controller,
+    each blocked within BLOCK_DEADLINE; the benign captures, the browser's sweep of silent web servers
+    included, block nobody."""
+    snort = engine(major)
+    ips = LiveIPS(tmp_path, snort, mode="exec", rules=rule_set(name, rules_dir)).start()
+    try:
+        attacks = CALIBRATION_ATTACKS + IPV6_ATTACKS + ((REVERSE_SHELL,) if name == "snort3-community" else ())
+        captures = attacks + BENIGN
+        stream_and_check(ips, captures)
+        assert_nobody_else(ips, captures)
+        for capture in IPV6_ATTACKS:  # IPv6 blocks are on /ipv6 firewall address-list of both routers
+            assert all(capture.attacker in entries for entries in ips.ipv6_lists().values()), ips.ipv6_lists()
+        decisions = check_json(ips)
+        assert decisions, "no alert at all"
+        for decision in decisions:  # every priority-1 alert has a decision and a reason
+            if decision.get("priority") == 1:
+                assert decision["decision"] in ("block", "ignore") and decision["why"], decision
+        sweeps = [d for d in decisions if d["src"] == "10.0.5.23"]
+        assert sweeps and all(d["decision"] == "ignore" for d in sweeps), sweeps
+        if name == "snort3-community":
+            banner = [d for d in decisions if d["sid"] == 2123]
+            assert banner and banner[0]["target"] == REVERSE_SHELL.attacker, banner
+    finally:
+        ips.close()
+
+
+@pytest.mark.parametrize("major", [3, 2])
+def test_ipv6_attacks_are_blocked_on_the_ipv6_address_list(tmp_path, major):
+    """The shipped rules alone: a SYN scan, a web attack over a completed handshake and an ICMPv6 sweep
+    over IPv6, each attacker on /ipv6 firewall address-list of both routers; benign IPv6 traffic blocks nobody."""
+    snort = engine(major)
+    ips = LiveIPS(tmp_path, snort, mode="exec").start()
+    try:
+        captures = IPV6_ATTACKS + (IPV6_BENIGN, BROWSER_SWEEP)
+        stream_and_check(ips, captures)
+        assert_nobody_else(ips, captures)
+        for capture in IPV6_ATTACKS:
+            assert all(capture.attacker in entries for entries in ips.ipv6_lists().values()), ips.ipv6_lists()
+        assert "client's traffic" in ips.bridge_text()  # the browser's 122:7 arrived, and was judged
     finally:
         ips.close()
