@@ -34,6 +34,7 @@ from live_rig import (
     ICMP_SWEEP,
     IPV6_ATTACKS,
     IPV6_BENIGN,
+    IPV6_ICMP_SWEEP,
     OS_FINGERPRINT,
     REVERSE_SHELL,
     RULE_SETS,
@@ -226,3 +227,40 @@ def test_ipv6_attacks_are_blocked_on_the_ipv6_address_list(tmp_path, major):
         assert "client's traffic" in ips.bridge_text()  # the browser's 122:7 arrived, and was judged
     finally:
         ips.close()
+
+
+@pytest.mark.parametrize("major", [3, 2])
+def test_home_net_comes_from_the_one_file_both_engines_read(tmp_path, major):
+    """home-net.conf sets $HOME_NET (and the *_SERVERS that follow it) for Snort 2 and Snort 3 alike."""
+    import shutil
+
+    snort = engine(major)
+    rules = tmp_path / "home.rules"
+    rules.write_text(
+        'alert icmp $HOME_NET any -> any any (msg:"from home"; sid:9000001; rev:1;)\n'
+        'alert icmp $DNS_SERVERS any -> any any (msg:"from a DNS server"; sid:9000002; rev:1;)\n'
+    )
+
+    def sids_seen(home_net: str | None) -> set[int]:
+        shipped = tmp_path / f"shipped-{len(list(tmp_path.iterdir()))}"
+        shutil.copytree(snort_engines.SHIPPED, shipped)
+        if home_net is not None:
+            (shipped / "home-net.conf").write_text(f"ipvar HOME_NET {home_net}\n")
+        work = shipped / "work"
+        work.mkdir()
+        config = snort_engines.prepare_config(snort, work, shipped=shipped)
+        extra = ["-R", str(rules)]
+        if major == 2:
+            config.write_text(config.read_text() + f"include {rules}\n")
+            extra = []
+        logs = shipped / "logs"
+        logs.mkdir()
+        capture = IPV6_ICMP_SWEEP.path  # 2001:db8:ff::11 sweeps 2001:db8:1::/64
+        argv = [*snort.command(config, str(logs), *extra, "-k", "none")]
+        argv[argv.index("/dev/stdin" if major == 3 else "-") - 1 : argv.index("-l")] = ["-r", str(capture)]
+        subprocess.run(argv, env=snort_engines.snort_env(snort), capture_output=True, timeout=300, check=True)
+        text = (logs / snort.alert_file()[0]).read_text()
+        return {sid for sid in (9000001, 9000002) if str(sid) in text}
+
+    assert sids_seen(None) == set()  # the shipped default: the private ranges, not 2001:db8:ff::/48
+    assert sids_seen("[2001:db8:ff::/48]") == {9000001, 9000002}
