@@ -86,7 +86,22 @@ CALIBRATION_ATTACKS = (
     ICMP_SWEEP,
     OS_FINGERPRINT,
 )
-BENIGN = (ANDROID, HTTP_GOOGLE, DNS_LAB, ICMP_ECHO, BROWSER_SWEEP, IPV6_BENIGN)
+# Public benign captures (nDPI) on which priority-1 rules of the Snort 3 community set fire: the shipped
+# exclusion list's cases (bridge/decide/exclusions.py).
+NDPI_BITTORRENT = Capture("ndpi-bt-http.pcapng", None)  # 1:2180 BitTorrent announce
+NDPI_ANDROID_VIDEO = Capture("ndpi-mpeg-dash.pcap", None)  # 1:25521 Android User-Agent
+NDPI_FINS = Capture("ndpi-fins.pcap", None)  # 1:1394 x86 NOOP ("AAAA...") in industrial data
+BENIGN = (
+    ANDROID,
+    HTTP_GOOGLE,
+    DNS_LAB,
+    ICMP_ECHO,
+    BROWSER_SWEEP,
+    IPV6_BENIGN,
+    NDPI_BITTORRENT,
+    NDPI_ANDROID_VIDEO,
+    NDPI_FINS,
+)
 IPV6_ATTACKS = (IPV6_SYN_SCAN, IPV6_WEB_ATTACK, IPV6_ICMP_SWEEP)
 ALL = (
     DVWA_TRAVERSAL,

@@ -208,6 +208,9 @@ def test_with_a_public_rule_set_every_attacker_is_blocked_and_nobody_else(tmp_pa
         if name == "snort3-community":
             banner = [d for d in decisions if d["sid"] == 2123]
             assert banner and banner[0]["target"] == REVERSE_SHELL.attacker, banner
+            # priority 1 on ordinary traffic (nDPI's BitTorrent, Android video, FINS captures): excluded, said why
+            excluded = {d["sid"] for d in decisions if "shipped exclusion list" in d["why"]}
+            assert {2180, 25521, 1394} <= excluded, excluded
     finally:
         ips.close()
 
