@@ -4,7 +4,14 @@ whole pipeline (receiver + every Snort process), for `tzsp2pcap -f | snort`, `tz
 snort` and `tzspd --fanout N --exec snort`, on a realistic mix, side by side in one run.
 
     python bench/bench_snort_pipeline.py --snort /usr/local/bin/snort3 --snort-config tzsp-ips.lua \\
-        --captures DIR [--tzsp2pcap "env LD_PRELOAD=… tzsp2pcap -p {PORT} -f"] [--fanout 1,2]
+        --captures DIR [--tzsp2pcap "env LD_PRELOAD=… tzsp2pcap -p {PORT} -f"] [--fanout 1,2] \\
+        [--rules snort3-community.rules]
+
+``--rules FILE`` loads a public rule set the way the README says: ``-R FILE`` for Snort 3, one
+``include`` line appended to a copy of the Snort 2 configuration (``--snort-config`` is then
+snort/snort2/tzsp-ips.conf, and Snort 2's dynamic preprocessors are named as bridge.snort_engines
+finds them). Snort's memory: the peak resident size (VmHWM) of each Snort process, read after the
+load.
 
 It builds nothing and downloads nothing: Snort, its configuration and tzsp2pcap are given.
 The mix: every Ethernet capture in --captures (pcap or pcapng) whose name does not look like a
@@ -112,7 +119,7 @@ class Pipeline:
         self.name, self.port = name, port
         slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")
         self.out = open(workdir / f"{slug}.out", "w+")
-        snort = f"{shlex.quote(args.snort)} -c {shlex.quote(args.snort_config)} -r /dev/stdin {args.snort_args}"
+        snort = args.snort_command
         tzspd = [
             sys.executable,
             "-m",
@@ -218,16 +225,55 @@ class Pipeline:
 
 
 def analysed(text: str) -> int:
-    """Sum of Snort's "daq ... analyzed: N" over every statistics block in text."""
-    total, in_daq = 0, False
+    """Sum of Snort's analysed packets over every statistics block in text: Snort 3's "daq ...
+    analyzed: N", Snort 2's "Packet I/O Totals: ... Analyzed: N (...)"."""
+    total, in_block = 0, False
     for line in text.splitlines():
         stripped = line.strip()
-        if stripped == "daq":
-            in_daq = True
-        elif in_daq and stripped.startswith("analyzed:"):
-            total += int(stripped.split(":", 1)[1])
-            in_daq = False
+        if stripped in ("daq", "Packet I/O Totals:"):
+            in_block = True
+        elif in_block and stripped.lower().startswith("analyzed:"):
+            total += int(stripped.split(":", 1)[1].split()[0])
+            in_block = False
     return total
+
+
+def peak_rss_mb(pids: list[int]) -> list[float]:
+    """VmHWM (peak resident set) of each process, in MB."""
+    found = []
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    found.append(round(int(line.split()[1]) / 1024, 1))
+        except OSError:
+            continue
+    return found
+
+
+def snort_command(args, workdir: Path) -> str:
+    """The Snort command line (without -l) for --snort, --snort-config, --snort-args and --rules."""
+    from bridge import snort_engines
+
+    config, extra = Path(args.snort_config), []
+    snort = snort_engines.probe(args.snort, "--snort")
+    if snort is None:
+        raise SystemExit(f"{args.snort} -V does not say which Snort it is")
+    if snort.major == 2:
+        copy = workdir / "snort2-config"
+        shutil.copytree(config.parent, copy, dirs_exist_ok=True)
+        home_net = config.parent.parent / snort_engines.HOME_NET_FILE
+        if home_net.exists():
+            shutil.copy(home_net, workdir / snort_engines.HOME_NET_FILE)
+        text = "\n".join(line for line in config.read_text().splitlines() if not line.startswith("output alert_syslog"))
+        if args.rules:
+            text += f"\ninclude {Path(args.rules).resolve()}"
+        config = copy / config.name
+        config.write_text(text + "\n")
+        extra = snort.installation_args()
+    elif args.rules:
+        extra = ["-R", str(Path(args.rules).resolve())]
+    return shlex.join([args.snort, "-c", str(config), *extra, "-r", "/dev/stdin", *shlex.split(args.snort_args)])
 
 
 def run_point(name, kind, args, tool, mix, rate, workdir) -> dict:
@@ -261,6 +307,7 @@ def run_point(name, kind, args, tool, mix, rate, workdir) -> dict:
         pipeline.wait_drained()
         after = (tree_cpu(pipeline.pids()), cpu_seconds(pipeline.proc.pid), busy_seconds(), time.monotonic())
         drops = udp_socket(port)[2]
+        memory = peak_rss_mb(pipeline.snorts())
     finally:
         seen = pipeline.stop()
     total_cpu = after[0] - before[0]
@@ -279,6 +326,7 @@ def run_point(name, kind, args, tool, mix, rate, workdir) -> dict:
         "receiver_us_per_pkt": round(receiver_cpu * 1e6 / seen, 2) if seen else None,
         "bg_cpu_s": round(max(0.0, (after[2] - before[2]) - total_cpu), 2),
         "window_s": round(after[3] - before[3], 2),
+        "snort_peak_rss_mb": memory,
     }
 
 
@@ -288,7 +336,8 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--snort-config", required=True, help="its configuration (e.g. tzsp_ips_data/snort/snort3/tzsp-ips.lua)"
     )
-    parser.add_argument("--snort-args", default="--daq-batch-size 1", help="more Snort options")
+    parser.add_argument("--snort-args", default="--daq-batch-size 1", help="more Snort options (Snort 2: '')")
+    parser.add_argument("--rules", help="a public rule set to load (Snort 3: -R FILE; Snort 2: an include line)")
     parser.add_argument("--captures", required=True, type=Path, help="directory of captures for the mix")
     parser.add_argument("--scan-share", type=float, default=0.05, help="share of scan frames in the mix")
     parser.add_argument(
@@ -331,7 +380,8 @@ def measure(args, tool, workdir: Path, mix: Path) -> int:
                 out.write(line + "\n")
 
     described = build_mix(args.captures, args.scan_share, mix)
-    log({"machine": machine(), "mix": described, "snort": args.snort, "config": args.snort_config})
+    args.snort_command = snort_command(args, workdir)
+    log({"machine": machine(), "mix": described, "snort": args.snort_command, "rules": args.rules})
     pipelines = []
     if args.tzsp2pcap:
         pipelines.append(("tzsp2pcap -f | snort", "pipe"))
@@ -348,7 +398,7 @@ def measure(args, tool, workdir: Path, mix: Path) -> int:
             key: statistics.median(r[key] for r in runs if r[key] is not None)
             for key in ("offered_pps", "loss_pct", "us_per_pkt", "receiver_us_per_pkt", "bg_cpu_s")
             if any(r[key] is not None for r in runs)
-        }
+        } | {"snort_peak_rss_mb": max((max(r["snort_peak_rss_mb"], default=0) for r in runs), default=0)}
 
     cpu_rows = []
     for rate in (int(r) for r in args.cpu_rates.split(",") if r):
@@ -397,7 +447,10 @@ def measure(args, tool, workdir: Path, mix: Path) -> int:
             cells = []
             for name, _ in pipelines:
                 r = results[name]
-                cells.append(f"{r.get('us_per_pkt', 0):.2f} ({r.get('receiver_us_per_pkt', 0):.2f}), {r['loss_pct']}%")
+                cells.append(
+                    f"{r.get('us_per_pkt', 0):.2f} ({r.get('receiver_us_per_pkt', 0):.2f}), {r['loss_pct']}%, "
+                    f"Snort {r['snort_peak_rss_mb']:.0f} MB"
+                )
             print(f"| {rate:,} | " + " | ".join(cells) + " |")
     if search:
         print(f"\n| pipeline | highest rate with < {args.loss}% loss |\n|---|---|")

@@ -105,11 +105,23 @@ def stock_lua_dir(snort_path: str) -> Path | None:
     return None
 
 
-def dynamic_preprocessor_dir(snort_path: str) -> Path | None:
-    """<prefix>/lib/snort_dynamicpreprocessor (or lib64, or Debian's /usr/lib/snort/...) of a Snort 2 binary."""
+# Where Snort 2 installations keep their dynamic preprocessors, after the binary's own prefix (a
+# wrapper script on PATH hides it): source builds under /usr/local or /opt, distribution packages.
+DYNAMIC_PREPROCESSOR_PLACES = (
+    "/usr/local/lib/snort_dynamicpreprocessor",
+    "/usr/lib/snort_dynamicpreprocessor",
+    "/usr/lib64/snort_dynamicpreprocessor",
+    "/usr/lib/snort/snort_dynamicpreprocessor",
+    "/opt/snort2/lib/snort_dynamicpreprocessor",
+    "/opt/snort/lib/snort_dynamicpreprocessor",
+)
+
+
+def dynamic_preprocessor_dir(snort_path: str, places: Sequence[str] = DYNAMIC_PREPROCESSOR_PLACES) -> Path | None:
+    """<prefix>/lib/snort_dynamicpreprocessor (or lib64) of a Snort 2 binary, else the usual places."""
     prefix = Path(os.path.realpath(snort_path)).parent.parent
-    for lib in ("lib", "lib64", "lib/snort"):
-        candidate = prefix / lib / "snort_dynamicpreprocessor"
+    candidates = [prefix / "lib" / "snort_dynamicpreprocessor", prefix / "lib64" / "snort_dynamicpreprocessor"]
+    for candidate in [*candidates, *map(Path, places)]:
         if candidate.is_dir():
             return candidate
     return None

@@ -15,23 +15,35 @@ registry carries Snort).
 
 from __future__ import annotations
 
+import json
+import subprocess
 import time
 
 import pytest
+from conftest import console_script
 from live_rig import (
     ANDROID,
+    BENIGN,
+    BROWSER_SWEEP,
+    CALIBRATION_ATTACKS,
     DNS_LAB,
     DVWA_SQLI,
     DVWA_TRAVERSAL,
     HTTP_GOOGLE,
     ICMP_ECHO,
     ICMP_SWEEP,
+    IPV6_ATTACKS,
+    IPV6_BENIGN,
+    IPV6_ICMP_SWEEP,
     OS_FINGERPRINT,
+    REVERSE_SHELL,
+    RULE_SETS,
     SSH_BRUTEFORCE,
     TCP_SYN_SCAN,
     XMAS_SCAN,
     LiveIPS,
     benign_hosts,
+    rule_set,
 )
 
 from bridge import snort_engines
@@ -133,3 +145,125 @@ def test_snort3_fanout_2_blocks_every_attacker(tmp_path):
         assert len(ips.snort_pids()) == 2
     finally:
         ips.close()
+
+
+# -- the rule sets users deploy (issue 27) ---------------------------------------------------------
+
+RULE_SET_CASES = [(major, name) for major in (3, 2) for name in RULE_SETS[major]]
+
+
+@pytest.fixture(scope="module")
+def rules_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("public-rules")
+
+
+@pytest.mark.parametrize("major, name", RULE_SET_CASES)
+def test_the_shipped_configuration_loads_a_public_rule_set_with_one_line(tmp_path, rules_dir, major, name):
+    snort = engine(major)
+    rules = rule_set(name, rules_dir)
+    config = snort_engines.prepare_config(snort, tmp_path)
+    if major == 2:  # one include line at the end of tzsp-ips.conf
+        config.write_text(config.read_text() + f"include {rules}\n")
+        loads, last = snort_engines.check_config(snort, config)
+    else:  # one -R on the command line
+        loads, last = snort_engines.check_config(snort, config, extra=["-R", str(rules)])
+    assert loads, f"{snort.path} with {name}: {last}"
+
+
+def check_json(ips: LiveIPS) -> list[dict]:
+    """`snort-bridge check --json` over every alert file of the run: one decision per alert line."""
+    decisions = []
+    for path in sorted(ips.tmp.glob(f"snort-logs-*/{ips.snort.alert_file()[0]}")):
+        result = subprocess.run(
+            [*console_script("snort-bridge"), "check", "--json", "--config", str(ips.tmp / "config.toml"), str(path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        decisions += [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    return decisions
+
+
+@pytest.mark.parametrize("major, name", RULE_SET_CASES)
+def test_with_a_public_rule_set_every_attacker_is_blocked_and_nobody_else(tmp_path, rules_dir, major, name):
+    """The calibration attacks, the IPv6 attacks and (Snort 3 community) the reverse shell's controller,
+    each blocked within BLOCK_DEADLINE; the benign captures, the browser's sweep of silent web servers
+    included, block nobody."""
+    snort = engine(major)
+    ips = LiveIPS(tmp_path, snort, mode="exec", rules=rule_set(name, rules_dir)).start()
+    try:
+        attacks = CALIBRATION_ATTACKS + IPV6_ATTACKS + ((REVERSE_SHELL,) if name == "snort3-community" else ())
+        captures = attacks + BENIGN
+        stream_and_check(ips, captures)
+        assert_nobody_else(ips, captures)
+        for capture in IPV6_ATTACKS:  # IPv6 blocks are on /ipv6 firewall address-list of both routers
+            assert all(capture.attacker in entries for entries in ips.ipv6_lists().values()), ips.ipv6_lists()
+        decisions = check_json(ips)
+        assert decisions, "no alert at all"
+        for decision in decisions:  # every priority-1 alert has a decision and a reason
+            if decision.get("priority") == 1:
+                assert decision["decision"] in ("block", "ignore") and decision["why"], decision
+        sweeps = [d for d in decisions if d["src"] == "10.0.5.23"]
+        assert sweeps and all(d["decision"] == "ignore" for d in sweeps), sweeps
+        if name == "snort3-community":
+            banner = [d for d in decisions if d["sid"] == 2123]
+            assert banner and banner[0]["target"] == REVERSE_SHELL.attacker, banner
+            # priority 1 on ordinary traffic (nDPI's BitTorrent, Android video, FINS captures): excluded, said why
+            excluded = {d["sid"] for d in decisions if "shipped exclusion list" in d["why"]}
+            assert {2180, 25521, 1394} <= excluded, excluded
+    finally:
+        ips.close()
+
+
+@pytest.mark.parametrize("major", [3, 2])
+def test_ipv6_attacks_are_blocked_on_the_ipv6_address_list(tmp_path, major):
+    """The shipped rules alone: a SYN scan, a web attack over a completed handshake and an ICMPv6 sweep
+    over IPv6, each attacker on /ipv6 firewall address-list of both routers; benign IPv6 traffic blocks nobody."""
+    snort = engine(major)
+    ips = LiveIPS(tmp_path, snort, mode="exec").start()
+    try:
+        captures = IPV6_ATTACKS + (IPV6_BENIGN, BROWSER_SWEEP)
+        stream_and_check(ips, captures)
+        assert_nobody_else(ips, captures)
+        for capture in IPV6_ATTACKS:
+            assert all(capture.attacker in entries for entries in ips.ipv6_lists().values()), ips.ipv6_lists()
+        assert "client's traffic" in ips.bridge_text()  # the browser's 122:7 arrived, and was judged
+    finally:
+        ips.close()
+
+
+@pytest.mark.parametrize("major", [3, 2])
+def test_home_net_comes_from_the_one_file_both_engines_read(tmp_path, major):
+    """home-net.conf sets $HOME_NET (and the *_SERVERS that follow it) for Snort 2 and Snort 3 alike."""
+    import shutil
+
+    snort = engine(major)
+    rules = tmp_path / "home.rules"
+    rules.write_text(
+        'alert icmp $HOME_NET any -> any any (msg:"from home"; sid:9000001; rev:1;)\n'
+        'alert icmp $DNS_SERVERS any -> any any (msg:"from a DNS server"; sid:9000002; rev:1;)\n'
+    )
+
+    def sids_seen(home_net: str | None) -> set[int]:
+        shipped = tmp_path / f"shipped-{len(list(tmp_path.iterdir()))}"
+        shutil.copytree(snort_engines.SHIPPED, shipped)
+        if home_net is not None:
+            (shipped / "home-net.conf").write_text(f"ipvar HOME_NET {home_net}\n")
+        work = shipped / "work"
+        work.mkdir()
+        config = snort_engines.prepare_config(snort, work, shipped=shipped)
+        extra = ["-R", str(rules)]
+        if major == 2:
+            config.write_text(config.read_text() + f"include {rules}\n")
+            extra = []
+        logs = shipped / "logs"
+        logs.mkdir()
+        capture = IPV6_ICMP_SWEEP.path  # 2001:db8:ff::11 sweeps 2001:db8:1::/64
+        argv = [*snort.command(config, str(logs), *extra, "-k", "none")]
+        argv[argv.index("/dev/stdin" if major == 3 else "-") - 1 : argv.index("-l")] = ["-r", str(capture)]
+        subprocess.run(argv, env=snort_engines.snort_env(snort), capture_output=True, timeout=300, check=True)
+        text = (logs / snort.alert_file()[0]).read_text()
+        return {sid for sid in (9000001, 9000002) if str(sid) in text}
+
+    assert sids_seen(None) == set()  # the shipped default: the private ranges, not 2001:db8:ff::/48
+    assert sids_seen("[2001:db8:ff::/48]") == {9000001, 9000002}

@@ -209,3 +209,59 @@ def test_consumer_that_cannot_start_raises(tmp_path):
     consumer = Consumer([str(tmp_path / "no-such-program")], HEADER, Counters(), 1000)
     with pytest.raises(OSError):
         consumer.start()
+
+
+# ------------------------------------------------------------ reload without a gap (SIGHUP)
+
+RELOAD_CONSUMER = Path(__file__).parent / "data" / "reload_consumer.py"
+
+
+def test_reload_hands_over_to_a_fresh_consumer_without_losing_a_record(tmp_path):
+    """The successor takes 0.5 s to start reading (Snort loading rules); meanwhile the old process
+    gets every record, then finishes its pipe at end of input; the successor gets the rest."""
+    stats = Counters()
+    consumer = Consumer([sys.executable, str(RELOAD_CONSUMER), str(tmp_path), "0.5"], HEADER, stats, 1 << 20)
+    consumer.start()
+    sent = []
+    n = 0
+    consumer.reload()
+    successor = consumer.successor
+    assert successor is not None and consumer.process is not None and consumer.process is not successor
+    old_pid = consumer.process.pid
+    deadline = time.monotonic() + 30
+    while consumer.successor is not None and time.monotonic() < deadline:  # records keep coming meanwhile
+        batch_frames = frames(5, prefix=b"R" + n.to_bytes(3, "big"))
+        consumer.write(batch(batch_frames), 5)
+        sent += batch_frames
+        n += 1
+        consumer.tick(time.monotonic())
+        time.sleep(0.01)
+    assert consumer.process is successor and consumer.reloads == 1
+    before = len(sent)
+    after = frames(7, prefix=b"A")
+    consumer.write(batch(after), 7)
+    sent += after
+    consumer.tick(time.monotonic())
+    consumer.close()
+    old, new = tmp_path / f"pid-{old_pid}.pcap", tmp_path / f"pid-{successor.pid}.pcap"
+    assert wait_for(lambda: old.exists() and new.exists())
+    got_old, got_new = saved_frames(old), saved_frames(new)
+    assert got_old == sent[:before] and got_new == sent[before:]  # each record once, in order
+    assert n >= 10  # the old consumer really carried traffic during the successor's start
+    assert (stats.buffer_overflow, stats.unsent_at_exit, stats.consumer_restarts) == (0, 0, 0)
+
+
+def test_a_successor_that_fails_leaves_the_running_consumer_in_place(tmp_path):
+    stats = Counters()
+    consumer = Consumer([sys.executable, str(RELOAD_CONSUMER), str(tmp_path), "0"], HEADER, stats, 1 << 20)
+    consumer.start()
+    running = consumer.process
+    consumer.argv = [sys.executable, "-c", "raise SystemExit(3)"]  # e.g. a rule file with an error
+    consumer.reload()
+    assert wait_for(lambda: consumer.successor.poll() is not None)
+    consumer.tick(time.monotonic())
+    assert consumer.successor is None and consumer.process is running and consumer.reloads == 0
+    consumer.write(batch(frames(3)), 3)
+    consumer.close()
+    assert wait_for(lambda: (tmp_path / f"pid-{running.pid}.pcap").exists())
+    assert len(saved_frames(tmp_path / f"pid-{running.pid}.pcap")) == 3

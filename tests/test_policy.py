@@ -378,3 +378,24 @@ def test_a_protected_attacker_is_said_so_and_its_outside_peer_named():
     # both ends yours: plainly protected
     inside = policy.decide(attack("10.1.1.5", "10.1.1.6"), T0)
     assert inside.reason == "protected" and "outside peer" not in inside.why
+
+
+def test_the_shipped_exclusions_are_not_acted_on_unless_asked():
+    android = attack("192.0.2.50", "203.0.113.80", sid=25521, msg="OS-MOBILE Android User-Agent detected")
+    decision = Policy(OPEN).decide(android, T0)
+    assert decision.action == "ignore" and decision.reason == "excluded"
+    assert "shipped exclusion list" in decision.why and "Android" in decision.why
+    assert Policy(replace(OPEN, standard_exclusions=False)).decide(android, T0).action == "block"
+    assert Policy(replace(OPEN, include_sids=("1:25521",))).decide(android, T0).action == "block"
+    # what blocks real attacks stays: our rules, and every rule not listed
+    assert Policy(OPEN).decide(attack(sid=1000101), T0).action == "block"
+    assert Policy(OPEN).decide(attack(src="203.0.113.9", sid=2006446), T0).action == "block"
+
+
+def test_every_shipped_exclusion_gives_its_reason():
+    from bridge.decide.exclusions import STANDARD_EXCLUSIONS
+
+    for key, reason in STANDARD_EXCLUSIONS.items():
+        gid, sid = key.split(":")
+        assert gid.isdigit() and sid.isdigit() and len(reason) > 40, key
+        assert not sid.startswith("10001"), "our own rules are never excluded"

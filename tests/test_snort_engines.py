@@ -84,10 +84,32 @@ def test_each_engine_reads_the_pipe_its_own_way_and_gets_its_own_config(tmp_path
         "/logs",
         "-q",
     ]
-    assert two.command(Path("/c.conf"), "/logs")[3:5] == ["-r", "-"]
+    assert two.command(Path("/c.conf"), "/logs")[-5:-3] == ["-r", "-"]
     assert three.shipped_config().name == "tzsp-ips.lua" and two.shipped_config().name == "tzsp-ips.conf"
     copy = snort_engines.prepare_config(two, tmp_path)
     text = copy.read_text()
     assert "output alert_fast" in text and "alert_syslog" not in text
     assert (copy.parent / "local.rules").is_file() and (copy.parent / "unicode.map").is_file()
+    assert (copy.parent / "rulesets.conf").is_file() and (copy.parent.parent / "home-net.conf").is_file()
     assert snort_engines.prepare_config(three, tmp_path) == three.shipped_config()
+
+
+def test_snort2_is_told_where_its_dynamic_preprocessors_are(tmp_path):
+    from bridge.snort_engines import dynamic_preprocessor_dir
+
+    prefix = tmp_path / "opt" / "snort2"
+    (prefix / "bin").mkdir(parents=True)
+    binary = prefix / "bin" / "snort"
+    binary.write_text("")
+    assert dynamic_preprocessor_dir(str(binary), places=()) is None
+    found = prefix / "lib" / "snort_dynamicpreprocessor"
+    found.mkdir(parents=True)
+    assert dynamic_preprocessor_dir(str(binary), places=()) == found  # from the binary's prefix
+    wrapper = tmp_path / "bin" / "snort2"  # a wrapper script on PATH: the usual places are tried
+    wrapper.parent.mkdir()
+    wrapper.write_text("#!/bin/sh\n")
+    assert dynamic_preprocessor_dir(str(wrapper), places=("/nonexistent", str(found))) == found
+    snort2 = Snort(str(binary), "2.9.19", "x")
+    command = snort2.command(Path("/c.conf"), "/logs")
+    assert command[3:5] == ["--dynamic-preprocessor-lib-dir", str(found)] and command[5:7] == ["-r", "-"]
+    assert Snort(str(binary), "3.12.2.0", "x").installation_args() == []

@@ -63,6 +63,11 @@ def test_bridge_unit_reloads_with_sighup_and_keeps_state():
     assert service["StateDirectory"] == "tzsp-ips"
 
 
+def test_sensor_unit_reloads_snort_with_sighup():
+    # tzspd replaces its --exec Snort without a gap on SIGHUP (tests/test_tzspd.py)
+    assert read_unit("tzspd.service")["Service"]["ExecReload"] == "/bin/kill -HUP $MAINPID"
+
+
 def test_notifier_sends_ready_and_watchdog_datagrams(tmp_path):
     path = str(tmp_path / "notify.sock")
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:

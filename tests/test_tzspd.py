@@ -19,6 +19,7 @@ from conftest import console_script, free_port, require_tool, wait_for
 from tzsp.capture_files import read_capture
 from tzsp.codec import Tag, encode_frame
 
+RELOAD_CONSUMER = Path(__file__).parent / "data" / "reload_consumer.py"
 STOP_CONSUMER = Path(__file__).parent / "data" / "stop_consumer.py"
 
 
@@ -387,6 +388,34 @@ def test_exec_restarts_the_consumer_and_counts(tmp_path, source_capture):
     assert saved == [first, second, third]  # the third run saved at end of input (SIGTERM)
     assert (final["received"], final["written"], final["consumer_restarts"]) == (7, 7, 2)
     assert (final["buffer_overflow"], final["unsent_at_exit"]) == (0, 0)
+
+
+def test_sighup_replaces_the_consumer_and_no_frame_is_lost(tmp_path, source_capture):
+    """SIGHUP: a fresh consumer (slow to start, like Snort loading rules) takes over once it reads;
+    the old one finishes its pipe. Every frame reaches exactly one of them, in order."""
+    _, frames = source_capture
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    consumer = f"{sys.executable} {RELOAD_CONSUMER} {runs} 0.3"
+    with Tzspd(tmp_path, "--allow", "127.0.0.1/32", "--exec", consumer) as tzspd:
+        sent = []
+        for round_ in range(40):
+            batch = [encode_frame(f) for f in frames]
+            send(tzspd.port, batch)
+            sent += frames
+            if round_ == 5:
+                tzspd.proc.send_signal(signal.SIGHUP)
+            time.sleep(0.02)
+        assert wait_for(lambda: "took over" in tzspd.stderr(), timeout=20), tzspd.stderr()
+        send(tzspd.port, [encode_frame(f) for f in frames])
+        sent += frames
+        tzspd.stats(until=lambda s: s["written"] == len(sent))
+        status, final = tzspd.stop()
+    assert status == 0
+    saved = [frames_of(path)[1] for path in sorted(runs.glob("pid-*"), key=lambda p: p.stat().st_mtime)]
+    assert len(saved) == 2 and all(saved), [len(s) for s in saved]
+    assert saved[0] + saved[1] == sent  # the old one's frames, then the new one's: none lost, none twice
+    assert (final["buffer_overflow"], final["unsent_at_exit"], final["consumer_restarts"]) == (0, 0, 0)
 
 
 def test_exec_buffer_overflow_is_dropped_and_counted(tmp_path):

@@ -1,12 +1,20 @@
 """One ``--exec`` consumer process (e.g. snort) that tzspd runs itself: started with its
 standard input on a pcap stream, restarted with a capped exponential backoff when it ends,
-records held for it meanwhile (up to a bound), and stopped at the end of capture.
-``ExecSink`` (tzsp/output.py) writes to one or more of them.
+records held for it meanwhile (up to a bound), replaced without a gap on reload (SIGHUP), and
+stopped at the end of capture. ``ExecSink`` (tzsp/output.py) writes to one or more of them.
+
+Reload, make before break: a successor runs the same command (so it reads the configuration and
+rules afresh) beside the running process, which keeps getting every record until the successor
+reads its own pipe (a thread of it asleep in a pipe read: /proc/PID/task/*/wchan, the sign that it
+has loaded its rules and entered its packet loop). Then records go to the successor, and the old
+process sees the end of its input, finishes what its pipe still holds and exits. Nothing is held or
+dropped across the change; each flow's state starts afresh in the successor.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 import signal
 import subprocess
@@ -22,6 +30,8 @@ CONSUMER_CHECK_INTERVAL = 0.25
 CONSUMER_STABLE_AFTER = 10.0  # a consumer that ran this long resets the restart backoff
 CONSUMER_EOF_GRACE = 2.0
 CONSUMER_TERM_GRACE = 5.0
+RELOAD_READY_TIMEOUT = 300.0  # a successor not seen reading its pipe by then takes over anyway
+RELOAD_DRAIN_GRACE = 60.0  # a replaced process has this long to finish its pipe before SIGTERM
 
 
 class Consumer:
@@ -57,15 +67,22 @@ class Consumer:
         self.starts = 0
         self.pending = bytearray()
         self.pending_count = 0
+        self.successor: subprocess.Popen | None = None  # started by reload(), not yet fed
+        self.successor_since = 0.0
+        self.retiring: list[tuple[subprocess.Popen, float]] = []  # replaced, finishing their pipe; deadline
+        self.reloads = 0
 
     @property
     def name(self) -> str:
         command = shlex.join(self.argv)
         return f"{self.label} {command}" if self.label else command
 
+    def _spawn(self) -> subprocess.Popen:
+        return subprocess.Popen(self.argv, stdin=subprocess.PIPE, close_fds=True, restore_signals=True, env=self.env)
+
     def start(self) -> None:
         """Start the process; raises OSError when the command cannot be run."""
-        process = subprocess.Popen(self.argv, stdin=subprocess.PIPE, close_fds=True, restore_signals=True, env=self.env)
+        process = self._spawn()
         self.process = process
         self.started_at = self.clock()
         self.restart_at = None
@@ -144,8 +161,77 @@ class Consumer:
         self.restart_at = self.clock() + delay
         log.warning("consumer %s (pid %d) %s; restarting in %.1f s", self.name, process.pid, how, delay)
 
+    def reload(self) -> None:
+        """Start a successor beside the running process; ``tick`` hands over once it reads its pipe."""
+        if self.process is None:  # down: start now rather than after the backoff
+            if self.restart_at is not None:
+                self.restart_at = self.clock()
+            return
+        if self.successor is not None:
+            log.info("consumer %s: a reload is already under way (pid %d)", self.name, self.successor.pid)
+            return
+        try:
+            successor = self._spawn()
+        except OSError as error:
+            log.error("reload: cannot start consumer %s: %s; the running one goes on", self.name, error)
+            return
+        enlarge_pipe(successor.stdin.fileno())
+        _written, error = write_some(successor.stdin.fileno(), self.header)
+        if error is not None:
+            log.error("reload: consumer %s (pid %d) closed its input at once", self.name, successor.pid)
+            _close_quietly(successor)
+            _stop_process(successor, 0.5)
+            return
+        self.successor, self.successor_since = successor, self.clock()
+        log.info(
+            "reload: started consumer %s (pid %d); it takes over once it reads its input", self.name, successor.pid
+        )
+
+    def _reload_tick(self, now: float) -> None:
+        successor = self.successor
+        if successor is not None:
+            if successor.poll() is not None:
+                self.successor = None
+                log.error(
+                    "reload: consumer %s (pid %d) exited with status %d before taking over; the running one goes on",
+                    self.name,
+                    successor.pid,
+                    successor.returncode,
+                )
+            elif reading_its_pipe(successor.pid) is not False or now - self.successor_since >= RELOAD_READY_TIMEOUT:
+                self._hand_over(now)
+        for process, deadline in list(self.retiring):
+            if process.poll() is not None:
+                self.retiring.remove((process, deadline))
+                log.info("reload: the replaced consumer (pid %d) finished its input and exited", process.pid)
+            elif now >= deadline:
+                self.retiring.remove((process, deadline))
+                log.warning(
+                    "reload: the replaced consumer (pid %d) still runs after %.0f s; stopping it",
+                    process.pid,
+                    RELOAD_DRAIN_GRACE,
+                )
+                _stop_process(process, CONSUMER_TERM_GRACE)
+
+    def _hand_over(self, now: float) -> None:
+        old, self.process = self.process, self.successor
+        self.successor = None
+        self.started_at = now
+        self.restart_at = None
+        self.reloads += 1
+        if old is not None:
+            _close_quietly(old)  # its end of input: it finishes what its pipe holds, then exits
+            self.retiring.append((old, now + RELOAD_DRAIN_GRACE))
+        log.info("reload: consumer %s (pid %d) took over", self.name, self.process.pid)
+        if self.pending:  # held while the old one was down
+            held, count = self.pending, self.pending_count
+            self.pending, self.pending_count = bytearray(), 0
+            self.write(memoryview(held), count)
+
     def tick(self, now: float) -> float:
-        """Notice an exit, restart when due; returns seconds until it wants the next tick."""
+        """Notice an exit, restart when due, hand over on reload; returns seconds until the next tick."""
+        if self.successor is not None or self.retiring:
+            self._reload_tick(now)
         if self.process is not None:
             self.alive()
         if self.process is None and self.restart_at is not None:
@@ -183,6 +269,16 @@ class Consumer:
 
     def wait_exit(self, grace: float = CONSUMER_EOF_GRACE) -> None:
         """After end_input: wait for the process to finish, then SIGTERM (SIGKILL after that)."""
+        if self.successor is not None:  # a reload that had not handed over yet: it saw nothing
+            _close_quietly(self.successor)
+            _stop_process(self.successor, 0.5)
+            self.successor = None
+        for process, _deadline in self.retiring:
+            try:
+                process.wait(grace)
+            except subprocess.TimeoutExpired:
+                _stop_process(process, CONSUMER_TERM_GRACE)
+        self.retiring = []
         process, self.process = self.process, None
         if process is None:
             return
@@ -208,3 +304,19 @@ def _stop_process(process: subprocess.Popen, grace: float) -> None:
         process.wait()
     except ProcessLookupError:
         pass
+
+
+def reading_its_pipe(pid: int) -> bool | None:
+    """Whether a thread of ``pid`` sleeps in a pipe read (Linux /proc); None when that cannot be seen."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/wchan") as handle:
+                if "pipe" in handle.read():
+                    return True
+        except OSError:
+            continue
+    return False

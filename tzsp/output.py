@@ -262,6 +262,11 @@ class ExecSink:
     def tick(self, now: float) -> float | None:
         return min(consumer.tick(now) for consumer in self.consumers)
 
+    def reload(self) -> None:
+        """Replace every consumer without a gap (tzsp.consumer: make before break)."""
+        for consumer in self.consumers:
+            consumer.reload()
+
     def close(self) -> None:
         for consumer in self.consumers:  # all see end of input first, then finish side by side
             consumer.end_input()

@@ -53,6 +53,8 @@ class PolicyConfig:
     # A sweep of one port across hosts outside ``protected`` (gid 122 portsweeps) is a client's traffic
     # (a browser, a mail server, a monitoring probe); true blocks it like any scan.
     block_client_sweeps: bool = False
+    # Priority-1 rules of the public rule sets that fire on ordinary traffic (bridge/decide/exclusions.py).
+    standard_exclusions: bool = True
     # Repeat offenders (bridge/decide/durations.py): the n-th block of an address within remember_for
     # lasts base * repeat_factor^(n-1), at most max_block_for. The base is the first that applies:
     # block_for_networks (longest prefix), block_for_rules ("gid:sid"), block_for.

@@ -31,6 +31,8 @@ portscan_attribution = "evidence"      # Snort 3 port scans without the packet's
 block_client_sweeps = false            # a sweep of one port across hosts outside protected (a browser whose
                                        # web servers do not answer, a mail server, a monitoring probe) is a
                                        # client's traffic; true blocks it like any scan
+standard_exclusions = true             # not acting on the priority-1 rules of public rule sets that fire
+                                       # on ordinary traffic (bridge/decide/exclusions.py says why, each)
 repeat_factor = 4                      # the n-th block of an address within remember_for lasts
 max_block_for = "1w"                   #   base * repeat_factor^(n-1), at most max_block_for (1 = no escalation)
 remember_for = "30d"                   # how long offences are remembered (the ledger keeps them)

@@ -4,7 +4,8 @@ Pure: all state lives in a ``Policy`` object and time is passed in (``now``, sec
 epoch), so the same alerts always give the same decisions. Rules, in order:
 
 1. which alerts count: ``exclude_sids`` never; a non-empty ``include_sids`` lists the only ones
-   (acted on whatever their priority); port scans (gid 122, priority 2 or 3) when ``portscan``;
+   (acted on whatever their priority); the shipped exclusion list (bridge.decide.exclusions) not
+   unless ``standard_exclusions = false``; port scans (gid 122, priority 2 or 3) when ``portscan``;
    otherwise priority <= ``min_priority``;
 2. which end is the attacker (bridge.decide.attribution; per-SID ``attacker``);
 3. a sweep of one port across hosts outside ``protected`` is a client's traffic, not a scan, unless
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from bridge.config import PolicyConfig
 from bridge.decide.attribution import Attribution, FlowMemory, attribute
 from bridge.decide.durations import OffenceHistory, OffenceMemory, block_duration
+from bridge.decide.exclusions import exclusion_reason
 from bridge.decide.sweeps import client_sweep
 from bridge.events import Alert, Decision, IPAddress
 from responder.routeros.duration import format_duration
@@ -314,6 +316,14 @@ class Policy:
             if key in config.include_sids:
                 return True, f"{key} is in policy.include_sids", "included"
             return False, f"{key} is not in policy.include_sids", "not_included"
+        if config.standard_exclusions:
+            reason = exclusion_reason(key)
+            if reason is not None:
+                return (
+                    False,
+                    f"{key} is in the shipped exclusion list: {reason} (policy.standard_exclusions)",
+                    "excluded",
+                )
         if alert.is_portscan:
             # gid 122 comes with priority 3 (Snort 3) or 2 (Snort 2): matched by gid, not priority.
             if config.portscan:

@@ -39,6 +39,7 @@ class PolicyChecks(ValueChecks):
                 table, "portscan_attribution", p, d.portscan_attribution, self.choice(("evidence", "src"))
             ),
             block_client_sweeps=self.get(table, "block_client_sweeps", p, d.block_client_sweeps, self.boolean),
+            standard_exclusions=self.get(table, "standard_exclusions", p, d.standard_exclusions, self.boolean),
             **self.escalation(table, p, d, block_for),
         )
 

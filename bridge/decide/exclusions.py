@@ -1,0 +1,46 @@
+"""Priority-1 rules of the public rule sets that fire on ordinary traffic: not acted on by default.
+
+Each entry was seen firing on benign captures (README, "Rule sets": nDPI's public test captures of
+browsers, phones, games and peer-to-peer clients, and the calibration set) and says why it is no
+attack to block. ``policy.standard_exclusions = false`` acts on them again; ``policy.include_sids``
+still acts on any it lists. The list never lowers what blocks real attacks: every entry is a rule
+that reports what a user's own program does, or a byte pattern common in ordinary data.
+
+Pure: a table.
+"""
+
+from __future__ import annotations
+
+_FILLER = (
+    "a run of one byte ({}) as x86 NOOP sled; ordinary binary data (images, compressed and game "
+    "streams) carries such runs: fired on benign traffic, and real shellcode comes with an exploit "
+    "that other rules see"
+)
+_P2P = (
+    "reports a user's own peer-to-peer client (classtype policy-violation, priority 1): a question of "
+    "your acceptable-use policy, not an attack; blocking cuts off your user or the peers they talk to"
+)
+_MINING = (
+    "reports a client speaking the Stratum mining protocol (a user's own miner, or a hijacked host: "
+    "look at the host); blocking the pool's address is no remedy either"
+)
+
+STANDARD_EXCLUSIONS: dict[str, str] = {
+    "1:1390": _FILLER.format("'C', inc ebx"),
+    "1:1394": _FILLER.format("'A', inc ecx"),
+    "1:2101390": _FILLER.format("'C', inc ebx") + " (ET Open's copy of 1:1390)",
+    "1:2101394": _FILLER.format("'A', inc ecx") + " (ET Open's copy of 1:1394)",
+    "1:25521": "reports an Android phone's browser by its User-Agent (OS-MOBILE, an inventory rule): every Android phone",
+    "1:556": _P2P,
+    "1:1432": _P2P,
+    "1:2180": _P2P,
+    "1:2181": _P2P,
+    "1:40840": _MINING,
+    "1:40841": _MINING,
+    "1:40842": _MINING,
+}
+
+
+def exclusion_reason(gid_sid: str) -> str | None:
+    """Why ``gid_sid`` is in the shipped exclusion list, or None."""
+    return STANDARD_EXCLUSIONS.get(gid_sid)
