@@ -112,7 +112,7 @@ def router(tmp_path):
     """A provisioned routeros-sim (firewall rules that log) serving SSH and the API; user logreader."""
     sim = provisioned_router(free_port())
     sim.add_user("logreader", password=PASSWORD, policies=("ssh", "api", "read", "write"))
-    ssh_port, api_port = sim.start(), sim.start_api()
+    ssh_port, api_port, ssl_port = sim.start(), sim.start_api(), sim.start_api(tls=True)
     known = str(tmp_path / "known_hosts")
     known_hosts.record(
         known, known_hosts.host_name("127.0.0.1", ssh_port), sim.host_key.get_name(), sim.host_key.asbytes()
@@ -120,19 +120,21 @@ def router(tmp_path):
     password_file = tmp_path / "password"
     password_file.write_text(PASSWORD + "\n")
     password_file.chmod(0o600)
+    tls = {"tls": True, "fingerprint": f"sha256:{sim.api_certificate.sha256}"}
     configs = {
-        transport: RouterConfig(
+        name: RouterConfig(
             name="core1",
             host="127.0.0.1",
             port=port,
-            transport=transport,
+            transport=name[:3],
             user="logreader",
             password_file=str(password_file),
             known_hosts=known,
             connect_timeout=3.0,
             command_timeout=3.0,
+            **(tls if name == "api-ssl" else {}),
         )
-        for transport, port in (("ssh", ssh_port), ("api", api_port))
+        for name, port in (("ssh", ssh_port), ("api", api_port), ("api-ssl", ssl_port))
     }
     yield sim, configs
     sim.stop()
@@ -142,7 +144,7 @@ def memory_lines(sim) -> list[str]:
     return [f"{','.join(e.topics)} {e.message}" for e in sim.state.logging.memory.entries()]
 
 
-@pytest.mark.parametrize("transport", ["api", "ssh"])
+@pytest.mark.parametrize("transport", ["api", "api-ssl", "ssh"])
 def test_every_firewall_line_once_across_a_disconnect_and_a_reboot(router, transport):
     sim, configs = router
     got: list[str] = []
