@@ -18,8 +18,8 @@ from collections.abc import Callable
 from bridge.config import Config
 from bridge.follow.follower import Follower
 from bridge.scan.syslog_listener import SyslogListener
-from bridge.service.router_logs import RouterLogs
 from bridge.service.parts import followed_sources, syslog_senders
+from bridge.service.router_logs import RouterLogs
 
 log = logging.getLogger("snort-bridge")
 
