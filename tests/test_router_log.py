@@ -6,6 +6,7 @@ every router with nothing but [scan] routers set."""
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -19,7 +20,9 @@ from test_scan_captures import SCANS
 from test_sim_firewall import CAPTURES, provisioned_router, ssh_lines
 
 from bridge.config import ConfigError, parse_config
+from bridge.scan.probes import probe_from_firewall_event
 from bridge.scan.router_log import ApiGate, SshGate
+from bridge.scan.routeros_log import parse_firewall_line
 from bridge.service.router_logs import RouterLogs
 from responder.config import RouterConfig
 from responder.routeros import replies
@@ -140,6 +143,19 @@ def router(tmp_path):
     sim.stop()
 
 
+def count_probes(lines: list[str]) -> int:
+    return sum(probe_from_firewall_event(parse_firewall_line(line), 0.0) is not None for line in lines)
+
+
+def ssh_keys(sim) -> set:
+    """What identifies r1's entries over SSH: clock time, topics, message (a retransmitted probe in
+    the same second is the same entry there)."""
+    return {
+        (time.strftime("%H:%M:%S", time.gmtime(e.time)), ",".join(e.topics), e.message)
+        for e in sim.state.logging.memory.entries()
+    }
+
+
 def memory_lines(sim) -> list[str]:
     return [f"{','.join(e.topics)} {e.message}" for e in sim.state.logging.memory.entries()]
 
@@ -215,17 +231,45 @@ def routers_for(lab, transport: str, tmp_path) -> list[dict]:
 
 
 @pytest.mark.parametrize("transport", ["api", "ssh"])
-def test_a_scan_read_from_the_routers_own_log_is_blocked_on_every_router(lab, services, tmp_path, transport):
+def test_scans_read_from_the_routers_own_log_are_blocked_on_every_router_across_an_outage_and_a_reboot(
+    lab, services, tmp_path, transport
+):
     tables = routers_for(lab, transport, tmp_path)
     config = write_service_config(lab, scan='ports = 6\nwindow = "30s"\nrouters = ["r1"]', routers=tables)
     service = Service(config, tmp_path / "run.log").start()
     services.append(service)
     assert "the firewall log of r1" in service.text()
     assert "udp" not in service.text().split("started:")[1].splitlines()[0]  # no syslog listener
-    lab.sims["r1"].receive_capture(CAPTURES / "TCP_SYN_SCAN.pcap")
-    scanner, _ = SCANS["TCP_SYN_SCAN.pcap"]
-    assert wait_until(lambda: listed_everywhere(lab, scanner), DEADLINE), service.text()
-    assert "scan detected" in service.text() and f"BLOCK {scanner}" in service.text()
+    r1 = lab.sims["r1"]
+    probes = 0
+    seen_over_ssh: set = set()
+    for capture, before in (
+        ("TCP_SYN_SCAN.pcap", None),
+        ("synscan.pcapng", r1.drop_connections),  # an outage: r1 keeps its memory, read again
+        ("test12-icmp-portscan.pcap", r1.reboot),  # r1's memory is gone, its ids start over
+    ):
+        if before == r1.reboot:
+            probes += count_probes(memory_lines(r1))  # what the reboot clears
+            seen_over_ssh |= ssh_keys(r1)
+        if before is not None:
+            before()
+        r1.receive_capture(CAPTURES / capture)
+        scanner, kind = SCANS[capture]
+        assert wait_until(lambda scanner=scanner: listed_everywhere(lab, scanner), DEADLINE), service.text()
+        assert f"BLOCK {scanner}" in service.text() and f"(tzsp-ips scan) {kind}" in service.text()
+    probes += count_probes(memory_lines(r1))
+    if transport == "ssh":
+        seen_over_ssh |= ssh_keys(r1)
+        probes = count_probes([f"{topics} {message}" for _, topics, message in seen_over_ssh])
+
+    def counted() -> str:
+        service.signal(signal.SIGUSR1)  # logs a status line with the counts
+        time.sleep(0.2)
+        return ([line for line in service.text().splitlines() if "status:" in line] or [""])[-1]
+
+    # each probe r1 logged is counted once: none lost in the outage or the reboot, none twice
+    assert wait_until(lambda: f"in {probes} probes" in counted(), DEADLINE), counted()
+    assert not wait_until(lambda: f"in {probes} probes" not in counted(), 1.0), counted()
     assert service.stop() == 0
 
 
