@@ -139,7 +139,10 @@ def main() -> int:
         results.append(
             (
                 f"{label} single (one round trip per block)",
-                rate(args.blocks, timed(lambda: [session.add_block(a, 3600, "bench") for a in batch])),
+                rate(
+                    args.blocks,
+                    timed(lambda session=session, batch=batch: [session.add_block(a, 3600, "bench") for a in batch]),
+                ),
             )
         )
         batch = addresses(sent, args.blocks)
@@ -149,7 +152,12 @@ def main() -> int:
             (
                 f"{label} bulk (add_blocks, pipelined)",
                 rate(
-                    args.blocks, timed(lambda: outcomes.extend(session.add_blocks([(a, 3600, "bench") for a in batch])))
+                    args.blocks,
+                    timed(
+                        lambda session=session, batch=batch, outcomes=outcomes: outcomes.extend(
+                            session.add_blocks([(a, 3600, "bench") for a in batch])
+                        )
+                    ),
                 ),
             )
         )

@@ -141,7 +141,7 @@ def per_event_costs(count: int = 100_000) -> None:
             )
             feed.subscribe(notifications.subscriber)  # the queue only: its thread is not started here
         started = time.perf_counter()
-        for line, event in zip(lines, events):
+        for line, event in zip(lines, events, strict=True):
             feed.publish(line)
             feed.publish(event)
         took = time.perf_counter() - started

@@ -112,7 +112,7 @@ def main() -> int:
         delays = []
         for i in range(args.lines):
             due = time.monotonic()
-            os.write(fd, ('{"seq" : %d, "t" : %d, %s}\n' % (i, time.monotonic_ns(), SAMPLE)).encode())
+            os.write(fd, f'{{"seq" : {i}, "t" : {time.monotonic_ns()}, {SAMPLE}}}\n'.encode())
             until = due + 1.0 / args.rate
             while True:
                 got, offset = lines_in(target, offset)
@@ -127,7 +127,7 @@ def main() -> int:
         while len(delays) < args.lines and time.monotonic() < deadline:
             got, offset = lines_in(target, offset)
             now = time.monotonic_ns()
-            delays += [(now - int(l.split(b'"t" : ', 1)[1].split(b",", 1)[0])) / 1e6 for l in got]
+            delays += [(now - int(ln.split(b'"t" : ', 1)[1].split(b",", 1)[0])) / 1e6 for ln in got]
             time.sleep(0.0005)
         delays.sort()
         q = statistics.quantiles(delays, n=100)
@@ -136,7 +136,7 @@ def main() -> int:
             f"p50 {q[49]:.2f} ms, p99 {q[98]:.2f} ms, max {delays[-1]:.2f} ms"
         )
 
-        line = ('{"seq" : 0, %s}\n' % SAMPLE).encode()
+        line = (f'{{"seq" : 0, {SAMPLE}}}\n').encode()
         size_before = target.stat().st_size
         expected = size_before + len(line) * args.burst
         started = time.monotonic()

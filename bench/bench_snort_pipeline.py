@@ -399,7 +399,7 @@ def measure(args, tool, workdir: Path, mix: Path) -> int:
             print(f"| {rate:,} | " + " | ".join(cells) + " |")
     if search:
         print(f"\n| pipeline | highest rate with < {args.loss}% loss |\n|---|---|")
-        for name, (good, history) in search.items():
+        for name, (good, _history) in search.items():
             shown = f"≥ {-good:,} (sender-bound)" if good < 0 else f"{good:,}"
             print(f"| {name.replace('|', chr(92) + '|')} | {shown} |")
     return 0

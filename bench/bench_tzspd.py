@@ -378,7 +378,7 @@ class Scraper:
                 break
             except OSError:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"{self.url} never answered")
+                    raise RuntimeError(f"{self.url} never answered") from None
                 time.sleep(0.05)
         self.thread.start()
         return self

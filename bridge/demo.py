@@ -210,7 +210,10 @@ class Demo:
                 f"{name}.log",
             )
             if not wait_until(
-                lambda: "listening on" in _text(self.dir / f"{name}.log") or process.poll() is not None, 15
+                lambda name=name, process=process: (
+                    "listening on" in _text(self.dir / f"{name}.log") or process.poll() is not None
+                ),
+                15,
             ):
                 raise RuntimeError(f"routeros-sim {name} did not start")
             if process.poll() is not None:

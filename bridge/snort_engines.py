@@ -105,7 +105,7 @@ def find_snorts(environ: Mapping[str, str] | None = None) -> dict[int, Snort]:
     """{major version: Snort} of every engine found; the variables win over PATH, then PATH order."""
     environ = os.environ if environ is None else environ
     candidates: list[tuple[str, str]] = []
-    for major, variable in ENV_NAMES.items():
+    for _major, variable in ENV_NAMES.items():
         if environ.get(variable):
             candidates.append((environ[variable], f"${variable}"))
     for name in PATH_NAMES:

@@ -79,3 +79,33 @@ def console_script(name: str) -> list:
         "routeros-sim": "responder.sim.cli",
     }
     return [sys.executable, "-m", modules[name]]
+
+
+# Fixtures shared by several test modules (they were imported from one test module by another).
+
+
+@pytest.fixture
+def two_sockets():
+    """Two UDP sockets on 127.0.0.1 with large buffers (the C and the Python receive paths side by side)."""
+    from tzsp.receiver import open_socket
+
+    pairs = [open_socket("127.0.0.1", 0, 8 << 20) for _ in range(2)]
+    yield [sock for sock, _ in pairs]
+    for sock, _ in pairs:
+        sock.close()
+
+
+@pytest.fixture(scope="module")
+def host_key():
+    """An RSA host key for simulated routers (RouterOS's SSH server offers RSA)."""
+    import paramiko
+
+    return paramiko.RSAKey.generate(2048)
+
+
+@pytest.fixture(scope="module")
+def ca():
+    """A test CA that signs the simulated routers' api-ssl certificates."""
+    from responder.sim.wire.api_server import make_certificate
+
+    return make_certificate("tzsp-ips test CA", is_ca=True)

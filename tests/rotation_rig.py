@@ -29,7 +29,7 @@ class History:
             data = []
             for _ in range(count):
                 n = len(self.written)
-                text = line(n) if line else "%06d alert from 203.0.113.%d" % (n, n % 250)
+                text = line(n) if line else f"{n:06d} alert from 203.0.113.{n % 250}"
                 self.written.append(text)
                 data.append(text.encode() + b"\n")
             f.write(b"".join(data))

@@ -14,7 +14,6 @@ import socket
 import threading
 import time
 
-import paramiko
 import pytest
 from responder_rig import LIST, Lab, wait_until, write_config
 
@@ -39,16 +38,6 @@ from responder.transport.api import ApiSession
 A = ipaddress.ip_address("203.0.113.7")
 B = ipaddress.ip_address("2001:db8::66")
 PASSWORD = "s3cret pass=word"
-
-
-@pytest.fixture(scope="module")
-def host_key():
-    return paramiko.RSAKey.generate(2048)
-
-
-@pytest.fixture(scope="module")
-def ca():
-    return make_certificate("tzsp-ips test CA", is_ca=True)
 
 
 class ApiLab(Lab):
@@ -193,7 +182,7 @@ def test_session_refresh_rule_matches_ssh(lab):
 
 
 def test_bulk_blocks_are_pipelined_and_judged_one_by_one(lab):
-    sim = lab.add("r1")
+    lab.add("r1")
     addresses = [ipaddress.ip_address(f"198.51.{i // 250}.{i % 250 + 1}") for i in range(300)]
     with ApiSession(lab.cfg("r1")) as session:
         session.add_block(addresses[5], 60, "earlier")

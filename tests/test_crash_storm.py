@@ -90,7 +90,7 @@ def storm(
         if written % rotate_every == 0 and written < attackers:
             midway = [at for at in due if at in midway_kills]
             due = [at for at in due if at not in midway_kills]
-            history.rotate(midway=(lambda: [crasher.kill() for _ in midway]))
+            history.rotate(midway=(lambda midway=midway: [crasher.kill() for _ in midway]))
         for _ in due:
             time.sleep(rng.uniform(0.0, 0.3))  # somewhere in what it is doing now
             crasher.kill()

@@ -16,14 +16,14 @@ import pytest
 from conftest import wait_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_recvmmsg import need_accelerator, records_of, two_sockets  # noqa: F401 (a fixture)
+from test_recvmmsg import need_accelerator, records_of
 from test_recvmmsg import send as send_to_both
 from test_tzspd import Tzspd, send
 
-from tzsp.batcher import PURE_PYTHON_ENV
 from tzsp.capture_files import CaptureError, read_capture
 from tzsp.codec import encode_frame
 from tzsp.fanout import consumer_for, flow_key, network_offset, record_splitter, split_by_consumer
+from tzsp.native import PURE_PYTHON_ENV
 from tzsp.pcap import RECORD_HEADER
 from tzsp.receiver import Policy, Receiver
 from tzsp.stats import Counters
@@ -249,7 +249,7 @@ def test_fanout_sends_each_flow_both_ways_to_one_consumer_and_loses_nothing(tmp_
             key = flow_key(frame, 1)
             assert owner.setdefault(key, number) == number  # a flow (both directions) in one place
     assert owner[None] == "1"  # the ARP frame
-    for number, runs in per_consumer.items():  # each stream keeps the arrival order
+    for runs in per_consumer.values():  # each stream keeps the arrival order
         assert runs[0] == [f for f in frames if f in set(runs[0])]
     assert (final["received"], final["written"], final["consumer_restarts"]) == (len(frames), len(frames), 0)
 
@@ -409,7 +409,7 @@ def test_c_and_python_write_the_same_shares_to_the_consumers(two_sockets, tmp_pa
     before = time.time_ns()
     send_to_both(ports, [encode_frame(f) for f in frames])
     shares = {}
-    for sock, accelerated in zip(two_sockets, (True, False)):
+    for sock, accelerated in zip(two_sockets, (True, False), strict=True):
         paths = [tmp_path / f"{accelerated}-{c}.pcap" for c in range(consumers)]
         fds = [os.open(p, os.O_WRONLY | os.O_CREAT) for p in paths]
         sink, stats = pumped_shares(sock, accelerated, fds, len(frames))
@@ -439,7 +439,7 @@ def test_a_consumer_that_cannot_take_its_share_gets_it_back_with_the_rest(two_so
     ports = [sock.getsockname()[1] for sock in two_sockets]
     send_to_both(ports, [encode_frame(f) for f in frames])
     results = {}
-    for sock, accelerated in zip(two_sockets, (True, False)):
+    for sock, accelerated in zip(two_sockets, (True, False), strict=True):
         first = tmp_path / f"{accelerated}-first.pcap"
         good = os.open(first, os.O_WRONLY | os.O_CREAT)
         reader, gone = os.pipe()

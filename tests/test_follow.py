@@ -76,7 +76,7 @@ def test_appended_lines_arrive_in_order_with_numbers(logdir, state):
     with follower([path], state) as f:
         append(path, "a1\na2\na3\n")
         got = take(f, 3)
-        assert [(l.path, l.number, l.offset, l.text) for l in got] == [
+        assert [(ln.path, ln.number, ln.offset, ln.text) for ln in got] == [
             (str(path), 1, 0, "a1"),
             (str(path), 2, 3, "a2"),
             (str(path), 3, 6, "a3"),
@@ -111,7 +111,7 @@ def test_logrotate_rename_and_create_finishes_the_old_file_first(alert, state):
         with open(alert, "ab", buffering=0) as writer:  # reopened after the signal
             writer.write(b"new1\nnew2\n")
         got = take(f, 3)
-        assert [(l.number, l.text) for l in got] == [(5, "old5"), (1, "new1"), (2, "new2")]
+        assert [(ln.number, ln.text) for ln in got] == [(5, "old5"), (1, "new1"), (2, "new2")]
         append(alert, "new3\n")
         assert texts(take(f, 1)) == ["new3"]
         assert f.read_ready() == []
@@ -126,7 +126,7 @@ def test_copytruncate_reads_the_unread_tail_from_the_copy_then_starts_over(alert
         os.truncate(alert, 0)
         append(alert, "n1\n")
         got = take(f, 2)
-        assert [(l.number, l.text) for l in got] == [(3, "l3"), (1, "n1")]
+        assert [(ln.number, ln.text) for ln in got] == [(3, "l3"), (1, "n1")]
         append(alert, "n2\n")
         assert texts(take(f, 1)) == ["n2"]
         assert f.read_ready() == []
@@ -152,7 +152,7 @@ def test_delete_and_recreate(alert, state):
             assert texts(take(f, 1)) == ["d2"]
             alert.write_text("r1\n")
         got = take(f, 1)
-        assert [(l.number, l.text) for l in got] == [(1, "r1")]
+        assert [(ln.number, ln.text) for ln in got] == [(1, "r1")]
         assert f.read_ready() == []
 
 
@@ -197,8 +197,8 @@ def test_two_files_at_once(logdir, state):
             if i >= 2:
                 append(b, f"b{i}\n")
         got = take(f, 8)
-        assert texts(l for l in got if l.path == str(a)) == [f"a{i}" for i in range(5)]
-        assert texts(l for l in got if l.path == str(b)) == ["b2", "b3", "b4"]
+        assert texts(ln for ln in got if ln.path == str(a)) == [f"a{i}" for i in range(5)]
+        assert texts(ln for ln in got if ln.path == str(b)) == ["b2", "b3", "b4"]
         assert f.read_ready() == []
     positions = json.loads(open(os.path.join(state, "follow-positions.json")).read())["positions"]
     assert positions[str(a)]["line"] == 5 and positions[str(b)]["line"] == 3
@@ -213,7 +213,7 @@ def test_restart_resumes_exactly_after_the_last_committed_line(alert, state):
     append(alert, "4\n5\n")  # written while stopped
     with follower([alert], state) as f:
         got = take(f, 3)
-        assert [(l.number, l.text) for l in got] == [(3, "3"), (4, "4"), (5, "5")]
+        assert [(ln.number, ln.text) for ln in got] == [(3, "3"), (4, "4"), (5, "5")]
         assert f.read_ready() == []
     with follower([alert], state) as f:
         assert list(f.lines(timeout=0.3)) == []
@@ -228,11 +228,11 @@ def test_rotation_while_stopped_finishes_the_old_file_then_reads_the_new(logdir,
     alert.write_text("n1\nn2\n")
     with follower([alert], state) as f:
         got = take(f, 3)
-        assert [(l.number, l.text) for l in got] == [(3, "o3"), (1, "n1"), (2, "n2")]
+        assert [(ln.number, ln.text) for ln in got] == [(3, "o3"), (1, "n1"), (2, "n2")]
         assert f.read_ready() == []
     with follower([alert], state) as f:  # and again: nothing repeated
         append(alert, "n3\n")
-        assert [(l.number, l.text) for l in take(f, 1)] == [(3, "n3")]
+        assert [(ln.number, ln.text) for ln in take(f, 1)] == [(3, "n3")]
         assert f.read_ready() == []
 
 
@@ -264,7 +264,7 @@ def test_a_reused_inode_with_other_content_is_read_from_the_start(alert, state):
         json.dump(doc, w)
     with follower([alert], state) as f:
         got = take(f, 1)
-        assert [(l.number, l.text) for l in got] == [(1, "replacement")]
+        assert [(ln.number, ln.text) for ln in got] == [(1, "replacement")]
         assert f.read_ready() == []
 
 
@@ -277,7 +277,7 @@ def test_start_at_end_skips_old_content_but_never_what_is_written_while_stopped(
     append(path, "while stopped\n")  # nothing was committed, yet the start is remembered
     with follower([path], state, start_at_end_for_new_files=True) as f:
         got = take(f, 2)
-        assert [(l.number, l.text) for l in got] == [(3, "partial"), (4, "while stopped")]
+        assert [(ln.number, ln.text) for ln in got] == [(3, "partial"), (4, "while stopped")]
 
 
 def test_polling_fallback_without_inotify(alert, state):
@@ -298,7 +298,7 @@ def test_hostile_content(alert, state, caplog):
         big_ok = b"B" * 1_000_000 + b"\n"  # a 1 MB line still under it
         append(alert, b"before\n" + huge + big_ok + b"nul\x00byte\n" + b"bad \xff\xfe utf8\r\nafter\n")
         got = take(f, 5)
-        assert [(l.number, l.text) for l in got] == [
+        assert [(ln.number, ln.text) for ln in got] == [
             (1, "before"),
             (3, "B" * 1_000_000),
             (4, "nul\x00byte"),
@@ -316,7 +316,7 @@ def test_lines_written_in_many_small_pieces(alert, state):
                 w.write(b"line-%d" % i)
                 w.write(b"\n")
         got = take(f, 200)
-        assert [(l.number, l.text) for l in got] == [(i + 1, f"line-{i}") for i in range(200)]
+        assert [(ln.number, ln.text) for ln in got] == [(i + 1, f"line-{i}") for i in range(200)]
 
 
 def test_stop_from_another_thread_ends_lines(alert, state):
@@ -336,7 +336,7 @@ def test_a_line_after_a_skipped_over_long_line_needs_no_further_event(alert, sta
     with follower([alert], state) as f:
         append(alert, b"Z" * (3 << 20) + b"\nafter\n")
         got = f.read_ready()  # one call, no waiting: it reads on until it has a line
-        assert [(l.number, l.text) for l in got] == [(2, "after")]
+        assert [(ln.number, ln.text) for ln in got] == [(2, "after")]
 
 
 def test_inotify_watch_refused_falls_back_to_polling_that_directory(logdir, state, monkeypatch, caplog):
@@ -409,7 +409,7 @@ def test_committed_positions_are_on_disk_once_the_reader_runs_idle(alert, state)
         assert list(first.lines(timeout=0.1)) == []  # runs out of lines: saves
         append(alert, "k3\n")
         with follower([alert], state) as second:
-            assert [(l.number, l.text) for l in take(second, 1)] == [(3, "k3")]
+            assert [(ln.number, ln.text) for ln in take(second, 1)] == [(3, "k3")]
             assert second.read_ready() == []
     finally:
         first.stop()

@@ -5,6 +5,7 @@ Real files in tmp_path; rotations done with the same os calls logrotate makes.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import shutil
@@ -71,7 +72,7 @@ def test_splitting_does_not_depend_on_how_the_bytes_arrive(lines, cuts, tail):
     points = sorted({min(c, len(stream)) for c in cuts} | {0, len(stream)})
     s = LineSplitter(max_line_bytes=30)
     out = []
-    for a, b in zip(points, points[1:]):
+    for a, b in itertools.pairwise(points):
         out += s.feed(stream[a:b])
     expected, offset = [], 0
     for line in lines:
@@ -99,7 +100,7 @@ def test_reader_reads_new_complete_lines_with_numbers_and_positions(tmp_path):
     write(path, b"first\nsecond\nthi")
     with FileReader.open(path) as r:
         lines = r.read_available()
-        assert [(l.number, l.offset, l.text) for l in lines] == [(1, 0, "first"), (2, 6, "second")]
+        assert [(ln.number, ln.offset, ln.text) for ln in lines] == [(1, 0, "first"), (2, 6, "second")]
         assert r.at_eof
         st = os.stat(path)
         assert lines[1].position == Position(path, st.st_dev, st.st_ino, 13, 2, fingerprint(b"first\nsecond\n"))
@@ -125,7 +126,7 @@ def test_reader_resumes_at_an_offset(tmp_path):
     path = str(tmp_path / "alert")
     write(path, b"a\nb\nc\n")
     with FileReader.open(path, offset=2, line=1) as r:
-        assert [(l.number, l.text) for l in r.read_available()] == [(2, "b"), (3, "c")]
+        assert [(ln.number, ln.text) for ln in r.read_available()] == [(2, "b"), (3, "c")]
 
 
 def test_reader_notices_truncation_and_rewrite(tmp_path):
@@ -139,7 +140,7 @@ def test_reader_notices_truncation_and_rewrite(tmp_path):
         write(path, b"ONE\ntwo\nthree\n")  # longer than before, but other content
         assert not r.truncated() and r.rewritten()
         r.restart()
-        assert [l.text for l in r.read_available()] == ["ONE", "two", "three"]
+        assert [ln.text for ln in r.read_available()] == ["ONE", "two", "three"]
 
 
 def test_reader_keeps_reading_a_renamed_then_deleted_file(tmp_path):
@@ -154,8 +155,8 @@ def test_reader_keeps_reading_a_renamed_then_deleted_file(tmp_path):
             os.unlink(path + ".1")
             writer.write(b"c")
             writer.flush()
-            assert [l.text for l in r.read_available()] == ["b"]
-        assert [l.text for l in r.finish()] == ["c"]  # the file is done: its last bytes too
+            assert [ln.text for ln in r.read_available()] == ["b"]
+        assert [ln.text for ln in r.finish()] == ["c"]  # the file is done: its last bytes too
 
 
 def test_reader_skips_an_over_long_line_and_logs_file_and_offset(tmp_path, caplog):
@@ -166,7 +167,7 @@ def test_reader_skips_an_over_long_line_and_logs_file_and_offset(tmp_path, caplo
             lines = r.read_available(budget=1024)  # a small budget: reads in several passes
             while not r.at_eof:
                 lines += r.read_available(budget=1024)
-        assert [(l.number, l.text) for l in lines] == [(1, "ok"), (3, "next")]
+        assert [(ln.number, ln.text) for ln in lines] == [(1, "ok"), (3, "next")]
         assert f"skipped line 2 of {path} at offset 3" in caplog.text
 
 

@@ -116,7 +116,7 @@ def test_linktype_name_uses_canonical_names():
         "ieee802_11",
     ]
     assert lt.linktype_name(4242) == "linktype-4242"
-    for name, number in lt.LINKTYPE_BY_NAME.items():
+    for _name, number in lt.LINKTYPE_BY_NAME.items():
         assert lt.parse_linktype(lt.linktype_name(number)) == number
 
 

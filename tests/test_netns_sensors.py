@@ -402,7 +402,9 @@ def test_attacks_seen_by_two_sensors_are_blocked_on_every_router_once(rig):
 
     # the central files are what the sensors' detectors wrote, line for line
     for name in SENSORS:
-        assert wait_for(lambda: same_lines(rig.sensor_dir / name / "alert_json.txt", rig.sensors[name].alerts), 10)
+        assert wait_for(
+            lambda name=name: same_lines(rig.sensor_dir / name / "alert_json.txt", rig.sensors[name].alerts), 10
+        )
     # every block names the file it came from, hence the sensor
     listing = rig.listing()
     assert "/sensors/sensor1/alert_json.txt:" in listing["198.51.100.11"]["source"]
@@ -411,7 +413,7 @@ def test_attacks_seen_by_two_sensors_are_blocked_on_every_router_once(rig):
     # and the metrics count each sensor's alerts apart
     metrics = rig.metrics()
     for name in SENSORS:
-        counted = re.search(r'tzsp_ips_alerts_total\{source="[^"]*/sensors/%s/alert_json\.txt"\} (\S+)' % name, metrics)
+        counted = re.search(rf'tzsp_ips_alerts_total\{{source="[^"]*/sensors/{name}/alert_json\.txt"\}} (\S+)', metrics)
         assert counted and float(counted.group(1)) >= 1, metrics[-3000:]
 
 
@@ -473,6 +475,6 @@ def test_a_sensor_rsyslog_restarted_loses_nothing(rig):
     rig.assert_each_blocked_once()
     # after every fault, each central file holds exactly what its sensor wrote (and no heartbeat)
     for name in SENSORS:
-        assert wait_for(lambda: same_lines(rig.sensor_dir / name / "alert_json.txt", rig.sensors[name].alerts), 10), (
-            name
-        )
+        assert wait_for(
+            lambda name=name: same_lines(rig.sensor_dir / name / "alert_json.txt", rig.sensors[name].alerts), 10
+        ), name

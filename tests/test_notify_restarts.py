@@ -37,7 +37,7 @@ def exposition(restarts=(0, 0), running=(True, True), started=1_796_000_000.0) -
     """What a real tzspd --fanout N serves: its own collector over consumers in the given state."""
     stats = Counters(consumer_restarts=sum(restarts))
     consumers = []
-    for count, alive in zip(restarts, running):
+    for count, alive in zip(restarts, running, strict=True):
         consumer = Consumer([sys.executable, "-c", "pass"], b"H", stats, 1 << 20)
         consumer.starts = count + 1
         if alive:

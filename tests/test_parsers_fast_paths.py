@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridge.events import Alert, Origin
-from bridge.parsers import Clock, UnparsableLine, parse_line, snort_json
-from bridge.parsers.snort_json import load_object
+from bridge.parsers import Clock, UnparsableLine, json_object, parse_line
+from bridge.parsers.json_object import load_object
 
 UTC = timezone.utc
 CLOCK = Clock(tz=UTC, now=datetime(2023, 11, 20, tzinfo=UTC))
@@ -27,7 +27,7 @@ def test_alert_init_takes_exactly_its_fields_in_order_with_their_defaults():
     parameters = list(inspect.signature(Alert.__init__).parameters.values())[1:]
     fields = dataclasses.fields(Alert)
     assert [p.name for p in parameters] == [f.name for f in fields]
-    for parameter, field in zip(parameters, fields):
+    for parameter, field in zip(parameters, fields, strict=True):
         expected = inspect.Parameter.empty if field.default is dataclasses.MISSING else field.default
         assert parameter.default == expected, field.name
 
@@ -101,7 +101,7 @@ def test_without_orjson_every_sample_line_gives_the_same_alert(monkeypatch):
     lines = sample_json_lines()
     assert len(lines) > 100
     with_orjson = parsed_all(lines)
-    monkeypatch.setattr(snort_json, "_fast_loads", None)
+    monkeypatch.setattr(json_object, "_fast_loads", None)
     assert parsed_all(lines) == with_orjson
     assert sum(isinstance(a, Alert) for a in with_orjson) > 100
 

@@ -100,7 +100,7 @@ def as_row(alert):
 def expected_rows(engine, fmt, carried):
     rows = []
     for row in SNORT3_ALERTS if engine == "snort3" else SNORT2_ALERTS:
-        fields = dict(zip(FIELDS, row))
+        fields = dict(zip(FIELDS, row, strict=True))
         for name in ALL - carried:
             fields[name] = "" if name == "msg" else None
         if engine == "snort2" and fmt == "csv" and fields["proto"] == "PROTO:255":

@@ -64,7 +64,7 @@ def test_dpkt_reads_our_stream(tmp_path, nanosecond):
         got = list(reader)
     assert [data for _, data in got] == [f.data for f in FRAMES]
     unit = 1 if nanosecond else 1000
-    for (ts, _), frame in zip(got, FRAMES):
+    for (ts, _), frame in zip(got, FRAMES, strict=True):
         # dpkt returns a Decimal for ns files and a float for us files.
         expected = Decimal(frame.timestamp_ns // unit * unit) / Decimal(10**9)
         assert abs(Decimal(str(ts)) - expected) < Decimal("1e-6")

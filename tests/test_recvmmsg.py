@@ -19,8 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tzsp.batcher import PURE_PYTHON_ENV, PyBatcher, accelerator, native_module
+from tzsp.batcher import PyBatcher, accelerator
 from tzsp.codec import Tag, encode_frame
+from tzsp.native import PURE_PYTHON_ENV, native_module
 from tzsp.output import StreamSink
 from tzsp.pcap import RECORD_HEADER
 from tzsp.receiver import AllowList, Policy, Receiver, classify, open_socket
@@ -102,14 +103,6 @@ def drain_until(receiver, sink, expected, timeout=10.0):
     return got
 
 
-@pytest.fixture
-def two_sockets():
-    pairs = [open_socket("127.0.0.1", 0, 8 << 20) for _ in range(2)]
-    yield [sock for sock, _ in pairs]
-    for sock, _ in pairs:
-        sock.close()
-
-
 def run_both(sockets, policy, allow, batch_bytes, traffic, expected, kernel_timestamps=False):
     """Send ``traffic`` (list of (source, datagrams)) to both sockets, drain one through each
     path; returns [(sink, stats), (sink, stats)] for C and Python."""
@@ -117,7 +110,7 @@ def run_both(sockets, policy, allow, batch_bytes, traffic, expected, kernel_time
     for source, datagrams in traffic:
         send(ports, datagrams, source)
     results = []
-    for sock, accelerated in zip(sockets, (True, False)):
+    for sock, accelerated in zip(sockets, (True, False), strict=True):
         stats, sink = Counters(), Collecting()
         receiver = Receiver(
             sock,
@@ -274,9 +267,10 @@ def test_a_short_batch_is_written_at_once(two_sockets):
     assert (sink.writes, sink.count) == (1, 5)
 
 
-def pumped(sock, accelerated, path, expected, allow=None, policy=Policy()):
+def pumped(sock, accelerated, path, expected, allow=None, policy=None):
     """Run Receiver.pump (the loop that writes by itself) into a file until ``expected``
     datagrams were read; returns (file bytes, counters)."""
+    policy = Policy() if policy is None else policy
     stats = Counters()
     sink = StreamSink.open_file(str(path), b"", stats)
     receiver = Receiver(sock, policy, allow, stats, accelerated=accelerated)
@@ -308,7 +302,7 @@ def test_pump_writes_the_same_records_in_c_and_python(two_sockets, tmp_path, pol
     wanted = [v.record for v in (classify(d, FIXED_NS, policy) for d in datagrams) if v.record]
     assert len(c_records) == len(py_records) == len(wanted) == c_stats.written
     unit = 1 if policy.nanosecond else 1000
-    for c_record, py_record, want in zip(c_records, py_records, wanted):
+    for c_record, py_record, want in zip(c_records, py_records, wanted, strict=True):
         # everything but the receive time is what classify() decides, in arrival order
         assert c_record[8:] == py_record[8:] == want[8:]
         if struct.unpack_from("<I", want)[0] == 1_600_000_000:  # tag 82: the sender's time

@@ -78,7 +78,7 @@ def test_refused_targets_never_reach_a_router(lab):
 
 
 def test_duplicates_cost_nothing_and_a_longer_block_refreshes(lab):
-    sim = lab.add("r1")
+    lab.add("r1")
     responder = lab.responder()
     assert wait_until(lambda: responder.status()[0].last_seen is not None)
     responder.block(block(A, 300))

@@ -319,3 +319,20 @@ def test_the_service_blocks_a_stealth_scanner_the_provisioned_router_logged(tmp_
         if service is not None:
             service.kill()
         lab.close()
+
+
+def test_raw_prerouting_drops_listed_sources_before_the_filter_sees_them():
+    sim = SimRouter()
+    sim.add_user("admin", password="pw", policies=ALL_POLICIES)
+    for line in (
+        "/ip firewall filter add chain=input action=log log-prefix=seen",
+        "/ip firewall raw add chain=prerouting action=drop src-address-list=blacklist",
+        "/ip firewall raw add chain=prerouting action=drop in-interface=ether9 protocol=udp",
+    ):
+        assert sim.execute("admin", line).lines == ()
+    assert sim.receive(frame()).action == "accept"  # not listed: through raw, seen by the filter
+    sim.execute("admin", f"/ip firewall address-list add list=blacklist address={SCANNER}")
+    dropped = sim.receive(frame(sport=40001))
+    assert dropped.action == "drop" and dropped.messages == []
+    assert sim.receive(frame(proto="udp")).action == "drop"  # the listed source, any protocol
+    assert sim.receive(frame(src="192.0.2.99", proto="udp")).action == "accept"  # in-interface= is not modelled

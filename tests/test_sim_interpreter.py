@@ -6,6 +6,8 @@ import calendar
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from responder_rig import FakeClock
 
 from responder.sim.router.state import RouterProfile, RouterState
@@ -76,8 +78,8 @@ def test_terse_v6_and_v7():
         r.run(f'{AL} add list=testing address=34.127.16.140 comment="two words"')
         r.clock.advance(8)
     assert v6.out(f"{AL} print terse").split("\r\n")[:2] == [
-        "  0 D list=azeazeaze address=192.168.3.0/24 creation-time=oct/01/2026 08:50:30 timeout=4m52s ",
-        "  1   comment=two words list=testing address=34.127.16.140 creation-time=oct/01/2026 08:50:30 ",
+        " 0 D list=azeazeaze address=192.168.3.0/24 creation-time=oct/01/2026 08:50:30 timeout=4m52s ",
+        " 1   comment=two words list=testing address=34.127.16.140 creation-time=oct/01/2026 08:50:30 ",
     ]
     assert v7.out(f"{AL} print terse").split("\r\n")[:2] == [
         " 0 D list=azeazeaze address=192.168.3.0/24 creation-time=2026-10-01 08:50:30 timeout=4m52s dynamic=yes",
@@ -295,9 +297,6 @@ def test_user_and_script_set(router):
     assert router.out("/system script run s", user="ips") == "two\r\n"
 
 
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st
-
 _PIECES = st.sampled_from(
     [
         "/ip firewall address-list ",
@@ -350,4 +349,4 @@ def test_any_line_gives_routeros_output_never_an_exception(line, flavour):
     router = Router(flavour)
     result = router.run(line, user="admin")
     assert result.exit_status == 0
-    assert all("\n" not in l and "\r" not in l for l in result.lines if l) or ":put" in line
+    assert all("\n" not in ln and "\r" not in ln for ln in result.lines if ln) or ":put" in line

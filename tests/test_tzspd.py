@@ -64,7 +64,7 @@ class Tzspd:
         while time.monotonic() < deadline:
             seen = len(self.stats_lines())
             self.proc.send_signal(signal.SIGUSR1)
-            if wait_for(lambda: len(self.stats_lines()) > seen, timeout=3):
+            if wait_for(lambda seen=seen: len(self.stats_lines()) > seen, timeout=3):
                 last = self.stats_lines()[-1]
                 if until(last):
                     return last
@@ -175,7 +175,7 @@ def test_live_reader_sees_each_packet_before_the_next_is_sent(tmp_path, source_c
         try:
             for i, frame in enumerate(frames[:3]):
                 send(tzspd.port, [encode_frame(frame)])
-                assert wait_for(lambda: len(out_path.read_bytes().splitlines()) == i + 1), out_path.read_bytes()
+                assert wait_for(lambda i=i: len(out_path.read_bytes().splitlines()) == i + 1), out_path.read_bytes()
         finally:
             status, _ = tzspd.stop()
             tcpdump.wait(20)

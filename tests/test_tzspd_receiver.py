@@ -145,7 +145,7 @@ class CollectingSink:
 
     def records(self) -> list[bytes]:
         out = []
-        for data, count in self.batches:
+        for data, _count in self.batches:
             offset = 0
             while offset < len(data):
                 incl = RECORD_HEADER.unpack_from(data, offset)[2]
@@ -200,7 +200,7 @@ def test_drain_writes_what_classify_decides_in_one_batch(receiving_socket):
     assert len(records) == 4
     expected_frames = [ETHER_FRAME, ETHER_FRAME + b"x" * 1000, ETHER_FRAME, b"\x45" + bytes(9000)]
     written = [d for d in datagrams if classify(d, 0, Policy()).outcome == WRITTEN]
-    for rec, frame, datagram in zip(records, expected_frames, written):
+    for rec, frame, datagram in zip(records, expected_frames, written, strict=True):
         seconds, micros, _, _ = RECORD_HEADER.unpack_from(rec)
         received_ns = seconds * 10**9 + micros * 1000
         assert rec[RECORD_HEADER.size :] == frame

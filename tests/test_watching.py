@@ -60,7 +60,6 @@ def rig(tmp_path):
             f'tzspd = "{tzspd_metrics}"\nsilent_after = "1h"\n'
         )
     service = Service(config, tmp_path / "bridge.log")
-    prometheus = None
     try:
         service.start()
         yield dict(
@@ -111,7 +110,7 @@ def test_prometheus_scrapes_tzspd_and_the_bridge(rig):
         seen = {}
 
         def all_there():
-            for expression, value in expected.items():
+            for expression, _value in expected.items():
                 seen[expression] = prometheus.query(expression)
             return all(seen[e] == v for e, v in expected.items())
 

@@ -15,7 +15,7 @@ import time
 
 import pytest
 from responder_rig import LIST, Lab, wait_until
-from test_api_responder import ApiLab, ca, host_key  # noqa: F401 (the fixtures are used by name)
+from test_api_responder import ApiLab
 
 from responder.errors import RouterCommandError, RouterError
 from responder.events import BlockRequest

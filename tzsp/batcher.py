@@ -32,6 +32,8 @@ import socket
 import struct
 import time
 
+from tzsp.fanout import consumer_for, split_by_consumer
+from tzsp.native import native_module
 from tzsp.pcap import whole_records_within
 
 EMPTY, FULL, PENDING = 0, 1, 2
@@ -47,7 +49,6 @@ MSG_WAITFORONE = getattr(socket, "MSG_WAITFORONE", 0x10000)
 SCM_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40)
 SOL_SOCKET = socket.SOL_SOCKET
-PURE_PYTHON_ENV = "TZSPD_PURE_PYTHON"
 MAX_CONSUMERS = 1024
 
 
@@ -323,8 +324,6 @@ class PyBatcher:
         several consumers get each batch cut by the flow hash into ``parts``, each share written
         to its pipe. -> (records, bytes, received, not_allowed, drops, status, errno, leftovers)
         where leftovers are (consumer, offset, length, count, done) shares not delivered."""
-        from .fanout import consumer_for, split_by_consumer
-
         fds = list(fds)
         n = len(fds)
         if not 1 <= n <= MAX_CONSUMERS:
@@ -395,23 +394,6 @@ def _write_all(fd: int, data) -> tuple[int, int]:
         except OSError as failure:
             return done, failure.errno or errno.EIO
     return done, 0
-
-
-def native_module(accelerated: bool | None = None):
-    """The C accelerator module ``tzsp._fastrecv``, or None: when it is not built, when
-    ``accelerated`` is False, or (for None) when TZSPD_PURE_PYTHON is set. ``accelerated=True``
-    insists: ImportError says why it is missing."""
-    if accelerated is False:
-        return None
-    if accelerated is None and os.environ.get(PURE_PYTHON_ENV, "") not in ("", "0"):
-        return None
-    try:
-        from . import _fastrecv
-    except ImportError:
-        if accelerated:
-            raise
-        return None
-    return _fastrecv
 
 
 def accelerator():

@@ -24,6 +24,7 @@ import struct
 import zlib
 from collections.abc import Callable
 
+from .native import native_module
 from .pcap import RECORD_HEADER
 
 LINKTYPE_ETHERNET = 1
@@ -167,8 +168,6 @@ def record_splitter(linktype: int, consumers: int, accelerated: bool | None = No
     """``split(records) -> [(bytes, count)] * consumers`` for a batch of pcap records: the C
     accelerator's ``split_records`` when built (unless ``accelerated`` is False or
     TZSPD_PURE_PYTHON is set), else the same cut in Python; both give identical bytes."""
-    from .batcher import native_module
-
     module = native_module(accelerated)
     if module is not None:
         native = module.split_records

@@ -255,7 +255,7 @@ class ExecSink:
         if len(self.consumers) == 1:
             self.consumers[0].write(records, count)
             return
-        for consumer, (data, part_count) in zip(self.consumers, self.split(records)):
+        for consumer, (data, part_count) in zip(self.consumers, self.split(records), strict=True):
             if part_count:
                 consumer.write(data, part_count)
 

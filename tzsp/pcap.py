@@ -40,7 +40,7 @@ def record(frame: Frame, nanosecond: bool = False) -> bytes:
     return RECORD_HEADER.pack(seconds, fraction, length, orig_len) + bytes(frame.data)
 
 
-def record_ends(records) -> Iterator[int]:
+def record_ends(records: bytes | bytearray | memoryview) -> Iterator[int]:
     """Offsets just past each whole pcap record in ``records`` (a batch with no global header)."""
     view = memoryview(records)
     offset = 0
@@ -54,7 +54,7 @@ def record_ends(records) -> Iterator[int]:
         offset = end
 
 
-def whole_records_within(records, limit: int) -> tuple[int, int]:
+def whole_records_within(records: bytes | bytearray | memoryview, limit: int) -> tuple[int, int]:
     """(bytes, records) of the longest prefix of whole records no longer than ``limit``."""
     size = count = 0
     for end in record_ends(records):
@@ -64,7 +64,7 @@ def whole_records_within(records, limit: int) -> tuple[int, int]:
     return size, count
 
 
-def records_through(records, reach: int) -> tuple[int, int]:
+def records_through(records: bytes | bytearray | memoryview, reach: int) -> tuple[int, int]:
     """(bytes, records) of the shortest prefix of whole records at least ``reach`` long (or all)."""
     size = count = 0
     for end in record_ends(records):

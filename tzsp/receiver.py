@@ -21,7 +21,7 @@ import struct
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Protocol, Union
+from typing import Protocol
 
 from .batcher import EMPTY, PENDING, PyBatcher, key_host, make_batcher
 from .codec import TzspError, decode, frame_from_datagram
@@ -30,8 +30,8 @@ from .pcap import RECORD_HEADER, record
 
 log = logging.getLogger("tzspd")
 
-Address = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
-Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 LINKTYPE_ETHERNET = 1
 ENCAP_ETHERNET = 1

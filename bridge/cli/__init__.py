@@ -16,7 +16,6 @@ import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import List, Optional, Tuple
 
 from bridge.config import CONFIG_ENV, Config, ConfigError, default_config_path, example_config, load_config
 

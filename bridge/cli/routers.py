@@ -265,7 +265,7 @@ def cmd_list(args: argparse.Namespace, out=None) -> int:
 def _table(rows: list[tuple], out) -> None:
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
-        cells = [str(cell).ljust(width) for cell, width in zip(row, widths)] + [str(row[-1])]
+        cells = [str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)] + [str(row[-1])]
         print("  ".join(cells).rstrip(), file=out)
 
 

@@ -113,7 +113,7 @@ class FlowMemory:
 
 def attribute(
     alert: Alert,
-    attacker_map: Mapping[str, str],
+    attacker_map: Mapping[str, End],
     portscan_attribution: str = "evidence",
     memory: FlowMemory | None = None,
     now: float = 0.0,
@@ -124,7 +124,7 @@ def attribute(
     is policy.portscan_attribution ("evidence" | "src").
     """
     configured = attacker_map.get(alert.gid_sid)
-    if configured in ("src", "dst"):
+    if configured is not None:
         return _named(alert, configured, f'{configured} (policy.attacker "{alert.gid_sid}")', "config")
     if not alert.is_portscan:
         return _named(alert, "src", "src (default)", "default")
@@ -156,9 +156,9 @@ def _attribute_from_context(alert: Alert, mode: str, memory: FlowMemory | None, 
                 if address == initiator:
                     votes[end].add(f"{address} initiated earlier ({because})")
         for end, address in ends:
-            because = memory.attacker(address, now) if address is not None else None
-            if because:
-                votes[end].add(f"{address} was named attacker by {because}")
+            named_by = memory.attacker(address, now) if address is not None else None
+            if named_by:
+                votes[end].add(f"{address} was named attacker by {named_by}")
     ports = _port_evidence(alert)
     if ports is not None and ports[0] is not None:
         votes[ports[0]].add(ports[1])

@@ -20,11 +20,12 @@ from __future__ import annotations
 import ipaddress
 from collections import OrderedDict, deque
 from dataclasses import dataclass
-from typing import Protocol, Union
+from typing import Protocol
 
+from bridge.config import Network, PolicyConfig
 from responder.routeros.duration import format_duration
 
-IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 MAX_REMEMBERED = 100_000  # addresses whose offences the in-memory history keeps, oldest dropped first
 
 
@@ -51,7 +52,7 @@ class BlockDuration:
         return f"{format_duration(self.seconds)}: {self.explain()}"
 
 
-def block_duration(config, target: IPAddress, gid_sid: str, earlier_offences: int) -> BlockDuration:
+def block_duration(config: PolicyConfig, target: IPAddress, gid_sid: str, earlier_offences: int) -> BlockDuration:
     """The duration of a block of ``target`` for an alert of ``gid_sid``, after ``earlier_offences``
     blocks of it within ``config.remember_for`` (``config`` is a bridge.config.PolicyConfig)."""
     base, source = base_duration(config, target, gid_sid)
@@ -65,9 +66,9 @@ def block_duration(config, target: IPAddress, gid_sid: str, earlier_offences: in
     return BlockDuration(min(seconds, config.max_block_for), offence, base, source, factor, capped)
 
 
-def base_duration(config, target: IPAddress, gid_sid: str):
+def base_duration(config: PolicyConfig, target: IPAddress, gid_sid: str) -> tuple[float, str]:
     """(seconds, where it came from) before escalation."""
-    best: tuple | None = None
+    best: tuple[Network, float] | None = None
     for network, seconds in config.block_for_networks.items():
         if network.version == target.version and target in network:
             if best is None or network.prefixlen > best[0].prefixlen:
@@ -95,6 +96,12 @@ class OffenceHistory(Protocol):
 
     def note(self, address: IPAddress, at: float) -> None:
         """The policy decided to block ``address`` at ``at``."""
+
+
+class LedgerWithOffences(Protocol):
+    """What ``LedgerOffences`` needs of the responder's ledger (``responder.ledger.Ledger``)."""
+
+    def offence_count(self, address: IPAddress, since: float) -> int: ...
 
 
 class OffenceMemory:
@@ -125,7 +132,7 @@ class LedgerOffences:
     the block, so a block the responder refused is no offence, and `unblock` clears them.
     """
 
-    def __init__(self, ledger) -> None:
+    def __init__(self, ledger: LedgerWithOffences) -> None:
         self.ledger = ledger
 
     def count(self, address: IPAddress, since: float) -> int:

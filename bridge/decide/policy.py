@@ -23,7 +23,6 @@ import time as _time
 from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Union
 
 from bridge.config import PolicyConfig
 from bridge.decide.attribution import Attribution, FlowMemory, attribute
@@ -34,7 +33,7 @@ from responder.routeros.duration import format_duration
 FLOOD_WINDOW = 60.0  # seconds: "new blocks per minute", and the quiet time before resuming
 MAX_TRACKED = 100_000  # addresses kept for threshold counting / no-repeat, oldest dropped first
 
-Protectable = Union[str, IPAddress, ipaddress.IPv4Network, ipaddress.IPv6Network]
+Protectable = str | IPAddress | ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
 _BROADCAST = ipaddress.IPv4Address("255.255.255.255")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Dict, Optional, Tuple
 
 from bridge.events import Alert, Origin
 

@@ -24,7 +24,7 @@ from .common import (
     parse_port,
     shown,
 )
-from .snort_json import load_object
+from .json_object import load_object
 
 _PORT_PROTOCOLS = frozenset({"TCP", "UDP", "SCTP"})
 _DIRECTIONS = {"to_server": "C2S", "to_client": "S2C"}

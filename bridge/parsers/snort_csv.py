@@ -52,7 +52,7 @@ def _split(text: str, names: Sequence[str], sep: str) -> dict[str, str]:
         left = names.index("msg")
         right = len(names) - left - 1
         parts = parts[:left] + [sep.join(parts[left : len(parts) - right])] + parts[len(parts) - right :]
-    return dict(zip(names, parts))
+    return dict(zip(names, parts, strict=False))
 
 
 def _layout(text: str, csv_fields: tuple[str, ...]) -> tuple[tuple[str, ...], str, str]:

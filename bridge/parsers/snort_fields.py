@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
 
-from bridge.events import Alert, Origin
+from bridge.events import Alert, IPAddress, Origin
 
 from .common import (
     PORT_PROTOCOLS,
@@ -86,7 +86,7 @@ def _rule_id(fields: Mapping[str, object]) -> tuple:
     return (1 if gid is None else gid, sid, 0 if rev is None else rev)
 
 
-def _endpoint(fields: Mapping[str, object], side: str, with_port: bool | None):
+def _endpoint(fields: Mapping[str, object], side: str, with_port: bool | None) -> tuple[IPAddress | None, int | None]:
     """(address, port) of one side from ``src_addr``/``src_port`` or, failing those, ``src_ap``."""
     address_text = _text(fields, _ADDR[side])
     address = parse_address(address_text)

@@ -33,7 +33,6 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
 
 from responder.events import BlockRequest, IPAddress
 from responder.ledger.queries import BlockRecord, LedgerQueries, RouterBlock, RouterMeta, RouterState
@@ -161,9 +160,9 @@ class Ledger(LedgerQueries):
                 ):
                     known[key] = (expires, state)
             offences = []
-            for request, key in zip(requests, keys):
-                start = request.requested_at or now
-                expires_at = start + request.duration
+            for request, key in zip(requests, keys, strict=True):
+                decided_at = request.requested_at or now
+                expires_at = decided_at + request.duration
                 row = known.get(key)
                 if row is None:
                     inserts.append(
@@ -171,15 +170,15 @@ class Ledger(LedgerQueries):
                             key,
                             request.reason,
                             request.sid,
-                            start,
-                            start,
+                            decided_at,
+                            decided_at,
                             expires_at,
                             request.duration,
                             request.duration_why,
                             request.source,
                         )
                     )
-                    offences.append((key, start, request.sid, request.duration))
+                    offences.append((key, decided_at, request.sid, request.duration))
                     known[key] = (expires_at, "active")
                     outcomes.append(BlockOutcome("new", expires_at))
                     pending[key] = None
@@ -187,7 +186,7 @@ class Ledger(LedgerQueries):
                 old_expires, state = row
                 live = state == "active" and old_expires > now
                 if live and expires_at - old_expires <= refresh_threshold(request.duration):
-                    touches.append((start, key))
+                    touches.append((decided_at, key))
                     outcomes.append(BlockOutcome("unchanged", old_expires))
                     continue
                 new_expires = max(expires_at, old_expires if live else 0.0)
@@ -195,7 +194,7 @@ class Ledger(LedgerQueries):
                     (
                         request.reason,
                         request.sid,
-                        start,
+                        decided_at,
                         new_expires,
                         request.duration,
                         request.duration_why,
@@ -205,7 +204,7 @@ class Ledger(LedgerQueries):
                 )
                 known[key] = (new_expires, "active")
                 if not live:
-                    offences.append((key, start, request.sid, request.duration))
+                    offences.append((key, decided_at, request.sid, request.duration))
                 outcomes.append(BlockOutcome("extended" if live else "new", expires_at))
                 pending[key] = None
             cur.executemany(
@@ -266,7 +265,9 @@ class Ledger(LedgerQueries):
             return cur.rowcount
 
     @staticmethod
-    def _upsert_status(cur, router: str, key: str, status: str, now: float, reset_attempts: bool) -> None:
+    def _upsert_status(
+        cur: sqlite3.Cursor, router: str, key: str, status: str, now: float, reset_attempts: bool
+    ) -> None:
         cur.execute(_UPSERT_STATUS + (", attempts = 0" if reset_attempts else ""), (router, key, status, now))
 
     def set_status(

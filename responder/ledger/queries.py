@@ -144,7 +144,10 @@ class LedgerQueries:
             "SELECT status, expires_at, last_error, attempts, static FROM router_blocks WHERE router = ? AND address = ?",
             (router, address_key(address)),
         )
-        return RouterState(*rows[0][:4], bool(rows[0][4])) if rows else None
+        if not rows:
+            return None
+        status, expires_at, last_error, attempts, static = rows[0]
+        return RouterState(status, expires_at, last_error, attempts, bool(static))
 
     def blocks(
         self, now: float, include_inactive: bool = False, offences_since: float | None = None

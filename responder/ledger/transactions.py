@@ -10,10 +10,18 @@ so a storm costs one commit, and a change that fails is undone alone.
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING
+import threading
+from types import TracebackType
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from responder.ledger import Ledger
+
+class Ledger(Protocol):
+    """What the transactions hold of ``responder.ledger.Ledger`` (described here, not imported,
+    so that the ledger imports this module and not the other way round)."""
+
+    _conn: sqlite3.Connection
+    _lock: threading.RLock
+    _batch_depth: int
 
 
 class Transaction:
@@ -36,7 +44,9 @@ class Transaction:
             raise
         return self._conn.cursor()
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         try:
             if self._nested:
                 if exc_type:
@@ -66,7 +76,9 @@ class Batch:
         ledger._batch_depth += 1
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         ledger = self._ledger
         try:
             ledger._batch_depth -= 1

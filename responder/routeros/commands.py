@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Union
 
 from responder.routeros.duration import clamp_timeout, format_duration
 from responder.routeros.quoting import quote_value
 
-Address = Union[ipaddress.IPv4Address, ipaddress.IPv6Address, ipaddress.IPv4Network, ipaddress.IPv6Network]
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address | ipaddress.IPv4Network | ipaddress.IPv6Network
 
 IPV4_LIST_PATH = "/ip firewall address-list"
 IPV6_LIST_PATH = "/ipv6 firewall address-list"

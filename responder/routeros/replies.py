@@ -11,12 +11,11 @@ import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Union
 
 from responder.errors import RouterCommandError
 from responder.routeros.duration import DurationError, parse_duration
 
-ListAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address, ipaddress.IPv4Network, ipaddress.IPv6Network, str]
+ListAddress = ipaddress.IPv4Address | ipaddress.IPv6Address | ipaddress.IPv4Network | ipaddress.IPv6Network | str
 
 
 class ReplyParseError(ValueError):
@@ -169,10 +168,10 @@ def entry_from_fields(fields: dict, entry_id: str | None = None, flags: str = ""
     )
 
 
-def entries_of_list(entries: Iterable[ListEntry], list_name: str) -> dict[str, ListEntry]:
+def entries_of_list(entries: Iterable[ListEntry], list_name: str) -> dict[ListAddress, ListEntry]:
     """The entries of ``list_name`` keyed by normalised address. A disabled static twin of a live
     dynamic entry must not hide it (ROUTEROS.md section 2)."""
-    found: dict[str, ListEntry] = {}
+    found: dict[ListAddress, ListEntry] = {}
     for entry in entries:
         if entry.list != list_name:
             continue
@@ -195,7 +194,8 @@ def _parse_terse_line(line: str) -> ListEntry | None:
 
 
 def _parse_as_value(text: str) -> list:
-    entries, fields = [], {}
+    entries: list[dict[str, str]] = []
+    fields: dict[str, str] = {}
     for key, value in _pairs(text.strip(), _AS_VALUE_KEY_RE, ";"):
         if key == ".id" and fields:
             entries.append(fields)

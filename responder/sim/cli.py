@@ -260,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     if generated:
         print(f"user {args.user}: generated password {password} (give --password-file or --authorized-key to choose)")
     print(f"try: ssh -p {port} {args.user}@{args.listen} '/ip firewall address-list print'")
+    print(f"  or ssh -p {port} {args.user}@{args.listen} for its terminal (/quit leaves)")
     print("Ctrl-C stops.", flush=True)
 
     stop = threading.Event()

@@ -7,11 +7,11 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Union
 
 import paramiko
 
 from responder.sim.router.firewall import Verdict, decode_frame
+from responder.sim.router.rules import raw_action
 from responder.sim.router.state import (
     AddressEntryView,
     RouterProfile,
@@ -20,7 +20,7 @@ from responder.sim.router.state import (
     normalise_address,
 )
 from responder.sim.router.tables import parse_public_key
-from responder.sim.script.interpreter import ExecResult, Interpreter
+from responder.sim.script.interpreter import Console, ExecResult, Interpreter
 from responder.sim.wire.api_server import (
     ApiCertificate,
     ApiServer,
@@ -29,9 +29,10 @@ from responder.sim.wire.api_server import (
     server_context,
 )
 from responder.sim.wire.ssh_server import SshServer
+from responder.sim.wire.terminal import Terminal, parse_login_options, prompt
 from responder.transport.ssh import key_fingerprint
 
-KeyLike = Union[paramiko.PKey, str]
+KeyLike = paramiko.PKey | str
 GENERATE = "generate"  # api_certificate: a self-signed one for 127.0.0.1, made when api-ssl first starts
 
 
@@ -51,15 +52,17 @@ class SimRouter:
         extra_host_keys: Iterable[paramiko.PKey] = (),
         api_certificate: ApiCertificate | None | str = GENERATE,
         api_legacy_login: bool = False,
+        terminal_detect_wait: float = 1.0,
     ):
         self.state = RouterState(profile=RouterProfile(flavour=flavour), clock=clock, identity=identity)
-        self.interpreter = Interpreter(self.state, parse_error_exit=parse_error_exit)
+        self.interpreter = Interpreter(self.state, parse_error_exit=parse_error_exit, send_log=self._send_log)
         self.host_key = host_key if host_key is not None else paramiko.RSAKey.generate(2048)
         self.extra_host_keys = list(extra_host_keys)
         self.commands_log: list[tuple[str, str]] = []
         self.hang = False  # new TCP connections are accepted and never answered
         self.hang_exec = False  # logins work, commands never answer
         self.latency = latency  # seconds added before each command runs
+        self.terminal_detect_wait = terminal_detect_wait  # an unanswered ESC Z delays the banner this long
         self._server: SshServer | None = None
         self._log_lock = threading.Lock()
         # None = api-ssl without a certificate (anonymous DH only, which verifying clients refuse)
@@ -202,8 +205,9 @@ class SimRouter:
 
     # -- traffic through the firewall ----------------------------------------------------------
     def receive(self, frame: bytes, at: float | None = None, in_interface: str = "ether1") -> Verdict | None:
-        """One Ethernet frame arriving for the router (the input chain): connection tracking, the
-        filter rules, and the log lines they write sent to the remote logging actions. ``at``: the
+        """One Ethernet frame arriving for the router (the input chain): the raw table's
+        ``prerouting`` drop rules, connection tracking, the filter rules, and the log lines they
+        write sent to the remote logging actions. ``at``: the
         arrival time (a capture's timestamp), else the router's clock. None for non-IP frames."""
         packet = decode_frame(frame)
         if packet is None:
@@ -216,6 +220,9 @@ class SimRouter:
             def in_list(name: str, address: str) -> bool:
                 return addresses.holds(name, normalise_address(address, packet.family))
 
+            raw = raw_action(self.state.rule_lists.get((packet.family, "raw"), []), packet, in_list)
+            if raw == "drop":  # before connection tracking: no state, no filter rule, no log line
+                return Verdict("", "drop", [])
             verdict = self.state.firewall[packet.family].handle(
                 packet, now, self.flavour, in_list, in_interface=in_interface
             )
@@ -339,6 +346,20 @@ class SimRouter:
     def run_exec(self, user: str, command: str) -> tuple[bytes, int]:
         result = self.execute(user, command)
         return result.output.encode("utf-8"), result.exit_status
+
+    def open_terminal(self, user: str, login: str) -> Terminal:
+        """An interactive session of ``user`` (``login``: the name as typed, with ``+`` options)."""
+        console = Console()
+
+        def run(entry: str) -> list[str]:
+            with self._log_lock:
+                self.commands_log.append((user, entry))
+            return list(self.interpreter.run_line(user, entry, console=console).lines)
+
+        def current_prompt() -> str:
+            return prompt(user, self.state.identity, console.cwd, self.flavour)
+
+        return Terminal(run, current_prompt, version=self.state.profile.version, options=parse_login_options(login))
 
 
 __all__ = ["GENERATE", "SimRouter", "StateError"]

@@ -14,7 +14,6 @@ import ipaddress
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Union
 
 from responder.events import IPAddress
 from responder.ledger import RouterBlock
@@ -65,7 +64,7 @@ class Mark:
     static: bool = False
 
 
-Step = Union[Send, Remove, Mark]
+Step = Send | Remove | Mark
 
 
 def plan_steps(

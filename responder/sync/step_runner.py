@@ -152,11 +152,13 @@ class StepRunner:
                 )
             except RouterCommandError as exc:  # refused as a whole (a session that judges the batch at once)
                 outcomes = [exc] * len(live)
-            beyond = [self._beyond_limit(s, o, now) for s, o in zip(live, outcomes)]
+            beyond = [self._beyond_limit(s, o, now) for s, o in zip(live, outcomes, strict=True)]
             with self._ledger.batch():  # one commit for the batch's outcomes
-                refusals = [r for s, o, b in zip(live, outcomes, beyond) if not b for r in self._record_send(s, o)]
+                refusals = [
+                    r for s, o, b in zip(live, outcomes, beyond, strict=True) if not b for r in self._record_send(s, o)
+                ]
             self._note_refusals(refusals)
-            again = [s.as_static() for s, b in zip(live, beyond) if b]
+            again = [s.as_static() for s, b in zip(live, beyond, strict=True) if b]
             if again:  # refused as too long: once more, as static entries
                 self._send_batch(session, again)
         self._on_change()
@@ -167,7 +169,7 @@ class StepRunner:
         except RouterCommandError as exc:
             outcomes = [exc] * len(steps)
         with self._ledger.batch():
-            refusals = [r for s, o in zip(steps, outcomes) for r in self._record_remove(s, o)]
+            refusals = [r for s, o in zip(steps, outcomes, strict=True) for r in self._record_remove(s, o)]
         self._note_refusals(refusals)
         self._on_change()
 

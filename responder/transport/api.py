@@ -24,7 +24,6 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Union
 
 from librouteros.api import Api
 from librouteros.connections import SocketTransport
@@ -53,7 +52,7 @@ _LIST_PATHS = {4: "/ip/firewall/address-list", 6: "/ipv6/firewall/address-list"}
 _PROPS = "=.proplist=.id,list,address,timeout,dynamic,disabled,comment"
 _PERMISSION_FIX = "the user needs a group with api,read,write (see `snort-bridge provision`)"
 
-Outcome = Union[str, RouterCommandError]
+Outcome = str | RouterCommandError
 
 
 @dataclass
@@ -367,7 +366,7 @@ class ApiSession:
             adds.append(words)
         outcomes: list[Outcome] = []
         duplicates = []
-        for index, (sentence, reply) in enumerate(zip(adds, self.exchange(adds))):
+        for index, (sentence, reply) in enumerate(zip(adds, self.exchange(adds), strict=True)):
             if reply.trap is None:
                 outcomes.append(ADDED)
                 continue
@@ -379,7 +378,7 @@ class ApiSession:
             return outcomes
         finds = [self._find(blocks[i][0]) for i in duplicates]
         refreshes = []
-        for index, sentence, reply in zip(duplicates, finds, self.exchange(finds)):
+        for index, sentence, reply in zip(duplicates, finds, self.exchange(finds), strict=True):
             if reply.trap is not None:
                 outcomes[index] = self._error(reply.trap, sentence)
                 continue
@@ -397,11 +396,11 @@ class ApiSession:
                     (index, [f"{path}/set", f"=.id={row['.id']}", f"=timeout={commands.render_timeout(timeout_s)}"])
                 )
         readds = []
-        for (index, sentence), reply in zip(refreshes, self.exchange([s for _, s in refreshes])):
+        for (index, sentence), reply in zip(refreshes, self.exchange([s for _, s in refreshes]), strict=True):
             outcomes[index] = REFRESHED if reply.trap is None else self._error(reply.trap, sentence)
             if reply.trap is None and sentence[0].endswith("/remove"):
                 readds.append(index)
-        for index, reply in zip(readds, self.exchange([adds[i] for i in readds])):
+        for index, reply in zip(readds, self.exchange([adds[i] for i in readds]), strict=True):
             if reply.trap is not None:
                 outcomes[index] = self._error(reply.trap, adds[index])
         return outcomes
@@ -421,7 +420,7 @@ class ApiSession:
         finds = [self._find(address) for address in addresses]  # all rendered before anything is sent
         outcomes: list[bool | RouterCommandError] = []
         removes = []
-        for index, (sentence, found) in enumerate(zip(finds, self.exchange(finds))):
+        for index, (sentence, found) in enumerate(zip(finds, self.exchange(finds), strict=True)):
             if found.trap is not None:
                 outcomes.append(self._error(found.trap, sentence))
                 continue
@@ -430,7 +429,7 @@ class ApiSession:
             if ids:
                 path = _LIST_PATHS[addresses[index].version]
                 removes.append((index, [f"{path}/remove", f"=.id={','.join(ids)}"]))
-        for (index, sentence), reply in zip(removes, self.exchange([s for _, s in removes])):
+        for (index, sentence), reply in zip(removes, self.exchange([s for _, s in removes]), strict=True):
             if reply.trap is not None:
                 error = self._error(reply.trap, sentence)
                 if error.kind != "no-such-item":  # it expired in between: gone either way
@@ -442,7 +441,7 @@ class ApiSession:
         families = [4, 6] if self._has_ipv6 else [4]
         prints = [[f"{_LIST_PATHS[f]}/print", f"?list={self.cfg.list}", _PROPS] for f in families]
         found: dict = {}
-        for family, sentence, reply in zip(families, prints, self.exchange(prints)):
+        for family, sentence, reply in zip(families, prints, self.exchange(prints), strict=True):
             if reply.trap is not None:
                 error = self._error(reply.trap, sentence)
                 if family == 6 and error.kind == "bad-command":

@@ -8,7 +8,7 @@ mixed into one Checker because the walk is one: every problem lands in one list,
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 from bridge.config import Config, PolicyConfig
 from bridge.config.check.policy import PolicyChecks

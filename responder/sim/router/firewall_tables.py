@@ -18,6 +18,7 @@ from responder.sim.router.firewall import (
 from responder.sim.router.printing import Field
 from responder.sim.router.remote_log import LogAction, LoggingError, LogRule, parse_port, parse_remote
 from responder.sim.router.rules import move_rules, position, rule_table_for
+from responder.sim.router.services import service_table_for
 from responder.sim.router.state import StateError
 from responder.sim.router.tables import ArgumentError, MissingArguments, Table, parse_bool
 
@@ -30,6 +31,7 @@ class FilterTable(Table):
     legend = (("X", "disabled"), ("I", "invalid"), ("D", "dynamic"))
     columns = (("CHAIN", "chain"), ("ACTION", "action"))
     default_detail = True
+    quiet_defaults = {"log": "no", "log-prefix": '""'}
 
     def __init__(self, state, family: int):
         super().__init__(state)
@@ -224,7 +226,7 @@ def firewall_table_for(state, menu) -> Table | None:
         return LoggingRuleTable(state)
     if menu == ("system", "logging", "action"):
         return LoggingActionTable(state)
-    return rule_table_for(state, menu)
+    return rule_table_for(state, menu) or service_table_for(state, menu)
 
 
 __all__ = ["FilterTable", "LoggingActionTable", "LoggingRuleTable", "firewall_table_for"]

@@ -70,10 +70,10 @@ def flags_header(flavour: str, legend: Sequence[tuple[str, str]], records: Seque
     return ["Flags: " + "; ".join(f"{letter} - {name.upper()}" for letter, name in present)]
 
 
-def _index_prefixes(flavour: str, records: Sequence[Record]) -> tuple[str, list[str]]:
+def _index_prefixes(flavour: str, records: Sequence[Record], flag_width: int = 1) -> tuple[str, list[str]]:
     """The ``#`` and flag columns: header text and one prefix per record, all the same width."""
     index_width = max([len(str(r.index)) for r in records] + [1])
-    flag_width = max([len(r.flags) for r in records] + [1])
+    flag_width = max([len(r.flags) for r in records] + [flag_width])
     if flavour == "v6":
         index_width = max(index_width, 2)
         header = "#".rjust(index_width) + " " + " " * flag_width + " "
@@ -97,14 +97,14 @@ def render_table(
             cols, widths = cols[:-1], widths[:-1]
 
     def row(values: Iterable[str]) -> str:
-        return "  ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()
+        return "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
 
     lines = flags_header(flavour, legend, records)
     if flavour == "v7":
         lines.append("Columns: " + ", ".join(title for title, _ in cols))
     lines.append(header + row(title for title, _ in cols))
     blank = " " * len(header)
-    for record, prefix in zip(records, prefixes):
+    for record, prefix in zip(records, prefixes, strict=True):
         values = [record.get(name) for _, name in cols]
         if record.comment:
             if flavour == "v6":
@@ -120,7 +120,7 @@ def render_terse(flavour: str, records: Sequence[Record]) -> list[str]:
     """One line per record, values unquoted even with spaces (ROUTEROS.md §2)."""
     lines = []
     for r in records:
-        head = f"{r.index:>3} {r.flags or ' '} " if flavour == "v6" else f"{r.index:>2} {r.flags or ' '} "
+        head = f"{r.index:>2} {r.flags or ' '} " if flavour == "v6" else f"{r.index:>2} {r.flags or ' '} "
         body = " ".join(f"{f.name}={f.text}" for f in _with_comment(r))
         lines.append(head + body + (" " if flavour == "v6" else ""))
     return lines
@@ -143,8 +143,9 @@ def _detail_value(f: Field) -> str:
 def render_detail(flavour: str, records: Sequence[Record], legend: Sequence[tuple[str, str]]) -> list[str]:
     """``print detail``: records apart by a blank line; long records wrap with a trailing space."""
     lines = flags_header(flavour, legend, records)
-    _, prefixes = _index_prefixes("v6", records)
-    for record, prefix in zip(records, prefixes):
+    # the flag column is one narrower than the legend is long (ntc-templates' v6 filter print: `13 X  ;;;`)
+    _, prefixes = _index_prefixes("v6", records, max(1, len(legend) - 1))
+    for record, prefix in zip(records, prefixes, strict=True):
         indent = " " * len(prefix)
         current = prefix
         if record.comment:

@@ -68,6 +68,7 @@ class RuleTable(Table):
     legend = (("X", "disabled"), ("I", "invalid"), ("D", "dynamic"))
     columns = (("CHAIN", "chain"), ("ACTION", "action"))
     default_detail = True
+    quiet_defaults = {"log": "no", "log-prefix": '""'}
 
     def __init__(self, state, family: int, kind: str):
         super().__init__(state)
@@ -158,6 +159,42 @@ def move_rules(rules: list, items: list, before) -> None:
         rules.remove(item)
     at = rules.index(before) if before is not None else len(rules)
     rules[at:at] = items
+
+
+_RAW_MODELLED = frozenset({"chain", "action", "protocol", "src-address-list", "dst-address-list", "comment"})
+_RAW_MODELLED |= {"disabled", "log", "log-prefix"}
+
+
+def raw_action(rules: list[Rule], family_packet, in_list) -> str | None:
+    """What ``/ip firewall raw`` ``prerouting`` does to an arriving packet, before connection
+    tracking: ``drop`` or ``accept`` (the first matching rule that ends the chain), or None when
+    no rule ends it. A rule matches on ``protocol`` and ``src-/dst-address-list`` (``!`` negates);
+    a rule with any other matcher (``in-interface=``...) is not modelled and never matches."""
+    from responder.sim.router.firewall import PROTOCOL_NUMBERS
+
+    packet = family_packet
+    for rule in rules:
+        values = rule.values
+        if rule.disabled or values.get("chain") != "prerouting" or set(values) - _RAW_MODELLED:
+            continue
+        protocol = values.get("protocol", "")
+        if protocol and PROTOCOL_NUMBERS.get(protocol, int(protocol) if protocol.isdigit() else -1) != packet.proto:
+            continue
+        if not all(
+            _in_list_matches(values.get(key, ""), address, in_list)
+            for key, address in (("src-address-list", packet.src), ("dst-address-list", packet.dst))
+        ):
+            continue
+        if values.get("action") in ("drop", "accept"):
+            return values["action"]
+    return None
+
+
+def _in_list_matches(wanted: str, address: str, in_list) -> bool:
+    if not wanted:
+        return True
+    negated, name = wanted.startswith("!"), wanted.lstrip("!")
+    return in_list(name, address) != negated
 
 
 def rule_table_for(state, menu: tuple[str, ...]) -> Table | None:

@@ -328,12 +328,15 @@ class RouterState:
         self._next_number = 1  # users, keys, scripts
         from responder.sim.router.firewall import Firewall  # (imported here: those modules build on this one)
         from responder.sim.router.remote_log import Logging
+        from responder.sim.router.services import default_services
         from responder.sim.router.settings import SnifferSettings
 
         self.firewall = {4: Firewall(), 6: Firewall()}  # /ip and /ipv6 firewall filter, with conntrack
         self.logging = Logging()  # /system logging rules and actions
         self.rule_lists: dict[tuple[int, str], list] = {}  # (family, "raw" | "mangle") -> rules, in order
         self.sniffer = SnifferSettings(profile.flavour)  # /tool sniffer
+        self.services = default_services()  # /ip service
+        self.certificates: list = []  # /certificate
         self._next_rule = 1
 
     # -- time -----------------------------------------------------------------------------

@@ -67,6 +67,7 @@ class Table:
     default_detail = False  # menus RouterOS prints in detail form by default (scripts, groups)
     write_policies = frozenset({"write"})
     booleans = frozenset({"disabled", "dynamic"})
+    quiet_defaults: dict[str, str] = {}  # fields a plain print leaves out at these values (``print detail`` shows them)
 
     def __init__(self, state: RouterState):
         self.state = state
@@ -460,6 +461,10 @@ def table_for(state: RouterState, menu: tuple[str, ...]) -> Table | None:
         return AddressListTable(state, 6)
     from responder.sim.router.firewall_tables import firewall_table_for  # it builds on this module
 
+    if menu == ("log",):
+        from responder.sim.router.log_table import LogTable  # it builds on this module
+
+        return LogTable(state)
     return {
         ("system", "script"): ScriptTable,
         ("user",): UserTable,

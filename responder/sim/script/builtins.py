@@ -1,9 +1,10 @@
 """The ``:commands`` of RouterOS scripting besides the variable ones (manual "Scripting"):
-``:do {…} on-error={…}``, ``:if (…) do={…} else={…}``, ``:foreach``, ``:for``, ``:len``,
+``:do {…} on-error={…}``, ``:onerror e in={…} do={…}`` (v7), ``:if (…) do={…} else={…}``, ``:while``, ``:foreach``, ``:for``, ``:len``,
 ``:pick``, ``:find``, ``:typeof``, ``:tostr``, ``:tonum``, ``:log``, ``:error``, ``:nothing``,
 ``:delay`` (which does not wait: the simulator has no use for sleeping).
 
-Loops are bounded (``MAX_ITERATIONS``) so a pasted script cannot hang the simulator.
+Loops are bounded (``MAX_TURNS`` turns for one entry, nested loops and the scripts it runs
+included) so a pasted script cannot hang the simulator, which runs it holding the router's lock.
 """
 
 from __future__ import annotations
@@ -16,7 +17,17 @@ from responder.sim.script.values import find_in, length, pick, to_bool, to_numbe
 if TYPE_CHECKING:
     from responder.sim.script.interpreter import Interpreter, _Scope
 
-MAX_ITERATIONS = 100_000
+MAX_TURNS = 100_000
+
+
+def _turn(scope: _Scope) -> None:
+    from responder.sim.script.interpreter import RuntimeCliError
+
+    scope.turns[0] += 1
+    if scope.turns[0] > MAX_TURNS:
+        raise RuntimeCliError(f"too many loop turns (routeros-sim stops at {MAX_TURNS})", "other")
+
+
 LOG_TOPICS = ("debug", "error", "info", "warning")
 
 
@@ -39,6 +50,15 @@ def run_builtin(interp: Interpreter, statement: Builtin, scope: _Scope) -> objec
         except RuntimeCliError:
             del scope.out[mark:]  # not what was printed before the error: the error's own line is never printed
             return interp.run_block(value(handler), scope)
+    if name == "onerror":
+        mark = len(scope.out)
+        try:
+            interp.run_block(value(statement.arg("in")), scope)
+        except RuntimeCliError as exc:
+            del scope.out[mark:]
+            interp.run_block(value(statement.arg("do")), scope, {to_text(value(operands[0])): exc.text})
+            return True
+        return False
     if name == "if":
         truth = to_bool(value(operands[0]))
         if truth is None:
@@ -48,9 +68,20 @@ def run_builtin(interp: Interpreter, statement: Builtin, scope: _Scope) -> objec
         items = value(statement.arg("in"))
         sequence = items if isinstance(items, list) else ([] if items is None else [items])
         body = value(statement.arg("do"))
-        for item in sequence[:MAX_ITERATIONS]:
+        for item in sequence:
+            _turn(scope)
             interp.run_block(body, scope, {to_text(value(operands[0])): item})
         return None
+    if name == "while":
+        body = value(statement.arg("do"))
+        while True:
+            truth = to_bool(value(operands[0]))
+            if truth is None:
+                raise RuntimeCliError("conditional not boolean", "other")
+            if not truth:
+                return None
+            _turn(scope)
+            interp.run_block(body, scope)
     if name == "for":
         start, stop = to_number(value(statement.arg("from"))), to_number(value(statement.arg("to")))
         step = to_number(value(statement.arg("step"))) if statement.arg("step") is not None else 1
@@ -59,11 +90,11 @@ def run_builtin(interp: Interpreter, statement: Builtin, scope: _Scope) -> objec
         if statement.arg("step") is None and stop < start:
             step = -1
         body = value(statement.arg("do"))
-        count, current = 0, start
-        while (current <= stop if step > 0 else current >= stop) and count < MAX_ITERATIONS:
+        current = start
+        while current <= stop if step > 0 else current >= stop:
+            _turn(scope)
             interp.run_block(body, scope, {to_text(value(operands[0])): current})
             current += step
-            count += 1
         return None
     if name == "len":
         return length(value(operands[0]))
@@ -81,7 +112,7 @@ def run_builtin(interp: Interpreter, statement: Builtin, scope: _Scope) -> objec
         topic = to_text(value(operands[0]))
         if topic not in LOG_TOPICS:
             raise RuntimeCliError(f"bad command name {topic}", "bad-command")
-        interp.state.log.append(to_text(value(operands[1])))
+        interp.log(("script", topic), to_text(value(operands[1])))
         return None
     if name == "error":
         raise RuntimeCliError(to_text(value(operands[0])), "script-error")

@@ -29,6 +29,7 @@ EXPORT_ORDER: tuple[tuple[str, ...], ...] = (
     ("ipv6", "firewall", "filter"),
     ("ipv6", "firewall", "mangle"),
     ("ipv6", "firewall", "raw"),
+    ("ip", "service"),
     ("system", "identity"),
     ("system", "logging", "action"),
     ("system", "logging"),
@@ -104,6 +105,12 @@ def export_lines(interp: Interpreter, prefix: tuple[str, ...], terse: bool) -> l
             args = _singleton_args(interp, menu)
             if args:
                 commands.append(["set", *args])
+        elif menu == ("ip", "service"):  # fixed items: `set NAME ...` for what changed
+            table = table_for(state, menu)
+            for item in table.items():
+                changed = table.changed(item)
+                if changed:
+                    commands.append(["set", item.name, *(f"{k}={quote(v)}" for k, v in sorted(changed))])
         else:
             table = table_for(state, menu)
             for item in table.items():

@@ -8,26 +8,20 @@ joined with CRLF. The caller holds no lock: the line runs under ``state.lock``.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from responder.sim.router import printing
-from responder.sim.router.printing import Record
-from responder.sim.router.state import RouterState, StateError, normalise_address, parse_id
-from responder.sim.router.tables import AddressListTable, SshKeyTable, Table, table_for
+from responder.sim.router.state import RouterState, StateError
+from responder.sim.router.tables import SshKeyTable, Table, table_for
 from responder.sim.script.builtins import run_builtin
+from responder.sim.script.errors import RuntimeCliError
 from responder.sim.script.export import export
 from responder.sim.script.parser import (
-    AnyOf,
     Block,
     BlockStatement,
     Builtin,
     ChangeMenu,
     CliSyntaxError,
     Concat,
-    Condition,
-    ConditionNode,
     Literal,
     MenuCommand,
     Operation,
@@ -37,23 +31,16 @@ from responder.sim.script.parser import (
     Value,
     VarCommand,
     VarRef,
+    parse_entry,
     parse_line,
     parse_script,
 )
+from responder.sim.script.reading import Reading
 from responder.sim.script.singletons import SINGLETONS, run_singleton
-from responder.sim.script.values import ValueError_, operate, to_text, typed_word
+from responder.sim.script.values import ValueError_, joined, operate, to_text, typed_word
 
 _READ_VERBS = frozenset({"print", "find", "get"})
 _MAX_SCRIPT_DEPTH = 8
-
-
-class RuntimeCliError(Exception):
-    """Printed as-is; stops the rest of the line."""
-
-    def __init__(self, text: str, kind: str = "other"):
-        super().__init__(text)
-        self.text = text
-        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -82,6 +69,7 @@ class _Scope:
     declared: set = field(default_factory=set)
     numbers: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
     depth: int = 0
+    turns: list[int] = field(default_factory=lambda: [0])  # loop turns so far, shared with scripts it runs
 
     def frame_of(self, name: str) -> dict[str, object] | None:
         for frame in reversed(self.frames):
@@ -90,28 +78,43 @@ class _Scope:
         return None
 
 
-class Interpreter:
-    def __init__(self, state: RouterState, *, parse_error_exit: int = 0):
+@dataclass
+class Console:
+    """What a terminal session keeps between entries: the menu it is in, the globals it
+    declared, and the item numbers of its last ``print`` in each menu."""
+
+    cwd: tuple[str, ...] = ()
+    declared: set = field(default_factory=set)
+    numbers: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
+
+
+class Interpreter(Reading):
+    def __init__(self, state: RouterState, *, parse_error_exit: int = 0, send_log=None):
         self.state = state
         self.parse_error_exit = parse_error_exit
+        self.send_log = send_log  # (host, port, datagram) -> None: remote logging, or None to drop it
 
     @property
     def flavour(self) -> str:
         return self.state.profile.flavour
 
     # -- entry points -------------------------------------------------------------------------
-    def run_line(self, user: str, line: str, *, declared: set | None = None, script: bool = False) -> ExecResult:
-        """One exec line (``script``: a terminal entry, which may span lines and hold ``#``
-        comments). ``declared``: globals declared earlier in the same terminal session; the
-        line's own declarations are added to it."""
+    def run_line(self, user: str, line: str, *, console: Console | None = None, script: bool = False) -> ExecResult:
+        """One exec line; with a ``console``, what a person entered at the terminal (it may span
+        lines and hold ``#`` comments; the console's menu, globals and item numbers carry over
+        to the next entry); ``script``: a script source without a console."""
         try:
-            statements = (parse_script if script else parse_line)(line, self.flavour)
+            if console is not None:
+                statements, cwd = parse_entry(line, self.flavour, console.cwd)
+                console.cwd = cwd
+            else:
+                statements = (parse_script if script else parse_line)(line, self.flavour)
         except CliSyntaxError as exc:
             return ExecResult((exc.text,), self.parse_error_exit, exc.kind)
         with self.state.lock:
             scope = _Scope(user=user, policies=self.state.policies_of(user), out=[])
-            if declared is not None:
-                scope.declared = declared
+            if console is not None:
+                scope.declared, scope.numbers = console.declared, console.numbers
             try:
                 self.run_statements(statements, scope)
             except RuntimeCliError as exc:
@@ -185,7 +188,7 @@ class Interpreter:
                 return self.state.get_global(scope.user, value.name)
             return None  # an undeclared variable is "nothing"
         if isinstance(value, Concat):
-            return "".join(to_text(self.evaluate(part, scope)) for part in value.parts)
+            return self.operate_call(joined, [[to_text(self.evaluate(part, scope)) for part in value.parts]])
         if isinstance(value, Subst):
             return self.execute(value.statement, scope, quiet=True)
         if isinstance(value, Operation):
@@ -277,6 +280,8 @@ class Interpreter:
                 table.update(item, args)
             elif verb in ("enable", "disable"):
                 table.enable(item, verb == "enable")
+            elif verb == "sign":
+                table.sign(item)
         if verb == "move":
             table.move(items, self.move_destination(command, table, scope))
         return None
@@ -290,140 +295,6 @@ class Interpreter:
         found = self.resolve(reference, scope, table)
         return found[0] if found else None
 
-    # -- item selection -----------------------------------------------------------------------
-    def select(self, table: Table, conditions: Sequence[ConditionNode], scope: _Scope) -> list:
-        tests = [self.prepare(c, scope) for c in conditions]
-        return [item for item in table.items() if all(self.holds(table, item, t) for t in tests)]
-
-    def prepare(self, node: ConditionNode, scope: _Scope) -> tuple:
-        """The condition with its value evaluated once, before the items are walked."""
-        if isinstance(node, AnyOf):
-            return (node, tuple(tuple(self.prepare(c, scope) for c in alt) for alt in node.alternatives))
-        return (node, self.evaluate(node.value, scope) if node.value is not None else None)
-
-    def holds(self, table: Table, item, test: tuple) -> bool:
-        node, data = test
-        if isinstance(node, AnyOf):
-            result = any(all(self.holds(table, item, t) for t in alt) for alt in data)
-            return result != node.negate
-        return self.matches(table, item, node, data)
-
-    def matches(self, table: Table, item, condition: Condition, wanted: object) -> bool:
-        values = table.values(item, self.flavour)
-        values[".id"] = table.item_id(item)
-        have = values.get(condition.prop)
-        if condition.op == "":
-            result = have is True or to_text(have) in ("yes", "true")
-        elif condition.op == "~":
-            try:
-                result = re.search(to_text(wanted), to_text(have)) is not None
-            except re.error:
-                raise RuntimeCliError("invalid regular expression", "syntax") from None
-        else:
-            equal = self.same_value(table, condition.prop, have, wanted)
-            result = equal if condition.op == "=" else not equal
-        return result != condition.negate
-
-    @staticmethod
-    def same_value(table: Table, prop: str, have: object, wanted: object) -> bool:
-        text = to_text(wanted)
-        if isinstance(have, bool) or prop in table.booleans:
-            truthy = have is True or to_text(have) in ("yes", "true")
-            return text.lower() in (("yes", "true") if truthy else ("no", "false"))
-        if prop == "address" and isinstance(table, AddressListTable):
-            try:
-                return normalise_address(text, table.family) == have
-            except StateError:
-                return False
-        if prop == ".id":
-            return text.upper() == to_text(have).upper()
-        return text == to_text(have)
-
-    def resolve(self, command: MenuCommand, scope: _Scope, table: Table) -> list:
-        """Items named by ids (``*1A``), printed numbers (``0,1``), names, or ``[find ...]``."""
-        refs: list[str] = []
-        for value in command.positionals[:1]:
-            result = self.evaluate(value, scope)
-            for part in result if isinstance(result, list) else [result]:
-                refs.extend(r for r in to_text(part).split(",") if r)
-        if not command.positionals:
-            raise self.refuse(command, "Script Error: missing value(s) of argument(s) numbers", "other")
-        items = table.items()
-        by_id = {table.item_id(item): item for item in items}
-        out = []
-        for ref in refs:
-            if parse_id(ref) is not None:
-                found = by_id.get(ref.upper())
-            elif ref.isdigit():
-                numbers = scope.numbers.get(command.menu, [])
-                index = int(ref)
-                found = by_id.get(numbers[index]) if index < len(numbers) else None
-            else:
-                found = next((item for item in items if table.name_of(item) == ref), None)
-            if found is None:
-                raise RuntimeCliError("no such item", "no-such-item")
-            if found not in out:
-                out.append(found)
-        return out
-
-    # -- print / get --------------------------------------------------------------------------
-    def records(self, table: Table, items: list, proplist: list[str] | None) -> list[Record]:
-        records = []
-        for index, item in enumerate(items):
-            fields = table.fields(item, self.flavour)
-            if proplist is not None:
-                fields = [f for f in fields if f.name in proplist]
-            records.append(Record(index, table.flags(item), tuple(fields), table.comment(item)))
-        return records
-
-    def print_table(
-        self, command: MenuCommand, table: Table, args: dict[str, str], scope: _Scope, *, quiet: bool
-    ) -> object:
-        items = self.select(table, command.conditions, scope)
-        if "from" in args:
-            wanted = {
-                table.item_id(i)
-                for i in self.resolve(
-                    MenuCommand(command.menu, "print", positionals=(Literal(args["from"]),)), scope, table
-                )
-            }
-            items = [i for i in items if table.item_id(i) in wanted]
-        proplist = [p.strip() for p in args["proplist"].split(",")] if "proplist" in args else None
-        if "count-only" in command.flags:
-            if not quiet:
-                scope.out.append(str(len(items)))
-            return len(items)
-        if "as-value" in command.flags:
-            rows = []
-            for item in items:
-                row = {".id": table.item_id(item), **table.values(item, self.flavour)}
-                if proplist is not None:
-                    row = {k: v for k, v in row.items() if k in proplist or k == ".id"}
-                rows.append(row)
-            return rows
-        scope.numbers[command.menu] = [table.item_id(i) for i in items]
-        records = self.records(table, items, proplist)
-        if "terse" in command.flags:
-            scope.out.extend(printing.render_terse(self.flavour, records))
-        elif "detail" in command.flags or table.default_detail:
-            scope.out.extend(printing.render_detail(self.flavour, records, table.legend))
-        else:
-            scope.out.extend(printing.render_table(self.flavour, records, table.columns, table.legend))
-        return None
-
-    def get_property(self, command: MenuCommand, table: Table, items: list, scope: _Scope) -> object:
-        if len(command.positionals) < 2 and command.arg("value-name") is None:
-            raise self.refuse(command, "Script Error: missing value(s) of argument(s) value-name", "other")
-        name_value = command.positionals[1] if len(command.positionals) > 1 else command.arg("value-name")
-        name = to_text(self.evaluate(name_value, scope))
-        if len(items) != 1:
-            raise RuntimeCliError("no such item", "no-such-item")
-        values = table.values(items[0], self.flavour)
-        values[".id"] = table.item_id(items[0])
-        if name not in values and name not in {f.name for f in table.fields(items[0], self.flavour)}:
-            raise RuntimeCliError("input does not match any value of value-name", "other")
-        return values.get(name)
-
     # -- scripts ------------------------------------------------------------------------------
     def run_script(self, script, scope: _Scope, command: MenuCommand) -> None:
         """As the caller (its globals), with the script's policies; needs all of them."""
@@ -432,14 +303,29 @@ class Interpreter:
         if scope.depth >= _MAX_SCRIPT_DEPTH:
             raise RuntimeCliError("script error: too many nested script runs", "other")
         script.run_count += 1
-        inner = _Scope(user=scope.user, policies=script.policy & scope.policies, out=scope.out, depth=scope.depth + 1)
+        inner = _Scope(
+            user=scope.user,
+            policies=script.policy & scope.policies,
+            out=scope.out,
+            depth=scope.depth + 1,
+            turns=scope.turns,
+        )
         try:
             statements = parse_script(script.source, self.flavour)
             for statement in statements:
                 self.execute(statement, inner, quiet=False)
         except CliSyntaxError as exc:
-            self.state.log.append(f"script error: {exc.text}")
+            self.log(("script", "error"), f"script error: {exc.text}")
             raise RuntimeCliError(exc.text, exc.kind) from None
         except RuntimeCliError as exc:
-            self.state.log.append(f"script error: {exc.text}")
+            self.log(("script", "error"), f"script error: {exc.text}")
             raise
+
+    def log(self, topics: tuple[str, ...], message: str) -> None:
+        """A message of the router's own (``:log``, script errors): ``state.log``, and through
+        ``/system logging`` to memory (``/log print``) and remote actions (``send_log``)."""
+        self.state.log.append(message)
+        datagrams = self.state.logging.emit(topics, message, self.state.now(), self.state.identity)
+        if self.send_log is not None:
+            for host, port, data in datagrams:
+                self.send_log(host, port, data)

@@ -133,6 +133,25 @@ MENUS: dict[tuple[str, ...], MenuSpec] = {
         },
         properties=frozenset(),
     ),
+    ("ip", "service"): _table_menu(
+        "name port address certificate disabled invalid tls-version vrf",
+        "port address certificate disabled",
+        add=False,
+        extra_verbs=_ENABLE,
+    ),
+    ("certificate",): _table_menu(
+        "name common-name subject-alt-name days-valid key-usage key-size country state locality organization "
+        "unit fingerprint trusted private-key",
+        "name common-name subject-alt-name days-valid key-usage key-size country state locality organization unit",
+        extra_verbs={"sign": VerbSpec(keys=frozenset({"numbers", "ca", "name"}), positional=1)},
+    ),
+    ("log",): MenuSpec(
+        verbs={
+            "print": VerbSpec(flags=frozenset({"without-paging", "as-value", "count-only"}), where=True),
+            "find": VerbSpec(conditions=True, where=True),
+        },
+        properties=frozenset({"time", "topics", "message", ".id"}),
+    ),
     ("tool", "sniffer"): MenuSpec(
         verbs={
             "print": _SINGLETON_PRINT,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from responder.sim.script.expressions import ExpressionParsing
 from responder.sim.script.menus import MENUS, MenuSpec, VerbSpec, children, properties, verbs
 from responder.sim.script.syntax import (
     AnyOf,
@@ -36,14 +37,15 @@ from responder.sim.script.tokens import Token, is_name_char, open_brackets, toke
 
 _END = ("SEMI", "RBR", "EOF", "NL", "RBRACE")
 _VALUE_START = ("WORD", "STRING", "VAR", "LBR", "LBRACE", "LPAR")
-_COMPARE = {"EQ": "=", "NEQ": "!=", "TILDE": "~"}
 # The ``:commands`` besides the variable ones: (least, most unnamed operands, named arguments).
 # The first operand of foreach/for is the loop variable's name.
 BUILTINS: dict[str, tuple[int, int, frozenset[str]]] = {
     "do": (1, 1, frozenset({"on-error", "while"})),
     "if": (1, 1, frozenset({"do", "else"})),
     "foreach": (1, 1, frozenset({"in", "do"})),
+    "onerror": (1, 1, frozenset({"in", "do"})),  # v7.13+: :onerror e in={...} do={... $e ...}
     "for": (1, 1, frozenset({"from", "to", "step", "do"})),
+    "while": (1, 1, frozenset({"do"})),
     "len": (1, 1, frozenset()),
     "pick": (2, 3, frozenset()),
     "find": (2, 3, frozenset()),
@@ -55,11 +57,12 @@ BUILTINS: dict[str, tuple[int, int, frozenset[str]]] = {
     "nothing": (0, 0, frozenset()),
     "delay": (0, 1, frozenset()),
 }
-_LOOP_VARIABLE = frozenset({"foreach", "for"})
+_LOOP_VARIABLE = frozenset({"foreach", "for", "onerror"})
+_V7_ONLY = frozenset({"onerror"})
 
 
 @dataclass
-class _Parser:
+class _Parser(ExpressionParsing):
     tokens: list[Token]
     flavour: str
     pos: int = 0
@@ -141,7 +144,7 @@ class _Parser:
         if name == "put":
             value = self.parse_value() if self.peek().kind in _VALUE_START else None
             return Put(value, tok.line)
-        if name not in BUILTINS:
+        if name not in BUILTINS or (name in _V7_ONLY and self.flavour == "v6"):
             raise CliSyntaxError("bad-command", f"bad command name {name}", tok.column + 1, tok.line)
         least, most, keys = BUILTINS[name]
         operands: list[Value] = []
@@ -187,6 +190,9 @@ class _Parser:
                 column = base + offset
                 offset += len(segment) + 1
                 if not segment:
+                    continue
+                if segment == ".." and verb is None:  # one menu up
+                    menu = menu[:-1]
                     continue
                 if verb is not None:
                     raise CliSyntaxError("bad-command", f"bad command name {segment}", column, tok.line)
@@ -252,68 +258,6 @@ class _Parser:
             menu, verb, tuple(args), frozenset(flags), tuple(positionals), tuple(conditions), first.line, first.column
         )
 
-    # -- where: conditions joined by and / or / !, grouped by ( ) -------------------------------
-    def _is_word(self, *texts: str) -> bool:
-        tok = self.peek()
-        return (tok.kind == "WORD" and tok.text in texts) or (tok.kind == "OP" and tok.text in texts)
-
-    def parse_condition_or(self, props: frozenset[str]) -> tuple[ConditionNode, ...]:
-        alternatives = [self.parse_condition_and(props, stop_at_or=True)]
-        while self._is_word("or", "||"):
-            self.take()
-            alternatives.append(self.parse_condition_and(props, stop_at_or=True))
-        return alternatives[0] if len(alternatives) == 1 else (AnyOf(tuple(alternatives)),)
-
-    def parse_condition_and(self, props: frozenset[str], stop_at_or: bool = False) -> tuple[ConditionNode, ...]:
-        parts: list[ConditionNode] = []
-        while self.peek().kind not in _END and self.peek().kind != "RPAR":
-            if self._is_word("and", "&&") and parts:
-                self.take()
-                continue
-            if self._is_word("or", "||") and parts:
-                if stop_at_or:
-                    break
-                self.take()  # at the top level `a or b` takes in everything that follows
-                rest = self.parse_condition_or(props)
-                return (AnyOf((tuple(parts), rest)),)
-            parts.append(self.parse_condition_unary(props))
-        if not parts:
-            raise self.fail("syntax", self.peek())
-        return tuple(parts)
-
-    def parse_condition_unary(self, props: frozenset[str]) -> ConditionNode:
-        negate = False
-        if self.peek().kind == "NOT" and self.peek(1).kind == "LPAR":
-            self.take()
-            negate = True
-        if self.peek().kind == "LPAR":
-            self.take()
-            group = self.parse_condition_or(props)
-            if self.peek().kind != "RPAR":
-                raise self.fail("syntax", self.peek())
-            self.take()
-            return AnyOf((group,), negate=negate)
-        return self.parse_condition(props)
-
-    def parse_condition(self, props: frozenset[str]) -> Condition:
-        negate = False
-        if self.peek().kind == "NOT":
-            self.take()
-            negate = True
-        tok = self.peek()
-        if tok.kind != "WORD":
-            raise self.fail("syntax", tok)
-        self.take()
-        op_tok = self.peek()
-        if op_tok.kind in _COMPARE and not op_tok.spaced:
-            if tok.text not in props:
-                raise self.fail("expected-end", op_tok)
-            self.take()
-            return Condition(tok.text, op_tok.text, self.parse_adjacent_value(), negate)
-        if tok.text not in props:
-            raise self.fail("expected-end", tok)
-        return Condition(tok.text, "", None, negate)
-
     # -- values -----------------------------------------------------------------------------
     def parse_adjacent_value(self, menu: tuple[str, ...] | None = None) -> Value:
         """The value right after ``=``; ``key= x`` gives an empty value (x is a new token)."""
@@ -361,59 +305,6 @@ class _Parser:
             return Subst(statement)
         raise self.fail("syntax", tok)
 
-    # -- ( expressions ) ----------------------------------------------------------------------
-    def parse_expression(self) -> Value:
-        self.take()  # (
-        value = self.parse_or()
-        if self.peek().kind != "RPAR":
-            raise self.fail("syntax", self.peek())
-        self.take()
-        return value
-
-    def parse_or(self) -> Value:
-        left = self.parse_and()
-        while self._is_word("||", "or"):
-            self.take()
-            left = Operation("||", (left, self.parse_and()))
-        return left
-
-    def parse_and(self) -> Value:
-        left = self.parse_not()
-        while self._is_word("&&", "and"):
-            self.take()
-            left = Operation("&&", (left, self.parse_not()))
-        return left
-
-    def parse_not(self) -> Value:
-        if self.peek().kind == "NOT":
-            self.take()
-            return Operation("!", (self.parse_not(),))
-        return self.parse_comparison()
-
-    def parse_comparison(self) -> Value:
-        left = self.parse_sum()
-        tok = self.peek()
-        if tok.kind in _COMPARE or (tok.kind == "OP" and tok.text in ("<", ">", "<=", ">=")):
-            self.take()
-            return Operation(_COMPARE.get(tok.kind, tok.text), (left, self.parse_sum()))
-        return left
-
-    def parse_sum(self) -> Value:
-        left = self.parse_operand()
-        while self.peek().kind == "WORD" and self.peek().text in (".", "+", "-"):
-            op = self.take().text
-            left = Operation(op, (left, self.parse_operand()))
-        return left
-
-    def parse_operand(self) -> Value:
-        tok = self.peek()
-        if tok.kind not in ("WORD", "STRING", "VAR", "LBR", "LPAR") or self._is_word("and", "or", ".", "+", "-"):
-            raise self.fail("syntax", tok)
-        parts: list[Value] = [self.parse_atom(None)]
-        while self.peek().kind in ("STRING", "VAR") and not self.peek().spaced:
-            parts.append(self.parse_atom(None))
-        return parts[0] if len(parts) == 1 else Concat(tuple(parts))
-
 
 def parse_line(text: str, flavour: str = "v7") -> tuple[Statement, ...]:
     """Statements of one exec line; raises CliSyntaxError (a newline is refused)."""
@@ -423,6 +314,14 @@ def parse_line(text: str, flavour: str = "v7") -> tuple[Statement, ...]:
 def parse_script(source: str, flavour: str = "v7") -> tuple[Statement, ...]:
     """Statements of a script source: newlines separate statements, ``#`` starts a comment."""
     return _Parser(tokenise(source, script=True), flavour).parse_all()
+
+
+def parse_entry(text: str, flavour: str, cwd: tuple[str, ...]) -> tuple[tuple[Statement, ...], tuple[str, ...]]:
+    """What a person typed at the terminal (maybe several lines, maybe ``#`` comments), in the
+    menu ``cwd``: its statements and the menu the terminal is in afterwards."""
+    parser = _Parser(tokenise(text, script=True), flavour, cwd=cwd)
+    statements = parser.parse_all()
+    return statements, parser.cwd
 
 
 __all__ = [
@@ -451,6 +350,7 @@ __all__ = [
     "VerbSpec",
     "children",
     "open_brackets",
+    "parse_entry",
     "parse_line",
     "parse_script",
     "tokenise",

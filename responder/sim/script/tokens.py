@@ -32,12 +32,16 @@ def is_name_char(ch: str) -> bool:
     return ch.isalnum() or ch in "_-"
 
 
+MAX_NESTING = 64  # { [ ( inside each other; deeper is refused (the simulator's bound: its parser recurses)
+
+
 def tokenise(text: str, *, script: bool = False) -> list[Token]:
     """Tokens of ``text``. Exec lines (script=False) may not span lines."""
     tokens: list[Token] = []
     i, line, line_start = 0, 1, 0
     spaced = True
     parens = 0  # how deep inside ( ): there < > <= >= && || are operators
+    nesting = 0
 
     def col(pos: int) -> int:
         return pos - line_start + 1
@@ -64,6 +68,12 @@ def tokenise(text: str, *, script: bool = False) -> list[Token]:
                 i += 1
             continue
         start = i
+        if ch in "{[(":
+            nesting += 1
+            if nesting > MAX_NESTING:
+                raise CliSyntaxError("syntax", "syntax error", col(i), line)
+        elif ch in "}])":
+            nesting = max(0, nesting - 1)
         if ch in _SINGLE:
             tokens.append(Token(_SINGLE[ch], ch, line, col(i), spaced))
             i += 1
@@ -148,10 +158,12 @@ def _read_string(text: str, start: int, line: int, col) -> tuple[int, tuple[Valu
     return i, tuple(parts)
 
 
-def open_brackets(text: str) -> int:
-    """How many ``{``, ``[`` and ``(`` are still open at the end of ``text`` (outside strings and
-    comments): the terminal keeps reading lines while this is above zero, as RouterOS's does."""
-    depth, i, in_string, line_start = 0, 0, False, True
+def open_brackets(text: str) -> str:
+    """The ``{``, ``[``, ``(`` and ``"`` still open at the end of ``text`` (outside comments), and
+    ``\\`` when it ends in a line continuation: the terminal keeps reading lines while this is not
+    empty, and shows it as its continuation prompt (``{(\\... ``), as RouterOS's console does."""
+    stack: list[str] = []
+    i, in_string, line_start = 0, False, True
     while i < len(text):
         ch = text[i]
         if in_string:
@@ -159,18 +171,20 @@ def open_brackets(text: str) -> int:
                 i += 1
             elif ch == '"':
                 in_string = False
-            elif ch == "\n":
-                in_string = False  # an unterminated string ends the line (the parser reports it)
+                stack.pop()
         elif ch == "#" and line_start:
             while i < len(text) and text[i] != "\n":
                 i += 1
             continue
         elif ch == '"':
             in_string = True
+            stack.append('"')
         elif ch in "{[(":
-            depth += 1
-        elif ch in "}])":
-            depth = max(0, depth - 1)
-        line_start = ch == "\n" or (line_start and ch in " \t")
+            stack.append(ch)
+        elif ch in "}])" and stack and stack[-1] == {"}": "{", "]": "[", ")": "("}[ch]:
+            stack.pop()
+        line_start = ch in "\n{;" or (line_start and ch in " \t")
         i += 1
-    return depth
+    if text.rstrip(" \t").endswith("\\") and not in_string:
+        stack.append("\\")
+    return "".join(stack)

@@ -16,6 +16,16 @@ class ValueError_(Exception):
     """An operator given values it cannot take (the interpreter prints the text)."""
 
 
+MAX_TEXT = 1_000_000  # characters of one string value: the simulator's bound on a doubling loop
+
+
+def joined(pieces: list[str]) -> str:
+    """Concatenated text, refused past ``MAX_TEXT``."""
+    if sum(map(len, pieces)) > MAX_TEXT:
+        raise ValueError_(f"string too long (routeros-sim stops at {MAX_TEXT} characters)")
+    return "".join(pieces)
+
+
 def to_text(value: object) -> str:
     """How ``:put`` and string concatenation show a value."""
     if value is None:
@@ -146,7 +156,7 @@ def operate(op: str, operands: list[object]) -> object:
         except re.error:
             raise ValueError_("invalid regular expression") from None
     if op == ".":
-        return to_text(left) + to_text(right)
+        return joined([to_text(left), to_text(right)])
     if op in ("&&", "||"):
         a, b = to_bool(left), to_bool(right)
         if a is None or b is None:

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Union
 
 MAX_LENGTH = 0xFFFFFFFF  # what the 5-byte form can carry
 DEFAULT_MAX_WORD = 16 * 1024 * 1024  # the simulator's own limit: a word this long is an attack, not a command
 
-Word = Union[bytes, str]
+Word = bytes | str
 
 
 class ApiProtocolError(ValueError):

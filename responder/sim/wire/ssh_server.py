@@ -1,4 +1,5 @@
-"""The SSH face of the simulator: paramiko Transport per connection, exec channels only.
+"""The SSH face of the simulator: paramiko Transport per connection; exec channels (the
+responder's path) and interactive shells on a pty (a person, netmiko, Ansible: ``terminal``).
 
 Looks like RouterOS on the wire (ROUTEROS.md §4): banner ``SSH-2.0-ROSSSH``; kex
 curve25519-sha256 and diffie-hellman-group-exchange-sha256; host key rsa-sha2-256 (plus
@@ -12,7 +13,9 @@ module only moves bytes. Faults for tests: ``backend.hang`` (accept TCP, never s
 
 from __future__ import annotations
 
+import codecs
 import logging
+import re
 import socket
 import threading
 import time
@@ -26,6 +29,7 @@ from paramiko.primes import ModulusPack
 
 from responder.sim.wire.listener import TcpListener
 from responder.sim.wire.ssh_log import log_print_request, serve_log_print
+from responder.sim.wire.terminal import DETECT, Terminal
 
 log = logging.getLogger(__name__)
 
@@ -34,17 +38,21 @@ KEX = ("curve25519-sha256", "diffie-hellman-group-exchange-sha256")
 CIPHERS = ("aes192-ctr", "aes256-ctr", "aes256-gcm@openssh.com")
 MACS = ("hmac-sha2-256", "hmac-sha2-512")
 _EXEC_WAIT = 30.0  # how long an opened session channel may wait for its exec request
+_TERMINAL_POLL = 0.2  # how often a terminal's thread looks at the server stopping
+_TERMINAL_IDLE = 3600.0  # a terminal nobody typed in for this long is closed (its thread is bounded in time)
 
 
 class Backend(Protocol):
     hang: bool
     hang_exec: bool
     latency: float
+    terminal_detect_wait: float  # seconds a new terminal waits for the answer to ESC Z
 
     def authenticate_password(self, login: str, password: str, peer: str) -> str | None: ...
     def authenticate_key(self, login: str, key: paramiko.PKey, peer: str) -> str | None: ...
     def user_has_keys(self, login: str) -> bool: ...
     def run_exec(self, user: str, command: str) -> tuple[bytes, int]: ...
+    def open_terminal(self, user: str, login: str) -> Terminal: ...
 
 
 def _modulus_pack() -> ModulusPack:
@@ -78,7 +86,8 @@ class _Connection(paramiko.ServerInterface):
         self.backend = backend
         self.peer = peer
         self.user: str | None = None
-        self.commands: dict[int, str] = {}
+        self.login = ""  # the name as given, with its +options
+        self.commands: dict[int, str | None] = {}  # None: a shell
         self.ready: dict[int, threading.Event] = {}
         self._lock = threading.Lock()
 
@@ -90,16 +99,16 @@ class _Connection(paramiko.ServerInterface):
         return "publickey" if self.backend.user_has_keys(username) else "publickey,password"
 
     def check_auth_password(self, username: str, password: str) -> int:
-        return self._logged_in(self.backend.authenticate_password(username, password, self.peer))
+        return self._logged_in(self.backend.authenticate_password(username, password, self.peer), username)
 
     def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
-        return self._logged_in(self.backend.authenticate_key(username, key, self.peer))
+        return self._logged_in(self.backend.authenticate_key(username, key, self.peer), username)
 
-    def _logged_in(self, user) -> int:
+    def _logged_in(self, user, login: str) -> int:
         """The connection's user from now on, or a refusal when the backend knew no such login."""
         if user is None:
             return paramiko.AUTH_FAILED
-        self.user = user
+        self.user, self.login = user, login
         return paramiko.AUTH_SUCCESSFUL
 
     def check_channel_request(self, kind: str, chanid: int) -> int:
@@ -115,8 +124,13 @@ class _Connection(paramiko.ServerInterface):
     def check_channel_pty_request(self, *args) -> bool:
         return True
 
+    def check_channel_window_change_request(self, *args) -> bool:
+        return True  # the size changes nothing (RouterOS would re-wrap its tables)
+
     def check_channel_shell_request(self, channel: paramiko.Channel) -> bool:
-        return False  # interactive shell not emulated: exec is the responder's path
+        self.commands[channel.get_id()] = None
+        self.event_for(channel.get_id()).set()
+        return True
 
 
 class SshServer(TcpListener):
@@ -166,6 +180,9 @@ class SshServer(TcpListener):
             if not connection.event_for(channel.get_id()).wait(_EXEC_WAIT) or connection.user is None:
                 return
             command = connection.commands[channel.get_id()]
+            if command is None:
+                self._serve_terminal(connection, channel)
+                return
             if self.backend.hang_exec:
                 self._stopping.wait()
                 return
@@ -186,6 +203,53 @@ class SshServer(TcpListener):
                 channel.close()
             except (OSError, EOFError, paramiko.SSHException):
                 pass  # the client went away first
+
+    def _serve_terminal(self, connection: _Connection, channel: paramiko.Channel) -> None:
+        """An interactive session until the person quits, the client closes or the server stops."""
+        terminal = self.backend.open_terminal(connection.user, connection.login)
+        channel.settimeout(_TERMINAL_POLL)
+        keys = ""
+        if terminal.options.detect:
+            keys = self._detect_terminal(channel)
+        channel.sendall(terminal.start().encode("utf-8"))
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        last_key = time.monotonic()
+        while not terminal.closed and not self._stopping.is_set():
+            if time.monotonic() - last_key > _TERMINAL_IDLE:
+                channel.sendall(b"\r\nidle for too long, bye\r\n")
+                break
+            if keys:
+                reply = terminal.feed(keys)
+                keys = ""
+                if reply:
+                    channel.sendall(reply.encode("utf-8"))
+                continue
+            try:
+                data = channel.recv(4096)
+            except TimeoutError:
+                continue
+            if not data:
+                break
+            keys = decoder.decode(data)
+            last_key = time.monotonic()
+        channel.send_exit_status(0)
+
+    def _detect_terminal(self, channel: paramiko.Channel) -> str:
+        """RouterOS's ESC Z: wait a moment for the answer; keys typed meanwhile are kept."""
+        channel.sendall(DETECT.encode())
+        received = ""
+        deadline = time.monotonic() + self.backend.terminal_detect_wait
+        while time.monotonic() < deadline and not self._stopping.is_set():
+            try:
+                data = channel.recv(256)
+            except TimeoutError:
+                continue
+            if not data:
+                break
+            received += data.decode("utf-8", errors="replace")
+            if "\x1b/Z" in received or re.search(r"\x1b\[\?[0-9;]*c", received):
+                break
+        return re.sub(r"\x1b/Z|\x1b\[\?[0-9;]*c", "", received)
 
     def drop_connections(self) -> None:
         """Close every open client connection (what a reboot does); keep listening."""
