@@ -1,7 +1,7 @@
 """Benchmark a storm: N distinct attackers' alert lines written at once, through `snort-bridge run`.
 
 A real `snort-bridge run` process follows an alert_fast file; simulated routers (responder.sim,
-SSH and API on loopback) run in another process. After a warm-up block (routers connected),
+SSH and API on loopback) run in other processes, one per router. After a warm-up block (routers connected),
 this process writes ``--attackers`` alert lines (one new attacker each) into the file as fast as
 it can, rotating it logrotate-style every ``--rotate-every`` lines, and then measures
 
@@ -101,13 +101,36 @@ def write_config(workdir: str, transport: str, routers, key_path: str) -> str:
     return config
 
 
+class RouterProcesses:
+    """``count`` simulated routers, each in a process of its own, as real routers are machines of
+    their own: one router's parsing never waits for another's interpreter lock."""
+
+    def __init__(self, count: int, public_key: str) -> None:
+        self._pipes, self._processes = [], []
+        for _ in range(count):
+            parent, child = multiprocessing.Pipe()
+            process = multiprocessing.Process(target=serve_routers, args=(1, public_key, child), daemon=True)
+            process.start()
+            self._pipes.append(parent)
+            self._processes.append(process)
+        self.identities = [identity for pipe in self._pipes for identity in pipe.recv()]
+
+    def send(self, message: str) -> None:
+        for pipe in self._pipes:
+            pipe.send(message)
+        if message == "stop":
+            for process in self._processes:
+                process.join(10)
+
+    def recv(self) -> list:
+        return [count for pipe in self._pipes for count in pipe.recv()]
+
+
 def run(transport: str, count: int, attackers: int, rotate_every: int, workdir: str) -> dict:
     key_path = os.path.join(workdir, f"id_{transport}")
     public = write_client_key(key_path)
-    parent, child = multiprocessing.Pipe()
-    sims = multiprocessing.Process(target=serve_routers, args=(count, public, child), daemon=True)
-    sims.start()
-    routers = parent.recv()
+    parent = RouterProcesses(count, public)
+    routers = parent.identities
     config = write_config(workdir, transport, routers, key_path)
     alert_file = os.path.join(workdir, "alert_fast.txt")
     for name in os.listdir(workdir):
@@ -167,7 +190,6 @@ def run(transport: str, count: int, attackers: int, rotate_every: int, workdir: 
         service.wait(60)
         log.close()
         parent.send("stop")
-        sims.join(10)
     if on_routers is None:
         raise SystemExit(
             f"{transport}: not every attacker reached every router: {present}; "

@@ -5,27 +5,40 @@ every router with nothing but [scan] routers set."""
 
 from __future__ import annotations
 
+import re
+import signal
+import subprocess
 import threading
+import time
 from types import SimpleNamespace
 
 import pytest
-from conftest import free_port, wait_for
+from conftest import console_script, free_port, wait_for
 from responder_rig import Lab, shared_host_key, wait_until
 from test_e2e_service import DEADLINE, Service, listed_everywhere, write_service_config
 from test_scan_captures import SCANS
-from test_sim_firewall import CAPTURES, provisioned_router
+from test_sim_firewall import CAPTURES, provisioned_router, ssh_lines
 
 from bridge.config import ConfigError
 from bridge.config.load import parse_config
+from bridge.scan.probes import probe_from_firewall_event
 from bridge.scan.router_log import ApiGate, SshGate
+from bridge.scan.routeros_log import parse_firewall_line
 from bridge.service.router_logs import RouterLogs
 from responder.config import RouterConfig
 from responder.routeros import replies
 from responder.sim import SimRouter
 from responder.sim.router.memory_log import LogEntry, MemoryLog, print_line, shown_time
+from responder.sim.router.state import ALL_POLICIES
 from responder.transport import known_hosts
+from responder.transport.log_stream import SshLogStream
+from responder.transport.ssh import fetch_host_key
 
 PASSWORD = "pw"
+STEALTH_RULE = (
+    "/ip firewall filter add chain=input action=log protocol=tcp connection-state=invalid tcp-flags=!ack,!rst "
+    "limit=10,30:packet log-prefix=tzsp-ips-stealth"
+)
 
 
 def entry(number, message, time="10:00:00", topics="firewall,info"):
@@ -103,7 +116,7 @@ def router(tmp_path):
     """A provisioned routeros-sim (firewall rules that log) serving SSH and the API; user logreader."""
     sim = provisioned_router(free_port())
     sim.add_user("logreader", password=PASSWORD, policies=("ssh", "api", "read", "write"))
-    ssh_port, api_port = sim.start(), sim.start_api()
+    ssh_port, api_port, ssl_port = sim.start(), sim.start_api(), sim.start_api(tls=True)
     known = str(tmp_path / "known_hosts")
     known_hosts.record(
         known, known_hosts.host_name("127.0.0.1", ssh_port), sim.host_key.get_name(), sim.host_key.asbytes()
@@ -111,29 +124,44 @@ def router(tmp_path):
     password_file = tmp_path / "password"
     password_file.write_text(PASSWORD + "\n")
     password_file.chmod(0o600)
+    tls = {"tls": True, "fingerprint": f"sha256:{sim.api_certificate.sha256}"}
     configs = {
-        transport: RouterConfig(
+        name: RouterConfig(
             name="core1",
             host="127.0.0.1",
             port=port,
-            transport=transport,
+            transport=name[:3],
             user="logreader",
             password_file=str(password_file),
             known_hosts=known,
             connect_timeout=3.0,
             command_timeout=3.0,
+            **(tls if name == "api-ssl" else {}),
         )
-        for transport, port in (("ssh", ssh_port), ("api", api_port))
+        for name, port in (("ssh", ssh_port), ("api", api_port), ("api-ssl", ssl_port))
     }
     yield sim, configs
     sim.stop()
+
+
+def count_probes(lines: list[str]) -> int:
+    return sum(probe_from_firewall_event(parse_firewall_line(line), 0.0) is not None for line in lines)
+
+
+def ssh_keys(sim) -> set:
+    """What identifies r1's entries over SSH: clock time, topics, message (a retransmitted probe in
+    the same second is the same entry there)."""
+    return {
+        (time.strftime("%H:%M:%S", time.gmtime(e.time)), ",".join(e.topics), e.message)
+        for e in sim.state.logging.memory.entries()
+    }
 
 
 def memory_lines(sim) -> list[str]:
     return [f"{','.join(e.topics)} {e.message}" for e in sim.state.logging.memory.entries()]
 
 
-@pytest.mark.parametrize("transport", ["api", "ssh"])
+@pytest.mark.parametrize("transport", ["api", "api-ssl", "ssh"])
 def test_every_firewall_line_once_across_a_disconnect_and_a_reboot(router, transport):
     sim, configs = router
     got: list[str] = []
@@ -204,17 +232,45 @@ def routers_for(lab, transport: str, tmp_path) -> list[dict]:
 
 
 @pytest.mark.parametrize("transport", ["api", "ssh"])
-def test_a_scan_read_from_the_routers_own_log_is_blocked_on_every_router(lab, services, tmp_path, transport):
+def test_scans_read_from_the_routers_own_log_are_blocked_on_every_router_across_an_outage_and_a_reboot(
+    lab, services, tmp_path, transport
+):
     tables = routers_for(lab, transport, tmp_path)
     config = write_service_config(lab, scan='ports = 6\nwindow = "30s"\nrouters = ["r1"]', routers=tables)
     service = Service(config, tmp_path / "run.log").start()
     services.append(service)
     assert "the firewall log of r1" in service.text()
     assert "udp" not in service.text().split("started:")[1].splitlines()[0]  # no syslog listener
-    lab.sims["r1"].receive_capture(CAPTURES / "TCP_SYN_SCAN.pcap")
-    scanner, _ = SCANS["TCP_SYN_SCAN.pcap"]
-    assert wait_until(lambda: listed_everywhere(lab, scanner), DEADLINE), service.text()
-    assert "scan detected" in service.text() and f"BLOCK {scanner}" in service.text()
+    r1 = lab.sims["r1"]
+    probes = 0
+    seen_over_ssh: set = set()
+    for capture, before in (
+        ("TCP_SYN_SCAN.pcap", None),
+        ("synscan.pcapng", r1.drop_connections),  # an outage: r1 keeps its memory, read again
+        ("test12-icmp-portscan.pcap", r1.reboot),  # r1's memory is gone, its ids start over
+    ):
+        if before == r1.reboot:
+            probes += count_probes(memory_lines(r1))  # what the reboot clears
+            seen_over_ssh |= ssh_keys(r1)
+        if before is not None:
+            before()
+        r1.receive_capture(CAPTURES / capture)
+        scanner, kind = SCANS[capture]
+        assert wait_until(lambda scanner=scanner: listed_everywhere(lab, scanner), DEADLINE), service.text()
+        assert f"BLOCK {scanner}" in service.text() and f"(tzsp-ips scan) {kind}" in service.text()
+    probes += count_probes(memory_lines(r1))
+    if transport == "ssh":
+        seen_over_ssh |= ssh_keys(r1)
+        probes = count_probes([f"{topics} {message}" for _, topics, message in seen_over_ssh])
+
+    def counted() -> str:
+        service.signal(signal.SIGUSR1)  # logs a status line with the counts
+        time.sleep(0.2)
+        return ([line for line in service.text().splitlines() if "status:" in line] or [""])[-1]
+
+    # each probe r1 logged is counted once: none lost in the outage or the reboot, none twice
+    assert wait_until(lambda: f"in {probes} probes" in counted(), DEADLINE), counted()
+    assert not wait_until(lambda: f"in {probes} probes" not in counted(), 1.0), counted()
     assert service.stop() == 0
 
 
@@ -228,3 +284,51 @@ def test_scan_routers_must_name_configured_routers_once():
     assert "scan.routers[1]: no [[routers]] table has name = 'edge9'" in problems
     assert "scan.routers[2]: 'core1' is listed twice" in problems
     assert "scan.routers[3]" in problems
+
+
+def test_routeros_sim_replays_once_its_log_is_followed_and_the_lines_come_over_ssh(tmp_path):
+    process = subprocess.Popen(
+        [
+            *console_script("routeros-sim"),
+            "--port",
+            "0",
+            "--host-key",
+            str(tmp_path / "key"),
+            "--policy",
+            ",".join(ALL_POLICIES),
+            "--password-env",
+            "SIM_PW",
+            "--replay",
+            str(CAPTURES / "NULL_SCAN.pcap"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={"SIM_PW": PASSWORD, "PATH": "/usr/bin:/bin"},
+        text=True,
+    )
+    stream = None
+    try:
+        port = int(re.search(r":(\d+) \(SSH\)", process.stdout.readline()).group(1))
+        # the stealth rule, as provision writes it, and no remote logging action at all
+        ssh_lines(port, [STEALTH_RULE])
+        known = str(tmp_path / "known_hosts")
+        key = fetch_host_key("127.0.0.1", port)
+        known_hosts.record(known, known_hosts.host_name("127.0.0.1", port), key.get_name(), key.asbytes())
+        config = RouterConfig(name="sim", host="127.0.0.1", port=port, user="admin", known_hosts=known)
+        stream = SshLogStream(config, password=PASSWORD)
+        stream.open()
+        got = []
+        deadline = time.monotonic() + 60
+        while len(got) < 30 and time.monotonic() < deadline:
+            got += stream.read(0.5)
+        assert len(got) == 30 and all(e.topics == "firewall,info" for e in got)
+        assert all("tzsp-ips-stealth input: " in e.message and "192.168.1.10" in e.message for e in got)
+        out = ""
+        while "replayed" not in out and process.poll() is None and time.monotonic() < deadline:
+            out += process.stdout.readline()
+        assert "replayed 120 packets" in out, out
+    finally:
+        if stream is not None:
+            stream.close()
+        process.terminate()
+        process.wait(10)

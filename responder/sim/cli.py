@@ -144,8 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         type=Path,
         help="pcap/pcapng (Ethernet) to pass through the router's firewall, as arriving on ether1: "
-        "its filter rules log to /system logging (remote syslog too); by default once a logging "
-        "rule sends firewall messages to a remote action (after `snort-bridge provision`)",
+        "its filter rules log to /system logging (remote syslog, and /log in memory); by default once "
+        "a logging rule sends firewall messages to a remote action (after `snort-bridge provision`), "
+        "or once a filter rule logs and a client follows /log (snort-bridge's [scan] routers)",
     )
     p.add_argument(
         "--replay-after",
@@ -157,14 +158,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def replay_when_ready(sim: SimRouter, path: Path, after: float | None, stop: threading.Event) -> None:
-    """The --replay thread: wait (a fixed time, or until remote logging is set up), then replay."""
+    """The --replay thread: wait (a fixed time, or until firewall log lines go to a remote host or
+    a client follows /log, as snort-bridge's [scan] routers does), then replay."""
     from tzsp.capture_files import CaptureError
 
     if after is not None:
         if stop.wait(after):
             return
     else:
-        while not sim.logs_remotely():
+        while not (sim.logs_remotely() or sim.log_is_followed()):
             if stop.wait(0.5):
                 return
     try:
@@ -267,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         when = (
             f"in {args.replay_after:g} s"
             if args.replay_after is not None
-            else "once firewall logging goes to a remote host"
+            else "once firewall logging goes to a remote host or /log is followed"
         )
         print(f"replaying {args.replay} through the firewall {when}", flush=True)
         threading.Thread(

@@ -247,6 +247,16 @@ class SimRouter:
                 for rule in logging.rules
             )
 
+    def log_is_followed(self) -> bool:
+        """Does a filter rule log, and has a client followed /log (SSH print follow, API /log/listen)?"""
+        with self.state.lock:
+            logging_rule = any(
+                not getattr(rule, "disabled", False) and (rule.log or rule.action == "log")
+                for firewall in self.state.firewall.values()
+                for rule in firewall.rules
+            )
+            return logging_rule and self.state.logging.memory.followed
+
     def receive_capture(self, path) -> int:
         """Every frame of a pcap/pcapng file (Ethernet), at its captured time; returns the count."""
         from tzsp.capture_files import CaptureError, read_capture

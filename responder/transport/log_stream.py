@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import select
 import socket
+import ssl
 import time
 from dataclasses import dataclass
 
@@ -212,6 +213,8 @@ class SshLogStream:
 
 
 def _readable(sock: socket.socket, wait: float) -> bool:
+    if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        return True  # decrypted bytes waiting inside TLS: select would not see them
     try:
         readable, _, _ = select.select([sock], [], [], wait)
     except (OSError, ValueError):

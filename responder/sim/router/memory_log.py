@@ -71,6 +71,7 @@ class MemoryLog:
         self._entries: deque[LogEntry] = deque(maxlen=lines)
         self._next = 1
         self._boots = 0  # a follower sees a reboot as a new boot number
+        self.followed = False  # someone followed the log (print follow, /log/listen) since start
         self.changed = threading.Condition()
 
     def add(self, topics: tuple[str, ...], message: str, at: float) -> LogEntry:
@@ -107,6 +108,7 @@ class MemoryLog:
         """Entries added after ``cursor`` (waiting up to ``timeout`` for one); None once the router
         rebooted since (a follower's session ends with the reboot)."""
         with self.changed:
+            self.followed = True
             boot, last = cursor
             if boot == self._boots and self._next - 1 <= last:
                 self.changed.wait(timeout)

@@ -18,10 +18,20 @@ def close_quietly(sock: socket.socket) -> None:
         pass
 
 
+def shut_down(sock: socket.socket) -> None:
+    """End the connection under its own thread: that thread sees EOF and closes the socket. Closing
+    it here instead would free its descriptor while that thread may still read from it (a TLS
+    read does, by number), and a file opened meanwhile would have its bytes read away."""
+    try:
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the plain socket's: a TLS wrapper's would unwrap
+    except OSError:
+        pass
+
+
 class TcpListener:
     """Accepts on one socket and hands each connection to ``serve_connection`` on its own thread.
 
-    ``drop_connections`` closes every open connection and keeps listening (a router reboot);
+    ``drop_connections`` ends every open connection and keeps listening (a router reboot);
     ``stop`` also closes the listener and joins the threads.
     """
 
@@ -90,7 +100,7 @@ class TcpListener:
         with self._lock:
             sockets, self._sockets = self._sockets, []
         for sock in sockets:
-            close_quietly(sock)
+            shut_down(sock)
 
     def stop(self) -> None:
         self._stopping.set()
