@@ -175,7 +175,7 @@ class Routers:
         return etc
 
     def blocked(self) -> dict[str, set]:
-        from bridge.config import load_config
+        from bridge.config.load import load_config
 
         config = load_config(str(self.dir / "config.toml"))  # the host's view: same routers, host paths
         return {name: addresses for name, (addresses, _) in self.demo.address_lists(config).items()}

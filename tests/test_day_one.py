@@ -28,7 +28,7 @@ from conftest import ROOT, console_script, free_port, wait_for
 from container_rig import BUILD_MOUNTS, Podman
 from test_scan_cli import SCANNER, TARGET, benign_packets, pcap_bytes, scan_packets
 
-from bridge.config import parse_config
+from bridge.config.load import parse_config
 from bridge.demo import _write_key
 from responder.sim.router.state import ALL_POLICIES
 from responder.transport import known_hosts
