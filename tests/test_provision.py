@@ -161,6 +161,15 @@ def test_remote_logging_of_firewall_events_only_with_a_listener():
     assert "/system logging" not in "\n".join(command_lines(render_provision(plan(syslog_port=None))))
 
 
+def test_memory_logging_of_firewall_events_when_scan_routers_reads_the_router_log():
+    script = render_provision(plan(memory_logging=True))
+    assert ":if ([:len [/system logging find where action=memory topics=firewall]] = 0) do={" in script
+    assert "/system logging add action=memory topics=firewall" in script
+    # the router's default `topics=info action=memory` rule is never taken for ours and changed
+    assert "/system logging set [/system logging find where action=memory" not in script
+    assert "action=memory" not in "\n".join(command_lines(render_provision(plan())))
+
+
 def test_ipv6_host():
     host = ipaddress.ip_address("2001:db8::5")
     script = render_provision(plan(this_host=host, tzsp="sniffer"))

@@ -295,6 +295,7 @@ def test_the_printed_script_pasted_twice_into_the_terminal_leaves_one_of_everyth
         throwaway_password="pw2",
         flavour=flavour,
         syslog_port=5514,
+        memory_logging=True,
     )
     script = render_provision(plan)
     seen = []
@@ -307,3 +308,5 @@ def test_the_printed_script_pasted_twice_into_the_terminal_leaves_one_of_everyth
     assert seen[0] == seen[1]
     ours = [line for line in seen[1]["/ip firewall filter"].splitlines() if "comment=tzsp-ips" in line]
     assert len(ours) == 5
+    logging = seen[1]["/system logging"]
+    assert len([line for line in logging.splitlines() if "action=memory" in line and "topics=firewall" in line]) == 1

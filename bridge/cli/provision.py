@@ -128,6 +128,7 @@ def build_plan(config, cfg: RouterConfig, args: argparse.Namespace) -> Provision
         tzsp=args.tzsp,
         tzsp_port=args.tzsp_port,
         syslog_port=syslog_port_of(config.scan.syslog if config.scan else None),
+        memory_logging=bool(config.scan and cfg.name in config.scan.routers),
         scan_ports=config.scan.ports if config.scan else 15,
         transport=cfg.transport,
         api_tls=cfg.tls,

@@ -171,6 +171,16 @@ def desired_items(plan: ProvisionPlan) -> list[Item]:
                 (("topics", "firewall"),),
             ),
         ]
+    if plan.memory_logging:
+        # [scan] routers reads the router's own log over its connection: the firewall topic must reach
+        # the memory action. Found by both action and topics, never the default `topics=info` rule.
+        items.append(
+            Item(
+                "/system logging",
+                "firewall topic kept in the memory log (read by [scan] routers)",
+                (("action", "memory"), ("topics", "firewall")),
+            )
+        )
     return items
 
 

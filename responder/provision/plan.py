@@ -87,6 +87,7 @@ class ProvisionPlan:
     tzsp: str = "mangle"
     tzsp_port: int = TZSP_PORT
     syslog_port: int | None = None  # None: no syslog listener configured, no remote logging
+    memory_logging: bool = False  # [scan] routers names it: firewall lines kept in the router's memory log
     transport: str = "ssh"  # "api": the user gets the api policy and the api(-ssl) service is set up
     api_tls: bool = True  # with transport "api": api-ssl with a certificate (8729), else plain api (8728)
     scan_ports: int = 15  # [scan] ports: sizes the stealth log rule's burst
