@@ -34,7 +34,7 @@ log = logging.getLogger("tzsp.http")
 
 DEFAULT_MAX_CLIENTS = 4  # handler threads for any path (one more serves /health and /metrics only)
 DEFAULT_TIMEOUT = 5.0  # seconds a client may take to send its request head, and again to read the answer
-DEFAULT_MAX_CONNECTIONS = 256  # open at once; 256 heads of 32 KiB at most: 8 MiB
+DEFAULT_MAX_CONNECTIONS = 512  # open at once; 512 heads of 32 KiB at most: 16 MiB (and fds: LimitNOFILE)
 PRIORITY_PATHS = ("/health", "/metrics")
 MAX_WAITING = 64  # complete requests waiting for a handler, per lane
 LINGER = 1.0  # seconds to read and drop what a client still sends after its answer (no RST over the answer)

@@ -281,3 +281,35 @@ def test_an_unreadable_known_hosts_is_a_refusal_in_words_not_a_worker_crash(lab,
     error = responder.status()[0].last_error
     assert f"cannot read {broken}" in error, error
     assert "unexpected error in worker" not in caplog.text
+
+
+def test_a_router_that_lacks_an_entry_gets_it_from_the_rebuilt_ledger(lab, tmp_path):
+    import socket
+
+    from conftest import free_port
+
+    lab.add("r1")
+    down_port = free_port(socket.SOCK_STREAM)
+    lab.add("r2", start=False, port=down_port)  # down while the block is made: only r1 has it
+    responder = lab.responder()
+    address = ipaddress.ip_address("203.0.113.60")
+    responder.block(BlockRequest(address, 3600.0, "attack", "1:9", requested_at=time.time()))
+    assert wait_until(lambda: str(address) in lab.entries("r1"), 20)
+    assert responder.stop(5)
+    path = str(tmp_path / "state" / LEDGER_FILE)
+    ledger = Ledger(path)
+    ledger.record_blocks(
+        [BlockRequest(ipaddress.ip_address(f"10.4.{i // 256}.{i % 256}"), 600.0, "x", "1:1") for i in range(3000)],
+        [],
+        time.time(),
+    )
+    ledger.close()
+    damage(path)
+
+    lab.sims["r2"].start("127.0.0.1", down_port)
+    rebuilt = lab.responder()
+    assert rebuilt.ledger.damage is not None
+    assert wait_until(lambda: str(address) in lab.entries("r2"), 30)  # taken back from r1, sent to r2
+    timeout = lab.entries("r2")[str(address)].timeout
+    assert timeout is not None and 3500 < timeout <= 3600
+    assert sum(f"address={address} " in command for command in lab.adds("r1")) == 1  # r1 kept its own

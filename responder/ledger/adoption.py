@@ -57,6 +57,12 @@ def adopt(ledger: Ledger, router: str, entries: Sequence[Adopted], now: float) -
     keeps the later of the two ends; a router row that exists already is left as it is."""
     new = 0
     with ledger._transaction() as cur:
+        # the other routers the ledger knows of (configured ones are all asked for their entries)
+        others = [
+            row[0]
+            for row in cur.execute("SELECT router FROM adoption UNION SELECT router FROM router_meta")
+            if row[0] != router
+        ]
         for entry in entries:
             if entry.expires_at <= now:
                 continue
@@ -81,6 +87,13 @@ def adopt(ledger: Ledger, router: str, entries: Sequence[Adopted], now: float) -
                     "INSERT INTO offences (address, at, sid, duration) VALUES (?, ?, ?, ?)",
                     (key, now, entry.sid, entry.expires_at - now),
                 )
+                # wanted on every router: one that lacks it (it was down) gets it; one that has it
+                # confirms it at its full sync (its own entry, read from its listing, wins then)
+                cur.executemany(
+                    "INSERT INTO router_blocks (router, address, status, attempts, updated_at) "
+                    "VALUES (?, ?, 'pending', 0, ?) ON CONFLICT (router, address) DO NOTHING",
+                    [(other, key, now) for other in others],
+                )
                 new += 1
             elif entry.expires_at > row[0]:
                 cur.execute(
@@ -88,7 +101,9 @@ def adopt(ledger: Ledger, router: str, entries: Sequence[Adopted], now: float) -
                 )
             cur.execute(
                 "INSERT INTO router_blocks (router, address, status, applied_at, expires_at, attempts, updated_at, "
-                "static) VALUES (?, ?, 'applied', ?, ?, 0, ?, ?) ON CONFLICT (router, address) DO NOTHING",
+                "static) VALUES (?, ?, 'applied', ?, ?, 0, ?, ?) ON CONFLICT (router, address) DO UPDATE SET "
+                "status = 'applied', applied_at = excluded.applied_at, expires_at = excluded.expires_at, "
+                "static = excluded.static WHERE router_blocks.status = 'pending'",
                 (router, key, now, entry.expires_at, now, int(entry.static)),
             )
         cur.execute("DELETE FROM adoption WHERE router = ?", (router,))
