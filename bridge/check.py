@@ -4,22 +4,19 @@ Like fail2ban-regex for filters: feed it alert lines (a file, or stdin), see per
 fields, the decision (block whom, or ignore) and why, including how the attacker end was chosen.
 A line that is not an alert is reported with its number and the check goes on. The policy runs
 on the alerts' own clock where they carry a time (blocks end, repeat offenders escalate). ``check_lines``
-is the pure core; ``run_check`` is the shell around it.
+is the pure core; the command around it is ``bridge.cli.check``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO
 
 from bridge.decide.policy import Policy
 from bridge.events import Alert, Decision, Origin
-from bridge.parsers import FORMATS, UnparsableLine, parse_line
+from bridge.parsers import UnparsableLine, parse_line
 from responder.routeros.duration import format_duration
 
 JSON_KEYS = (
@@ -136,52 +133,6 @@ class Tally:
 
 
 # -- the subcommand ---------------------------------------------------------------------------
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "check",
-        help="show how alert lines parse and what the policy decides",
-        description=(
-            "Read alert lines (FILE, or - for stdin) and print for each how it parsed and what the "
-            "policy decides and why. Without a configuration file the built-in defaults are used."
-        ),
-    )
-    parser.add_argument("file", nargs="?", default="-", metavar="FILE|-", help="alert lines to check (default: stdin)")
-    parser.add_argument("--json", action="store_true", help="one JSON object per alert line")
-    parser.add_argument("--format", choices=FORMATS, default="auto", help="alert format (default: auto, per line)")
-    parser.set_defaults(func=run_check)
-
-
-def run_check(args: argparse.Namespace) -> int:
-    from bridge.cli import EXIT_FAILED, EXIT_OK, load_for
-    from bridge.decide.hostaddrs import host_addresses, router_addresses
-
-    config, note = load_for(args, optional=True)
-    if note:
-        print(f"snort-bridge check: {note}", file=sys.stderr)
-    policy = Policy(
-        config.policy, always_protected=[*router_addresses(config.routers, resolve=False), *host_addresses()]
-    )
-    try:
-        stream: IO[bytes] = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")
-    except OSError as exc:
-        print(f"snort-bridge check: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_FAILED
-    tally = Tally()
-    with stream:
-        for item in check_lines(stream, policy, source=args.file, fmt=args.format):
-            tally.add(item)
-            if args.json:
-                if item.decision is not None:
-                    print(json.dumps(as_json(item), ensure_ascii=False))
-                else:
-                    print(as_text(item), file=sys.stderr)
-            else:
-                print(as_text(item))
-    print(tally, file=sys.stderr if args.json else sys.stdout)
-    sys.stdout.flush()
-    return EXIT_OK
 
 
 def _alert_time(alert: Alert) -> float | None:

@@ -26,6 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("responder.routeros", "responder.feed"),  # RouterOS language (pure); the feed of what happened
     ("responder.transport", "responder.ledger", "responder.sim.router"),
     ("responder.sync", "responder.provision", "responder.sim.script"),
+    ("responder.degraded",),  # blocking from memory while the ledger cannot be written
     ("responder.responder", "responder.sim.wire"),
     ("responder.sim.server",),
     ("responder.sim.cli", "responder.sim"),  # the routeros-sim command; the package's front door

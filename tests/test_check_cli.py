@@ -155,11 +155,11 @@ def test_modules_register_their_own_subcommands(monkeypatch, tmp_path):
         "    p.set_defaults(func=lambda args: 7 if args.config == 'X' else 8)\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    parser = cli.build_parser(modules=("bridge.check", "extra_cmds_for_test", "no_such_module_xyz"))
+    parser = cli.build_parser(modules=("bridge.cli.check", "extra_cmds_for_test", "no_such_module_xyz"))
     args = parser.parse_args(["run", "--config", "X"])
     assert args.func(args) == 7  # the module's own, not the placeholder
 
 
 def test_placeholder_says_what_is_missing(monkeypatch):
-    monkeypatch.setattr(cli, "SUBCOMMAND_MODULES", ("bridge.check",))
+    monkeypatch.setattr(cli, "SUBCOMMAND_MODULES", ("bridge.cli.check",))
     assert cli.main(["provision", "core1"]) == 2

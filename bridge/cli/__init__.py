@@ -23,10 +23,10 @@ from bridge.config.load import load_config
 # Modules that register subcommands. A module missing from this installation is skipped (its
 # commands show as placeholders, below); an error inside one that is present is not hidden.
 SUBCOMMAND_MODULES = (
-    "bridge.check",  # check
+    "bridge.cli.check",  # check
     "bridge.cli.routers",  # block, unblock, list, routers, trust
     "bridge.cli.provision",  # provision
-    "bridge.service.service",  # run
+    "bridge.cli.run",  # run
     "bridge.cli.scan",  # scan
     "bridge.cli.notify",  # notify test
     "bridge.cli.ledger",  # ledger check, ledger rebuild-from-routers
@@ -36,7 +36,7 @@ SUBCOMMAND_MODULES = (
 
 # Shown in --help until the module that provides them is installed.
 PLACEHOLDERS = {
-    "run": ("follow the alerts and block on the routers", "bridge.service.service"),
+    "run": ("follow the alerts and block on the routers", "bridge.cli.run"),
     "scan": ("detect port scans in a packet stream (--pcap FILE|-)", "bridge.cli.scan"),
     "block": ("block ADDR on every router [--for DUR] [--reason TEXT]", "bridge.cli.routers"),
     "unblock": ("remove ADDR from every router", "bridge.cli.routers"),

@@ -152,7 +152,7 @@ class Ledger(LedgerQueries):
         return ledger
 
     @property
-    def lock(self):
+    def lock(self) -> threading.RLock:
         """The ledger's lock: held, no other thread reads or writes it (a clock step's shift)."""
         return self._lock
 

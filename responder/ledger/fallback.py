@@ -16,11 +16,22 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from responder.ledger import Ledger
+
+class Ledger(Protocol):
+    """What the switch holds of ``responder.ledger.Ledger`` (described here, not imported, so that
+    the ledger imports this module and not the other way round)."""
+
+    path: str
+    degraded: Degraded | None
+    _lock: threading.RLock
+    _batch_depth: int
+    _conn: sqlite3.Connection
+    _file_conn: sqlite3.Connection | None
+
 
 _WRITE_ERRORS = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_CANTOPEN")
 _WRITE_WORDS = ("disk is full", "disk i/o error", "readonly database", "unable to open database file")
