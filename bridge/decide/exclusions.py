@@ -63,6 +63,20 @@ STANDARD_EXCLUSIONS: dict[str, str] = {
         "an ordinary IRC session and named the IRC network's server"
     ),
     "1:2000352": "as 1:2000345: an IRC client resolving a server name on a port other than 6667",
+    "1:2008581": _P2P,
+    "1:2016149": (
+        "a STUN binding request (ET INFO, classtype policy-violation): every WebRTC, video call and "
+        "game client asks a STUN server for its public address; fired on Google's STUN servers"
+    ),
+    "1:2016150": "as 1:2016149: the STUN binding response, for every call client",
+    "1:2008116": "an outbound TFTP write (ET TFTP, classtype policy-violation): phones and network devices fetch and push config that way",
+    "1:2008120": "an outbound TFTP read (ET TFTP, classtype policy-violation): phones and network devices fetch config that way",
+    "1:2011708": "reports Blizzard's game downloader by its User-Agent (ET GAMES, classtype policy-violation)",
+    "1:2012170": "reports a Blizzard game install (ET GAMES, classtype policy-violation)",
+    "1:2019101": (
+        "reports an outbound Radmin remote-control session (ET POLICY, classtype policy-violation): an "
+        "administrator's tool; whether it is allowed is your policy's question"
+    ),
 }
 
 
