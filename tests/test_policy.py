@@ -399,3 +399,9 @@ def test_every_shipped_exclusion_gives_its_reason():
         gid, sid = key.split(":")
         assert gid.isdigit() and sid.isdigit() and len(reason) > 40, key
         assert not sid.startswith("10001"), "our own rules are never excluded"
+
+
+def test_a_special_address_as_attacker_is_plainly_protected():
+    # link-local, loopback, the routers: not "one of your hosts attacking"
+    decision = Policy(PolicyConfig(protected=HOME)).decide(attack("169.254.1.1", "198.51.100.20"), T0)
+    assert decision.reason == "protected" and "outside peer" not in decision.why
