@@ -35,7 +35,8 @@ from bench_tzspd import free_port, load_tool, machine, udp_socket  # noqa: E402
 
 def run(args, tool: str, workdir: Path, mix: Path) -> dict:
     port = free_port()
-    pipeline = Pipeline("tzspd --exec snort", "1", args, port, workdir)
+    name = "tzspd --exec snort" if args.fanout == 1 else f"tzspd --fanout {args.fanout} --exec snort"
+    pipeline = Pipeline(name, str(args.fanout), args, port, workdir)
     count = int(args.rate * args.seconds)
     try:
         pipeline.wait_ready(timeout=300)
@@ -102,6 +103,7 @@ def main(argv=None) -> int:
     parser.add_argument("--rate", type=int, default=20000, help="packets per second")
     parser.add_argument("--seconds", type=float, default=12.0, help="length of the load")
     parser.add_argument("--reload-after", type=float, default=3.0, help="SIGHUP this long into the load")
+    parser.add_argument("--fanout", type=int, default=1, help="Snort processes (tzspd --fanout N)")
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--nice", type=int)
     args = parser.parse_args(argv)

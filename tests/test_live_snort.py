@@ -170,6 +170,25 @@ def test_the_shipped_configuration_loads_a_public_rule_set_with_one_line(tmp_pat
     assert loads, f"{snort.path} with {name}: {last}"
 
 
+def test_snort3_loads_a_pulledpork3_output_file_with_one_r(tmp_path, rules_dir):
+    """pulledpork3 writes one rules file (its header, the enabled rules, the disabled ones commented
+    out); it is added like the community set, with -R. Built here from the community set, as
+    pulledpork3 would with a policy that disables some rules."""
+    snort = engine(3)
+    community = rule_set("snort3-community", rules_dir).read_text().splitlines()
+    rules = [line for line in community if line.startswith("alert ")][:800]
+    output = tmp_path / "pulledpork.rules"
+    output.write_text(
+        "#-------------------------------------------------------------------\n"
+        "#  Rules file created by PulledPork 3 (ruleset: community, policy: balanced)\n"
+        "#-------------------------------------------------------------------\n"
+        + "\n".join(("# " + line) if n % 7 == 0 else line for n, line in enumerate(rules))
+        + "\n"
+    )
+    loads, last = snort_engines.check_config(snort, snort.shipped_config(), extra=["-R", str(output)])
+    assert loads, f"{snort.path} -R pulledpork.rules: {last}"
+
+
 def check_json(ips: LiveIPS) -> list[dict]:
     """`snort-bridge check --json` over every alert file of the run: one decision per alert line."""
     decisions = []

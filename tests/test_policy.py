@@ -399,3 +399,41 @@ def test_every_shipped_exclusion_gives_its_reason():
         gid, sid = key.split(":")
         assert gid.isdigit() and sid.isdigit() and len(reason) > 40, key
         assert not sid.startswith("10001"), "our own rules are never excluded"
+
+
+def test_a_special_address_as_attacker_is_plainly_protected():
+    # link-local, loopback, the routers: not "one of your hosts attacking"
+    decision = Policy(PolicyConfig(protected=HOME)).decide(attack("169.254.1.1", "198.51.100.20"), T0)
+    assert decision.reason == "protected" and "outside peer" not in decision.why
+
+
+def test_a_port_scan_event_towards_a_broadcast_address_is_discovery_not_a_scan():
+    # Snort 2 on NetBIOS name service broadcasts (nDPI's netbios.pcap): 122:24 towards 10.0.5.255
+    policy = Policy(PolicyConfig(protected=()))
+    netbios = sweep(
+        "10.0.5.233",
+        "10.0.5.255",
+        sid=24,
+        msg="(portscan) UDP Filtered Distributed Portscan",
+        proto="PROTO:255",
+        engine="snort2",
+        priority=2,
+    )
+    decision = policy.decide(netbios, T0)
+    assert decision.action == "ignore" and decision.reason == "client_sweep" and "discovery" in decision.why
+    ssdp = sweep(
+        "10.0.5.234",
+        "239.255.255.250",
+        sid=17,
+        msg="(portscan) UDP Portscan",
+        proto="PROTO:255",
+        engine="snort2",
+        priority=2,
+    )
+    assert policy.decide(ssdp, T0).reason == "client_sweep"
+    # a scan of a host is still a scan
+    host = sweep(
+        "10.0.5.235", "10.0.5.20", sid=17, msg="(portscan) UDP Portscan", proto="PROTO:255", engine="snort2", priority=2
+    )
+    assert policy.decide(host, T0).action == "block"
+    assert Policy(PolicyConfig(protected=(), block_client_sweeps=True)).decide(netbios, T0).action == "block"

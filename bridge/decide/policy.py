@@ -254,7 +254,13 @@ class Policy:
                 return _ignore(alert, f"{why}; but {sweep}", "client_sweep", attribution)
         shield = self._protection(target)
         if shield:
-            if peer is not None and peer != target and not self._protection(peer):
+            # your own network (policy.protected), not a special address, attacking an outside host
+            if (
+                shield.startswith("policy.protected")
+                and peer is not None
+                and peer != target
+                and not self._protection(peer)
+            ):
                 return _ignore(
                     alert,
                     f"{why}; but {target} is protected ({shield}): one of your hosts is the attacker end "

@@ -43,7 +43,14 @@ def client_sweep(alert: Alert, swept: IPAddress | None, protected: Iterable[Netw
 
     ``swept`` is the end that is not the sweeper (a host it reached); ``protected`` the networks that
     are yours (policy.protected). A sweep that reaches into them is an outside host sweeping yours.
+    A port-scan event of Snort's towards a broadcast or multicast address is a discovery protocol
+    (NetBIOS name service, SSDP, mDNS, LAN sync), not a scan of a host.
     """
+    if discovery_target(alert, swept):
+        return (
+            f"a port-scan event towards {swept}, a broadcast or multicast address, is a discovery protocol's "
+            "traffic (NetBIOS, SSDP, mDNS), not a scan of a host; policy.block_client_sweeps = true blocks it"
+        )
     kind = one_port_sweep(alert)
     if kind is None or swept is None:
         return None
@@ -56,3 +63,17 @@ def client_sweep(alert: Alert, swept: IPAddress | None, protected: Iterable[Netw
         "(a browser, a mail server, a monitoring probe), not a scan of your networks; "
         "policy.block_client_sweeps = true blocks it"
     )
+
+
+def discovery_target(alert: Alert, target: IPAddress | None) -> bool:
+    """A Snort gid-122 event whose other end is multicast, 255.255.255.255 or an IPv4 x.x.x.255 (the
+    broadcast address of the /24 and longer subnets LANs use)."""
+    if target is None or not alert.is_portscan or not _snort_scan(alert):
+        return False
+    if target.is_multicast:
+        return True
+    return target.version == 4 and target.packed[-1] == 255
+
+
+def _snort_scan(alert: Alert) -> bool:
+    return alert.format not in ("scan-detector", "routeros-log") and alert.engine != "tzsp-ips"

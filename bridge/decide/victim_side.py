@@ -114,6 +114,7 @@ def main(argv: list[str]) -> int:
     print("# gid:sid of rules whose alert flows from the victim (bridge/decide/victim_side.py); generated from:")
     for path in argv:
         print(f"#   {path.rsplit('/', 1)[-1]}")
+    print("# (the public rule sets of tests/data/rules/; their sources and licences: tests/data/rules/SOURCES.md)")
     for key in sorted(found, key=lambda k: tuple(int(part) for part in k.split(":"))):
         print(f"{key}\t{found[key]}")
     return 0
