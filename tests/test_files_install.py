@@ -119,3 +119,17 @@ def test_compose_builds_the_containerfiles_targets_and_mounts_their_volumes():
         mounted = {volume.split(":")[1] for volume in service["volumes"]}
         assert set(declared) <= mounted, name
     assert "/etc/tzsp-ips" in {v.split(":")[1] for v in compose["services"]["bridge"]["volumes"]}
+
+
+def test_every_shipped_file_is_in_the_catalogue():
+    """A file added under tzsp_ips_data/ (a config a shipped config includes, say) that `files install`
+    does not put in place would leave an installed Snort config pointing at nothing."""
+    from tzsp_ips_data import data_root
+
+    root = data_root()
+    shipped = {
+        str(path.relative_to(root))
+        for path in root.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".py"
+    }
+    assert shipped == {item.source for item in CATALOGUE}

@@ -42,10 +42,12 @@ class Shipped:
 
 
 CATALOGUE: tuple[Shipped, ...] = (
+    Shipped("snort/home-net.conf", "/etc/tzsp-ips/home-net.conf"),  # HOME_NET, read by both engines' configs
     Shipped("snort/snort3/tzsp-ips.lua", "/etc/tzsp-ips/snort3/tzsp-ips.lua"),
     Shipped("snort/snort3/local.rules", "/etc/tzsp-ips/snort3/local.rules"),
     Shipped("snort/snort2/tzsp-ips.conf", "/etc/tzsp-ips/snort2/tzsp-ips.conf"),
     Shipped("snort/snort2/local.rules", "/etc/tzsp-ips/snort2/local.rules"),
+    Shipped("snort/snort2/rulesets.conf", "/etc/tzsp-ips/snort2/rulesets.conf"),  # what public rule sets expect
     Shipped("snort/snort2/unicode.map", "/etc/tzsp-ips/snort2/unicode.map"),
     Shipped("systemd/tzspd.service", "/etc/systemd/system/tzspd.service", unit=True),
     Shipped("systemd/snort-bridge.service", "/etc/systemd/system/snort-bridge.service", unit=True),
