@@ -163,7 +163,8 @@ class Routers:
         text = host_config.read_text().replace(str(self.dir / "state"), "/var/lib/tzsp-ips")
         text = text.replace(str(self.dir / "id_ed25519"), "/etc/tzsp-ips/id_ed25519")
         text = text.replace(str(self.dir / "known_hosts"), "/etc/tzsp-ips/known_hosts")
-        text += f'\n[http]\nlisten = "127.0.0.1:{http_port}"\n'
+        # the simulated routers are bare (not provisioned): /health here speaks of the container, not of drift
+        text += f'\n[http]\nlisten = "127.0.0.1:{http_port}"\nprovision_check = false\n'
         for name, content in (
             ("config.toml", text),
             ("id_ed25519", (self.dir / "id_ed25519").read_text()),

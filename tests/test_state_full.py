@@ -145,6 +145,7 @@ def write_config(lab: Lab, tmp_path: Path, alerts: Path, http_port: int) -> str:
         'format = "fast"',
         "[http]",
         f'listen = "127.0.0.1:{http_port}"',
+        "provision_check = false",  # the simulated routers are not provisioned: /health speaks of the state only
         "[[routers]]",
         *(f"{key} = {value}" if isinstance(value, int) else f'{key} = "{value}"' for key, value in table.items()),
     ]
