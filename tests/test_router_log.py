@@ -5,19 +5,17 @@ every router with nothing but [scan] routers set."""
 
 from __future__ import annotations
 
-import re
 import signal
-import subprocess
 import threading
 import time
 from types import SimpleNamespace
 
 import pytest
-from conftest import console_script, free_port, wait_for
+from conftest import free_port, wait_for
 from responder_rig import Lab, shared_host_key, wait_until
 from test_e2e_service import DEADLINE, Service, listed_everywhere, write_service_config
 from test_scan_captures import SCANS
-from test_sim_firewall import CAPTURES, provisioned_router, ssh_lines
+from test_sim_firewall import CAPTURES, provisioned_router, replaying_sim, ssh_lines
 
 from bridge.config import ConfigError
 from bridge.config.load import parse_config
@@ -29,7 +27,6 @@ from responder.config import RouterConfig
 from responder.routeros import replies
 from responder.sim import SimRouter
 from responder.sim.router.memory_log import LogEntry, MemoryLog, print_line, shown_time
-from responder.sim.router.state import ALL_POLICIES
 from responder.transport import known_hosts
 from responder.transport.log_stream import SshLogStream
 from responder.transport.ssh import fetch_host_key
@@ -287,48 +284,27 @@ def test_scan_routers_must_name_configured_routers_once():
 
 
 def test_routeros_sim_replays_once_its_log_is_followed_and_the_lines_come_over_ssh(tmp_path):
-    process = subprocess.Popen(
-        [
-            *console_script("routeros-sim"),
-            "--port",
-            "0",
-            "--host-key",
-            str(tmp_path / "key"),
-            "--policy",
-            ",".join(ALL_POLICIES),
-            "--password-env",
-            "SIM_PW",
-            "--replay",
-            str(CAPTURES / "NULL_SCAN.pcap"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={"SIM_PW": PASSWORD, "PATH": "/usr/bin:/bin"},
-        text=True,
-    )
-    stream = None
-    try:
-        port = int(re.search(r":(\d+) \(SSH\)", process.stdout.readline()).group(1))
-        # the stealth rule, as provision writes it, and no remote logging action at all
-        ssh_lines(port, [STEALTH_RULE])
-        known = str(tmp_path / "known_hosts")
-        key = fetch_host_key("127.0.0.1", port)
-        known_hosts.record(known, known_hosts.host_name("127.0.0.1", port), key.get_name(), key.asbytes())
-        config = RouterConfig(name="sim", host="127.0.0.1", port=port, user="admin", known_hosts=known)
-        stream = SshLogStream(config, password=PASSWORD)
-        stream.open()
-        got = []
-        deadline = time.monotonic() + 60
-        while len(got) < 30 and time.monotonic() < deadline:
-            got += stream.read(0.5)
-        assert len(got) == 30 and all(e.topics == "firewall,info" for e in got)
-        assert all("tzsp-ips-stealth input: " in e.message and "192.168.1.10" in e.message for e in got)
-        out = ""
-        while "replayed" not in out and process.poll() is None and time.monotonic() < deadline:
-            out += process.stdout.readline()
-        assert "replayed 120 packets" in out, out
-    finally:
-        if stream is not None:
-            stream.close()
-        process.terminate()
-        process.wait(10)
+    with replaying_sim(tmp_path, CAPTURES / "NULL_SCAN.pcap", PASSWORD) as (process, port):
+        stream = None
+        try:
+            # the stealth rule, as provision writes it, and no remote logging action at all
+            ssh_lines(port, [STEALTH_RULE])
+            known = str(tmp_path / "known_hosts")
+            key = fetch_host_key("127.0.0.1", port)
+            known_hosts.record(known, known_hosts.host_name("127.0.0.1", port), key.get_name(), key.asbytes())
+            config = RouterConfig(name="sim", host="127.0.0.1", port=port, user="admin", known_hosts=known)
+            stream = SshLogStream(config, password=PASSWORD)
+            stream.open()
+            got = []
+            deadline = time.monotonic() + 60
+            while len(got) < 30 and time.monotonic() < deadline:
+                got += stream.read(0.5)
+            assert len(got) == 30 and all(e.topics == "firewall,info" for e in got)
+            assert all("tzsp-ips-stealth input: " in e.message and "192.168.1.10" in e.message for e in got)
+            out = ""
+            while "replayed" not in out and process.poll() is None and time.monotonic() < deadline:
+                out += process.stdout.readline()
+            assert "replayed 120 packets" in out, out
+        finally:
+            if stream is not None:
+                stream.close()

@@ -4,6 +4,7 @@ provision` adds, received by UDP syslog and detected with the right scanner and 
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 import subprocess
@@ -208,8 +209,10 @@ def ssh_lines(port: int, lines) -> None:
         client.close()
 
 
-def test_routeros_sim_replays_a_capture_once_provisioned_over_ssh(syslog, tmp_path):
-    listener, lines = syslog
+@contextlib.contextmanager
+def replaying_sim(tmp_path, capture, password: str):
+    """``routeros-sim --replay CAPTURE`` as a process (it replays once a rule logs and someone listens):
+    yields (process, its SSH port) and stops it afterwards."""
     process = subprocess.Popen(
         [
             *console_script("routeros-sim"),
@@ -222,16 +225,23 @@ def test_routeros_sim_replays_a_capture_once_provisioned_over_ssh(syslog, tmp_pa
             "--password-env",
             "SIM_PW",
             "--replay",
-            str(CAPTURES / "NULL_SCAN.pcap"),
+            str(capture),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env={"SIM_PW": "pw", "PATH": "/usr/bin:/bin"},
+        env={"SIM_PW": password, "PATH": "/usr/bin:/bin"},
         text=True,
     )
     try:
-        banner = process.stdout.readline()
-        port = int(re.search(r":(\d+) \(SSH\)", banner).group(1))
+        yield process, int(re.search(r":(\d+) \(SSH\)", process.stdout.readline()).group(1))
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_routeros_sim_replays_a_capture_once_provisioned_over_ssh(syslog, tmp_path):
+    listener, lines = syslog
+    with replaying_sim(tmp_path, CAPTURES / "NULL_SCAN.pcap", "pw") as (process, port):
         plan = ProvisionPlan(
             router="sim",
             router_host="127.0.0.1",
@@ -253,9 +263,6 @@ def test_routeros_sim_replays_a_capture_once_provisioned_over_ssh(syslog, tmp_pa
             time.sleep(0.02)
         [alert] = detections(lines)
         assert str(alert.src) == "192.168.1.10" and "TCP NULL scan" in alert.msg
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 def test_the_service_blocks_a_stealth_scanner_the_provisioned_router_logged(tmp_path):
