@@ -420,7 +420,7 @@ def test_trust_pins_the_certificate_and_a_replaced_one_is_refused(lab, tmp_path,
     assert "DIFFERS" in capsys.readouterr().out
     assert impostor.commands_log == []
     from bridge.cli import build_parser
-    from bridge.cli.routers import cmd_trust
+    from bridge.cli.trust import cmd_trust
 
     assert cmd_trust(build_parser().parse_args(["trust", "r1", "--config", config]), ask=lambda prompt: "n") == 1
     out = capsys.readouterr().out

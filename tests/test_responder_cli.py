@@ -239,7 +239,7 @@ def test_trust_asks_records_and_warns_about_a_changed_key(lab, tmp_path, capsys)
     assert lab.sent("r1", "") == []
 
     from bridge.cli import build_parser
-    from bridge.cli.routers import cmd_trust
+    from bridge.cli.trust import cmd_trust
 
     args = build_parser().parse_args(["trust", "r1", "--config", config])
     assert cmd_trust(args, ask=lambda prompt: "n") == 1

@@ -17,15 +17,8 @@ import socket
 import sys
 from collections.abc import Callable
 
-from bridge.cli.routers import (
-    EXIT_OK,
-    EXIT_PARTIAL,
-    CommandFailed,
-    _config,
-    _guarded,
-    _router,
-    trust_host_key,
-)
+from bridge.cli.command import EXIT_OK, EXIT_PARTIAL, CommandFailed, _config, _guarded, _router
+from bridge.cli.trust import trust_host_key
 from responder.config import RouterConfig
 from responder.errors import RouterError
 from responder.provision import (

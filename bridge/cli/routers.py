@@ -1,4 +1,5 @@
-"""snort-bridge subcommands of the responder: block, unblock, list, routers, trust (provision: provision.py).
+"""snort-bridge subcommands of the responder: block, unblock, list, routers, trust (trust: trust.py;
+provision: provision.py; what they share: command.py).
 
 bridge/cli/__init__.py builds the ``snort-bridge`` parser and calls ``register(subparsers)``; each
 subcommand sets ``func(args) -> int`` (the exit status) and takes ``--config FILE``.
@@ -10,30 +11,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
 import sys
 import threading
 import time
 from collections.abc import Callable
 
-from bridge.config import ConfigError
-from bridge.config.load import load_config
+from bridge.cli.command import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, CommandFailed, _config, _guarded
+from bridge.cli.trust import cmd_trust
 from plumbing.statelock import SERVICE, StateDirBusy, StateDirLock
 from responder.config import RouterConfig
 from responder.errors import RouterError
 from responder.events import BlockRequest
-from responder.ledger import Ledger, LedgerError, RouterState
-from responder.provision import ProvisionError
-from responder.responder import Responder, TargetRefused, check_target, default_session_factory, parse_address
-from responder.routeros.duration import DurationError, format_duration, parse_duration
+from responder.ledger import Ledger, RouterState
+from responder.responder import Responder, check_target, default_session_factory, parse_address
+from responder.routeros.duration import format_duration, parse_duration
 from responder.sync.worker import POLL_INTERVAL
-from responder.transport import known_hosts
-
-EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
-
-
-class CommandFailed(Exception):
-    """A problem the user must fix; printed as one line on stderr, exit status 2."""
 
 
 def register(subparsers) -> None:
@@ -78,48 +70,6 @@ def register(subparsers) -> None:
     )
     trust.add_argument("router", metavar="ROUTER", help="router name from the configuration")
     trust.add_argument("--yes", action="store_true", help="record without asking (for scripts)")
-
-
-def _guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return func(args)
-        except (
-            CommandFailed,
-            ConfigError,
-            LedgerError,
-            TargetRefused,
-            DurationError,
-            ProvisionError,
-            StateDirBusy,
-        ) as exc:
-            print(f"snort-bridge {args.command_name}: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-        except OSError as exc:  # a state file (known_hosts, the ledger's directory) cannot be read or written
-            print(f"snort-bridge {args.command_name}: {exc}", file=sys.stderr)
-            return EXIT_PARTIAL
-        except sqlite3.DatabaseError as exc:  # found while reading: damage, or a full disk while writing
-            config = getattr(args, "config", None) or "the configuration"
-            print(
-                f"snort-bridge {args.command_name}: the ledger in the state_dir of {config} cannot be used: {exc} "
-                "(`snort-bridge ledger check` says more)",
-                file=sys.stderr,
-            )
-            return EXIT_PARTIAL
-
-    return run
-
-
-def _config(args: argparse.Namespace):
-    return load_config(getattr(args, "config", None))
-
-
-def _router(config, name: str) -> RouterConfig:
-    for router in config.routers:
-        if router.name == name:
-            return router
-    known = ", ".join(r.name for r in config.routers) or "none configured"
-    raise CommandFailed(f"no router named {name!r} in {config.path} (routers: {known})")
 
 
 def _settle_timeout(config) -> float:
@@ -353,130 +303,3 @@ def cmd_routers(args: argparse.Namespace, out=None, probe_router: Callable[[Rout
         return EXIT_USAGE
     _table(rows, out)
     return EXIT_OK if all_ok else EXIT_PARTIAL
-
-
-# -- trust ----------------------------------------------------------------------------------
-
-
-def cmd_trust(args: argparse.Namespace, out=None, ask: Callable[[str], str] = input) -> int:
-    out = out or sys.stdout
-    config = _config(args)
-    cfg = _router(config, args.router)
-    if cfg.transport == "api":
-        return _trust_certificate(cfg, args.yes, out, ask)
-    return trust_host_key(cfg, args.yes, out, ask)
-
-
-def trust_host_key(cfg: RouterConfig, yes: bool, out, ask: Callable[[str], str] = input) -> int:
-    """Show the router's SSH host key and record it in known_hosts once the user confirms it
-    (EXIT_OK: trusted now or already; EXIT_PARTIAL: not confirmed)."""
-    from responder.transport.ssh import fetch_host_key, key_fingerprint
-
-    try:
-        key = fetch_host_key(cfg.host, cfg.port, timeout=cfg.connect_timeout)
-    except RouterError as exc:
-        raise CommandFailed(str(exc)) from None
-    name = cfg.known_hosts_key
-    fingerprint = key_fingerprint(key)
-    verdict = known_hosts.check(known_hosts.load(cfg.known_hosts), name, key.asbytes())
-    print(f"router {cfg.name} ({name}) offers a {key.get_name()} host key {fingerprint}", file=out)
-    if verdict == known_hosts.OK:
-        print(f"already trusted in {cfg.known_hosts}", file=out)
-        return EXIT_OK
-    if verdict == known_hosts.REVOKED:
-        raise CommandFailed(f"that key is marked @revoked in {cfg.known_hosts}; not recording it")
-    if verdict == known_hosts.CHANGED:
-        print(
-            f"WARNING: {cfg.known_hosts} holds a DIFFERENT key for {name}. If the router was not "
-            "reinstalled or re-keyed, someone may be intercepting the connection.",
-            file=out,
-        )
-    if not _confirmed(
-        yes,
-        ask,
-        out,
-        "Compare it with the router's own: /ip ssh print (or the key on its console).",
-        f"Record this key for {name} in {cfg.known_hosts}? [y/N] ",
-    ):
-        return EXIT_PARTIAL
-    try:
-        known_hosts.record(cfg.known_hosts, name, key.get_name(), key.asbytes())
-    except OSError as exc:
-        raise CommandFailed(f"cannot write {cfg.known_hosts}: {exc.strerror or exc}") from None
-    print(f"recorded in {cfg.known_hosts}", file=out)
-    return EXIT_OK
-
-
-def _confirmed(yes: bool, ask: Callable[[str], str], out, hint: str, question: str) -> bool:
-    """True if ``--yes`` was given or the user answers y; otherwise says "not recorded"."""
-    if yes:
-        return True
-    print(hint, file=out)
-    out.flush()
-    try:
-        answer = ask(question)
-    except EOFError:
-        answer = ""
-    if answer.strip().lower() in ("y", "yes"):
-        return True
-    print("not recorded", file=out)
-    return False
-
-
-def _trust_certificate(cfg: RouterConfig, yes: bool, out, ask: Callable[[str], str]) -> int:
-    """transport = "api": pin the api-ssl certificate's SHA-256 in <known_hosts>.tls (see responder/transport/tls.py)."""
-    import ssl
-
-    from responder.transport import tls
-
-    where = f"{cfg.host}:{cfg.port}"
-    if not cfg.tls:
-        raise CommandFailed(
-            f"router {cfg.name} uses the plain API (tls = false): there is no certificate to "
-            "trust, and the password crosses the network unencrypted; set tls = true (port 8729)"
-        )
-    try:
-        der = tls.fetch_certificate(cfg.host, cfg.port, cfg.connect_timeout)
-    except (OSError, ssl.SSLError, ValueError) as exc:
-        if tls.offers_only_anonymous(cfg.host, cfg.port, cfg.connect_timeout):
-            raise CommandFailed(
-                f"router {cfg.name}: api-ssl on {where} has no certificate; {tls.CERTIFICATE_HOWTO}"
-            ) from None
-        raise CommandFailed(f"router {cfg.name}: cannot fetch the certificate of {where}: {exc}") from None
-    digest = tls.certificate_digest(der)
-    path = tls.pin_path(cfg)
-    print(f"router {cfg.name} ({where}) offers a certificate {tls.show_fingerprint(digest)}", file=out)
-    print(f"  {tls.describe_certificate(der)}", file=out)
-    if cfg.fingerprint or cfg.ca_file:
-        print(
-            "note: the configuration sets "
-            + ("fingerprint" if cfg.fingerprint else "ca_file")
-            + f"; the pin file {path} is used only when neither is set",
-            file=out,
-        )
-    verdict = tls.pin_verdict(cfg, digest)
-    if verdict == known_hosts.OK:
-        print(f"already pinned in {path}", file=out)
-        return EXIT_OK
-    if verdict == known_hosts.REVOKED:
-        raise CommandFailed(f"that certificate is marked @revoked in {path}; not recording it")
-    if verdict == known_hosts.CHANGED:
-        print(
-            f"WARNING: {path} pins a DIFFERENT certificate for {tls.pin_name(cfg)}. If the router's certificate "
-            "was not replaced, someone may be intercepting the connection.",
-            file=out,
-        )
-    if not _confirmed(
-        yes,
-        ask,
-        out,
-        "Compare it with the router's own: /certificate print detail (fingerprint).",
-        f"Pin this certificate for {tls.pin_name(cfg)} in {path}? [y/N] ",
-    ):
-        return EXIT_PARTIAL
-    try:
-        tls.record_pin(cfg, digest)
-    except OSError as exc:
-        raise CommandFailed(f"cannot write {path}: {exc.strerror or exc}") from None
-    print(f"recorded in {path}", file=out)
-    return EXIT_OK
