@@ -29,7 +29,7 @@ from responder.config import RouterConfig
 from responder.routeros import replies
 from responder.sim import SimRouter
 from responder.sim.router.memory_log import LogEntry, MemoryLog, print_line, shown_time
-from responder.sim.router.state import ALL_POLICIES
+from responder.sim.router.users import ALL_POLICIES
 from responder.transport import known_hosts
 from responder.transport.log_stream import SshLogStream
 from responder.transport.ssh import fetch_host_key
