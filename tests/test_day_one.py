@@ -30,7 +30,7 @@ from test_scan_cli import SCANNER, TARGET, benign_packets, pcap_bytes, scan_pack
 
 from bridge.config.load import parse_config
 from bridge.demo import _write_key
-from responder.sim.router.state import ALL_POLICIES
+from responder.sim.router.users import ALL_POLICIES
 from responder.transport import known_hosts
 
 pytestmark = [pytest.mark.containers, pytest.mark.slow]

@@ -16,7 +16,7 @@ from responder_rig import client_key, shared_host_key, write_config
 
 from bridge.cli import main as snort_bridge
 from responder.sim import SimRouter
-from responder.sim.router.state import ALL_POLICIES
+from responder.sim.router.users import ALL_POLICIES
 from responder.transport import known_hosts
 
 ADMIN_PASSWORD = "admin-pw"

@@ -23,7 +23,7 @@ from test_scan_cli import SCANNER, benign_packets, pcap_bytes, scan_packets
 
 from bridge.cli import main as snort_bridge
 from responder.sim import SimRouter
-from responder.sim.router.state import ALL_POLICIES
+from responder.sim.router.users import ALL_POLICIES
 
 DEADLINE = 30.0
 ROUTER_ADDRESS = "198.51.100.1"

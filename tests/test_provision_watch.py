@@ -15,7 +15,7 @@ from bridge.watching.provisioning import ProvisionWatch
 from bridge.watching.status import Snapshot, health_problems, render_page
 from responder.provision import ProvisionPlan
 from responder.provision.apply import apply_plan
-from responder.sim.router.state import ALL_POLICIES
+from responder.sim.router.users import ALL_POLICIES
 
 DEADLINE = 30.0
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from responder_rig import FakeClock
 
-from responder.sim.router.state import RouterProfile, RouterState, StateError, normalise_address
+from responder.sim.router.addresses import normalise_address
+from responder.sim.router.state import RouterProfile, RouterState, StateError
 from responder.sim.script.parser import (
     CliSyntaxError,
     Concat,

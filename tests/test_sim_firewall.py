@@ -23,7 +23,7 @@ from bridge.scan.syslog_listener import SyslogListener
 from responder.provision import ProvisionPlan, exec_lines
 from responder.sim import SimRouter
 from responder.sim.router.firewall import Conntrack, FilterRule, Limit, decode_frame, log_message
-from responder.sim.router.state import ALL_POLICIES
+from responder.sim.router.users import ALL_POLICIES
 from tzsp.receiver import AllowList
 
 CAPTURES = DATA / "captures"

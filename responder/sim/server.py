@@ -10,15 +10,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import paramiko
 
+from responder.sim.router.addresses import AddressEntryView, normalise_address
 from responder.sim.router.firewall import Verdict, decode_frame
 from responder.sim.router.rules import raw_action
-from responder.sim.router.state import (
-    AddressEntryView,
-    RouterProfile,
-    RouterState,
-    StateError,
-    normalise_address,
-)
+from responder.sim.router.state import RouterProfile, RouterState, StateError
 from responder.sim.router.tables import parse_public_key
 from responder.sim.script.interpreter import Console, ExecResult, Interpreter
 from responder.sim.wire.api_server import (

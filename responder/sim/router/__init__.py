@@ -1,6 +1,7 @@
 """routeros-sim's router: its memory and tables, pure, with no I/O.
 
-``items`` (item numbers, the state's errors), ``state`` (address lists, users, scripts, the clock),
+``items`` (item numbers, the state's errors), ``state`` (the router's memory and clock),
+``addresses`` (address lists), ``users`` (users, groups, keys, scripts and their policies),
 ``tables`` (the table adapter and the core menus), ``firewall`` and ``firewall_tables`` (filter rules
 with connection tracking), ``rules`` (raw and mangle), ``services`` and ``service_tables``
 (``/ip service``, ``/certificate``), ``settings`` (``/tool sniffer``), ``remote_log`` and

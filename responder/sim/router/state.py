@@ -1,207 +1,37 @@
 """The simulated router's memory: address lists, users, groups, scripts, globals, uptime.
 
-Pure state with an injectable clock and no I/O. Every front end (the SSH CLI today, an API
-server later) changes it through the same methods while holding ``RouterState.lock``, so two
-front ends can share one router. Rules follow ROUTEROS.md §2-§4.
+Pure state with an injectable clock and no I/O; the records it keeps are in ``addresses`` and
+``users``. Every front end (the SSH CLI today, an API server later) changes it through the same
+methods while holding ``RouterState.lock``, so two front ends can share one router. Rules follow
+ROUTEROS.md §2-§4.
 """
 
 from __future__ import annotations
 
-import heapq
-import ipaddress
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from responder.routeros.duration import MAX_TIMEOUT_BY_FLAVOUR, MAX_TIMEOUT_SECONDS, format_range_limit
-from responder.sim.router.items import NoSuchItem, StateError, format_id, parse_id  # noqa: F401 -- re-exported
-
-ALL_POLICIES = (
-    "local",
-    "telnet",
-    "ssh",
-    "ftp",
-    "reboot",
-    "read",
-    "write",
-    "policy",
-    "test",
-    "winbox",
-    "password",
-    "web",
-    "sniff",
-    "sensitive",
-    "api",
-    "romon",
-    "rest-api",
+from responder.routeros.duration import MAX_TIMEOUT_BY_FLAVOUR
+from responder.sim.router.addresses import (
+    AddressEntry,
+    AddressEntryView,
+    AddressTable,
+    check_timeout,
+    normalise_address,
 )
-# Built-in groups as a fresh router has them (``read`` lacks write/policy, ``write`` lacks policy).
-_BUILTIN_GROUPS = {
-    "full": frozenset(ALL_POLICIES),
-    "read": frozenset(ALL_POLICIES) - {"write", "policy", "ftp", "sensitive", "sniff"},
-    "write": frozenset(ALL_POLICIES) - {"policy", "sensitive"},
-}
-# Policies a script can carry (login kinds such as ssh/api make no sense for a script).
-SCRIPT_POLICIES = ("ftp", "reboot", "read", "write", "policy", "test", "password", "sniff", "sensitive", "romon")
-
-_DNS_NAME_RE = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?$")
-USERNAME_RE = re.compile(r"^([^+]+)(\+[0-9a-z]*)?$")
-
-
-def normalise_address(text: str, family: int) -> str:
-    """The address as the router stores and prints it (ROUTEROS.md §2 "Normalisation").
-
-    Host bits are cleared, an IPv4 /32 is bare, an IPv4 range that is exactly one prefix
-    becomes the prefix, an IPv6 address without prefix becomes /128, and anything else that
-    looks like a host name is kept as a DNS name. Raises StateError otherwise.
-    """
-    text = text.strip()
-    if family == 4:
-        if "-" in text:
-            ranged = _normalise_v4_range(text)
-            if ranged is not None:
-                return ranged
-        try:
-            net = ipaddress.IPv4Network(text, strict=False)
-        except ValueError:
-            return _dns_name(text)
-        return str(net.network_address) if net.prefixlen == 32 else str(net)
-    if "-" in text and ":" in text:
-        raise StateError(f"failure: {text} is not a valid dns name")
-    try:
-        net6 = ipaddress.IPv6Network(text, strict=False)
-    except ValueError:
-        return _dns_name(text)
-    return str(net6)
-
-
-def _normalise_v4_range(text: str) -> str | None:
-    """None when ``text`` is not two IPv4 addresses around a dash (then it may be a DNS name)."""
-    first, _, last = text.partition("-")
-    try:
-        low, high = ipaddress.IPv4Address(first.strip()), ipaddress.IPv4Address(last.strip())
-    except ValueError:
-        return None
-    if low > high:
-        raise StateError(f"failure: {text} is not a valid dns name")
-    nets = list(ipaddress.summarize_address_range(low, high))
-    if len(nets) == 1:
-        net = nets[0]
-        return str(net.network_address) if net.prefixlen == 32 else str(net)
-    return f"{low}-{high}"
-
-
-def _dns_name(text: str) -> str:
-    if ":" in text or not _DNS_NAME_RE.match(text):
-        raise StateError(f"failure: {text} is not a valid dns name")
-    return text.lower()
-
-
-@dataclass
-class AddressEntry:
-    number: int  # internal id; printed as ``*HEX``
-    list: str
-    address: str  # normalised
-    comment: str = ""
-    disabled: bool = False
-    dynamic: bool = False
-    deadline: float | None = None  # clock time the router removes it; None = no timeout
-    created: float = 0.0
-
-    @property
-    def id(self) -> str:
-        return format_id(self.number)
-
-
-@dataclass(frozen=True)
-class AddressEntryView:
-    """What callers (tests, API server) get: a snapshot, remaining timeout in seconds."""
-
-    id: str
-    list: str
-    address: str
-    comment: str
-    disabled: bool
-    dynamic: bool
-    timeout: float | None
-    created: float
-
-
-# ----------------------------------------------------------------------------- users & scripts
-
-
-@dataclass
-class User:
-    name: str
-    group: str
-    password: str | None = None
-    address: tuple[ipaddress._BaseNetwork, ...] | None = None  # None = from anywhere
-    comment: str = ""
-    disabled: bool = False
-    number: int = 0
-
-    def allows_peer(self, peer: str) -> bool:
-        if not self.address:
-            return True
-        try:
-            ip = ipaddress.ip_address(peer.split("%")[0])
-        except ValueError:
-            return False
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-            ip = ip.ipv4_mapped
-        return any(ip.version == net.version and ip in net for net in self.address)
-
-
-@dataclass
-class SshKey:
-    number: int
-    user: str
-    key_type: str  # "ssh-rsa", "ssh-ed25519", ...
-    key_blob: bytes
-    comment: str = ""
-    bits: int = 0
-
-
-@dataclass
-class Script:
-    number: int
-    name: str
-    owner: str
-    source: str
-    policy: frozenset
-    comment: str = ""
-    run_count: int = 0
-
-
-def parse_user_address(text: str) -> tuple[ipaddress._BaseNetwork, ...] | None:
-    """``/user set u address=192.0.2.10/32,2001:db8::/64``; empty = no restriction."""
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    if not parts:
-        return None
-    nets = []
-    for part in parts:
-        try:
-            nets.append(ipaddress.ip_network(part, strict=False))
-        except ValueError:
-            raise StateError(f"invalid value for argument address: {part}", kind="other") from None
-    return tuple(nets)
-
-
-def parse_policy(text: str | Iterable[str]) -> frozenset:
-    items = [p.strip() for p in (text.split(",") if isinstance(text, str) else text) if p.strip()]
-    out = set()
-    for item in items:
-        name = item[1:] if item.startswith("!") else item
-        if name not in ALL_POLICIES:
-            raise StateError(f"invalid value for argument policy: {item}", kind="other")
-        if not item.startswith("!"):
-            out.add(name)
-    return frozenset(out)
-
-
-# ----------------------------------------------------------------------------- the router
+from responder.sim.router.items import NoSuchItem, StateError, format_id, parse_id  # noqa: F401 -- re-exported
+from responder.sim.router.users import (
+    BUILTIN_GROUPS,
+    SCRIPT_POLICIES,
+    USERNAME_RE,
+    Script,
+    SshKey,
+    User,
+    parse_policy,
+    parse_user_address,
+)
 
 
 @dataclass(frozen=True)
@@ -225,53 +55,6 @@ class RouterProfile:
         return float(MAX_TIMEOUT_BY_FLAVOUR[self.flavour])
 
 
-class AddressTable:
-    """The entries of one family, indexed by number and by (list, address), expiring off a heap."""
-
-    def __init__(self) -> None:
-        self.by_number: dict[int, AddressEntry] = {}  # insertion order = print order
-        self.by_key: dict[tuple[str, str], int] = {}
-        self._deadlines: list[tuple[float, int]] = []  # (deadline, number); stale pairs are skipped
-        self.next_number = 1
-
-    def insert(self, entry: AddressEntry) -> None:
-        self.by_number[entry.number] = entry
-        self.by_key[(entry.list, entry.address)] = entry.number
-        self.next_number = max(self.next_number, entry.number + 1)
-        self.arm(entry)
-
-    def arm(self, entry: AddressEntry) -> None:
-        if entry.deadline is not None:
-            heapq.heappush(self._deadlines, (entry.deadline, entry.number))
-
-    def holds(self, list_name: str, address: str) -> bool:
-        return (list_name, address) in self.by_key
-
-    def discard(self, entry: AddressEntry) -> None:
-        self.by_number.pop(entry.number, None)
-        if self.by_key.get((entry.list, entry.address)) == entry.number:
-            del self.by_key[(entry.list, entry.address)]
-
-    def rekey(self, entry: AddressEntry, list_name: str, address: str) -> None:
-        """``set list=/address=``: same number, same place in print order."""
-        if self.by_key.get((entry.list, entry.address)) == entry.number:
-            del self.by_key[(entry.list, entry.address)]
-        entry.list, entry.address = list_name, address
-        self.by_key[(list_name, address)] = entry.number
-
-    def expire(self, now: float) -> None:
-        while self._deadlines and self._deadlines[0][0] <= now:
-            deadline, number = heapq.heappop(self._deadlines)
-            entry = self.by_number.get(number)
-            if entry is not None and entry.deadline == deadline:
-                self.discard(entry)
-
-    def drop_dynamic(self) -> None:
-        for entry in [e for e in self.by_number.values() if e.dynamic]:
-            self.discard(entry)
-        self._deadlines = []
-
-
 class RouterState:
     """All router memory. Hold ``lock`` around any sequence of calls that must be atomic."""
 
@@ -288,7 +71,7 @@ class RouterState:
         self.lock = threading.RLock()
         self.boot_time = clock()
         self.addresses: dict[int, AddressTable] = {4: AddressTable(), 6: AddressTable()}
-        self.groups: dict[str, frozenset] = dict(_BUILTIN_GROUPS)
+        self.groups: dict[str, frozenset] = dict(BUILTIN_GROUPS)
         self.group_comments: dict[str, str] = {}
         self.users: dict[str, User] = {}
         self.ssh_keys: list[SshKey] = []
@@ -500,30 +283,11 @@ class RouterState:
         self.globals[(user, name)] = value
 
 
-def check_timeout(timeout: float | None, limit: float = MAX_TIMEOUT_SECONDS) -> None:
-    if timeout is not None and not 0 <= timeout <= limit:
-        raise StateError(
-            f"value of timeout is out of range (00:00:00 .. {format_range_limit(limit)})", kind="out-of-range"
-        )
-
-
 __all__ = [
-    "ALL_POLICIES",
-    "SCRIPT_POLICIES",
-    "AddressEntry",
-    "AddressTable",
-    "AddressEntryView",
     "NoSuchItem",
     "RouterProfile",
     "RouterState",
-    "Script",
-    "SshKey",
     "StateError",
-    "User",
-    "check_timeout",
     "format_id",
-    "normalise_address",
     "parse_id",
-    "parse_policy",
-    "parse_user_address",
 ]

@@ -12,15 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 from responder.routeros.duration import DurationError, format_duration, parse_duration
 from responder.sim.router.printing import Field, format_clock, format_date
-from responder.sim.router.state import (
-    ALL_POLICIES,
-    SCRIPT_POLICIES,
-    RouterState,
-    StateError,
-    format_id,
-    parse_policy,
-    parse_user_address,
-)
+from responder.sim.router.state import RouterState, StateError, format_id
+from responder.sim.router.users import ALL_POLICIES, SCRIPT_POLICIES, parse_policy, parse_user_address
 
 
 class ArgumentError(StateError):

@@ -10,9 +10,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from responder.sim.router import printing
+from responder.sim.router.addresses import normalise_address
 from responder.sim.router.log_table import LogTable
 from responder.sim.router.printing import Record
-from responder.sim.router.state import StateError, normalise_address, parse_id
+from responder.sim.router.state import StateError, parse_id
 from responder.sim.router.tables import AddressListTable, Table
 from responder.sim.script.errors import RuntimeCliError
 from responder.sim.script.scope import Scope
