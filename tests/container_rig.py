@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bridge.demo import Demo
+from bridge.demo.rig import Demo
 
 CONTAINERS_CONF = """\
 [containers]

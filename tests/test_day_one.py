@@ -29,7 +29,7 @@ from container_rig import BUILD_MOUNTS, Podman
 from test_scan_cli import SCANNER, TARGET, benign_packets, pcap_bytes, scan_packets
 
 from bridge.config.load import parse_config
-from bridge.demo import _write_key
+from bridge.demo.rig import _write_key
 from responder.sim.router.users import ALL_POLICIES
 from responder.transport import known_hosts
 

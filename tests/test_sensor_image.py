@@ -21,7 +21,8 @@ import pytest
 from conftest import ROOT, console_script, free_port, wait_for
 from container_rig import SERVICE_UID, Podman, Routers
 
-from bridge import demo, snort_engines
+from bridge import snort_engines
+from bridge.demo.capture import BENIGN, INSIDER, SCANNER, office_packets
 
 pytestmark = [pytest.mark.containers, pytest.mark.live, pytest.mark.slow]
 
@@ -140,18 +141,18 @@ def test_the_sensor_image_feeds_snort_and_the_bridge_image_blocks(
         capture = tmp_path / "office.pcap"
         from scapy.all import wrpcap
 
-        wrpcap(str(capture), demo.office_packets())
+        wrpcap(str(capture), office_packets())
         started = time.monotonic()
         subprocess.run(
             [*console_script("tzsp-replay"), str(capture), "--to", f"127.0.0.1:{tzsp_port}", "-q"],
             check=True,
             timeout=60,
         )
-        everywhere = lambda: all(demo.SCANNER in found for found in routers.blocked().values())  # noqa: E731
+        everywhere = lambda: all(SCANNER in found for found in routers.blocked().values())  # noqa: E731
         assert wait_for(everywhere, 90, interval=0.5), podman.logs(sensor)[-3000:] + podman.logs(bridge)[-3000:]
         podman.timings["sensor image: TZSP replayed -> scanner blocked on both routers"] = time.monotonic() - started
         assert (logs / "alert_json.txt").stat().st_size > 0  # Snort in the sensor container wrote it
         blocked = set().union(*routers.blocked().values())
-        assert demo.INSIDER not in blocked and not blocked & set(demo.BENIGN)
+        assert INSIDER not in blocked and not blocked & set(BENIGN)
     finally:
         podman.remove_all()
