@@ -15,7 +15,6 @@ import ipaddress
 import json
 import os
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -23,24 +22,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import paramiko  # noqa: E402
+from bench_sim import summary  # noqa: E402  (the same p50/p99 summary as the SSH exec bench)
 from netmiko import ConnectHandler  # noqa: E402
 
 from responder.provision import ProvisionPlan, render_provision  # noqa: E402
 from responder.sim import SimRouter  # noqa: E402
 from responder.sim.script.interpreter import Console  # noqa: E402
-
-
-def percentile(samples, fraction):
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
-def summary(samples):
-    return {
-        "n": len(samples),
-        "p50_ms": round(statistics.median(samples) * 1000, 2),
-        "p99_ms": round(percentile(samples, 0.99) * 1000, 2),
-    }
 
 
 def read_prompt(channel: paramiko.Channel) -> bytes:
