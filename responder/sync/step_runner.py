@@ -104,7 +104,8 @@ class StepRunner:
                 outcome = session.remove_block(step.address)
             except RouterCommandError as exc:
                 outcome = exc
-            self._note_refusals(self._record_remove(step, outcome))
+            with self._ledger.batch():  # the refusal and the router's last error: seen together or not at all
+                self._note_refusals(self._record_remove(step, outcome))
         elif step.expires_at - now < MIN_TIMEOUT:
             self._ledger.set_status(self.name, step.address, "expired", now, generation=step.generation)
         else:
@@ -116,7 +117,8 @@ class StepRunner:
                 if self._ledger.degraded is not None:
                     return None  # static waits until the ledger can be written: it stays pending
                 return self._execute(session, step.as_static())
-            self._note_refusals(self._record_send(step, outcome))
+            with self._ledger.batch():
+                self._note_refusals(self._record_send(step, outcome))
         self._on_change()
 
     def _beyond_limit(self, step: Send, outcome: object, now: float) -> bool:
@@ -155,11 +157,11 @@ class StepRunner:
             except RouterCommandError as exc:  # refused as a whole (a session that judges the batch at once)
                 outcomes = [exc] * len(live)
             beyond = [self._beyond_limit(s, o, now) for s, o in zip(live, outcomes, strict=False)]
-            with self._ledger.batch():  # one commit for the batch's outcomes
+            with self._ledger.batch():  # one commit for the batch's outcomes and the router's last error
                 refusals = [
                     r for s, o, b in zip(live, outcomes, beyond, strict=False) if not b for r in self._record_send(s, o)
                 ]
-            self._note_refusals(refusals)
+                self._note_refusals(refusals)
             again = [s.as_static() for s, b in zip(live, beyond, strict=False) if b]
             if again and self._ledger.degraded is None:  # refused as too long: once more, as static entries
                 self._send_batch(session, again)
@@ -172,7 +174,7 @@ class StepRunner:
             outcomes = [exc] * len(steps)
         with self._ledger.batch():
             refusals = [r for s, o in zip(steps, outcomes, strict=False) for r in self._record_remove(s, o)]
-        self._note_refusals(refusals)
+            self._note_refusals(refusals)
         self._on_change()
 
     def _record_send(self, step: Send, outcome: object) -> list[tuple[IPAddress, RouterCommandError]]:
