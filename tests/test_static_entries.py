@@ -19,7 +19,7 @@ from responder.ledger import Ledger, RouterBlock
 from responder.routeros.duration import (
     MAX_TIMEOUT_SECONDS,
     V6_MAX_TIMEOUT_SECONDS,
-    format_range_limit,
+    format_clock,
     timeout_limit_of,
 )
 from responder.sim import SimRouter
@@ -60,7 +60,7 @@ def test_sim_refuses_timeouts_beyond_its_flavours_limit(flavour):
     add = "/ip firewall address-list add list=bl address=203.0.113.{} timeout={}"
     assert sim.execute("admin", add.format(1, int(limit))).output == ""  # the limit itself is fine
     refused = sim.execute("admin", add.format(2, int(limit) + 1)).output.strip()
-    assert refused == f"value of timeout is out of range (00:00:00 .. {format_range_limit(limit)})"
+    assert refused == f"value of timeout is out of range (00:00:00 .. {format_clock(limit)})"
     assert timeout_limit_of(refused) == limit
     assert sim.execute("admin", "/ip firewall address-list add list=bl address=203.0.113.3").output == ""  # static
     [static] = [e for e in sim.address_list("bl") if e.address == "203.0.113.3"]
@@ -68,7 +68,7 @@ def test_sim_refuses_timeouts_beyond_its_flavours_limit(flavour):
 
 
 def test_limits_differ_per_flavour_and_parse_back():
-    assert format_range_limit(MAX_TIMEOUT_SECONDS) == "35w3d13:13:56"
+    assert format_clock(MAX_TIMEOUT_SECONDS) == "35w3d13:13:56"
     assert LIMITS["v6"] < 25 * DAY < LIMITS["v7"]
     assert (
         timeout_limit_of(

@@ -68,8 +68,9 @@ def format_duration(seconds: float) -> str:
     return "".join(parts) or "0s"
 
 
-def format_range_limit(seconds: float) -> str:
-    """The router's spelling of a limit in its range message: ``35w3d13:13:56``."""
+def format_clock(seconds: float) -> str:
+    """A time as RouterOS prints it: ``00:05:00``, ``1d00:00:00``, ``35w3d13:13:56`` (a listed
+    timeout, a script's time value, the limit in an out-of-range message)."""
     remaining = int(seconds)
     weeks, remaining = divmod(remaining, 7 * 86400)
     days, remaining = divmod(remaining, 86400)

@@ -11,7 +11,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from responder.routeros.duration import MAX_TIMEOUT_SECONDS, format_range_limit
+from responder.routeros.duration import MAX_TIMEOUT_SECONDS, format_clock
 from responder.sim.router.items import StateError, format_id
 
 _DNS_NAME_RE = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?$")
@@ -145,9 +145,7 @@ class AddressTable:
 
 def check_timeout(timeout: float | None, limit: float = MAX_TIMEOUT_SECONDS) -> None:
     if timeout is not None and not 0 <= timeout <= limit:
-        raise StateError(
-            f"value of timeout is out of range (00:00:00 .. {format_range_limit(limit)})", kind="out-of-range"
-        )
+        raise StateError(f"value of timeout is out of range (00:00:00 .. {format_clock(limit)})", kind="out-of-range")
 
 
 __all__ = ["AddressEntry", "AddressEntryView", "AddressTable", "check_timeout", "normalise_address"]

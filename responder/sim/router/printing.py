@@ -46,17 +46,6 @@ def format_date(timestamp: float, flavour: str) -> str:
     return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d} {clock}"
 
 
-def format_clock(seconds: float) -> str:
-    """A time value as scripts print it: ``00:05:00``, ``1d00:00:00``, ``1w2d03:04:05``."""
-    total = int(seconds)
-    weeks, rest = divmod(total, 7 * 86400)
-    days, rest = divmod(rest, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    prefix = (f"{weeks}w" if weeks else "") + (f"{days}d" if days else "")
-    return f"{prefix}{hours:02d}:{minutes:02d}:{secs:02d}"
-
-
 def flags_header(flavour: str, legend: Sequence[tuple[str, str]], records: Sequence[Record]) -> list[str]:
     """v6 always names every flag; v7 names only the flags shown, in capitals."""
     if not legend:

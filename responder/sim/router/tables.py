@@ -10,8 +10,8 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Mapping, Sequence
 
-from responder.routeros.duration import DurationError, format_duration, parse_duration
-from responder.sim.router.printing import Field, format_clock, format_date
+from responder.routeros.duration import DurationError, format_clock, format_duration, parse_duration
+from responder.sim.router.printing import Field, format_date
 from responder.sim.router.state import RouterState, StateError, format_id
 from responder.sim.router.users import ALL_POLICIES, SCRIPT_POLICIES, parse_policy, parse_user_address
 
