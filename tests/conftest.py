@@ -111,6 +111,16 @@ def ca():
     return make_certificate("tzsp-ips test CA", is_ca=True)
 
 
+@pytest.fixture
+def lab(tmp_path):
+    """Simulated routers over real SSH and a config for them (tests/responder_rig.py's Lab)."""
+    from responder_rig import Lab
+
+    lab = Lab(tmp_path)
+    yield lab
+    lab.close()
+
+
 # -- installed like software: the wheel, and podman (tests/test_wheel.py, test_containers.py, test_day_one.py)
 
 

@@ -12,7 +12,7 @@ import time
 from types import SimpleNamespace
 
 import pytest
-from responder_rig import Lab, wait_until
+from responder_rig import wait_until
 
 from bridge.service.keeping import Keeper
 from plumbing.steadyclock import SteadyClock
@@ -67,13 +67,6 @@ def test_shift_moves_every_time_in_the_ledger(tmp_path):
         assert record.routers["r1"].expires_at == 1600.0 - HOUR
     finally:
         ledger.close()
-
-
-@pytest.fixture
-def lab(tmp_path):
-    lab = Lab(tmp_path)
-    yield lab
-    lab.close()
 
 
 @pytest.mark.parametrize("step", [HOUR, -HOUR])

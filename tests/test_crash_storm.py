@@ -145,15 +145,6 @@ def run_storm(
     assert crasher.kills == kills
 
 
-@pytest.fixture
-def lab(tmp_path):
-    from responder_rig import Lab
-
-    lab = Lab(tmp_path)
-    yield lab
-    lab.close()
-
-
 def test_the_issue_scenario_2000_attackers_logrotate_every_400_lines_5_kills_2_ssh_routers(lab, services, tmp_path):
     lab.add("r1")
     lab.add("r2")

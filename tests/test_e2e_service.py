@@ -72,13 +72,6 @@ class Service:
             self.process.wait()
 
 
-@pytest.fixture
-def lab(tmp_path):
-    lab = Lab(tmp_path)
-    yield lab
-    lab.close()
-
-
 def write_service_config(lab: Lab, *, alerts=None, protected=("10.0.0.0/8",), scan: str = "", routers=None) -> str:
     tmp = lab.tmp_path
     lines = [

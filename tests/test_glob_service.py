@@ -4,7 +4,7 @@ later followed from their start without a restart, each alert keeping its own fi
 from __future__ import annotations
 
 from responder_rig import wait_until
-from test_e2e_service import DEADLINE, Service, append, fast_line, lab, write_service_config  # noqa: F401
+from test_e2e_service import DEADLINE, Service, append, fast_line, write_service_config
 
 
 def test_a_glob_path_follows_files_that_appear_later(lab, services, tmp_path):  # noqa: F811

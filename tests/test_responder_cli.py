@@ -14,7 +14,7 @@ import time
 
 import pytest
 from conftest import console_script, free_port
-from responder_rig import Lab, client_key, write_config
+from responder_rig import client_key, write_config
 
 from bridge.cli import main as snort_bridge
 from responder.events import BlockRequest
@@ -193,13 +193,6 @@ def test_subcommands_are_registered_in_the_installed_command(tmp_path):
 
 
 # -- against simulated routers over real SSH ---------------------------------------------------
-
-
-@pytest.fixture
-def lab(tmp_path):
-    lab = Lab(tmp_path)
-    yield lab
-    lab.close()
 
 
 def lab_config_file(lab, tmp_path) -> str:

@@ -12,7 +12,7 @@ import threading
 import time
 
 import pytest
-from responder_rig import LIST, Lab, wait_until
+from responder_rig import LIST, wait_until
 
 from responder.events import BlockRequest
 from responder.ledger import Ledger
@@ -23,13 +23,6 @@ from responder.transport import known_hosts
 
 A = ipaddress.ip_address("203.0.113.7")
 B = ipaddress.ip_address("2001:db8::66")
-
-
-@pytest.fixture
-def lab(tmp_path):
-    lab = Lab(tmp_path)
-    yield lab
-    lab.close()
 
 
 def router_status(responder, name, address):

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 from conftest import free_port, wait_for
-from responder_rig import Lab, shared_host_key, wait_until
+from responder_rig import shared_host_key, wait_until
 from test_e2e_service import DEADLINE, Service, listed_everywhere, write_service_config
 from test_scan_captures import SCANS
 from test_sim_firewall import CAPTURES, provisioned_router, replaying_sim, ssh_lines
@@ -196,13 +196,6 @@ def test_every_firewall_line_once_across_a_disconnect_and_a_reboot(router, trans
 
 
 # -- end to end: `snort-bridge run` with only [scan] routers ------------------------------------------
-
-
-@pytest.fixture
-def lab(tmp_path):
-    lab = Lab(tmp_path)
-    yield lab
-    lab.close()
 
 
 def routers_for(lab, transport: str, tmp_path) -> list[dict]:

@@ -78,13 +78,6 @@ def small_state(tmp_path):
     disk.unmount()
 
 
-@pytest.fixture
-def lab(tmp_path):
-    lab = Lab(tmp_path)
-    yield lab
-    lab.close()
-
-
 def request(address: str, duration: float = 3600.0) -> BlockRequest:
     return BlockRequest(ipaddress.ip_address(address), duration, "attack", "1:7", requested_at=time.time())
 

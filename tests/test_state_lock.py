@@ -12,17 +12,10 @@ import subprocess
 
 import pytest
 from conftest import console_script
-from responder_rig import Lab, wait_until
+from responder_rig import wait_until
 from test_e2e_service import DEADLINE, Service, write_service_config
 
 from plumbing.statelock import StateDirBusy, StateDirLock, holder_of
-
-
-@pytest.fixture
-def lab(tmp_path):
-    lab = Lab(tmp_path)
-    yield lab
-    lab.close()
 
 
 def snort_bridge(config: str, *args: str) -> subprocess.CompletedProcess:
