@@ -12,8 +12,8 @@ import ipaddress
 import os
 import subprocess
 import time
+from collections.abc import Sequence
 
-import pytest
 from conftest import console_script
 from responder_rig import Lab, wait_until
 from test_e2e_service import DEADLINE, Service, append, fast_line, write_service_config
@@ -26,21 +26,15 @@ from responder.sync.adopt import ours, parse_comment
 LONG = 400 * 86400.0  # beyond RouterOS v7's longest timeout: a static entry
 
 
-@pytest.fixture
-def lab(tmp_path):
-    lab = Lab(tmp_path)
-    yield lab
-    lab.close()
-
-
-def fill(path: str, count: int = 3000) -> None:
+def fill(path: str, count: int = 3000, routers: Sequence[str] = ("r1",)) -> None:
+    """Record ``count`` filler blocks (10.0.0.1 onwards) in the ledger at ``path``, pending on ``routers``."""
     ledger = Ledger(path)
     now = time.time()
     requests = [
         BlockRequest(ipaddress.ip_address(f"10.{i // 65536}.{i // 256 % 256}.{i % 256}"), 600.0, "filler", "1:1")
-        for i in range(1, count)
+        for i in range(1, count + 1)
     ]
-    ledger.record_blocks(requests, ["r1"], now)
+    ledger.record_blocks(requests, routers, now)
     ledger.close()  # the last connection folds the WAL into the file
 
 
@@ -169,13 +163,7 @@ def test_a_service_started_on_a_damaged_ledger_rebuilds_it_and_blocks_on(lab, se
     lab.add("r1")
     block_three(lab)
     path = str(tmp_path / "state" / LEDGER_FILE)
-    ledger = Ledger(path)
-    ledger.record_blocks(
-        [BlockRequest(ipaddress.ip_address(f"10.2.{i // 256}.{i % 256}"), 600.0, "x", "1:1") for i in range(3000)],
-        [],
-        time.time(),
-    )
-    ledger.close()
+    fill(path, routers=())
     damage(path)
 
     alerts = tmp_path / "alert_fast.txt"
@@ -211,13 +199,7 @@ def test_ledger_check_and_rebuild_by_hand(lab, tmp_path):
     block_three(lab)
     config = write_service_config(lab, alerts=tmp_path / "alert_fast.txt")
     path = str(tmp_path / "state" / LEDGER_FILE)
-    ledger = Ledger(path)
-    ledger.record_blocks(
-        [BlockRequest(ipaddress.ip_address(f"10.3.{i // 256}.{i % 256}"), 600.0, "x", "1:1") for i in range(3000)],
-        [],
-        time.time(),
-    )
-    ledger.close()
+    fill(path, routers=())
     damage(path)
 
     def snort_bridge(*args):
