@@ -64,7 +64,7 @@ portscan = "yes"
 threshold = 0
 protected = ["10.0.0.1/8", "nonsense"]
 include_sids = ["1000101"]
-attacker = { "1:2" = "both" }
+attacker = { "1:2" = "both", "2" = "src" }
 portscan_attribution = "guess"
 [[alerts]]
 format = "xml"
@@ -86,6 +86,7 @@ ports = 1
         "policy.protected[1]: expected a network",
         'policy.include_sids[0]: expected a "gid:sid" string',
         'policy.attacker."1:2": expected "src" or "dst"',
+        'policy.attacker."2": expected a "gid:sid" key such as "1:1000101"',
         "policy.portscan_attribution: expected one of evidence | src",
         "alerts[0].path: missing",
         "alerts[0].format: expected one of auto | fast | syslog | json | csv | eve",

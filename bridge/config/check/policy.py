@@ -121,8 +121,7 @@ class PolicyChecks(ValueChecks):
         result: dict[str, str] = {}
         for sid, end in value.items():
             entry = f'{key}."{sid}"'
-            if not _SID_RE.match(sid):
-                self.problem(entry, 'expected a "gid:sid" key such as "1:1000101"')
+            if self.rule_key(entry, sid) is _BAD:
                 continue
             if end not in ("src", "dst"):
                 self.problem(entry, f'expected "src" or "dst", got {end!r}')
