@@ -15,16 +15,12 @@ from responder.sim.router.firewall import (
     format_tcp_flags,
     parse_tcp_flags,
 )
-from responder.sim.router.items import StateError
+from responder.sim.router.items import ArgumentError, StateError, invalid_value
 from responder.sim.router.printing import Field
 from responder.sim.router.remote_log import LogAction, LoggingError, LogRule, parse_port, parse_remote
 from responder.sim.router.rules import move_rules, position, rule_table_for
 from responder.sim.router.service_tables import service_table_for
-from responder.sim.router.tables import ArgumentError, MissingArguments, Table, parse_bool
-
-
-def _invalid(name: str) -> ArgumentError:
-    return ArgumentError(f"invalid value for argument {name}", kind="other")
+from responder.sim.router.tables import MissingArguments, Table, parse_bool
 
 
 class FilterTable(Table):
@@ -88,25 +84,25 @@ class FilterTable(Table):
                 item.chain = args["chain"]
             if "action" in args:
                 if args["action"] not in ACTIONS:
-                    raise _invalid("action")
+                    raise invalid_value("action")
                 item.action = args["action"]
             if "protocol" in args:
                 text = args["protocol"].lower()
                 number = PROTOCOL_NUMBERS.get(text, int(text) if text.isdigit() and int(text) < 256 else None)
                 if text and number is None:
-                    raise _invalid("protocol")
+                    raise invalid_value("protocol")
                 item.protocol, item.protocol_text = number, text
             if "connection-state" in args:
                 states = tuple(s.strip() for s in args["connection-state"].split(",") if s.strip())
                 if any(s not in CONNECTION_STATES for s in states):
-                    raise _invalid("connection-state")
+                    raise invalid_value("connection-state")
                 item.connection_state = states
             if "tcp-flags" in args:
                 item.tcp_flags = parse_tcp_flags(args["tcp-flags"])
             if "limit" in args:
                 item.limit = Limit.parse(args["limit"], self.state.profile.flavour) if args["limit"] else None
         except RuleError as exc:
-            raise _invalid(str(exc)) from None
+            raise invalid_value(str(exc)) from None
         for name in ("src-address-list", "dst-address-list", "log-prefix", "comment"):
             if name in args:
                 setattr(item, name.replace("-", "_"), args[name])
@@ -156,7 +152,7 @@ class LoggingActionTable(Table):
         try:
             if "target" in args:
                 if args["target"] not in ("memory", "disk", "echo", "remote"):
-                    raise _invalid("target")
+                    raise invalid_value("target")
                 item.target = args["target"]
             if "remote" in args:
                 item.remote = parse_remote(args["remote"])
@@ -166,11 +162,11 @@ class LoggingActionTable(Table):
             raise ArgumentError(str(exc), kind="other") from None
         if "bsd-syslog" in args:
             if self.state.profile.flavour == "v7" and "remote-log-format" in args:
-                raise _invalid("bsd-syslog")
+                raise invalid_value("bsd-syslog")
             item.bsd_syslog = parse_bool("bsd-syslog", args["bsd-syslog"])
         if "remote-log-format" in args:
             if args["remote-log-format"] not in ("default", "syslog", "cef"):
-                raise _invalid("remote-log-format")
+                raise invalid_value("remote-log-format")
             item.remote_log_format = args["remote-log-format"]
         if "name" in args:
             item.name = args["name"]

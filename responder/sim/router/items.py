@@ -13,6 +13,15 @@ class StateError(Exception):
         self.kind = kind
 
 
+class ArgumentError(StateError):
+    """A value the menu cannot take (``invalid value for argument timeout``)."""
+
+
+def invalid_value(name: str) -> ArgumentError:
+    """RouterOS's refusal of a value given for argument ``name``."""
+    return ArgumentError(f"invalid value for argument {name}", kind="other")
+
+
 class NoSuchItem(StateError):
     def __init__(self) -> None:
         super().__init__("no such item", kind="no-such-item")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from responder.sim.router.items import NoSuchItem, StateError, parse_id
 from responder.sim.router.printing import Field
-from responder.sim.router.tables import ArgumentError, MissingArguments, Table, parse_bool
+from responder.sim.router.tables import MissingArguments, Table, invalid_value, parse_bool
 
 RAW_CHAINS = ("prerouting", "output")
 MANGLE_CHAINS = ("prerouting", "input", "forward", "output", "postrouting")
@@ -42,10 +42,6 @@ MANGLE_ACTIONS = (
 )
 _BOOLEANS = ("disabled", "log", "passthrough")
 _DEFAULTS = {"log": "no", "log-prefix": "", "disabled": "no"}
-
-
-def _invalid(name: str) -> ArgumentError:
-    return ArgumentError(f"invalid value for argument {name}", kind="other")
 
 
 @dataclass
@@ -117,18 +113,18 @@ class RuleTable(Table):
             if name == "place-before":
                 continue
             if name == "chain" and text not in self.chains and self.kind == "raw":
-                raise _invalid("chain")
+                raise invalid_value("chain")
             if name == "action" and text not in self.actions:
-                raise _invalid("action")
+                raise invalid_value("action")
             if name in _BOOLEANS:
                 text = "yes" if parse_bool(name, text) else "no"
             if name == "sniff-target":
                 try:
                     text = str(ipaddress.ip_address(text))
                 except ValueError:
-                    raise _invalid(name) from None
+                    raise invalid_value(name) from None
             if name == "sniff-target-port" and not (text.isdigit() and 0 < int(text) < 65536):
-                raise _invalid(name)
+                raise invalid_value(name)
             new[name] = text
         item.values = new
 

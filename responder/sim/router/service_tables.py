@@ -9,11 +9,7 @@ from collections.abc import Mapping
 from responder.sim.router.items import StateError
 from responder.sim.router.printing import Field
 from responder.sim.router.services import Certificate
-from responder.sim.router.tables import ArgumentError, MissingArguments, Table, parse_bool
-
-
-def _invalid(name: str) -> ArgumentError:
-    return ArgumentError(f"invalid value for argument {name}", kind="other")
+from responder.sim.router.tables import MissingArguments, Table, invalid_value, parse_bool
 
 
 class ServiceTable(Table):
@@ -39,14 +35,14 @@ class ServiceTable(Table):
     def update(self, item, args: Mapping[str, str]) -> None:
         if "port" in args:
             if not args["port"].isdigit() or not 0 < int(args["port"]) < 65536:
-                raise _invalid("port")
+                raise invalid_value("port")
             item.port = int(args["port"])
         if "address" in args:
             parts = [p.strip() for p in args["address"].split(",") if p.strip()]
             try:
                 item.address = ",".join(str(ipaddress.ip_network(p, strict=False)) for p in parts)
             except ValueError:
-                raise _invalid("address") from None
+                raise invalid_value("address") from None
         if "certificate" in args:
             wanted = args["certificate"]
             if wanted != "none" and not any(c.name == wanted for c in self.state.certificates):
@@ -80,7 +76,7 @@ class CertificateTable(Table):
         if any(c.name == args["name"] for c in self.state.certificates):
             raise StateError("failure: certificate with the same name already exists")
         if "days-valid" in args and not args["days-valid"].isdigit():
-            raise _invalid("days-valid")
+            raise invalid_value("days-valid")
         values = {k: v for k, v in args.items() if k != "name"}
         certificate = Certificate(self.state.take_rule_number(), args["name"], values)
         self.state.certificates.append(certificate)

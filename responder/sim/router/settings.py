@@ -7,15 +7,11 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 
-from responder.sim.router.items import StateError
+from responder.sim.router.items import invalid_value
 
 _BOOLEANS = ("only-headers", "memory-scroll", "streaming-enabled", "filter-stream")
 _DIRECTIONS = ("any", "rx", "tx")
 TZSP_PORT = 37008
-
-
-def _invalid(name: str) -> StateError:
-    return StateError(f"invalid value for argument {name}", kind="other")
 
 
 def parse_streaming_server(text: str, flavour: str) -> str:
@@ -26,19 +22,19 @@ def parse_streaming_server(text: str, flavour: str) -> str:
         host, _, rest = text[1:].partition("]")
         if rest:
             if not rest.startswith(":") or not rest[1:].isdigit():
-                raise _invalid("streaming-server")
+                raise invalid_value("streaming-server")
             port = int(rest[1:])
     elif text.count(":") == 1:
         host, _, port_text = text.partition(":")
         if not port_text.isdigit():
-            raise _invalid("streaming-server")
+            raise invalid_value("streaming-server")
         port = int(port_text)
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        raise _invalid("streaming-server") from None
+        raise invalid_value("streaming-server") from None
     if not 0 < port < 65536:
-        raise _invalid("streaming-server")
+        raise invalid_value("streaming-server")
     if flavour == "v6":
         return str(address)  # v6 has streaming-server=IP and always port 37008 (manual, v6 wiki)
     return f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
@@ -74,18 +70,18 @@ class SnifferSettings:
         new = dict(self.values)
         for name, text in args.items():
             if name not in new:
-                raise _invalid(name)
+                raise invalid_value(name)
             if name in _BOOLEANS:
                 lowered = text.lower()
                 if lowered not in ("yes", "no", "true", "false"):
-                    raise _invalid(name)
+                    raise invalid_value(name)
                 text = "yes" if lowered in ("yes", "true") else "no"
             elif name == "streaming-server":
                 text = parse_streaming_server(text, self.flavour)
             elif name == "filter-direction" and text not in _DIRECTIONS:
-                raise _invalid(name)
+                raise invalid_value(name)
             elif name == "max-packet-size" and not text.isdigit():
-                raise _invalid(name)
+                raise invalid_value(name)
             new[name] = text
         self.values = new
 

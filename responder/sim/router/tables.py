@@ -11,13 +11,10 @@ import base64
 from collections.abc import Callable, Mapping, Sequence
 
 from responder.routeros.duration import DurationError, format_clock, format_duration, parse_duration
+from responder.sim.router.items import invalid_value
 from responder.sim.router.printing import Field, format_date
 from responder.sim.router.state import RouterState, StateError, format_id
 from responder.sim.router.users import ALL_POLICIES, SCRIPT_POLICIES, parse_policy, parse_user_address
-
-
-class ArgumentError(StateError):
-    """A value the menu cannot take (``invalid value for argument timeout``)."""
 
 
 class MissingArguments(StateError):
@@ -31,14 +28,14 @@ def parse_bool(name: str, text: str) -> bool:
         return True
     if lowered in ("no", "false"):
         return False
-    raise ArgumentError(f"invalid value for argument {name}", kind="other")
+    raise invalid_value(name)
 
 
 def parse_timeout(text: str) -> float:
     try:
         return parse_duration(text)
     except DurationError:
-        raise ArgumentError("invalid value for argument timeout", kind="other") from None
+        raise invalid_value("timeout") from None
 
 
 def _assign(item, args: Mapping[str, str], converters: Mapping[str, Callable[[str], object]]) -> None:
