@@ -1,4 +1,5 @@
-"""Plumbing shared by the sensor and the bridge: systemd's sd_notify and a small bounded HTTP server.
+"""Plumbing shared by the sensor and the bridge: systemd's sd_notify, a small bounded HTTP server,
+the state_dir lock, the steady clock, and the demos' free port and polling (loopback).
 
 Imports only the standard library; everything else may import it.
 """

@@ -11,11 +11,12 @@ import os
 import shutil
 import socket
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from plumbing.loopback import free_port, wait_until  # noqa: F401 -- free_port: the tests import it from here
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -31,22 +32,9 @@ def require_tool(name: str) -> str:
     pytest.skip(message)
 
 
-def free_port(kind: int = socket.SOCK_DGRAM, host: str = "127.0.0.1") -> int:
-    """A port the kernel just handed out on loopback (small race, fine for tests)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, kind) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.02) -> bool:
-    """Poll ``predicate`` until it is true or ``timeout`` seconds pass; its last answer."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return bool(predicate())
+    """``wait_until`` with the tests' shorter default timeout."""
+    return wait_until(predicate, timeout, interval)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from bridge.config.load import parse_config
-from bridge.demo.rig import wait_until  # noqa: F401 -- the responder tests import it from here
+from plumbing.loopback import wait_until  # noqa: F401 -- the responder tests import it from here
 from responder.responder import Responder
 from responder.sim import SimRouter
 from responder.transport import known_hosts

@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from plumbing.loopback import free_port, wait_until
+
 DEADLINE = 30.0
 CLIENT, SERVER, RESOLVER = "192.0.2.10", "198.51.100.20", "203.0.113.53"
 
@@ -45,21 +47,6 @@ def demo_packets() -> list:
     return packets
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_for(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def _say(text: str) -> None:
     print(f"\n== {text}", flush=True)
 
@@ -74,7 +61,7 @@ def run(workdir: Path) -> int:
     capture = workdir / "demo.pcap"
     packets = demo_packets()
     wrpcap(str(capture), packets)
-    port = _free_port()
+    port = free_port()
     tzspd_log = workdir / "tzspd.stderr"
     tzspd_argv = [
         sys.executable,
@@ -106,7 +93,7 @@ def run(workdir: Path) -> int:
                 )
             processes.append(reader)
             tzspd.stdout.close()
-            if not _wait_for(lambda: b"listening on" in tzspd_log.read_bytes() or tzspd.poll() is not None, 10):
+            if not wait_until(lambda: b"listening on" in tzspd_log.read_bytes() or tzspd.poll() is not None, 10, 0.05):
                 raise RuntimeError("tzspd did not start")
             if tzspd.poll() is not None:
                 raise RuntimeError("tzspd stopped: " + tzspd_log.read_text(errors="replace"))
@@ -130,7 +117,7 @@ def run(workdir: Path) -> int:
                 lines = _stats_lines(tzspd_log)
                 return bool(lines) and lines[-1]["received"] >= len(packets) + 2
 
-            _wait_for(all_counted, 10)
+            wait_until(all_counted, 10, 0.05)
             tzspd.send_signal(signal.SIGTERM)
             tzspd.wait(DEADLINE)
             reader.wait(DEADLINE)

@@ -24,9 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from plumbing.loopback import free_port, wait_until
+
 from .capture import BENIGN, INSIDER, LAN, SCANNER, SERVER, office_packets
 from .detector import snort_setup
-from .rig import LIST, ROUTERS, Demo, _free_port, _text, wait_until
+from .rig import LIST, ROUTERS, Demo, _text
 
 DEADLINE = 50.0  # seconds for the whole run, start to verdict
 
@@ -71,7 +73,7 @@ def run(workdir: Path) -> int:
             print(f"   {name:6} 127.0.0.1:{port}  host key {demo.fingerprints[name]}")
 
         _say("3. the IPS")
-        tzsp_port = _free_port()
+        tzsp_port = free_port()
         snort, detector = snort_setup(workdir)
         snort_environment = None
         if snort is not None:

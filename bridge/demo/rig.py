@@ -8,8 +8,9 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from plumbing.loopback import free_port, wait_until
 
 from .capture import LAN
 
@@ -33,22 +34,6 @@ def _write_key(path: Path) -> object:
     key = paramiko.PKey.from_path(str(path))
     Path(f"{path}.pub").write_text(f"{key.get_name()} {key.get_base64()} tzsp-ips-demo\n")
     return key
-
-
-def _free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until(predicate, timeout: float = 15.0, interval: float = 0.02) -> bool:
-    """Poll ``predicate`` until it is true or ``timeout`` seconds pass; its last answer."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return bool(predicate())
 
 
 def _text(path: Path) -> str:
@@ -93,7 +78,7 @@ class Demo:
         known = self.dir / "known_hosts"
         for name in ROUTERS:
             host_key = _write_key(self.dir / f"{name}_host_key")
-            port = _free_port(socket.SOCK_STREAM)
+            port = free_port(socket.SOCK_STREAM)
             process = self.spawn(
                 [
                     sys.executable,
